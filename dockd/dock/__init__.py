@@ -1,0 +1,1 @@
+"""Bays and their sessions: the state machine of one docked recorder."""

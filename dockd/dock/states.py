@@ -1,0 +1,72 @@
+"""Bay states and fault reasons: the words shared by the daemon, LEDs, console and MQTT."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+
+
+class BayState(enum.StrEnum):
+    """Where a bay's recorder is in its dock."""
+
+    EMPTY = "empty"
+    IDENTIFYING = "identifying"
+    CHECKING = "checking"
+    OFFLOADING = "offloading"
+    READY = "ready"
+    FAULT = "fault"
+
+
+class FaultReason(enum.StrEnum):
+    """Why a bay is in ``fault``. Recorder problems vs dock problems decide the LED pattern."""
+
+    BATTERY_LOW = "battery_low"
+    STORAGE_FULL = "storage_full"
+    CLOCK_UNSYNCED = "clock_unsynced"
+    CLOCK_SET_FAILED = "clock_set_failed"
+    UNKNOWN_DEVICE = "unknown_device"
+    LOGIN_FAILED = "login_failed"
+    OFFLOAD_FAILED = "offload_failed"
+    REMOVED_DURING_OFFLOAD = "removed_during_offload"
+    STORE_FULL = "store_full"
+
+    @property
+    def is_dock_problem(self) -> bool:
+        """True when the dock, not the recorder, must be looked at."""
+        return self in (FaultReason.CLOCK_UNSYNCED, FaultReason.STORE_FULL,
+                        FaultReason.OFFLOAD_FAILED)
+
+
+@dataclass(frozen=True)
+class Progress:
+    """Offload progress of one bay."""
+
+    files_done: int = 0
+    files_total: int = 0
+    bytes_done: int = 0
+    bytes_total: int = 0
+    rate_bytes_per_s: float = 0.0
+
+    @property
+    def seconds_left(self) -> float | None:
+        if self.rate_bytes_per_s <= 0 or self.bytes_total <= self.bytes_done:
+            return None
+        return (self.bytes_total - self.bytes_done) / self.rate_bytes_per_s
+
+
+@dataclass(frozen=True)
+class BayStatus:
+    """Everything the dock shows about one bay at one moment."""
+
+    bay: int
+    label: str
+    state: BayState = BayState.EMPTY
+    fault: FaultReason | None = None
+    recorder: str | None = None
+    officer: str | None = None
+    battery_percent: int | None = None
+    storage_free_bytes: int | None = None
+    storage_total_bytes: int | None = None
+    clock_drift_s: float | None = None
+    progress: Progress = field(default_factory=Progress)
+    updated_at: str = ""
