@@ -158,6 +158,7 @@ class IngestSection:
     chunk_bytes: int = 4 << 20
     source_change_retries: int = 2
     metadata: bool = True
+    store_reserve_bytes: int = 64 << 20
 
 
 @dataclass(frozen=True)
@@ -270,6 +271,7 @@ def _parse_ingest(t: TableReader) -> IngestSection:
         chunk_bytes=t.integer("chunk_bytes", 4 << 20, minimum=64 << 10, maximum=256 << 20),
         source_change_retries=t.integer("source_change_retries", 2, minimum=0, maximum=10),
         metadata=t.boolean("metadata", True),
+        store_reserve_bytes=t.integer("store_reserve_bytes", 64 << 20, minimum=0),
     )
     if section.mhl and not section.mhl_hashes:
         raise ConfigError(f"{t.key('mhl_hashes')}: ASC MHL needs at least one of xxh128, c4")

@@ -1,0 +1,33 @@
+"""``dockd catalog``: the stored files, as found on each recorder."""
+
+from __future__ import annotations
+
+import argparse
+
+from dockd.commands.common import add_config_options, add_json_option, config_from_args, print_json
+from dockd.store.queries import catalog_items, open_catalog_read_only
+
+
+def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = sub.add_parser("catalog", help="list stored files")
+    add_config_options(p)
+    p.add_argument("--recorder", metavar="SERIAL", help="only this recorder's files")
+    p.add_argument("--since", metavar="DATE", help="only files ingested on or after DATE")
+    add_json_option(p)
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    config = config_from_args(args)
+    catalog = open_catalog_read_only(config.dock.store_dir)
+    try:
+        items = catalog_items(catalog, args.recorder, args.since)
+    finally:
+        catalog.close()
+    if args.json:
+        print_json(items)
+        return 0
+    for item in items:
+        print(f"{item['ingested_at']}  {item['recorder']:<16} {item['size']:>12}  "
+              f"{item['sha256'][:16]}  {item['source_path']}")
+    return 0

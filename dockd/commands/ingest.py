@@ -1,0 +1,54 @@
+"""``dockd ingest SOURCE_DIR --recorder SERIAL``: one-shot offload of a mounted volume."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from dockd.clock import SystemClock
+from dockd.commands.common import add_config_options, add_json_option, config_from_args, print_json
+from dockd.errors import IncompleteIngestError, StoreFullError
+from dockd.store.evidence import open_store
+from dockd.store.ingest import Ingestor, validate_serial
+
+
+def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = sub.add_parser("ingest", help="offload a mounted recorder volume into the store")
+    p.add_argument("source", metavar="SOURCE_DIR", type=Path, help="the recorder's mounted volume")
+    p.add_argument("--recorder", required=True, metavar="SERIAL", help="the recorder's serial")
+    add_config_options(p)
+    add_json_option(p)
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    validate_serial(args.recorder)
+    config = config_from_args(args)
+    store = open_store(config, SystemClock())
+    try:
+        report = Ingestor(store).ingest(args.source, args.recorder)
+    finally:
+        store.close()
+    summary = report.summary()
+    if args.json:
+        summary["files"] = [f.__dict__ for f in report.files]
+        print_json(summary)
+    else:
+        print(f"session {report.session_id}: {report.result}; stored {summary['stored']}, "
+              f"deduplicated {summary['deduplicated']}, already stored {summary['known']}, "
+              f"skipped {summary['skipped']}, failed {summary['failed']}")
+        for f in report.files:
+            if f.outcome in ("skipped", "failed"):
+                print(f"  {f.outcome}: {f.source_path} ({f.reason})", file=sys.stderr)
+    if report.result == "interrupted" and report.reason == "store_full":
+        raise StoreFullError(
+            f"the evidence store {config.dock.store_dir} is full; the session was interrupted "
+            "and nothing partial was kept. Free space or add storage, then dock again")
+    if report.result != "completed":
+        failed = [f"{f.source_path} ({f.reason})" for f in report.files if f.outcome == "failed"]
+        why = f"; interrupted: {report.reason}" if report.reason else ""
+        raise IncompleteIngestError(
+            f"{len(failed)} file(s) not stored{why}: " + "; ".join(failed[:10])
+            + (" …" if len(failed) > 10 else ""))
+    return 0

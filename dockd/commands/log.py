@@ -1,0 +1,35 @@
+"""``dockd log``: the custody log."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from dockd.commands.common import add_config_options, add_json_option, config_from_args, print_json
+from dockd.store.queries import custody_records, open_catalog_read_only
+
+
+def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = sub.add_parser("log", help="show the chain-of-custody log")
+    add_config_options(p)
+    p.add_argument("--after", type=int, default=0, metavar="SEQ", help="records after SEQ")
+    p.add_argument("--type", metavar="TYPE", help="only events of this type")
+    add_json_option(p)
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    config = config_from_args(args)
+    catalog = open_catalog_read_only(config.dock.store_dir)
+    try:
+        records = custody_records(catalog, args.after, args.type)
+    finally:
+        catalog.close()
+    if args.json:
+        print_json(records)
+        return 0
+    for r in records:
+        payload = json.dumps(r["payload"], ensure_ascii=False, sort_keys=True)
+        print(f"{r['seq']:>6} {r['time']} {r['type']:<20} {r['actor']:<12} {r['subject'][:20]:<20}"
+              f" {payload}")
+    return 0

@@ -1,0 +1,1 @@
+"""The evidence core: content store, catalog, custody log, ingest, verification."""

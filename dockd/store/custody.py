@@ -1,0 +1,201 @@
+"""The chain-of-custody log: append-only, hash-chained, with signed checkpoints.
+
+Each record's ``hash`` is SHA-256(domain tag ‖ prev_hash ‖ canonical bytes of the record),
+so changing, removing or reordering any record breaks every hash after it. Triggers make
+the table append-only for ordinary SQL; a signed checkpoint (in the database, in a file
+next to it, and later off the box) pins the tail so that a truncated or rebuilt log is
+detected too.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from dockd.clock import Clock, utc_iso
+from dockd.store.catalog import Catalog, Transaction
+from dockd.store.fsutil import write_file_atomic
+from dockd.store.hashing import digest_bytes
+from dockd.store.keys import Signer
+
+RECORD_TAG = b"dockd.custody.v1\x00"
+CHECKPOINT_TAG = b"dockd.checkpoint.v1\x00"
+GENESIS_HASH = "0" * 64
+CHECKPOINT_FILE = "custody.checkpoint.json"
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class CustodyRecord:
+    """One custody event as stored and published."""
+
+    seq: int
+    event_id: str
+    time: str
+    type: str
+    actor: str
+    subject: str
+    payload: dict[str, Any]
+    prev_hash: str
+    hash: str
+    dock: str
+
+    def to_json_dict(self) -> dict[str, Any]:
+        return {"v": 1, "dock": self.dock, "seq": self.seq, "event_id": self.event_id,
+                "time": self.time, "type": self.type, "actor": self.actor,
+                "subject": self.subject, "payload": self.payload,
+                "prev_hash": self.prev_hash, "hash": self.hash}
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """A signed statement: the log of ``dock`` had ``hash`` at ``seq``."""
+
+    dock: str
+    seq: int
+    hash: str
+    time: str
+    public_key: str
+    signature: str
+
+    def signed_bytes(self) -> bytes:
+        return checkpoint_message(self.dock, self.seq, self.hash, self.time, self.public_key)
+
+    def to_json_dict(self) -> dict[str, Any]:
+        return {"v": 1, "dock": self.dock, "seq": self.seq, "hash": self.hash,
+                "time": self.time, "public_key": self.public_key, "signature": self.signature}
+
+
+def canonical_json(value: Any) -> bytes:
+    """The one byte form of a JSON value that is hashed and signed (sorted keys, no spaces)."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
+                      allow_nan=False).encode("utf-8")
+
+
+def record_hash(dock: str, seq: int, event_id: str, time: str, type_: str, actor: str,
+                subject: str, payload: dict[str, Any], prev_hash: str) -> str:
+    """The chain hash of a record; verification recomputes exactly this."""
+    body = canonical_json({"v": 1, "dock": dock, "seq": seq, "event_id": event_id, "time": time,
+                           "type": type_, "actor": actor, "subject": subject,
+                           "payload": payload, "prev_hash": prev_hash})
+    return digest_bytes(RECORD_TAG + bytes.fromhex(prev_hash) + body, ["sha256"])["sha256"]
+
+
+def checkpoint_message(dock: str, seq: int, hash_: str, time: str, public_key: str) -> bytes:
+    """The bytes an Ed25519 checkpoint signature covers."""
+    return CHECKPOINT_TAG + canonical_json(
+        {"v": 1, "dock": dock, "seq": seq, "hash": hash_, "time": time, "public_key": public_key}
+    )
+
+
+class CustodyLog:
+    """Appends custody records inside the caller's catalog transaction."""
+
+    def __init__(self, catalog: Catalog, signer: Signer, dock_id: str, clock: Clock,
+                 checkpoint_every: int, checkpoint_file: Path) -> None:
+        self.catalog = catalog
+        self.signer = signer
+        self.dock_id = dock_id
+        self.clock = clock
+        self.checkpoint_every = checkpoint_every
+        self.checkpoint_file = checkpoint_file
+
+    def record(self, tx: Transaction, type_: str, actor: str, subject: str,
+               payload: dict[str, Any], checkpoint: bool = False) -> CustodyRecord:
+        """Append one record (and its outbox row) in ``tx``; checkpoint when due or asked."""
+        last = tx.execute("SELECT seq, hash FROM custody ORDER BY seq DESC LIMIT 1").fetchone()
+        seq, prev_hash = (last[0] + 1, last[1]) if last else (1, GENESIS_HASH)
+        event_id = str(uuid.uuid4())
+        time = utc_iso(self.clock.now())
+        # Round-trip through canonical JSON so what is stored is exactly what was hashed.
+        clean_payload = json.loads(canonical_json(payload))
+        hash_ = record_hash(self.dock_id, seq, event_id, time, type_, actor, subject,
+                            clean_payload, prev_hash)
+        tx.execute(
+            "INSERT INTO custody (seq, dock, event_id, time, type, actor, subject, payload,"
+            " prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (seq, self.dock_id, event_id, time, type_, actor, subject, canonical_json(clean_payload).decode(),
+             prev_hash, hash_),
+        )
+        record = CustodyRecord(seq, event_id, time, type_, actor, subject, clean_payload,
+                               prev_hash, hash_, self.dock_id)
+        enqueue(tx, "custody", "custody", record.to_json_dict(), ref_seq=seq, qos=1, retain=False,
+                created_at=time)
+        last_checkpoint = tx.execute("SELECT MAX(seq) FROM checkpoints").fetchone()[0] or 0
+        if checkpoint or seq - last_checkpoint >= self.checkpoint_every:
+            self._checkpoint(tx, seq, hash_, time)
+        return record
+
+    def append(self, type_: str, actor: str, subject: str, payload: dict[str, Any],
+               checkpoint: bool = False) -> CustodyRecord:
+        """Append one record in a transaction of its own."""
+        with self.catalog.transaction() as tx:
+            return self.record(tx, type_, actor, subject, payload, checkpoint)
+
+    def _checkpoint(self, tx: Transaction, seq: int, hash_: str, time: str) -> None:
+        public_key = self.signer.public_key_hex
+        signature = self.signer.sign(checkpoint_message(self.dock_id, seq, hash_, time, public_key))
+        cp = Checkpoint(self.dock_id, seq, hash_, time, public_key, signature)
+        tx.execute("INSERT INTO checkpoints (seq, hash, time, dock, public_key, signature)"
+                   " VALUES (?, ?, ?, ?, ?, ?)", (seq, hash_, time, self.dock_id, public_key,
+                                                  signature))
+        enqueue(tx, "checkpoint", "checkpoint", cp.to_json_dict(), ref_seq=seq, qos=1, retain=True,
+                created_at=time)
+        tx.after_commit(lambda: write_checkpoint_file(self.checkpoint_file, cp))
+
+
+def enqueue(tx: Transaction, kind: str, topic: str, payload: dict[str, Any], *, ref_seq: int | None,
+            qos: int, retain: bool, created_at: str) -> None:
+    """Put one message in the MQTT outbox, in the caller's transaction."""
+    tx.execute("INSERT INTO outbox (kind, ref_seq, topic, payload, qos, retain, created_at)"
+               " VALUES (?, ?, ?, ?, ?, ?, ?)",
+               (kind, ref_seq, topic, canonical_json(payload).decode(), qos, int(retain),
+                created_at))
+
+
+def write_checkpoint_file(path: Path, cp: Checkpoint) -> None:
+    """Write the latest checkpoint next to the database (atomically; never older than before)."""
+    current = read_checkpoint_file(path)
+    if current is not None and current.seq > cp.seq:
+        return  # another process already wrote a later one
+    write_file_atomic(path, canonical_json(cp.to_json_dict()) + b"\n", mode=0o644)
+
+
+def read_checkpoint_file(path: Path) -> Checkpoint | None:
+    """The checkpoint in ``path``; None when absent. Malformed content raises ValueError."""
+    try:
+        data = json.loads(path.read_bytes())
+    except FileNotFoundError:
+        return None
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"checkpoint file {path} is not JSON: {exc}") from None
+    return checkpoint_from_dict(data)
+
+
+def checkpoint_from_dict(data: Any) -> Checkpoint:
+    """Parse a checkpoint from its JSON form; ValueError on anything malformed."""
+    if not isinstance(data, dict):
+        raise ValueError("checkpoint is not a JSON object")
+    try:
+        cp = Checkpoint(dock=data["dock"], seq=data["seq"], hash=data["hash"], time=data["time"],
+                        public_key=data["public_key"], signature=data["signature"])
+    except KeyError as exc:
+        raise ValueError(f"checkpoint lacks field {exc}") from None
+    if not isinstance(cp.seq, int) or isinstance(cp.seq, bool) or not all(
+        isinstance(v, str) for v in (cp.dock, cp.hash, cp.time, cp.public_key, cp.signature)
+    ):
+        raise ValueError("checkpoint has a field of the wrong type")
+    return cp
+
+
+def record_from_row(row: Any) -> CustodyRecord:
+    """A CustodyRecord from a ``custody`` table row."""
+    return CustodyRecord(seq=row["seq"], event_id=row["event_id"], time=row["time"],
+                         type=row["type"], actor=row["actor"], subject=row["subject"],
+                         payload=json.loads(row["payload"]), prev_hash=row["prev_hash"],
+                         hash=row["hash"], dock=row["dock"])

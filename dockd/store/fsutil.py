@@ -1,0 +1,108 @@
+"""Durable file-system steps: fsync of files and directories, atomic replace."""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+from dockd.errors import StoreFullError, StoreUnavailableError
+
+DIR_MODE = 0o750
+FILE_MODE = 0o440
+
+
+def fsync_dir(path: Path) -> None:
+    """Make a directory's entries (a rename, a link) durable."""
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def make_dirs(path: Path, mode: int = DIR_MODE) -> list[Path]:
+    """``mkdir -p`` with ``mode``; returns the directories it created, outermost first."""
+    missing: list[Path] = []
+    probe = path
+    while not probe.exists():
+        missing.append(probe)
+        probe = probe.parent
+    created = []
+    for directory in reversed(missing):
+        try:
+            os.mkdir(directory, mode)
+            os.chmod(directory, mode)  # umask must not loosen or tighten it
+            created.append(directory)
+        except FileExistsError:
+            pass
+    return created
+
+
+def make_dirs_durable(path: Path, mode: int = DIR_MODE) -> None:
+    """``make_dirs`` and fsync each new directory's parent, so the new entries survive."""
+    for directory in make_dirs(path, mode):
+        fsync_dir(directory.parent)
+
+
+def write_file_atomic(path: Path, data: bytes, mode: int = 0o640) -> None:
+    """Replace ``path`` with ``data`` so a reader sees the old or the new file, never half."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, mode)
+    try:
+        write_all(fd, data)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(tmp, path)
+    fsync_dir(path.parent)
+
+
+def write_all(fd: int, data: bytes | memoryview) -> None:
+    """``os.write`` until everything is written (short writes happen on full disks)."""
+    view = memoryview(data)
+    while view:
+        written = os.write(fd, view)
+        view = view[written:]
+
+
+def raise_store_error(exc: OSError, what: str) -> None:
+    """Turn an OSError met while writing the store into the administrator's error."""
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        raise StoreFullError(f"the evidence store is full while {what}") from exc
+    if exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+        raise StoreUnavailableError(
+            f"the evidence store cannot be written while {what}: {exc.strerror}"
+        ) from exc
+    raise exc
+
+
+@contextlib.contextmanager
+def exclusive_lock(path: Path, what: str) -> Iterator[int]:
+    """Hold a non-blocking ``flock`` on ``path`` for the block; ``what`` names it in errors."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o640)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise StoreUnavailableError(f"{what} is held by another dockd process") from None
+        yield fd
+    finally:
+        os.close(fd)
+
+
+def try_lock(path: Path) -> int | None:
+    """An fd holding an exclusive ``flock`` on ``path``, or None if another process holds it."""
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        return None
+    return fd

@@ -1,0 +1,387 @@
+"""Offload of one recorder volume into the evidence store: the code path shared by
+``dockd ingest`` and the daemon.
+
+For every regular file on the volume: skip it when this recorder's same file (path, size,
+mtime) is already stored; else copy and hash it in one pass, link it into the session
+folder, and commit item + sighting + ``file.ingested`` in one transaction. Anything that is
+not a regular file gets ``file.skipped``; anything that cannot be read gets ``file.failed``.
+The session ends with ``session.completed`` or ``session.interrupted`` and a checkpoint.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import errno
+import logging
+import os
+import sqlite3
+import threading
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from dockd.clock import utc_iso
+from dockd.config import SERIAL_PATTERN
+from dockd.dock.states import Progress
+from dockd.errors import StoreFullError, UsageError
+from dockd.store.content_store import SourceChangedError, SourceReadError, StoredObject
+from dockd.store.evidence import EvidenceStore, actor
+from dockd.store.fsutil import exclusive_lock
+from dockd.store.metadata import read_metadata
+from dockd.store.mhl import MhlEntry, write_session_mhl
+from dockd.store.session_folder import SessionFolder
+from dockd.store.source import (
+    ERROR_KINDS,
+    SourceEntry,
+    check_source,
+    display_path,
+    is_lossless,
+    open_beneath,
+    walk_volume,
+)
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class FileOutcome:
+    """What happened to one entry of the volume."""
+
+    source_path: str
+    outcome: str  # stored | deduplicated | known | skipped | failed
+    reason: str = ""
+    sha256: str = ""
+    size: int = 0
+
+
+@dataclass
+class IngestReport:
+    """The result of one offload session."""
+
+    session_id: str
+    recorder: str
+    result: str = "running"  # completed | incomplete | interrupted
+    reason: str = ""
+    files: list[FileOutcome] = field(default_factory=list)
+    bytes_stored: int = 0
+    folder: str | None = None
+    mhl_c4: str | None = None
+
+    def count(self, outcome: str) -> int:
+        return sum(1 for f in self.files if f.outcome == outcome)
+
+    def summary(self) -> dict[str, Any]:
+        return {"session_id": self.session_id, "recorder": self.recorder, "result": self.result,
+                "reason": self.reason or None, "stored": self.count("stored"),
+                "deduplicated": self.count("deduplicated"), "known": self.count("known"),
+                "skipped": self.count("skipped"), "failed": self.count("failed"),
+                "bytes_stored": self.bytes_stored, "folder": self.folder,
+                "mhl_manifest_c4": self.mhl_c4}
+
+
+class IngestInterrupted(Exception):
+    """Stop the session now; ``reason`` goes into ``session.interrupted``."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+ProgressCallback = Callable[[Progress], None]
+
+
+def validate_serial(serial: str) -> str:
+    """A recorder serial safe as a path component and a topic level, else UsageError."""
+    if not SERIAL_PATTERN.match(serial):
+        raise UsageError(
+            f"recorder serial {serial!r} is not valid: use 1-64 letters, digits, '.', '_' or '-',"
+            " starting with a letter or digit"
+        )
+    return serial
+
+
+class Ingestor:
+    """Runs offload sessions against one open store."""
+
+    def __init__(self, store: EvidenceStore, actor_name: str | None = None) -> None:
+        self.store = store
+        self.actor = actor_name or actor()
+        self.settings = store.config.ingest
+
+    def ingest(self, source: Path, recorder: str, *, cancel: threading.Event | None = None,
+               cancel_reason: Callable[[], str] = lambda: "cancelled",
+               on_progress: ProgressCallback | None = None,
+               session_info: dict[str, Any] | None = None) -> IngestReport:
+        """Offload ``source`` (a mounted recorder volume) for ``recorder``."""
+        validate_serial(recorder)
+        check_source(source)
+        with exclusive_lock(self.store.lock_path(f"recorder-{recorder}"),
+                            f"recorder {recorder}'s offload lock"):
+            session = _Session(self, source, recorder, cancel, cancel_reason, on_progress)
+            return session.run(session_info or {})
+
+
+class _Session:
+    """One offload session; lives for one ``Ingestor.ingest`` call."""
+
+    def __init__(self, ingestor: Ingestor, source: Path, recorder: str,
+                 cancel: threading.Event | None, cancel_reason: Callable[[], str],
+                 on_progress: ProgressCallback | None) -> None:
+        self.ing = ingestor
+        self.store = ingestor.store
+        self.source = source
+        self.recorder = recorder
+        self.cancel = cancel
+        self.cancel_reason = cancel_reason
+        self.on_progress = on_progress
+        now = self.store.clock.now()
+        self.started = now
+        self.id = f"{now:%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}"
+        self.report = IngestReport(self.id, recorder)
+        self.folder = SessionFolder(self.store.root, recorder, now.date(), self.id)
+        self.mhl_entries: list[MhlEntry] = []
+        self.progress = Progress()
+        self._rate_start = self.store.clock.monotonic()
+
+    def run(self, session_info: dict[str, Any]) -> IngestReport:
+        with exclusive_lock(self.store.lock_path(f"session-{self.id}"), "session lock"):
+            try:
+                self._start(session_info)
+                try:
+                    self._offload_all()
+                except IngestInterrupted as stop:
+                    self.report.result, self.report.reason = "interrupted", stop.reason
+                self._finish()
+            finally:
+                self.store.lock_path(f"session-{self.id}").unlink(missing_ok=True)
+        return self.report
+
+    # -- session start and end ----------------------------------------------------------
+
+    def _start(self, session_info: dict[str, Any]) -> None:
+        with self._tx() as tx:
+            tx.execute("INSERT INTO sessions (id, recorder, started_at, result) VALUES (?,?,?,?)",
+                       (self.id, self.recorder, utc_iso(self.started), "running"))
+            self.store.custody.record(tx, "session.started", self.ing.actor, self.recorder,
+                                      {"session_id": self.id, "recorder": self.recorder,
+                                       "source": str(self.source), **session_info})
+
+    def _finish(self) -> None:
+        report = self.report
+        if report.result == "running":
+            report.result = "incomplete" if report.count("failed") else "completed"
+        if self.mhl_entries and self.ing.settings.mhl:
+            try:
+                report.mhl_c4 = write_session_mhl(self.folder.path, self.mhl_entries,
+                                                  self.ing.settings.mhl_hashes,
+                                                  self.store.clock.now())
+            except OSError as exc:
+                log.error("ASC MHL not written", extra={"session": self.id, "error": str(exc)})
+        if self.mhl_entries:
+            report.folder = self.folder.relpath
+        event = "session.interrupted" if report.result == "interrupted" else "session.completed"
+        summary = report.summary()
+        with self._tx() as tx:
+            tx.execute("UPDATE sessions SET ended_at=?, result=?, reason=?, files=?, bytes=?,"
+                       " failed=?, skipped=?, folder=?, mhl_c4=? WHERE id=?",
+                       (utc_iso(self.store.clock.now()), report.result, report.reason or None,
+                        report.count("stored") + report.count("deduplicated"),
+                        report.bytes_stored, report.count("failed"), report.count("skipped"),
+                        report.folder, report.mhl_c4, self.id))
+            self.store.custody.record(tx, event, self.ing.actor, self.recorder, summary,
+                                      checkpoint=True)
+        log.info("offload session ended", extra={k: v for k, v in summary.items() if v is not None})
+
+    # -- files ------------------------------------------------------------------------------
+
+    def _offload_all(self) -> None:
+        entries = list(walk_volume(self.source))
+        files = [e for e in entries if e.is_file]
+        self.progress = Progress(files_total=len(files), bytes_total=sum(e.size for e in files))
+        self._emit_progress()
+        for entry in entries:
+            self._check_cancel()
+            if entry.is_file:
+                self._offload_file(entry)
+            elif entry.kind in ERROR_KINDS:
+                self._failed(entry, "unreadable", entry.detail)
+            else:
+                self._skipped(entry, entry.kind)
+
+    def _offload_file(self, entry: SourceEntry) -> None:
+        shown = display_path(entry.relpath)
+        known = self.store.catalog.query_one(
+            "SELECT s.sha256 FROM sightings s JOIN items i ON i.sha256 = s.sha256"
+            " WHERE s.recorder=? AND s.source_path_raw=? AND s.size=? AND s.mtime_ns=?"
+            " AND i.deleted_at IS NULL",
+            (self.recorder, entry.relpath, entry.size, entry.mtime_ns))
+        if known is not None and self.store.content.object_path(known[0]).exists():
+            self.report.files.append(FileOutcome(shown, "known", sha256=known[0], size=entry.size))
+            self._advance(1, entry.size)
+            return
+        copied = self._copy(entry)
+        if copied is None:
+            return
+        obj, st = copied
+        session_path = self.folder.link(entry.relpath, self.store.content.object_path(obj.sha256))
+        metadata = read_metadata(self.store.content.object_path(obj.sha256), shown) \
+            if obj.created and self.ing.settings.metadata else None
+        outcome = "stored" if obj.created else "deduplicated"
+        payload: dict[str, Any] = {
+            "session_id": self.id, "sha256": obj.sha256, "size": obj.size,
+            "recorder": self.recorder, "source_path": shown, "mtime_ns": st.st_mtime_ns,
+            "new_item": obj.created, "stored_path": obj.relpath,
+        }
+        if "sm3" in obj.digests:
+            payload["sm3"] = obj.digests["sm3"]
+        if not is_lossless(entry.relpath):
+            payload["source_path_b64"] = base64.b64encode(entry.relpath).decode()
+        now = utc_iso(self.store.clock.now())
+        with self._tx() as tx:
+            tx.execute("INSERT OR IGNORE INTO items (sha256, size, sm3, xxh128, c4, path,"
+                       " ingested_at, first_session) VALUES (?,?,?,?,?,?,?,?)",
+                       (obj.sha256, obj.size, obj.digests.get("sm3"), obj.digests.get("xxh128"),
+                        obj.digests.get("c4"), obj.relpath, now, self.id))
+            tx.execute("INSERT OR IGNORE INTO sightings (session_id, recorder, source_path,"
+                       " source_path_raw, size, mtime_ns, sha256, seen_at, session_path)"
+                       " VALUES (?,?,?,?,?,?,?,?,?)",
+                       (self.id, self.recorder, shown, entry.relpath, obj.size, st.st_mtime_ns,
+                        obj.sha256, now, session_path))
+            if metadata is not None and metadata.extractor != "none":
+                tx.execute("INSERT OR IGNORE INTO metadata (sha256, format, start_time, end_time,"
+                           " duration_s, extractor) VALUES (?,?,?,?,?,?)",
+                           (obj.sha256, metadata.format,
+                            utc_iso(metadata.start_time) if metadata.start_time else None,
+                            utc_iso(metadata.end_time) if metadata.end_time else None,
+                            metadata.duration_s, metadata.extractor))
+            self.store.custody.record(tx, "file.ingested", self.ing.actor, obj.sha256, payload)
+        if session_path is not None:
+            mhl_digests = {k: obj.digests[k] for k in self.ing.settings.mhl_hashes
+                           if k in obj.digests}
+            self.mhl_entries.append(MhlEntry(
+                session_path, obj.size,
+                dt.datetime.fromtimestamp(st.st_mtime_ns / 1e9, dt.UTC),
+                mhl_digests, self.store.clock.now()))
+        self.report.files.append(FileOutcome(shown, outcome, sha256=obj.sha256, size=obj.size))
+        self.report.bytes_stored += obj.size if obj.created else 0
+        self._advance(1, 0)
+
+    def _copy(self, entry: SourceEntry) -> tuple[StoredObject, os.stat_result] | None:
+        """Copy with retries while the recorder is still writing the file."""
+        attempts = self.ing.settings.source_change_retries + 1
+        self._check_room(entry.size)
+        bytes_before = self.progress.bytes_done
+        for _attempt in range(attempts):
+            try:
+                fd = open_beneath(self.source, entry)
+            except OSError as exc:
+                self._check_source_present()
+                reason = "vanished" if exc.errno == errno.ENOENT else "changed" \
+                    if exc.errno in (errno.ESTALE, errno.ELOOP, errno.ENOTDIR) else "read_error"
+                self._failed(entry, reason, exc.strerror or str(exc))
+                return None
+            try:
+                st = os.fstat(fd)
+                obj = self.store.content.copy_in(fd, self._on_bytes)
+                return obj, st
+            except SourceChangedError as exc:
+                log.warning("file changed while read; reading again",
+                            extra={"path": display_path(entry.relpath), "detail": str(exc)})
+                self._advance(0, bytes_before - self.progress.bytes_done)
+                continue
+            except SourceReadError as exc:
+                self._check_source_present()
+                self._failed(entry, exc.reason, str(exc))
+                return None
+            except StoreFullError:
+                raise IngestInterrupted("store_full") from None
+            finally:
+                os.close(fd)
+        self._failed(entry, "source_changed",
+                     f"still changing after {attempts} reads (is the recorder still writing?)")
+        return None
+
+    # -- outcomes, progress, cancel --------------------------------------------------------
+
+    def _skipped(self, entry: SourceEntry, reason: str) -> None:
+        shown = display_path(entry.relpath)
+        self.report.files.append(FileOutcome(shown, "skipped", reason))
+        with self._tx() as tx:
+            self.store.custody.record(tx, "file.skipped", self.ing.actor, self.recorder,
+                                      {"session_id": self.id, "source_path": shown,
+                                       "reason": reason})
+
+    def _failed(self, entry: SourceEntry, reason: str, detail: str) -> None:
+        shown = display_path(entry.relpath)
+        self.report.files.append(FileOutcome(shown, "failed", f"{reason}: {detail}"))
+        log.warning("file not stored", extra={"path": shown, "reason": reason, "detail": detail})
+        with self._tx() as tx:
+            self.store.custody.record(tx, "file.failed", self.ing.actor, self.recorder,
+                                      {"session_id": self.id, "source_path": shown,
+                                       "reason": reason, "detail": detail})
+        self._advance(1, entry.size)
+
+    def _check_room(self, size: int) -> None:
+        # Keep a reserve so the custody records that close the session still fit.
+        st = os.statvfs(self.store.root)
+        if st.f_bavail * st.f_frsize < size + self.ing.settings.store_reserve_bytes:
+            raise IngestInterrupted("store_full")
+
+    def _check_source_present(self) -> None:
+        try:
+            os.stat(self.source)
+            with os.scandir(self.source):
+                pass
+        except OSError:
+            raise IngestInterrupted("source_removed") from None
+
+    def _check_cancel(self) -> None:
+        if self.cancel is not None and self.cancel.is_set():
+            raise IngestInterrupted(self.cancel_reason())
+
+    def _on_bytes(self, n: int) -> None:
+        self._advance(0, n)
+        self._check_cancel()
+
+    def _advance(self, files: int, nbytes: int) -> None:
+        p = self.progress
+        elapsed = max(self.store.clock.monotonic() - self._rate_start, 1e-6)
+        done = p.bytes_done + nbytes
+        self.progress = Progress(p.files_done + files, p.files_total, done, p.bytes_total,
+                                 done / elapsed)
+        self._emit_progress()
+
+    def _emit_progress(self) -> None:
+        if self.on_progress is not None:
+            self.on_progress(self.progress)
+
+    def _tx(self) -> Any:
+        return _translate_full(self.store.catalog.transaction())
+
+
+class _translate_full:
+    """Context manager: a full disk under SQLite becomes StoreFullError."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+
+    def __enter__(self) -> Any:
+        try:
+            return self.inner.__enter__()
+        except sqlite3.OperationalError as exc:
+            raise _db_error(exc) from exc
+
+    def __exit__(self, *exc_info: Any) -> Any:
+        try:
+            return self.inner.__exit__(*exc_info)
+        except sqlite3.OperationalError as exc:
+            raise _db_error(exc) from exc
+
+
+def _db_error(exc: sqlite3.OperationalError) -> Exception:
+    if "full" in str(exc):
+        return StoreFullError("the evidence store is full: the catalog cannot be written")
+    return exc

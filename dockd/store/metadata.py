@@ -1,0 +1,90 @@
+"""Recording metadata read from a stored file: container, start, end, duration.
+
+mutagen parses the container in-process (no subprocess per file, so offload speed does
+not suffer). A file it cannot read gets empty fields, never guessed values. The start
+time is the MP4/MOV movie header's creation time, as the recorder wrote it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import struct
+from dataclasses import dataclass
+from pathlib import Path
+
+import mutagen
+import mutagen.mp4
+
+log = logging.getLogger(__name__)
+
+MEDIA_SUFFIXES = {".mp4", ".mov", ".m4v", ".3gp", ".m4a", ".wav", ".mp3", ".aac", ".ogg",
+                  ".flac", ".amr"}
+_MP4_EPOCH = dt.datetime(1904, 1, 1, tzinfo=dt.UTC)
+
+
+@dataclass(frozen=True)
+class RecordingMetadata:
+    """What could be read; None where the file does not say."""
+
+    format: str | None = None
+    start_time: dt.datetime | None = None
+    end_time: dt.datetime | None = None
+    duration_s: float | None = None
+    extractor: str = "none"
+
+
+EMPTY = RecordingMetadata()
+
+
+def read_metadata(path: Path, name_hint: str) -> RecordingMetadata:
+    """Metadata of the stored file at ``path``; ``name_hint`` (the recorder's name) picks
+    whether to look at all. Never raises for a malformed file."""
+    if Path(name_hint).suffix.lower() not in MEDIA_SUFFIXES:
+        return EMPTY
+    try:
+        media = mutagen.File(path)
+    except Exception as exc:  # mutagen raises many types on hostile input; all mean "unreadable"
+        log.debug("metadata unreadable", extra={"path": str(path), "error": repr(exc)})
+        return EMPTY
+    if media is None or media.info is None:
+        return EMPTY
+    fmt = type(media).__name__.lower()
+    length = getattr(media.info, "length", None)
+    duration = float(length) if isinstance(length, int | float) and length > 0 else None
+    start = _mp4_creation_time(path) if isinstance(media, mutagen.mp4.MP4) else None
+    end = start + dt.timedelta(seconds=duration) if start and duration else None
+    return RecordingMetadata(fmt, start, end, duration, "mutagen")
+
+
+def _mp4_creation_time(path: Path) -> dt.datetime | None:
+    try:
+        with open(path, "rb") as fh:
+            atoms = mutagen.mp4.Atoms(fh)  # type: ignore[attr-defined]
+            mvhd = atoms.path(b"moov", b"mvhd")[-1]
+            ok, data = mvhd.read(fh)
+    except Exception:  # any malformed box tree: no creation time
+        return None
+    if not ok:
+        return None
+    return parse_mvhd_creation(data)
+
+
+def parse_mvhd_creation(data: bytes) -> dt.datetime | None:
+    """Creation time from an mvhd box body (version 0: 32-bit, version 1: 64-bit seconds
+    since 1904); None when absent, zero or out of range."""
+    if len(data) < 8:
+        return None
+    version = data[0]
+    if version == 1 and len(data) >= 12:
+        seconds = struct.unpack(">Q", data[4:12])[0]
+    elif version == 0:
+        seconds = struct.unpack(">I", data[4:8])[0]
+    else:
+        return None
+    if seconds == 0:
+        return None
+    try:
+        return _MP4_EPOCH + dt.timedelta(seconds=seconds)
+    except OverflowError:
+        return None

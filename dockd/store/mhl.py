@@ -1,0 +1,94 @@
+"""ASC MHL v2.0 history for an offload session folder.
+
+Written from the digests computed during the copy (no second read). The folder gets
+``ascmhl/0001_<folder>_<date>.mhl`` (process ``transfer``) and ``ascmhl/ascmhl_chain.xml``
+with the manifest's c4, which the reference tool (``ascmhl-debug verify``) checks.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import socket
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from xml.sax.saxutils import escape
+
+from dockd import __version__
+from dockd.store.fsutil import DIR_MODE, make_dirs, write_file_atomic
+from dockd.store.hashing import digest_bytes
+
+MHL_DIR = "ascmhl"
+
+
+@dataclass(frozen=True)
+class MhlEntry:
+    """One file of the manifest: its path relative to the folder and its digests."""
+
+    path: str
+    size: int
+    modified: dt.datetime
+    digests: dict[str, str]  # xxh128 and/or c4
+    hashed_at: dt.datetime
+
+
+def write_session_mhl(folder: Path, entries: Sequence[MhlEntry], hash_formats: Sequence[str],
+                      now: dt.datetime) -> str:
+    """Write the history into ``folder/ascmhl``; return the manifest's c4 ID."""
+    mhl_dir = folder / MHL_DIR
+    make_dirs(mhl_dir, DIR_MODE)
+    stamp = now.astimezone(dt.UTC)
+    name = f"0001_{folder.name}_{stamp:%Y-%m-%d_%H%M%S}Z.mhl"
+    manifest = _manifest_xml(entries, hash_formats, stamp).encode("utf-8")
+    write_file_atomic(mhl_dir / name, manifest, mode=0o440)
+    manifest_c4 = digest_bytes(manifest, ["c4"])["c4"]
+    chain = (
+        '<?xml version="1.0" encoding="UTF-8"?>\n'
+        '<ascmhldirectory xmlns="urn:ASC:MHL:DIRECTORY:v2.0">\n'
+        '  <hashlist sequencenr="1">\n'
+        f"    <path>{escape(name)}</path>\n"
+        f"    <c4>{manifest_c4}</c4>\n"
+        "  </hashlist>\n"
+        "</ascmhldirectory>\n"
+    )
+    write_file_atomic(mhl_dir / "ascmhl_chain.xml", chain.encode("utf-8"), mode=0o440)
+    return manifest_c4
+
+
+def _manifest_xml(entries: Sequence[MhlEntry], hash_formats: Sequence[str],
+                  now: dt.datetime) -> str:
+    lines = [
+        '<?xml version="1.0" encoding="UTF-8"?>',
+        '<hashlist version="2.0" xmlns="urn:ASC:MHL:v2.0">',
+        "  <creatorinfo>",
+        f"    <creationdate>{_date(now)}</creationdate>",
+        f"    <hostname>{escape(socket.gethostname())}</hostname>",
+        f'    <tool version="{escape(__version__)}">dockd</tool>',
+        "  </creatorinfo>",
+        "  <processinfo>",
+        "    <process>transfer</process>",
+        "    <ignore>",
+        "      <pattern>.DS_Store</pattern>",
+        "      <pattern>ascmhl</pattern>",
+        "      <pattern>ascmhl/</pattern>",
+        "    </ignore>",
+        "  </processinfo>",
+        "  <hashes>",
+    ]
+    for entry in sorted(entries, key=lambda e: e.path):
+        lines.append("    <hash>")
+        lines.append(f'      <path size="{entry.size}" lastmodificationdate="{_date(entry.modified)}">'
+                     f"{escape(entry.path)}</path>")
+        for fmt in hash_formats:
+            lines.append(f'      <{fmt} action="original" hashdate="{_date(entry.hashed_at, True)}">'
+                         f"{entry.digests[fmt]}</{fmt}>")
+        lines.append("    </hash>")
+    lines += ["  </hashes>", "</hashlist>", ""]
+    return "\n".join(lines)
+
+
+def _date(moment: dt.datetime, micro: bool = False) -> str:
+    moment = moment.astimezone(dt.UTC)
+    if not micro:
+        moment = moment.replace(microsecond=0)
+    return moment.isoformat()

@@ -1,0 +1,73 @@
+"""The browsable day-by-day view of offload sessions (rule art. 8).
+
+``sessions/<recorder>/<YYYY-MM-DD>/<session-id>/`` holds the recorder's tree as it was,
+as hard links to the stored files: no extra space, same read-only mode. Names are the
+printable form of the recorder's names (see ``display_path``), which keeps the folder and
+its ASC MHL manifest valid UTF-8; the exact bytes stay in the catalog.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import errno
+import hashlib
+import os
+from pathlib import Path
+
+from dockd.store.fsutil import DIR_MODE, make_dirs, raise_store_error
+from dockd.store.mhl import MHL_DIR
+from dockd.store.source import display_path
+
+SESSIONS_DIR = "sessions"
+_NAME_MAX = 255
+
+
+class SessionFolder:
+    """Creates hard links under one session's folder."""
+
+    def __init__(self, store_root: Path, recorder: str, day: dt.date, session_id: str) -> None:
+        self.relpath = f"{SESSIONS_DIR}/{recorder}/{day:%Y-%m-%d}/{session_id}"
+        self.path = store_root / self.relpath
+
+    def link(self, recorder_path: bytes, object_path: Path) -> str | None:
+        """Link ``object_path`` at the recorder's path in the folder; the path used, relative
+        to the folder, or None if it could not be linked (the item is stored regardless)."""
+        wanted = folder_relpath(recorder_path)
+        for attempt in range(100):
+            rel = wanted if attempt == 0 else _with_suffix(wanted, attempt + 1)
+            target = self.path / rel
+            try:
+                make_dirs(target.parent, DIR_MODE)
+                os.link(object_path, target)
+                return rel
+            except FileExistsError:
+                continue
+            except OSError as exc:
+                if exc.errno == errno.EMLINK:
+                    return None  # the object has the file system's maximum of links
+                raise_store_error(exc, "linking into the session folder")
+        return None
+
+
+def folder_relpath(recorder_path: bytes) -> str:
+    """The folder-relative path for a recorder path: printable, each part ≤ 255 bytes,
+    never the reserved top-level ``ascmhl``."""
+    parts = display_path(recorder_path).split("/")
+    if parts[0] == MHL_DIR:
+        parts[0] = f"{MHL_DIR}~recorder"
+    return "/".join(_fit(p) for p in parts)
+
+
+def _fit(part: str) -> str:
+    if len(part.encode()) <= _NAME_MAX:
+        return part
+    digest = hashlib.sha256(part.encode()).hexdigest()[:16]
+    suffix = Path(part).suffix[:16]
+    head = part.encode()[: _NAME_MAX - len(digest) - len(suffix.encode()) - 1]
+    return head.decode("utf-8", errors="ignore") + "~" + digest + suffix
+
+
+def _with_suffix(rel: str, n: int) -> str:
+    path = Path(rel)
+    stem = path.stem[: _NAME_MAX - 24]
+    return str(path.with_name(f"{stem}~{n}{path.suffix}"))

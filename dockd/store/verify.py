@@ -1,0 +1,228 @@
+"""Integrity verification of a store: every stored file, the catalog, the custody chain,
+its signed checkpoints and the checkpoint file.
+
+The result is itself a custody event (``verify.completed`` or ``verify.failed``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from dockd.store.content_store import OBJECTS_DIR
+from dockd.store.custody import (
+    CHECKPOINT_FILE,
+    GENESIS_HASH,
+    Checkpoint,
+    read_checkpoint_file,
+    record_hash,
+)
+from dockd.store.evidence import EvidenceStore
+from dockd.store.hashing import MultiHasher
+from dockd.store.keys import verify_signature
+
+MAX_PROBLEMS_IN_LOG = 100
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One integrity finding: what kind, about what, and the detail an examiner needs."""
+
+    kind: str
+    subject: str
+    detail: str
+
+    def to_json_dict(self) -> dict[str, str]:
+        return {"kind": self.kind, "subject": self.subject, "detail": self.detail}
+
+
+@dataclass
+class VerifyReport:
+    """Everything a verification looked at and found."""
+
+    items_checked: int = 0
+    bytes_checked: int = 0
+    records_checked: int = 0
+    checkpoints_checked: int = 0
+    session_links_checked: int = 0
+    problems: list[Problem] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def to_json_dict(self) -> dict[str, Any]:
+        return {"ok": self.ok, "items_checked": self.items_checked,
+                "bytes_checked": self.bytes_checked, "records_checked": self.records_checked,
+                "checkpoints_checked": self.checkpoints_checked,
+                "session_links_checked": self.session_links_checked,
+                "problems": [p.to_json_dict() for p in self.problems]}
+
+
+def verify_store(store: EvidenceStore, actor_name: str,
+                 on_item: Callable[[int], None] | None = None) -> VerifyReport:
+    """Check everything and log the result as a custody event."""
+    report = VerifyReport()
+    _check_items(store, report, on_item)
+    _check_extra_objects(store, report)
+    _check_session_links(store, report)
+    _check_chain(store, report)
+    _check_checkpoints(store, report)
+    event = "verify.completed" if report.ok else "verify.failed"
+    summary = report.to_json_dict()
+    summary["problems"] = summary["problems"][:MAX_PROBLEMS_IN_LOG]
+    summary["problem_count"] = len(report.problems)
+    store.custody.append(event, actor_name, "store", summary, checkpoint=True)
+    return report
+
+
+def _check_items(store: EvidenceStore, report: VerifyReport,
+                 on_item: Callable[[int], None] | None) -> None:
+    rows = store.catalog.query("SELECT sha256, size, sm3, path FROM items"
+                               " WHERE deleted_at IS NULL ORDER BY sha256")
+    for row in rows:
+        report.items_checked += 1
+        expected_path = store.content.object_relpath(row["sha256"])
+        if row["path"] != expected_path:
+            report.problems.append(Problem("catalog_path", row["sha256"],
+                                           f"catalog names {row['path']}, expected {expected_path}"))
+        path = store.root / expected_path
+        algorithms = ["sha256"] + (["sm3"] if row["sm3"] else [])
+        try:
+            digests, size = hash_file(path, algorithms, store.config.ingest.chunk_bytes)
+        except FileNotFoundError:
+            report.problems.append(Problem("missing", row["sha256"], f"{expected_path} is gone"))
+            continue
+        except OSError as exc:
+            report.problems.append(Problem("unreadable", row["sha256"], str(exc)))
+            continue
+        report.bytes_checked += size
+        if size != row["size"] or digests["sha256"] != row["sha256"]:
+            report.problems.append(Problem(
+                "altered", row["sha256"],
+                f"{expected_path}: now {size} bytes with sha256 {digests['sha256']}"))
+        elif row["sm3"] and digests["sm3"] != row["sm3"]:
+            report.problems.append(Problem("altered", row["sha256"], "SM3 differs"))
+        if on_item is not None:
+            on_item(size)
+
+
+def hash_file(path: Path, algorithms: list[str], chunk_bytes: int) -> tuple[dict[str, str], int]:
+    """Digests and size of the file at ``path`` (symlinks are not followed)."""
+    hasher = MultiHasher(algorithms)
+    size = 0
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    try:
+        buf = bytearray(chunk_bytes)
+        view = memoryview(buf)
+        while n := os.readv(fd, [view]):
+            hasher.update(view[:n])
+            size += n
+    finally:
+        os.close(fd)
+    return hasher.digests(), size
+
+
+def _check_extra_objects(store: EvidenceStore, report: VerifyReport) -> None:
+    known = {row[0] for row in store.catalog.query("SELECT sha256 FROM items"
+                                                   " WHERE deleted_at IS NULL")}
+    for path in _files_under(store.root / OBJECTS_DIR):
+        if path.name not in known:
+            report.problems.append(Problem("extra", path.name,
+                                           f"{path.relative_to(store.root)} is not in the catalog"))
+
+
+def _check_session_links(store: EvidenceStore, report: VerifyReport) -> None:
+    rows = store.catalog.query(
+        "SELECT s.sha256, s.session_path, ses.folder FROM sightings s"
+        " JOIN sessions ses ON ses.id = s.session_id JOIN items i ON i.sha256 = s.sha256"
+        " WHERE s.session_path IS NOT NULL AND ses.folder IS NOT NULL AND i.deleted_at IS NULL")
+    for row in rows:
+        report.session_links_checked += 1
+        link = store.root / row["folder"] / row["session_path"]
+        obj = store.content.object_path(row["sha256"])
+        try:
+            same = os.path.samefile(link, obj)
+        except OSError:
+            same = False
+        if not same:
+            report.problems.append(Problem("session_link", row["sha256"],
+                                           f"{link.relative_to(store.root)} is not the stored file"))
+
+
+def _check_chain(store: EvidenceStore, report: VerifyReport) -> None:
+    expected_seq, prev = 1, GENESIS_HASH
+    for row in store.catalog.conn.execute("SELECT * FROM custody ORDER BY seq"):
+        report.records_checked += 1
+        seq = row["seq"]
+        if seq != expected_seq:
+            report.problems.append(Problem("chain_gap", f"seq {seq}",
+                                           f"expected seq {expected_seq}"))
+        if row["prev_hash"] != prev:
+            report.problems.append(Problem("chain_link", f"seq {seq}",
+                                           "prev_hash does not match the previous record"))
+        try:
+            payload = json.loads(row["payload"])
+            recomputed = record_hash(row["dock"], seq, row["event_id"], row["time"], row["type"],
+                                     row["actor"], row["subject"], payload, row["prev_hash"])
+        except (ValueError, TypeError) as exc:
+            report.problems.append(Problem("chain_record", f"seq {seq}", f"unreadable: {exc}"))
+            recomputed = ""
+        if recomputed != row["hash"]:
+            report.problems.append(Problem("chain_hash", f"seq {seq}",
+                                           f"record {row['type']} was altered"))
+        expected_seq, prev = seq + 1, row["hash"]
+
+
+def _check_checkpoints(store: EvidenceStore, report: VerifyReport) -> None:
+    own_key = store.custody.signer.public_key_hex
+    tail = store.catalog.query_one("SELECT MAX(seq) FROM custody")
+    tail_seq = (tail[0] if tail else 0) or 0
+    latest: Checkpoint | None = None
+    for row in store.catalog.query("SELECT * FROM checkpoints ORDER BY seq"):
+        report.checkpoints_checked += 1
+        cp = Checkpoint(row["dock"], row["seq"], row["hash"], row["time"], row["public_key"],
+                        row["signature"])
+        _check_one_checkpoint(store, cp, own_key, "checkpoint", report)
+        latest = cp
+    try:
+        file_cp = read_checkpoint_file(store.root / CHECKPOINT_FILE)
+    except ValueError as exc:
+        report.problems.append(Problem("checkpoint_file", CHECKPOINT_FILE, str(exc)))
+        return
+    if file_cp is None:
+        if latest is not None:
+            report.problems.append(Problem("checkpoint_file", CHECKPOINT_FILE,
+                                           "missing although the log has checkpoints"))
+        return
+    if file_cp.seq > tail_seq:
+        report.problems.append(Problem(
+            "log_truncated", CHECKPOINT_FILE,
+            f"the checkpoint file vouches for seq {file_cp.seq} but the log ends at {tail_seq}"))
+        return
+    _check_one_checkpoint(store, file_cp, own_key, "checkpoint_file", report)
+
+
+def _check_one_checkpoint(store: EvidenceStore, cp: Checkpoint, own_key: str, kind: str,
+                          report: VerifyReport) -> None:
+    subject = f"seq {cp.seq}"
+    if cp.public_key != own_key:
+        report.problems.append(Problem(kind, subject, "signed by a key that is not this dock's"))
+    if not verify_signature(cp.public_key, cp.signed_bytes(), cp.signature):
+        report.problems.append(Problem(kind, subject, "signature does not verify"))
+    row = store.catalog.query_one("SELECT hash FROM custody WHERE seq=?", (cp.seq,))
+    if row is None:
+        report.problems.append(Problem("log_truncated", subject,
+                                       "a checkpoint names a record that is not in the log"))
+    elif row["hash"] != cp.hash:
+        report.problems.append(Problem(kind, subject, "the log's hash differs from the signed one"))
+
+
+def _files_under(root: Path) -> Iterator[Path]:
+    for dirpath, _dirs, files in os.walk(root):
+        for name in files:
+            yield Path(dirpath) / name
