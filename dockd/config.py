@@ -241,7 +241,9 @@ def _import_section_owners() -> None:
 
 
 # Modules that call register_section() at import time.
-_SECTION_OWNER_MODULES: list[str] = []
+_SECTION_OWNER_MODULES: list[str] = [
+    "dockd.report.leds.config",
+]
 
 
 def _parse_dock(t: TableReader) -> DockSection:

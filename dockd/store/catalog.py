@@ -128,6 +128,16 @@ BEGIN SELECT RAISE(ABORT, 'sightings are append-only'); END;
 """
 
 
+# Tables owned by other modules (records, registry, archive): each registers its
+# idempotent DDL here at import time; it runs with the core schema on every open.
+EXTRA_SCHEMAS: dict[str, str] = {}
+
+
+def register_schema(owner: str, ddl: str) -> None:
+    """Add ``CREATE … IF NOT EXISTS`` statements run whenever a catalog is opened."""
+    EXTRA_SCHEMAS[owner] = ddl
+
+
 class Transaction:
     """An open write transaction; ``after_commit`` callbacks run once it is durable."""
 
@@ -161,6 +171,8 @@ class Catalog:
                 # FULL: a committed custody record survives a power cut, not just a crash.
                 conn.execute("PRAGMA synchronous=FULL")
                 conn.executescript(_SCHEMA)
+                for ddl in EXTRA_SCHEMAS.values():
+                    conn.executescript(ddl)
                 self._init_meta(conn)
             conn.execute("PRAGMA foreign_keys=ON")
         except sqlite3.OperationalError as exc:
