@@ -131,6 +131,8 @@ BEGIN SELECT RAISE(ABORT, 'sightings are append-only'); END;
 # Tables owned by other modules (records, registry, archive): each registers its
 # idempotent DDL here at import time; it runs with the core schema on every open.
 EXTRA_SCHEMAS: dict[str, str] = {}
+# Modules that call register_schema() at import time (imported on first open).
+SCHEMA_OWNER_MODULES: list[str] = []
 
 
 def register_schema(owner: str, ddl: str) -> None:
@@ -171,6 +173,7 @@ class Catalog:
                 # FULL: a committed custody record survives a power cut, not just a crash.
                 conn.execute("PRAGMA synchronous=FULL")
                 conn.executescript(_SCHEMA)
+                _import_schema_owners()
                 for ddl in EXTRA_SCHEMAS.values():
                     conn.executescript(ddl)
                 self._init_meta(conn)
@@ -212,6 +215,13 @@ class Catalog:
 
     def close(self) -> None:
         self.conn.close()
+
+
+def _import_schema_owners() -> None:
+    import importlib
+
+    for module in SCHEMA_OWNER_MODULES:
+        importlib.import_module(module)
 
 
 def catalog_path(store_dir: Path) -> Path:
