@@ -242,7 +242,11 @@ def _import_section_owners() -> None:
 
 # Modules that call register_section() at import time.
 _SECTION_OWNER_MODULES: list[str] = [
+    "dockd.dock.settings",
     "dockd.report.leds.config",
+    "dockd.report.mqtt.config",
+    "dockd.records.settings",
+    "dockd.records.archive.config",
 ]
 
 

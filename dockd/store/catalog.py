@@ -8,6 +8,7 @@ sighting that found it, its custody record and that record's outbox row.
 from __future__ import annotations
 
 import contextlib
+import os
 import sqlite3
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -18,6 +19,7 @@ from dockd.errors import StoreUnavailableError
 
 SCHEMA_VERSION = 1
 CATALOG_FILE = "catalog.sqlite"
+CATALOG_MODE = 0o640
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (
@@ -132,7 +134,11 @@ BEGIN SELECT RAISE(ABORT, 'sightings are append-only'); END;
 # idempotent DDL here at import time; it runs with the core schema on every open.
 EXTRA_SCHEMAS: dict[str, str] = {}
 # Modules that call register_schema() at import time (imported on first open).
-SCHEMA_OWNER_MODULES: list[str] = []
+SCHEMA_OWNER_MODULES: list[str] = [
+    "dockd.dock.registry",
+    "dockd.records.schema",
+    "dockd.records.archive.schema",
+]
 
 
 def register_schema(owner: str, ddl: str) -> None:
@@ -165,6 +171,7 @@ class Catalog:
                 conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, isolation_level=None,
                                        timeout=30, check_same_thread=False)
             else:
+                _create_private(path)
                 conn = sqlite3.connect(path, isolation_level=None, timeout=30,
                                        check_same_thread=False)
             conn.row_factory = sqlite3.Row
@@ -178,8 +185,11 @@ class Catalog:
                     conn.executescript(ddl)
                 self._init_meta(conn)
             conn.execute("PRAGMA foreign_keys=ON")
-        except sqlite3.OperationalError as exc:
+        except (sqlite3.OperationalError, sqlite3.DatabaseError) as exc:
             raise StoreUnavailableError(f"catalog {path} cannot be opened: {exc}") from None
+        except OSError as exc:
+            raise StoreUnavailableError(f"catalog {path} cannot be created: {exc.strerror}") \
+                from None
         self.conn = conn
         self.db = sqlite_utils.Database(conn)
 
@@ -215,6 +225,13 @@ class Catalog:
 
     def close(self) -> None:
         self.conn.close()
+
+
+def _create_private(path: Path) -> None:
+    # The catalog names every recording: readable by the service only (rule art. 3).
+    # SQLite gives its -wal and -shm files the database file's mode.
+    with contextlib.suppress(FileExistsError):
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, CATALOG_MODE))
 
 
 def _import_schema_owners() -> None:

@@ -1,0 +1,105 @@
+"""``dockd recorders``: the recorder registry (add, list, assign, retire, set-state)."""
+
+from __future__ import annotations
+
+import argparse
+
+from dockd.clock import SystemClock
+from dockd.commands.common import add_config_options, add_json_option, config_from_args, print_json
+from dockd.dock import registry
+from dockd.store.evidence import actor, open_store
+from dockd.store.queries import open_catalog_read_only
+
+
+def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = sub.add_parser("recorders", help="enrol recorders and assign them to officers")
+    rsub = p.add_subparsers(dest="recorders_command", metavar="ACTION", required=True)
+
+    add = rsub.add_parser("add", help="enrol a recorder")
+    add.add_argument("serial")
+    add.add_argument("--brand", required=True)
+    add.add_argument("--model", required=True)
+    add.add_argument("--officer-id")
+    add.add_argument("--officer-name")
+    add.add_argument("--unit")
+    add.set_defaults(func=_add)
+
+    ls = rsub.add_parser("list", help="list enrolled recorders")
+    ls.set_defaults(func=_list)
+
+    assign = rsub.add_parser("assign", help="make an officer responsible for a recorder")
+    assign.add_argument("serial")
+    assign.add_argument("--officer-id", required=True)
+    assign.add_argument("--officer-name")
+    assign.add_argument("--unit")
+    assign.set_defaults(func=_assign)
+
+    retire = rsub.add_parser("retire", help="take a recorder out of service for good")
+    retire.add_argument("serial")
+    retire.set_defaults(func=_retire)
+
+    state = rsub.add_parser("set-state", help="in_service, faulty or in_repair")
+    state.add_argument("serial")
+    state.add_argument("state", choices=registry.STATES[:3])
+    state.set_defaults(func=_set_state)
+
+    for parser in (add, ls, assign, retire, state):
+        add_config_options(parser)
+        add_json_option(parser)
+
+
+def _write(args: argparse.Namespace, change: str) -> int:
+    config = config_from_args(args)
+    store = open_store(config, SystemClock())
+    try:
+        if change == "add":
+            rec = registry.enroll(store, actor(), args.serial, args.brand, args.model,
+                                  args.officer_id, args.officer_name, args.unit)
+        elif change == "assign":
+            rec = registry.assign(store, actor(), args.serial, args.officer_id, args.officer_name,
+                                  args.unit)
+        elif change == "retire":
+            rec = registry.retire(store, actor(), args.serial)
+        else:
+            rec = registry.set_state(store, actor(), args.serial, args.state)
+    finally:
+        store.close()
+    if args.json:
+        print_json(rec.to_json_dict())
+    else:
+        print(f"{rec.serial}: {rec.state}, officer {rec.officer_id or '-'} {rec.officer_name or ''}")
+    return 0
+
+
+def _add(args: argparse.Namespace) -> int:
+    return _write(args, "add")
+
+
+def _assign(args: argparse.Namespace) -> int:
+    return _write(args, "assign")
+
+
+def _retire(args: argparse.Namespace) -> int:
+    return _write(args, "retire")
+
+
+def _set_state(args: argparse.Namespace) -> int:
+    return _write(args, "set-state")
+
+
+def _list(args: argparse.Namespace) -> int:
+    config = config_from_args(args)
+    catalog = open_catalog_read_only(config.dock.store_dir)
+    try:
+        has_table = catalog.query_one(
+            "SELECT 1 FROM sqlite_master WHERE type='table' AND name='recorders'")
+        recs = registry.list_recorders(catalog) if has_table else []
+    finally:
+        catalog.close()
+    if args.json:
+        print_json([r.to_json_dict() for r in recs])
+        return 0
+    for r in recs:
+        print(f"{r.serial:<20} {r.state:<11} {r.brand or '':<10} {r.model or '':<12} "
+              f"{r.officer_id or '-':<10} {r.officer_name or ''}")
+    return 0

@@ -1,0 +1,40 @@
+"""``dockd status``: the dock and its bays, from the daemon's read-only state channel."""
+
+from __future__ import annotations
+
+import argparse
+
+from dockd.commands.common import add_config_options, add_json_option, config_from_args, print_json
+from dockd.dock.settings import daemon_settings
+from dockd.errors import DockdError
+from dockd.report.state_channel import read_state
+
+
+class DaemonUnreachableError(DockdError):
+    """The daemon's state channel cannot be read (EX_UNAVAILABLE)."""
+
+    exit_code = 69
+
+
+def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = sub.add_parser("status", help="show the dock's bays (from the running daemon)")
+    add_config_options(p, store=False)
+    p.add_argument("--socket", metavar="PATH", help="state channel (default: daemon.status_socket)")
+    add_json_option(p)
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    config = config_from_args(args)
+    path = args.socket or daemon_settings(config).status_socket
+    try:
+        state = read_state(path)
+    except (OSError, ValueError) as exc:
+        raise DaemonUnreachableError(f"dockd is not answering on {path}: {exc}") from None
+    if args.json:
+        print_json(state)
+    else:
+        from dockd.report.console_view import render_status_text
+
+        print(render_status_text(state))
+    return 0

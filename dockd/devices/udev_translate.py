@@ -1,0 +1,105 @@
+"""udev devices → DeviceEvent. Pure: works on property dicts, so it is tested with
+property sets captured from a real udev, and the pyudev edge stays thin."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from types import MappingProxyType
+
+from dockd.devices.events import DeviceEvent
+
+_USB_DEVICE_NAME = re.compile(r"^\d+-\d+(\.\d+)*$")
+
+
+@dataclass(frozen=True)
+class UdevView:
+    """What the translation needs of one udev device and its ancestors (nearest first)."""
+
+    action: str
+    subsystem: str
+    device_type: str | None
+    sys_path: str
+    device_node: str | None
+    properties: Mapping[str, str]
+    parents: Sequence[UdevView] = ()
+
+
+def translate(view: UdevView) -> DeviceEvent | None:
+    """The dock event for a udev event, or None when it is not about a USB port."""
+    if view.action not in ("add", "remove", "change"):
+        return None
+    usb_device = _usb_device(view)
+    # On "remove" the sysfs entries are gone and udev cannot walk the parents: the port
+    # is still written in the device path.
+    port = _port_of(usb_device.sys_path) if usb_device else _port_of(view.sys_path)
+    if port is None:
+        return None
+    props = view.properties
+    usb_props = usb_device.properties if usb_device else {}
+    kind = _kind(view)
+    if kind is None:
+        return None
+    vendor = usb_props.get("ID_VENDOR_ID") or props.get("ID_VENDOR_ID") or _hex(usb_props, "PRODUCT", 0)
+    product = usb_props.get("ID_MODEL_ID") or props.get("ID_MODEL_ID") or _hex(usb_props, "PRODUCT", 1)
+    return DeviceEvent(
+        action=view.action,
+        kind=kind,
+        port=port,
+        sys_path=view.sys_path,
+        device_node=view.device_node or props.get("DEVNAME"),
+        vendor_id=vendor.lower() if vendor else None,
+        product_id=product.lower() if product else None,
+        usb_serial=usb_props.get("ID_SERIAL_SHORT") or props.get("ID_SERIAL_SHORT"),
+        usb_bus=_int(usb_props.get("BUSNUM")),
+        usb_address=_int(usb_props.get("DEVNUM")),
+        fs_type=props.get("ID_FS_TYPE") or None,
+        fs_label=props.get("ID_FS_LABEL") or None,
+        properties=MappingProxyType(dict(props)),
+    )
+
+
+def _usb_device(view: UdevView) -> UdevView | None:
+    for candidate in (view, *view.parents):
+        if candidate.subsystem == "usb" and candidate.device_type == "usb_device":
+            return candidate
+    return None
+
+
+def _port_of(sys_path: str) -> str | None:
+    """The last USB port component of a sysfs path (``…/usb1/1-1/1-1.3/1-1.3:1.0/…`` → ``1-1.3``).
+
+    Root hubs (usb1, usb2) are not ports a recorder sits in: they give None."""
+    ports = [part for part in sys_path.split("/") if _USB_DEVICE_NAME.match(part)]
+    return ports[-1] if ports else None
+
+
+def _kind(view: UdevView) -> str | None:
+    if view.subsystem == "usb":
+        return "usb" if view.device_type == "usb_device" else None
+    if view.subsystem == "tty":
+        return "tty"
+    if view.subsystem == "block":
+        return "block"
+    if view.subsystem == "scsi_generic":
+        return "sg"
+    return None
+
+
+def _hex(props: Mapping[str, str], key: str, index: int) -> str | None:
+    # PRODUCT=4255/1/100 (vendor/product/bcdDevice in hex without padding)
+    parts = props.get(key, "").split("/")
+    if len(parts) < 2:
+        return None
+    try:
+        return f"{int(parts[index], 16):04x}"
+    except ValueError:
+        return None
+
+
+def _int(text: str | None) -> int | None:
+    try:
+        return int(text) if text is not None else None
+    except ValueError:
+        return None

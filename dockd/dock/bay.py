@@ -1,0 +1,527 @@
+"""One bay and the session of the recorder docked in it.
+
+A worker thread per bay takes the device events of its USB port, in order, and walks the
+recorder through ``identifying → checking → offloading → ready`` or ``fault(reason)``:
+
+* two-phase recorders (a control port first): log in, read identity, battery, storage and
+  clock, set the clock when the dock's own is synchronised, switch to mass storage, and
+  follow the re-enumeration on the same port to the disk;
+* plain mass-storage recorders: straight to the disk, identity from the USB serial.
+
+The volume is mounted read-only, offloaded through the same Ingestor as ``dockd ingest``,
+and unmounted. A pull-out mid-offload interrupts the session (nothing is lost; the next
+dock resumes). Hardware edges come in through ``DockContext``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from dockd.clock import Clock, utc_iso
+from dockd.config import Config
+from dockd.devices.events import DeviceEvent
+from dockd.devices.mounts import Mounter, MountError
+from dockd.devices.recorders.base import (
+    ClockReading,
+    LoginFailed,
+    NoSdCard,
+    RecorderDriver,
+    RecorderError,
+    RecorderGone,
+    RecorderIdentity,
+    RecorderSession,
+    StorageInfo,
+    TransportSpec,
+)
+from dockd.devices.timesync import ClockSyncState
+from dockd.dock import registry
+from dockd.dock.health import ClockCheck, HealthReport, evaluate, needs_clock_set
+from dockd.dock.settings import DaemonSettings, HealthSettings, ModelSettings
+from dockd.dock.states import BayState, BayStatus, FaultReason, Progress
+from dockd.errors import DockdError, StoreFullError
+from dockd.store.custody import enqueue
+from dockd.store.evidence import EvidenceStore
+from dockd.store.ingest import Ingestor, IngestReport
+
+log = logging.getLogger(__name__)
+PROGRESS_INTERVAL_S = 0.5
+
+
+@dataclass
+class DockContext:
+    """Everything a bay needs from the rest of the dock, built once by the daemon."""
+
+    config: Config
+    daemon: DaemonSettings
+    health: HealthSettings
+    clock: Clock
+    clock_sync: ClockSyncState
+    mounter: Mounter
+    driver_for: Callable[[str], RecorderDriver]
+    open_store: Callable[[], EvidenceStore]
+    offload_slots: threading.Semaphore
+    on_status: Callable[[BayStatus], None]
+    on_health: Callable[[str, int, HealthReport], None]
+    actor: str = "dockd"
+
+
+class _Removed(Exception):
+    """The recorder left the bay while we waited for it."""
+
+
+class _Fault(Exception):
+    def __init__(self, reason: FaultReason, detail: str) -> None:
+        super().__init__(detail)
+        self.reason = reason
+        self.detail = detail
+
+
+@dataclass
+class _Docked:
+    """What is known about the recorder in the bay during one session."""
+
+    model: ModelSettings | None
+    identity: RecorderIdentity | None = None
+    officer_id: str | None = None
+    officer_name: str | None = None
+    health: HealthReport | None = None
+    faults: list[FaultReason] = dataclasses.field(default_factory=list)
+
+
+class Bay:
+    """A bay's worker: feed it events with :meth:`submit`; it runs in its own thread."""
+
+    def __init__(self, number: int, label: str, port: str, ctx: DockContext) -> None:
+        self.number = number
+        self.label = label
+        self.port = port
+        self.ctx = ctx
+        self.events: queue.Queue[DeviceEvent | None] = queue.Queue()
+        self.status = BayStatus(bay=number, label=label, updated_at=utc_iso(ctx.clock.now()))
+        self.cancel = threading.Event()
+        self._cancel_reason = "removed_during_offload"
+        self._offloading = False
+        self._present = False
+        self._stopping = False
+        self._store: EvidenceStore | None = None
+        self._docked: _Docked | None = None
+        self._last_progress = 0.0
+        self.thread = threading.Thread(target=self._run, name=f"bay-{number}", daemon=True)
+
+    # -- called from other threads ------------------------------------------------------
+
+    def start(self) -> None:
+        self.ctx.on_status(self.status)
+        self.thread.start()
+
+    def submit(self, event: DeviceEvent) -> None:
+        """Queue an event; a pull-out during an offload also cancels the copy at once."""
+        if event.action == "remove" and event.kind in ("usb", "block") and self._offloading:
+            self._cancel_reason = "removed_during_offload"
+            self.cancel.set()
+        self.events.put(event)
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Interrupt any offload cleanly and end the worker."""
+        self._stopping = True
+        self._cancel_reason = "dock_stopping"
+        self.cancel.set()
+        self.events.put(None)
+        self.thread.join(timeout)
+
+    # -- worker ---------------------------------------------------------------------------
+
+    def _run(self) -> None:
+        try:
+            while not self._stopping:
+                event = self.events.get()
+                if event is None:
+                    break
+                if event.action == "add" and event.kind in ("usb", "block"):
+                    # One session per plug: later interfaces of the same recorder (or of an
+                    # unknown device) are ignored until it leaves.
+                    if not self._present:
+                        self._present = True
+                        self._session(event)
+                elif event.action == "remove" and event.kind == "usb":
+                    self._present = False
+                    self._undocked()
+        except Exception:
+            log.exception("bay worker failed", extra={"bay": self.number})
+            self._set(BayState.FAULT, fault=FaultReason.OFFLOAD_FAILED)
+        finally:
+            if self._store is not None:
+                self._store.close()
+
+    def _session(self, first: DeviceEvent) -> None:
+        model = self._match(first)
+        if model is None:
+            self._reject_unknown(first)
+            return
+        self.cancel.clear()
+        self._docked = docked = _Docked(model)
+        self._set(BayState.IDENTIFYING, fault=None, recorder=None, officer=None,
+                  battery_percent=None, storage_free_bytes=None, storage_total_bytes=None,
+                  clock_drift_s=None, progress=Progress())
+        try:
+            block = first if first.kind == "block" else None
+            if model.two_phase and not self._in_storage_mode(model, first):
+                self._control_phase(model, first, docked)
+            if block is None or not block.fs_type:
+                block = self._wait_for_volume()
+            self._storage_phase(model, first, block, docked)
+        except _Removed:
+            self._present = False
+            self._recorder_left_early(docked)
+        except _Fault as fault:
+            self._fault(fault.reason, fault.detail, docked)
+
+    # -- phase 1: control port ---------------------------------------------------------------
+
+    def _control_phase(self, model: ModelSettings, first: DeviceEvent, docked: _Docked) -> None:
+        spec = self._control_spec(model, first)
+        driver = self.ctx.driver_for(model.driver)
+        password = _read_password(model.password_file)
+        try:
+            session = driver.open(spec, password, self.ctx.clock)
+        except LoginFailed as exc:
+            raise _Fault(FaultReason.LOGIN_FAILED, str(exc)) from None
+        except RecorderError as exc:
+            self._raise_if_gone(exc)
+            raise _Fault(FaultReason.LOGIN_FAILED, f"recorder did not answer the login: {exc}") \
+                from None
+        with session:
+            try:
+                docked.identity = session.identify()
+                self._identified(docked)
+                self._set(BayState.CHECKING)
+                self._check_health(session, docked, None)
+                self._switch_to_storage(session)
+            except NoSdCard as exc:
+                raise _Fault(FaultReason.STORAGE_FULL, f"no SD card: {exc}") from None
+            except RecorderError as exc:
+                self._raise_if_gone(exc)
+                reason = exc.fault_reason or FaultReason.LOGIN_FAILED
+                raise _Fault(reason, str(exc)) from None
+
+    def _switch_to_storage(self, session: RecorderSession) -> None:
+        try:
+            session.switch_to_mass_storage()
+        except RecorderGone:
+            # Leaving the bus is what the switch does; a reply lost in the detach is no
+            # failure. If no disk follows, the wait for the volume times out with a fault.
+            log.info("recorder left the bus after the storage switch", extra={"bay": self.number})
+
+    def _control_spec(self, model: ModelSettings, first: DeviceEvent) -> TransportSpec:
+        timeout = 3.0
+        if model.control in ("usb", "usb-a9"):
+            return TransportSpec(kind=model.control, usb_serial=first.usb_serial,
+                                 usb_bus=first.usb_bus, usb_address=first.usb_address,
+                                 timezone=model.timezone, timeout_s=timeout,
+                                 options=model.options)
+        kind = "tty" if model.control == "serial" else "sg"
+        node = self._wait(lambda e: e.action == "add" and e.kind == kind and bool(e.device_node),
+                          self.ctx.daemon.control_wait_s, f"the recorder's {kind} control port")
+        return TransportSpec(kind=model.control, path=node.device_node, timezone=model.timezone,
+                             timeout_s=timeout, options=model.options)
+
+    def _in_storage_mode(self, model: ModelSettings, event: DeviceEvent) -> bool:
+        """A two-phase recorder already in mass-storage mode (e.g. the dock restarted)."""
+        return event.kind == "block" or (
+            model.storage_vendor_id is not None
+            and (event.vendor_id, event.product_id) == (model.storage_vendor_id,
+                                                        model.storage_product_id))
+
+    # -- phase 2: the disk ---------------------------------------------------------------------
+
+    def _wait_for_volume(self) -> DeviceEvent:
+        def is_volume(e: DeviceEvent) -> bool:
+            return e.action == "add" and e.kind == "block" and bool(e.fs_type) and bool(e.device_node)
+
+        return self._wait(is_volume, self.ctx.daemon.storage_wait_s,
+                          "the recorder's disk with a file system", allow_usb_remove=True)
+
+    def _storage_phase(self, model: ModelSettings, first: DeviceEvent, block: DeviceEvent,
+                       docked: _Docked) -> None:
+        assert block.device_node is not None
+        try:
+            mount = self.ctx.mounter.mount(block.device_node, f"bay{self.number}", block.fs_type)
+        except MountError as exc:
+            raise _Fault(FaultReason.OFFLOAD_FAILED, str(exc)) from None
+        pulled = False
+        try:
+            if docked.identity is None:
+                docked.identity = self._identify_volume(model, first, block, mount)
+                self._identified(docked)
+                self._set(BayState.CHECKING)
+                self._check_volume_health(model, first, mount, docked)
+            elif docked.identity.device_label and block.fs_label and not _labels_agree(
+                    docked.identity.device_label, block.fs_label):
+                raise _Fault(FaultReason.OFFLOAD_FAILED,
+                             f"the disk's label {block.fs_label!r} is not the recorder's id "
+                             f"{docked.identity.device_label!r}; not offloaded")
+            report = self._offload(mount, docked)
+            pulled = report.result == "interrupted" and report.reason in (
+                "removed_during_offload", "source_removed")
+            if pulled:
+                raise _Fault(FaultReason.REMOVED_DURING_OFFLOAD,
+                             f"pulled out after {report.count('stored')} new file(s); "
+                             "dock it again to finish")
+            if report.result == "interrupted" and report.reason == "store_full":
+                raise _Fault(FaultReason.STORE_FULL, "the dock's evidence store is full")
+            if report.result == "interrupted":
+                raise _Fault(FaultReason.OFFLOAD_FAILED, f"offload interrupted: {report.reason}")
+            if report.result != "completed":
+                raise _Fault(FaultReason.OFFLOAD_FAILED,
+                             f"{report.count('failed')} file(s) could not be read")
+            self._finish(docked)
+        finally:
+            try:
+                self.ctx.mounter.unmount(mount, lazy=pulled)
+            except MountError as exc:
+                log.error("unmount failed", extra={"bay": self.number, "error": str(exc)})
+
+    def _identify_volume(self, model: ModelSettings, first: DeviceEvent, block: DeviceEvent,
+                         mount: Path) -> RecorderIdentity:
+        serial = first.usb_serial or block.usb_serial or block.fs_label
+        spec = TransportSpec(kind="volume", mount_path=str(mount), usb_serial=serial,
+                             timezone=model.timezone, options=model.options)
+        try:
+            with self.ctx.driver_for("msc").open(spec, None, self.ctx.clock) as session:
+                return session.identify()
+        except DockdError as exc:
+            raise _Fault(FaultReason.UNKNOWN_DEVICE, f"no usable identity: {exc}") from None
+
+    def _check_volume_health(self, model: ModelSettings, first: DeviceEvent, mount: Path,
+                             docked: _Docked) -> None:
+        assert docked.identity is not None
+        spec = TransportSpec(kind="volume", mount_path=str(mount), usb_serial=docked.identity.serial,
+                             timezone=model.timezone, options=model.options)
+        with self.ctx.driver_for("msc").open(spec, None, self.ctx.clock) as session:
+            writable = session.capabilities.set_clock
+            if writable:
+                self.ctx.mounter.remount(mount, writable=True)
+            try:
+                self._check_health(session, docked, mount)
+            finally:
+                if writable:
+                    self.ctx.mounter.remount(mount, writable=False)
+
+    def _offload(self, mount: Path, docked: _Docked) -> IngestReport:
+        assert docked.identity is not None
+        store = self._open_store()
+        self._set(BayState.OFFLOADING)
+        with self.ctx.offload_slots:
+            self._offloading = True
+            try:
+                if self._stopping:
+                    raise _Fault(FaultReason.OFFLOAD_FAILED, "the dock is stopping")
+                self.cancel.clear()
+                info = {"bay": self.number, "port": self.port,
+                        "officer_id": docked.officer_id, "officer_name": docked.officer_name}
+                return Ingestor(store, self.ctx.actor).ingest(
+                    mount, docked.identity.serial, cancel=self.cancel,
+                    cancel_reason=lambda: self._cancel_reason, on_progress=self._progress,
+                    session_info=info)
+            except StoreFullError as exc:
+                raise _Fault(FaultReason.STORE_FULL, str(exc)) from None
+            except DockdError as exc:
+                raise _Fault(FaultReason.OFFLOAD_FAILED, str(exc)) from None
+            finally:
+                self._offloading = False
+
+    # -- health ----------------------------------------------------------------------------------
+
+    def _check_health(self, session: RecorderSession, docked: _Docked, mount: Path | None) -> None:
+        caps = session.capabilities
+        battery = session.battery_percent() if caps.battery else None
+        storage: StorageInfo | None = session.storage() if caps.storage else None
+        clock = self._check_clock(session, docked) if caps.read_clock else ClockCheck(None)
+        report = evaluate(self.ctx.health, battery, storage.total_bytes if storage else None,
+                          storage.free_bytes if storage else None, clock)
+        docked.health = report
+        docked.faults = list(report.faults)
+        self._set(BayState.CHECKING, battery_percent=battery,
+                  storage_free_bytes=storage.free_bytes if storage else None,
+                  storage_total_bytes=storage.total_bytes if storage else None,
+                  clock_drift_s=clock.drift_after_s if clock.set_attempted else clock.drift_before_s)
+        serial = docked.identity.serial if docked.identity else "?"
+        payload = {"bay": self.number, "serial": serial, **report.to_json_dict()}
+        self._record("recorder.health", serial, payload)
+        self.ctx.on_health(serial, self.number, report)
+
+    def _check_clock(self, session: RecorderSession, docked: _Docked) -> ClockCheck:
+        before: ClockReading = session.read_clock()
+        synced = self.ctx.clock_sync.synchronised()
+        if not needs_clock_set(self.ctx.health, before.drift_s, synced):
+            return ClockCheck(before.drift_s, None, False, synced)
+        serial = docked.identity.serial if docked.identity else "?"
+        target = self.ctx.clock.now()
+        try:
+            session.set_clock(target)
+            after = session.read_clock()
+            drift_after = after.drift_s
+            error = None
+        except RecorderError as exc:
+            self._raise_if_gone(exc)
+            drift_after, error = None, str(exc)
+        self._record("clock.set", serial, {
+            "bay": self.number, "serial": serial, "set_to": utc_iso(target),
+            "recorder_time_before": utc_iso(before.recorder_time) if before.recorder_time else None,
+            "drift_before_s": before.drift_s, "drift_after_s": drift_after, "error": error})
+        return ClockCheck(before.drift_s, drift_after, True, synced)
+
+    # -- endings ----------------------------------------------------------------------------------
+
+    def _identified(self, docked: _Docked) -> None:
+        assert docked.identity is not None
+        serial = docked.identity.serial
+        store = self._open_store()
+        entry = registry.lookup(store.catalog, serial)
+        docked.officer_id = entry.officer_id if entry else docked.identity.officer_id
+        docked.officer_name = entry.officer_name if entry else docked.identity.officer_name
+        self._set(BayState.IDENTIFYING, recorder=serial, officer=docked.officer_name)
+        self._record("recorder.docked", serial, {
+            "bay": self.number, "port": self.port, "serial": serial,
+            "driver": docked.identity.driver, "id_code": docked.identity.id_code,
+            "officer_id": docked.officer_id, "officer_name": docked.officer_name,
+            "enrolled": entry is not None, "registry_state": entry.state if entry else None,
+            "recorder_officer_id": docked.identity.officer_id})
+
+    def _finish(self, docked: _Docked) -> None:
+        if docked.faults:
+            reason = docked.faults[0]
+            self._fault(reason, ", ".join(f.value for f in docked.faults), docked)
+        else:
+            self._set(BayState.READY, fault=None)
+
+    def _fault(self, reason: FaultReason, detail: str, docked: _Docked | None) -> None:
+        serial = docked.identity.serial if docked and docked.identity else None
+        log.warning("bay fault", extra={"bay": self.number, "reason": reason.value,
+                                        "detail": detail, "recorder": serial or ""})
+        self._set(BayState.FAULT, fault=reason)
+        payload = {"bay": self.number, "label": self.label, "port": self.port,
+                   "reason": reason.value, "detail": detail, "recorder": serial,
+                   "dock_problem": reason.is_dock_problem}
+        self._record("bay.fault", serial or f"bay-{self.number}", payload, alert=payload)
+
+    def _reject_unknown(self, event: DeviceEvent) -> None:
+        detail = (f"USB device {event.vendor_id}:{event.product_id} serial {event.usb_serial!r} "
+                  "is not a configured recorder model nor an enrolled recorder; never mounted")
+        self._docked = _Docked(None)
+        self._fault(FaultReason.UNKNOWN_DEVICE, detail, None)
+
+    def _recorder_left_early(self, docked: _Docked) -> None:
+        serial = docked.identity.serial if docked.identity else None
+        self._record("recorder.removed_early", serial or f"bay-{self.number}",
+                     {"bay": self.number, "serial": serial, "state": self.status.state.value})
+        self._undocked()
+
+    def _undocked(self) -> None:
+        docked, self._docked = self._docked, None
+        if docked is not None and docked.identity is not None:
+            self._record("recorder.undocked", docked.identity.serial, {
+                "bay": self.number, "serial": docked.identity.serial,
+                "officer_id": docked.officer_id, "officer_name": docked.officer_name,
+                "state": self.status.state.value,
+                "fault": self.status.fault.value if self.status.fault else None})
+        # A pull-out mid-offload stays red until the next dock: the officer must see it.
+        if self.status.fault == FaultReason.REMOVED_DURING_OFFLOAD:
+            return
+        self._set(BayState.EMPTY, fault=None, recorder=None, officer=None, battery_percent=None,
+                  storage_free_bytes=None, storage_total_bytes=None, clock_drift_s=None,
+                  progress=Progress())
+
+    # -- helpers ------------------------------------------------------------------------------------
+
+    def _match(self, event: DeviceEvent) -> ModelSettings | None:
+        for model in self.ctx.daemon.models:
+            if model.matches(event.vendor_id, event.product_id):
+                return model
+        if event.usb_serial:
+            entry = registry.lookup(self._open_store().catalog, event.usb_serial)
+            if entry is not None and entry.state != "retired":
+                return ModelSettings(name="enrolled-msc", vendor_id=event.vendor_id or "0000",
+                                     product_id=event.product_id or "0000", driver="msc")
+        return None
+
+    def _wait(self, predicate: Callable[[DeviceEvent], bool], timeout: float, what: str,
+              allow_usb_remove: bool = False) -> DeviceEvent:
+        deadline = time.monotonic() + timeout
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise _Fault(FaultReason.OFFLOAD_FAILED if "disk" in what else FaultReason.LOGIN_FAILED,
+                             f"timed out after {timeout:.0f} s waiting for {what}")
+            try:
+                event = self.events.get(timeout=left)
+            except queue.Empty:
+                continue
+            if event is None:
+                self._stopping = True
+                raise _Removed()
+            if predicate(event):
+                return event
+            if event.action == "remove" and event.kind == "usb" and not allow_usb_remove:
+                raise _Removed()
+
+    def _raise_if_gone(self, exc: RecorderError) -> None:
+        # The recorder vanished: a usb remove is (or will be) in our queue.
+        try:
+            event = self.events.get(timeout=0.5)
+        except queue.Empty:
+            return
+        if event is not None and event.action == "remove" and event.kind == "usb":
+            raise _Removed() from exc
+        self.events.put(event)  # not ours to handle here; keep order as best we can
+
+    def _progress(self, progress: Progress) -> None:
+        now = time.monotonic()
+        if now - self._last_progress >= PROGRESS_INTERVAL_S or \
+                progress.files_done == progress.files_total:
+            self._last_progress = now
+            self._set(BayState.OFFLOADING, progress=progress)
+
+    def _set(self, state: BayState, **changes: Any) -> None:
+        self.status = dataclasses.replace(self.status, state=state,
+                                          updated_at=utc_iso(self.ctx.clock.now()), **changes)
+        self.ctx.on_status(self.status)
+
+    def _open_store(self) -> EvidenceStore:
+        if self._store is None:
+            self._store = self.ctx.open_store()
+        return self._store
+
+    def _record(self, type_: str, subject: str, payload: dict[str, Any],
+                alert: dict[str, Any] | None = None) -> None:
+        store = self._open_store()
+        with store.catalog.transaction() as tx:
+            record = store.custody.record(tx, type_, self.ctx.actor, subject, payload)
+            if alert is not None:
+                enqueue(tx, "alert", "alert", {**alert, "seq": record.seq, "time": record.time},
+                        ref_seq=None, qos=1, retain=False, created_at=record.time)
+
+
+def _read_password(path: Path | None) -> bytes | None:
+    if path is None:
+        return None
+    try:
+        return path.read_bytes().rstrip(b"\r\n")
+    except OSError as exc:
+        raise _Fault(FaultReason.LOGIN_FAILED,
+                     f"the admin password file {path} cannot be read: {exc.strerror}") from None
+
+
+def _labels_agree(device_id: str, label: str) -> bool:
+    # FAT labels hold 11 upper-case characters: compare what fits.
+    a, b = device_id.strip().upper(), label.strip().upper()
+    return a == b or (len(b) == 11 and a.startswith(b))
+

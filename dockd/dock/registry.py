@@ -1,0 +1,124 @@
+"""The recorder registry (rules art. 5(1), 7, 9, 10): which recorder exists, who is
+responsible for it, and whether it is in service. Every change is a custody event."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from dockd.clock import utc_iso
+from dockd.errors import UsageError
+from dockd.store.catalog import Catalog, register_schema
+from dockd.store.evidence import EvidenceStore
+from dockd.store.ingest import validate_serial
+
+STATES = ("in_service", "faulty", "in_repair", "retired")
+
+register_schema("registry", """
+CREATE TABLE IF NOT EXISTS recorders (
+    serial TEXT PRIMARY KEY,
+    brand TEXT,
+    model TEXT,
+    officer_id TEXT,
+    officer_name TEXT,
+    unit TEXT,
+    state TEXT NOT NULL,
+    enrolled_at TEXT NOT NULL,
+    retired_at TEXT
+);
+""")
+
+
+@dataclass(frozen=True)
+class Recorder:
+    """One enrolled recorder."""
+
+    serial: str
+    brand: str | None
+    model: str | None
+    officer_id: str | None
+    officer_name: str | None
+    unit: str | None
+    state: str
+    enrolled_at: str
+    retired_at: str | None
+
+    def to_json_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+def lookup(catalog: Catalog, serial: str) -> Recorder | None:
+    """The registry entry of ``serial``, or None when it is not enrolled."""
+    row = catalog.query_one("SELECT * FROM recorders WHERE serial=?", (serial,))
+    return Recorder(**dict(row)) if row is not None else None
+
+
+def list_recorders(catalog: Catalog) -> list[Recorder]:
+    return [Recorder(**dict(r)) for r in catalog.query("SELECT * FROM recorders ORDER BY serial")]
+
+
+def enroll(store: EvidenceStore, actor: str, serial: str, brand: str, model: str,
+           officer_id: str | None, officer_name: str | None, unit: str | None) -> Recorder:
+    """Add a recorder to the registry (in service); UsageError if it is already there."""
+    validate_serial(serial)
+    with store.catalog.transaction() as tx:
+        if tx.execute("SELECT 1 FROM recorders WHERE serial=?", (serial,)).fetchone():
+            raise UsageError(f"recorder {serial} is already enrolled")
+        now = utc_iso(store.clock.now())
+        tx.execute("INSERT INTO recorders (serial, brand, model, officer_id, officer_name, unit,"
+                   " state, enrolled_at) VALUES (?,?,?,?,?,?,?,?)",
+                   (serial, brand, model, officer_id, officer_name, unit, "in_service", now))
+        store.custody.record(tx, "recorder.enrolled", actor, serial,
+                             {"serial": serial, "brand": brand, "model": model,
+                              "officer_id": officer_id, "officer_name": officer_name, "unit": unit})
+    return _must(store.catalog, serial)
+
+
+def assign(store: EvidenceStore, actor: str, serial: str, officer_id: str,
+           officer_name: str | None, unit: str | None) -> Recorder:
+    """Make an officer responsible for a recorder (art. 10)."""
+    with store.catalog.transaction() as tx:
+        before = _must(store.catalog, serial)
+        if before.state == "retired":
+            raise UsageError(f"recorder {serial} is retired and cannot be assigned")
+        tx.execute("UPDATE recorders SET officer_id=?, officer_name=?, unit=COALESCE(?, unit)"
+                   " WHERE serial=?", (officer_id, officer_name, unit, serial))
+        store.custody.record(tx, "recorder.assigned", actor, serial,
+                             {"serial": serial, "officer_id": officer_id,
+                              "officer_name": officer_name, "unit": unit,
+                              "previous_officer_id": before.officer_id})
+    return _must(store.catalog, serial)
+
+
+def set_state(store: EvidenceStore, actor: str, serial: str, state: str) -> Recorder:
+    """in_service | faulty | in_repair (art. 9); ``retire`` for taking it out for good."""
+    if state not in STATES[:3]:
+        raise UsageError(f"state {state!r} is not one of in_service, faulty, in_repair")
+    with store.catalog.transaction() as tx:
+        before = _must(store.catalog, serial)
+        if before.state == "retired":
+            raise UsageError(f"recorder {serial} is retired")
+        tx.execute("UPDATE recorders SET state=? WHERE serial=?", (state, serial))
+        store.custody.record(tx, "recorder.state_changed", actor, serial,
+                             {"serial": serial, "from": before.state, "to": state})
+    return _must(store.catalog, serial)
+
+
+def retire(store: EvidenceStore, actor: str, serial: str) -> Recorder:
+    """Take a recorder out of service for good; its recordings stay."""
+    with store.catalog.transaction() as tx:
+        before = _must(store.catalog, serial)
+        if before.state == "retired":
+            raise UsageError(f"recorder {serial} is already retired")
+        now = utc_iso(store.clock.now())
+        tx.execute("UPDATE recorders SET state='retired', retired_at=? WHERE serial=?", (now, serial))
+        store.custody.record(tx, "recorder.retired", actor, serial,
+                             {"serial": serial, "from": before.state})
+    return _must(store.catalog, serial)
+
+
+def _must(catalog: Catalog, serial: str) -> Recorder:
+    found = lookup(catalog, serial)
+    if found is None:
+        raise UsageError(f"recorder {serial} is not enrolled (see 'dockd recorders add')")
+    return found
