@@ -129,6 +129,13 @@ class Bay:
             self.cancel.set()
         self.events.put(event)
 
+    def relabel(self, label: str) -> None:
+        """A reloaded config renamed the bay."""
+        if label != self.label:
+            self.label = label
+            self.status = dataclasses.replace(self.status, label=label)
+            self.ctx.on_status(self.status)
+
     def stop(self, timeout: float = 30.0) -> None:
         """Interrupt any offload cleanly and end the worker."""
         self._stopping = True

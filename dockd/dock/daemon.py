@@ -148,7 +148,7 @@ class Daemon:
             if existing is None:
                 self._add_bay(bay.port, bay.number, bay.label)
             else:
-                existing.label = bay.label
+                existing.relabel(bay.label)
         log.info("config reloaded", extra={"config": str(self.config.source)})
 
     # -- events ------------------------------------------------------------------------------

@@ -47,8 +47,10 @@ def demo_paths(root: Path, store: Path | None) -> DemoPaths:
                      root / "status.sock", root / "cards")
 
 
-def write_demo_config(paths: DemoPaths, recorders: int, broker_url: str | None) -> None:
-    """The TOML a real dock would have, pointed at the simulator."""
+def write_demo_config(paths: DemoPaths, recorders: int, broker_url: str | None,
+                      clock_sync: str = "assume_synced", storage_wait_s: float = 30,
+                      extra: str = "") -> None:
+    """The TOML a real dock would have, pointed at the simulator (``extra`` is appended)."""
     (paths.root / "admin.pw").write_text(ADMIN_PASSWORD + "\n")
     os.chmod(paths.root / "admin.pw", 0o400)
     lines = [
@@ -56,8 +58,8 @@ def write_demo_config(paths: DemoPaths, recorders: int, broker_url: str | None) 
         "[ingest]", "store_reserve_bytes = 0", "",
         "[daemon]", 'device_source = "spool"', f'spool_dir = "{paths.spool}"',
         'mounter = "directory"', f'status_socket = "{paths.socket}"',
-        'clock_sync = "assume_synced"  # the demo machine may have no NTP; a real dock uses "auto"',
-        "storage_wait_s = 30", "",
+        f'clock_sync = "{clock_sync}"  # the demo machine may have no NTP; a real dock uses "auto"',
+        f"storage_wait_s = {storage_wait_s}", "",
     ]
     for n in range(1, recorders + 1):
         lines += ["[[daemon.bays]]", f'port = "1-1.{n}"', f"number = {n}", f'label = "Bay {n}"', ""]
@@ -72,7 +74,7 @@ def write_demo_config(paths: DemoPaths, recorders: int, broker_url: str | None) 
         lines.append("")
     if broker_url:
         lines += ["[mqtt]", "enabled = true", f'broker = "{broker_url}"', ""]
-    paths.config.write_text("\n".join(lines))
+    paths.config.write_text("\n".join(lines) + "\n" + extra)
 
 
 def run_demo(recorders: int, broker_url: str | None, store: Path | None, keep_running: bool,

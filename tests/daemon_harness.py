@@ -1,0 +1,128 @@
+"""The real daemon as a subprocess, with simulated recorders docked through the spool.
+
+``DaemonHarness`` writes a dock config (the demo's, pointed at a temp dir), starts
+``dockd run``, and offers waits on the daemon's own state channel, so tests assert on
+what the dock reports, not on internals.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from dockd.sim.demo import DemoPaths, demo_paths, write_demo_config
+from dockd.sim.dock import SimDock
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+class DaemonHarness:
+    """One dock under test."""
+
+    def __init__(self, root: Path, bays: int = 3, clock_sync: str = "assume_synced",
+                 storage_wait_s: float = 10, extra: str = "", broker_url: str | None = None) -> None:
+        self.root = root
+        self.paths: DemoPaths = demo_paths(root, None)
+        root.mkdir(parents=True, exist_ok=True)
+        write_demo_config(self.paths, bays, broker_url, clock_sync=clock_sync,
+                          storage_wait_s=storage_wait_s, extra=extra)
+        self.dock = SimDock(self.paths.spool, self.paths.cards)
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.log_path = root / "daemon.log"
+
+    # -- life cycle ---------------------------------------------------------------------
+
+    def start(self, timeout: float = 30) -> None:
+        env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
+        env.pop("DOCKD_CONFIG", None)
+        with open(self.log_path, "ab") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "dockd.cli", "run", "--config", str(self.paths.config)],
+                stderr=log, stdout=log, env=env)
+        self.wait_until(lambda s: True, timeout, "the state channel")
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 30) -> int:
+        assert self.proc is not None
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        return self.proc.returncode
+
+    def close(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        self.dock.stop()
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    # -- observing ----------------------------------------------------------------------------
+
+    def state(self) -> dict[str, Any]:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+            sock.settimeout(5)
+            sock.connect(str(self.paths.socket))
+            buf = b""
+            while not buf.endswith(b"\n"):
+                chunk = sock.recv(65536)
+                if not chunk:
+                    break
+                buf += chunk
+        data: dict[str, Any] = json.loads(buf)
+        return data
+
+    def bay(self, number: int) -> dict[str, Any]:
+        for bay in self.state()["bays"]:
+            if bay["bay"] == number:
+                return dict(bay)
+        raise KeyError(f"no bay {number}")
+
+    def wait_until(self, predicate: Callable[[dict[str, Any]], bool], timeout: float,
+                   what: str) -> dict[str, Any]:
+        """Poll the state channel until ``predicate(state)``; fail with the log otherwise."""
+        deadline = time.monotonic() + timeout
+        last: dict[str, Any] | None = None
+        while time.monotonic() < deadline:
+            if self.proc is not None and self.proc.poll() is not None:
+                raise AssertionError(f"daemon exited ({self.proc.returncode}) waiting for {what}:\n"
+                                     + self.log()[-3000:])
+            try:
+                last = self.state()
+                if predicate(last):
+                    return last
+            except (OSError, ValueError):
+                pass
+            time.sleep(0.05)
+        raise AssertionError(f"timed out waiting for {what}; last state {last}\n" + self.log()[-3000:])
+
+    def wait_bay(self, number: int, state: str, timeout: float = 60) -> dict[str, Any]:
+        """Wait for bay ``number`` to reach ``state``; returns that bay's status."""
+        found = self.wait_until(
+            lambda s: any(b["bay"] == number and b["state"] == state for b in s["bays"]),
+            timeout, f"bay {number} {state}")
+        return next(b for b in found["bays"] if b["bay"] == number)
+
+    def custody(self) -> list[dict[str, Any]]:
+        out = subprocess.run([sys.executable, "-m", "dockd.cli", "log", "--json", "--config",
+                              str(self.paths.config)], capture_output=True, text=True, check=True,
+                             env={**os.environ, "PYTHONPATH": str(REPO_ROOT)})
+        records: list[dict[str, Any]] = json.loads(out.stdout)
+        return records
+
+    def dockd(self, *args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "dockd.cli", *args, "--config",
+                               str(self.paths.config)], capture_output=True, text=True, check=False,
+                              env={**os.environ, "PYTHONPATH": str(REPO_ROOT)}, timeout=120)

@@ -1,0 +1,254 @@
+"""The daemon as a real subprocess: dock, check, offload, pull-out, re-dock, faults.
+
+Recorders are the simulator's (a real pseudo-terminal control port speaking GA/T 947 or
+Ambarella frames, and a card directory); events reach the daemon through the spool as
+the udev source would deliver them.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import signal
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from dockd.sim.recorders import SimRecorderSpec
+from tests.daemon_harness import DaemonHarness
+
+
+@pytest.fixture
+def dock(tmp_path: Path) -> Iterator[DaemonHarness]:
+    harness = DaemonHarness(tmp_path / "dock")
+    harness.start()
+    yield harness
+    harness.close()
+
+
+def _sha(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _card_hashes(card: Path) -> dict[str, str]:
+    return {str(p.relative_to(card)): _sha(p) for p in sorted(card.rglob("*")) if p.is_file()}
+
+
+def _catalog(h: DaemonHarness, recorder: str) -> list[dict[str, Any]]:
+    out = h.dockd("catalog", "--recorder", recorder, "--json")
+    assert out.returncode == 0, out.stderr
+    items: list[dict[str, Any]] = json.loads(out.stdout)
+    return items
+
+
+def _types(records: list[dict[str, Any]], subject: str | None = None) -> list[str]:
+    return [r["type"] for r in records if subject is None or r["subject"] == subject]
+
+
+def test_three_recorders_of_every_kind_end_ready_and_stored_once(dock: DaemonHarness) -> None:
+    plugged = [dock.dock.plug(f"1-1.{n}", kind) for n, kind in
+               enumerate(("gat947", "amba", "msc"), start=1)]
+    for n in (1, 2, 3):
+        dock.wait_bay(n, "ready")
+    for p in plugged:
+        items = _catalog(dock, p.serial)
+        on_card = _card_hashes(p.volume)
+        assert {i["source_path"]: i["sha256"] for i in items} == on_card
+    records = dock.custody()
+    for p in plugged:
+        assert "recorder.docked" in _types(records, p.serial)
+        assert "session.completed" in _types(records, p.serial)
+    health = [r for r in records if r["type"] == "recorder.health"]
+    gat = next(r for r in health if r["subject"] == plugged[0].serial)
+    assert gat["payload"]["battery_percent"] == 80
+    verify = dock.dockd("verify")
+    assert verify.returncode == 0, verify.stdout + verify.stderr
+
+
+def test_undock_is_a_check_out_naming_the_assigned_officer(dock: DaemonHarness) -> None:
+    add = dock.dockd("recorders", "add", "MSC9", "--brand", "Acme", "--model", "X1",
+                     "--officer-id", "007", "--officer-name", "李四")
+    assert add.returncode == 0, add.stderr
+    dock.dock.plug("1-1.1", "msc", usb_serial="MSC9")
+    assert dock.wait_bay(1, "ready")["officer"] == "李四"
+    dock.dock.unplug("1-1.1")
+    dock.wait_bay(1, "empty")
+    records = dock.custody()
+    docked = next(r for r in records if r["type"] == "recorder.docked")
+    undocked = next(r for r in records if r["type"] == "recorder.undocked")
+    assert docked["payload"]["officer_id"] == undocked["payload"]["officer_id"] == "007"
+    assert docked["seq"] < undocked["seq"]
+
+
+def test_pull_out_mid_offload_then_redock_resumes_without_loss_or_duplicates(
+        dock: DaemonHarness) -> None:
+    files = [(f"DCIM/BIG{n}.MP4", 160 << 20) for n in range(4)]
+    plugged = dock.dock.plug("1-1.1", "msc", usb_serial="PULL1", files=files)
+    dock.wait_until(lambda s: s["bays"][0]["progress"]["bytes_done"] > 0, 60, "bytes copied")
+    dock.dock.pull_out("1-1.1")
+    bay = dock.wait_bay(1, "fault", timeout=60)
+    assert bay["fault"] == "removed_during_offload"
+    records = dock.custody()
+    interrupted = [r for r in records if r["type"] == "session.interrupted"]
+    assert interrupted and interrupted[-1]["payload"]["reason"] in ("removed_during_offload",
+                                                                    "source_removed")
+    stored_before = len(_catalog(dock, "PULL1"))
+    assert stored_before < len(files), "the pull-out came too late to interrupt anything"
+
+    dock.dock.put_card_back("PULL1")
+    dock.dock.plug("1-1.1", "msc", usb_serial="PULL1", files=files)
+    dock.wait_bay(1, "ready", timeout=120)
+    items = _catalog(dock, "PULL1")
+    assert sorted(i["source_path"] for i in items) == sorted(f for f, _ in files)
+    assert {i["sha256"] for i in items} == set(_card_hashes(plugged.volume).values())
+    verify = dock.dockd("verify")
+    assert verify.returncode == 0, verify.stdout + verify.stderr
+
+
+def test_unknown_usb_stick_is_never_mounted_and_raises_an_alert(dock: DaemonHarness) -> None:
+    dock.dock.plug("1-1.2", "msc", usb_serial="STICK", vendor_product=("0781", "5567"))
+    bay = dock.wait_bay(2, "fault")
+    assert bay["fault"] == "unknown_device"
+    assert bay["recorder"] is None
+    records = dock.custody()
+    assert not [r for r in records if r["type"] == "session.started"]
+    fault = next(r for r in records if r["type"] == "bay.fault")
+    assert fault["payload"]["reason"] == "unknown_device"
+    assert "0781:5567" in fault["payload"]["detail"]
+    assert _catalog(dock, "STICK") == []
+
+
+def test_wrong_admin_password_faults_login_and_mounts_nothing(dock: DaemonHarness) -> None:
+    spec = SimRecorderSpec(serial="ZFYBADPW", password=b"999999")
+    dock.dock.plug("1-1.1", "gat947", spec=spec)
+    assert dock.wait_bay(1, "fault")["fault"] == "login_failed"
+    records = dock.custody()
+    assert not [r for r in records if r["type"] == "session.started"]
+    assert dock.dock.plugged["1-1.1"].storage_mode.is_set() is False
+
+
+@pytest.mark.parametrize("start", [dt.datetime(1970, 1, 1, 0, 0, 5), dt.datetime(2099, 12, 31, 23, 59)])
+def test_absurd_recorder_clock_is_set_and_recorded_before_and_after(
+        dock: DaemonHarness, start: dt.datetime) -> None:
+    spec = SimRecorderSpec(serial=f"ZFY{start.year}", clock_start=start)
+    dock.dock.plug("1-1.1", "gat947", spec=spec)
+    bay = dock.wait_bay(1, "ready")
+    assert abs(bay["clock_drift_s"]) <= 2
+    clock_set = next(r for r in dock.custody() if r["type"] == "clock.set")
+    assert abs(clock_set["payload"]["drift_before_s"]) > 86400 * 365 * 50
+    assert abs(clock_set["payload"]["drift_after_s"]) <= 2
+    # The recorder keeps Beijing wall time; the custody log holds it as UTC.
+    expected = start.replace(tzinfo=ZoneInfo("Asia/Shanghai")).astimezone(dt.UTC)
+    recorded = dt.datetime.fromisoformat(clock_set["payload"]["recorder_time_before"])
+    assert abs((recorded - expected).total_seconds()) <= 2
+
+
+def test_dock_clock_not_synchronised_offloads_but_reports_clock_unsynced(tmp_path: Path) -> None:
+    h = DaemonHarness(tmp_path / "dock", clock_sync="never")
+    h.start()
+    try:
+        spec = SimRecorderSpec(serial="ZFYUNS1", clock_offset_s=3600)
+        p = h.dock.plug("1-1.1", "gat947", spec=spec)
+        bay = h.wait_bay(1, "fault")
+        assert bay["fault"] == "clock_unsynced"
+        assert not [r for r in h.custody() if r["type"] == "clock.set"]
+        assert len(_catalog(h, "ZFYUNS1")) == len(_card_hashes(p.volume))
+    finally:
+        h.close()
+
+
+def test_low_battery_is_offloaded_then_reported(dock: DaemonHarness) -> None:
+    p = dock.dock.plug("1-1.3", "gat947", spec=SimRecorderSpec(serial="ZFYLOWB", battery_percent=5))
+    assert dock.wait_bay(3, "fault")["fault"] == "battery_low"
+    assert len(_catalog(dock, "ZFYLOWB")) == len(_card_hashes(p.volume))
+
+
+def test_silent_recorder_gives_a_clear_login_fault(dock: DaemonHarness) -> None:
+    from dockd.sim.recorders import Fault
+
+    p = dock.dock.plug("1-1.1", "gat947", spec=SimRecorderSpec(serial="ZFYMUTE"))
+    assert p.recorder is not None
+    p.recorder.inject(Fault.SILENT)
+    p.recorder.inject(Fault.SILENT)
+    p.recorder.inject(Fault.SILENT)
+    bay = dock.wait_bay(1, "fault", timeout=60)
+    assert bay["fault"] == "login_failed"
+    fault = next(r for r in dock.custody() if r["type"] == "bay.fault")
+    assert fault["payload"]["detail"]
+
+
+def test_recorder_vanishing_during_login_leaves_the_bay_empty(dock: DaemonHarness) -> None:
+    from dockd.sim.recorders import Fault
+
+    p = dock.dock.plug("1-1.1", "gat947", spec=SimRecorderSpec(serial="ZFYGONE", reply_delay_s=0.3))
+    assert p.recorder is not None
+    p.recorder.inject(Fault.SILENT)
+    dock.dock.pull_out("1-1.1")
+    dock.wait_until(lambda s: s["bays"][0]["state"] in ("empty", "fault"), 30, "bay settles")
+    records = dock.custody()
+    assert not [r for r in records if r["type"] == "session.started"]
+
+
+def test_volume_that_is_not_a_file_system_faults_offload(tmp_path: Path) -> None:
+    h = DaemonHarness(tmp_path / "dock", storage_wait_s=2)
+    h.start()
+    try:
+        from dockd.devices.events import DeviceEvent
+
+        # A disk appears without any file system udev could name, and nothing else follows.
+        h.dock.spool.post(DeviceEvent("add", "usb", "1-1.1", "/sys/devices/sim/usb1/1-1.1",
+                                      vendor_id="2ca3", product_id="0100", usb_serial="NOFS1"))
+        h.dock.spool.post(DeviceEvent("add", "block", "1-1.1", "/sys/devices/sim/usb1/1-1.1/x/sdz",
+                                      device_node="/dev/null", vendor_id="2ca3", product_id="0100"))
+        bay = h.wait_bay(1, "fault", timeout=30)
+        assert bay["fault"] == "offload_failed"
+        fault = next(r for r in h.custody() if r["type"] == "bay.fault")
+        assert "file system" in fault["payload"]["detail"]
+    finally:
+        h.close()
+
+
+def test_port_missing_from_the_config_gets_a_derived_bay(dock: DaemonHarness) -> None:
+    dock.dock.plug("2-4", "msc", usb_serial="ELSEWHERE")
+    found = dock.wait_until(lambda s: any(b["label"] == "port 2-4" and b["state"] == "ready"
+                                          for b in s["bays"]), 60, "derived bay ready")
+    assert any(b["bay"] >= 100 for b in found["bays"])
+    assert "missing from the config" in dock.log()
+
+
+def test_sigterm_mid_offload_interrupts_cleanly_and_restart_recovers(dock: DaemonHarness) -> None:
+    files = [(f"DCIM/T{n}.MP4", 120 << 20) for n in range(4)]
+    dock.dock.plug("1-1.1", "msc", usb_serial="TERM1", files=files)
+    dock.wait_until(lambda s: s["bays"][0]["progress"]["bytes_done"] > 0, 60, "bytes copied")
+    assert dock.stop(signal.SIGTERM) == 0
+    records = dock.custody()
+    assert records[-1]["type"] == "dock.stopped"
+    interrupted = [r for r in records if r["type"] == "session.interrupted"]
+    assert interrupted and interrupted[-1]["payload"]["reason"] == "dock_stopping"
+    verify = dock.dockd("verify")
+    assert verify.returncode == 0, verify.stdout + verify.stderr
+    # The recorder is still in its bay; after a restart the daemon's start-up replay
+    # of present devices is the simulator's re-plug.
+    dock.dock.unplug("1-1.1")
+    dock.start()
+    dock.dock.plug("1-1.1", "msc", usb_serial="TERM1", files=files)
+    dock.wait_bay(1, "ready", timeout=120)
+    assert len(_catalog(dock, "TERM1")) == len(files)
+
+
+def test_sighup_reloads_labels_and_rejects_a_broken_config(dock: DaemonHarness) -> None:
+    config = dock.paths.config
+    original = config.read_text()
+    config.write_text(original.replace('label = "Bay 2"', 'label = "Front left"'))
+    assert dock.proc is not None
+    dock.proc.send_signal(signal.SIGHUP)
+    dock.wait_until(lambda s: any(b["label"] == "Front left" for b in s["bays"]), 20, "new label")
+    config.write_text(original + "\n[health]\nbattery_min_percent = 'low'\n")
+    dock.proc.send_signal(signal.SIGHUP)
+    dock.wait_until(lambda s: "config reload refused" in dock.log(), 20, "reload refused")
+    assert "health.battery_min_percent" in dock.log()
+    assert dock.proc.poll() is None

@@ -1,0 +1,41 @@
+"""`dockd install` into a scratch root, and the shipped example config."""
+
+from __future__ import annotations
+
+import configparser
+from pathlib import Path
+
+from dockd.config import load_config
+from dockd.dock.settings import daemon_settings
+from tests.conftest import REPO_ROOT, run_dockd
+
+
+def test_example_config_is_valid_and_names_every_section() -> None:
+    config = load_config(REPO_ROOT / "config" / "dockd.toml")
+    settings = daemon_settings(config)
+    assert [b.port for b in settings.bays] == ["1-1.1", "1-1.2"]
+    assert {m.driver for m in settings.models} == {"amba", "gat947", "msc"}
+
+
+def test_install_writes_unit_rules_and_config_without_overwriting(tmp_path: Path) -> None:
+    first = run_dockd(["install", "--root", tmp_path, "--no-reload"])
+    assert first.returncode == 0, first.stderr
+    unit = tmp_path / "etc/systemd/system/dockd.service"
+    parser = configparser.ConfigParser(strict=False, interpolation=None)
+    parser.read_string(unit.read_text())
+    assert parser["Service"]["Type"] == "notify"
+    assert parser["Service"]["ExecStart"].split()[0].endswith("/dockd")
+    assert Path(parser["Service"]["ExecStart"].split()[0]).exists()
+    assert (tmp_path / "etc/udev/rules.d/70-dockd-recorders.rules").read_text().count("dockd") > 3
+    config = tmp_path / "etc/dockd/dockd.toml"
+    config.write_text("[dock]\nid = \"mine\"\n")
+    second = run_dockd(["install", "--root", tmp_path, "--no-reload"])
+    assert second.returncode == 0
+    assert config.read_text() == "[dock]\nid = \"mine\"\n"
+    assert "kept existing" in second.stdout
+
+
+def test_install_into_a_missing_root_is_a_usage_error(tmp_path: Path) -> None:
+    result = run_dockd(["install", "--root", tmp_path / "nope", "--no-reload"])
+    assert result.returncode == 2
+    assert "not a directory" in result.stderr
