@@ -19,12 +19,12 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from dockd.sim.recorders import SimRecorderSpec
-from tests.daemon_harness import DaemonHarness
+from dockd.sim.runner import DaemonRunner
 
 
 @pytest.fixture
-def dock(tmp_path: Path) -> Iterator[DaemonHarness]:
-    harness = DaemonHarness(tmp_path / "dock")
+def dock(tmp_path: Path) -> Iterator[DaemonRunner]:
+    harness = DaemonRunner(tmp_path / "dock")
     harness.start()
     yield harness
     harness.close()
@@ -38,7 +38,7 @@ def _card_hashes(card: Path) -> dict[str, str]:
     return {str(p.relative_to(card)): _sha(p) for p in sorted(card.rglob("*")) if p.is_file()}
 
 
-def _catalog(h: DaemonHarness, recorder: str) -> list[dict[str, Any]]:
+def _catalog(h: DaemonRunner, recorder: str) -> list[dict[str, Any]]:
     out = h.dockd("catalog", "--recorder", recorder, "--json")
     assert out.returncode == 0, out.stderr
     items: list[dict[str, Any]] = json.loads(out.stdout)
@@ -49,7 +49,7 @@ def _types(records: list[dict[str, Any]], subject: str | None = None) -> list[st
     return [r["type"] for r in records if subject is None or r["subject"] == subject]
 
 
-def test_three_recorders_of_every_kind_end_ready_and_stored_once(dock: DaemonHarness) -> None:
+def test_three_recorders_of_every_kind_end_ready_and_stored_once(dock: DaemonRunner) -> None:
     plugged = [dock.dock.plug(f"1-1.{n}", kind) for n, kind in
                enumerate(("gat947", "amba", "msc"), start=1)]
     for n in (1, 2, 3):
@@ -69,7 +69,7 @@ def test_three_recorders_of_every_kind_end_ready_and_stored_once(dock: DaemonHar
     assert verify.returncode == 0, verify.stdout + verify.stderr
 
 
-def test_undock_is_a_check_out_naming_the_assigned_officer(dock: DaemonHarness) -> None:
+def test_undock_is_a_check_out_naming_the_assigned_officer(dock: DaemonRunner) -> None:
     add = dock.dockd("recorders", "add", "MSC9", "--brand", "Acme", "--model", "X1",
                      "--officer-id", "007", "--officer-name", "李四")
     assert add.returncode == 0, add.stderr
@@ -85,7 +85,7 @@ def test_undock_is_a_check_out_naming_the_assigned_officer(dock: DaemonHarness) 
 
 
 def test_pull_out_mid_offload_then_redock_resumes_without_loss_or_duplicates(
-        dock: DaemonHarness) -> None:
+        dock: DaemonRunner) -> None:
     files = [(f"DCIM/BIG{n}.MP4", 160 << 20) for n in range(4)]
     plugged = dock.dock.plug("1-1.1", "msc", usb_serial="PULL1", files=files)
     dock.wait_until(lambda s: s["bays"][0]["progress"]["bytes_done"] > 0, 60, "bytes copied")
@@ -109,7 +109,7 @@ def test_pull_out_mid_offload_then_redock_resumes_without_loss_or_duplicates(
     assert verify.returncode == 0, verify.stdout + verify.stderr
 
 
-def test_unknown_usb_stick_is_never_mounted_and_raises_an_alert(dock: DaemonHarness) -> None:
+def test_unknown_usb_stick_is_never_mounted_and_raises_an_alert(dock: DaemonRunner) -> None:
     dock.dock.plug("1-1.2", "msc", usb_serial="STICK", vendor_product=("0781", "5567"))
     bay = dock.wait_bay(2, "fault")
     assert bay["fault"] == "unknown_device"
@@ -122,7 +122,7 @@ def test_unknown_usb_stick_is_never_mounted_and_raises_an_alert(dock: DaemonHarn
     assert _catalog(dock, "STICK") == []
 
 
-def test_wrong_admin_password_faults_login_and_mounts_nothing(dock: DaemonHarness) -> None:
+def test_wrong_admin_password_faults_login_and_mounts_nothing(dock: DaemonRunner) -> None:
     spec = SimRecorderSpec(serial="ZFYBADPW", password=b"999999")
     dock.dock.plug("1-1.1", "gat947", spec=spec)
     assert dock.wait_bay(1, "fault")["fault"] == "login_failed"
@@ -133,7 +133,7 @@ def test_wrong_admin_password_faults_login_and_mounts_nothing(dock: DaemonHarnes
 
 @pytest.mark.parametrize("start", [dt.datetime(1970, 1, 1, 0, 0, 5), dt.datetime(2099, 12, 31, 23, 59)])
 def test_absurd_recorder_clock_is_set_and_recorded_before_and_after(
-        dock: DaemonHarness, start: dt.datetime) -> None:
+        dock: DaemonRunner, start: dt.datetime) -> None:
     spec = SimRecorderSpec(serial=f"ZFY{start.year}", clock_start=start)
     dock.dock.plug("1-1.1", "gat947", spec=spec)
     bay = dock.wait_bay(1, "ready")
@@ -148,7 +148,7 @@ def test_absurd_recorder_clock_is_set_and_recorded_before_and_after(
 
 
 def test_dock_clock_not_synchronised_offloads_but_reports_clock_unsynced(tmp_path: Path) -> None:
-    h = DaemonHarness(tmp_path / "dock", clock_sync="never")
+    h = DaemonRunner(tmp_path / "dock", clock_sync="never")
     h.start()
     try:
         spec = SimRecorderSpec(serial="ZFYUNS1", clock_offset_s=3600)
@@ -161,13 +161,13 @@ def test_dock_clock_not_synchronised_offloads_but_reports_clock_unsynced(tmp_pat
         h.close()
 
 
-def test_low_battery_is_offloaded_then_reported(dock: DaemonHarness) -> None:
+def test_low_battery_is_offloaded_then_reported(dock: DaemonRunner) -> None:
     p = dock.dock.plug("1-1.3", "gat947", spec=SimRecorderSpec(serial="ZFYLOWB", battery_percent=5))
     assert dock.wait_bay(3, "fault")["fault"] == "battery_low"
     assert len(_catalog(dock, "ZFYLOWB")) == len(_card_hashes(p.volume))
 
 
-def test_silent_recorder_gives_a_clear_login_fault(dock: DaemonHarness) -> None:
+def test_silent_recorder_gives_a_clear_login_fault(dock: DaemonRunner) -> None:
     from dockd.sim.recorders import Fault
 
     p = dock.dock.plug("1-1.1", "gat947", spec=SimRecorderSpec(serial="ZFYMUTE"))
@@ -181,7 +181,7 @@ def test_silent_recorder_gives_a_clear_login_fault(dock: DaemonHarness) -> None:
     assert fault["payload"]["detail"]
 
 
-def test_recorder_vanishing_during_login_leaves_the_bay_empty(dock: DaemonHarness) -> None:
+def test_recorder_vanishing_during_login_leaves_the_bay_empty(dock: DaemonRunner) -> None:
     from dockd.sim.recorders import Fault
 
     p = dock.dock.plug("1-1.1", "gat947", spec=SimRecorderSpec(serial="ZFYGONE", reply_delay_s=0.3))
@@ -194,7 +194,7 @@ def test_recorder_vanishing_during_login_leaves_the_bay_empty(dock: DaemonHarnes
 
 
 def test_volume_that_is_not_a_file_system_faults_offload(tmp_path: Path) -> None:
-    h = DaemonHarness(tmp_path / "dock", storage_wait_s=2)
+    h = DaemonRunner(tmp_path / "dock", storage_wait_s=2)
     h.start()
     try:
         from dockd.devices.events import DeviceEvent
@@ -212,7 +212,7 @@ def test_volume_that_is_not_a_file_system_faults_offload(tmp_path: Path) -> None
         h.close()
 
 
-def test_port_missing_from_the_config_gets_a_derived_bay(dock: DaemonHarness) -> None:
+def test_port_missing_from_the_config_gets_a_derived_bay(dock: DaemonRunner) -> None:
     dock.dock.plug("2-4", "msc", usb_serial="ELSEWHERE")
     found = dock.wait_until(lambda s: any(b["label"] == "port 2-4" and b["state"] == "ready"
                                           for b in s["bays"]), 60, "derived bay ready")
@@ -220,7 +220,7 @@ def test_port_missing_from_the_config_gets_a_derived_bay(dock: DaemonHarness) ->
     assert "missing from the config" in dock.log()
 
 
-def test_sigterm_mid_offload_interrupts_cleanly_and_restart_recovers(dock: DaemonHarness) -> None:
+def test_sigterm_mid_offload_interrupts_cleanly_and_restart_recovers(dock: DaemonRunner) -> None:
     files = [(f"DCIM/T{n}.MP4", 120 << 20) for n in range(4)]
     dock.dock.plug("1-1.1", "msc", usb_serial="TERM1", files=files)
     dock.wait_until(lambda s: s["bays"][0]["progress"]["bytes_done"] > 0, 60, "bytes copied")
@@ -240,7 +240,7 @@ def test_sigterm_mid_offload_interrupts_cleanly_and_restart_recovers(dock: Daemo
     assert len(_catalog(dock, "TERM1")) == len(files)
 
 
-def test_sighup_reloads_labels_and_rejects_a_broken_config(dock: DaemonHarness) -> None:
+def test_sighup_reloads_labels_and_rejects_a_broken_config(dock: DaemonRunner) -> None:
     config = dock.paths.config
     original = config.read_text()
     config.write_text(original.replace('label = "Bay 2"', 'label = "Front left"'))

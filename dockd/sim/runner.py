@@ -1,8 +1,8 @@
 """The real daemon as a subprocess, with simulated recorders docked through the spool.
 
-``DaemonHarness`` writes a dock config (the demo's, pointed at a temp dir), starts
-``dockd run``, and offers waits on the daemon's own state channel, so tests assert on
-what the dock reports, not on internals.
+``DaemonRunner`` writes a dock config (the demo's, pointed at a directory), starts
+``dockd run``, and offers waits on the daemon's own state channel, so the demo, the
+tests and the benchmarks all observe what the dock reports, not its internals.
 """
 
 from __future__ import annotations
@@ -18,22 +18,35 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from dockd.sim.demo import DemoPaths, demo_paths, write_demo_config
+from dockd.errors import DockdError
+from dockd.sim.demo_config import DemoPaths, demo_paths, write_demo_config
 from dockd.sim.dock import SimDock
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+
+class RunnerError(DockdError):
+    """The simulated dock did not reach the awaited state (or the daemon died)."""
+
+    exit_code = 1
 
 
-class DaemonHarness:
-    """One dock under test."""
+def _env() -> dict[str, str]:
+    env = dict(os.environ)
+    env.pop("DOCKD_CONFIG", None)
+    return env
+
+
+
+class DaemonRunner:
+    """One simulated dock running the real daemon."""
 
     def __init__(self, root: Path, bays: int = 3, clock_sync: str = "assume_synced",
-                 storage_wait_s: float = 10, extra: str = "", broker_url: str | None = None) -> None:
+                 storage_wait_s: float = 10, extra: str = "", broker_url: str | None = None,
+                 daemon_extra: str = "", store: Path | None = None) -> None:
         self.root = root
-        self.paths: DemoPaths = demo_paths(root, None)
+        self.paths: DemoPaths = demo_paths(root, store)
         root.mkdir(parents=True, exist_ok=True)
         write_demo_config(self.paths, bays, broker_url, clock_sync=clock_sync,
-                          storage_wait_s=storage_wait_s, extra=extra)
+                          storage_wait_s=storage_wait_s, extra=extra, daemon_extra=daemon_extra)
         self.dock = SimDock(self.paths.spool, self.paths.cards)
         self.proc: subprocess.Popen[bytes] | None = None
         self.log_path = root / "daemon.log"
@@ -41,8 +54,7 @@ class DaemonHarness:
     # -- life cycle ---------------------------------------------------------------------
 
     def start(self, timeout: float = 30) -> None:
-        env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
-        env.pop("DOCKD_CONFIG", None)
+        env = _env()
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "dockd.cli", "run", "--config", str(self.paths.config)],
@@ -91,13 +103,13 @@ class DaemonHarness:
         raise KeyError(f"no bay {number}")
 
     def wait_until(self, predicate: Callable[[dict[str, Any]], bool], timeout: float,
-                   what: str) -> dict[str, Any]:
+                   what: str, interval: float = 0.05) -> dict[str, Any]:
         """Poll the state channel until ``predicate(state)``; fail with the log otherwise."""
         deadline = time.monotonic() + timeout
         last: dict[str, Any] | None = None
         while time.monotonic() < deadline:
             if self.proc is not None and self.proc.poll() is not None:
-                raise AssertionError(f"daemon exited ({self.proc.returncode}) waiting for {what}:\n"
+                raise RunnerError(f"daemon exited ({self.proc.returncode}) waiting for {what}:\n"
                                      + self.log()[-3000:])
             try:
                 last = self.state()
@@ -105,8 +117,8 @@ class DaemonHarness:
                     return last
             except (OSError, ValueError):
                 pass
-            time.sleep(0.05)
-        raise AssertionError(f"timed out waiting for {what}; last state {last}\n" + self.log()[-3000:])
+            time.sleep(interval)
+        raise RunnerError(f"timed out waiting for {what}; last state {last}\n" + self.log()[-3000:])
 
     def wait_bay(self, number: int, state: str, timeout: float = 60) -> dict[str, Any]:
         """Wait for bay ``number`` to reach ``state``; returns that bay's status."""
@@ -118,11 +130,17 @@ class DaemonHarness:
     def custody(self) -> list[dict[str, Any]]:
         out = subprocess.run([sys.executable, "-m", "dockd.cli", "log", "--json", "--config",
                               str(self.paths.config)], capture_output=True, text=True, check=True,
-                             env={**os.environ, "PYTHONPATH": str(REPO_ROOT)})
+                             env=_env())
         records: list[dict[str, Any]] = json.loads(out.stdout)
         return records
 
     def dockd(self, *args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run([sys.executable, "-m", "dockd.cli", *args, "--config",
                                str(self.paths.config)], capture_output=True, text=True, check=False,
-                              env={**os.environ, "PYTHONPATH": str(REPO_ROOT)}, timeout=120)
+                              env=_env(), timeout=120)
+
+
+def pid_of(runner: DaemonRunner) -> int:
+    """The daemon's process id."""
+    assert runner.proc is not None
+    return runner.proc.pid

@@ -1,0 +1,57 @@
+"""The dock config of the demo and of simulator-driven tests: a real dock's TOML,
+pointed at the simulator (spool device source, directory "mounts")."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from dockd.sim.dock import KINDS, SIM_IDS
+
+ADMIN_PASSWORD = "123456"
+
+
+@dataclass(frozen=True)
+class DemoPaths:
+    root: Path
+    store: Path
+    config: Path
+    spool: Path
+    socket: Path
+    cards: Path
+
+
+def demo_paths(root: Path, store: Path | None) -> DemoPaths:
+    return DemoPaths(root, store or root / "store", root / "dockd.toml", root / "spool",
+                     root / "status.sock", root / "cards")
+
+
+def write_demo_config(paths: DemoPaths, recorders: int, broker_url: str | None,
+                      clock_sync: str = "assume_synced", storage_wait_s: float = 30,
+                      extra: str = "", daemon_extra: str = "") -> None:
+    """The TOML a real dock would have, pointed at the simulator (``extra`` is appended)."""
+    (paths.root / "admin.pw").write_text(ADMIN_PASSWORD + "\n")
+    os.chmod(paths.root / "admin.pw", 0o400)
+    lines = [
+        "[dock]", 'id = "demo-dock"', 'site = "demo-site"', f'store_dir = "{paths.store}"', "",
+        "[ingest]", "store_reserve_bytes = 0", "",
+        "[daemon]", 'device_source = "spool"', f'spool_dir = "{paths.spool}"',
+        'mounter = "directory"', f'status_socket = "{paths.socket}"',
+        f'clock_sync = "{clock_sync}"  # the demo machine may have no NTP; a real dock uses "auto"',
+        f"storage_wait_s = {storage_wait_s}", daemon_extra, "",
+    ]
+    for n in range(1, recorders + 1):
+        lines += ["[[daemon.bays]]", f'port = "1-1.{n}"', f"number = {n}", f'label = "Bay {n}"', ""]
+    for kind in KINDS:
+        vid, pid, svid, spid = SIM_IDS[kind]
+        lines += ["[[daemon.models]]", f'name = "sim-{kind}"', f'vendor_id = "{vid}"',
+                  f'product_id = "{pid}"', f'driver = "{kind}"', f'brand = "Simulated {kind}"']
+        if kind != "msc":
+            lines += ['control = "serial"', f'storage_vendor_id = "{svid}"',
+                      f'storage_product_id = "{spid}"',
+                      f'password_file = "{paths.root / "admin.pw"}"', 'timezone = "Asia/Shanghai"']
+        lines.append("")
+    if broker_url:
+        lines += ["[mqtt]", "enabled = true", f'broker = "{broker_url}"', ""]
+    paths.config.write_text("\n".join(lines) + "\n" + extra)
