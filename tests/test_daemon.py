@@ -252,3 +252,25 @@ def test_sighup_reloads_labels_and_rejects_a_broken_config(dock: DaemonRunner) -
     dock.wait_until(lambda s: "config reload refused" in dock.log(), 20, "reload refused")
     assert "health.battery_min_percent" in dock.log()
     assert dock.proc.poll() is None
+
+
+def test_clear_after_offload_deletes_only_verified_files_each_with_a_custody_event(
+        tmp_path: Path) -> None:
+    h = DaemonRunner(tmp_path / "dock", daemon_extra="clear_after_offload = true")
+    h.start()
+    try:
+        p = h.dock.plug("1-1.1", "msc", usb_serial="CLEAR1",
+                        files=[("DCIM/A.MP4", 100_000), ("DCIM/B.MP4", 200_000)])
+        h.wait_bay(1, "ready")
+        assert sorted(x.name for x in p.volume.rglob("*") if x.is_file()) == []
+        records = h.custody()
+        deleted = [r for r in records if r["type"] == "recorder.file_deleted"]
+        assert sorted(r["payload"]["source_path"] for r in deleted) == ["DCIM/A.MP4", "DCIM/B.MP4"]
+        ingested = {r["payload"]["source_path"]: r for r in records if r["type"] == "file.ingested"}
+        for r in deleted:
+            assert r["seq"] > ingested[r["payload"]["source_path"]]["seq"]
+            assert r["payload"]["sha256"] == ingested[r["payload"]["source_path"]]["payload"]["sha256"]
+        verify = h.dockd("verify")
+        assert verify.returncode == 0, verify.stdout
+    finally:
+        h.close()

@@ -43,6 +43,7 @@ from dockd.devices.recorders.base import (
 )
 from dockd.devices.timesync import ClockSyncState
 from dockd.dock import registry
+from dockd.dock.clearing import clear_recorder
 from dockd.dock.health import ClockCheck, HealthReport, evaluate, needs_clock_set
 from dockd.dock.settings import DaemonSettings, HealthSettings, ModelSettings
 from dockd.dock.states import BayState, BayStatus, FaultReason, Progress
@@ -289,6 +290,8 @@ class Bay:
             if report.result != "completed":
                 raise _Fault(FaultReason.OFFLOAD_FAILED,
                              f"{report.count('failed')} file(s) could not be read")
+            if self.ctx.daemon.clear_after_offload:
+                self._clear(mount, docked)
             self._finish(docked)
         finally:
             try:
@@ -344,6 +347,23 @@ class Bay:
                 raise _Fault(FaultReason.OFFLOAD_FAILED, str(exc)) from None
             finally:
                 self._offloading = False
+
+    def _clear(self, mount: Path, docked: _Docked) -> None:
+        assert docked.identity is not None
+        require_archived = self.ctx.config.extra_sections.get("archive") is not None
+        try:
+            self.ctx.mounter.remount(mount, writable=True)
+        except MountError as exc:
+            log.error("recorder not cleared: cannot remount read-write",
+                      extra={"bay": self.number, "error": str(exc)})
+            return
+        try:
+            result = clear_recorder(self._open_store(), mount, docked.identity.serial,
+                                    self.ctx.actor, require_archived)
+            log.info("recorder cleared", extra={"bay": self.number, "deleted": len(result.deleted),
+                                                "kept": len(result.kept)})
+        finally:
+            self.ctx.mounter.remount(mount, writable=False)
 
     # -- health ----------------------------------------------------------------------------------
 
