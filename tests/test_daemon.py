@@ -170,11 +170,8 @@ def test_low_battery_is_offloaded_then_reported(dock: DaemonRunner) -> None:
 def test_silent_recorder_gives_a_clear_login_fault(dock: DaemonRunner) -> None:
     from dockd.sim.recorders import Fault
 
-    p = dock.dock.plug("1-1.1", "gat947", spec=SimRecorderSpec(serial="ZFYMUTE"))
-    assert p.recorder is not None
-    p.recorder.inject(Fault.SILENT)
-    p.recorder.inject(Fault.SILENT)
-    p.recorder.inject(Fault.SILENT)
+    dock.dock.plug("1-1.1", "gat947", spec=SimRecorderSpec(serial="ZFYMUTE"),
+                   faults=[Fault.SILENT] * 3)
     bay = dock.wait_bay(1, "fault", timeout=60)
     assert bay["fault"] == "login_failed"
     fault = next(r for r in dock.custody() if r["type"] == "bay.fault")
@@ -184,9 +181,8 @@ def test_silent_recorder_gives_a_clear_login_fault(dock: DaemonRunner) -> None:
 def test_recorder_vanishing_during_login_leaves_the_bay_empty(dock: DaemonRunner) -> None:
     from dockd.sim.recorders import Fault
 
-    p = dock.dock.plug("1-1.1", "gat947", spec=SimRecorderSpec(serial="ZFYGONE", reply_delay_s=0.3))
-    assert p.recorder is not None
-    p.recorder.inject(Fault.SILENT)
+    dock.dock.plug("1-1.1", "gat947", spec=SimRecorderSpec(serial="ZFYGONE", reply_delay_s=0.3),
+                   faults=[Fault.SILENT])
     dock.dock.pull_out("1-1.1")
     dock.wait_until(lambda s: s["bays"][0]["state"] in ("empty", "fault"), 30, "bay settles")
     records = dock.custody()
@@ -274,3 +270,13 @@ def test_clear_after_offload_deletes_only_verified_files_each_with_a_custody_eve
         assert verify.returncode == 0, verify.stdout
     finally:
         h.close()
+
+
+def test_recorder_answering_garbage_gets_a_login_fault_and_no_offload(dock: DaemonRunner) -> None:
+    from dockd.sim.recorders import Fault
+
+    dock.dock.plug("1-1.2", "amba", spec=SimRecorderSpec(serial="AMBGARB", protocol="amba-stream"),
+                   faults=[Fault.GARBAGE] * 4)
+    bay = dock.wait_bay(2, "fault", timeout=60)
+    assert bay["fault"] == "login_failed"
+    assert not [r for r in dock.custody() if r["type"] == "session.started"]

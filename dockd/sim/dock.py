@@ -22,7 +22,7 @@ from pathlib import Path
 from dockd.clock import Clock, SystemClock
 from dockd.devices.events import DeviceEvent
 from dockd.errors import UsageError
-from dockd.sim.recorders import SimRecorder, SimRecorderSpec, make_sample_volume
+from dockd.sim.recorders import Fault, SimRecorder, SimRecorderSpec, make_sample_volume
 from dockd.sim.spool import SpoolWriter
 
 log = logging.getLogger(__name__)
@@ -71,8 +71,10 @@ class SimDock:
 
     def plug(self, port: str, kind: str, spec: SimRecorderSpec | None = None,
              files: Sequence[tuple[str, int]] | None = None, usb_serial: str | None = None,
-             vendor_product: tuple[str, str] | None = None) -> Plugged:
-        """Dock a recorder of ``kind`` (gat947, amba, msc) in ``port``."""
+             vendor_product: tuple[str, str] | None = None,
+             faults: Sequence[Fault] = ()) -> Plugged:
+        """Dock a recorder of ``kind`` (gat947, amba, msc) in ``port``; ``faults`` are
+        injected into its control port before the dock sees it."""
         if kind not in SIM_IDS:
             raise UsageError(f"simulated recorder kind {kind!r} is not one of {', '.join(KINDS)}")
         if port in self.plugged:
@@ -92,6 +94,8 @@ class SimDock:
             plugged.storage_mode.set()
             return plugged
         recorder = SimRecorder(spec, self.clock, volume_dir=volume)
+        for fault in faults:
+            recorder.inject(fault)
         plugged.recorder = recorder
         recorder.on_mass_storage(lambda _r: self._re_enumerate(plugged))
         self._usb(plugged, "add", vid, pid, None)
