@@ -280,3 +280,35 @@ def test_recorder_answering_garbage_gets_a_login_fault_and_no_offload(dock: Daem
     bay = dock.wait_bay(2, "fault", timeout=60)
     assert bay["fault"] == "login_failed"
     assert not [r for r in dock.custody() if r["type"] == "session.started"]
+
+
+def test_bay_leds_follow_the_daemon_and_a_broken_led_never_stops_the_offload(
+        tmp_path: Path) -> None:
+    from dockd.sim.led_board import make_sysfs_led
+
+    leds = tmp_path / "sys" / "class" / "leds"
+    leds.mkdir(parents=True)
+    for name in ("bay1:status", "bay2:status"):
+        make_sysfs_led(leds, name, channels=("red", "green"))
+    # Bay 2's LED is broken: its brightness attribute is a directory (EISDIR on write).
+    bay2 = (leds / "bay2:status").resolve()
+    (bay2 / "brightness").unlink()
+    (bay2 / "brightness").mkdir()
+    extra = (f'[leds]\ndriver = "sysfs"\nsysfs_root = "{leds}"\n'
+             '[[leds.bay]]\nbay = 1\nled = "bay1:status"\n'
+             '[[leds.bay]]\nbay = 2\nled = "bay2:status"\n')
+    h = DaemonRunner(tmp_path / "dock", extra=extra)
+    h.start()
+    try:
+        h.dock.plug("1-1.1", "msc", usb_serial="LED1")
+        h.dock.plug("1-1.2", "msc", usb_serial="LED2")
+        h.wait_bay(1, "ready")
+        h.wait_bay(2, "ready")
+        bay1 = (leds / "bay1:status").resolve()
+        h.wait_until(lambda _s: (bay1 / "multi_intensity").read_text().split()[1] != "0"
+                     and (bay1 / "multi_intensity").read_text().split()[0] == "0", 10, "green LED")
+        assert int((bay1 / "brightness").read_text()) > 0
+        assert len(_catalog(h, "LED2")) == 3
+        assert "LED fault" in h.log()
+    finally:
+        h.close()
