@@ -24,6 +24,20 @@ COMMAND_MODULES = [
     "dockd.commands.log",
     "dockd.commands.verify",
     "dockd.commands.key",
+    "dockd.commands.recorders",
+    "dockd.commands.run",
+    "dockd.commands.status",
+    "dockd.commands.console",
+    "dockd.commands.demo",
+    "dockd.commands.install",
+    "dockd.commands.archive",
+    "dockd.commands.hold",
+    "dockd.commands.prune",
+    "dockd.commands.case",
+    "dockd.commands.export",
+    "dockd.commands.access",
+    "dockd.commands.report",
+    "dockd.commands.watch",
 ]
 
 log = logging.getLogger("dockd.cli")

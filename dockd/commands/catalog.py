@@ -5,6 +5,9 @@ from __future__ import annotations
 import argparse
 
 from dockd.commands.common import add_config_options, add_json_option, config_from_args, print_json
+from dockd.records.periods import parse_day
+from dockd.records.settings import records_settings
+from dockd.records.views import filter_items
 from dockd.store.queries import catalog_items, open_catalog_read_only
 
 
@@ -13,6 +16,10 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     add_config_options(p)
     p.add_argument("--recorder", metavar="SERIAL", help="only this recorder's files")
     p.add_argument("--since", metavar="DATE", help="only files ingested on or after DATE")
+    p.add_argument("--day", metavar="DATE",
+                   help="only files docked on this local day ([records] utc_offset)")
+    p.add_argument("--officer", metavar="ID_OR_NAME", help="only files of this officer")
+    p.add_argument("--case", metavar="CASE_NO", help="only files tagged with this case")
     add_json_option(p)
     p.set_defaults(func=run)
 
@@ -21,7 +28,10 @@ def run(args: argparse.Namespace) -> int:
     config = config_from_args(args)
     catalog = open_catalog_read_only(config.dock.store_dir)
     try:
-        items = catalog_items(catalog, args.recorder, args.since)
+        day = parse_day(args.day, records_settings(config).tz) if args.day else None
+        items = catalog_items(catalog, args.recorder, day.start_utc if day else args.since,
+                              day.end_utc if day else None)
+        items = filter_items(catalog, items, args.officer, args.case)
     finally:
         catalog.close()
     if args.json:

@@ -8,6 +8,7 @@ from dockd.clock import SystemClock
 from dockd.commands.common import add_config_options, add_json_option, config_from_args, print_json
 from dockd.errors import IntegrityError
 from dockd.store.evidence import actor, open_store
+from dockd.store.queries import require_existing_store
 from dockd.store.verify import verify_store
 
 
@@ -20,6 +21,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 def run(args: argparse.Namespace) -> int:
     config = config_from_args(args)
+    require_existing_store(config.dock.store_dir)
     store = open_store(config, SystemClock())
     try:
         report = verify_store(store, actor())

@@ -30,17 +30,18 @@ def translate(view: UdevView) -> DeviceEvent | None:
     """The dock event for a udev event, or None when it is not about a USB port."""
     if view.action not in ("add", "remove", "change"):
         return None
-    usb_device = _usb_device(view)
-    # On "remove" the sysfs entries are gone and udev cannot walk the parents: the port
-    # is still written in the device path.
-    port = _port_of(usb_device.sys_path) if usb_device else _port_of(view.sys_path)
+    # The device's own path always names the port of the USB device it belongs to. On
+    # "remove" that USB device is usually gone from sysfs already, and the nearest USB device
+    # udev still finds is a hub or the root hub: its IDs must not be taken for the recorder's.
+    port = _port_of(view.sys_path)
     if port is None:
         return None
+    kind = _kind(view)
+    if kind is None or (kind == "usb" and _is_hub(view.properties)):
+        return None
+    usb_device = _usb_device(view, port)
     props = view.properties
     usb_props = usb_device.properties if usb_device else {}
-    kind = _kind(view)
-    if kind is None:
-        return None
     vendor = usb_props.get("ID_VENDOR_ID") or props.get("ID_VENDOR_ID") or _hex(usb_props, "PRODUCT", 0)
     product = usb_props.get("ID_MODEL_ID") or props.get("ID_MODEL_ID") or _hex(usb_props, "PRODUCT", 1)
     return DeviceEvent(
@@ -60,11 +61,17 @@ def translate(view: UdevView) -> DeviceEvent | None:
     )
 
 
-def _usb_device(view: UdevView) -> UdevView | None:
+def _usb_device(view: UdevView, port: str) -> UdevView | None:
     for candidate in (view, *view.parents):
         if candidate.subsystem == "usb" and candidate.device_type == "usb_device":
-            return candidate
+            return candidate if candidate.sys_path.rstrip("/").endswith("/" + port) else None
     return None
+
+
+def _is_hub(props: Mapping[str, str]) -> bool:
+    # TYPE=<bDeviceClass>/<subclass>/<protocol> in decimal; class 9 is a hub. A hub (the
+    # dock's own, or one inside a recorder) is wiring: the devices behind it are what count.
+    return props.get("TYPE", "").split("/")[0] == "9"
 
 
 def _port_of(sys_path: str) -> str | None:

@@ -67,13 +67,18 @@ class StateChannel:
                 self._drop(client)
         if self._server is not None:
             self._server.close()
+        self._selector.close()
+        for fd in (self._wake_r, self._wake_w):
+            os.close(fd)
         with contextlib.suppress(FileNotFoundError):
             self.path.unlink()
 
     def changed(self) -> None:
         """Push the current snapshot to every client (callable from any thread)."""
-        line = self._line()
+        # Snapshot taken under the lock: two bays changing at once must not let the older
+        # snapshot go out last (clients would show it until the next change, maybe forever).
         with self._lock:
+            line = self._line()
             for client in list(self._clients):
                 self._send(client, line)
 
@@ -143,5 +148,7 @@ def read_state(path: Path, timeout: float = 5.0) -> dict[str, Any]:
             if not chunk:
                 break
             buf += chunk
-    data: dict[str, Any] = json.loads(buf.split(b"\n", 1)[0])
+    data = json.loads(buf.split(b"\n", 1)[0])
+    if not isinstance(data, dict):
+        raise ValueError("the state channel sent something that is not a JSON object")
     return data

@@ -168,8 +168,9 @@ class Catalog:
         self.read_only = read_only
         try:
             if read_only:
-                conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, isolation_level=None,
-                                       timeout=30, check_same_thread=False)
+                conn = sqlite3.connect(f"file:{path}?mode=ro{_immutable_if_read_only_fs(path)}",
+                                       uri=True, isolation_level=None, timeout=30,
+                                       check_same_thread=False)
             else:
                 _create_private(path)
                 conn = sqlite3.connect(path, isolation_level=None, timeout=30,
@@ -225,6 +226,16 @@ class Catalog:
 
     def close(self) -> None:
         self.conn.close()
+
+
+def _immutable_if_read_only_fs(path: Path) -> str:
+    # A WAL database cannot create its -shm index on a read-only file system; nobody can
+    # write there either, so SQLite may treat the file as immutable (no locks, no WAL).
+    try:
+        read_only_fs = bool(os.statvfs(path.parent).f_flag & os.ST_RDONLY)
+    except OSError:
+        return ""
+    return "&immutable=1" if read_only_fs else ""
 
 
 def _create_private(path: Path) -> None:

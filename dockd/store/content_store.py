@@ -13,6 +13,7 @@ hash name (link, not rename, so an existing object is never replaced).
 from __future__ import annotations
 
 import errno
+import fcntl
 import logging
 import os
 import secrets
@@ -26,6 +27,7 @@ from dockd.errors import IntegrityError, StoreUnavailableError
 from dockd.store.fsutil import (
     DIR_MODE,
     FILE_MODE,
+    blocking_lock,
     fsync_dir,
     make_dirs,
     make_dirs_durable,
@@ -38,6 +40,7 @@ from dockd.store.hashing import MultiHasher
 OBJECTS_DIR = "objects/sha256"
 TMP_DIR = "tmp"
 _LOCK_NAME = ".lock"
+_SETUP_LOCK_NAME = ".setup.lock"
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +79,9 @@ class ContentStore:
         self.verify_after_copy = verify_after_copy
         self._scratch: Path | None = None
         self._scratch_lock: int | None = None
+        # One buffer for the life of the store: allocating megabytes per file costs more
+        # than copying a small file.
+        self._buf = bytearray(chunk_bytes)
 
     # -- life cycle -------------------------------------------------------------------
 
@@ -85,18 +91,24 @@ class ContentStore:
             make_dirs(self.root, DIR_MODE)
             make_dirs(self.root / OBJECTS_DIR, DIR_MODE)
             make_dirs(self.root / TMP_DIR, DIR_MODE)
-            self.clean_stale_scratch()
-            scratch = self.root / TMP_DIR / f"{os.getpid()}-{secrets.token_hex(4)}"
-            os.mkdir(scratch, 0o700)
-            lock_path = scratch / _LOCK_NAME
-            os.close(os.open(lock_path, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o600))
+            # Cleaning and creating a scratch directory happen under one lock, so a process
+            # that is opening never sees its brand-new (not yet flock-ed) scratch removed by
+            # another process's cleanup.
+            with blocking_lock(self.root / TMP_DIR / _SETUP_LOCK_NAME):
+                self.clean_stale_scratch()
+                scratch = self.root / TMP_DIR / f"{os.getpid()}-{secrets.token_hex(4)}"
+                os.mkdir(scratch, 0o700)
+                lock_fd = os.open(scratch / _LOCK_NAME,
+                                  os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+                fcntl.flock(lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as exc:
             if exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
                 raise StoreUnavailableError(
                     f"the evidence store {self.root} is not writable: {exc.strerror}"
                 ) from None
             raise_store_error(exc, f"preparing {self.root}")
-        self._scratch_lock = try_lock(lock_path)
+            raise
+        self._scratch_lock = lock_fd
         self._scratch = scratch
 
     def close(self) -> None:
@@ -113,8 +125,8 @@ class ContentStore:
         removed = []
         tmp_root = self.root / TMP_DIR
         for entry in sorted(tmp_root.iterdir()) if tmp_root.is_dir() else []:
-            if entry == self._scratch:
-                continue
+            if entry == self._scratch or entry.name.startswith("."):
+                continue  # our own scratch, or the setup lock
             fd = try_lock(entry / _LOCK_NAME)
             if fd is None and (entry / _LOCK_NAME).exists():
                 continue  # a live process owns it
@@ -158,7 +170,7 @@ class ContentStore:
             raise_store_error(exc, "creating a temp file")
             raise
         try:
-            digests, size = self._copy_and_hash(src_fd, tmp_fd, progress)
+            digests, size = self._copy_and_hash(src_fd, tmp_fd, progress, before.st_size)
             after = os.fstat(src_fd)
             if (size != before.st_size or after.st_size != before.st_size
                     or after.st_mtime_ns != before.st_mtime_ns):
@@ -177,13 +189,15 @@ class ContentStore:
             os.close(tmp_fd)
             tmp_path.unlink(missing_ok=True)
 
-    def _copy_and_hash(self, src_fd: int, tmp_fd: int,
-                       progress: Callable[[int], None] | None) -> tuple[dict[str, str], int]:
+    def _copy_and_hash(self, src_fd: int, tmp_fd: int, progress: Callable[[int], None] | None,
+                       limit: int) -> tuple[dict[str, str], int]:
+        # Read no more than the size seen at open: a file the recorder keeps appending to
+        # would otherwise be read forever; growth is caught by the fstat after the copy.
         hasher = MultiHasher(self.algorithms)
-        buf = bytearray(self.chunk_bytes)
-        view = memoryview(buf)
+        whole = memoryview(self._buf)
         size = 0
-        while True:
+        while size < limit:
+            view = whole[:min(len(whole), limit - size)]
             try:
                 n = os.readv(src_fd, [view])
             except OSError as exc:
@@ -208,8 +222,7 @@ class ContentStore:
         # Drop the cached pages so the re-read comes from the disk, not from memory.
         os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
         check = MultiHasher(["sha256"])
-        buf = bytearray(self.chunk_bytes)
-        view = memoryview(buf)
+        view = memoryview(self._buf)
         offset = 0
         while True:
             n = os.preadv(fd, [view], offset)

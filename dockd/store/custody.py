@@ -9,8 +9,10 @@ detected too.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import logging
+import os
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +28,7 @@ RECORD_TAG = b"dockd.custody.v1\x00"
 CHECKPOINT_TAG = b"dockd.checkpoint.v1\x00"
 GENESIS_HASH = "0" * 64
 CHECKPOINT_FILE = "custody.checkpoint.json"
+CORRUPT_SUFFIX = ".corrupt-"
 
 log = logging.getLogger(__name__)
 
@@ -109,7 +112,11 @@ class CustodyLog:
                payload: dict[str, Any], checkpoint: bool = False) -> CustodyRecord:
         """Append one record (and its outbox row) in ``tx``; checkpoint when due or asked."""
         last = tx.execute("SELECT seq, hash FROM custody ORDER BY seq DESC LIMIT 1").fetchone()
+        last_checkpoint = tx.execute("SELECT MAX(seq) FROM checkpoints").fetchone()[0] or 0
         seq, prev_hash = (last[0] + 1, last[1]) if last else (1, GENESIS_HASH)
+        # Never reuse a seq a signed checkpoint already vouched for: after a truncated tail
+        # the log keeps working, and the gap stays visible to verification.
+        seq = max(seq, last_checkpoint + 1)
         event_id = str(uuid.uuid4())
         time = utc_iso(self.clock.now())
         # Round-trip through canonical JSON so what is stored is exactly what was hashed.
@@ -126,7 +133,6 @@ class CustodyLog:
                                prev_hash, hash_, self.dock_id)
         enqueue(tx, "custody", "custody", record.to_json_dict(), ref_seq=seq, qos=1, retain=False,
                 created_at=time)
-        last_checkpoint = tx.execute("SELECT MAX(seq) FROM checkpoints").fetchone()[0] or 0
         if checkpoint or seq - last_checkpoint >= self.checkpoint_every:
             self._checkpoint(tx, seq, hash_, time)
         return record
@@ -160,7 +166,26 @@ def enqueue(tx: Transaction, kind: str, topic: str, payload: dict[str, Any], *, 
 
 def write_checkpoint_file(path: Path, cp: Checkpoint) -> None:
     """Write the latest checkpoint next to the database (atomically; never older than before)."""
-    current = read_checkpoint_file(path)
+    # Bays (threads) and CLI processes checkpoint concurrently: read-compare-write under a lock.
+    lock_fd = os.open(path.with_name(f".{path.name}.lock"), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC,
+                      0o640)
+    try:
+        fcntl.flock(lock_fd, fcntl.LOCK_EX)
+        _write_checkpoint_file_locked(path, cp)
+    finally:
+        os.close(lock_fd)
+
+
+def _write_checkpoint_file_locked(path: Path, cp: Checkpoint) -> None:
+    try:
+        current = read_checkpoint_file(path)
+    except ValueError as exc:
+        # Damaged (or forged) file: keep it aside for the examiner instead of overwriting the
+        # evidence; verification reports every set-aside file until an administrator acts.
+        aside = path.with_name(f"{path.name}{CORRUPT_SUFFIX}{cp.seq}")
+        os.replace(path, aside)
+        log.error("checkpoint file damaged; set aside", extra={"path": str(aside), "error": str(exc)})
+        current = None
     if current is not None and current.seq > cp.seq:
         return  # another process already wrote a later one
     write_file_atomic(path, canonical_json(cp.to_json_dict()) + b"\n", mode=0o644)
@@ -172,8 +197,10 @@ def read_checkpoint_file(path: Path) -> Checkpoint | None:
         data = json.loads(path.read_bytes())
     except FileNotFoundError:
         return None
-    except json.JSONDecodeError as exc:
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ValueError(f"checkpoint file {path} is not JSON: {exc}") from None
+    except RecursionError:
+        raise ValueError(f"checkpoint file {path} is nested too deeply") from None
     return checkpoint_from_dict(data)
 
 

@@ -6,6 +6,7 @@ import contextlib
 import errno
 import fcntl
 import os
+import secrets
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -50,7 +51,8 @@ def make_dirs_durable(path: Path, mode: int = DIR_MODE) -> None:
 
 def write_file_atomic(path: Path, data: bytes, mode: int = 0o640) -> None:
     """Replace ``path`` with ``data`` so a reader sees the old or the new file, never half."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    # Unique per call: threads of one process (bays) may replace the same file at once.
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(6)}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, mode)
     try:
         write_all(fd, data)
@@ -89,6 +91,17 @@ def exclusive_lock(path: Path, what: str) -> Iterator[int]:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             raise StoreUnavailableError(f"{what} is held by another dockd process") from None
+        yield fd
+    finally:
+        os.close(fd)
+
+
+@contextlib.contextmanager
+def blocking_lock(path: Path) -> Iterator[int]:
+    """Hold an exclusive ``flock`` on ``path`` for the block, waiting for it if needed."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
         yield fd
     finally:
         os.close(fd)

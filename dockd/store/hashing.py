@@ -68,3 +68,16 @@ def digest_bytes(data: bytes, algorithms: Iterable[str]) -> dict[str, str]:
     hasher = MultiHasher(algorithms)
     hasher.update(data)
     return hasher.digests()
+
+
+def hash_fd(fd: int, algorithms: Iterable[str], chunk_bytes: int) -> tuple[dict[str, str], int]:
+    """Digests and size of what is left to read from the open file ``fd``."""
+    import os
+
+    hasher = MultiHasher(algorithms)
+    size = 0
+    view = memoryview(bytearray(chunk_bytes))
+    while n := os.readv(fd, [view]):
+        hasher.update(view[:n])
+        size += n
+    return hasher.digests(), size

@@ -26,7 +26,7 @@ from typing import Any
 from dockd.clock import utc_iso
 from dockd.config import SERIAL_PATTERN
 from dockd.dock.states import Progress
-from dockd.errors import StoreFullError, UsageError
+from dockd.errors import IntegrityError, StoreFullError, UsageError
 from dockd.store.content_store import SourceChangedError, SourceReadError, StoredObject
 from dockd.store.evidence import EvidenceStore, actor
 from dockd.store.fsutil import exclusive_lock
@@ -154,6 +154,10 @@ class _Session:
                     self._offload_all()
                 except IngestInterrupted as stop:
                     self.report.result, self.report.reason = "interrupted", stop.reason
+                except StoreFullError:
+                    # Full while writing the catalog or a session-folder link: same stop as
+                    # a full disk during a copy; the reserve leaves room to record it.
+                    self.report.result, self.report.reason = "interrupted", "store_full"
                 self._finish()
             finally:
                 self.store.lock_path(f"session-{self.id}").unlink(missing_ok=True)
@@ -226,14 +230,18 @@ class _Session:
         if copied is None:
             return
         obj, st = copied
+        # New to the catalog, not to the disk: after a crash between linking an object and
+        # committing its item, the object exists but the item does not, and it is new.
+        new_item = self.store.catalog.query_one(
+            "SELECT 1 FROM items WHERE sha256=?", (obj.sha256,)) is None
         session_path = self.folder.link(entry.relpath, self.store.content.object_path(obj.sha256))
         metadata = read_metadata(self.store.content.object_path(obj.sha256), shown) \
-            if obj.created and self.ing.settings.metadata else None
-        outcome = "stored" if obj.created else "deduplicated"
+            if new_item and self.ing.settings.metadata else None
+        outcome = "stored" if new_item else "deduplicated"
         payload: dict[str, Any] = {
             "session_id": self.id, "sha256": obj.sha256, "size": obj.size,
             "recorder": self.recorder, "source_path": shown, "mtime_ns": st.st_mtime_ns,
-            "new_item": obj.created, "stored_path": obj.relpath,
+            "new_item": new_item, "stored_path": obj.relpath,
         }
         if "sm3" in obj.digests:
             payload["sm3"] = obj.digests["sm3"]
@@ -266,7 +274,7 @@ class _Session:
                 dt.datetime.fromtimestamp(st.st_mtime_ns / 1e9, dt.UTC),
                 mhl_digests, self.store.clock.now()))
         self.report.files.append(FileOutcome(shown, outcome, sha256=obj.sha256, size=obj.size))
-        self.report.bytes_stored += obj.size if obj.created else 0
+        self.report.bytes_stored += obj.size if new_item else 0
         self._advance(1, 0)
 
     def _copy(self, entry: SourceEntry) -> tuple[StoredObject, os.stat_result] | None:
@@ -298,6 +306,11 @@ class _Session:
                 return None
             except StoreFullError:
                 raise IngestInterrupted("store_full") from None
+            except IntegrityError as exc:
+                # The store's disk gave back other bytes than were written: nothing was
+                # linked; the file is reported, the session goes on with the next one.
+                self._failed(entry, "readback_mismatch", str(exc))
+                return None
             finally:
                 os.close(fd)
         self._failed(entry, "source_changed",

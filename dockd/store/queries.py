@@ -7,21 +7,29 @@ import json
 from pathlib import Path
 from typing import Any
 
-from dockd.errors import StoreUnavailableError, UsageError
+from dockd.errors import UsageError
 from dockd.store.catalog import Catalog, catalog_path
 
 
 def open_catalog_read_only(store_dir: Path) -> Catalog:
     """The catalog of ``store_dir`` opened read-only; a clear error when there is none."""
+    require_existing_store(store_dir)
+    return Catalog(catalog_path(store_dir), read_only=True)
+
+
+def require_existing_store(store_dir: Path) -> None:
+    """UsageError (exit 2) when ``store_dir`` holds no catalog: reading or verifying a store
+    must never create an empty one and then report it intact."""
     path = catalog_path(store_dir)
     if not path.exists():
-        raise StoreUnavailableError(f"no evidence store at {store_dir} (no {path.name})")
-    return Catalog(path, read_only=True)
+        raise UsageError(f"no evidence store at {store_dir} (no {path.name}); "
+                         "check --store or dock.store_dir")
 
 
 def catalog_items(catalog: Catalog, recorder: str | None = None,
-                  since: str | None = None) -> list[dict[str, Any]]:
-    """One entry per sighting: a stored file as it was found on a recorder."""
+                  since: str | None = None, until: str | None = None) -> list[dict[str, Any]]:
+    """One entry per sighting: a stored file as it was found on a recorder; ``until``
+    (exclusive, UTC text) bounds the ingest time from above."""
     where, params = ["i.deleted_at IS NULL"], {}
     if recorder:
         where.append("s.recorder = :recorder")
@@ -30,6 +38,9 @@ def catalog_items(catalog: Catalog, recorder: str | None = None,
         _check_date(since)
         where.append("s.seen_at >= :since")
         params["since"] = since
+    if until:
+        where.append("s.seen_at < :until")
+        params["until"] = until
     sql = (
         "SELECT s.sha256, i.size, i.sm3, s.recorder, s.source_path, s.source_path_raw,"
         " i.path, s.seen_at AS ingested_at, s.mtime_ns, s.session_id, ses.folder AS session_folder,"

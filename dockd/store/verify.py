@@ -16,6 +16,7 @@ from typing import Any
 from dockd.store.content_store import OBJECTS_DIR
 from dockd.store.custody import (
     CHECKPOINT_FILE,
+    CORRUPT_SUFFIX,
     GENESIS_HASH,
     Checkpoint,
     read_checkpoint_file,
@@ -189,6 +190,10 @@ def _check_checkpoints(store: EvidenceStore, report: VerifyReport) -> None:
                         row["signature"])
         _check_one_checkpoint(store, cp, own_key, "checkpoint", report)
         latest = cp
+    for aside in sorted(store.root.glob(f"{CHECKPOINT_FILE}{CORRUPT_SUFFIX}*")):
+        report.problems.append(Problem(
+            "checkpoint_file", aside.name,
+            "a damaged checkpoint file was set aside; examine it, then remove it"))
     try:
         file_cp = read_checkpoint_file(store.root / CHECKPOINT_FILE)
     except ValueError as exc:

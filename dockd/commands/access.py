@@ -1,0 +1,49 @@
+"""``dockd access register``: register a viewing of recordings (rules art. 14)."""
+
+from __future__ import annotations
+
+import argparse
+
+from dockd.commands.common import add_config_options, add_json_option, print_json
+from dockd.records.access import AccessRequest, register_access
+from dockd.records.cli_support import open_for_writing, select_shas
+from dockd.records.export import check_registration
+from dockd.records.i18n import _
+from dockd.store.evidence import actor
+
+
+def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = sub.add_parser("access", help=_("the access register (art. 14)"))
+    asub = p.add_subparsers(dest="access_command", metavar="ACTION", parser_class=type(p))
+    asub.required = True
+    reg = asub.add_parser("register", help=_("register who views which recordings and why"))
+    which = reg.add_mutually_exclusive_group(required=True)
+    which.add_argument("--item", dest="items", nargs="+", metavar="SHA256",
+                       help=_("stored items"))
+    which.add_argument("--case", metavar="CASE_NO", help=_("every recording of a case"))
+    reg.add_argument("--requester", default="", help=_("who views"))
+    reg.add_argument("--unit", default="", help=_("the requester's unit"))
+    reg.add_argument("--reason", default="", help=_("why"))
+    reg.add_argument("--approved-by", default="", metavar="NAME", help=_("the approving leader"))
+    add_config_options(reg)
+    add_json_option(reg)
+    reg.set_defaults(func=run_register)
+
+
+def run_register(args: argparse.Namespace) -> int:
+    check_registration(args.requester, args.unit, args.reason, args.approved_by, False,
+                       unit_option="--unit")
+    config, store = open_for_writing(args)
+    try:
+        shas, case_no = select_shas(store.catalog, config, args, strict=True)
+        record = register_access(store, AccessRequest(tuple(shas), case_no, args.requester,
+                                                      args.unit, args.reason,
+                                                      args.approved_by), actor())
+    finally:
+        store.close()
+    if args.json:
+        print_json(record.to_json_dict())
+    else:
+        print(_("access registered as custody record {seq}: {n} recording(s)")
+              .format(seq=record.seq, n=len(shas)))
+    return 0

@@ -1,0 +1,91 @@
+"""``dockd case``: tag recordings with a case number and annotate them (rules art. 8)."""
+
+from __future__ import annotations
+
+import argparse
+
+from dockd.commands.common import add_config_options, add_json_option, config_from_args, print_json
+from dockd.records.cases import annotate_items, list_cases, tag_items
+from dockd.records.cli_support import add_range_options, open_for_writing, select_shas
+from dockd.records.i18n import _
+from dockd.records.selection import resolve_items, validate_case_no
+from dockd.store.evidence import actor
+from dockd.store.queries import open_catalog_read_only
+
+
+def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = sub.add_parser("case", help=_("case numbers and annotations of recordings (art. 8)"))
+    csub = p.add_subparsers(dest="case_command", metavar="ACTION", parser_class=type(p))
+    csub.required = True
+
+    tag = csub.add_parser("tag", help=_("tag recordings with a case number"))
+    tag.add_argument("case_no", metavar="CASE_NO", help=_("the case number"))
+    which = tag.add_mutually_exclusive_group(required=True)
+    which.add_argument("--items", nargs="+", metavar="SHA256", help=_("stored items"))
+    which.add_argument("--recorder", metavar="SERIAL",
+                       help=_("a recorder's recordings (with --from/--to)"))
+    add_range_options(tag)
+    tag.add_argument("--place", help=_("where the case's recordings were made"))
+    tag.add_argument("--by", metavar="NAME", default="", help=_("who tags (default: the user)"))
+    add_config_options(tag)
+    add_json_option(tag)
+    tag.set_defaults(func=run_tag)
+
+    ann = csub.add_parser("annotate", help=_("record place and recording operator"))
+    ann.add_argument("--items", nargs="+", required=True, metavar="SHA256",
+                     help=_("stored items"))
+    ann.add_argument("--place", help=_("where it was recorded"))
+    ann.add_argument("--operator", help=_("who operated the recorder"))
+    ann.add_argument("--by", required=True, metavar="NAME", help=_("who annotates"))
+    add_config_options(ann)
+    ann.set_defaults(func=run_annotate)
+
+    lst = csub.add_parser("list", help=_("list cases"))
+    add_config_options(lst)
+    add_json_option(lst)
+    lst.set_defaults(func=run_list)
+
+
+def run_tag(args: argparse.Namespace) -> int:
+    validate_case_no(args.case_no)
+    config, store = open_for_writing(args)
+    try:
+        shas, _case = select_shas(store.catalog, config, args, strict=True)
+        result = tag_items(store, args.case_no, shas, args.by or actor(), actor(), args.place)
+    finally:
+        store.close()
+    if args.json:
+        print_json({"case": result.case_no, "added": list(result.added),
+                    "already": list(result.already), "created": result.created})
+    else:
+        print(_("case {case}: tagged {added} recording(s), {already} already tagged")
+              .format(case=result.case_no, added=len(result.added),
+                      already=len(result.already)))
+    return 0
+
+
+def run_annotate(args: argparse.Namespace) -> int:
+    _config, store = open_for_writing(args)
+    try:
+        shas = resolve_items(store.catalog, args.items)
+        n = annotate_items(store, shas, args.by, actor(), args.place, args.operator)
+    finally:
+        store.close()
+    print(_("annotated {n} recording(s)").format(n=n))
+    return 0
+
+
+def run_list(args: argparse.Namespace) -> int:
+    config = config_from_args(args)
+    catalog = open_catalog_read_only(config.dock.store_dir)
+    try:
+        cases = list_cases(catalog)
+    finally:
+        catalog.close()
+    if args.json:
+        print_json([c.to_json_dict() for c in cases])
+        return 0
+    for c in cases:
+        print(_("{case}: {n} recording(s), {bytes} bytes, place {place}").format(
+            case=c.case_no, n=c.items, bytes=c.bytes, place=c.place or "—"))
+    return 0

@@ -1,0 +1,98 @@
+"""``dockd hold``: suspend deletion of recordings (rules art. 12(3): complaints, petitions)."""
+
+from __future__ import annotations
+
+import argparse
+
+from dockd.commands.common import add_config_options, add_json_option, config_from_args, print_json
+from dockd.errors import UsageError
+from dockd.records.cli_support import add_range_options, date_range, open_for_writing
+from dockd.records.holds import Hold, HoldRequest, add_hold, list_holds, release_hold
+from dockd.records.i18n import _
+from dockd.store.evidence import actor
+from dockd.store.queries import open_catalog_read_only
+
+
+def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = sub.add_parser("hold", help=_("holds that suspend deletion (art. 12(3))"))
+    hsub = p.add_subparsers(dest="hold_command", metavar="ACTION", parser_class=type(p))
+    hsub.required = True
+
+    add = hsub.add_parser("add", help=_("place a hold on an item, a case or a recorder"))
+    target = add.add_mutually_exclusive_group(required=True)
+    target.add_argument("--item", metavar="SHA256", help=_("one stored item"))
+    target.add_argument("--case", metavar="CASE_NO", help=_("every item of a case"))
+    target.add_argument("--recorder", metavar="SERIAL", help=_("a recorder's items"))
+    add_range_options(add)
+    add.add_argument("--reason", required=True, help=_("why (e.g. the complaint's reference)"))
+    add.add_argument("--by", required=True, metavar="NAME", help=_("who places the hold"))
+    add_config_options(add)
+    add_json_option(add)
+    add.set_defaults(func=run_add)
+
+    rel = hsub.add_parser("release", help=_("release a hold"))
+    rel.add_argument("hold_id", metavar="ID", type=int, help=_("the hold's id"))
+    rel.add_argument("--by", required=True, metavar="NAME", help=_("who releases it"))
+    add_config_options(rel)
+    add_json_option(rel)
+    rel.set_defaults(func=run_release)
+
+    lst = hsub.add_parser("list", help=_("list holds"))
+    lst.add_argument("--all", action="store_true", help=_("include released holds"))
+    add_config_options(lst)
+    add_json_option(lst)
+    lst.set_defaults(func=run_list)
+
+
+def run_add(args: argparse.Namespace) -> int:
+    config, store = open_for_writing(args)
+    try:
+        scope, target = (("item", args.item) if args.item else ("case", args.case)
+                         if args.case else ("recorder", args.recorder))
+        if scope != "recorder" and (args.date_from or args.date_to):
+            raise UsageError(_("--from and --to apply only with --recorder"))
+        start, end = date_range(config, args)
+        hold = add_hold(store, HoldRequest(scope, target, args.reason, args.by, start, end),
+                        actor())
+    finally:
+        store.close()
+    _show([hold], args.json, single=True)
+    return 0
+
+
+def run_release(args: argparse.Namespace) -> int:
+    _config, store = open_for_writing(args)
+    try:
+        hold = release_hold(store, args.hold_id, args.by, actor())
+    finally:
+        store.close()
+    _show([hold], args.json, single=True)
+    return 0
+
+
+def run_list(args: argparse.Namespace) -> int:
+    config = config_from_args(args)
+    catalog = open_catalog_read_only(config.dock.store_dir)
+    try:
+        holds = list_holds(catalog, include_released=args.all)
+    finally:
+        catalog.close()
+    _show(holds, args.json)
+    return 0
+
+
+def _show(holds: list[Hold], as_json: bool, single: bool = False) -> None:
+    if as_json:
+        print_json(holds[0].to_json_dict() if single else [h.to_json_dict() for h in holds])
+        return
+    if not holds:
+        print(_("no holds"))
+    for h in holds:
+        span = f" {h.range_from or '…'} – {h.range_to or '…'}" if h.range_from or h.range_to \
+            else ""
+        state = _("active") if h.active else _("released by {by} at {when}").format(
+            by=h.released_by, when=h.released_at)
+        print(_("hold {id}: {scope} {target}{span}; {state}; placed by {by} at {when}:"
+                " {reason}").format(id=h.id, scope=h.scope, target=h.target, span=span,
+                                    state=state, by=h.created_by, when=h.created_at,
+                                    reason=h.reason))

@@ -1,0 +1,76 @@
+"""``dockd report weekly|supervision``: the reports for the supervision section
+(rules art. 12(2), 15-16) as text, JSON, CSV or PDF."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from dockd.clock import SystemClock
+from dockd.commands.common import add_config_options, config_from_args, print_json
+from dockd.errors import UsageError
+from dockd.records.i18n import _
+from dockd.records.periods import parse_week, previous_week
+from dockd.records.reports import supervision_report, weekly_report
+from dockd.records.settings import records_settings
+from dockd.store.queries import open_catalog_read_only
+
+FORMATS = ("text", "json", "csv", "pdf")
+
+
+def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = sub.add_parser("report", help=_("weekly and supervision reports (art. 12(2), 15-16)"))
+    rsub = p.add_subparsers(dest="report_command", metavar="REPORT", parser_class=type(p))
+    rsub.required = True
+    for name, helptext in (("weekly", _("per officer and recorder: docks, files, hours,"
+                                        " bytes, faults")),
+                           ("supervision", _("integrity checks, offload failures, recorders"
+                                             " never docked, holds"))):
+        r = rsub.add_parser(name, help=helptext)
+        r.add_argument("--week", metavar="YYYY-Www",
+                       help=_("ISO week (default: the last complete week)"))
+        r.add_argument("--format", choices=FORMATS, default="text", help=_("output format"))
+        r.add_argument("--out", type=Path, metavar="FILE",
+                       help=_("write to FILE (required for pdf)"))
+        add_config_options(r)
+        r.set_defaults(func=run, report_kind=name)
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.format == "pdf" and args.out is None:
+        raise UsageError(_("--format pdf needs --out FILE"))
+    if args.out is not None and args.out.exists():
+        raise UsageError(_("--out {path} already exists").format(path=args.out))
+    config = config_from_args(args)
+    settings = records_settings(config)
+    now = SystemClock().now()
+    period = parse_week(args.week, settings.tz) if args.week else previous_week(now, settings.tz)
+    catalog = open_catalog_read_only(config.dock.store_dir)
+    try:
+        build = weekly_report if args.report_kind == "weekly" else supervision_report
+        report = build(catalog, period, now, settings.undocked_alert_hours)
+    finally:
+        catalog.close()
+    if args.format == "pdf":
+        from dockd.records.render import write_pdf  # reportlab: only when a PDF is asked for
+
+        write_pdf(report, args.out)
+        print(_("wrote {path}").format(path=args.out))
+        return 0
+    if args.format == "json":
+        if args.out is None:
+            print_json(report.to_json_dict())
+            return 0
+        text = json.dumps(report.to_json_dict(), ensure_ascii=False, indent=2) + "\n"
+    else:
+        from dockd.records.render import to_csv, to_text
+
+        text = to_csv(report) if args.format == "csv" else to_text(report)
+    if args.out is None:
+        sys.stdout.write(text)
+    else:
+        args.out.write_text(text, encoding="utf-8")
+        print(_("wrote {path}").format(path=args.out))
+    return 0

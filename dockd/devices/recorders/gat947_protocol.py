@@ -1,0 +1,289 @@
+"""GA/T 947 function set: result codes, ZFY_INFO layouts, ID code, battery, resolution, time.
+
+Pure codec, no I/O.  The facts come from public vendor DLL headers (see
+docs/recorder-protocols.md §GA/T 947); the GET_DEV_TIME and GET_STORAGE payloads are our own
+additions for the serial transport.  Every decoder raises only ``ProtocolError`` on bad bytes.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+import struct
+import unicodedata
+from dataclasses import dataclass
+
+from dockd.devices.recorders.base import (
+    ClockSetFailed,
+    LoginFailed,
+    NoSdCard,
+    ProtocolError,
+    RecorderError,
+)
+from dockd.errors import ConfigError, UsageError
+
+PASSWORD_LEN = 6
+ID_CODE_WIRE_LEN = 6
+TEXT_ENCODING = "gbk"
+
+
+class ResultCode(enum.IntEnum):
+    """``iRet`` values: the shared enum plus the two USBJL leaks and the bare failure 0."""
+
+    FAILED = 0
+    CONNECT_SUCCESS = 1
+    CONNECT_FAILED = 2
+    CHECK_PWD_SUCCESS = 3
+    CHECK_PWD_FAILED = 4
+    SET_SYSTEMTIME_SUCCESS = 5
+    SET_SYSTEMTIME_FAILED = 6
+    MSDC_SUCCESS = 7
+    MSDC_FAILED = 8
+    SD_STATUS_PENDING = 101
+    ID_CODE_PENDING = 102
+
+
+class Command(enum.IntEnum):
+    """Function numbers.  1..8 follow the public DV16 sub-command numbering; 0x21+ are ours."""
+
+    INIT = 1
+    GET_ID_CODE = 2
+    GET_ZFY_INFO = 3
+    WRITE_ZFY_INFO = 4
+    SYNC_DEV_TIME = 5
+    SET_MSDC = 6
+    READ_RESOLUTION = 7
+    READ_BATTERY = 8
+    GET_DEV_TIME = 0x21
+    GET_STORAGE = 0x22
+
+
+SUCCESS_CODE: dict[Command, ResultCode] = {
+    Command.SYNC_DEV_TIME: ResultCode.SET_SYSTEMTIME_SUCCESS,
+    Command.SET_MSDC: ResultCode.MSDC_SUCCESS,
+}
+
+
+def success_code(command: Command) -> ResultCode:
+    """The ``iRet`` that means success for ``command`` (5 for time, 7 for MSDC, else 1)."""
+    return SUCCESS_CODE.get(command, ResultCode.CONNECT_SUCCESS)
+
+
+def check_result(command: Command, code: int) -> None:
+    """Raise the error an ``iRet`` of ``code`` means for ``command``; return on success."""
+    if code == success_code(command):
+        return
+    name = command.name
+    if code == ResultCode.CHECK_PWD_FAILED:
+        raise LoginFailed(f"recorder refused the admin password ({name} answered iRet 4, "
+                          f"CHECK_PWD_FAILED); check the password enrolled for this recorder")
+    if code == ResultCode.SET_SYSTEMTIME_FAILED:
+        raise ClockSetFailed("recorder refused the new time (iRet 6, SET_SYSTEMTIME_FAILED)")
+    if code == ResultCode.MSDC_FAILED:
+        raise NoSdCard("recorder cannot enter mass-storage mode: no SD card (iRet 8, "
+                       "MSDC_FAILED)")
+    if code == ResultCode.SD_STATUS_PENDING:
+        raise RecorderError("recorder stopped while reading its SD-card status (iRet 101)")
+    if code == ResultCode.ID_CODE_PENDING:
+        raise RecorderError("recorder stopped while reading its ID code (iRet 102)")
+    if code == ResultCode.CONNECT_FAILED:
+        raise RecorderError(f"recorder reports the link failed during {name} (iRet 2)")
+    if code == ResultCode.FAILED:
+        raise RecorderError(f"recorder reports {name} failed (iRet 0)")
+    raise ProtocolError(f"recorder answered {name} with iRet {code}, which that call never "
+                        f"returns")
+
+
+def encode_password(password: bytes | None) -> bytes:
+    """The 6-byte admin password field: NUL-padded, empty when ``None``."""
+    raw = password or b""
+    if len(raw) > PASSWORD_LEN:
+        raise ConfigError(f"recorder admin password is {len(raw)} bytes; GA/T 947 recorders "
+                          f"take at most {PASSWORD_LEN}")
+    return raw.ljust(PASSWORD_LEN, b"\0")
+
+
+class ZfyLayout(enum.IntEnum):
+    """The two ZFY_INFO conventions, by total size."""
+
+    PACKED_89 = 89  # USBJL, Android E12: text may fill the whole field
+    TERMINATED_94 = 94  # LibBodycam, zfyMC, Eylog: one byte more per field for the NUL
+
+    @property
+    def sizes(self) -> tuple[int, int, int, int, int]:
+        """Field sizes: serial, officer number, officer name, unit number, unit name."""
+        base = (7, 6, 32, 12, 32)
+        extra = 1 if self is ZfyLayout.TERMINATED_94 else 0
+        s, o, n, u, un = (size + extra for size in base)
+        return s, o, n, u, un
+
+    @property
+    def max_text(self) -> tuple[int, int, int, int, int]:
+        """Longest text (bytes) each field may hold."""
+        if self is ZfyLayout.PACKED_89:
+            return self.sizes
+        s, o, n, u, un = (size - 1 for size in self.sizes)
+        return s, o, n, u, un
+
+
+@dataclass(frozen=True)
+class ZfyInfo:
+    """执法记录仪 info block: serial, officer number and name, unit number and name."""
+
+    serial: str
+    officer_id: str
+    officer_name: str = ""
+    unit_id: str = ""
+    unit_name: str = ""
+
+
+@dataclass(frozen=True)
+class Resolution:
+    """Recording resolution in pixels."""
+
+    width: int
+    height: int
+
+
+_FIELD_NAMES = ("serial", "officer number", "officer name", "unit number", "unit name")
+
+
+def encode_zfy_info(info: ZfyInfo, layout: ZfyLayout) -> bytes:
+    """GBK, NUL-padded ZFY_INFO; ``UsageError`` when a field does not fit or is not GBK."""
+    values = (info.serial, info.officer_id, info.officer_name, info.unit_id, info.unit_name)
+    out = bytearray()
+    for name, value, size, limit in zip(_FIELD_NAMES, values, layout.sizes, layout.max_text,
+                                        strict=True):
+        try:
+            raw = value.encode(TEXT_ENCODING)
+        except UnicodeEncodeError as exc:
+            raise UsageError(f"{name} {value!r} has characters GBK cannot hold") from exc
+        if len(raw) > limit:
+            raise UsageError(f"{name} {value!r} is {len(raw)} bytes in GBK; this recorder "
+                             f"holds at most {limit}")
+        if b"\0" in raw:
+            raise UsageError(f"{name} {value!r} contains a NUL character")
+        out += raw.ljust(size, b"\0")
+    return bytes(out)
+
+
+def decode_zfy_info(data: bytes) -> ZfyInfo:
+    """Parse an 89- or 94-byte ZFY_INFO (layout chosen by length)."""
+    try:
+        layout = ZfyLayout(len(data))
+    except ValueError:
+        raise ProtocolError(f"ZFY_INFO is {len(data)} bytes; expected 89 or 94") from None
+    fields: list[str] = []
+    offset = 0
+    for name, size in zip(_FIELD_NAMES, layout.sizes, strict=True):
+        fields.append(_decode_text(data[offset:offset + size], name))
+        offset += size
+    return ZfyInfo(*fields)
+
+
+def decode_id_code(data: bytes) -> str:
+    """The manufacturer/model ID code: printable ASCII up to the first NUL, 1..8 characters."""
+    if not 1 <= len(data) <= 32:
+        raise ProtocolError(f"ID code reply is {len(data)} bytes; expected 6")
+    text = data.split(b"\0", 1)[0]
+    if not 1 <= len(text) <= 8 or not all(0x21 <= b <= 0x7E for b in text):
+        raise ProtocolError(f"ID code {text!r} is not 1..8 printable ASCII characters")
+    return text.decode("ascii")
+
+
+def encode_time7(wall: dt.datetime) -> bytes:
+    """SYNC_DEV_TIME payload: u16 year LE, then month, day, hour, minute, second (local)."""
+    return struct.pack("<HBBBBB", wall.year, wall.month, wall.day, wall.hour, wall.minute,
+                       wall.second)
+
+
+def decode_time7(data: bytes) -> dt.datetime:
+    """Inverse of :func:`encode_time7`; naive local wall time."""
+    if len(data) != 7:
+        raise ProtocolError(f"packed time is {len(data)} bytes; expected 7")
+    year, month, day, hour, minute, second = struct.unpack("<HBBBBB", data)
+    return _make_time(year, month, day, hour, minute, second, data)
+
+
+def encode_time14(wall: dt.datetime) -> bytes:
+    """GET_DEV_TIME payload: ``YYYYMMDDhhmmss`` ASCII, as LibBodycam's BC_GetDevTime."""
+    return (f"{wall.year:04d}{wall.month:02d}{wall.day:02d}"
+            f"{wall.hour:02d}{wall.minute:02d}{wall.second:02d}").encode("ascii")
+
+
+def decode_time14(data: bytes) -> dt.datetime:
+    """Inverse of :func:`encode_time14`; naive local wall time."""
+    if len(data) != 14 or not all(0x30 <= b <= 0x39 for b in data):
+        raise ProtocolError(f"device time {data!r} is not 14 ASCII digits YYYYMMDDhhmmss")
+    t = data.decode("ascii")
+    return _make_time(int(t[0:4]), int(t[4:6]), int(t[6:8]), int(t[8:10]), int(t[10:12]),
+                      int(t[12:14]), data)
+
+
+def encode_battery(percent: int) -> bytes:
+    """READ_BATTERY payload: int32 LE percent."""
+    return struct.pack("<i", percent)
+
+
+def decode_battery(data: bytes) -> int:
+    """Battery percent 0..100 from an int32 LE."""
+    if len(data) != 4:
+        raise ProtocolError(f"battery reply is {len(data)} bytes; expected 4")
+    (value,) = struct.unpack("<i", data)
+    if not 0 <= value <= 100:
+        raise ProtocolError(f"battery reply {value}% is outside 0..100")
+    return int(value)
+
+
+def encode_resolution(res: Resolution) -> bytes:
+    """READ_RESOLUTION payload: int32 width, int32 height, LE."""
+    return struct.pack("<ii", res.width, res.height)
+
+
+def decode_resolution(data: bytes) -> Resolution:
+    """Inverse of :func:`encode_resolution`, with a sanity range."""
+    if len(data) != 8:
+        raise ProtocolError(f"resolution reply is {len(data)} bytes; expected 8")
+    width, height = struct.unpack("<ii", data)
+    if not (0 < width <= 16384 and 0 < height <= 16384):
+        raise ProtocolError(f"resolution {width}x{height} is not plausible")
+    return Resolution(width, height)
+
+
+STORAGE_LEN = 17
+
+
+def encode_storage(present: bool, total: int, free: int) -> bytes:
+    """GET_STORAGE payload (ours): u8 card present, u64 total bytes, u64 free bytes, LE."""
+    return struct.pack("<BQQ", 1 if present else 0, total, free)
+
+
+def decode_storage(data: bytes) -> tuple[bool, int, int]:
+    """Inverse of :func:`encode_storage`: (card present, total, free)."""
+    if len(data) != STORAGE_LEN:
+        raise ProtocolError(f"storage reply is {len(data)} bytes; expected {STORAGE_LEN}")
+    present, total, free = struct.unpack("<BQQ", data)
+    if present not in (0, 1) or free > total:
+        raise ProtocolError(f"storage reply is inconsistent (present={present}, "
+                            f"total={total}, free={free})")
+    return present == 1, int(total), int(free)
+
+
+def _decode_text(raw: bytes, name: str) -> str:
+    # C strings: the text ends at the first NUL; firmware may leave junk after it.
+    text = raw.split(b"\0", 1)[0]
+    try:
+        value = text.decode(TEXT_ENCODING)
+    except UnicodeDecodeError:
+        raise ProtocolError(f"ZFY_INFO {name} {text!r} is not valid GBK") from None
+    if any(unicodedata.category(ch) in ("Cc", "Cf", "Co", "Cs") for ch in value):
+        raise ProtocolError(f"ZFY_INFO {name} {value!r} contains control characters")
+    return value
+
+
+def _make_time(year: int, month: int, day: int, hour: int, minute: int, second: int,
+               raw: bytes) -> dt.datetime:
+    try:
+        return dt.datetime(year, month, day, hour, minute, second)
+    except ValueError:
+        raise ProtocolError(f"recorder time {raw!r} is not a valid date and time") from None

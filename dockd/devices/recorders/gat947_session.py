@@ -1,0 +1,154 @@
+"""A GA/T 947 recorder session over any link that can make one function call at a time."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from typing import Protocol
+
+from dockd.clock import Clock
+from dockd.devices.recorders import gat947_protocol as proto
+from dockd.devices.recorders.base import (
+    Capabilities,
+    ClockReading,
+    ClockSetFailed,
+    NoSdCard,
+    ProtocolError,
+    RecorderIdentity,
+    RecorderSession,
+    StorageInfo,
+)
+from dockd.devices.recorders.gat947_protocol import Command
+from dockd.devices.recorders.wallclock import from_wall, to_wall_seconds
+
+log = logging.getLogger(__name__)
+
+DRIVER_NAME = "gat947"
+
+
+class Gat947Link(Protocol):
+    """One transport of the function set (our serial framing, or DV16 SCSI CDBs)."""
+
+    @property
+    def authenticates(self) -> bool:
+        """True when the recorder itself checks the password sent with each call."""
+        ...
+
+    def supports(self, command: Command) -> bool:
+        """Whether this transport can carry ``command`` at all."""
+        ...
+
+    def call(self, command: Command, password: bytes, payload: bytes = b"") -> tuple[int, bytes]:
+        """Make one call; return (``iRet``, reply data).  Raises transport errors."""
+        ...
+
+    def close(self) -> None:
+        """Release the transport."""
+        ...
+
+
+class Gat947Session(RecorderSession):
+    """Session logic shared by the GA/T 947 transports.
+
+    Opening runs what real stations run: ``Init_Device`` (ID code), then a battery read, which is
+    the call that reveals a wrong password (``iRet`` 4 → ``LoginFailed``).  The password is never
+    compared on the host.
+    """
+
+    def __init__(self, link: Gat947Link, password: bytes | None, clock: Clock,
+                 zone: dt.tzinfo) -> None:
+        self._link = link
+        self._password = proto.encode_password(password)
+        self._clock = clock
+        self._zone = zone
+        self._closed = False
+        self._layout = proto.ZfyLayout.TERMINATED_94
+        try:
+            self._id_code = proto.decode_id_code(self._call(Command.INIT))
+            self._battery_at_login = proto.decode_battery(self._call(Command.READ_BATTERY))
+        except BaseException:
+            self.close()
+            raise
+
+    @property
+    def capabilities(self) -> Capabilities:
+        """Battery always; clock read and storage only where the link carries our additions."""
+        return Capabilities(
+            battery=True,
+            read_clock=self._link.supports(Command.GET_DEV_TIME),
+            set_clock=True,
+            storage=self._link.supports(Command.GET_STORAGE),
+            authenticated=self._link.authenticates,
+        )
+
+    def identify(self) -> RecorderIdentity:
+        """ID code from ``Init_Device`` plus the ZFY_INFO block."""
+        raw = self._call(Command.GET_ZFY_INFO)
+        info = proto.decode_zfy_info(raw)
+        self._layout = proto.ZfyLayout(len(raw))
+        if not info.serial.strip():
+            raise ProtocolError("recorder's ZFY_INFO has an empty serial; enrol it (WriteZFYInfo)"
+                                " before docking")
+        return RecorderIdentity(
+            serial=info.serial, driver=DRIVER_NAME, id_code=self._id_code,
+            officer_id=info.officer_id or None, officer_name=info.officer_name or None,
+            unit_id=info.unit_id or None, unit_name=info.unit_name or None,
+        )
+
+    def battery_percent(self) -> int:
+        """ReadDeviceBatteryDumpEnergy."""
+        return proto.decode_battery(self._call(Command.READ_BATTERY))
+
+    def read_clock(self) -> ClockReading:
+        """Our GET_DEV_TIME where the link has it; otherwise only the dock's time."""
+        if not self._link.supports(Command.GET_DEV_TIME):
+            return ClockReading(None, self._clock.now())
+        before = self._clock.now()
+        raw = self._call(Command.GET_DEV_TIME)
+        after = self._clock.now()
+        # The recorder read its clock somewhere inside the exchange; the midpoint halves the error.
+        return ClockReading(from_wall(proto.decode_time14(raw), self._zone),
+                            before + (after - before) / 2)
+
+    def set_clock(self, moment: dt.datetime) -> None:
+        """SyncDevTime with ``moment`` as local wall time; ``ClockSetFailed`` on iRet 6."""
+        wall = to_wall_seconds(moment, self._zone)
+        if not 0 < wall.year < 65536:
+            raise ClockSetFailed(f"year {wall.year} cannot be sent to a GA/T 947 recorder")
+        self._call(Command.SYNC_DEV_TIME, proto.encode_time7(wall))
+
+    def storage(self) -> StorageInfo | None:
+        """Our GET_STORAGE where the link has it; ``NoSdCard`` when the card is missing."""
+        if not self._link.supports(Command.GET_STORAGE):
+            return None
+        present, total, free = proto.decode_storage(self._call(Command.GET_STORAGE))
+        if not present:
+            raise NoSdCard("recorder reports no SD card")
+        return StorageInfo(total_bytes=total, free_bytes=free)
+
+    def resolution(self) -> proto.Resolution:
+        """ReadDeviceResolution."""
+        return proto.decode_resolution(self._call(Command.READ_RESOLUTION))
+
+    def write_info(self, info: proto.ZfyInfo) -> None:
+        """WriteZFYInfo in the layout the recorder last answered with (94 until identified)."""
+        self._call(Command.WRITE_ZFY_INFO, proto.encode_zfy_info(info, self._layout))
+
+    def switch_to_mass_storage(self) -> None:
+        """SetMSDC (iRet 7); ``NoSdCard`` on 8.  The recorder then leaves the bus."""
+        self._call(Command.SET_MSDC)
+        log.info("recorder %s switched to mass storage", self._id_code)
+        self.close()
+
+    def close(self) -> None:
+        """Close the link once."""
+        if not self._closed:
+            self._closed = True
+            self._link.close()
+
+    def _call(self, command: Command, payload: bytes = b"") -> bytes:
+        if self._closed:
+            raise ProtocolError(f"session is closed; cannot send {command.name}")
+        code, data = self._link.call(command, self._password, payload)
+        proto.check_result(command, code)
+        return data

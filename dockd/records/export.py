@@ -1,0 +1,339 @@
+"""Creating an evidence export (rules art. 12(4), 13, 14).
+
+Everything is checked before anything is written: the approver and the other required
+registration fields, the items, and that ``--out`` is an empty (or new) writable
+directory and ``--iso`` a new file. Each recording is copied from the store and hashed in
+the same pass; the hash must equal the catalog's or the export stops (the store is then
+damaged: run ``dockd verify``). Then come ``manifest.json``, the sign-off sheet, the ASC
+MHL history, the optional ISO image, a re-check of the package (and image), and last the
+``export.created`` custody event. If any step fails, what was written is removed: an
+export exists only if it is registered.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import os
+import re
+import shutil
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from dockd.clock import utc_iso
+from dockd.errors import IntegrityError, UsageError
+from dockd.records.fields import RecordingFields, recording_fields
+from dockd.records.i18n import _
+from dockd.records.iso import IsoReader, write_iso
+from dockd.records.package import (
+    FILES_DIR,
+    MANIFEST,
+    MANIFEST_FORMAT,
+    MANIFEST_VERSION,
+    SHEET,
+    DirectoryReader,
+    PackageCheck,
+    hash_stream,
+    verify_package,
+)
+from dockd.store.evidence import EvidenceStore
+from dockd.store.fsutil import write_all
+from dockd.store.hashing import MultiHasher, digest_bytes
+from dockd.store.mhl import MhlEntry, write_session_mhl
+
+log = logging.getLogger(__name__)
+
+PACKAGE_DIR_MODE = 0o755
+PACKAGE_FILE_MODE = 0o444
+JOLIET_NAME_MAX = 64
+MHL_FORMATS = ("xxh128", "c4")
+_UNSAFE_NAME = re.compile(r"[\x00-\x1f\x7f*/:;?\\\"<>|]")
+
+
+@dataclass(frozen=True)
+class ExportRequest:
+    """``dockd export``'s arguments: what, for whom, why, approved by whom, where."""
+
+    shas: tuple[str, ...]
+    case_no: str | None
+    requester: str
+    requester_unit: str
+    reason: str
+    approved_by: str
+    public_use: bool
+    out: Path
+    iso: Path | None = None
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    """A registered export."""
+
+    export_id: str
+    out: Path
+    iso: Path | None
+    recordings: int
+    bytes: int
+    manifest_sha256: str
+    custody_seq: int
+
+    def to_json_dict(self) -> dict[str, Any]:
+        return {"export_id": self.export_id, "out": str(self.out),
+                "iso": str(self.iso) if self.iso else None, "recordings": self.recordings,
+                "bytes": self.bytes, "manifest_sha256": self.manifest_sha256,
+                "custody_seq": self.custody_seq}
+
+
+def check_registration(requester: str, unit: str, reason: str, approved_by: str,
+                       public_use: bool, unit_option: str = "--requester-unit") -> None:
+    """The art. 13/14 registration is complete; UsageError naming what is missing."""
+    if not approved_by or not approved_by.strip():
+        rule = _("art. 13: public use needs the principal leader's approval") if public_use \
+            else _("art. 14: access to recordings needs the leader's approval")
+        raise UsageError(_("--approved-by is required ({rule}); nothing was exported or"
+                           " registered").format(rule=rule))
+    for option, value in (("--requester", requester), (unit_option, unit),
+                          ("--reason", reason)):
+        if not value or not value.strip():
+            raise UsageError(_("{option} is required (art. 14: the custodian registers who,"
+                               " which unit and why)").format(option=option))
+
+
+def create_export(store: EvidenceStore, request: ExportRequest, actor: str) -> ExportResult:
+    """Write, check and register the package ``request`` asks for."""
+    check_registration(request.requester, request.requester_unit, request.reason,
+                       request.approved_by, request.public_use)
+    if not request.shas:
+        raise UsageError(_("nothing to export: the selection has no stored recordings"))
+    fields = [recording_fields(store.catalog, sha, request.case_no) for sha in request.shas]
+    _check_iso_target(request.iso, request.out)
+    created_out = _prepare_out(request.out)
+    try:
+        return _build(store, request, fields, actor)
+    except BaseException:
+        _remove_partial(request.out, created_out, request.iso)
+        raise
+
+
+def _build(store: EvidenceStore, request: ExportRequest, fields: list[RecordingFields],
+           actor: str) -> ExportResult:
+    export_id = str(uuid.uuid4())
+    created_at = utc_iso(store.clock.now())
+    with_sm3 = "sm3" in store.config.ingest.hashes
+    requester, unit = request.requester.strip(), request.requester_unit.strip()
+    reason, approver = request.reason.strip(), request.approved_by.strip()
+    mhl_entries: list[MhlEntry] = []
+    recordings: list[dict[str, Any]] = []
+    names: list[tuple[str, RecordingFields]] = []
+    for n, f in enumerate(fields, start=1):
+        rel = f"{FILES_DIR}/{package_name(n, f.source_name)}"
+        digests = _copy_verified(store, f, request.out / rel, with_sm3)
+        mhl_entries.append(_mhl_entry(request.out, rel, digests, store))
+        recordings.append(_manifest_entry(rel, f, digests, with_sm3))
+        names.append((rel, f))
+    manifest = {
+        "format": MANIFEST_FORMAT, "version": MANIFEST_VERSION, "export_id": export_id,
+        "created_at": created_at, "dock": store.config.dock.id, "site": store.config.dock.site,
+        "case": request.case_no, "requester": requester, "requester_unit": unit,
+        "reason": reason, "approved_by": approver, "public_use": request.public_use,
+        "hash_algorithms": ["sha256", "sm3"] if with_sm3 else ["sha256"],
+        "recordings": recordings,
+    }
+    manifest_bytes = json.dumps(manifest, ensure_ascii=False, indent=2).encode("utf-8") + b"\n"
+    manifest_sha = digest_bytes(manifest_bytes, ["sha256"])["sha256"]
+    _write_new(request.out / MANIFEST, manifest_bytes)
+    mhl_entries.append(_mhl_entry(request.out, MANIFEST, None, store))
+    # reportlab is heavy: load it only when a sheet is written, not for every CLI start.
+    from dockd.records.sheet import SheetHeader, write_sheet
+
+    header = SheetHeader(export_id, created_at, request.case_no, requester, unit, reason,
+                         approver, request.public_use, manifest_sha)
+    write_sheet(request.out / SHEET, header, names)
+    os.chmod(request.out / SHEET, PACKAGE_FILE_MODE)
+    mhl_entries.append(_mhl_entry(request.out, SHEET, None, store))
+    write_session_mhl(request.out, mhl_entries, MHL_FORMATS, store.clock.now())
+    _must_verify(DirectoryReader(request.out), str(request.out))
+    iso_sha = None
+    if request.iso is not None:
+        write_iso(request.out, request.iso, f"DOCKD_{export_id[:8]}")
+        reader = IsoReader(request.iso)
+        try:
+            _must_verify(reader, str(request.iso))
+        finally:
+            reader.close()
+        with open(request.iso, "rb") as fh:
+            iso_sha = hash_stream(fh, ["sha256"])[0]["sha256"]
+    total = sum(f.size for f in fields)
+    record = store.custody.append("export.created", actor, export_id, {
+        "export_id": export_id, "case": request.case_no, "items": list(request.shas),
+        "requester": requester, "requester_unit": unit, "reason": reason,
+        "approved_by": approver,
+        "public_use": request.public_use, "manifest_sha256": manifest_sha,
+        "out": str(request.out), "iso": str(request.iso) if request.iso else None,
+        "iso_sha256": iso_sha, "recordings": len(fields), "bytes": total}, checkpoint=True)
+    log.info("evidence export registered", extra={"export_id": export_id, "seq": record.seq,
+                                                  "recordings": len(fields)})
+    return ExportResult(export_id, request.out, request.iso, len(fields), total, manifest_sha,
+                        record.seq)
+
+
+def package_name(n: int, source_name: str) -> str:
+    """``NNNN_<name>``: numbered, Joliet-safe (no ``*/:;?\\"<>|``), at most 64 characters,
+    extension kept."""
+    base = _UNSAFE_NAME.sub("_", source_name.rsplit("/", 1)[-1]) or "file"
+    prefix = f"{n:04d}_"
+    room = JOLIET_NAME_MAX - len(prefix)
+    if len(base) > room:
+        stem, dot, ext = base.rpartition(".")
+        ext = ext[:10] if dot and stem else ""
+        base = base[: room - len(ext) - (1 if ext else 0)] + (f".{ext}" if ext else "")
+    return prefix + base
+
+
+# -- checks before writing --------------------------------------------------------------
+
+def _prepare_out(out: Path) -> bool:
+    """Make sure ``out`` is an empty writable directory; True when it was created here."""
+    if out.exists() or out.is_symlink():
+        if out.is_symlink() or not out.is_dir():
+            raise UsageError(_("--out {path} exists and is not a directory").format(path=out))
+        if any(out.iterdir()):
+            raise UsageError(_("--out {path} is not empty: an export goes into a new or empty"
+                               " directory").format(path=out))
+        _probe_writable(out)
+        return False
+    if not out.parent.is_dir():
+        raise UsageError(_("--out {path}: the parent directory does not exist").format(path=out))
+    try:
+        os.mkdir(out, PACKAGE_DIR_MODE)
+    except OSError as exc:
+        raise UsageError(_("--out {path} cannot be created: {error}")
+                         .format(path=out, error=exc.strerror)) from None
+    return True
+
+
+def _probe_writable(out: Path) -> None:
+    probe = out / f".dockd-probe-{os.getpid()}"
+    try:
+        os.close(os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600))
+    except OSError as exc:
+        raise UsageError(_("--out {path} is not writable: {error}")
+                         .format(path=out, error=exc.strerror)) from None
+    probe.unlink()
+
+
+def _check_iso_target(iso: Path | None, out: Path) -> None:
+    if iso is None:
+        return
+    if iso.exists() or iso.is_symlink():
+        raise UsageError(_("--iso {path} already exists").format(path=iso))
+    if not iso.parent.is_dir():
+        raise UsageError(_("--iso {path}: the parent directory does not exist").format(path=iso))
+    if iso.resolve().is_relative_to(out.resolve()):
+        raise UsageError(_("--iso {path} cannot be inside --out").format(path=iso))
+    if not os.access(iso.parent, os.W_OK):
+        raise UsageError(_("--iso {path}: the directory is not writable").format(path=iso))
+
+
+def _remove_partial(out: Path, created_out: bool, iso: Path | None) -> None:
+    """Undo a failed export: the ISO, then what was written into ``out``."""
+    if iso is not None and iso.exists():
+        iso.unlink()
+    if not out.is_dir():
+        return
+    for child in out.iterdir():
+        _make_writable(child)
+        if child.is_dir() and not child.is_symlink():
+            shutil.rmtree(child)
+        else:
+            child.unlink()
+    if created_out:
+        out.rmdir()
+
+
+def _make_writable(path: Path) -> None:
+    # Written files are read-only; their directories must be writable to remove them.
+    if path.is_dir() and not path.is_symlink():
+        for dirpath, dirs, _files in os.walk(path):
+            for d in dirs:
+                os.chmod(os.path.join(dirpath, d), PACKAGE_DIR_MODE | 0o200)
+        os.chmod(path, PACKAGE_DIR_MODE | 0o200)
+
+
+# -- writing ----------------------------------------------------------------------------
+
+def _copy_verified(store: EvidenceStore, f: RecordingFields, target: Path,
+                   with_sm3: bool) -> dict[str, str]:
+    """Copy the stored file to ``target`` hashing in the same pass; IntegrityError when the
+    stored bytes no longer match the catalog."""
+    algorithms = ["sha256", *(["sm3"] if with_sm3 or f.sm3 else []), *MHL_FORMATS]
+    hasher = MultiHasher(algorithms)
+    target.parent.mkdir(mode=PACKAGE_DIR_MODE, exist_ok=True)
+    size = 0
+    src = store.content.object_path(f.sha256)
+    try:
+        src_fd = os.open(src, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except FileNotFoundError:
+        raise IntegrityError(_("stored file {path} is missing; run 'dockd verify'")
+                             .format(path=src)) from None
+    try:
+        dst_fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+        try:
+            while chunk := os.read(src_fd, 1 << 20):
+                hasher.update(chunk)
+                write_all(dst_fd, chunk)
+                size += len(chunk)
+            os.fsync(dst_fd)
+            os.fchmod(dst_fd, PACKAGE_FILE_MODE)
+        finally:
+            os.close(dst_fd)
+    finally:
+        os.close(src_fd)
+    digests = hasher.digests()
+    if size != f.size or digests["sha256"] != f.sha256 or (f.sm3 and digests["sm3"] != f.sm3):
+        raise IntegrityError(_("stored file {sha} does not match the catalog: the store is"
+                               " damaged; run 'dockd verify'").format(sha=f.sha256))
+    return digests
+
+
+def _write_new(path: Path, data: bytes) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+    try:
+        write_all(fd, data)
+        os.fsync(fd)
+        os.fchmod(fd, PACKAGE_FILE_MODE)
+    finally:
+        os.close(fd)
+
+
+def _manifest_entry(rel: str, f: RecordingFields, digests: dict[str, str],
+                    with_sm3: bool) -> dict[str, Any]:
+    entry: dict[str, Any] = {"file": rel, **f.art_12_4(), "size": f.size, "sha256": f.sha256}
+    if with_sm3:
+        entry["sm3"] = digests["sm3"]
+    return entry
+
+
+def _mhl_entry(out: Path, rel: str, digests: dict[str, str] | None,
+               store: EvidenceStore) -> MhlEntry:
+    path = out / rel
+    if digests is None:
+        with open(path, "rb") as fh:
+            digests, _size = hash_stream(fh, list(MHL_FORMATS))
+    st = path.stat()
+    return MhlEntry(rel, st.st_size, dt.datetime.fromtimestamp(st.st_mtime, dt.UTC),
+                    {k: digests[k] for k in MHL_FORMATS}, store.clock.now())
+
+
+def _must_verify(reader: DirectoryReader | IsoReader, where: str) -> PackageCheck:
+    check = verify_package(reader)
+    if not check.ok:
+        first = check.differences[0]
+        raise IntegrityError(_("the package written to {where} does not check out"
+                               " ({kind}: {path}: {detail}); nothing was registered")
+                             .format(where=where, kind=first.kind, path=first.path,
+                                     detail=first.detail))
+    return check

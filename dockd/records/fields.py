@@ -1,0 +1,103 @@
+"""The art. 12(4) description of a recording, from what the dock actually knows.
+
+For evidence burned to disc the rules ask for: officer name, recording operator name,
+start and end time, place, device brand and model, format and length. Each field comes
+from one named source; a field no source knows is None (null in JSON), never guessed:
+
+* officer name -- the officer named when the recorder was docked (``recorder.docked``),
+  else the registry's assignment (:mod:`dockd.records.people`);
+* operator name, place -- annotations (``dockd case annotate``); place also from the case;
+* start, end, format, length -- the file's own metadata, as read at ingest;
+* brand, model -- the recorder registry.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from dockd.records.people import officer_at, recorder_entry
+from dockd.records.schema import has_table
+from dockd.store.catalog import Catalog
+
+# The keys of one recording in manifest.json, in order (tests and docs use this list).
+ART_12_4_FIELDS = ("officer_name", "operator_name", "start_time", "end_time", "place",
+                   "device_brand", "device_model", "format", "length_s")
+
+
+@dataclass(frozen=True)
+class RecordingFields:
+    """One recording's art. 12(4) fields plus what identifies the file."""
+
+    sha256: str
+    size: int
+    sm3: str | None
+    recorder: str
+    source_name: str
+    officer_name: str | None
+    operator_name: str | None
+    start_time: str | None
+    end_time: str | None
+    place: str | None
+    device_brand: str | None
+    device_model: str | None
+    format: str | None
+    length_s: float | None
+
+    def art_12_4(self) -> dict[str, Any]:
+        """The art. 12(4) fields as a dict, keys in :data:`ART_12_4_FIELDS` order."""
+        return {k: getattr(self, k) for k in ART_12_4_FIELDS}
+
+
+def recording_fields(catalog: Catalog, sha256: str, case_no: str | None = None) -> RecordingFields:
+    """The fields of stored item ``sha256``; ``case_no`` gives the case's place as fallback."""
+    item = catalog.query_one("SELECT size, sm3 FROM items WHERE sha256 = ?", (sha256,))
+    if item is None:
+        raise KeyError(sha256)
+    sighting = catalog.query_one(
+        "SELECT recorder, source_path, seen_at FROM sightings WHERE sha256 = ?"
+        " ORDER BY seen_at, id LIMIT 1", (sha256,))
+    meta = catalog.query_one("SELECT format, start_time, end_time, duration_s FROM metadata"
+                             " WHERE sha256 = ?", (sha256,))
+    recorder = str(sighting["recorder"]) if sighting else ""
+    officer = officer_at(catalog, recorder, sighting["seen_at"]) if sighting else None
+    entry = recorder_entry(catalog, recorder) if recorder else None
+    place, operator = _annotations(catalog, sha256)
+    return RecordingFields(
+        sha256=sha256, size=int(item["size"]), sm3=item["sm3"], recorder=recorder,
+        source_name=str(sighting["source_path"]) if sighting else sha256,
+        officer_name=officer.name if officer else None,
+        operator_name=operator,
+        start_time=meta["start_time"] if meta else None,
+        end_time=meta["end_time"] if meta else None,
+        place=place or _case_place(catalog, sha256, case_no),
+        device_brand=entry.brand if entry else None,
+        device_model=entry.model if entry else None,
+        format=meta["format"] if meta else None,
+        length_s=meta["duration_s"] if meta else None,
+    )
+
+
+def _annotations(catalog: Catalog, sha256: str) -> tuple[str | None, str | None]:
+    """The latest place and latest operator annotated for ``sha256``."""
+    if not has_table(catalog, "item_annotations"):
+        return None, None
+    place = catalog.query_one("SELECT place FROM item_annotations WHERE sha256 = ?"
+                              " AND place IS NOT NULL ORDER BY id DESC LIMIT 1", (sha256,))
+    operator = catalog.query_one("SELECT operator_name FROM item_annotations WHERE sha256 = ?"
+                                 " AND operator_name IS NOT NULL ORDER BY id DESC LIMIT 1",
+                                 (sha256,))
+    return (place[0] if place else None), (operator[0] if operator else None)
+
+
+def _case_place(catalog: Catalog, sha256: str, case_no: str | None) -> str | None:
+    """The place of ``case_no``; without one, of the item's only case that has a place."""
+    if not has_table(catalog, "cases"):
+        return None
+    if case_no is not None:
+        row = catalog.query_one("SELECT place FROM cases WHERE case_no = ?", (case_no,))
+        return row[0] if row else None
+    rows = catalog.query("SELECT DISTINCT c.place FROM cases c JOIN case_items ci"
+                         " ON ci.case_no = c.case_no WHERE ci.sha256 = ? AND c.place IS NOT NULL",
+                         (sha256,))
+    return rows[0][0] if len(rows) == 1 else None

@@ -1,0 +1,1 @@
+"""Reports to the outside: MQTT publisher and outbox, bay LEDs, console view."""

@@ -1,0 +1,79 @@
+"""The publisher's view of the durable outbox: pending rows in id order, and marking sent.
+
+The rows are written by the core in the same transaction as the custody record they carry;
+this side only reads them and sets ``sent_at`` once the broker has acknowledged them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from dockd.store.catalog import Catalog, catalog_path
+
+# SQLite's default limit on host parameters is 999 on old builds; stay well under it.
+_MARK_BATCH = 500
+
+
+@dataclass(frozen=True)
+class OutboxRow:
+    """One message waiting for the broker."""
+
+    id: int
+    kind: str
+    ref_seq: int | None
+    topic: str
+    payload: bytes
+    qos: int
+    retain: bool
+
+
+class Outbox:
+    """Reads pending rows and marks them sent, on a connection of its own (one thread)."""
+
+    def __init__(self, store_dir: Path) -> None:
+        self.catalog = Catalog(catalog_path(store_dir))
+        # Only sent_at is written here. Losing a mark to a power cut just re-sends the row
+        # (a duplicate consumers already expect), so these commits need not wait for fsync;
+        # WAL keeps the database consistent either way. The core's own connection stays FULL.
+        self.catalog.conn.execute("PRAGMA synchronous=NORMAL")
+        self._data_version = self._read_data_version()
+
+    def pending(self, after_id: int, limit: int) -> list[OutboxRow]:
+        """Up to ``limit`` unsent rows with id above ``after_id``, lowest id first."""
+        rows = self.catalog.query(
+            "SELECT id, kind, ref_seq, topic, payload, qos, retain FROM outbox"
+            " WHERE sent_at IS NULL AND id > ? ORDER BY id LIMIT ?", (after_id, limit))
+        return [OutboxRow(r["id"], r["kind"], r["ref_seq"], r["topic"],
+                          r["payload"].encode("utf-8"), int(r["qos"]), bool(r["retain"]))
+                for r in rows]
+
+    def mark_sent(self, ids: Sequence[int], sent_at: str) -> None:
+        """Set ``sent_at`` on ``ids`` (already-sent rows keep their first time)."""
+        with self.catalog.transaction() as tx:
+            for start in range(0, len(ids), _MARK_BATCH):
+                chunk = list(ids[start:start + _MARK_BATCH])
+                marks = ",".join("?" * len(chunk))
+                tx.execute(f"UPDATE outbox SET sent_at = ? WHERE sent_at IS NULL AND id IN ({marks})",
+                           (sent_at, *chunk))
+
+    def pending_count(self) -> int:
+        """How many rows still wait for a PUBACK."""
+        row = self.catalog.query_one("SELECT COUNT(*) FROM outbox WHERE sent_at IS NULL")
+        return int(row[0]) if row else 0
+
+    def changed(self) -> bool:
+        """True when another connection committed since the last call (cheap: no table read)."""
+        version = self._read_data_version()
+        if version != self._data_version:
+            self._data_version = version
+            return True
+        return False
+
+    def close(self) -> None:
+        self.catalog.close()
+
+    def _read_data_version(self) -> int:
+        row = self.catalog.query_one("PRAGMA data_version")
+        return int(row[0]) if row else 0

@@ -1,0 +1,118 @@
+"""The JSON payloads of the topic tree (version 1), built from the shared dock words.
+
+Each builder returns a plain dict whose shape is pinned by ``schemas/<name>.v1.json``;
+custody and checkpoint payloads are the store's own ``to_json_dict()`` and are not built here.
+Nothing of a recording's content is ever in a payload (art. 3).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from dockd.dock.states import BayStatus
+from dockd.store.catalog import Transaction
+from dockd.store.custody import canonical_json, enqueue
+
+PAYLOAD_VERSION = 1
+ONLINE = "online"
+OFFLINE = "offline"
+OUTBOX_BACKLOG = "outbox_backlog"
+
+
+@dataclass(frozen=True)
+class RecorderHealth:
+    """The fitness of one recorder as last seen at a dock (art. 4)."""
+
+    battery_percent: int | None = None
+    spare_battery_percent: int | None = None
+    storage_free_bytes: int | None = None
+    storage_total_bytes: int | None = None
+    clock_drift_s: float | None = None
+    clock_corrected: bool | None = None
+    last_docked: str | None = None  # RFC 3339 UTC
+    bay: int | None = None
+
+
+@dataclass(frozen=True)
+class DockStatus:
+    """What the status topic says besides online/offline."""
+
+    version: str
+    public_key: str
+    store_free_bytes: int | None = None
+    store_total_bytes: int | None = None
+    clock_synced: bool | None = None
+    outbox_pending: int | None = None
+
+
+def status_payload(dock: str, site: str, online: bool, status: DockStatus,
+                   time: str | None) -> dict[str, Any]:
+    """``…/status``: online (birth) or offline (Last Will and clean shutdown)."""
+    return {"v": PAYLOAD_VERSION, "dock": dock, "site": site,
+            "state": ONLINE if online else OFFLINE, "time": time, "version": status.version,
+            "public_key": status.public_key,
+            "store": {"free_bytes": status.store_free_bytes,
+                      "total_bytes": status.store_total_bytes},
+            "clock_synced": status.clock_synced, "outbox_pending": status.outbox_pending}
+
+
+def bay_payload(dock: str, bay: BayStatus) -> dict[str, Any]:
+    """``…/bay/<n>/state`` from the shared BayStatus."""
+    p = bay.progress
+    return {"v": PAYLOAD_VERSION, "dock": dock, "bay": bay.bay, "label": bay.label,
+            "state": bay.state.value,
+            "fault": bay.fault.value if bay.fault else None,
+            "fault_scope": None if bay.fault is None
+            else ("dock" if bay.fault.is_dock_problem else "recorder"),
+            "recorder": bay.recorder, "officer": bay.officer,
+            "battery_percent": bay.battery_percent,
+            "storage_free_bytes": bay.storage_free_bytes,
+            "storage_total_bytes": bay.storage_total_bytes,
+            "clock_drift_s": bay.clock_drift_s,
+            "progress": {"files_done": p.files_done, "files_total": p.files_total,
+                         "bytes_done": p.bytes_done, "bytes_total": p.bytes_total,
+                         "rate_bytes_per_s": p.rate_bytes_per_s,
+                         "seconds_left": p.seconds_left},
+            "updated_at": bay.updated_at or None}
+
+
+def health_payload(dock: str, serial: str, health: RecorderHealth) -> dict[str, Any]:
+    """``…/recorder/<serial>/health``."""
+    return {"v": PAYLOAD_VERSION, "dock": dock, "recorder": serial,
+            "battery_percent": health.battery_percent,
+            "spare_battery_percent": health.spare_battery_percent,
+            "storage_free_bytes": health.storage_free_bytes,
+            "storage_total_bytes": health.storage_total_bytes,
+            "clock_drift_s": health.clock_drift_s, "clock_corrected": health.clock_corrected,
+            "last_docked": health.last_docked, "bay": health.bay}
+
+
+def alert_payload(dock: str, time: str, reason: str, *, bay: int | None = None,
+                  recorder: str | None = None, detail: str = "") -> dict[str, Any]:
+    """``…/alert``: a fault to be seen at once (art. 5(6)); ``reason`` is a FaultReason
+    value or ``outbox_backlog``."""
+    return {"v": PAYLOAD_VERSION, "dock": dock, "time": time, "reason": reason, "bay": bay,
+            "recorder": recorder, "detail": detail}
+
+
+def enqueue_alert(tx: Transaction, dock: str, time: str, reason: str, *, bay: int | None = None,
+                  recorder: str | None = None, detail: str = "") -> None:
+    """Put an alert in the durable outbox inside the caller's transaction."""
+    enqueue(tx, "alert", "alert", alert_payload(dock, time, reason, bay=bay, recorder=recorder,
+                                                 detail=detail),
+             ref_seq=None, qos=1, retain=False, created_at=time)
+
+
+def encode(payload: dict[str, Any]) -> bytes:
+    """The bytes put on the wire: canonical JSON (the same form the outbox stores)."""
+    return canonical_json(payload)
+
+
+def decode(data: bytes) -> Any:
+    """Parse a payload; ValueError (never anything else) on bytes that are not JSON."""
+    try:
+        return json.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+        raise ValueError(f"payload is not UTF-8 JSON: {exc}") from None

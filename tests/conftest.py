@@ -1,0 +1,201 @@
+"""Shared pytest fixtures.
+
+Several areas of dockd add fixtures here; keep each one generic, documented and named for
+what it gives. The evidence-core fixtures are in the section "evidence store" below.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import uuid
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from dockd.clock import SystemClock
+from dockd.config import Config, parse_config
+from dockd.store.evidence import EvidenceStore, open_store
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+# ---------------------------------------------------------------------------------------
+# running the real CLI
+# ---------------------------------------------------------------------------------------
+
+
+def run_dockd(args: Sequence[str | os.PathLike[str]], *, env: Mapping[str, str] | None = None,
+              timeout: float = 60, user: int | None = None,
+              cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    """Run ``dockd ARGS`` as a real subprocess of this venv's Python and capture its output.
+
+    ``env`` entries are added to (not replacing) the environment, minus ``DOCKD_CONFIG``
+    unless given. ``user`` runs it as that uid/gid through ``setpriv`` (root ignores file
+    modes, so permission tests need an unprivileged user).
+    """
+    full_env = {k: v for k, v in os.environ.items() if k != "DOCKD_CONFIG"}
+    full_env.update(env or {})
+    full_env["PYTHONPATH"] = str(REPO_ROOT)
+    cmd: list[str] = [sys.executable, "-m", "dockd.cli", *map(str, args)]
+    if user is not None:
+        cmd = ["setpriv", f"--reuid={user}", f"--regid={user}", "--clear-groups", *cmd]
+    return subprocess.run(cmd, capture_output=True, text=True, env=full_env, timeout=timeout,
+                          cwd=cwd or REPO_ROOT, check=False)
+
+
+@pytest.fixture
+def dockd_cli() -> Callable[..., subprocess.CompletedProcess[str]]:
+    """The :func:`run_dockd` helper, as a fixture."""
+    return run_dockd
+
+
+# ---------------------------------------------------------------------------------------
+# evidence store
+# ---------------------------------------------------------------------------------------
+
+
+def write_tree(root: Path, files: Mapping[str | bytes, bytes]) -> Path:
+    """Create ``root`` with ``files`` (relative path, str or raw bytes → content)."""
+    root.mkdir(parents=True, exist_ok=True)
+    for rel, data in files.items():
+        raw = rel if isinstance(rel, bytes) else rel.encode()
+        path = os.path.join(os.fsencode(root), raw)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, "wb") as fh:
+            fh.write(data)
+    return root
+
+
+@pytest.fixture
+def make_tree() -> Callable[[Path, Mapping[str | bytes, bytes]], Path]:
+    """The :func:`write_tree` helper, as a fixture: ``make_tree(root, {path: bytes})``."""
+    return write_tree
+
+
+def store_config_for(store_dir: Path, **ingest: Any) -> Config:
+    """A Config for ``store_dir`` built through the real parser; ``ingest`` sets ``[ingest]``."""
+    return parse_config({"dock": {"id": "dock-test", "store_dir": str(store_dir)},
+                         "ingest": dict(ingest)})
+
+
+@pytest.fixture
+def store_dir(tmp_path: Path) -> Path:
+    """Where a test's evidence store lives (not created: dockd creates it)."""
+    return tmp_path / "store"
+
+
+@pytest.fixture
+def open_test_store(store_dir: Path) -> Iterator[Callable[..., EvidenceStore]]:
+    """``open_test_store(**ingest_settings)`` opens the test's store with the real
+    ``open_store``; every store opened is closed at teardown."""
+    opened: list[EvidenceStore] = []
+
+    def opener(directory: Path | None = None, **ingest: Any) -> EvidenceStore:
+        store = open_store(store_config_for(directory or store_dir, **ingest), SystemClock())
+        opened.append(store)
+        return store
+
+    yield opener
+    for store in opened:
+        store.close()
+
+
+def write_config_file(path: Path, text: str) -> Path:
+    """Write a TOML config file and return its path."""
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+# ---------------------------------------------------------------------------------------
+# real file systems (we run as root; loop mounts work on this machine)
+# ---------------------------------------------------------------------------------------
+
+
+class LoopMounts:
+    """Creates small loop-mounted file systems; unmounts and removes them at teardown."""
+
+    def __init__(self, base: Path) -> None:
+        self.base = base
+        self.mounts: list[Path] = []
+
+    def make(self, size_mib: int, fstype: str = "ext4", name: str | None = None) -> Path:
+        """A fresh ``fstype`` file system of ``size_mib`` MiB, mounted read-write.
+
+        Fails the test (never skips) when the machine cannot do it: the suite relies on it.
+        """
+        name = name or f"fs-{uuid.uuid4().hex[:8]}"
+        image = self.base / f"{name}.img"
+        mnt = self.base / name
+        mnt.mkdir(parents=True)
+        with open(image, "wb") as fh:
+            fh.truncate(size_mib << 20)
+        mkfs = {"ext4": ["mkfs.ext4", "-q", "-F", "-m", "0"], "xfs": ["mkfs.xfs", "-q", "-f"],
+                "btrfs": ["mkfs.btrfs", "-q", "-f"]}[fstype]
+        self._must([*mkfs, str(image)], f"mkfs.{fstype}")
+        self._must(["mount", "-o", "loop", str(image), str(mnt)], "mount -o loop")
+        self.mounts.append(mnt)
+        return mnt
+
+    def remount(self, mnt: Path, options: str) -> None:
+        """``mount -o remount,OPTIONS``."""
+        self._must(["mount", "-o", f"remount,{options}", str(mnt)], f"remount {options}")
+
+    def bind(self, source: Path, target: Path) -> None:
+        """``mount --bind SOURCE TARGET`` (unmounted at teardown)."""
+        self._must(["mount", "--bind", str(source), str(target)], "mount --bind")
+        self.mounts.append(target)
+
+    def cleanup(self) -> None:
+        for mnt in reversed(self.mounts):
+            subprocess.run(["umount", "-l", str(mnt)], capture_output=True, check=False)
+        self.mounts.clear()
+
+    @staticmethod
+    def _must(cmd: list[str], what: str) -> None:
+        if shutil.which(cmd[0]) is None:
+            pytest.fail(f"{cmd[0]} is not installed; ./dev installs it (needed for {what})")
+        done = subprocess.run(cmd, capture_output=True, text=True, check=False)
+        if done.returncode != 0:
+            pytest.fail(f"{what} failed (this suite runs as root on a machine with loop "
+                        f"devices): {' '.join(cmd)}: {done.stderr.strip()}")
+
+
+@pytest.fixture
+def loop_mounts(tmp_path: Path) -> Iterator[LoopMounts]:
+    """Factory of loop-mounted file systems (see :class:`LoopMounts`)."""
+    mounts = LoopMounts(tmp_path / "loop")
+    mounts.base.mkdir()
+    try:
+        yield mounts
+    finally:
+        mounts.cleanup()
+
+
+# ---------------------------------------------------------------------------------------
+# outside tools
+# ---------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def ascmhl_debug() -> Path:
+    """The ASC MHL reference tool, installed by ./dev into .venv-tools (own Click pin).
+
+    Missing means the environment is incomplete: fail with the fix, never skip.
+    """
+    tool = REPO_ROOT / ".venv-tools" / "bin" / "ascmhl-debug"
+    if not os.access(tool, os.X_OK):
+        pytest.fail(f"{tool} is missing: run ./dev test (it installs ascmhl==1.2 into .venv-tools)")
+    return tool
+
+
+@pytest.fixture(scope="session")
+def ffmpeg() -> str:
+    """Path of ffmpeg (installed by ./dev); fails clearly when absent."""
+    path = shutil.which("ffmpeg")
+    if path is None:
+        pytest.fail("ffmpeg is missing: run ./dev test (it apt-installs ffmpeg)")
+    return path

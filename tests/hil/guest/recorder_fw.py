@@ -1,0 +1,212 @@
+"""Recorder "firmware" in the HIL guest: a gadget recorder with a control port that, when told to,
+re-enumerates as mass storage — the way two-phase recorders do on a dock.
+
+    recorder_fw.py '<spec json>' <ready fifo>
+
+Spec keys: name, kind ("amba": FunctionFS vendor bulk interface speaking Ambarella B1 frames;
+"gat947": CDC-ACM port speaking our GA/T 947 framing, firmware side /dev/ttyGS<n>), udc,
+vendor_id, product_id (control mode), storage_vendor_id, storage_product_id (mass-storage mode),
+serial (USB serial and device ID), password, battery, image (FAT32 image for the LUN).
+
+The protocol logic is the simulator's (dockd.sim.recorders.AmbaResponder / Gat947Responder), so
+the bytes on the emulated USB are what dockd's drivers exchange with a simulated recorder.
+Writes "READY" (or "ERROR ...") to the FIFO once the control-mode gadget is bound. SIGTERM pulls
+the cable (unbind) and removes the gadget(s). Progress lines go to stdout (the spawn log).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+import termios
+import threading
+import time
+import tty
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import ffs_function
+import gadget
+
+from dockd.clock import SystemClock
+from dockd.devices.recorders import gat947_framing as framing
+from dockd.sim.recorders import (
+    AmbaResponder,
+    Gat947Responder,
+    RecorderState,
+    SimRecorderSpec,
+)
+
+_stop = threading.Event()
+
+
+def main(argv: list[str]) -> int:
+    """Run the recorder until SIGTERM; exit 1 (after telling the FIFO) if setup fails."""
+    spec, fifo = json.loads(argv[1]), argv[2]
+    signal.signal(signal.SIGTERM, lambda *_: _stop.set())
+    fw = Firmware(spec)
+    try:
+        fw.plug_control()
+    except Exception as exc:  # reported to the harness through the FIFO, then re-raised
+        _report(fifo, f"ERROR {type(exc).__name__}: {exc}")
+        fw.teardown()
+        raise
+    _report(fifo, "READY")
+    server = threading.Thread(target=fw.serve, daemon=True)
+    server.start()
+    _stop.wait()
+    fw.teardown()
+    print("fw: unplugged", flush=True)
+    return 0
+
+
+class Firmware:
+    """One recorder: its control-mode gadget, its protocol, and its mass-storage gadget."""
+
+    def __init__(self, spec: dict[str, Any]) -> None:
+        self.spec = spec
+        protocol = "amba-stream" if spec["kind"] == "amba" else "gat947-serial"
+        state = RecorderState(
+            SimRecorderSpec(serial=spec["serial"], protocol=protocol,
+                            password=spec["password"].encode(),
+                            battery_percent=int(spec.get("battery", 80))),
+            SystemClock(),
+        )
+        self.amba = AmbaResponder(state)
+        self.gat = Gat947Responder(state)
+        base = {"serial": spec["serial"], "manufacturer": "HIL", "udc": spec["udc"]}
+        self.control = {**base, "name": f"{spec['name']}_ctl", "vendor_id": spec["vendor_id"],
+                        "product_id": spec["product_id"], "product": "Recorder (control)",
+                        "image": None, "acm": spec["kind"] == "gat947",
+                        "vendor_bulk": spec["kind"] == "amba"}
+        self.storage = {**base, "name": f"{spec['name']}_msc",
+                        "vendor_id": spec["storage_vendor_id"],
+                        "product_id": spec["storage_product_id"], "product": "Recorder (disk)",
+                        "image": spec["image"], "acm": False, "vendor_bulk": False}
+        self.created: list[dict[str, Any]] = []
+        self.bound: dict[str, Any] | None = None
+        self.fds: list[int] = []
+        self.lock = threading.Lock()
+
+    # -- plugging -----------------------------------------------------------------------------
+    def plug_control(self) -> None:
+        """Create and bind the control-mode gadget (FunctionFS descriptors first for amba)."""
+        self._create(self.control)
+        if self.spec["kind"] == "amba":
+            mount = gadget.FFS_ROOT / self.control["name"]
+            ep0 = os.open(mount / "ep0", os.O_RDWR)
+            self.fds.append(ep0)
+            os.write(ep0, ffs_function.descriptors())
+            os.write(ep0, ffs_function.strings())
+        self._bind(self.control)
+        print(f"fw: control mode bound ({self.spec['kind']})", flush=True)
+
+    def switch_to_storage(self) -> None:
+        """What the recorder does after @ATH / SetMSDC: drop off the bus, come back as a disk."""
+        with self.lock:
+            if _stop.is_set():
+                return
+            self._unbind()
+            self._close_fds()
+            gadget.remove(self.control)
+            self.created.remove(self.control)
+            self._create(self.storage)
+            self._bind(self.storage)
+        print("fw: mass-storage mode bound", flush=True)
+
+    def teardown(self) -> None:
+        """Cable pulled: unbind, close everything, remove the gadgets."""
+        with self.lock:
+            self._unbind()
+            self._close_fds()
+            for spec in reversed(self.created):
+                gadget.remove(spec)
+            self.created.clear()
+
+    # -- protocols ------------------------------------------------------------------------------
+    def serve(self) -> None:
+        """Answer the host until the switch to mass storage (or the cable pull)."""
+        try:
+            switch = self._serve_amba() if self.spec["kind"] == "amba" else self._serve_gat947()
+        except OSError as exc:
+            print(f"fw: control port closed: {exc}", flush=True)
+            return
+        if switch:
+            self.switch_to_storage()
+
+    def _serve_amba(self) -> bool:
+        ep0 = self.fds[0]
+        while True:  # wait until the host configured the interface
+            data = os.read(ep0, ffs_function.EVENT_SIZE)
+            if ffs_function.EVENT_NAMES.get(data[8]) == "ENABLE":
+                break
+        mount = gadget.FFS_ROOT / self.control["name"]
+        out_fd = os.open(mount / "ep1", os.O_RDWR)
+        in_fd = os.open(mount / "ep2", os.O_RDWR)
+        self.fds += [out_fd, in_fd]
+        while True:
+            frame = os.read(out_fd, 512)
+            reply, switch = self.amba.handle(frame)
+            print(f"fw: {frame[:5]!r} -> {reply[:12]!r}", flush=True)
+            os.write(in_fd, reply)  # returns once the host has read the reply
+            if switch:
+                return True
+
+    def _serve_gat947(self) -> bool:
+        port = Path(gadget.CONFIGFS / self.control["name"] / "functions" / "acm.0" / "port_num")
+        fd = os.open(f"/dev/ttyGS{port.read_text().strip()}", os.O_RDWR | os.O_NOCTTY)
+        self.fds.append(fd)
+        tty.setraw(fd)
+        splitter = framing.FrameSplitter()
+        while True:
+            data = os.read(fd, 4096)
+            if not data:
+                time.sleep(0.05)
+                continue
+            for frame in splitter.feed(data):
+                try:
+                    request = framing.decode_request(frame)
+                except Exception as exc:  # a real device ignores what it cannot parse
+                    print(f"fw: bad frame dropped: {exc}", flush=True)
+                    continue
+                reply, switch = self.gat.handle(request)
+                os.write(fd, reply)
+                termios.tcdrain(fd)
+                print(f"fw: command {request.command} answered", flush=True)
+                if switch:
+                    time.sleep(0.3)  # the host reads the reply before the port vanishes
+                    return True
+
+    # -- helpers ----------------------------------------------------------------------------------
+    def _create(self, spec: dict[str, Any]) -> None:
+        gadget.create(spec)
+        self.created.append(spec)
+
+    def _bind(self, spec: dict[str, Any]) -> None:
+        gadget.bind(spec)
+        self.bound = spec
+
+    def _unbind(self) -> None:
+        if self.bound is not None:
+            gadget.unbind(self.bound)
+            self.bound = None
+
+    def _close_fds(self) -> None:
+        for fd in self.fds:
+            try:
+                os.close(fd)
+            except OSError as exc:  # already gone with the function: nothing left to close
+                print(f"fw: close: {exc}", flush=True)
+        self.fds.clear()
+
+
+def _report(fifo: str, line: str) -> None:
+    with open(fifo, "w") as f:
+        f.write(line + "\n")
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))

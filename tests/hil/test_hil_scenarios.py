@@ -1,0 +1,442 @@
+"""`dockd run` on a real kernel: recorders plugged into a QEMU guest the way real ones present.
+
+One guest boot is shared by the scenarios (module fixture); the reboot scenario comes last
+because it cuts the power of that guest and boots a new one on the same store disk.
+
+In the guest: systemd-udevd with dockd's own rules (udev-rules/), `dockd run --config` with
+device_source="udev", mounter="mount" (real vfat mounts in the guest kernel), the evidence store
+on a virtio ext4 disk (tests/hil/cache is not involved; the disk image is in the test's tmp dir,
+so it survives the guest's restart and power cut). Recorders:
+
+* amba 4255:0001 — FunctionFS vendor bulk interface, firmware logic = the simulator's
+  AmbaResponder; after @ATH it re-enumerates as mass storage labelled with its device ID (bay 1);
+* gat947 2ca3:0947 — CDC-ACM control port (firmware on /dev/ttyGS<n>, Gat947Responder); after
+  SetMSDC it re-enumerates as mass storage 2ca3:0948 (bay 2);
+* plain mass storage — QEMU usb-storage behind its own hub, FAT32 image, 46f4:0001 (bay 3);
+* unknown stick — gadget mass storage with a Kingston DataTraveler's IDs 0951:1666 (bay 1).
+
+Assertions are on what dockd reports: `dockd status --json`, `dockd log --json`,
+`dockd catalog --json`, `dockd verify`, the outbox, and the guest's /proc/mounts. Timings are
+printed (HIL timings: ...) and collected in docs/BENCHMARKS.md.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+import time
+import zlib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from .harness import (
+    REPO_ROOT,
+    FirmwareRecorder,
+    GadgetRecorder,
+    Guest,
+    GuestProcess,
+    HilTimeout,
+    PluggedQemuRecorder,
+    QemuRecorder,
+)
+from .images import RecorderImage, build_fat32_image, read_image_file
+
+pytestmark = [pytest.mark.hil, pytest.mark.timeout(420)]
+
+DOCKD = str(REPO_ROOT / ".venv" / "bin" / "dockd")
+CONFIG = "/etc/dockd/dockd.toml"
+STORE = "/var/lib/dockd"
+MOUNT_ROOT = "/run/dockd/bays"
+PASSWORD = "123456"
+AMBA = dict(vendor_id=0x4255, product_id=0x0001, storage_vendor_id=0x4255, storage_product_id=0x0001)
+GAT947 = dict(vendor_id=0x2CA3, product_id=0x0947, storage_vendor_id=0x2CA3,
+              storage_product_id=0x0948)
+BAY_AMBA, BAY_GAT, BAY_MSC = 1, 2, 3
+MSC_ROOT_PORT = 3  # hub at 1-3, disk at 1-3.1: bay 3 is port 1-3
+TIMINGS: dict[str, float] = {}
+
+
+@dataclass
+class Dock:
+    """The guest running dockd, and the helpers that ask dockd what it knows."""
+
+    guest: Guest
+    work: Path
+    store_disk: Path
+    daemon: GuestProcess | None = None
+    plugged: dict[str, Any] = field(default_factory=dict)
+
+    def dockd(self, *args: str, check: bool = True, timeout: float = 120) -> Any:
+        result = self.guest.run([DOCKD, *args, "--config", CONFIG], check=check, timeout=timeout)
+        return result
+
+    def status(self) -> dict[str, Any]:
+        data: dict[str, Any] = json.loads(self.dockd("status", "--json").text)
+        return data
+
+    def bay(self, number: int) -> dict[str, Any]:
+        return next(b for b in self.status()["bays"] if b["bay"] == number)
+
+    def wait_bay(self, number: int, states: tuple[str, ...], timeout: float = 120,
+                 extra: Callable[[dict[str, Any]], bool] = lambda b: True) -> dict[str, Any]:
+        """Poll `dockd status --json` (the state channel has no wait operation)."""
+        deadline = time.monotonic() + timeout
+        last: dict[str, Any] = {}
+        while time.monotonic() < deadline:
+            last = self.bay(number)
+            if last["state"] in states and extra(last):
+                return last
+            time.sleep(0.3)
+        raise HilTimeout(f"bay {number} not in {states} within {timeout}s; last {last}\n"
+                         + self.log_tail())
+
+    def custody(self) -> list[dict[str, Any]]:
+        data: list[dict[str, Any]] = json.loads(self.dockd("log", "--json").text)
+        return data
+
+    def catalog(self, serial: str) -> list[dict[str, Any]]:
+        data: list[dict[str, Any]] = json.loads(
+            self.dockd("catalog", "--recorder", serial, "--json").text)
+        return data
+
+    def alerts(self) -> list[dict[str, Any]]:
+        out = self.guest.run([str(REPO_ROOT / ".venv" / "bin" / "python"), "-c",
+                              "import json,sqlite3,sys;c=sqlite3.connect(sys.argv[1]);"
+                              "print(json.dumps([json.loads(r[0]) for r in c.execute("
+                              "\"SELECT payload FROM outbox WHERE kind='alert' ORDER BY id\")]))",
+                              f"{STORE}/catalog.sqlite"])
+        data: list[dict[str, Any]] = json.loads(out.text)
+        return data
+
+    def mounts(self) -> list[list[str]]:
+        return [line.split() for line in self.guest.run(["cat", "/proc/mounts"]).text.splitlines()]
+
+    def log_tail(self) -> str:
+        path = self.guest.exchange_dir / "dockd.log"
+        text = path.read_text(errors="replace") if path.exists() else "(no dockd log)"
+        return "--- dockd log (tail) ---\n" + text[-4000:]
+
+    def start_daemon(self) -> float:
+        """Start `dockd run`; returns seconds until its state channel answers."""
+        started = time.monotonic()
+        self.daemon = self.guest.spawn([DOCKD, "run", "--config", CONFIG],
+                                       self.guest.exchange_dir / "dockd.log")
+        deadline = started + 60
+        while self.guest.run([DOCKD, "status", "--json", "--config", CONFIG], check=False,
+                             timeout=30).returncode != 0:
+            if time.monotonic() > deadline:
+                raise HilTimeout("dockd did not start\n" + self.log_tail())
+            time.sleep(0.3)
+        return time.monotonic() - started
+
+
+# --------------------------------------------------------------------------- fixtures
+
+@pytest.fixture(scope="module")
+def dock(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dock]:
+    work = tmp_path_factory.mktemp("hil-dock")
+    store_disk = work / "store.img"
+    with store_disk.open("wb") as f:
+        f.truncate(1 << 30)
+    subprocess.run(["mkfs.ext4", "-q", "-F", "-L", "DOCKSTORE", str(store_disk)], check=True)
+    started = time.monotonic()
+    guest = Guest.boot(work / "guest", disks=[store_disk])
+    d = Dock(guest, work, store_disk)
+    try:
+        TIMINGS["boot_s"] = guest.boot_seconds
+        _prepare(d)
+        TIMINGS["dockd_start_s"] = d.start_daemon()
+        TIMINGS["guest_ready_total_s"] = time.monotonic() - started
+        yield d
+    except BaseException:
+        print(d.log_tail())
+        d.guest.power_cut()
+        raise
+    if d.guest.running:
+        d.guest.shutdown()
+    print("HIL timings:", json.dumps({k: round(v, 2) for k, v in TIMINGS.items()}))
+
+
+def _prepare(d: Dock) -> None:
+    """Store disk mounted, dockd's udev rules installed, udevd started, config written."""
+    g = d.guest
+    g.run(["mkdir", "-p", STORE])
+    g.run(["mount", "-t", "ext4", "/dev/vda", STORE])
+    g.install_udev_rules(sorted((REPO_ROOT / "udev-rules").glob("*.rules")))
+    g.run("getent group dockd >/dev/null || groupadd --system dockd")
+    TIMINGS.setdefault("udevd_start_s", g.start_udevd())
+    g.write_file("/etc/dockd/amba.pw", PASSWORD.encode() + b"\n", mode=0o400)
+    g.write_file("/etc/dockd/gat947.pw", PASSWORD.encode() + b"\n", mode=0o400)
+    g.write_file(CONFIG, _config().encode())
+
+
+def _config() -> str:
+    return f"""
+[dock]
+id = "hil-dock"
+site = "hil"
+store_dir = "{STORE}"
+
+[ingest]
+store_reserve_bytes = 0
+
+[daemon]
+device_source = "udev"
+mounter = "mount"
+mount_root = "{MOUNT_ROOT}"
+status_socket = "/run/dockd/status.sock"
+clock_sync = "assume_synced"
+max_concurrent_offloads = 3
+storage_wait_s = 90
+control_wait_s = 30
+
+[[daemon.bays]]
+port = "3-1"
+number = {BAY_AMBA}
+label = "Bay 1"
+
+[[daemon.bays]]
+port = "4-1"
+number = {BAY_GAT}
+label = "Bay 2"
+
+[[daemon.bays]]
+port = "1-{MSC_ROOT_PORT}"
+number = {BAY_MSC}
+label = "Bay 3"
+
+[[daemon.models]]
+name = "ambarella"
+vendor_id = "4255"
+product_id = "0001"
+driver = "amba"
+control = "usb"
+password_file = "/etc/dockd/amba.pw"
+timezone = "Asia/Shanghai"
+
+[[daemon.models]]
+name = "gat947-cdc"
+vendor_id = "2ca3"
+product_id = "0947"
+storage_vendor_id = "2ca3"
+storage_product_id = "0948"
+driver = "gat947"
+control = "serial"
+password_file = "/etc/dockd/gat947.pw"
+timezone = "Asia/Shanghai"
+
+[[daemon.models]]
+name = "plain-msc"
+vendor_id = "46f4"
+product_id = "0001"
+driver = "msc"
+"""
+
+
+def _image(d: Dock, name: str, label: str, files: dict[str, int | bytes],
+           size_mib: int = 64) -> RecorderImage:
+    return build_fat32_image(d.guest.exchange_dir / f"{name}.img", label=label, files=files,
+                             size_mib=size_mib, seed=zlib.crc32(name.encode()))
+
+
+def _hashes(image: RecorderImage) -> dict[str, str]:
+    return {rel: hashlib.sha256(read_image_file(image.path, rel)).hexdigest() for rel in image.files}
+
+
+def _stored(d: Dock, serial: str) -> dict[str, str]:
+    items = d.catalog(serial)
+    paths = [i["source_path"] for i in items]
+    assert len(paths) == len(set(paths)), f"a file of {serial} is stored twice: {paths}"
+    return {i["source_path"]: i["sha256"] for i in items}
+
+
+def _types(records: list[dict[str, Any]], subject: str) -> list[str]:
+    return [r["type"] for r in records if r["subject"] == subject]
+
+
+def _videos(n: int, size: int, prefix: str = "VID") -> dict[str, int | bytes]:
+    return {f"DCIM/100MEDIA/{prefix}{i:05d}.MP4": size for i in range(1, n + 1)}
+
+
+# --------------------------------------------------------------------------- scenarios
+
+def test_three_recorders_docked_at_once_are_all_offloaded_and_verify(dock: Dock) -> None:
+    amba_img = _image(dock, "amba", "AMBA0001", _videos(3, 2_000_000))
+    gat_img = _image(dock, "gat", "GAT0001", _videos(3, 1_500_000))
+    msc_img = _image(dock, "msc3", "CAM0003", _videos(4, 1_000_000))
+    amba = FirmwareRecorder("amba1", "amba", serial="AMBA0001", password=PASSWORD,
+                            image=amba_img.path, udc="dummy_udc.0", **AMBA)
+    gat = FirmwareRecorder("gat1", "gat947", serial="GAT0001", password=PASSWORD,
+                           image=gat_img.path, udc="dummy_udc.1", **GAT947)
+    msc = QemuRecorder("cam3", root_port=MSC_ROOT_PORT, image=msc_img.path, serial="CAM0003")
+
+    plugged_at = time.monotonic()
+    fw_amba = dock.guest.plug_firmware_recorder(amba)
+    fw_gat = dock.guest.plug_firmware_recorder(gat)
+    qemu = dock.guest.plug_recorder(msc)
+    ready: dict[int, float] = {}
+    for bay in (BAY_AMBA, BAY_GAT, BAY_MSC):
+        status = dock.wait_bay(bay, ("ready", "fault"), timeout=180)
+        assert status["state"] == "ready", f"bay {bay}: {status}\n{dock.log_tail()}"
+        ready[bay] = time.monotonic() - plugged_at
+    TIMINGS.update({"three_at_once_amba_plug_to_ready_s": ready[BAY_AMBA],
+                    "three_at_once_gat947_plug_to_ready_s": ready[BAY_GAT],
+                    "three_at_once_msc_plug_to_ready_s": ready[BAY_MSC]})
+
+    for serial, image in (("AMBA0001", amba_img), ("GAT0001", gat_img), ("CAM0003", msc_img)):
+        assert _stored(dock, serial) == _hashes(image), serial
+    statuses = {b["bay"]: b for b in dock.status()["bays"]}
+    assert statuses[BAY_AMBA]["recorder"] == "AMBA0001"
+    assert statuses[BAY_GAT]["recorder"] == "GAT0001"
+    assert statuses[BAY_GAT]["battery_percent"] == 80  # read over the CDC-ACM port
+    assert statuses[BAY_MSC]["recorder"] == "CAM0003"
+    records = dock.custody()
+    for serial in ("AMBA0001", "GAT0001", "CAM0003"):
+        types = _types(records, serial)
+        assert types.count("session.completed") == 1 and "recorder.docked" in types, (serial, types)
+    # the two-phase recorders really went through their control port first
+    assert any(r["type"] == "clock.set" and r["subject"] == "GAT0001" for r in records) or \
+        any(r["type"] == "recorder.health" and r["subject"] == "GAT0001" for r in records)
+    fw_log = (dock.guest.exchange_dir / "fw-amba1.log").read_text()
+    assert "b'@ATH;'" in fw_log and "mass-storage mode bound" in fw_log
+    verify = dock.dockd("verify", check=False)
+    assert verify.returncode == 0, verify.text + verify.stderr.decode()
+    assert not [m for m in dock.mounts() if m[1].startswith(MOUNT_ROOT)], "left mounted"
+
+    fw_amba.terminate()
+    fw_gat.terminate()
+    dock.guest.unplug_recorder(qemu)
+    for bay in (BAY_AMBA, BAY_GAT, BAY_MSC):
+        dock.wait_bay(bay, ("empty",), timeout=60)
+    records = dock.custody()
+    for serial in ("AMBA0001", "GAT0001", "CAM0003"):
+        assert _types(records, serial)[-1] == "recorder.undocked", serial
+
+
+def test_recorder_pulled_mid_file_then_redocked_resumes_without_loss_or_duplicates(
+        dock: Dock) -> None:
+    image = _image(dock, "pull", "CAMPULL", _videos(4, 40 << 20), size_mib=200)
+    spec = QemuRecorder("campull", root_port=MSC_ROOT_PORT, image=image.path, serial="CAMPULL")
+    plugged_at = time.monotonic()
+    plugged: PluggedQemuRecorder = dock.guest.plug_recorder(spec)
+    first_file = 40 << 20
+    status = dock.wait_bay(BAY_MSC, ("offloading",), timeout=120,
+                           extra=lambda b: b["progress"]["bytes_done"] > first_file // 2)
+    TIMINGS["pull_plug_to_offloading_s"] = time.monotonic() - plugged_at
+    # during an offload the volume is mounted read-only, nosuid, nodev, noexec
+    mine = [m for m in dock.mounts() if m[1] == f"{MOUNT_ROOT}/bay{BAY_MSC}"]
+    assert len(mine) == 1, dock.mounts()
+    assert mine[0][2] == "vfat"
+    options = set(mine[0][3].split(","))
+    assert {"ro", "nosuid", "nodev", "noexec"} <= options, options
+    assert status["progress"]["bytes_done"] < status["progress"]["bytes_total"]
+
+    dock.guest.unplug_recorder(plugged)
+    fault = dock.wait_bay(BAY_MSC, ("fault",), timeout=60)
+    assert fault["fault"] == "removed_during_offload"
+    records = dock.custody()
+    interrupted = [r for r in records if r["type"] == "session.interrupted"
+                   and r["subject"] == "CAMPULL"]
+    assert interrupted and interrupted[-1]["payload"]["reason"] in ("removed_during_offload",
+                                                                    "source_removed")
+    before = _stored(dock, "CAMPULL")
+    assert len(before) < len(image.files), "the pull came too late to interrupt anything"
+    assert not [m for m in dock.mounts() if m[1] == f"{MOUNT_ROOT}/bay{BAY_MSC}"]
+
+    replugged_at = time.monotonic()
+    plugged = dock.guest.plug_recorder(spec)
+    dock.wait_bay(BAY_MSC, ("ready",), timeout=240)
+    seconds = time.monotonic() - replugged_at
+    TIMINGS["pull_redock_to_ready_s"] = seconds
+    after = _stored(dock, "CAMPULL")
+    assert after == _hashes(image)
+    assert {k: after[k] for k in before} == before  # what was stored stayed as it was
+    new_bytes = sum(image.files[k] for k in after if k not in before)
+    TIMINGS["offload_rate_MBps_usb_storage"] = new_bytes / seconds / 1e6
+    records = dock.custody()
+    assert _types(records, "CAMPULL").count("session.completed") == 1
+    verify = dock.dockd("verify", check=False)
+    assert verify.returncode == 0, verify.text + verify.stderr.decode()
+    dock.guest.unplug_recorder(plugged)
+    dock.wait_bay(BAY_MSC, ("empty",), timeout=60)
+
+
+def test_unknown_usb_stick_is_never_mounted_and_raises_an_alert(dock: Dock) -> None:
+    image = _image(dock, "stick", "NONAME", {"README.TXT": b"not evidence\n", "X/Y.BIN": 10_000})
+    stick = GadgetRecorder("stick", 0x0951, 0x1666, "60A44C3FAE2BE1A0", manufacturer="Kingston",
+                           product="DataTraveler 3.0", image=image.path, udc="dummy_udc.0")
+    mark = dock.guest.udev_events.mark()
+    plugged = dock.guest.plug_gadget(stick)
+    fault = dock.wait_bay(BAY_AMBA, ("fault",), timeout=60)
+    assert fault["fault"] == "unknown_device" and fault["recorder"] is None
+    # wait until the kernel has the partition, so "not mounted" is not just "not yet there"
+    part = dock.guest.udev_events.wait_for(
+        lambda e: e.action == "add" and e.device_type == "partition" and "/usb3/3-1/" in e.sys_path,
+        timeout=60, after=mark)
+    dock.guest.udev_barrier()
+    time.sleep(1.0)  # give a wrong mount the chance to happen before we look
+    assert part.device_node is not None
+    assert not [m for m in dock.mounts() if m[0] == part.device_node or m[1].startswith(MOUNT_ROOT)]
+    records = dock.custody()
+    faults = [r for r in records if r["type"] == "bay.fault"
+              and r["payload"]["reason"] == "unknown_device"]
+    assert faults and "0951:1666" in faults[-1]["payload"]["detail"]
+    assert not [r for r in records if r["type"] == "session.started"
+                and r["subject"] == "60A44C3FAE2BE1A0"]
+    alerts = [a for a in dock.alerts() if a.get("reason") == "unknown_device"]
+    assert alerts and alerts[-1]["bay"] == BAY_AMBA
+    dock.guest.remove_gadget(plugged)
+    dock.wait_bay(BAY_AMBA, ("empty",), timeout=60)
+
+
+def test_wrong_admin_password_faults_login_and_mounts_nothing(dock: Dock) -> None:
+    image = _image(dock, "badpw", "GATBADPW", _videos(1, 100_000))
+    spec = FirmwareRecorder("badpw", "gat947", serial="GATBADPW", password="999999",
+                            image=image.path, udc="dummy_udc.1", **GAT947)
+    fw = dock.guest.plug_firmware_recorder(spec)
+    fault = dock.wait_bay(BAY_GAT, ("fault",), timeout=90)
+    assert fault["fault"] == "login_failed"
+    time.sleep(1.0)
+    assert not [m for m in dock.mounts() if m[1].startswith(MOUNT_ROOT)]
+    fw_log = (dock.guest.exchange_dir / "fw-badpw.log").read_text()
+    assert "mass-storage mode bound" not in fw_log  # it was never told to switch
+    records = dock.custody()
+    assert not [r for r in records if r["type"] == "session.started" and r["subject"] == "GATBADPW"]
+    assert [r for r in records if r["type"] == "bay.fault"
+            and r["payload"]["reason"] == "login_failed"]
+    fw.terminate()
+    dock.wait_bay(BAY_GAT, ("empty",), timeout=60)
+
+
+def test_power_cut_during_offload_recovers_at_start(dock: Dock) -> None:
+    """Last: this cuts the shared guest's power and boots a new one on the same store disk."""
+    image = _image(dock, "cut", "CAMCUT", _videos(3, 40 << 20), size_mib=160)
+    spec = QemuRecorder("camcut", root_port=MSC_ROOT_PORT, image=image.path, serial="CAMCUT")
+    dock.guest.plug_recorder(spec)
+    dock.wait_bay(BAY_MSC, ("offloading",), timeout=120,
+                  extra=lambda b: b["progress"]["bytes_done"] > 0)
+    dock.guest.power_cut()
+
+    rebooted = time.monotonic()
+    dock.guest = Guest.boot(dock.work / "guest2", disks=[dock.store_disk])
+    # the recorder is still in its bay when the dock comes back: coldplug must find it
+    _prepare(dock)
+    dock.guest.plug_recorder(spec)
+    dock.guest.udev_barrier()
+    dock.start_daemon()
+    dock.wait_bay(BAY_MSC, ("ready",), timeout=240)
+    TIMINGS["power_cut_reboot_to_ready_s"] = time.monotonic() - rebooted
+    records = dock.custody()
+    recovered = [r for r in records if r["type"] == "session.interrupted"
+                 and r["subject"] == "CAMCUT" and r["payload"]["reason"] == "crash_recovery"]
+    assert len(recovered) == 1, _types(records, "CAMCUT")
+    completed = [r for r in records if r["type"] == "session.completed" and r["subject"] == "CAMCUT"]
+    assert completed and completed[-1]["seq"] > recovered[0]["seq"]
+    assert _stored(dock, "CAMCUT") == _hashes(image)
+    verify = dock.dockd("verify", check=False)
+    assert verify.returncode == 0, verify.text + verify.stderr.decode()

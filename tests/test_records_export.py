@@ -1,0 +1,302 @@
+"""Evidence export (rules art. 12(4), 13, 14): the manifest's art. 12(4) fields for a real
+MP4 and for junk, the sign-off sheet PDF (rendered, with Chinese text), the ASC MHL history
+(accepted by the reference tool), the ISO image (listed by xorriso, re-checked, tampering
+found), the custody registration, the access register, and every refusal changing nothing."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from dockd.records.cases import annotate_items, tag_items
+from dockd.records.export import package_name
+from dockd.records.fields import ART_12_4_FIELDS
+from dockd.records.package import MANIFEST, DirectoryReader, verify_package
+from tests.conftest import run_dockd
+from tests.records_support import (
+    T0,
+    SettableClock,
+    docked_event,
+    enrol,
+    ingest,
+    make_mp4,
+    open_clocked_store,
+    snapshot,
+)
+
+CASE = "威自然资罚〔2026〕12号"
+REG = ["--requester", "王法官", "--requester-unit", "威县人民法院", "--reason", "庭审质证",
+       "--approved-by", "李局长"]
+
+
+@pytest.fixture
+def evidence(tmp_path: Path, ffmpeg: str) -> dict[str, object]:
+    """A store with a real MP4 from an enrolled recorder and a junk file from an unknown
+    one, both tagged with CASE; the MP4 annotated with its operator."""
+    clock = SettableClock(T0)
+    store = open_clocked_store(tmp_path / "store", clock)
+    enrol(store, "CAM001", "Hikvision", "DSJ-X1", "0451", "赵六")
+    docked_event(store, "CAM001", "0451", "赵六")
+    mp4 = make_mp4(tmp_path / "make" / "clip.MP4").read_bytes()
+    good = ingest(store, tmp_path / "src1", {"DCIM/20261123_083000.MP4": mp4})
+    bad = ingest(store, tmp_path / "src2", {"DCIM/broken.MP4": b"\x00junk" * 100},
+                 recorder="CAM777")
+    shas = [good.files[0].sha256, bad.files[0].sha256]
+    tag_items(store, CASE, shas, "clerk", "test", place="威县城关镇")
+    annotate_items(store, [shas[0]], "clerk", "test", operator_name="钱七")
+    store.close()
+    return {"store": tmp_path / "store", "mp4": shas[0], "junk": shas[1]}
+
+
+def _export(evidence: dict[str, object], out: Path, *extra: object):
+    return run_dockd(["export", "--case", CASE, *REG, "--out", out,
+                      "--store", evidence["store"], "--json", *extra])
+
+
+def test_manifest_has_every_art_12_4_field_known_or_null(evidence, tmp_path: Path) -> None:
+    done = _export(evidence, tmp_path / "out")
+    assert done.returncode == 0, done.stderr
+    manifest = json.loads((tmp_path / "out" / MANIFEST).read_text(encoding="utf-8"))
+    assert (manifest["case"], manifest["requester"], manifest["approved_by"]) == \
+        (CASE, "王法官", "李局长")
+    by_sha = {r["sha256"]: r for r in manifest["recordings"]}
+    for rec in by_sha.values():
+        assert list(rec) == ["file", *ART_12_4_FIELDS, "size", "sha256"]
+    mp4 = by_sha[evidence["mp4"]]
+    assert mp4["officer_name"] == "赵六" and mp4["operator_name"] == "钱七"
+    assert mp4["start_time"] == "2026-11-23T00:30:00.000000Z"
+    assert mp4["end_time"].startswith("2026-11-23T00:30:0") and mp4["length_s"] > 1.5
+    assert (mp4["device_brand"], mp4["device_model"], mp4["format"]) == \
+        ("Hikvision", "DSJ-X1", "mp4")
+    assert mp4["place"] == "威县城关镇"
+    junk = by_sha[evidence["junk"]]
+    # unknown stays null, never guessed: no metadata, no registry entry, no dock event
+    for key in ("officer_name", "operator_name", "start_time", "end_time", "device_brand",
+                "device_model", "format", "length_s"):
+        assert junk[key] is None, key
+    assert junk["place"] == "威县城关镇" and junk["size"] == 500
+    for rec in manifest["recordings"]:
+        data = (tmp_path / "out" / rec["file"]).read_bytes()
+        import hashlib
+
+        assert hashlib.sha256(data).hexdigest() == rec["sha256"]
+
+
+def test_export_is_registered_in_the_custody_log(evidence, tmp_path: Path) -> None:
+    result = json.loads(_export(evidence, tmp_path / "out", "--public").stdout)
+    log = json.loads(run_dockd(["log", "--type", "export.created", "--json",
+                                "--store", evidence["store"]]).stdout)
+    assert len(log) == 1
+    p = log[0]["payload"]
+    assert (p["requester"], p["requester_unit"], p["reason"], p["approved_by"]) == \
+        ("王法官", "威县人民法院", "庭审质证", "李局长")
+    assert p["public_use"] is True and p["manifest_sha256"] == result["manifest_sha256"]
+    assert sorted(p["items"]) == sorted([evidence["mp4"], evidence["junk"]])
+    assert log[0]["time"] and log[0]["subject"] == result["export_id"]
+
+
+def test_ascmhl_reference_tool_accepts_the_package(evidence, tmp_path: Path,
+                                                   ascmhl_debug: Path) -> None:
+    assert _export(evidence, tmp_path / "out").returncode == 0
+    done = subprocess.run([str(ascmhl_debug), "verify", str(tmp_path / "out")],
+                          capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stdout + done.stderr
+    (tmp_path / "out" / "files" / "0001_20261123_083000.MP4").chmod(0o644)
+    with open(tmp_path / "out" / "files" / "0001_20261123_083000.MP4", "r+b") as fh:
+        fh.seek(100)
+        fh.write(b"X")
+    done = subprocess.run([str(ascmhl_debug), "verify", str(tmp_path / "out")],
+                          capture_output=True, text=True, check=False)
+    assert done.returncode != 0
+
+
+def test_sheet_pdf_renders_with_chinese_and_english(evidence, tmp_path: Path) -> None:
+    assert _export(evidence, tmp_path / "out").returncode == 0
+    pdf = tmp_path / "out" / "sign-off-sheet.pdf"
+    png = subprocess.run(["pdftoppm", "-r", "40", "-png", "-f", "1", "-l", "1", str(pdf),
+                          str(tmp_path / "page")], capture_output=True, check=False)
+    assert png.returncode == 0 and (tmp_path / "page-1.png").stat().st_size > 1000
+    text = subprocess.run(["pdftotext", "-raw", str(pdf), "-"], capture_output=True,
+                          text=True, check=True).stdout
+    text = "".join(text.split())  # narrow cells wrap labels over lines
+    for words in ("执法人员签名", "Officer's signature", "单位领导签字", "Leader's signature",
+                  "本单位印章", "Unit seal", "摄录人员姓名", "设备品牌型号", "赵六", "钱七",
+                  "威县城关镇", "威县人民法院", "李局长", "Hikvision", CASE):
+        assert "".join(words.split()) in text, words
+
+
+def test_iso_lists_verifies_and_tampering_is_found(evidence, tmp_path: Path) -> None:
+    image = tmp_path / "evidence.iso"
+    done = _export(evidence, tmp_path / "out", "--iso", image)
+    assert done.returncode == 0, done.stderr
+    listing = subprocess.run(["xorriso", "-indev", str(image), "-find", "/"],
+                             capture_output=True, text=True, check=True).stdout
+    for name in ("/manifest.json", "/sign-off-sheet.pdf", "/files/0001_20261123_083000.MP4",
+                 "/files/0002_broken.MP4", "/ascmhl/ascmhl_chain.xml"):
+        assert f"'{name}'" in listing, name
+    ok = run_dockd(["export", "verify", image, "--store", evidence["store"]])
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    assert "matches the custody log" in ok.stdout
+    tampered = tmp_path / "tampered.iso"
+    data = bytearray(image.read_bytes())
+    at = data.find(b"\x00junk\x00junk")
+    assert at > 0
+    data[at + 1:at + 5] = b"JUNK"
+    tampered.write_bytes(data)
+    bad = run_dockd(["export", "verify", tampered, "--json"])
+    assert bad.returncode == 1
+    diffs = json.loads(bad.stdout)["differences"]
+    assert {d["path"] for d in diffs} == {"files/0002_broken.MP4"}
+    assert all(d["kind"] == "altered" for d in diffs)
+
+
+def test_verify_finds_missing_extra_and_rewritten_manifest(evidence, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    assert _export(evidence, out).returncode == 0
+    copy = tmp_path / "copy"
+    shutil.copytree(out, copy)
+    for p in copy.rglob("*"):
+        p.chmod(0o755 if p.is_dir() else 0o644)
+    assert run_dockd(["export", "verify", copy]).returncode == 0
+    (copy / "files" / "0002_broken.MP4").unlink()
+    (copy / "files" / "extra.bin").write_bytes(b"planted")
+    done = run_dockd(["export", "verify", copy, "--json"])
+    assert done.returncode == 1
+    kinds = {(d["kind"], d["path"]) for d in json.loads(done.stdout)["differences"]}
+    assert ("missing", "files/0002_broken.MP4") in kinds and ("extra", "files/extra.bin") in kinds
+    # a consistently rewritten manifest is caught by the custody log's registered hash
+    copy2 = tmp_path / "copy2"
+    shutil.copytree(out, copy2)
+    m = copy2 / MANIFEST
+    m.chmod(0o644)
+    m.write_text(m.read_text(encoding="utf-8").replace("李局长", "某某"), encoding="utf-8")
+    done = run_dockd(["export", "verify", copy2, "--store", evidence["store"], "--json"])
+    assert done.returncode == 1
+    assert any("custody log" in d["detail"] for d in json.loads(done.stdout)["differences"])
+
+
+@pytest.mark.parametrize("drop", ["--approved-by", "--requester", "--reason"])
+def test_export_without_registration_fields_is_refused(evidence, tmp_path: Path,
+                                                       drop: str) -> None:
+    args = list(REG)
+    i = args.index(drop)
+    del args[i:i + 2]
+    before = snapshot(evidence["store"], tmp_path)
+    done = run_dockd(["export", "--case", CASE, *args, "--out", tmp_path / "out", "--store",
+                      evidence["store"]])
+    assert done.returncode == 2 and drop in done.stderr
+    assert snapshot(evidence["store"], tmp_path) == before
+
+
+def test_public_export_without_approver_cites_art_13(evidence, tmp_path: Path) -> None:
+    done = run_dockd(["export", "--case", CASE, "--requester", "宣传科", "--requester-unit",
+                      "局办公室", "--reason", "公开", "--public", "--out", tmp_path / "o",
+                      "--store", evidence["store"]])
+    assert done.returncode == 2 and "art. 13" in done.stderr
+    assert not (tmp_path / "o").exists()
+
+
+def test_export_into_non_empty_dir_is_refused(evidence, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "old.txt").write_text("x")
+    before = snapshot(evidence["store"], tmp_path)
+    done = _export(evidence, out)
+    assert done.returncode == 2 and "not empty" in done.stderr
+    assert snapshot(evidence["store"], tmp_path) == before
+
+
+def test_export_into_read_only_dir_is_refused(evidence, tmp_path: Path, loop_mounts) -> None:
+    mnt = loop_mounts.make(16)
+    (mnt / "out").mkdir()
+    loop_mounts.remount(mnt, "ro")
+    before = snapshot(evidence["store"], mnt)
+    done = _export(evidence, mnt / "out")
+    assert done.returncode == 2 and "not writable" in done.stderr
+    done = _export(evidence, mnt / "new")
+    assert done.returncode == 2 and "cannot be created" in done.stderr
+    assert snapshot(evidence["store"], mnt) == before
+
+
+def test_unknown_case_and_existing_iso_are_refused(evidence, tmp_path: Path) -> None:
+    before = snapshot(evidence["store"], tmp_path)
+    done = run_dockd(["export", "--case", "NO-SUCH", *REG, "--out", tmp_path / "o",
+                      "--store", evidence["store"]])
+    assert done.returncode == 2 and "unknown case" in done.stderr
+    (tmp_path / "x.iso").write_bytes(b"")
+    before = snapshot(evidence["store"], tmp_path)
+    done = _export(evidence, tmp_path / "o", "--iso", tmp_path / "x.iso")
+    assert done.returncode == 2 and "already exists" in done.stderr
+    assert snapshot(evidence["store"], tmp_path) == before
+
+
+def test_damaged_store_file_stops_the_export_and_leaves_nothing(evidence,
+                                                                tmp_path: Path) -> None:
+    obj = next((evidence["store"] / "objects").rglob(evidence["junk"]))
+    obj.chmod(0o644)
+    obj.write_bytes(b"tampered")
+    before = snapshot(evidence["store"], tmp_path)
+    done = _export(evidence, tmp_path / "out")
+    assert done.returncode == 1 and "does not match the catalog" in done.stderr
+    assert not (tmp_path / "out").exists()
+    assert snapshot(evidence["store"], tmp_path).custody == before.custody
+
+
+def test_access_register(evidence, tmp_path: Path) -> None:
+    s = evidence["store"]
+    before = snapshot(s)
+    done = run_dockd(["access", "register", "--case", CASE, "--requester", "孙检察官",
+                      "--unit", "威县人民检察院", "--reason", "审查起诉", "--store", s])
+    assert done.returncode == 2 and "--approved-by" in done.stderr
+    assert snapshot(s).custody == before.custody
+    done = run_dockd(["access", "register", "--case", CASE, "--requester", "孙检察官",
+                      "--unit", "威县人民检察院", "--reason", "审查起诉", "--approved-by",
+                      "李局长", "--store", s, "--json"])
+    assert done.returncode == 0, done.stderr
+    record = json.loads(done.stdout)
+    assert record["type"] == "access.registered"
+    assert record["payload"]["requester_unit"] == "威县人民检察院"
+    assert sorted(record["payload"]["items"]) == sorted([evidence["mp4"], evidence["junk"]])
+
+
+@given(st.integers(1, 9999), st.text(min_size=0, max_size=300))
+def test_package_names_are_joliet_safe(n: int, name: str) -> None:
+    out = package_name(n, name)
+    assert len(out) <= 64 and out.startswith(f"{n:04d}_")
+    assert not set(out) & set('*/:;?\\"<>|') and all(ord(c) >= 32 and ord(c) != 127 for c in out)
+
+
+_json = st.recursive(st.none() | st.booleans() | st.integers() | st.text(max_size=20),
+                     lambda c: st.lists(c, max_size=4) | st.dictionaries(st.text(max_size=8), c,
+                                                                         max_size=4),
+                     max_leaves=20)
+
+
+@settings(max_examples=60, deadline=None)
+@given(manifest=st.one_of(_json, st.fixed_dictionaries({
+    "format": st.just("dockd.evidence-export"), "version": st.just(1),
+    "recordings": st.lists(st.dictionaries(
+        st.sampled_from(["file", "size", "sha256", "sm3"]),
+        st.one_of(st.text(max_size=70), st.integers(-5, 10**6), st.none(),
+                  st.just("files/../../etc/passwd"), st.just("files/x"))), max_size=4)})),
+       raw=st.one_of(st.none(), st.binary(max_size=64)))
+def test_malformed_manifests_never_crash_and_never_touch_files(tmp_path_factory, manifest,
+                                                               raw) -> None:
+    pkg = tmp_path_factory.mktemp("pkg")
+    (pkg / "files").mkdir()
+    (pkg / "files" / "x").write_bytes(b"content")
+    outside = pkg.parent / f"{pkg.name}-outside"
+    outside.write_bytes(b"secret")
+    data = raw if raw is not None else json.dumps(manifest).encode()
+    (pkg / MANIFEST).write_bytes(data)
+    check = verify_package(DirectoryReader(pkg))
+    assert not check.ok  # no sheet, no MHL: never "intact"
+    assert (pkg / "files" / "x").read_bytes() == b"content"
+    assert outside.read_bytes() == b"secret"
+    assert all(".." not in d.path.split("/") for d in check.differences)

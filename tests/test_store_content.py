@@ -1,0 +1,199 @@
+"""Content store: stored once by SHA-256, modes, one-pass digests, atomic publish,
+read-back verification, a source that changes while read."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import stat
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import xxhash
+
+from dockd.errors import IntegrityError
+from dockd.store.content_store import (
+    ContentStore,
+    SourceChangedError,
+    SourceReadError,
+)
+from dockd.store.hashing import c4_from_sha512_hex, digest_bytes
+
+
+def _store(root: Path, algorithms: tuple[str, ...] = ("sha256",), verify: bool = True,
+           chunk: int = 64 << 10) -> ContentStore:
+    store = ContentStore(root, algorithms, chunk, verify)
+    store.open()
+    return store
+
+
+def _copy_file(store: ContentStore, path: Path):  # type: ignore[no-untyped-def]
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        return store.copy_in(fd)
+    finally:
+        os.close(fd)
+
+
+def test_stored_once_by_sha256_with_modes(tmp_path: Path) -> None:
+    data = os.urandom(300_000)
+    (tmp_path / "a").write_bytes(data)
+    (tmp_path / "b").write_bytes(data)
+    store = _store(tmp_path / "store")
+    first = _copy_file(store, tmp_path / "a")
+    second = _copy_file(store, tmp_path / "b")
+    store.close()
+    sha = hashlib.sha256(data).hexdigest()
+    assert (first.sha256, first.created) == (sha, True)
+    assert (second.sha256, second.created) == (sha, False)
+    obj = tmp_path / "store" / first.relpath
+    assert first.relpath == f"objects/sha256/{sha[:2]}/{sha[2:4]}/{sha}"
+    assert obj.read_bytes() == data
+    assert stat.S_IMODE(obj.stat().st_mode) == 0o440
+    for d in (obj.parent, obj.parent.parent, tmp_path / "store" / "objects"):
+        assert stat.S_IMODE(d.stat().st_mode) == 0o750
+    # nothing but the one object
+    assert [p.name for p in (tmp_path / "store/objects").rglob("*") if p.is_file()] == [sha]
+
+
+def test_all_digests_in_one_pass_match_independent_implementations(tmp_path: Path) -> None:
+    data = os.urandom(1_000_003)  # not a multiple of the chunk size
+    (tmp_path / "f").write_bytes(data)
+    store = _store(tmp_path / "store", ("sha256", "sm3", "xxh128", "c4"), chunk=64 << 10)
+    obj = _copy_file(store, tmp_path / "f")
+    store.close()
+    assert obj.digests["sha256"] == hashlib.sha256(data).hexdigest()
+    assert obj.digests["sm3"] == hashlib.new("sm3", data).hexdigest()
+    assert obj.digests["xxh128"] == xxhash.xxh3_128(data).hexdigest()
+    assert obj.digests["c4"] == c4_from_sha512_hex(hashlib.sha512(data).hexdigest())
+    assert obj.size == len(data)
+
+
+def test_c4_of_empty_input_is_the_published_value() -> None:
+    # C4 ID of the empty string, from the SMPTE ST 2114 reference implementation.
+    assert digest_bytes(b"", ["c4"])["c4"] == (
+        "c459dsjfscH38cYeXXYogktxf4Cd9ibshE3BHUo6a58hBXmRQdZrAkZzsWcbWtDg5oQstpDuni4Hirj75GEmTc1sFT")
+
+
+def test_no_temp_file_left_after_success_or_failure(tmp_path: Path) -> None:
+    (tmp_path / "f").write_bytes(b"x" * 1000)
+    store = _store(tmp_path / "store")
+    _copy_file(store, tmp_path / "f")
+    scratch = store._scratch
+    assert scratch is not None
+    assert [p.name for p in scratch.iterdir()] == [".lock"]
+    # a failing source: a directory fd is not a regular file
+    fd = os.open(tmp_path, os.O_RDONLY | os.O_DIRECTORY)
+    with pytest.raises(SourceReadError) as info:
+        store.copy_in(fd)
+    os.close(fd)
+    assert info.value.reason == "not_regular"
+    assert [p.name for p in scratch.iterdir()] == [".lock"]
+    store.close()
+    assert list((tmp_path / "store/tmp").iterdir()) == [tmp_path / "store/tmp/.setup.lock"]
+
+
+def test_stale_scratch_of_a_dead_process_is_removed_but_a_live_one_is_kept(tmp_path: Path) -> None:
+    root = tmp_path / "store"
+    live = _store(root)
+    dead = root / "tmp" / "99999-deadbeef"
+    dead.mkdir()
+    (dead / ".lock").touch()
+    (dead / "abc.part").write_bytes(b"half a file")
+    no_lock = root / "tmp" / "99998-cafe"
+    no_lock.mkdir()
+    other = _store(root)
+    assert not dead.exists() and not no_lock.exists()
+    assert live._scratch is not None and live._scratch.exists()
+    other.close()
+    live.close()
+
+
+def test_read_back_mismatch_is_an_integrity_error(tmp_path: Path) -> None:
+    store = _store(tmp_path / "store")
+    fd = os.open(tmp_path / "t", os.O_RDWR | os.O_CREAT, 0o600)
+    os.write(fd, b"what the disk holds")
+    with pytest.raises(IntegrityError, match="read-back"):
+        store._verify_written(fd, hashlib.sha256(b"what was written").hexdigest(), 19)
+    store._verify_written(fd, hashlib.sha256(b"what the disk holds").hexdigest(), 19)
+    os.close(fd)
+    store.close()
+
+
+def test_verify_after_copy_reads_the_written_file_back(tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "f").write_bytes(b"y" * 100_000)
+    calls: list[int] = []
+    for verify, expected in ((True, 1), (False, 0)):
+        calls.clear()
+        store = _store(tmp_path / f"store{verify}", verify=verify)
+        real = store._verify_written
+
+        def spy(fd: int, sha: str, size: int, real=real) -> None:  # type: ignore[no-untyped-def]
+            calls.append(size)
+            real(fd, sha, size)
+
+        monkeypatch.setattr(store, "_verify_written", spy)
+        _copy_file(store, tmp_path / "f")
+        store.close()
+        assert len(calls) == expected
+
+
+def test_appended_while_read_is_never_stored_under_a_wrong_hash(tmp_path: Path) -> None:
+    """A writer thread appends during the copy: either a SourceChangedError, or a stored
+    object whose name is the SHA-256 of exactly its bytes."""
+    src = tmp_path / "growing.mp4"
+    src.write_bytes(os.urandom(4 << 20))
+    store = _store(tmp_path / "store", chunk=64 << 10)
+    stop = threading.Event()
+
+    def writer() -> None:
+        with open(src, "ab") as fh:
+            while not stop.is_set():
+                fh.write(os.urandom(4096))
+                fh.flush()
+                time.sleep(0.0005)
+
+    changed = 0
+    t = threading.Thread(target=writer)
+    t.start()
+    try:
+        for _ in range(5):
+            try:
+                obj = _copy_file(store, src)
+            except SourceChangedError:
+                changed += 1
+                continue
+            stored = (tmp_path / "store" / obj.relpath).read_bytes()
+            assert hashlib.sha256(stored).hexdigest() == obj.sha256
+            assert len(stored) == obj.size
+    finally:
+        stop.set()
+        t.join()
+    assert changed >= 1  # the writer really did race the reader
+    scratch = store._scratch
+    assert scratch is not None and [p.name for p in scratch.iterdir()] == [".lock"]
+    store.close()
+
+
+def test_change_during_read_raises_source_changed(tmp_path: Path) -> None:
+    src = tmp_path / "f"
+    src.write_bytes(b"a" * (1 << 20))
+    store = _store(tmp_path / "store", chunk=64 << 10)
+    fd = os.open(src, os.O_RDONLY)
+    seen = []
+
+    def progress(n: int) -> None:
+        if not seen:
+            with open(src, "ab") as fh:
+                fh.write(b"more")
+        seen.append(n)
+
+    with pytest.raises(SourceChangedError):
+        store.copy_in(fd, progress)
+    os.close(fd)
+    assert not any((tmp_path / "store/objects").rglob("*.part"))
+    assert not [p for p in (tmp_path / "store/objects").rglob("*") if p.is_file()]
+    store.close()

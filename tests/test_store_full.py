@@ -1,0 +1,109 @@
+"""The store's file system full or read-only, on real loop-mounted ext4."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+from collections.abc import Callable, Mapping
+from pathlib import Path
+
+from dockd.dock.states import Progress
+from dockd.store.evidence import EvidenceStore
+from dockd.store.ingest import Ingestor
+from dockd.store.verify import verify_store
+
+Cli = Callable[..., subprocess.CompletedProcess[str]]
+Tree = Callable[[Path, Mapping[str | bytes, bytes]], Path]
+Opener = Callable[..., EvidenceStore]
+
+
+def _snapshot(root: Path) -> dict[str, str]:
+    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def _assert_no_partial_entry(store_dir: Path) -> None:
+    import sqlite3
+
+    conn = sqlite3.connect(store_dir / "catalog.sqlite")
+    items = {r[0] for r in conn.execute("SELECT sha256 FROM items")}
+    conn.close()
+    objects = {p.name for p in (store_dir / "objects").rglob("*") if p.is_file()}
+    assert objects == items, "an object without an item (or the reverse)"
+    assert not [p for p in (store_dir / "tmp").rglob("*.part")], "temp data left behind"
+
+
+def test_store_full_through_the_cli(dockd_cli: Cli, make_tree: Tree, tmp_path: Path,
+                                    loop_mounts) -> None:  # type: ignore[no-untyped-def]
+    mnt = loop_mounts.make(48)
+    store_dir = mnt / "store"
+    src = make_tree(tmp_path / "src", {f"DCIM/{i}.MP4": os.urandom(6 << 20) for i in range(8)})
+    before = _snapshot(src)
+    config = tmp_path / "dockd.toml"
+    config.write_text(f"[dock]\nstore_dir = '{store_dir}'\n[ingest]\nstore_reserve_bytes = 4194304\n")
+    done = dockd_cli(["ingest", src, "--recorder", "R1", "--config", config])
+    assert done.returncode == 3, done.stderr
+    assert "is full" in done.stderr and "Free space" in done.stderr
+    log = json.loads(dockd_cli(["log", "--config", config, "--json"]).stdout)
+    last = log[-1]
+    assert (last["type"], last["payload"]["reason"]) == ("session.interrupted", "store_full")
+    assert 0 < last["payload"]["stored"] < 8
+    _assert_no_partial_entry(store_dir)
+    assert _snapshot(src) == before  # the recorder's files are untouched
+    assert dockd_cli(["verify", "--config", config]).returncode == 0
+
+
+def test_disk_filling_up_during_a_copy_is_a_clean_stop(open_test_store: Opener, make_tree: Tree,
+                                                       tmp_path: Path, loop_mounts) -> None:  # type: ignore[no-untyped-def]
+    """The pre-copy room check passes, then another writer takes the space: the copy
+    itself meets ENOSPC. Still a clean stop with store_full and nothing partial."""
+    mnt = loop_mounts.make(64)
+    src = make_tree(tmp_path / "src", {"A.MP4": os.urandom(16 << 20), "B.MP4": b"b"})
+    store = open_test_store(mnt / "store", store_reserve_bytes=2 << 20, chunk_bytes=1 << 20)
+    hog = mnt / "hog"
+
+    def on_progress(p: Progress) -> None:
+        if p.bytes_done and not hog.exists():
+            st = os.statvfs(mnt)
+            with open(hog, "wb") as fh:  # leave ~3 MiB: room for the catalog, not for A
+                fh.write(b"\0" * (st.f_bavail * st.f_frsize - (3 << 20)))
+                fh.flush()
+                os.fsync(fh.fileno())
+
+    report = Ingestor(store, "t").ingest(src, "R1", on_progress=on_progress)
+    assert (report.result, report.reason) == ("interrupted", "store_full")
+    rows = store.catalog.query("SELECT type, payload FROM custody ORDER BY seq")
+    assert rows[-1]["type"] == "session.interrupted"
+    assert json.loads(rows[-1]["payload"])["reason"] == "store_full"
+    _assert_no_partial_entry(mnt / "store")
+    hog.unlink()
+    again = Ingestor(store, "t").ingest(src, "R1")
+    assert again.result == "completed" and again.count("stored") == 2
+    assert verify_store(store, "t").ok
+
+
+def test_read_only_store_exits_73_and_changes_nothing(dockd_cli: Cli, make_tree: Tree,
+                                                      tmp_path: Path, loop_mounts) -> None:  # type: ignore[no-untyped-def]
+    mnt = loop_mounts.make(128)
+    store_dir = mnt / "store"
+    src = make_tree(tmp_path / "src", {"A.MP4": b"a" * 1000})
+    assert dockd_cli(["ingest", src, "--recorder", "R1", "--store", store_dir]).returncode == 0
+    (src / "B.MP4").write_bytes(b"new")
+    before = _snapshot(mnt)
+    loop_mounts.remount(mnt, "ro")
+    done = dockd_cli(["ingest", src, "--recorder", "R1", "--store", store_dir])
+    assert done.returncode == 73, done.stderr
+    assert "not writable" in done.stderr and "Traceback" not in done.stderr
+    assert dockd_cli(["verify", "--store", store_dir]).returncode == 73
+    # reading still works for the administrator
+    cat = dockd_cli(["catalog", "--store", store_dir, "--json"])
+    assert cat.returncode == 0, cat.stderr
+    assert [i["source_path"] for i in json.loads(cat.stdout)] == ["A.MP4"]
+    loop_mounts.remount(mnt, "rw")
+    assert _snapshot(mnt) == before
+    fresh = loop_mounts.make(16)
+    loop_mounts.remount(fresh, "ro")
+    done = dockd_cli(["ingest", src, "--recorder", "R1", "--store", fresh / "store"])
+    assert done.returncode == 73 and "not writable" in done.stderr

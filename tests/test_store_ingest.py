@@ -1,0 +1,325 @@
+"""Offload of a recorder volume: what is stored, skipped, failed, linked and logged."""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import hashlib
+import json
+import os
+import socket
+import stat
+import subprocess
+import threading
+from collections.abc import Callable, Mapping
+from pathlib import Path
+
+import pytest
+
+from dockd.dock.states import Progress
+from dockd.store.evidence import EvidenceStore
+from dockd.store.ingest import Ingestor
+from dockd.store.queries import catalog_items
+from dockd.store.verify import verify_store
+
+Opener = Callable[..., EvidenceStore]
+Tree = Callable[[Path, Mapping[str | bytes, bytes]], Path]
+
+
+def _events(store: EvidenceStore, type_: str) -> list[dict]:  # type: ignore[type-arg]
+    rows = store.catalog.query("SELECT payload FROM custody WHERE type=? ORDER BY seq", (type_,))
+    return [json.loads(r[0]) for r in rows]
+
+
+def _objects(store: EvidenceStore) -> list[Path]:
+    return [p for p in (store.root / "objects").rglob("*") if p.is_file()]
+
+
+def test_ingest_stores_links_logs_and_verifies(open_test_store: Opener, make_tree: Tree,
+                                               tmp_path: Path) -> None:
+    files = {"DCIM/100/A.MP4": os.urandom(70_000), "DCIM/100/B.MP4": os.urandom(10),
+             "LOG/x.txt": b"log"}
+    src = make_tree(tmp_path / "src", files)
+    store = open_test_store()
+    progress: list[Progress] = []
+    report = Ingestor(store, "test").ingest(src, "REC-1", on_progress=progress.append,
+                                            session_info={"bay": 2})
+    assert report.result == "completed"
+    assert report.count("stored") == 3 and report.bytes_stored == sum(map(len, files.values()))
+    assert progress[-1].files_done == progress[-1].files_total == 3
+    assert progress[-1].bytes_done == progress[-1].bytes_total
+    started = _events(store, "session.started")[0]
+    assert started["bay"] == 2 and started["session_id"] == report.session_id
+    ingested = _events(store, "file.ingested")
+    assert {e["source_path"] for e in ingested} == set(files)
+    for e in ingested:
+        assert e["sha256"] == hashlib.sha256(files[e["source_path"]]).hexdigest()
+    completed = _events(store, "session.completed")[0]
+    assert completed["mhl_manifest_c4"] == report.mhl_c4 and report.mhl_c4.startswith("c4")
+    day = dt.datetime.now(dt.UTC).date().isoformat()
+    folder = store.root / "sessions" / "REC-1" / day / report.session_id
+    assert report.folder == str(folder.relative_to(store.root))
+    for rel, data in files.items():
+        linked = folder / rel
+        assert linked.read_bytes() == data
+        assert linked.stat().st_ino == store.content.object_path(
+            hashlib.sha256(data).hexdigest()).stat().st_ino
+    session = store.catalog.query_one("SELECT * FROM sessions WHERE id=?", (report.session_id,))
+    assert (session["result"], session["files"], session["mhl_c4"]) == ("completed", 3, report.mhl_c4)
+    assert verify_store(store, "test").ok
+
+
+def test_reingest_adds_nothing_and_new_content_is_a_new_version(open_test_store: Opener,
+                                                                make_tree: Tree,
+                                                                tmp_path: Path) -> None:
+    src = make_tree(tmp_path / "src", {"A.MP4": b"first take"})
+    store = open_test_store()
+    Ingestor(store, "t").ingest(src, "REC-1")
+    objects, items = _objects(store), store.catalog.query_one("SELECT COUNT(*) FROM items")[0]
+    again = Ingestor(store, "t").ingest(src, "REC-1")
+    assert again.count("known") == 1 and again.count("stored") == 0
+    assert _objects(store) == objects
+    assert store.catalog.query_one("SELECT COUNT(*) FROM items")[0] == items == 1
+    # same name, new content: a new version, the old one untouched
+    (src / "A.MP4").write_bytes(b"second take, longer")
+    third = Ingestor(store, "t").ingest(src, "REC-1")
+    assert third.count("stored") == 1
+    shas = {r[0] for r in store.catalog.query("SELECT sha256 FROM sightings WHERE source_path='A.MP4'")}
+    assert shas == {hashlib.sha256(b"first take").hexdigest(),
+                    hashlib.sha256(b"second take, longer").hexdigest()}
+    assert store.content.object_path(hashlib.sha256(b"first take").hexdigest()).read_bytes() \
+        == b"first take"
+    # the same bytes under another name or recorder: one object, two sightings
+    make_tree(tmp_path / "src2", {"copy.MP4": b"first take"})
+    fourth = Ingestor(store, "t").ingest(tmp_path / "src2", "REC-2")
+    assert fourth.count("deduplicated") == 1
+    assert len(_objects(store)) == 2
+    assert verify_store(store, "t").ok
+
+
+def test_special_files_are_skipped_never_opened(open_test_store: Opener, make_tree: Tree,
+                                                tmp_path: Path) -> None:
+    src = make_tree(tmp_path / "src", {"DCIM/real.MP4": b"video"})
+    os.symlink("/etc/shadow", src / "DCIM" / "link.MP4")
+    os.symlink("..", src / "DCIM" / "up")
+    os.mkfifo(src / "DCIM" / "fifo.MP4")  # opening it for reading would block forever
+    os.mknod(src / "DCIM" / "null", stat.S_IFCHR | 0o600, os.makedev(1, 3))
+    sock = socket.socket(socket.AF_UNIX)
+    sock.bind(str(src / "DCIM" / "sock"))
+    store = open_test_store()
+    result: list[object] = []
+    t = threading.Thread(target=lambda: result.append(Ingestor(store, "t").ingest(src, "REC-1")),
+                         daemon=True)
+    t.start()
+    t.join(timeout=30)
+    sock.close()
+    assert not t.is_alive(), "ingest blocked (it opened a FIFO?)"
+    report = result[0]
+    skipped = {f.source_path: f.reason for f in report.files if f.outcome == "skipped"}  # type: ignore[attr-defined]
+    assert skipped == {"DCIM/link.MP4": "symlink", "DCIM/up": "symlink", "DCIM/fifo.MP4": "fifo",
+                       "DCIM/null": "device", "DCIM/sock": "socket"}
+    assert report.result == "completed"  # type: ignore[attr-defined]
+    assert {e["source_path"]: e["reason"] for e in _events(store, "file.skipped")} == skipped
+    assert len(_objects(store)) == 1
+
+
+def test_directory_loop_through_a_bind_mount_is_skipped(open_test_store: Opener, make_tree: Tree,
+                                                        tmp_path: Path, loop_mounts) -> None:  # type: ignore[no-untyped-def]
+    src = make_tree(tmp_path / "src", {"DCIM/A.MP4": b"a", "DCIM/loop/.keep": b""})
+    (src / "DCIM" / "loop" / ".keep").unlink()
+    loop_mounts.bind(src, src / "DCIM" / "loop")  # src/DCIM/loop is src again: a real cycle
+    assert (src / "DCIM" / "loop" / "DCIM" / "A.MP4").exists()
+    store = open_test_store()
+    report = Ingestor(store, "t").ingest(src, "REC-1")
+    assert [(f.source_path, f.outcome, f.reason) for f in report.files] == [
+        ("DCIM/A.MP4", "stored", ""), ("DCIM/loop", "skipped", "directory_loop")]
+    assert _events(store, "file.skipped")[0]["reason"] == "directory_loop"
+
+
+def test_hostile_names_round_trip_losslessly(open_test_store: Opener, make_tree: Tree,
+                                             tmp_path: Path, ascmhl_debug: Path) -> None:
+    names = [b"gbk_\xd6\xd0\xce\xc4.MP4", b"ctl\x01\x1b[31m.MP4", "执法记录仪.MP4".encode(),
+             b"L" * 251 + b".MP4", b"empty.MP4", b"amp&<lt>.MP4", b"\\xd6 literal.MP4"]
+    content = {n: (b"" if n == b"empty.MP4" else os.urandom(100) + n) for n in names}
+    src = make_tree(tmp_path / "src", content)
+    assert len(names[3]) == 255
+    store = open_test_store()
+    report = Ingestor(store, "t").ingest(src, "REC-1")
+    assert report.result == "completed" and report.count("stored") == len(names)
+    items = catalog_items(store.catalog)
+    got = {}
+    for item in items:
+        raw = base64.b64decode(item["source_path_b64"]) if "source_path_b64" in item \
+            else item["source_path"].encode()
+        got[raw] = item["sha256"]
+    assert got == {n: hashlib.sha256(d).hexdigest() for n, d in content.items()}
+    assert got[b"empty.MP4"] == hashlib.sha256(b"").hexdigest()
+    for item in items:  # printable and valid UTF-8
+        assert not any(ord(c) < 0x20 for c in item["source_path"])
+    ingested = {e["source_path"]: e for e in _events(store, "file.ingested")}
+    assert base64.b64decode(ingested["gbk_\\xd6\\xd0\\xce\\xc4.MP4"]["source_path_b64"]) == names[0]
+    folder = store.root / report.folder
+    done = subprocess.run([str(ascmhl_debug), "verify", str(folder)], capture_output=True,
+                          text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert verify_store(store, "t").ok
+
+
+def test_ascmhl_reference_tool_accepts_the_folder_and_detects_tampering(
+        open_test_store: Opener, make_tree: Tree, tmp_path: Path, ascmhl_debug: Path) -> None:
+    src = make_tree(tmp_path / "src", {f"DCIM/{i:03}.MP4": os.urandom(5000 + i) for i in range(5)})
+    store = open_test_store(hashes=["sha256", "sm3"])
+    report = Ingestor(store, "t").ingest(src, "REC-1")
+    folder = store.root / report.folder
+
+    def mhl_verify() -> subprocess.CompletedProcess[str]:
+        return subprocess.run([str(ascmhl_debug), "verify", str(folder)], capture_output=True,
+                              text=True, timeout=120, check=False)
+
+    ok = mhl_verify()
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    chain = (folder / "ascmhl" / "ascmhl_chain.xml").read_text()
+    assert f"<c4>{report.mhl_c4}</c4>" in chain
+    sm3 = store.catalog.query("SELECT sm3 FROM items")
+    assert all(len(r[0]) == 64 for r in sm3)
+    linked = folder / "DCIM" / "002.MP4"
+    linked.chmod(0o640)
+    with open(linked, "r+b") as fh:
+        fh.write(b"X")  # the hard link is the stored object: both change
+    bad = mhl_verify()
+    assert bad.returncode != 0
+    problems = verify_store(store, "t").problems
+    assert [p.kind for p in problems] == ["altered"]
+
+
+def test_metadata_from_a_real_mp4_and_empty_for_junk(open_test_store: Opener, make_tree: Tree,
+                                                     tmp_path: Path, ffmpeg: str) -> None:
+    src = make_tree(tmp_path / "src", {"DCIM/junk.MP4": b"\x00\x00\x00\x18ftypjunk" + os.urandom(500),
+                                       "DCIM/notes.txt": b"hello"})
+    subprocess.run([ffmpeg, "-loglevel", "error", "-f", "lavfi", "-i",
+                    "testsrc=size=64x48:rate=10", "-t", "2", "-pix_fmt", "yuv420p",
+                    "-metadata", "creation_time=2024-03-05T06:07:08Z",
+                    str(src / "DCIM" / "real.MP4")], check=True, timeout=60)
+    store = open_test_store()
+    Ingestor(store, "t").ingest(src, "REC-1")
+    by_name = {i["source_path"]: i for i in catalog_items(store.catalog)}
+    real = by_name["DCIM/real.MP4"]
+    assert real["format"] == "mp4"
+    assert real["duration_s"] == pytest.approx(2.0, abs=0.05)
+    assert real["start_time"] == "2024-03-05T06:07:08.000000Z"
+    assert real["end_time"].startswith("2024-03-05T06:07:10")
+    for name in ("DCIM/junk.MP4", "DCIM/notes.txt"):
+        item = by_name[name]
+        assert (item["format"], item["start_time"], item["duration_s"]) == (None, None, None)
+
+
+def test_file_vanishing_between_listing_and_reading_is_failed(open_test_store: Opener,
+                                                              make_tree: Tree,
+                                                              tmp_path: Path) -> None:
+    src = make_tree(tmp_path / "src", {"A.MP4": b"a" * 200_000, "B.MP4": b"b" * 10})
+    store = open_test_store(chunk_bytes=64 << 10)
+
+    def on_progress(p: Progress) -> None:
+        if p.bytes_done > 0 and (src / "B.MP4").exists():
+            (src / "B.MP4").unlink()  # pulled while A is being read
+
+    report = Ingestor(store, "t").ingest(src, "REC-1", on_progress=on_progress)
+    assert report.result == "incomplete"
+    failed = [(f.source_path, f.reason.split(":")[0]) for f in report.files if f.outcome == "failed"]
+    assert failed == [("B.MP4", "vanished")]
+    assert _events(store, "file.failed")[0]["reason"] == "vanished"
+    assert len(_objects(store)) == 1 and verify_store(store, "t").ok
+
+
+def test_file_unlinked_mid_read_is_stored_with_the_bytes_read(open_test_store: Opener,
+                                                              make_tree: Tree,
+                                                              tmp_path: Path) -> None:
+    # An open file keeps its data after unlink; what is stored is exactly what was read.
+    data = os.urandom(300_000)
+    src = make_tree(tmp_path / "src", {"A.MP4": data})
+    store = open_test_store(chunk_bytes=64 << 10)
+
+    def on_progress(p: Progress) -> None:
+        if p.bytes_done > 0 and (src / "A.MP4").exists():
+            (src / "A.MP4").unlink()
+
+    report = Ingestor(store, "t").ingest(src, "REC-1", on_progress=on_progress)
+    assert [f.sha256 for f in report.files] == [hashlib.sha256(data).hexdigest()]
+
+
+def test_writer_appending_during_ingest_never_yields_a_wrong_hash(open_test_store: Opener,
+                                                                  make_tree: Tree,
+                                                                  tmp_path: Path) -> None:
+    src = make_tree(tmp_path / "src", {"REC.MP4": os.urandom(2 << 20)})
+    store = open_test_store(chunk_bytes=64 << 10, source_change_retries=3)
+    appended = threading.Event()
+
+    def on_progress(p: Progress) -> None:
+        if p.bytes_done > 0 and not appended.is_set():
+            appended.set()  # the recorder writes more while the first read is under way
+            threading.Thread(target=lambda: (src / "REC.MP4").open("ab").write(b"tail")).start()
+
+    report = Ingestor(store, "t").ingest(src, "REC-1", on_progress=on_progress)
+    final = (src / "REC.MP4").read_bytes()
+    (outcome,) = report.files
+    assert outcome.outcome == "stored"
+    assert outcome.sha256 == hashlib.sha256(final).hexdigest()  # the re-read, complete file
+    assert store.content.object_path(outcome.sha256).read_bytes() == final
+    assert len(_objects(store)) == 1 and verify_store(store, "t").ok
+
+
+def test_a_file_that_never_stops_changing_is_failed_not_stored(open_test_store: Opener,
+                                                               make_tree: Tree,
+                                                               tmp_path: Path) -> None:
+    src = make_tree(tmp_path / "src", {"REC.MP4": os.urandom(1 << 20)})
+    store = open_test_store(chunk_bytes=64 << 10, source_change_retries=1)
+    written = [0]
+
+    def on_progress(p: Progress) -> None:
+        with open(src / "REC.MP4", "ab") as fh:
+            fh.write(b"x")
+        written[0] += 1
+
+    report = Ingestor(store, "t").ingest(src, "REC-1", on_progress=on_progress)
+    assert report.result == "incomplete"
+    assert report.files[0].outcome == "failed" and report.files[0].reason.startswith("source_changed")
+    assert _objects(store) == []
+    assert not [p for p in (store.root / "tmp").rglob("*.part")]
+
+
+def test_object_without_item_after_a_crash_is_completed_as_new(open_test_store: Opener,
+                                                               make_tree: Tree,
+                                                               tmp_path: Path) -> None:
+    """A crash after linking the object but before the catalog commit leaves an object the
+    catalog does not know; the next offload must make it a full, new item (with metadata)."""
+    data = b"recorded before the crash"
+    src = make_tree(tmp_path / "src", {"A.MP4": data})
+    store = open_test_store()
+    fd = os.open(src / "A.MP4", os.O_RDONLY)
+    store.content.copy_in(fd)  # the object, with no item, as a crash would leave it
+    os.close(fd)
+    assert [p.kind for p in verify_store(store, "t").problems] == ["extra"]
+    report = Ingestor(store, "t").ingest(src, "REC-1")
+    assert report.files[0].outcome == "stored" and report.bytes_stored == len(data)
+    assert _events(store, "file.ingested")[0]["new_item"] is True
+    assert verify_store(store, "t").ok
+
+
+def test_same_recorder_twice_at_once_is_refused(open_test_store: Opener, make_tree: Tree,
+                                                tmp_path: Path) -> None:
+    from dockd.errors import StoreUnavailableError
+
+    src = make_tree(tmp_path / "src", {"A.MP4": b"a" * 100_000})
+    store = open_test_store(chunk_bytes=64 << 10)
+    other = open_test_store()
+    inner: list[BaseException] = []
+
+    def on_progress(p: Progress) -> None:
+        if p.bytes_done and not inner:
+            try:
+                Ingestor(other, "t").ingest(src, "REC-1")
+            except StoreUnavailableError as exc:
+                inner.append(exc)
+
+    Ingestor(store, "t").ingest(src, "REC-1", on_progress=on_progress)
+    assert inner and "REC-1" in str(inner[0])
