@@ -48,7 +48,7 @@ from dockd.dock.health import ClockCheck, HealthReport, evaluate, needs_clock_se
 from dockd.dock.settings import DaemonSettings, HealthSettings, ModelSettings
 from dockd.dock.states import BayState, BayStatus, FaultReason, Progress
 from dockd.errors import DockdError, StoreFullError
-from dockd.store.custody import enqueue
+from dockd.report.mqtt.payloads import enqueue_alert
 from dockd.store.evidence import EvidenceStore
 from dockd.store.ingest import Ingestor, IngestReport
 
@@ -71,6 +71,7 @@ class DockContext:
     offload_slots: threading.Semaphore
     on_status: Callable[[BayStatus], None]
     on_health: Callable[[str, int, HealthReport], None]
+    on_record: Callable[[], None] = lambda: None  # a custody record was committed
     actor: str = "dockd"
 
 
@@ -438,7 +439,7 @@ class Bay:
         payload = {"bay": self.number, "label": self.label, "port": self.port,
                    "reason": reason.value, "detail": detail, "recorder": serial,
                    "dock_problem": reason.is_dock_problem}
-        self._record("bay.fault", serial or f"bay-{self.number}", payload, alert=payload)
+        self._record("bay.fault", serial or f"bay-{self.number}", payload, alert=True)
 
     def _reject_unknown(self, event: DeviceEvent) -> None:
         detail = (f"USB device {event.vendor_id}:{event.product_id} serial {event.usb_serial!r} "
@@ -527,14 +528,17 @@ class Bay:
             self._store = self.ctx.open_store()
         return self._store
 
-    def _record(self, type_: str, subject: str, payload: dict[str, Any],
-                alert: dict[str, Any] | None = None) -> None:
+    def _record(self, type_: str, subject: str, payload: dict[str, Any], alert: bool = False) -> None:
+        """A custody record; with ``alert``, also an alert (rule art. 5(6)) in the same
+        transaction, so a fault is never logged without being reported, or reported unlogged."""
         store = self._open_store()
         with store.catalog.transaction() as tx:
             record = store.custody.record(tx, type_, self.ctx.actor, subject, payload)
-            if alert is not None:
-                enqueue(tx, "alert", "alert", {**alert, "seq": record.seq, "time": record.time},
-                        ref_seq=None, qos=1, retain=False, created_at=record.time)
+            if alert:
+                enqueue_alert(tx, self.ctx.config.dock.id, record.time, str(payload["reason"]),
+                              bay=self.number, recorder=payload.get("recorder"),
+                              detail=f"{payload.get('detail', '')} (custody seq {record.seq})")
+        self.ctx.on_record()
 
 
 def _read_password(path: Path | None) -> bytes | None:

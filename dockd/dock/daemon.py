@@ -27,8 +27,8 @@ from dockd.dock.health import HealthReport
 from dockd.dock.settings import daemon_settings, health_settings
 from dockd.dock.states import BayStatus
 from dockd.errors import ConfigError
+from dockd.report.mqtt.payloads import enqueue_alert
 from dockd.report.state_channel import StateChannel
-from dockd.store.custody import enqueue
 from dockd.store.evidence import EvidenceStore, open_store
 from dockd.sysd import notify, watchdog_interval_s
 
@@ -64,12 +64,15 @@ class Daemon:
         self.health_by_recorder: dict[str, dict[str, Any]] = {}
         # The daemon's own store connection: start-up recovery, dock-level events.
         self.store: EvidenceStore = open_store(config, self.clock)
+        # The daemon's own connection is shared by the main loop and the LED thread.
+        self._store_lock = threading.Lock()
         self.ctx = DockContext(
             config=config, daemon=self.settings, health=health_settings(config), clock=self.clock,
             clock_sync=ClockSyncState(self.settings.clock_sync), mounter=self._mounter(),
             driver_for=get_driver, open_store=lambda: open_store(config, self.clock, recover=False),
             offload_slots=threading.Semaphore(self.settings.max_concurrent_offloads),
-            on_status=self._bay_changed, on_health=self._health_changed, actor="dockd")
+            on_status=self._bay_changed, on_health=self._health_changed,
+            on_record=self._wake_publisher, actor="dockd")
         self.channel = StateChannel(self.settings.status_socket, self.snapshot)
         self.source: EventSource = self._source()
         self.leds = self._leds()
@@ -119,7 +122,9 @@ class Daemon:
         self.source.stop()
         for bay in list(self.bays.values()):
             bay.stop()
-        self.store.custody.append("dock.stopped", "dockd", self.config.dock.id, {}, checkpoint=True)
+        with self._store_lock:
+            self.store.custody.append("dock.stopped", "dockd", self.config.dock.id, {},
+                                      checkpoint=True)
         if self.mqtt is not None:
             self.mqtt.stop()
         if self.leds is not None:
@@ -216,13 +221,20 @@ class Daemon:
 
     def _refresh_dock_info(self) -> None:
         usage = shutil.disk_usage(self.config.dock.store_dir)
-        depth = self.store.catalog.query_one("SELECT COUNT(*) FROM outbox WHERE sent_at IS NULL")
+        with self._store_lock:
+            depth = self.store.catalog.query_one(
+                "SELECT COUNT(*) FROM outbox WHERE sent_at IS NULL")
         broker = self.mqtt.state().to_json_dict() if self.mqtt is not None else {"state": "disabled"}
+        synced = self.ctx.clock_sync.synchronised()
+        if self.mqtt is not None:
+            _guarded(lambda v: self.mqtt.publish_status(clock_synced=v), synced)
+        if self.leds is not None and self.mqtt is not None:
+            self.leds.set_broker_online(bool(self.mqtt.state().connected))
         self.dock_info = {
             "id": self.config.dock.id, "site": self.config.dock.site, "version": __version__,
             "time": utc_iso(self.clock.now()), "store_free_bytes": usage.free,
             "store_total_bytes": usage.total,
-            "clock_synchronised": self.ctx.clock_sync.synchronised(),
+            "clock_synchronised": synced,
             "outbox_depth": depth[0] if depth else 0, "broker": broker,
             "public_key": self.store.custody.signer.public_key_hex,
         }
@@ -254,14 +266,17 @@ class Daemon:
         return LedController(build_led_driver(section, self._led_fault, clock=self.clock),
                              clock=self.clock)
 
+    def _wake_publisher(self) -> None:
+        if self.mqtt is not None:
+            self.mqtt.wake()
+
     def _led_fault(self, message: str) -> None:
         # A failing LED never stops an offload: it becomes a dock alert.
         log.error("LED fault", extra={"detail": message})
-        with self.store.catalog.transaction() as tx:
-            now = utc_iso(self.clock.now())
-            enqueue(tx, "alert", "alert", {"reason": "led_fault", "detail": message, "bay": None,
-                                           "time": now}, ref_seq=None, qos=1, retain=False,
-                    created_at=now)
+        with self._store_lock, self.store.catalog.transaction() as tx:
+            enqueue_alert(tx, self.config.dock.id, utc_iso(self.clock.now()), "led_fault",
+                          detail=message)
+        self._wake_publisher()
 
     def _mqtt(self) -> Any:
         section = self.config.extra_sections.get("mqtt")

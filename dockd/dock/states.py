@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import math
 from dataclasses import dataclass, field
 
 
@@ -51,7 +52,9 @@ class Progress:
     def seconds_left(self) -> float | None:
         if self.rate_bytes_per_s <= 0 or self.bytes_total <= self.bytes_done:
             return None
-        return (self.bytes_total - self.bytes_done) / self.rate_bytes_per_s
+        left = (self.bytes_total - self.bytes_done) / self.rate_bytes_per_s
+        # A near-zero rate would give infinity, which JSON (MQTT, state channel) cannot carry.
+        return left if math.isfinite(left) else None
 
 
 @dataclass(frozen=True)

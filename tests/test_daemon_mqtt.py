@@ -1,0 +1,64 @@
+"""The daemon and a real Mosquitto: bay state, health, alerts and the custody stream,
+checked by the central side's own verifier (`dockd watch --verify`)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from dockd.sim.recorders import SimRecorderSpec
+from dockd.sim.runner import DaemonRunner
+from tests.mqtt_broker import Collector, MosquittoBroker
+
+PREFIX = "dockd/demo-site/demo-dock"
+
+
+def _last_state(messages: list[tuple[str, bytes, bool]], bay: int) -> str | None:
+    states = [json.loads(p)["state"] for t, p, _ in messages if t == f"{PREFIX}/bay/{bay}/state"]
+    return states[-1] if states else None
+
+
+def test_dock_states_health_alerts_and_every_custody_record_reach_the_broker(
+        tmp_path: Path) -> None:
+    broker = MosquittoBroker(tmp_path / "broker")
+    broker.start()
+    collector = Collector(broker, "dockd/#")
+    watch = subprocess.Popen([sys.executable, "-m", "dockd.cli", "watch", "--broker", broker.url,
+                              "--verify", "--idle-timeout", "4", "--json"],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(1.0)  # let the verifier subscribe before the first record exists
+    h = DaemonRunner(tmp_path / "dock", broker_url=broker.url)
+    try:
+        h.start()
+        h.dock.plug("1-1.1", "gat947", spec=SimRecorderSpec(serial="ZFYMQ1", battery_percent=90))
+        h.dock.plug("1-1.2", "msc", usb_serial="STICK", vendor_product=("0781", "5567"))
+        h.wait_bay(1, "ready")
+        h.wait_bay(2, "fault")
+        assert collector.wait_for(lambda m: _last_state(m, 1) == "ready", 15)
+        assert collector.wait_for(lambda m: _last_state(m, 2) == "fault", 15)
+        health = [json.loads(p) for p in collector.on("/recorder/ZFYMQ1/health")]
+        assert health and health[-1]["battery_percent"] == 90
+        alerts = [json.loads(p) for p in collector.on("/alert")]
+        assert any(a["reason"] == "unknown_device" and a["bay"] == 2 for a in alerts)
+        status = [json.loads(p) for p in collector.on(f"{PREFIX}/status")]
+        assert status[-1]["state"] == "online"
+        assert status[-1]["public_key"] == h.state()["dock"]["public_key"]
+        last_seq = h.custody()[-1]["seq"]
+        assert collector.wait_for(lambda m: any(json.loads(p).get("seq") == last_seq
+                                                for t, p, _ in m if t.endswith("/custody")), 15)
+        out, err = watch.communicate(timeout=60)
+    finally:
+        if watch.poll() is None:
+            watch.kill()
+        collector.close()
+        h.stop()
+        h.close()
+        broker.stop()
+    assert watch.returncode == 0, out[-3000:] + err[-3000:]
+    lines = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+    seen = {d["message"]["seq"] for d in lines if d.get("event") == "custody"}
+    assert not [d for d in lines if "problem" in d]
+    assert set(range(1, last_seq + 1)) <= seen, f"watch missed {set(range(1, last_seq + 1)) - seen}"
