@@ -1,8 +1,11 @@
-"""``dockd demo``: the daemon against simulated recorders, shown live."""
+"""``dockd demo``: the daemon against simulated recorders, shown live on the console."""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,15 +26,40 @@ def run(args: argparse.Namespace) -> int:
 
     if not 1 <= args.recorders <= 32:
         raise UsageError("--recorders must be between 1 and 32")
-    return run_demo(args.recorders, args.broker, args.store, args.keep_running, _show,
-                    local_broker=not args.no_broker)
+    with _display() as show:
+        return run_demo(args.recorders, args.broker, args.store, args.keep_running, show,
+                        local_broker=not args.no_broker)
 
 
-def _show(state: dict[str, Any]) -> None:
-    try:
-        from dockd.report.console_view import render_status_text
-    except ImportError:  # the console module is optional in a minimal install
-        lines = [f"{b['label']}: {b['state']} {b['fault'] or ''}" for b in state["bays"]]
-        print(" | ".join(lines), flush=True)
+@contextlib.contextmanager
+def _display() -> Iterator[Callable[[dict[str, Any]], None]]:
+    """The live console on a terminal; elsewhere one line per bay state change."""
+    from dockd.report.console_view import LinkView, render_console, render_status_text
+
+    if not sys.stdout.isatty():
+        shown: dict[int, tuple[str, str | None]] = {}
+
+        def log_changes(state: dict[str, Any]) -> None:
+            for bay in state.get("bays", []):
+                now = (bay.get("state"), bay.get("fault"))
+                if shown.get(bay.get("bay")) != now:
+                    shown[bay.get("bay")] = now
+                    print(f"{bay.get('label')}: {now[0]}{f' ({now[1]})' if now[1] else ''}"
+                          f"  recorder={bay.get('recorder') or '-'}", flush=True)
+
+        yield log_changes
         return
-    print(render_status_text(state), flush=True)
+    from rich.console import Console
+    from rich.live import Live
+
+    console = Console()
+    last: dict[str, Any] = {}
+    with Live(console=console, refresh_per_second=4, transient=False) as live:
+        def update(state: dict[str, Any]) -> None:
+            last.update(state)
+            link = LinkView(socket="demo", connected=True)
+            live.update(render_console(state, link, width=console.width))
+
+        yield update
+    if last:
+        console.print(render_status_text(last, width=console.width))

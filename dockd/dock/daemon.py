@@ -12,6 +12,7 @@ import logging
 import shutil
 import signal
 import threading
+import time
 from collections.abc import Callable
 from typing import Any, Protocol
 
@@ -34,6 +35,7 @@ from dockd.sysd import notify, watchdog_interval_s
 
 log = logging.getLogger(__name__)
 DYNAMIC_BAY_BASE = 100
+DOCK_INFO_MIN_INTERVAL_S = 0.5
 
 
 class EventSource(Protocol):
@@ -61,6 +63,7 @@ class Daemon:
         self._reload = threading.Event()
         self.listeners: list[Callable[[BayStatus], None]] = []
         self.dock_info: dict[str, Any] = {}
+        self._dock_info_at = 0.0
         self.health_by_recorder: dict[str, dict[str, Any]] = {}
         # The daemon's own store connection: start-up recovery, dock-level events.
         self.store: EvidenceStore = open_store(config, self.clock)
@@ -198,7 +201,12 @@ class Daemon:
                          *([self.leds.update] if self.leds is not None else []),
                          *([self.mqtt.publish_bay] if self.mqtt is not None else [])]:
             _guarded(listener, status)
-        self.channel.changed()
+        # The dock line (broker, outbox depth, free space) follows the bays' activity; an
+        # idle dock refreshes it only on the main loop's slow tick.
+        if time.monotonic() - self._dock_info_at >= DOCK_INFO_MIN_INTERVAL_S:
+            self._refresh_dock_info()
+        else:
+            self.channel.changed()
 
     def _health_changed(self, serial: str, bay: int, report: HealthReport) -> None:
         clock = report.clock
@@ -220,6 +228,7 @@ class Daemon:
         return {"v": 1, "dock": dict(self.dock_info), "bays": [bay_status_json(s) for s in bays]}
 
     def _refresh_dock_info(self) -> None:
+        self._dock_info_at = time.monotonic()
         usage = shutil.disk_usage(self.config.dock.store_dir)
         with self._store_lock:
             depth = self.store.catalog.query_one(
