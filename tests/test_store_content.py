@@ -18,6 +18,7 @@ from dockd.store.content_store import (
     ContentStore,
     SourceChangedError,
     SourceReadError,
+    StagedFile,
 )
 from dockd.store.hashing import c4_from_sha512_hex, digest_bytes
 
@@ -113,12 +114,14 @@ def test_stale_scratch_of_a_dead_process_is_removed_but_a_live_one_is_kept(tmp_p
 
 def test_read_back_mismatch_is_an_integrity_error(tmp_path: Path) -> None:
     store = _store(tmp_path / "store")
-    fd = os.open(tmp_path / "t", os.O_RDWR | os.O_CREAT, 0o600)
-    os.write(fd, b"what the disk holds")
+    (tmp_path / "t").write_bytes(b"what the disk holds")
+    wrong = StagedFile(tmp_path / "t", {"sha256": hashlib.sha256(b"what was written").hexdigest()},
+                       19)
     with pytest.raises(IntegrityError, match="read-back"):
-        store._verify_written(fd, hashlib.sha256(b"what was written").hexdigest(), 19)
-    store._verify_written(fd, hashlib.sha256(b"what the disk holds").hexdigest(), 19)
-    os.close(fd)
+        store.verify_staged(wrong)
+    right = StagedFile(tmp_path / "t", {"sha256": hashlib.sha256(b"what the disk holds").hexdigest()},
+                       19)
+    store.verify_staged(right)
     store.close()
 
 
@@ -129,13 +132,13 @@ def test_verify_after_copy_reads_the_written_file_back(tmp_path: Path,
     for verify, expected in ((True, 1), (False, 0)):
         calls.clear()
         store = _store(tmp_path / f"store{verify}", verify=verify)
-        real = store._verify_written
+        real = store.verify_staged
 
-        def spy(fd: int, sha: str, size: int, real=real) -> None:  # type: ignore[no-untyped-def]
-            calls.append(size)
-            real(fd, sha, size)
+        def spy(staged: StagedFile, real=real) -> None:  # type: ignore[no-untyped-def]
+            calls.append(staged.size)
+            real(staged)
 
-        monkeypatch.setattr(store, "_verify_written", spy)
+        monkeypatch.setattr(store, "verify_staged", spy)
         _copy_file(store, tmp_path / "f")
         store.close()
         assert len(calls) == expected

@@ -5,15 +5,22 @@ Layout under the store root::
     objects/sha256/ab/cd/abcd…   the stored files, mode 0440, directories 0750
     tmp/<pid>-<token>/            one scratch directory per process, flock-ed while alive
 
-A file is copied and hashed in one pass into a temp file on the store's filesystem,
-fsync-ed, optionally re-read from disk and compared, and only then linked under its
-hash name (link, not rename, so an existing object is never replaced).
+A file is copied and hashed in one pass (hash workers overlap the reads and writes) into a
+temp file on the store's file system. Files are then made durable in batches: one
+``syncfs`` for the batch, each file optionally re-read from the disk and compared, linked
+under its hash name (link, not rename, so an existing object is never replaced), a second
+``syncfs``, and only then the catalog commit. A batch being linked is announced in an
+intent file first, so that a crash before the commit can be undone at the next start.
 """
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
+import ctypes.util
 import errno
 import fcntl
+import json
 import logging
 import os
 import secrets
@@ -22,25 +29,28 @@ import stat
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from dockd.errors import IntegrityError, StoreUnavailableError
 from dockd.store.fsutil import (
     DIR_MODE,
     FILE_MODE,
     blocking_lock,
-    fsync_dir,
     make_dirs,
-    make_dirs_durable,
     raise_store_error,
     try_lock,
     write_all,
+    write_file_atomic,
 )
-from dockd.store.hashing import MultiHasher
+from dockd.store.hashing import MultiHasher, ParallelHasher
 
 OBJECTS_DIR = "objects/sha256"
 TMP_DIR = "tmp"
 _LOCK_NAME = ".lock"
 _SETUP_LOCK_NAME = ".setup.lock"
+_PUBLISH_LOCK_NAME = ".publish.lock"
+_INTENT_NAME = "batch.intent"
+INTENT_PREFIX = ".intent-"
 
 log = logging.getLogger(__name__)
 
@@ -79,9 +89,10 @@ class ContentStore:
         self.verify_after_copy = verify_after_copy
         self._scratch: Path | None = None
         self._scratch_lock: int | None = None
-        # One buffer for the life of the store: allocating megabytes per file costs more
-        # than copying a small file.
-        self._buf = bytearray(chunk_bytes)
+        # Buffers and hash workers live as long as the store: allocating megabytes or
+        # starting threads per file costs more than copying a small file.
+        self._bufs = [bytearray(chunk_bytes) for _ in range(3)]
+        self._hasher = ParallelHasher(self.algorithms)
 
     # -- life cycle -------------------------------------------------------------------
 
@@ -112,7 +123,8 @@ class ContentStore:
         self._scratch = scratch
 
     def close(self) -> None:
-        """Remove this process's scratch directory."""
+        """Remove this process's scratch directory and stop the hash workers."""
+        self._hasher.close()
         if self._scratch is not None:
             shutil.rmtree(self._scratch, ignore_errors=True)
             self._scratch = None
@@ -131,6 +143,11 @@ class ContentStore:
             if fd is None and (entry / _LOCK_NAME).exists():
                 continue  # a live process owns it
             try:
+                intent = entry / _INTENT_NAME
+                if intent.exists():
+                    # A batch was being linked when that process died: keep the record for
+                    # the store's recovery (dockd.store.evidence.undo_intents).
+                    os.replace(intent, tmp_root / f"{INTENT_PREFIX}{secrets.token_hex(6)}.json")
                 if entry.is_dir():
                     shutil.rmtree(entry)
                 else:
@@ -152,11 +169,29 @@ class ContentStore:
         return self.root / self.object_relpath(sha256)
 
     def copy_in(self, src_fd: int, progress: Callable[[int], None] | None = None) -> StoredObject:
-        """Copy the open regular file ``src_fd`` into the store, hashing in the same pass.
+        """Copy the open regular file ``src_fd`` into the store, hashing in the same pass, and
+        make it durable under its hash name: stage, sync, verify, link, sync.
 
         Raises SourceChangedError if the file changed while read, SourceReadError if it could
-        not be read, StoreFullError / StoreUnavailableError for the store's side. A failure
-        leaves nothing behind in the store.
+        not be read, IntegrityError if the read-back differs, StoreFullError /
+        StoreUnavailableError for the store's side. A failure leaves nothing in the store.
+        """
+        staged = self.stage(src_fd, progress)
+        try:
+            self.sync()
+            if self.verify_after_copy:
+                self.verify_staged(staged)
+            obj = self.link_staged(staged)
+            self.sync()
+            return obj
+        finally:
+            self.discard(staged)
+
+    def stage(self, src_fd: int, progress: Callable[[int], None] | None = None) -> StagedFile:
+        """Copy and hash ``src_fd`` into a temp file of this process's scratch directory.
+
+        Not yet durable (see :meth:`sync`) and not yet in the store (see :meth:`link_staged`);
+        callers batch many staged files into one sync.
         """
         if self._scratch is None:
             raise RuntimeError("ContentStore.open() was not called")
@@ -165,7 +200,7 @@ class ContentStore:
             raise SourceReadError("not_regular", "not a regular file")
         tmp_path = self._scratch / f"{secrets.token_hex(8)}.part"
         try:
-            tmp_fd = os.open(tmp_path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+            tmp_fd = os.open(tmp_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
         except OSError as exc:
             raise_store_error(exc, "creating a temp file")
             raise
@@ -178,82 +213,142 @@ class ContentStore:
                     f"size {before.st_size}→{after.st_size} (read {size}), "
                     f"mtime {before.st_mtime_ns}→{after.st_mtime_ns}"
                 )
-            try:
-                os.fsync(tmp_fd)
-            except OSError as exc:
-                raise_store_error(exc, "flushing a file to disk")
-            if self.verify_after_copy:
-                self._verify_written(tmp_fd, digests["sha256"], size)
-            return self._publish(tmp_fd, tmp_path, digests, size)
-        finally:
+        except BaseException:
             os.close(tmp_fd)
             tmp_path.unlink(missing_ok=True)
+            raise
+        os.close(tmp_fd)
+        return StagedFile(tmp_path, digests, size)
 
-    def _copy_and_hash(self, src_fd: int, tmp_fd: int, progress: Callable[[int], None] | None,
-                       limit: int) -> tuple[dict[str, str], int]:
-        # Read no more than the size seen at open: a file the recorder keeps appending to
-        # would otherwise be read forever; growth is caught by the fstat after the copy.
-        hasher = MultiHasher(self.algorithms)
-        whole = memoryview(self._buf)
-        size = 0
-        while size < limit:
-            view = whole[:min(len(whole), limit - size)]
-            try:
-                n = os.readv(src_fd, [view])
-            except OSError as exc:
-                reason = "vanished" if exc.errno in (errno.ENOENT, errno.ENODEV, errno.ENXIO) \
-                    else "read_error"
-                raise SourceReadError(reason, f"read failed after {size} bytes: {exc.strerror}") \
-                    from None
-            if n == 0:
-                break
-            chunk = view[:n]
-            hasher.update(chunk)
-            try:
-                write_all(tmp_fd, chunk)
-            except OSError as exc:
-                raise_store_error(exc, "writing a file")
-            size += n
-            if progress is not None:
-                progress(n)
-        return hasher.digests(), size
+    def sync(self) -> None:
+        """Make everything written to the store's file system durable (one ``syncfs``)."""
+        fd = os.open(self.root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            syncfs(fd)
+        except OSError as exc:
+            raise_store_error(exc, "flushing the store to disk")
+        finally:
+            os.close(fd)
 
-    def _verify_written(self, fd: int, sha256: str, size: int) -> None:
-        # Drop the cached pages so the re-read comes from the disk, not from memory.
-        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
-        check = MultiHasher(["sha256"])
-        view = memoryview(self._buf)
-        offset = 0
-        while True:
-            n = os.preadv(fd, [view], offset)
-            if n == 0:
-                break
-            check.update(view[:n])
-            offset += n
-        if offset != size or check.digests()["sha256"] != sha256:
+    def verify_staged(self, staged: StagedFile) -> None:
+        """Re-read a synced staged file from the disk; IntegrityError if it differs."""
+        fd = os.open(staged.tmp_path, os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            # Drop the cached pages so the re-read comes from the disk, not from memory.
+            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+            check = MultiHasher(["sha256"])
+            view = memoryview(self._bufs[0])
+            offset = 0
+            while n := os.preadv(fd, [view], offset):
+                check.update(view[:n])
+                offset += n
+        finally:
+            os.close(fd)
+        sha256 = staged.digests["sha256"]
+        if offset != staged.size or check.digests()["sha256"] != sha256:
             raise IntegrityError(
                 f"read-back of the copy differs from the source (sha256 {sha256}): "
                 "the store's disk may be failing"
             )
 
-    def _publish(self, tmp_fd: int, tmp_path: Path, digests: dict[str, str],
-                 size: int) -> StoredObject:
-        sha = digests["sha256"]
+    def link_staged(self, staged: StagedFile) -> StoredObject:
+        """Give a staged file its hash name (never replacing an existing object). Durable
+        after the next :meth:`sync`."""
+        sha = staged.digests["sha256"]
         relpath = self.object_relpath(sha)
         final = self.root / relpath
         if final.exists():
-            return StoredObject(sha, size, digests, relpath, created=False)
+            return StoredObject(sha, staged.size, staged.digests, relpath, created=False)
         try:
-            os.fchmod(tmp_fd, FILE_MODE)
-            make_dirs_durable(final.parent, DIR_MODE)
+            os.chmod(staged.tmp_path, FILE_MODE)
+            make_dirs(final.parent, DIR_MODE)
             try:
                 # link() never replaces: if a concurrent ingest won the race, keep its file.
-                os.link(tmp_path, final)
+                os.link(staged.tmp_path, final)
                 created = True
             except FileExistsError:
                 created = False
-            fsync_dir(final.parent)
         except OSError as exc:
             raise_store_error(exc, "linking a file into the store")
             raise
-        return StoredObject(sha, size, digests, relpath, created=created)
+        return StoredObject(sha, staged.size, staged.digests, relpath, created=created)
+
+    def discard(self, staged: StagedFile) -> None:
+        """Remove a staged file's temp name (its object, if linked, stays)."""
+        staged.tmp_path.unlink(missing_ok=True)
+
+    def publication_lock(self) -> contextlib.AbstractContextManager[int]:
+        """Held while objects are linked and committed, and while a crashed process's
+        unfinished batch is undone, so the two never interleave."""
+        return blocking_lock(self.root / TMP_DIR / _PUBLISH_LOCK_NAME)
+
+    def write_intent(self, shas: list[str], folder: Path) -> None:
+        """Before linking a batch: record what is about to be linked, so that a crash before
+        its catalog commit can be undone (see :func:`dockd.store.evidence.undo_intents`)."""
+        assert self._scratch is not None
+        data = json.dumps({"shas": shas, "folder": str(folder)}).encode()
+        write_file_atomic(self._scratch / _INTENT_NAME, data, mode=0o600)
+
+    def clear_intent(self) -> None:
+        if self._scratch is not None:
+            (self._scratch / _INTENT_NAME).unlink(missing_ok=True)
+
+    def _copy_and_hash(self, src_fd: int, tmp_fd: int, progress: Callable[[int], None] | None,
+                       limit: int) -> tuple[dict[str, str], int]:
+        # Three buffers in a ring: while chunk i is hashed (worker threads) and written (here),
+        # chunk i+1 is read. A buffer is reused only when its hashing is done.
+        # Read no more than the size seen at open: a file the recorder keeps appending to
+        # would otherwise be read forever; growth is caught by the fstat after the copy.
+        self._hasher.begin()
+        pending: list[list[Any]] = [[] for _ in self._bufs]
+        size, i = 0, 0
+        try:
+            while size < limit:
+                slot = i % len(self._bufs)
+                for future in pending[slot]:
+                    future.result()
+                view = memoryview(self._bufs[slot])[:min(self.chunk_bytes, limit - size)]
+                try:
+                    n = os.readv(src_fd, [view])
+                except OSError as exc:
+                    reason = "vanished" if exc.errno in (errno.ENOENT, errno.ENODEV, errno.ENXIO) \
+                        else "read_error"
+                    raise SourceReadError(reason, f"read failed after {size} bytes: "
+                                                  f"{exc.strerror}") from None
+                if n == 0:
+                    break
+                chunk = view[:n]
+                pending[slot] = self._hasher.update(chunk)
+                try:
+                    write_all(tmp_fd, chunk)
+                except OSError as exc:
+                    raise_store_error(exc, "writing a file")
+                size += n
+                i += 1
+                if progress is not None:
+                    progress(n)
+        finally:
+            for futures in pending:
+                for future in futures:
+                    future.result()
+        return self._hasher.digests(), size
+
+
+@dataclass(frozen=True)
+class StagedFile:
+    """A file copied and hashed into the scratch directory, not yet in the store."""
+
+    tmp_path: Path
+    digests: dict[str, str]
+    size: int
+
+
+def syncfs(fd: int) -> None:
+    """syncfs(2): flush the whole file system holding ``fd`` (one journal commit for a
+    batch of files, where an fsync per file costs one each)."""
+    if _libc.syncfs(fd) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, os.strerror(err))
+
+
+_libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)

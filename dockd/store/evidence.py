@@ -6,21 +6,26 @@ sessions left ``running`` by a dead process are closed with ``session.interrupte
 
 from __future__ import annotations
 
+import contextlib
+import json
 import logging
 import os
 import pwd
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
 from dockd.clock import Clock, utc_iso
 from dockd.config import Config
 from dockd.store.catalog import Catalog, catalog_path
-from dockd.store.content_store import ContentStore
+from dockd.store.content_store import INTENT_PREFIX, TMP_DIR, ContentStore
 from dockd.store.custody import CHECKPOINT_FILE, CustodyLog
 from dockd.store.fsutil import DIR_MODE, make_dirs, try_lock
 from dockd.store.keys import load_or_create_signer
+from dockd.store.session_folder import SESSIONS_DIR
 
 LOCKS_DIR = "locks"
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
 log = logging.getLogger(__name__)
 
 
@@ -55,6 +60,7 @@ def open_store(config: Config, clock: Clock, recover: bool = True) -> EvidenceSt
     custody = CustodyLog(catalog, signer, config.dock.id, clock, config.ingest.checkpoint_every,
                          root / CHECKPOINT_FILE)
     store = EvidenceStore(root, config, clock, catalog, content, custody)
+    undo_intents(store)
     if recover:
         recover_dead_sessions(store)
     return store
@@ -65,6 +71,62 @@ def _ingest_algorithms(config: Config) -> list[str]:
     if config.ingest.mhl:
         algorithms += list(config.ingest.mhl_hashes)
     return algorithms
+
+
+def undo_intents(store: EvidenceStore) -> list[str]:
+    """Undo the batches that dead processes were linking when they died.
+
+    An object announced in an intent but without a catalog item was never committed: its
+    source is still on the recorder (nothing is cleared without an item), so the object and
+    its session-folder links are removed and the next offload copies the file again.
+    """
+    tmp_root = store.root / TMP_DIR
+    intents = sorted(tmp_root.glob(f"{INTENT_PREFIX}*.json"))
+    undone: list[str] = []
+    if not intents:
+        return undone
+    with store.content.publication_lock():
+        for intent in intents:
+            try:
+                data = json.loads(intent.read_bytes())
+                shas = [s for s in data["shas"] if isinstance(s, str) and _SHA256.match(s)]
+                folder = Path(str(data["folder"])).resolve()
+            except (ValueError, KeyError, TypeError, OSError) as exc:
+                log.error("unreadable batch intent removed", extra={"file": intent.name,
+                                                                    "error": str(exc)})
+                intent.unlink(missing_ok=True)
+                continue
+            sessions = (store.root / SESSIONS_DIR).resolve()
+            removed = [sha for sha in shas if _undo_object(store, sha, folder
+                                                            if folder.is_relative_to(sessions)
+                                                            else None)]
+            if removed:
+                store.custody.append("store.batch_undone", actor(), "store",
+                                     {"shas": removed, "folder": str(folder)})
+                log.warning("undid a batch a crash left uncommitted",
+                            extra={"objects": len(removed), "folder": str(folder)})
+            undone += removed
+            intent.unlink(missing_ok=True)
+    return undone
+
+
+def _undo_object(store: EvidenceStore, sha: str, folder: Path | None) -> bool:
+    if store.catalog.query_one("SELECT 1 FROM items WHERE sha256=?", (sha,)) is not None:
+        return False  # committed after all (or by another session): keep
+    obj = store.content.object_path(sha)
+    try:
+        inode = obj.stat().st_ino
+    except FileNotFoundError:
+        return False
+    if folder is not None and folder.is_dir():
+        for dirpath, _dirs, files in os.walk(folder):
+            for name in files:
+                link = Path(dirpath) / name
+                with contextlib.suppress(OSError):
+                    if link.stat().st_ino == inode:
+                        link.unlink()
+    obj.unlink()
+    return True
 
 
 def recover_dead_sessions(store: EvidenceStore) -> list[str]:

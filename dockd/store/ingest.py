@@ -27,7 +27,12 @@ from dockd.clock import utc_iso
 from dockd.config import SERIAL_PATTERN
 from dockd.dock.states import Progress
 from dockd.errors import IntegrityError, StoreFullError, UsageError
-from dockd.store.content_store import SourceChangedError, SourceReadError, StoredObject
+from dockd.store.content_store import (
+    SourceChangedError,
+    SourceReadError,
+    StagedFile,
+    StoredObject,
+)
 from dockd.store.evidence import EvidenceStore, actor
 from dockd.store.fsutil import exclusive_lock
 from dockd.store.metadata import read_metadata
@@ -143,6 +148,9 @@ class _Session:
         self.report = IngestReport(self.id, recorder)
         self.folder = SessionFolder(self.store.root, recorder, now.date(), self.id)
         self.mhl_entries: list[MhlEntry] = []
+        self.batch: list[_Pending] = []
+        self._order: dict[str, int] = {}
+        self.batch_bytes = 0
         self.progress = Progress()
         self._rate_start = self.store.clock.monotonic()
 
@@ -151,7 +159,11 @@ class _Session:
             try:
                 self._start(session_info)
                 try:
-                    self._offload_all()
+                    try:
+                        self._offload_all()
+                    finally:
+                        # Files copied completely before a stop are kept: commit them.
+                        self._flush()
                 except IngestInterrupted as stop:
                     self.report.result, self.report.reason = "interrupted", stop.reason
                 except StoreFullError:
@@ -175,6 +187,8 @@ class _Session:
 
     def _finish(self) -> None:
         report = self.report
+        # Batches commit after skips and failures are reported: list outcomes in volume order.
+        report.files.sort(key=lambda f: self._order.get(f.source_path, len(self._order)))
         if report.result == "running":
             report.result = "incomplete" if report.count("failed") else "completed"
         if self.mhl_entries and self.ing.settings.mhl:
@@ -203,6 +217,7 @@ class _Session:
 
     def _offload_all(self) -> None:
         entries = list(walk_volume(self.source))
+        self._order = {display_path(e.relpath): i for i, e in enumerate(entries)}
         files = [e for e in entries if e.is_file]
         self.progress = Progress(files_total=len(files), bytes_total=sum(e.size for e in files))
         self._emit_progress()
@@ -229,56 +244,130 @@ class _Session:
         copied = self._copy(entry)
         if copied is None:
             return
-        obj, st = copied
-        # New to the catalog, not to the disk: after a crash between linking an object and
-        # committing its item, the object exists but the item does not, and it is new.
-        new_item = self.store.catalog.query_one(
-            "SELECT 1 FROM items WHERE sha256=?", (obj.sha256,)) is None
-        session_path = self.folder.link(entry.relpath, self.store.content.object_path(obj.sha256))
-        metadata = read_metadata(self.store.content.object_path(obj.sha256), shown) \
-            if new_item and self.ing.settings.metadata else None
-        outcome = "stored" if new_item else "deduplicated"
+        self.batch.append(_Pending(entry, shown, *copied))
+        self.batch_bytes += copied[0].size
+        settings = self.ing.settings
+        if (len(self.batch) >= settings.commit_batch_files
+                or self.batch_bytes >= settings.commit_batch_bytes):
+            self._flush()
+
+    def _flush(self) -> None:
+        """Make the staged batch durable and commit it: sync, verify, link, sync, commit."""
+        batch, self.batch, self.batch_bytes = self.batch, [], 0
+        if not batch:
+            return
+        content = self.store.content
+        try:
+            content.sync()
+            if content.verify_after_copy:
+                batch = [p for p in batch if self._read_back_ok(p)]
+            with content.publication_lock():
+                content.write_intent([p.staged.digests["sha256"] for p in batch], self.folder.path)
+                linked: list[_Linked] = []
+                try:
+                    for p in batch:
+                        linked.append(self._link(p))
+                    content.sync()
+                    self._commit(linked)
+                except BaseException:
+                    self._unlink_uncommitted(linked)
+                    raise
+                finally:
+                    content.clear_intent()
+        finally:
+            for p in batch:
+                content.discard(p.staged)
+
+    def _unlink_uncommitted(self, linked: list[_Linked]) -> None:
+        """Undo the links of a batch whose commit failed: no object without its item."""
+        for item in linked:
+            if item.session_path is not None:
+                (self.folder.path / item.session_path).unlink(missing_ok=True)
+            if item.obj.created:
+                self.store.content.object_path(item.obj.sha256).unlink(missing_ok=True)
+
+    def _read_back_ok(self, p: _Pending) -> bool:
+        try:
+            self.store.content.verify_staged(p.staged)
+        except IntegrityError as exc:
+            # The store's disk gave back other bytes than were written: nothing is linked;
+            # the file is reported, the session goes on.
+            self._failed(p.entry, "readback_mismatch", str(exc))
+            return False
+        return True
+
+    def _link(self, p: _Pending) -> _Linked:
+        obj = self.store.content.link_staged(p.staged)
+        session_path = self.folder.link(p.entry.relpath, self.store.content.object_path(obj.sha256))
+        return _Linked(p, obj, session_path)
+
+    def _commit(self, linked: list[_Linked]) -> None:
+        """One transaction for the batch: items, sightings, metadata, custody records."""
+        now = utc_iso(self.store.clock.now())
+        seen: set[str] = set()
+        rows = []
+        for item in linked:
+            obj = item.obj
+            # New to the catalog, not to the disk: after a crash between linking an object and
+            # committing its item, the object exists but the item does not, and it is new.
+            new_item = obj.sha256 not in seen and self.store.catalog.query_one(
+                "SELECT 1 FROM items WHERE sha256=?", (obj.sha256,)) is None
+            seen.add(obj.sha256)
+            metadata = read_metadata(self.store.content.object_path(obj.sha256), item.p.shown) \
+                if new_item and self.ing.settings.metadata else None
+            rows.append((item, new_item, metadata))
+        with self._tx() as tx:
+            for item, new_item, metadata in rows:
+                self._record_file(tx, item, new_item, metadata, now)
+        for item, new_item, _metadata in rows:
+            self._account(item, new_item)
+
+    def _record_file(self, tx: Any, item: _Linked, new_item: bool, metadata: Any, now: str) -> None:
+        obj, entry, st = item.obj, item.p.entry, item.p.stat
         payload: dict[str, Any] = {
             "session_id": self.id, "sha256": obj.sha256, "size": obj.size,
-            "recorder": self.recorder, "source_path": shown, "mtime_ns": st.st_mtime_ns,
+            "recorder": self.recorder, "source_path": item.p.shown, "mtime_ns": st.st_mtime_ns,
             "new_item": new_item, "stored_path": obj.relpath,
         }
         if "sm3" in obj.digests:
             payload["sm3"] = obj.digests["sm3"]
         if not is_lossless(entry.relpath):
             payload["source_path_b64"] = base64.b64encode(entry.relpath).decode()
-        now = utc_iso(self.store.clock.now())
-        with self._tx() as tx:
-            tx.execute("INSERT OR IGNORE INTO items (sha256, size, sm3, xxh128, c4, path,"
-                       " ingested_at, first_session) VALUES (?,?,?,?,?,?,?,?)",
-                       (obj.sha256, obj.size, obj.digests.get("sm3"), obj.digests.get("xxh128"),
-                        obj.digests.get("c4"), obj.relpath, now, self.id))
-            tx.execute("INSERT OR IGNORE INTO sightings (session_id, recorder, source_path,"
-                       " source_path_raw, size, mtime_ns, sha256, seen_at, session_path)"
-                       " VALUES (?,?,?,?,?,?,?,?,?)",
-                       (self.id, self.recorder, shown, entry.relpath, obj.size, st.st_mtime_ns,
-                        obj.sha256, now, session_path))
-            if metadata is not None and metadata.extractor != "none":
-                tx.execute("INSERT OR IGNORE INTO metadata (sha256, format, start_time, end_time,"
-                           " duration_s, extractor) VALUES (?,?,?,?,?,?)",
-                           (obj.sha256, metadata.format,
-                            utc_iso(metadata.start_time) if metadata.start_time else None,
-                            utc_iso(metadata.end_time) if metadata.end_time else None,
-                            metadata.duration_s, metadata.extractor))
-            self.store.custody.record(tx, "file.ingested", self.ing.actor, obj.sha256, payload)
-        if session_path is not None:
+        tx.execute("INSERT OR IGNORE INTO items (sha256, size, sm3, xxh128, c4, path,"
+                   " ingested_at, first_session) VALUES (?,?,?,?,?,?,?,?)",
+                   (obj.sha256, obj.size, obj.digests.get("sm3"), obj.digests.get("xxh128"),
+                    obj.digests.get("c4"), obj.relpath, now, self.id))
+        tx.execute("INSERT OR IGNORE INTO sightings (session_id, recorder, source_path,"
+                   " source_path_raw, size, mtime_ns, sha256, seen_at, session_path)"
+                   " VALUES (?,?,?,?,?,?,?,?,?)",
+                   (self.id, self.recorder, item.p.shown, entry.relpath, obj.size, st.st_mtime_ns,
+                    obj.sha256, now, item.session_path))
+        if metadata is not None and metadata.extractor != "none":
+            tx.execute("INSERT OR IGNORE INTO metadata (sha256, format, start_time, end_time,"
+                       " duration_s, extractor) VALUES (?,?,?,?,?,?)",
+                       (obj.sha256, metadata.format,
+                        utc_iso(metadata.start_time) if metadata.start_time else None,
+                        utc_iso(metadata.end_time) if metadata.end_time else None,
+                        metadata.duration_s, metadata.extractor))
+        self.store.custody.record(tx, "file.ingested", self.ing.actor, obj.sha256, payload)
+
+    def _account(self, item: _Linked, new_item: bool) -> None:
+        obj, st = item.obj, item.p.stat
+        if item.session_path is not None:
             mhl_digests = {k: obj.digests[k] for k in self.ing.settings.mhl_hashes
                            if k in obj.digests}
             self.mhl_entries.append(MhlEntry(
-                session_path, obj.size,
+                item.session_path, obj.size,
                 dt.datetime.fromtimestamp(st.st_mtime_ns / 1e9, dt.UTC),
                 mhl_digests, self.store.clock.now()))
-        self.report.files.append(FileOutcome(shown, outcome, sha256=obj.sha256, size=obj.size))
+        outcome = "stored" if new_item else "deduplicated"
+        self.report.files.append(FileOutcome(item.p.shown, outcome, sha256=obj.sha256,
+                                             size=obj.size))
         self.report.bytes_stored += obj.size if new_item else 0
         self._advance(1, 0)
 
-    def _copy(self, entry: SourceEntry) -> tuple[StoredObject, os.stat_result] | None:
-        """Copy with retries while the recorder is still writing the file."""
+    def _copy(self, entry: SourceEntry) -> tuple[StagedFile, os.stat_result] | None:
+        """Stage a copy, reading again while the recorder is still writing the file."""
         attempts = self.ing.settings.source_change_retries + 1
         self._check_room(entry.size)
         bytes_before = self.progress.bytes_done
@@ -293,8 +382,7 @@ class _Session:
                 return None
             try:
                 st = os.fstat(fd)
-                obj = self.store.content.copy_in(fd, self._on_bytes)
-                return obj, st
+                return self.store.content.stage(fd, self._on_bytes), st
             except SourceChangedError as exc:
                 log.warning("file changed while read; reading again",
                             extra={"path": display_path(entry.relpath), "detail": str(exc)})
@@ -306,11 +394,6 @@ class _Session:
                 return None
             except StoreFullError:
                 raise IngestInterrupted("store_full") from None
-            except IntegrityError as exc:
-                # The store's disk gave back other bytes than were written: nothing was
-                # linked; the file is reported, the session goes on with the next one.
-                self._failed(entry, "readback_mismatch", str(exc))
-                return None
             finally:
                 os.close(fd)
         self._failed(entry, "source_changed",
@@ -373,6 +456,25 @@ class _Session:
 
     def _tx(self) -> Any:
         return _translate_full(self.store.catalog.transaction())
+
+
+@dataclass(frozen=True)
+class _Pending:
+    """A file staged in the scratch directory, waiting for its batch's commit."""
+
+    entry: SourceEntry
+    shown: str
+    staged: StagedFile
+    stat: os.stat_result
+
+
+@dataclass(frozen=True)
+class _Linked:
+    """A staged file linked into the store (and the session folder), not yet committed."""
+
+    p: _Pending
+    obj: StoredObject
+    session_path: str | None
 
 
 class _translate_full:
