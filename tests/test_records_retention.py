@@ -307,3 +307,23 @@ def test_prune_on_a_real_store_under_random_clocks_and_holds(tmp_path_factory, d
         assert deleted != store.content.object_path(sha[n]).exists()
     assert verify_store(store, "test").ok
     store.close()
+
+
+def test_redocking_a_pruned_recording_restores_the_item_and_verify_stays_clean(
+        tmp_path: Path) -> None:
+    clock = SettableClock(T0)
+    store, sha = _three(tmp_path, clock)
+    clock.t = T0 + dt.timedelta(days=91)
+    assert sha["a"] in [d.sha256 for d in prune(store, POLICY, False, "test").deleted]
+    assert not store.content.object_path(sha["a"]).exists()
+
+    # The recorder still had the file (it was never cleared): it is docked again.
+    again = ingest(store, tmp_path / "src2", {"DCIM/a.mp4": b"A" * 100})
+    assert [(f.outcome, f.sha256) for f in again.files] == [("stored", sha["a"])]
+    assert store.content.object_path(sha["a"]).exists()
+    row = store.catalog.query_one("SELECT deleted_at FROM items WHERE sha256=?", (sha["a"],))
+    assert row is not None and row[0] is None
+    ingested = store.catalog.query("SELECT payload FROM custody WHERE type='file.ingested'")
+    assert json.loads(ingested[-1][0])["restored_after_prune"] is True
+    assert verify_store(store, "test").ok
+    store.close()

@@ -310,25 +310,47 @@ class _Session:
             obj = item.obj
             # New to the catalog, not to the disk: after a crash between linking an object and
             # committing its item, the object exists but the item does not, and it is new.
-            new_item = obj.sha256 not in seen and self.store.catalog.query_one(
-                "SELECT 1 FROM items WHERE sha256=?", (obj.sha256,)) is None
+            row = self.store.catalog.query_one("SELECT deleted_at FROM items WHERE sha256=?",
+                                               (obj.sha256,))
+            new_item = obj.sha256 not in seen and row is None
+            # Pruned earlier, docked again (the recorder still had it): the item lives again.
+            restored = obj.sha256 not in seen and row is not None and row[0] is not None
             seen.add(obj.sha256)
             metadata = read_metadata(self.store.content.object_path(obj.sha256), item.p.shown) \
                 if new_item and self.ing.settings.metadata else None
-            rows.append((item, new_item, metadata))
+            rows.append((item, new_item, restored, metadata))
         with self._tx() as tx:
-            for item, new_item, metadata in rows:
-                self._record_file(tx, item, new_item, metadata, now)
-        for item, new_item, _metadata in rows:
-            self._account(item, new_item)
+            for item, new_item, restored, metadata in rows:
+                if restored:
+                    tx.execute("UPDATE items SET deleted_at=NULL WHERE sha256=?", (item.obj.sha256,))
+                self._record_file(tx, item, new_item or restored, metadata, now, restored)
+        for item, new_item, restored, _metadata in rows:
+            if restored:
+                self._relink_earlier_sightings(item.obj.sha256)
+            self._account(item, new_item or restored)
 
-    def _record_file(self, tx: Any, item: _Linked, new_item: bool, metadata: Any, now: str) -> None:
+    def _relink_earlier_sightings(self, sha256: str) -> None:
+        """Prune removed the item's links from earlier session folders; put them back."""
+        obj = self.store.content.object_path(sha256)
+        for row in self.store.catalog.query(
+                "SELECT ses.folder, s.session_path FROM sightings s JOIN sessions ses"
+                " ON ses.id = s.session_id WHERE s.sha256=? AND s.session_path IS NOT NULL"
+                " AND ses.folder IS NOT NULL", (sha256,)):
+            link = self.store.root / row[0] / row[1]
+            if not link.exists():
+                link.parent.mkdir(parents=True, exist_ok=True, mode=0o750)
+                os.link(obj, link)
+
+    def _record_file(self, tx: Any, item: _Linked, new_item: bool, metadata: Any, now: str,
+                     restored: bool = False) -> None:
         obj, entry, st = item.obj, item.p.entry, item.p.stat
         payload: dict[str, Any] = {
             "session_id": self.id, "sha256": obj.sha256, "size": obj.size,
             "recorder": self.recorder, "source_path": item.p.shown, "mtime_ns": st.st_mtime_ns,
             "new_item": new_item, "stored_path": obj.relpath,
         }
+        if restored:
+            payload["restored_after_prune"] = True
         if "sm3" in obj.digests:
             payload["sm3"] = obj.digests["sm3"]
         if not is_lossless(entry.relpath):
