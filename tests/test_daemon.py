@@ -312,3 +312,22 @@ def test_bay_leds_follow_the_daemon_and_a_broken_led_never_stops_the_offload(
         assert "LED fault" in h.log()
     finally:
         h.close()
+
+
+def test_pull_out_whose_reads_fail_before_the_remove_event_is_still_a_pull_out(
+        dock: DaemonRunner) -> None:
+    """A real disk fails reads (EIO) before udev reports its removal: the offload must not
+    call that an offload failure."""
+    files = [(f"DCIM/LATE{n}.MP4", 120 << 20) for n in range(4)]
+    dock.dock.plug("1-1.1", "msc", usb_serial="LATE1", files=files)
+    dock.wait_until(lambda s: s["bays"][0]["progress"]["bytes_done"] > 0, 60, "bytes copied")
+    dock.dock.pull_out("1-1.1", remove_delay_s=0.7)
+    bay = dock.wait_bay(1, "fault", timeout=60)
+    assert bay["fault"] == "removed_during_offload"
+    session_end = [r for r in dock.custody() if r["type"].startswith("session.")][-1]
+    assert session_end["type"] == "session.interrupted"
+    assert session_end["payload"]["reason"] == "removed_during_offload"
+    dock.dock.put_card_back("LATE1")
+    dock.dock.plug("1-1.1", "msc", usb_serial="LATE1", files=files)
+    dock.wait_bay(1, "ready", timeout=120)
+    assert sorted(i["source_path"] for i in _catalog(dock, "LATE1")) == sorted(f for f, _ in files)

@@ -110,23 +110,42 @@ class SimDock:
             raise UsageError(f"no simulated recorder in port {port}")
         self._remove_all(plugged)
 
-    def pull_out(self, port: str) -> Path:
-        """Yank the recorder mid-whatever: events for everything, the card unreachable.
+    def pull_out(self, port: str, remove_delay_s: float = 0.0) -> Path:
+        """Yank the recorder mid-whatever: the card becomes unreachable and remove events
+        follow for everything.
 
-        Returns where the card went, so a test can plug it back in with :meth:`replug_card`."""
+        With ``remove_delay_s`` the card's files vanish but its mount point stays, and the
+        remove events come that much later — as with a real disk, whose reads fail with EIO
+        before udev reports the removal. Returns where the card's content went, so a test
+        can put it back with :meth:`put_card_back`."""
         plugged = self.plugged.pop(port, None)
         if plugged is None:
             raise UsageError(f"no simulated recorder in port {port}")
         away = plugged.volume.with_name(plugged.volume.name + ".pulled")
-        os.rename(plugged.volume, away)  # new opens fail at once, as on a vanished disk
-        self._remove_all(plugged)
+        if remove_delay_s <= 0:
+            os.rename(plugged.volume, away)  # new opens fail at once, as on a vanished disk
+            self._remove_all(plugged)
+            return away
+        away.mkdir()
+        for child in list(plugged.volume.iterdir()):
+            os.rename(child, away / child.name)
+        timer = threading.Timer(remove_delay_s, self._remove_all, args=(plugged,))
+        timer.daemon = True
+        timer.start()
         return away
 
     def put_card_back(self, serial: str) -> None:
         """After :meth:`pull_out`, the card returns (ready to be plugged again)."""
         away = self.cards_dir / f"{serial}.pulled"
-        if away.exists():
-            os.rename(away, self.cards_dir / serial)
+        card = self.cards_dir / serial
+        if not away.exists():
+            return
+        if card.exists():  # only its content had gone
+            for child in list(away.iterdir()):
+                os.rename(child, card / child.name)
+            away.rmdir()
+        else:
+            os.rename(away, card)
 
     def stop(self) -> None:
         for port in list(self.plugged):

@@ -96,6 +96,8 @@ class IngestInterrupted(Exception):
 
 
 ProgressCallback = Callable[[Progress], None]
+# How long a read error waits for the device's remove event before it counts as a failure.
+REMOVAL_GRACE_S = 2.0
 
 
 def validate_serial(serial: str) -> str:
@@ -150,6 +152,7 @@ class _Session:
         self.mhl_entries: list[MhlEntry] = []
         self.batch: list[_Pending] = []
         self._order: dict[str, int] = {}
+        self._waited_for_removal = False
         self.batch_bytes = 0
         self.progress = Progress()
         self._rate_start = self.store.clock.monotonic()
@@ -449,12 +452,19 @@ class _Session:
             raise IngestInterrupted("store_full")
 
     def _check_source_present(self) -> None:
+        """After a read error: is the recorder gone? A pulled disk fails reads (EIO) before
+        its remove event arrives, so give the event a moment (once per session) to turn the
+        error into the interruption it really is."""
         try:
             os.stat(self.source)
             with os.scandir(self.source):
                 pass
         except OSError:
             raise IngestInterrupted("source_removed") from None
+        if self.cancel is not None and not self._waited_for_removal:
+            self._waited_for_removal = True
+            if self.cancel.wait(REMOVAL_GRACE_S):
+                raise IngestInterrupted(self.cancel_reason())
 
     def _check_cancel(self) -> None:
         if self.cancel is not None and self.cancel.is_set():

@@ -139,21 +139,29 @@ class Firmware:
 
     def _serve_amba(self) -> bool:
         ep0 = self.fds[0]
-        while True:  # wait until the host configured the interface
-            data = os.read(ep0, ffs_function.EVENT_SIZE)
-            if ffs_function.EVENT_NAMES.get(data[8]) == "ENABLE":
-                break
         mount = gadget.FFS_ROOT / self.control["name"]
-        out_fd = os.open(mount / "ep1", os.O_RDWR)
-        in_fd = os.open(mount / "ep2", os.O_RDWR)
-        self.fds += [out_fd, in_fd]
         while True:
-            frame = os.read(out_fd, 512)
-            reply, switch = self.amba.handle(frame)
-            print(f"fw: {frame[:5]!r} -> {reply[:12]!r}", flush=True)
-            os.write(in_fd, reply)  # returns once the host has read the reply
-            if switch:
-                return True
+            while True:  # wait until the host (re)configures the interface
+                data = os.read(ep0, ffs_function.EVENT_SIZE)
+                if ffs_function.EVENT_NAMES.get(data[8]) == "ENABLE":
+                    break
+            out_fd = os.open(mount / "ep1", os.O_RDWR)
+            in_fd = os.open(mount / "ep2", os.O_RDWR)
+            try:
+                while True:
+                    frame = os.read(out_fd, 512)
+                    reply, switch = self.amba.handle(frame)
+                    print(f"fw: {frame[:5]!r} -> {reply[:12]!r}", flush=True)
+                    os.write(in_fd, reply)  # returns once the host has read the reply
+                    if switch:
+                        return True
+            except OSError as exc:
+                # ESHUTDOWN: the host sent SET_CONFIGURATION again (pyusb's set_configuration()
+                # does, even on a configured device); the endpoints come back with ENABLE.
+                print(f"fw: endpoints disabled ({exc}); waiting for ENABLE", flush=True)
+            finally:
+                os.close(out_fd)
+                os.close(in_fd)
 
     def _serve_gat947(self) -> bool:
         port = Path(gadget.CONFIGFS / self.control["name"] / "functions" / "acm.0" / "port_num")
