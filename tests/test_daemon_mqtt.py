@@ -62,3 +62,31 @@ def test_dock_states_health_alerts_and_every_custody_record_reach_the_broker(
     seen = {d["message"]["seq"] for d in lines if d.get("event") == "custody"}
     assert not [d for d in lines if "problem" in d]
     assert set(range(1, last_seq + 1)) <= seen, f"watch missed {set(range(1, last_seq + 1)) - seen}"
+
+
+def test_broker_with_a_wrong_ca_is_named_in_dockd_status_and_the_offload_goes_on(
+        tmp_path: Path) -> None:
+    from tests.mqtt_broker import make_tls_material
+
+    pki = make_tls_material(tmp_path / "pki")
+    broker = MosquittoBroker(tmp_path / "broker", tls=pki)
+    broker.start()
+    h = DaemonRunner(tmp_path / "dock", broker_url=broker.url,
+                     mqtt_extra=f'ca_file = "{pki.wrong_ca}"\nreconnect_min_s = 0.2\n'
+                                'reconnect_max_s = 1.0')
+    try:
+        h.start()
+        h.dock.plug("1-1.1", "msc", usb_serial="TLS1")
+        h.wait_bay(1, "ready")
+        state = h.wait_until(lambda s: "TLS" in str(s["dock"]["broker"].get("error")), 30,
+                             "the TLS error in the dock state")
+        assert state["dock"]["broker"]["connected"] is False
+        status = h.dockd("status")
+        assert status.returncode == 0, status.stderr
+        assert "TLS" in status.stdout
+        assert "TLS" in h.log()
+        assert state["dock"]["outbox_depth"] > 0  # kept for later, not dropped
+    finally:
+        h.stop()
+        h.close()
+        broker.stop()

@@ -29,7 +29,7 @@ def demo_paths(root: Path, store: Path | None) -> DemoPaths:
 
 def write_demo_config(paths: DemoPaths, recorders: int, broker_url: str | None,
                       clock_sync: str = "assume_synced", storage_wait_s: float = 30,
-                      extra: str = "", daemon_extra: str = "") -> None:
+                      extra: str = "", daemon_extra: str = "", mqtt_extra: str = "") -> None:
     """The TOML a real dock would have, pointed at the simulator (``extra`` is appended)."""
     (paths.root / "admin.pw").write_text(ADMIN_PASSWORD + "\n")
     os.chmod(paths.root / "admin.pw", 0o400)
@@ -53,5 +53,5 @@ def write_demo_config(paths: DemoPaths, recorders: int, broker_url: str | None,
                       f'password_file = "{paths.root / "admin.pw"}"', 'timezone = "Asia/Shanghai"']
         lines.append("")
     if broker_url:
-        lines += ["[mqtt]", "enabled = true", f'broker = "{broker_url}"', ""]
+        lines += ["[mqtt]", "enabled = true", f'broker = "{broker_url}"', mqtt_extra, ""]
     paths.config.write_text("\n".join(lines) + "\n" + extra)
