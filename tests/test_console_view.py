@@ -19,7 +19,7 @@ from rich.console import Console
 
 from dockd.dock.daemon import bay_status_json
 from dockd.dock.states import BayState, BayStatus, FaultReason, Progress
-from dockd.records.i18n import in_language
+from dockd.i18n import in_language
 from dockd.report.console_model import clean_text, parse_state
 from dockd.report.console_view import LinkView, render_console, render_status_text
 from dockd.report.console_words import fault_sentence, format_duration, is_dock_fault

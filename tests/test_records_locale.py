@@ -15,7 +15,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from dockd.records import i18n
+from dockd import i18n
 from dockd.records.pocompile import mo_bytes, parse_po
 from tests.conftest import REPO_ROOT, run_dockd
 

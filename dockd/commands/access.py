@@ -5,10 +5,10 @@ from __future__ import annotations
 import argparse
 
 from dockd.commands.common import add_config_options, add_json_option, print_json
+from dockd.i18n import _
 from dockd.records.access import AccessRequest, register_access
 from dockd.records.cli_support import open_for_writing, select_shas
 from dockd.records.export import check_registration
-from dockd.records.i18n import _
 from dockd.store.evidence import actor
 
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 
 from dockd.commands.common import add_config_options, add_json_option, config_from_args, print_json
+from dockd.i18n import _
 from dockd.records.cases import annotate_items, list_cases, tag_items
 from dockd.records.cli_support import add_range_options, open_for_writing, select_shas
-from dockd.records.i18n import _
 from dockd.records.selection import resolve_items, validate_case_no
 from dockd.store.evidence import actor
 from dockd.store.queries import open_catalog_read_only

@@ -11,9 +11,9 @@ from pathlib import Path
 from dockd.commands.common import add_config_options, add_json_option, config_from_args, print_json
 from dockd.config import resolve_config_path
 from dockd.errors import IntegrityError, UsageError
+from dockd.i18n import _
 from dockd.records.cli_support import open_for_writing, select_shas
 from dockd.records.export import ExportRequest, check_registration, create_export
-from dockd.records.i18n import _
 from dockd.records.iso import IsoReader
 from dockd.records.package import (
     MANIFEST,

@@ -6,9 +6,9 @@ import argparse
 
 from dockd.commands.common import add_config_options, add_json_option, config_from_args, print_json
 from dockd.errors import UsageError
+from dockd.i18n import _
 from dockd.records.cli_support import add_range_options, date_range, open_for_writing
 from dockd.records.holds import Hold, HoldRequest, add_hold, list_holds, release_hold
-from dockd.records.i18n import _
 from dockd.store.evidence import actor
 from dockd.store.queries import open_catalog_read_only
 

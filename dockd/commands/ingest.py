@@ -9,6 +9,7 @@ from pathlib import Path
 from dockd.clock import SystemClock
 from dockd.commands.common import add_config_options, add_json_option, config_from_args, print_json
 from dockd.errors import IncompleteIngestError, StoreFullError
+from dockd.i18n import _
 from dockd.store.evidence import open_store
 from dockd.store.ingest import Ingestor, validate_serial
 
@@ -35,12 +36,14 @@ def run(args: argparse.Namespace) -> int:
         summary["files"] = [f.__dict__ for f in report.files]
         print_json(summary)
     else:
-        print(f"session {report.session_id}: {report.result}; stored {summary['stored']}, "
-              f"deduplicated {summary['deduplicated']}, already stored {summary['known']}, "
-              f"skipped {summary['skipped']}, failed {summary['failed']}")
+        print(_("session {session}: {result}; stored {stored}, deduplicated {dedup}, "
+                "already stored {known}, skipped {skipped}, failed {failed}").format(
+            session=report.session_id, result=_(report.result), stored=summary["stored"],
+            dedup=summary["deduplicated"], known=summary["known"], skipped=summary["skipped"],
+            failed=summary["failed"]))
         for f in report.files:
             if f.outcome in ("skipped", "failed"):
-                print(f"  {f.outcome}: {f.source_path} ({f.reason})", file=sys.stderr)
+                print(f"  {_(f.outcome)}: {f.source_path} ({f.reason})", file=sys.stderr)
     if report.result == "interrupted" and report.reason == "store_full":
         raise StoreFullError(
             f"the evidence store {config.dock.store_dir} is full; the session was interrupted "

@@ -6,8 +6,8 @@ from __future__ import annotations
 import argparse
 
 from dockd.commands.common import add_config_options, add_json_option, print_json
+from dockd.i18n import _
 from dockd.records.cli_support import open_for_writing
-from dockd.records.i18n import _
 from dockd.records.retention import (
     HELD,
     NOT_ARCHIVED,

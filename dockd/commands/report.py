@@ -11,7 +11,7 @@ from pathlib import Path
 from dockd.clock import SystemClock
 from dockd.commands.common import add_config_options, config_from_args, print_json
 from dockd.errors import UsageError
-from dockd.records.i18n import _
+from dockd.i18n import _
 from dockd.records.periods import parse_week, previous_week
 from dockd.records.reports import supervision_report, weekly_report
 from dockd.records.settings import records_settings

@@ -7,6 +7,7 @@ import argparse
 from dockd.clock import SystemClock
 from dockd.commands.common import add_config_options, add_json_option, config_from_args, print_json
 from dockd.errors import IntegrityError
+from dockd.i18n import _
 from dockd.store.evidence import actor, open_store
 from dockd.store.queries import require_existing_store
 from dockd.store.verify import verify_store
@@ -30,10 +31,13 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print_json(report.to_json_dict())
     else:
-        print(f"checked {report.items_checked} files ({report.bytes_checked} bytes), "
-              f"{report.records_checked} custody records, "
-              f"{report.checkpoints_checked} checkpoints: "
-              + ("intact" if report.ok else f"{len(report.problems)} problem(s)"))
+        verdict = _("intact") if report.ok else _("{count} problem(s)").format(
+            count=len(report.problems))
+        print(_("checked {files} files ({bytes} bytes), {records} custody records, "
+                "{checkpoints} checkpoints: {verdict}").format(
+            files=report.items_checked, bytes=report.bytes_checked,
+            records=report.records_checked, checkpoints=report.checkpoints_checked,
+            verdict=verdict))
         for p in report.problems:
             print(f"  {p.kind}: {p.subject}: {p.detail}")
     if not report.ok:

@@ -6,8 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from dockd.errors import UsageError
+from dockd.i18n import _
 from dockd.records.export import check_registration
-from dockd.records.i18n import _
 from dockd.store.custody import CustodyRecord
 from dockd.store.evidence import EvidenceStore
 

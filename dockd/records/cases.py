@@ -12,7 +12,7 @@ from typing import Any
 
 from dockd.clock import utc_iso
 from dockd.errors import UsageError
-from dockd.records.i18n import _
+from dockd.i18n import _
 from dockd.records.schema import has_table
 from dockd.records.selection import validate_case_no
 from dockd.store.catalog import Catalog

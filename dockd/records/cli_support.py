@@ -10,7 +10,7 @@ from dockd.clock import SystemClock
 from dockd.commands.common import config_from_args
 from dockd.config import Config
 from dockd.errors import UsageError
-from dockd.records.i18n import _
+from dockd.i18n import _
 from dockd.records.periods import day_range, parse_day
 from dockd.records.selection import (
     case_item_shas,

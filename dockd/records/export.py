@@ -25,8 +25,8 @@ from typing import Any
 
 from dockd.clock import utc_iso
 from dockd.errors import IntegrityError, UsageError
+from dockd.i18n import _
 from dockd.records.fields import RecordingFields, recording_fields
-from dockd.records.i18n import _
 from dockd.records.iso import IsoReader, write_iso
 from dockd.records.package import (
     FILES_DIR,

@@ -11,7 +11,7 @@ import functools
 from reportlab.pdfbase import pdfmetrics  # type: ignore[import-untyped]
 from reportlab.pdfbase.cidfonts import UnicodeCIDFont  # type: ignore[import-untyped]
 
-from dockd.records.i18n import in_language
+from dockd.i18n import in_language
 
 FONT = "STSong-Light"
 UNKNOWN = "—"

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from dockd.clock import utc_iso
 from dockd.errors import UsageError
-from dockd.records.i18n import _
+from dockd.i18n import _
 
 _WEEK = re.compile(r"^(\d{4})-W(\d{2})$")
 _DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")

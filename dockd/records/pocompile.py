@@ -14,7 +14,7 @@ import struct
 import sys
 from pathlib import Path
 
-from dockd.records.i18n import LOCALE_DIR
+from dockd.i18n import LOCALE_DIR
 
 _MO_MAGIC = 0x950412DE
 

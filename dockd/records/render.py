@@ -23,7 +23,7 @@ from reportlab.platypus import (  # type: ignore[import-untyped]
     TableStyle,
 )
 
-from dockd.records.i18n import _
+from dockd.i18n import _
 from dockd.records.pdf import register_font, shown
 from dockd.records.reports import DayTotals, SupervisionReport, WeeklyReport
 

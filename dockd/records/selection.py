@@ -8,7 +8,7 @@ import re
 
 from dockd.clock import utc_iso
 from dockd.errors import UsageError
-from dockd.records.i18n import _
+from dockd.i18n import _
 from dockd.records.schema import has_table
 from dockd.store.catalog import Catalog
 

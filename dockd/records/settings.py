@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 from dockd.config import Config, TableReader, register_section
 from dockd.errors import ConfigError
-from dockd.records.i18n import _
+from dockd.i18n import _
 
 MIN_RETENTION_DAYS = 90
 MAX_RETENTION_DAYS = 36_500

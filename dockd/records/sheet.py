@@ -22,8 +22,8 @@ from reportlab.platypus import (  # type: ignore[import-untyped]
     TableStyle,
 )
 
+from dockd.i18n import N_
 from dockd.records.fields import RecordingFields
-from dockd.records.i18n import N_
 from dockd.records.pdf import bilingual, register_font, shown
 
 

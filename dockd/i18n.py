@@ -3,7 +3,7 @@
 The language follows the environment (LANGUAGE, LC_ALL, LC_MESSAGES, LANG, in gettext's
 order), looked up on every call so a test or a long-lived process can change it. English
 is the source text; ``dockd/locale/<lang>/LC_MESSAGES/dockd.mo`` holds the translations
-(compiled from the ``.po`` next to it by ``python -m dockd.locale.compile``).
+(compiled from the ``.po`` next to it by ``python -m dockd.records.pocompile`` or msgfmt).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import os
 from pathlib import Path
 
 DOMAIN = "dockd"
-LOCALE_DIR = Path(__file__).resolve().parent.parent / "locale"
+LOCALE_DIR = Path(__file__).resolve().parent / "locale"
 _ENV_KEYS = ("LANGUAGE", "LC_ALL", "LC_MESSAGES", "LANG")
 
 
