@@ -28,7 +28,7 @@ from rich.console import Console, RenderableType
 from rich.live import Live
 
 from dockd.clock import Clock, SystemClock
-from dockd.records.i18n import _
+from dockd.i18n import _
 from dockd.report.console_view import LinkView, render_console
 
 # Only debug records here: the log handler writes to the same terminal, under the full-screen

@@ -19,7 +19,7 @@ from rich.table import Table
 from rich.text import Text
 
 from dockd.dock.states import BayState, FaultReason
-from dockd.records.i18n import _
+from dockd.i18n import _
 from dockd.report.console_model import BayView, ConsoleState, DockView, parse_state
 from dockd.report.console_words import (
     broker_words,

@@ -9,7 +9,7 @@ as on the LEDs in ``docs/leds.md``) always end with "call the administrator".
 from __future__ import annotations
 
 from dockd.dock.states import BayState, FaultReason
-from dockd.records.i18n import _
+from dockd.i18n import _
 
 
 def state_name(state: str) -> str:

@@ -394,8 +394,16 @@ class SimRecorder:
     def _switch_to_storage(self) -> None:
         # Let the host read the reply before the port vanishes, as the real device answers
         # before it drops off the bus.
-        deadline = time.monotonic() + 2.0
-        while _unread_bytes(self._slave) and time.monotonic() < deadline:
+        # A pty hands written bytes to the reader through a kernel work queue: right after the
+        # write they may not be visible yet, so wait to see them arrive and then be read (or,
+        # if never seen, give the host a moment: it may have read them already).
+        started = time.monotonic()
+        seen = False
+        while time.monotonic() - started < 2.0:
+            if _unread_bytes(self._slave):
+                seen = True
+            elif seen or time.monotonic() - started > 0.3:
+                break
             time.sleep(0.005)
         self._close_pty()
         self.mass_storage.set()

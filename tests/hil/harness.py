@@ -330,7 +330,7 @@ class Guest:
         cache_dir: Path = DEFAULT_CACHE,
         memory_mb: int = 1024,
         smp: int = 2,
-        timeout: float = 120.0,
+        timeout: float = 300.0,
         disks: Sequence[Path] = (),
     ) -> Guest:
         """Start QEMU and wait until the guest agent says hello. Raises HilSetupMissing if the

@@ -312,7 +312,12 @@ class _Link:
         log.info("connected to MQTT broker",
                  extra={"broker": self.r.section.broker.url, "window": self.window,
                         "session_present": bool(getattr(flags, "session_present", False))})
-        self.r._update_state(connected=True, error=None, since=utc_iso(self.r.clock.now()))
+        # A refusal by the broker's ACL is not cured by reconnecting: keep showing it until
+        # a publish is accepted again.
+        previous = self.r.state().error or ""
+        self.r._update_state(connected=True,
+                             error=previous if previous.startswith("ACL denied") else None,
+                             since=utc_iso(self.r.clock.now()))
 
     def _on_log(self, client: mqtt.Client, userdata: Any, level: int, text: str) -> None:
         # paho reports socket errors (a TLS alert from the broker, say) only through its log.
@@ -348,6 +353,8 @@ class _Link:
             return
         if row is not None:
             self.acked.append(row.id)
+            if (self.r.state().error or "").startswith("ACL denied"):
+                self.r._update_state(error=None)
 
     # -- what is sent ---------------------------------------------------------------
 
