@@ -331,3 +331,28 @@ def test_pull_out_whose_reads_fail_before_the_remove_event_is_still_a_pull_out(
     dock.dock.plug("1-1.1", "msc", usb_serial="LATE1", files=files)
     dock.wait_bay(1, "ready", timeout=120)
     assert sorted(i["source_path"] for i in _catalog(dock, "LATE1")) == sorted(f for f, _ in files)
+
+
+def test_systemd_notify_ready_watchdog_and_stopping(tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    import socket
+
+    notify_path = tmp_path / "notify.sock"
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(str(notify_path))
+    sock.settimeout(30)
+    monkeypatch.setenv("NOTIFY_SOCKET", str(notify_path))
+    monkeypatch.setenv("WATCHDOG_USEC", "400000")  # ping every 0.2 s
+    h = DaemonRunner(tmp_path / "dock")
+    try:
+        h.start()
+        messages: list[str] = []
+        while sum("WATCHDOG=1" in m for m in messages) < 3:
+            messages.append(sock.recv(4096).decode())
+        assert "READY=1" in messages[0]
+        assert h.stop() == 0
+        while not any("STOPPING=1" in m for m in messages):
+            messages.append(sock.recv(4096).decode())
+    finally:
+        h.close()
+        sock.close()
