@@ -332,7 +332,12 @@ class _Link:
             text = f"lost connection to {self.r.section.broker.url}: {reason}"
             log.warning("MQTT connection lost", extra={"reason": str(reason),
                                                        "in_flight": len(self.inflight)})
-            self.r._update_state(connected=False, error=text, since=utc_iso(self.r.clock.now()))
+            # An ACL refusal is what the administrator must fix; a disconnect that follows it
+            # (brokers may drop a client they refuse) must not hide it.
+            previous = self.r.state().error or ""
+            self.r._update_state(connected=False,
+                                 error=previous if previous.startswith("ACL denied") else text,
+                                 since=utc_iso(self.r.clock.now()))
 
     def _on_publish(self, client: mqtt.Client, userdata: Any, mid: int, reason: ReasonCode,
                     properties: Any) -> None:
