@@ -155,7 +155,7 @@ class IngestSection:
     mhl: bool = True
     mhl_hashes: tuple[str, ...] = MHL_HASHES
     checkpoint_every: int = 100
-    chunk_bytes: int = 4 << 20
+    chunk_bytes: int = 1 << 20
     source_change_retries: int = 2
     metadata: bool = True
     store_reserve_bytes: int = 64 << 20
@@ -276,7 +276,7 @@ def _parse_ingest(t: TableReader) -> IngestSection:
         mhl=t.boolean("mhl", True),
         mhl_hashes=t.string_list("mhl_hashes", MHL_HASHES, MHL_HASHES),
         checkpoint_every=t.integer("checkpoint_every", 100, minimum=1, maximum=1_000_000),
-        chunk_bytes=t.integer("chunk_bytes", 4 << 20, minimum=64 << 10, maximum=256 << 20),
+        chunk_bytes=t.integer("chunk_bytes", 1 << 20, minimum=64 << 10, maximum=256 << 20),
         source_change_retries=t.integer("source_change_retries", 2, minimum=0, maximum=10),
         metadata=t.boolean("metadata", True),
         store_reserve_bytes=t.integer("store_reserve_bytes", 64 << 20, minimum=0),

@@ -153,6 +153,7 @@ class _Session:
         self.batch: list[_Pending] = []
         self._order: dict[str, int] = {}
         self._waited_for_removal = False
+        self._known: dict[tuple[bytes, int, int], str] = {}
         self.batch_bytes = 0
         self.progress = Progress()
         self._rate_start = self.store.clock.monotonic()
@@ -220,6 +221,11 @@ class _Session:
 
     def _offload_all(self) -> None:
         entries = list(walk_volume(self.source))
+        # One query for what this recorder already gave us, not one per file.
+        self._known = {(bytes(r[0]), r[1], r[2]): r[3] for r in self.store.catalog.query(
+            "SELECT s.source_path_raw, s.size, s.mtime_ns, s.sha256 FROM sightings s"
+            " JOIN items i ON i.sha256 = s.sha256 WHERE s.recorder=? AND i.deleted_at IS NULL",
+            (self.recorder,))}
         self._order = {display_path(e.relpath): i for i, e in enumerate(entries)}
         files = [e for e in entries if e.is_file]
         self.progress = Progress(files_total=len(files), bytes_total=sum(e.size for e in files))
@@ -235,13 +241,9 @@ class _Session:
 
     def _offload_file(self, entry: SourceEntry) -> None:
         shown = display_path(entry.relpath)
-        known = self.store.catalog.query_one(
-            "SELECT s.sha256 FROM sightings s JOIN items i ON i.sha256 = s.sha256"
-            " WHERE s.recorder=? AND s.source_path_raw=? AND s.size=? AND s.mtime_ns=?"
-            " AND i.deleted_at IS NULL",
-            (self.recorder, entry.relpath, entry.size, entry.mtime_ns))
-        if known is not None and self.store.content.object_path(known[0]).exists():
-            self.report.files.append(FileOutcome(shown, "known", sha256=known[0], size=entry.size))
+        known = self._known.get((entry.relpath, entry.size, entry.mtime_ns))
+        if known is not None and self.store.content.object_path(known).exists():
+            self.report.files.append(FileOutcome(shown, "known", sha256=known, size=entry.size))
             self._advance(1, entry.size)
             return
         copied = self._copy(entry)
