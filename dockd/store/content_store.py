@@ -42,7 +42,7 @@ from dockd.store.fsutil import (
     write_all,
     write_file_atomic,
 )
-from dockd.store.hashing import MultiHasher, ParallelHasher
+from dockd.store.hashing import INLINE_BELOW, MultiHasher, ParallelHasher
 
 OBJECTS_DIR = "objects/sha256"
 TMP_DIR = "tmp"
@@ -299,7 +299,7 @@ class ContentStore:
         # chunk i+1 is read. A buffer is reused only when its hashing is done.
         # Read no more than the size seen at open: a file the recorder keeps appending to
         # would otherwise be read forever; growth is caught by the fstat after the copy.
-        self._hasher.begin()
+        self._hasher.begin(inline=limit <= INLINE_BELOW)
         pending: list[list[Any]] = [[] for _ in self._bufs]
         size, i = 0, 0
         try:

@@ -87,6 +87,7 @@ def hash_fd(fd: int, algorithms: Iterable[str], chunk_bytes: int) -> tuple[dict[
 # ones ride along with SHA-256. (SHA-512 for c4 runs at about half SHA-256's speed, SM3 at a
 # fifth: run serially they, not the disk, would set the offload speed.)
 _SOLO = ("c4", "sm3")
+INLINE_BELOW = 256 << 10  # files up to this size are hashed without the workers
 
 
 class ParallelHasher:
@@ -107,12 +108,19 @@ class ParallelHasher:
         self._workers = [ThreadPoolExecutor(1, thread_name_prefix=f"hash-{g[0]}")
                          for g in self.groups]
         self._hashers = [MultiHasher(g) for g in self.groups]
+        self._inline = False
 
-    def begin(self) -> None:
-        """Start a new file."""
+    def begin(self, inline: bool = False) -> None:
+        """Start a new file. ``inline``: hash in the caller's thread — for a small file the
+        hand-off to the workers costs more than the hashing."""
         self._hashers = [MultiHasher(g) for g in self.groups]
+        self._inline = inline
 
     def update(self, chunk: memoryview) -> list[Any]:
+        if self._inline:
+            for hasher in self._hashers:
+                hasher.update(chunk)
+            return []
         return [w.submit(h.update, chunk) for w, h in zip(self._workers, self._hashers, strict=True)]
 
     def digests(self) -> dict[str, str]:
