@@ -238,7 +238,8 @@ class Bay:
                                  options=model.options)
         kind = "tty" if model.control == "serial" else "sg"
         node = self._wait(lambda e: e.action == "add" and e.kind == kind and bool(e.device_node),
-                          self.ctx.daemon.control_wait_s, f"the recorder's {kind} control port")
+                          self.ctx.daemon.control_wait_s, f"the recorder's {kind} control port",
+                          FaultReason.LOGIN_FAILED)
         return TransportSpec(kind=model.control, path=node.device_node, timezone=model.timezone,
                              timeout_s=timeout, options=model.options)
 
@@ -256,7 +257,8 @@ class Bay:
             return e.action == "add" and e.kind == "block" and bool(e.fs_type) and bool(e.device_node)
 
         return self._wait(is_volume, self.ctx.daemon.storage_wait_s,
-                          "the recorder's disk with a file system", allow_usb_remove=True)
+                          "the recorder's disk with a file system", FaultReason.OFFLOAD_FAILED,
+                          allow_usb_remove=True)
 
     def _storage_phase(self, model: ModelSettings, first: DeviceEvent, block: DeviceEvent,
                        docked: _Docked) -> None:
@@ -482,13 +484,14 @@ class Bay:
         return None
 
     def _wait(self, predicate: Callable[[DeviceEvent], bool], timeout: float, what: str,
-              allow_usb_remove: bool = False) -> DeviceEvent:
+              on_timeout: FaultReason, allow_usb_remove: bool = False) -> DeviceEvent:
+        """The next event of this port that satisfies ``predicate``; ``on_timeout`` is the
+        fault when none comes, _Removed when the recorder leaves first."""
         deadline = time.monotonic() + timeout
         while True:
             left = deadline - time.monotonic()
             if left <= 0:
-                raise _Fault(FaultReason.OFFLOAD_FAILED if "disk" in what else FaultReason.LOGIN_FAILED,
-                             f"timed out after {timeout:.0f} s waiting for {what}")
+                raise _Fault(on_timeout, f"timed out after {timeout:.0f} s waiting for {what}")
             try:
                 event = self.events.get(timeout=left)
             except queue.Empty:
