@@ -505,14 +505,21 @@ class Bay:
                 raise _Removed()
 
     def _raise_if_gone(self, exc: RecorderError) -> None:
-        # The recorder vanished: a usb remove is (or will be) in our queue.
-        try:
-            event = self.events.get(timeout=0.5)
-        except queue.Empty:
-            return
-        if event is not None and event.action == "remove" and event.kind == "usb":
-            raise _Removed() from exc
-        self.events.put(event)  # not ours to handle here; keep order as best we can
+        """_Removed if the recorder's USB remove arrives within half a second of a failed
+        exchange (its interfaces' removes come first and are dropped with it); otherwise
+        the events seen are put back and the caller reports the failure."""
+        seen: list[DeviceEvent | None] = []
+        deadline = time.monotonic() + 0.5
+        while (left := deadline - time.monotonic()) > 0:
+            try:
+                event = self.events.get(timeout=left)
+            except queue.Empty:
+                break
+            if event is not None and event.action == "remove" and event.kind == "usb":
+                raise _Removed() from exc
+            seen.append(event)
+        for event in seen:
+            self.events.put(event)
 
     def _progress(self, progress: Progress) -> None:
         now = time.monotonic()
