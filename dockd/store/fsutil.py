@@ -43,12 +43,6 @@ def make_dirs(path: Path, mode: int = DIR_MODE) -> list[Path]:
     return created
 
 
-def make_dirs_durable(path: Path, mode: int = DIR_MODE) -> None:
-    """``make_dirs`` and fsync each new directory's parent, so the new entries survive."""
-    for directory in make_dirs(path, mode):
-        fsync_dir(directory.parent)
-
-
 def write_file_atomic(path: Path, data: bytes, mode: int = 0o640) -> None:
     """Replace ``path`` with ``data`` so a reader sees the old or the new file, never half."""
     # Unique per call: threads of one process (bays) may replace the same file at once.

@@ -34,7 +34,7 @@ from dockd.store.content_store import (
     StoredObject,
 )
 from dockd.store.evidence import EvidenceStore, actor
-from dockd.store.fsutil import exclusive_lock
+from dockd.store.fsutil import DIR_MODE, exclusive_lock, make_dirs
 from dockd.store.metadata import read_metadata
 from dockd.store.mhl import MhlEntry, write_session_mhl
 from dockd.store.session_folder import SessionFolder
@@ -343,7 +343,7 @@ class _Session:
                 " AND ses.folder IS NOT NULL", (sha256,)):
             link = self.store.root / row[0] / row[1]
             if not link.exists():
-                link.parent.mkdir(parents=True, exist_ok=True, mode=0o750)
+                make_dirs(link.parent, DIR_MODE)
                 os.link(obj, link)
 
     def _record_file(self, tx: Any, item: _Linked, new_item: bool, metadata: Any, now: str,
