@@ -159,7 +159,7 @@ class IngestSection:
     source_change_retries: int = 2
     metadata: bool = True
     store_reserve_bytes: int = 64 << 20
-    commit_batch_files: int = 64
+    commit_batch_files: int = 256
     commit_batch_bytes: int = 256 << 20
 
 
@@ -280,7 +280,7 @@ def _parse_ingest(t: TableReader) -> IngestSection:
         source_change_retries=t.integer("source_change_retries", 2, minimum=0, maximum=10),
         metadata=t.boolean("metadata", True),
         store_reserve_bytes=t.integer("store_reserve_bytes", 64 << 20, minimum=0),
-        commit_batch_files=t.integer("commit_batch_files", 64, minimum=1, maximum=10_000),
+        commit_batch_files=t.integer("commit_batch_files", 256, minimum=1, maximum=10_000),
         commit_batch_bytes=t.integer("commit_batch_bytes", 256 << 20, minimum=1 << 20),
     )
     if section.mhl and not section.mhl_hashes:

@@ -220,8 +220,10 @@ def test_file_vanishing_between_listing_and_reading_is_failed(open_test_store: O
     store = open_test_store(chunk_bytes=64 << 10)
 
     def on_progress(p: Progress) -> None:
-        if p.bytes_done > 0 and (src / "B.MP4").exists():
-            (src / "B.MP4").unlink()  # pulled while A is being read
+        # The first report comes after the listing, before anything is opened (files
+        # opened ahead of their copy would keep their bytes on a local file system).
+        if (src / "B.MP4").exists():
+            (src / "B.MP4").unlink()
 
     report = Ingestor(store, "t").ingest(src, "REC-1", on_progress=on_progress)
     assert report.result == "incomplete"

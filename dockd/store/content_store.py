@@ -27,22 +27,23 @@ import secrets
 import shutil
 import stat
 from collections.abc import Callable, Iterable
+from concurrent.futures import Future, wait
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from dockd.errors import IntegrityError, StoreUnavailableError
+from dockd.store.direct_write import ChunkWriter, aligned_buffer, enable_direct, pwrite_all
 from dockd.store.fsutil import (
     DIR_MODE,
     FILE_MODE,
     blocking_lock,
+    link_making_dirs,
     make_dirs,
     raise_store_error,
     try_lock,
-    write_all,
     write_file_atomic,
 )
-from dockd.store.hashing import INLINE_BELOW, MultiHasher, ParallelHasher
+from dockd.store.hashing import INLINE_BELOW, FileHash, ParallelHasher
 
 OBJECTS_DIR = "objects/sha256"
 TMP_DIR = "tmp"
@@ -51,6 +52,8 @@ _SETUP_LOCK_NAME = ".setup.lock"
 _PUBLISH_LOCK_NAME = ".publish.lock"
 _INTENT_NAME = "batch.intent"
 INTENT_PREFIX = ".intent-"
+_RING = 4  # copy buffers: one being read, the others being hashed and written
+_READBACK_WINDOW = 32  # small staged files asked of the disk at once by the read-back
 
 log = logging.getLogger(__name__)
 
@@ -89,10 +92,16 @@ class ContentStore:
         self.verify_after_copy = verify_after_copy
         self._scratch: Path | None = None
         self._scratch_lock: int | None = None
-        # Buffers and hash workers live as long as the store: allocating megabytes or
+        # Buffers and worker threads live as long as the store: allocating megabytes or
         # starting threads per file costs more than copying a small file.
-        self._bufs = [bytearray(chunk_bytes) for _ in range(3)]
+        self._bufs = [aligned_buffer(chunk_bytes) for _ in range(_RING)]
+        # Per buffer, the hash and write jobs still using it. Kept across files: a small
+        # file's hashing runs on while the next file is read into the next buffer.
+        self._busy: list[list[Future[None]]] = [[] for _ in self._bufs]
+        self._turn = 0
         self._hasher = ParallelHasher(self.algorithms)
+        self._check_hasher = ParallelHasher(["sha256"])
+        self._writer = ChunkWriter()
 
     # -- life cycle -------------------------------------------------------------------
 
@@ -123,8 +132,10 @@ class ContentStore:
         self._scratch = scratch
 
     def close(self) -> None:
-        """Remove this process's scratch directory and stop the hash workers."""
+        """Remove this process's scratch directory and stop the worker threads."""
         self._hasher.close()
+        self._check_hasher.close()
+        self._writer.close()
         if self._scratch is not None:
             shutil.rmtree(self._scratch, ignore_errors=True)
             self._scratch = None
@@ -205,7 +216,8 @@ class ContentStore:
             raise_store_error(exc, "creating a temp file")
             raise
         try:
-            digests, size = self._copy_and_hash(src_fd, tmp_fd, progress, before.st_size)
+            os.fchmod(tmp_fd, FILE_MODE)  # the mode the object will have once linked
+            file_hash, size = self._copy_and_hash(src_fd, tmp_fd, progress, before.st_size)
             after = os.fstat(src_fd)
             if (size != before.st_size or after.st_size != before.st_size
                     or after.st_mtime_ns != before.st_mtime_ns):
@@ -218,7 +230,7 @@ class ContentStore:
             tmp_path.unlink(missing_ok=True)
             raise
         os.close(tmp_fd)
-        return StagedFile(tmp_path, digests, size)
+        return StagedFile(tmp_path, file_hash, size)
 
     def sync(self) -> None:
         """Make everything written to the store's file system durable (one ``syncfs``)."""
@@ -232,42 +244,57 @@ class ContentStore:
 
     def verify_staged(self, staged: StagedFile) -> None:
         """Re-read a synced staged file from the disk; IntegrityError if it differs."""
-        fd = os.open(staged.tmp_path, os.O_RDONLY | os.O_CLOEXEC)
-        try:
-            # Drop the cached pages so the re-read comes from the disk, not from memory.
-            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
-            check = MultiHasher(["sha256"])
-            view = memoryview(self._bufs[0])
-            offset = 0
-            while n := os.preadv(fd, [view], offset):
-                check.update(view[:n])
-                offset += n
-        finally:
-            os.close(fd)
+        error = self.verify_staged_all([staged])[0]
+        if error is not None:
+            raise error
+
+    def verify_staged_all(self, staged: list[StagedFile]) -> list[IntegrityError | None]:
+        """Re-read synced staged files from the disk, not from memory: their cached pages are
+        dropped first. Small files are then asked of the disk a window at a time, so it
+        serves them together instead of one round trip each. One result per file: None when
+        the read-back equals what was hashed from the source, else the IntegrityError."""
+        results: list[IntegrityError | None] = []
+        for start in range(0, len(staged), _READBACK_WINDOW):
+            window = staged[start:start + _READBACK_WINDOW]
+            fds: list[int] = []
+            try:
+                for item in window:
+                    fds.append(os.open(item.tmp_path, os.O_RDONLY | os.O_CLOEXEC))
+                    os.posix_fadvise(fds[-1], 0, 0, os.POSIX_FADV_DONTNEED)
+                for fd, item in zip(fds, window, strict=True):
+                    advice = os.POSIX_FADV_WILLNEED if item.size <= INLINE_BELOW \
+                        else os.POSIX_FADV_SEQUENTIAL
+                    os.posix_fadvise(fd, 0, 0, advice)
+                results += [self._read_back(fd, item) for fd, item in zip(fds, window, strict=True)]
+            finally:
+                for fd in fds:
+                    os.close(fd)
+        return results
+
+    def _read_back(self, fd: int, staged: StagedFile) -> IntegrityError | None:
+        def read(view: memoryview, offset: int) -> int:
+            return os.preadv(fd, [view], offset)
+
+        # One byte past the expected size: a longer file must show as a mismatch.
+        check = self._check_hasher.start(inline=staged.size <= INLINE_BELOW)
+        size = self._pump(read, staged.size + 1, check)
         sha256 = staged.digests["sha256"]
-        if offset != staged.size or check.digests()["sha256"] != sha256:
-            raise IntegrityError(
+        if size != staged.size or check.digests()["sha256"] != sha256:
+            return IntegrityError(
                 f"read-back of the copy differs from the source (sha256 {sha256}): "
                 "the store's disk may be failing"
             )
+        return None
 
     def link_staged(self, staged: StagedFile) -> StoredObject:
         """Give a staged file its hash name (never replacing an existing object). Durable
         after the next :meth:`sync`."""
         sha = staged.digests["sha256"]
         relpath = self.object_relpath(sha)
-        final = self.root / relpath
-        if final.exists():
-            return StoredObject(sha, staged.size, staged.digests, relpath, created=False)
         try:
-            os.chmod(staged.tmp_path, FILE_MODE)
-            make_dirs(final.parent, DIR_MODE)
-            try:
-                # link() never replaces: if a concurrent ingest won the race, keep its file.
-                os.link(staged.tmp_path, final)
-                created = True
-            except FileExistsError:
-                created = False
+            # link() never replaces: an object already stored (or just stored by a
+            # concurrent ingest) is kept as it is.
+            created = link_making_dirs(staged.tmp_path, self.root / relpath)
         except OSError as exc:
             raise_store_error(exc, "linking a file into the store")
             raise
@@ -294,53 +321,96 @@ class ContentStore:
             (self._scratch / _INTENT_NAME).unlink(missing_ok=True)
 
     def _copy_and_hash(self, src_fd: int, tmp_fd: int, progress: Callable[[int], None] | None,
-                       limit: int) -> tuple[dict[str, str], int]:
-        # Three buffers in a ring: while chunk i is hashed (worker threads) and written (here),
-        # chunk i+1 is read. A buffer is reused only when its hashing is done.
+                       limit: int) -> tuple[FileHash, int]:
         # Read no more than the size seen at open: a file the recorder keeps appending to
         # would otherwise be read forever; growth is caught by the fstat after the copy.
-        self._hasher.begin(inline=limit <= INLINE_BELOW)
-        pending: list[list[Any]] = [[] for _ in self._bufs]
-        size, i = 0, 0
+        small = limit <= INLINE_BELOW
+        direct = not small and enable_direct(tmp_fd)
+        if not small:
+            os.posix_fadvise(src_fd, 0, 0, os.POSIX_FADV_SEQUENTIAL)  # a wider read-ahead
+
+        def read(view: memoryview, offset: int) -> int:
+            try:
+                return os.readv(src_fd, [view])
+            except OSError as exc:
+                reason = "vanished" if exc.errno in (errno.ENOENT, errno.ENODEV, errno.ENXIO) \
+                    else "read_error"
+                raise SourceReadError(reason, f"read failed after {offset} bytes: "
+                                              f"{exc.strerror}") from None
+
+        def write(chunk: memoryview, offset: int) -> Future[None] | None:
+            if direct:
+                return self._writer.submit(tmp_fd, chunk, offset)
+            try:
+                pwrite_all(tmp_fd, chunk, offset)
+            except OSError as exc:
+                raise_store_error(exc, "writing a file")
+            return None
+
+        # The digests are not waited for: a staged file's are read when its batch is made
+        # durable, by which time the workers have long finished them.
+        file_hash = self._hasher.start()
+        size = self._pump(read, limit, file_hash, write=write, progress=progress)
+        return file_hash, size
+
+    def _pump(self, read: Callable[[memoryview, int], int], limit: int, file_hash: FileHash,
+              write: Callable[[memoryview, int], Future[None] | None] | None = None,
+              progress: Callable[[int], None] | None = None) -> int:
+        """Stream up to ``limit`` bytes through the buffer ring: while one chunk is hashed
+        (worker threads) and written (writer thread), the next is read. A buffer is reused
+        only when every job using it is done. Returns the number of bytes read; when it
+        returns (or raises), every write of this file is done."""
+        writes: list[Future[None]] = []
+        size = 0
         try:
             while size < limit:
-                slot = i % len(self._bufs)
-                for future in pending[slot]:
-                    future.result()
+                slot = self._turn % len(self._bufs)
+                self._turn += 1
+                wait(self._busy[slot])
+                _raise_write_error(writes)  # stop early on a full or failing store
                 view = memoryview(self._bufs[slot])[:min(self.chunk_bytes, limit - size)]
-                try:
-                    n = os.readv(src_fd, [view])
-                except OSError as exc:
-                    reason = "vanished" if exc.errno in (errno.ENOENT, errno.ENODEV, errno.ENXIO) \
-                        else "read_error"
-                    raise SourceReadError(reason, f"read failed after {size} bytes: "
-                                                  f"{exc.strerror}") from None
+                n = read(view, size)
                 if n == 0:
                     break
                 chunk = view[:n]
-                pending[slot] = self._hasher.update(chunk)
-                try:
-                    write_all(tmp_fd, chunk)
-                except OSError as exc:
-                    raise_store_error(exc, "writing a file")
+                self._busy[slot] = file_hash.update(chunk)
+                written = write(chunk, size) if write is not None else None
+                if written is not None:
+                    self._busy[slot].append(written)
+                    writes.append(written)
                 size += n
-                i += 1
                 if progress is not None:
                     progress(n)
         finally:
-            for futures in pending:
-                for future in futures:
-                    future.result()
-        return self._hasher.digests(), size
+            # The caller closes the file next: no write of it may still be queued.
+            wait(writes)
+        _raise_write_error(writes)
+        return size
 
 
-@dataclass(frozen=True)
+def _raise_write_error(writes: list[Future[None]]) -> None:
+    """A finished write that failed becomes the store's error (full, read-only, I/O)."""
+    for future in writes:
+        if future.done() and (exc := future.exception()) is not None:
+            if isinstance(exc, OSError):
+                raise_store_error(exc, "writing a file")
+            raise exc
+
+
 class StagedFile:
-    """A file copied and hashed into the scratch directory, not yet in the store."""
+    """A file copied into the scratch directory, not yet in the store. Its digests may
+    still be computing on the hash workers; reading :attr:`digests` waits for them."""
 
-    tmp_path: Path
-    digests: dict[str, str]
-    size: int
+    def __init__(self, tmp_path: Path, digests: dict[str, str] | FileHash, size: int) -> None:
+        self.tmp_path = tmp_path
+        self.size = size
+        self._digests = digests
+
+    @property
+    def digests(self) -> dict[str, str]:
+        if isinstance(self._digests, FileHash):
+            self._digests = self._digests.digests()
+        return self._digests
 
 
 def syncfs(fd: int) -> None:

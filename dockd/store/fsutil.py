@@ -43,6 +43,25 @@ def make_dirs(path: Path, mode: int = DIR_MODE) -> list[Path]:
     return created
 
 
+def link_making_dirs(existing: Path, new: Path, mode: int = DIR_MODE) -> bool:
+    """Hard-link ``existing`` at ``new``, creating ``new``'s missing directories (mode
+    ``mode``). Never replaces: False when ``new`` already exists."""
+    # Link first, create directories only when that fails: for most files the directory
+    # is already there, and a stat of each level would cost more than the link.
+    try:
+        os.link(existing, new)
+        return True
+    except FileExistsError:
+        return False
+    except FileNotFoundError:
+        make_dirs(new.parent, mode)
+    try:
+        os.link(existing, new)  # still ENOENT: ``existing`` itself is missing
+        return True
+    except FileExistsError:
+        return False
+
+
 def write_file_atomic(path: Path, data: bytes, mode: int = 0o640) -> None:
     """Replace ``path`` with ``data`` so a reader sees the old or the new file, never half."""
     # Unique per call: threads of one process (bays) may replace the same file at once.

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable
+from concurrent.futures import Future
 from typing import Any, Protocol
 
 import xxhash
@@ -87,15 +88,15 @@ def hash_fd(fd: int, algorithms: Iterable[str], chunk_bytes: int) -> tuple[dict[
 # ones ride along with SHA-256. (SHA-512 for c4 runs at about half SHA-256's speed, SM3 at a
 # fifth: run serially they, not the disk, would set the offload speed.)
 _SOLO = ("c4", "sm3")
-INLINE_BELOW = 256 << 10  # files up to this size are hashed without the workers
+INLINE_BELOW = 256 << 10  # files up to this size are copied in one chunk, without the writer
 
 
 class ParallelHasher:
-    """MultiHasher whose algorithm groups run on worker threads (hashlib and xxhash release
-    the GIL on large buffers), so hashing overlaps the copy's reads and writes.
+    """Hash worker threads (hashlib and xxhash release the GIL on large buffers), so that
+    hashing overlaps the copy's reads and writes — within a large file, and across small
+    files, whose digests are only needed when their batch is made durable.
 
-    ``update`` returns futures; the caller must not reuse the buffer until they are done.
-    Each group has a single worker, so its chunks are hashed in order.
+    Each algorithm group has a single worker, so every file's chunks are hashed in order.
     """
 
     def __init__(self, algorithms: Iterable[str]) -> None:
@@ -107,28 +108,41 @@ class ParallelHasher:
         self.groups = ([shared] if shared else []) + [[a] for a in wanted if a in _SOLO]
         self._workers = [ThreadPoolExecutor(1, thread_name_prefix=f"hash-{g[0]}")
                          for g in self.groups]
-        self._hashers = [MultiHasher(g) for g in self.groups]
-        self._inline = False
 
-    def begin(self, inline: bool = False) -> None:
-        """Start a new file. ``inline``: hash in the caller's thread — for a small file the
-        hand-off to the workers costs more than the hashing."""
-        self._hashers = [MultiHasher(g) for g in self.groups]
-        self._inline = inline
-
-    def update(self, chunk: memoryview) -> list[Any]:
-        if self._inline:
-            for hasher in self._hashers:
-                hasher.update(chunk)
-            return []
-        return [w.submit(h.update, chunk) for w, h in zip(self._workers, self._hashers, strict=True)]
-
-    def digests(self) -> dict[str, str]:
-        out: dict[str, str] = {}
-        for hasher in self._hashers:
-            out.update(hasher.digests())
-        return out
+    def start(self, inline: bool = False) -> FileHash:
+        """The digests of a new file. ``inline``: hash in the caller's thread (when the
+        result is needed at once and the file is small, waking a worker costs more)."""
+        return FileHash([MultiHasher(g) for g in self.groups], None if inline else self._workers)
 
     def close(self) -> None:
         for worker in self._workers:
             worker.shutdown(wait=True)
+
+
+class FileHash:
+    """One file's digests, computed on the workers (or inline) as chunks are fed."""
+
+    def __init__(self, hashers: list[MultiHasher], workers: list[Any] | None) -> None:
+        self._hashers = hashers
+        self._workers = workers
+        self._last: list[Future[None]] = []
+
+    def update(self, chunk: memoryview) -> list[Future[None]]:
+        """Feed a chunk. Returns the jobs still using it: the caller keeps the buffer
+        untouched until they are done."""
+        if self._workers is None:
+            for hasher in self._hashers:
+                hasher.update(chunk)
+            return []
+        self._last = [w.submit(h.update, chunk)
+                      for w, h in zip(self._workers, self._hashers, strict=True)]
+        return self._last
+
+    def digests(self) -> dict[str, str]:
+        """Wait for the chunks fed so far, then the digest text per algorithm."""
+        for future in self._last:
+            future.result()  # each worker runs in order: its last job done means all done
+        out: dict[str, str] = {}
+        for hasher in self._hashers:
+            out.update(hasher.digests())
+        return out

@@ -37,6 +37,7 @@ from dockd.store.evidence import EvidenceStore, actor
 from dockd.store.fsutil import DIR_MODE, exclusive_lock, make_dirs
 from dockd.store.metadata import read_metadata
 from dockd.store.mhl import MhlEntry, write_session_mhl
+from dockd.store.read_ahead import ReadAhead
 from dockd.store.session_folder import SessionFolder
 from dockd.store.source import (
     ERROR_KINDS,
@@ -154,6 +155,8 @@ class _Session:
         self._order: dict[str, int] = {}
         self._waited_for_removal = False
         self._known: dict[tuple[bytes, int, int], str] = {}
+        self._ahead: ReadAhead | None = None
+        self._room_unclaimed = 0
         self.batch_bytes = 0
         self.progress = Progress()
         self._rate_start = self.store.clock.monotonic()
@@ -230,18 +233,27 @@ class _Session:
         files = [e for e in entries if e.is_file]
         self.progress = Progress(files_total=len(files), bytes_total=sum(e.size for e in files))
         self._emit_progress()
-        for entry in entries:
-            self._check_cancel()
-            if entry.is_file:
-                self._offload_file(entry)
-            elif entry.kind in ERROR_KINDS:
-                self._failed(entry, "unreadable", entry.detail)
-            else:
-                self._skipped(entry, entry.kind)
+        self._ahead = ReadAhead(self.source, [e for e in files if self._known_as(e) is None])
+        try:
+            for entry in entries:
+                self._check_cancel()
+                if entry.is_file:
+                    self._offload_file(entry)
+                elif entry.kind in ERROR_KINDS:
+                    self._failed(entry, "unreadable", entry.detail)
+                else:
+                    self._skipped(entry, entry.kind)
+        finally:
+            self._ahead.close()
+
+    def _known_as(self, entry: SourceEntry) -> str | None:
+        """The sha256 under which this recorder already gave this file (same path, size
+        and mtime), if it did."""
+        return self._known.get((entry.relpath, entry.size, entry.mtime_ns))
 
     def _offload_file(self, entry: SourceEntry) -> None:
         shown = display_path(entry.relpath)
-        known = self._known.get((entry.relpath, entry.size, entry.mtime_ns))
+        known = self._known_as(entry)
         if known is not None and self.store.content.object_path(known).exists():
             self.report.files.append(FileOutcome(shown, "known", sha256=known, size=entry.size))
             self._advance(1, entry.size)
@@ -259,13 +271,16 @@ class _Session:
     def _flush(self) -> None:
         """Make the staged batch durable and commit it: sync, verify, link, sync, commit."""
         batch, self.batch, self.batch_bytes = self.batch, [], 0
+        self._room_unclaimed = 0  # look at the free space again for the next batch
         if not batch:
             return
         content = self.store.content
         try:
             content.sync()
             if content.verify_after_copy:
-                batch = [p for p in batch if self._read_back_ok(p)]
+                errors = content.verify_staged_all([p.staged for p in batch])
+                batch = [p for p, error in zip(batch, errors, strict=True)
+                         if self._read_back_ok(p, error)]
             with content.publication_lock():
                 content.write_intent([p.staged.digests["sha256"] for p in batch], self.folder.path)
                 linked: list[_Linked] = []
@@ -291,13 +306,11 @@ class _Session:
             if item.obj.created:
                 self.store.content.object_path(item.obj.sha256).unlink(missing_ok=True)
 
-    def _read_back_ok(self, p: _Pending) -> bool:
-        try:
-            self.store.content.verify_staged(p.staged)
-        except IntegrityError as exc:
+    def _read_back_ok(self, p: _Pending, error: IntegrityError | None) -> bool:
+        if error is not None:
             # The store's disk gave back other bytes than were written: nothing is linked;
             # the file is reported, the session goes on.
-            self._failed(p.entry, "readback_mismatch", str(exc))
+            self._failed(p.entry, "readback_mismatch", str(error))
             return False
         return True
 
@@ -309,17 +322,16 @@ class _Session:
     def _commit(self, linked: list[_Linked]) -> None:
         """One transaction for the batch: items, sightings, metadata, custody records."""
         now = utc_iso(self.store.clock.now())
+        catalogued = self._catalogued([item.obj.sha256 for item in linked])
         seen: set[str] = set()
         rows = []
         for item in linked:
             obj = item.obj
             # New to the catalog, not to the disk: after a crash between linking an object and
             # committing its item, the object exists but the item does not, and it is new.
-            row = self.store.catalog.query_one("SELECT deleted_at FROM items WHERE sha256=?",
-                                               (obj.sha256,))
-            new_item = obj.sha256 not in seen and row is None
+            new_item = obj.sha256 not in seen and obj.sha256 not in catalogued
             # Pruned earlier, docked again (the recorder still had it): the item lives again.
-            restored = obj.sha256 not in seen and row is not None and row[0] is not None
+            restored = obj.sha256 not in seen and catalogued.get(obj.sha256) is not None
             seen.add(obj.sha256)
             metadata = read_metadata(self.store.content.object_path(obj.sha256), item.p.shown) \
                 if new_item and self.ing.settings.metadata else None
@@ -333,6 +345,17 @@ class _Session:
             if restored:
                 self._relink_earlier_sightings(item.obj.sha256)
             self._account(item, new_item or restored)
+
+    def _catalogued(self, shas: list[str]) -> dict[str, str | None]:
+        """Which of ``shas`` the catalog has, with their ``deleted_at`` (None if live)."""
+        found: dict[str, str | None] = {}
+        for start in range(0, len(shas), 500):  # well under SQLite's bound-parameter limit
+            part = shas[start:start + 500]
+            rows = self.store.catalog.query(
+                f"SELECT sha256, deleted_at FROM items WHERE sha256 IN ({','.join('?' * len(part))})",
+                tuple(part))
+            found.update({row[0]: row[1] for row in rows})
+        return found
 
     def _relink_earlier_sightings(self, sha256: str) -> None:
         """Prune removed the item's links from earlier session folders; put them back."""
@@ -398,9 +421,11 @@ class _Session:
         attempts = self.ing.settings.source_change_retries + 1
         self._check_room(entry.size)
         bytes_before = self.progress.bytes_done
+        opened_ahead = self._ahead.take(entry) if self._ahead is not None else None
         for _attempt in range(attempts):
             try:
-                fd = open_beneath(self.source, entry)
+                fd = opened_ahead if opened_ahead is not None else open_beneath(self.source, entry)
+                opened_ahead = None
             except OSError as exc:
                 self._check_source_present()
                 reason = "vanished" if exc.errno == errno.ENOENT else "changed" \
@@ -448,10 +473,18 @@ class _Session:
         self._advance(1, entry.size)
 
     def _check_room(self, size: int) -> None:
-        # Keep a reserve so the custody records that close the session still fit.
+        # Keep a reserve so the custody records that close the session still fit. The file
+        # system is asked again only when the room seen at the last look (since the last
+        # batch) could be used up: a statvfs per small file costs more than its copy.
+        # A full disk met anyway (other bays writing) is caught as ENOSPC.
+        if size <= self._room_unclaimed:
+            self._room_unclaimed -= size
+            return
         st = os.statvfs(self.store.root)
-        if st.f_bavail * st.f_frsize < size + self.ing.settings.store_reserve_bytes:
+        room = st.f_bavail * st.f_frsize - self.ing.settings.store_reserve_bytes
+        if room < size:
             raise IngestInterrupted("store_full")
+        self._room_unclaimed = room - size
 
     def _check_source_present(self) -> None:
         """After a read error: is the recorder gone? A pulled disk fails reads (EIO) before

@@ -14,12 +14,35 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import mutagen
+import mutagen.aac
+import mutagen.flac
+import mutagen.mp3
 import mutagen.mp4
+import mutagen.oggflac
+import mutagen.oggopus
+import mutagen.oggspeex
+import mutagen.oggtheora
+import mutagen.oggvorbis
+import mutagen.wave
 
 log = logging.getLogger(__name__)
 
-MEDIA_SUFFIXES = {".mp4", ".mov", ".m4v", ".3gp", ".m4a", ".wav", ".mp3", ".aac", ".ogg",
-                  ".flac", ".amr"}
+_MP4_FAMILY: list[type[mutagen.FileType]] = [mutagen.mp4.MP4]
+# The containers worth trying for each recorder file name: asking mutagen to score every
+# format it knows costs 4-5 times as much per file (54 against 12 µs for a small MP4).
+# AMR is a recording format mutagen cannot read: such files get empty fields.
+CONTAINERS_BY_SUFFIX: dict[str, list[type[mutagen.FileType]]] = {
+    ".mp4": _MP4_FAMILY, ".mov": _MP4_FAMILY, ".m4v": _MP4_FAMILY, ".3gp": _MP4_FAMILY,
+    ".m4a": _MP4_FAMILY,
+    ".wav": [mutagen.wave.WAVE],
+    ".mp3": [mutagen.mp3.MP3],
+    ".aac": [mutagen.aac.AAC],
+    ".ogg": [mutagen.oggvorbis.OggVorbis, mutagen.oggopus.OggOpus, mutagen.oggflac.OggFLAC,
+             mutagen.oggspeex.OggSpeex, mutagen.oggtheora.OggTheora],
+    ".flac": [mutagen.flac.FLAC],
+    ".amr": [],
+}
+MEDIA_SUFFIXES = set(CONTAINERS_BY_SUFFIX)
 _MP4_EPOCH = dt.datetime(1904, 1, 1, tzinfo=dt.UTC)
 
 
@@ -40,10 +63,11 @@ EMPTY = RecordingMetadata()
 def read_metadata(path: Path, name_hint: str) -> RecordingMetadata:
     """Metadata of the stored file at ``path``; ``name_hint`` (the recorder's name) picks
     whether to look at all. Never raises for a malformed file."""
-    if Path(name_hint).suffix.lower() not in MEDIA_SUFFIXES:
+    containers = CONTAINERS_BY_SUFFIX.get(Path(name_hint).suffix.lower())
+    if not containers:
         return EMPTY
     try:
-        media = mutagen.File(path)
+        media = mutagen.File(path, options=containers)
     except Exception as exc:  # mutagen raises many types on hostile input; all mean "unreadable"
         log.debug("metadata unreadable", extra={"path": str(path), "error": repr(exc)})
         return EMPTY

@@ -11,10 +11,9 @@ from __future__ import annotations
 import datetime as dt
 import errno
 import hashlib
-import os
 from pathlib import Path
 
-from dockd.store.fsutil import DIR_MODE, make_dirs, raise_store_error
+from dockd.store.fsutil import link_making_dirs, raise_store_error
 from dockd.store.mhl import MHL_DIR
 from dockd.store.source import display_path
 
@@ -35,13 +34,10 @@ class SessionFolder:
         wanted = folder_relpath(recorder_path)
         for attempt in range(100):
             rel = wanted if attempt == 0 else _with_suffix(wanted, attempt + 1)
-            target = self.path / rel
             try:
-                make_dirs(target.parent, DIR_MODE)
-                os.link(object_path, target)
-                return rel
-            except FileExistsError:
-                continue
+                if link_making_dirs(object_path, self.path / rel):
+                    return rel
+                continue  # the name is taken (two recorder names printed alike)
             except OSError as exc:
                 if exc.errno == errno.EMLINK:
                     return None  # the object has the file system's maximum of links
