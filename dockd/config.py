@@ -152,6 +152,7 @@ class IngestSection:
 
     hashes: tuple[str, ...] = ("sha256",)
     verify_after_copy: str = "destination"
+    readback_hash: str = "xxh128"
     mhl: bool = True
     mhl_hashes: tuple[str, ...] = MHL_HASHES
     checkpoint_every: int = 100
@@ -273,6 +274,7 @@ def _parse_ingest(t: TableReader) -> IngestSection:
     section = IngestSection(
         hashes=hashes,
         verify_after_copy=t.choice("verify_after_copy", "destination", ("destination", "none")),
+        readback_hash=t.choice("readback_hash", "xxh128", ("xxh128", "sha256")),
         mhl=t.boolean("mhl", True),
         mhl_hashes=t.string_list("mhl_hashes", MHL_HASHES, MHL_HASHES),
         checkpoint_every=t.integer("checkpoint_every", 100, minimum=1, maximum=1_000_000),

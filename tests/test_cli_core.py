@@ -122,6 +122,7 @@ def test_usage_errors_exit_2(dockd_cli: Cli, src: Path, store_dir: Path) -> None
     ("[dock]\nstore_dirr = '/x'\n", "dock.store_dirr: unknown key"),
     ("[ingest]\nchunk_bytes = 'big'\n", "ingest.chunk_bytes: expected an integer"),
     ("[ingest]\nverify_after_copy = 'sometimes'\n", "ingest.verify_after_copy"),
+    ("[ingest]\nreadback_hash = 'md5'\n", "ingest.readback_hash"),
     ("[ingest]\nhashes = ['md5']\n", "ingest.hashes"),
     ("[ingest]\nmhl = 1\n", "ingest.mhl"),
     ("[bogus]\n", "bogus: unknown key"),

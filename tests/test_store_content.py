@@ -112,15 +112,20 @@ def test_stale_scratch_of_a_dead_process_is_removed_but_a_live_one_is_kept(tmp_p
     live.close()
 
 
-def test_read_back_mismatch_is_an_integrity_error(tmp_path: Path) -> None:
-    store = _store(tmp_path / "store")
-    (tmp_path / "t").write_bytes(b"what the disk holds")
-    wrong = StagedFile(tmp_path / "t", {"sha256": hashlib.sha256(b"what was written").hexdigest()},
-                       19)
-    with pytest.raises(IntegrityError, match="read-back"):
+@pytest.mark.parametrize("readback_hash", ["xxh128", "sha256"])
+def test_read_back_mismatch_is_an_integrity_error(tmp_path: Path, readback_hash: str) -> None:
+    store = ContentStore(tmp_path / "store", ("sha256",), 64 << 10, True, readback_hash)
+    store.open()
+    held, written = b"what the disk holds", b"what was written!!"
+    (tmp_path / "t").write_bytes(held)
+    wrong = StagedFile(tmp_path / "t", digest_bytes(written, ["sha256", readback_hash]), len(held))
+    with pytest.raises(IntegrityError, match=f"read-back.*{readback_hash}"):
         store.verify_staged(wrong)
-    right = StagedFile(tmp_path / "t", {"sha256": hashlib.sha256(b"what the disk holds").hexdigest()},
-                       19)
+    longer = StagedFile(tmp_path / "t", digest_bytes(held[:-1], ["sha256", readback_hash]),
+                        len(held) - 1)
+    with pytest.raises(IntegrityError, match="read-back"):
+        store.verify_staged(longer)  # the disk gives back a byte more than was written
+    right = StagedFile(tmp_path / "t", digest_bytes(held, ["sha256", readback_hash]), len(held))
     store.verify_staged(right)
     store.close()
 

@@ -74,7 +74,8 @@ _toml_value = st.recursive(_toml_scalar, lambda inner: st.one_of(
     st.lists(inner, max_size=4), st.dictionaries(st.text(max_size=12), inner, max_size=4)),
     max_leaves=10)
 _keys = st.sampled_from(["id", "site", "store_dir", "signing_key", "log_level", "hashes",
-                         "verify_after_copy", "mhl", "mhl_hashes", "checkpoint_every",
+                         "verify_after_copy", "readback_hash", "mhl", "mhl_hashes",
+                         "checkpoint_every", "commit_batch_files",
                          "chunk_bytes", "source_change_retries", "metadata",
                          "store_reserve_bytes", "bogus"])
 _sections = st.dictionaries(st.sampled_from(["dock", "ingest", "bogus", "leds"]),

@@ -53,6 +53,7 @@ _PUBLISH_LOCK_NAME = ".publish.lock"
 _INTENT_NAME = "batch.intent"
 INTENT_PREFIX = ".intent-"
 _RING = 4  # copy buffers: one being read, the others being hashed and written
+_READBACK_WHOLE = 8 << 20  # files up to this size are asked of the disk whole, a window at a time
 _READBACK_WINDOW = 32  # small staged files asked of the disk at once by the read-back
 
 log = logging.getLogger(__name__)
@@ -85,11 +86,13 @@ class ContentStore:
     """Writes files into the store. One per process (it owns a scratch directory)."""
 
     def __init__(self, root: Path, algorithms: Iterable[str], chunk_bytes: int,
-                 verify_after_copy: bool) -> None:
+                 verify_after_copy: bool, readback_hash: str = "xxh128") -> None:
         self.root = root
-        self.algorithms = tuple(algorithms)
+        # The read-back compares against the digest taken from the source in the copy pass.
+        self.algorithms = tuple(dict.fromkeys([*algorithms, readback_hash]))
         self.chunk_bytes = chunk_bytes
         self.verify_after_copy = verify_after_copy
+        self.readback_hash = readback_hash
         self._scratch: Path | None = None
         self._scratch_lock: int | None = None
         # Buffers and worker threads live as long as the store: allocating megabytes or
@@ -100,7 +103,7 @@ class ContentStore:
         self._busy: list[list[Future[None]]] = [[] for _ in self._bufs]
         self._turn = 0
         self._hasher = ParallelHasher(self.algorithms)
-        self._check_hasher = ParallelHasher(["sha256"])
+        self._check_hasher = ParallelHasher([readback_hash])
         self._writer = ChunkWriter()
 
     # -- life cycle -------------------------------------------------------------------
@@ -250,9 +253,10 @@ class ContentStore:
 
     def verify_staged_all(self, staged: list[StagedFile]) -> list[IntegrityError | None]:
         """Re-read synced staged files from the disk, not from memory: their cached pages are
-        dropped first. Small files are then asked of the disk a window at a time, so it
-        serves them together instead of one round trip each. One result per file: None when
-        the read-back equals what was hashed from the source, else the IntegrityError."""
+        dropped first. Files up to a few MiB are then asked of the disk a window at a time,
+        so it serves them together instead of one round trip each, and each file is read
+        while the one before is still being hashed. One result per file: None when the
+        read-back equals what was hashed from the source, else the IntegrityError."""
         results: list[IntegrityError | None] = []
         for start in range(0, len(staged), _READBACK_WINDOW):
             window = staged[start:start + _READBACK_WINDOW]
@@ -262,29 +266,33 @@ class ContentStore:
                     fds.append(os.open(item.tmp_path, os.O_RDONLY | os.O_CLOEXEC))
                     os.posix_fadvise(fds[-1], 0, 0, os.POSIX_FADV_DONTNEED)
                 for fd, item in zip(fds, window, strict=True):
-                    advice = os.POSIX_FADV_WILLNEED if item.size <= INLINE_BELOW \
+                    advice = os.POSIX_FADV_WILLNEED if item.size <= _READBACK_WHOLE \
                         else os.POSIX_FADV_SEQUENTIAL
                     os.posix_fadvise(fd, 0, 0, advice)
-                results += [self._read_back(fd, item) for fd, item in zip(fds, window, strict=True)]
+                read_back = [self._read_back(fd, item) for fd, item in zip(fds, window, strict=True)]
             finally:
                 for fd in fds:
                     os.close(fd)
+            results += [self._compare(item, size, check) for item, (size, check)
+                        in zip(window, read_back, strict=True)]
         return results
 
-    def _read_back(self, fd: int, staged: StagedFile) -> IntegrityError | None:
+    def _compare(self, staged: StagedFile, size: int, check: FileHash) -> IntegrityError | None:
+        name = self.readback_hash
+        if size != staged.size or check.digests()[name] != staged.digests[name]:
+            return IntegrityError(
+                f"read-back of the copy differs from the source ({name}; sha256 "
+                f"{staged.digests['sha256']}): the store's disk may be failing"
+            )
+        return None
+
+    def _read_back(self, fd: int, staged: StagedFile) -> tuple[int, FileHash]:
         def read(view: memoryview, offset: int) -> int:
             return os.preadv(fd, [view], offset)
 
         # One byte past the expected size: a longer file must show as a mismatch.
-        check = self._check_hasher.start(inline=staged.size <= INLINE_BELOW)
-        size = self._pump(read, staged.size + 1, check)
-        sha256 = staged.digests["sha256"]
-        if size != staged.size or check.digests()["sha256"] != sha256:
-            return IntegrityError(
-                f"read-back of the copy differs from the source (sha256 {sha256}): "
-                "the store's disk may be failing"
-            )
-        return None
+        check = self._check_hasher.start()
+        return self._pump(read, staged.size + 1, check), check
 
     def link_staged(self, staged: StagedFile) -> StoredObject:
         """Give a staged file its hash name (never replacing an existing object). Durable
@@ -324,9 +332,10 @@ class ContentStore:
                        limit: int) -> tuple[FileHash, int]:
         # Read no more than the size seen at open: a file the recorder keeps appending to
         # would otherwise be read forever; growth is caught by the fstat after the copy.
-        small = limit <= INLINE_BELOW
-        direct = not small and enable_direct(tmp_fd)
-        if not small:
+        # Small files are written in this thread through the page cache: one write, and
+        # the batch's syncfs takes many at once. Larger ones go direct, on the writer.
+        direct = limit > INLINE_BELOW and enable_direct(tmp_fd)
+        if direct:
             os.posix_fadvise(src_fd, 0, 0, os.POSIX_FADV_SEQUENTIAL)  # a wider read-ahead
 
         def read(view: memoryview, offset: int) -> int:

@@ -52,7 +52,8 @@ def open_store(config: Config, clock: Clock, recover: bool = True) -> EvidenceSt
     """Open (creating when new) the store named by ``config`` for writing."""
     root = config.dock.store_dir
     content = ContentStore(root, _ingest_algorithms(config), config.ingest.chunk_bytes,
-                           config.ingest.verify_after_copy == "destination")
+                           config.ingest.verify_after_copy == "destination",
+                           config.ingest.readback_hash)
     content.open()  # proves the store is writable before anything else is touched
     make_dirs(root / LOCKS_DIR, DIR_MODE)
     catalog = Catalog(catalog_path(root))
