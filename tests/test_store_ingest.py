@@ -325,3 +325,24 @@ def test_same_recorder_twice_at_once_is_refused(open_test_store: Opener, make_tr
 
     Ingestor(store, "t").ingest(src, "REC-1", on_progress=on_progress)
     assert inner and "REC-1" in str(inner[0])
+
+
+@pytest.mark.parametrize("readback_hash", ["xxh128", "sha256"])
+def test_batches_read_back_while_the_next_is_copied_store_exact_bytes(
+        open_test_store: Opener, make_tree: Tree, tmp_path: Path, readback_hash: str) -> None:
+    """The committer thread reads batch N back while the ingest copies batch N+1: the two
+    must never share a buffer. Many small batches of multi-chunk files, each checked."""
+    files = {f"DCIM/{i:03}.MP4": os.urandom(300_000 + i * 4097) for i in range(48)}
+    src = make_tree(tmp_path / "src", files)
+    store = open_test_store(chunk_bytes=64 << 10, commit_batch_files=2,
+                            readback_hash=readback_hash)
+    report = Ingestor(store, "t").ingest(src, "REC-1")
+    assert report.result == "completed", [f for f in report.files if f.outcome != "stored"]
+    assert report.count("stored") == len(files)
+    for event in _events(store, "file.ingested"):
+        data = files[event["source_path"]]
+        assert event["sha256"] == hashlib.sha256(data).hexdigest()
+        assert (store.root / event["stored_path"]).read_bytes() == data
+    seqs = [r[0] for r in store.catalog.query("SELECT seq FROM custody ORDER BY seq")]
+    assert seqs == list(range(seqs[0], seqs[0] + len(seqs)))  # one unbroken chain
+    assert verify_store(store, "t").ok

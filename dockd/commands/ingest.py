@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 from pathlib import Path
 
@@ -33,7 +34,7 @@ def run(args: argparse.Namespace) -> int:
         store.close()
     summary = report.summary()
     if args.json:
-        summary["files"] = [f.__dict__ for f in report.files]
+        summary["files"] = [dataclasses.asdict(f) for f in report.files]
         print_json(summary)
     else:
         print(_("session {session}: {result}; stored {stored}, deduplicated {dedup}, "

@@ -59,7 +59,7 @@ _READBACK_WINDOW = 32  # small staged files asked of the disk at once by the rea
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # one per file: no __dict__ each
 class StoredObject:
     """A file now durable in the store."""
 
@@ -97,11 +97,11 @@ class ContentStore:
         self._scratch_lock: int | None = None
         # Buffers and worker threads live as long as the store: allocating megabytes or
         # starting threads per file costs more than copying a small file.
-        self._bufs = [aligned_buffer(chunk_bytes) for _ in range(_RING)]
-        # Per buffer, the hash and write jobs still using it. Kept across files: a small
-        # file's hashing runs on while the next file is read into the next buffer.
-        self._busy: list[list[Future[None]]] = [[] for _ in self._bufs]
-        self._turn = 0
+        # Two rings: copies run on the ingest's thread while the batch before is read back
+        # on its committer thread; they must never share a buffer.
+        self._copy_ring = _BufferRing(_RING, chunk_bytes)
+        # (no read-back, no second ring: its buffers would only add to the RSS)
+        self._check_ring = _BufferRing(_RING if verify_after_copy else 0, chunk_bytes)
         self._hasher = ParallelHasher(self.algorithms)
         self._check_hasher = ParallelHasher([readback_hash])
         self._writer = ChunkWriter()
@@ -292,7 +292,7 @@ class ContentStore:
 
         # One byte past the expected size: a longer file must show as a mismatch.
         check = self._check_hasher.start()
-        return self._pump(read, staged.size + 1, check), check
+        return self._pump(self._check_ring, read, staged.size + 1, check), check
 
     def link_staged(self, staged: StagedFile) -> StoredObject:
         """Give a staged file its hash name (never replacing an existing object). Durable
@@ -359,10 +359,11 @@ class ContentStore:
         # The digests are not waited for: a staged file's are read when its batch is made
         # durable, by which time the workers have long finished them.
         file_hash = self._hasher.start()
-        size = self._pump(read, limit, file_hash, write=write, progress=progress)
+        size = self._pump(self._copy_ring, read, limit, file_hash, write=write, progress=progress)
         return file_hash, size
 
-    def _pump(self, read: Callable[[memoryview, int], int], limit: int, file_hash: FileHash,
+    def _pump(self, ring: _BufferRing, read: Callable[[memoryview, int], int], limit: int,
+              file_hash: FileHash,
               write: Callable[[memoryview, int], Future[None] | None] | None = None,
               progress: Callable[[int], None] | None = None) -> int:
         """Stream up to ``limit`` bytes through the buffer ring: while one chunk is hashed
@@ -373,19 +374,17 @@ class ContentStore:
         size = 0
         try:
             while size < limit:
-                slot = self._turn % len(self._bufs)
-                self._turn += 1
-                wait(self._busy[slot])
+                slot = ring.take()
                 _raise_write_error(writes)  # stop early on a full or failing store
-                view = memoryview(self._bufs[slot])[:min(self.chunk_bytes, limit - size)]
+                view = memoryview(ring.buffers[slot])[:min(self.chunk_bytes, limit - size)]
                 n = read(view, size)
                 if n == 0:
                     break
                 chunk = view[:n]
-                self._busy[slot] = file_hash.update(chunk)
+                ring.busy[slot] = file_hash.update(chunk)
                 written = write(chunk, size) if write is not None else None
                 if written is not None:
-                    self._busy[slot].append(written)
+                    ring.busy[slot].append(written)
                     writes.append(written)
                 size += n
                 if progress is not None:
@@ -395,6 +394,24 @@ class ContentStore:
             wait(writes)
         _raise_write_error(writes)
         return size
+
+
+class _BufferRing:
+    """Page-aligned buffers used in turn. Each remembers the hash and write jobs still
+    using it, kept across files: a small file's hashing runs on while the next file is
+    read into the next buffer. A buffer is handed out again only when they are done."""
+
+    def __init__(self, count: int, size: int) -> None:
+        self.buffers = [aligned_buffer(size) for _ in range(count)]
+        self.busy: list[list[Future[None]]] = [[] for _ in self.buffers]
+        self._turn = 0
+
+    def take(self) -> int:
+        """The next buffer's index, once nothing uses it any more."""
+        slot = self._turn % len(self.buffers)
+        self._turn += 1
+        wait(self.busy[slot])
+        return slot
 
 
 def _raise_write_error(writes: list[Future[None]]) -> None:

@@ -7,7 +7,7 @@ import errno
 import fcntl
 import os
 import secrets
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from dockd.errors import StoreFullError, StoreUnavailableError
@@ -64,14 +64,23 @@ def link_making_dirs(existing: Path, new: Path, mode: int = DIR_MODE) -> bool:
 
 def write_file_atomic(path: Path, data: bytes, mode: int = 0o640) -> None:
     """Replace ``path`` with ``data`` so a reader sees the old or the new file, never half."""
+    write_chunks_atomic(path, [data], mode)
+
+
+def write_chunks_atomic(path: Path, chunks: Iterable[bytes], mode: int = 0o640) -> None:
+    """:func:`write_file_atomic` for content produced piece by piece (never all in memory)."""
     # Unique per call: threads of one process (bays) may replace the same file at once.
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(6)}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, mode)
     try:
-        write_all(fd, data)
+        for chunk in chunks:
+            write_all(fd, chunk)
         os.fsync(fd)
-    finally:
+    except BaseException:
         os.close(fd)
+        tmp.unlink(missing_ok=True)
+        raise
+    os.close(fd)
     os.replace(tmp, path)
     fsync_dir(path.parent)
 

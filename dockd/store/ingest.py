@@ -11,6 +11,7 @@ The session ends with ``session.completed`` or ``session.interrupted`` and a che
 from __future__ import annotations
 
 import base64
+import contextlib
 import datetime as dt
 import errno
 import logging
@@ -18,7 +19,8 @@ import os
 import sqlite3
 import threading
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -52,7 +54,7 @@ from dockd.store.source import (
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # one per file: no __dict__ each
 class FileOutcome:
     """What happened to one entry of the volume."""
 
@@ -160,6 +162,11 @@ class _Session:
         self.batch_bytes = 0
         self.progress = Progress()
         self._rate_start = self.store.clock.monotonic()
+        # One batch is made durable on the committer thread while the next is copied. The
+        # catalog connection, the report and the progress are shared with it: this lock.
+        self._lock = threading.RLock()
+        self._committer: ThreadPoolExecutor | None = None
+        self._committing: Future[None] | None = None
 
     def run(self, session_info: dict[str, Any]) -> IngestReport:
         with exclusive_lock(self.store.lock_path(f"session-{self.id}"), "session lock"):
@@ -170,7 +177,7 @@ class _Session:
                         self._offload_all()
                     finally:
                         # Files copied completely before a stop are kept: commit them.
-                        self._flush()
+                        self._flush(last=True)
                 except IngestInterrupted as stop:
                     self.report.result, self.report.reason = "interrupted", stop.reason
                 except StoreFullError:
@@ -179,6 +186,8 @@ class _Session:
                     self.report.result, self.report.reason = "interrupted", "store_full"
                 self._finish()
             finally:
+                if self._committer is not None:
+                    self._committer.shutdown(wait=True)  # nothing runs on after we return
                 self.store.lock_path(f"session-{self.id}").unlink(missing_ok=True)
         return self.report
 
@@ -237,6 +246,8 @@ class _Session:
         try:
             for entry in entries:
                 self._check_cancel()
+                if self._committing is not None and self._committing.done():
+                    self._wait_committed()  # a batch that failed stops the session now
                 if entry.is_file:
                     self._offload_file(entry)
                 elif entry.kind in ERROR_KINDS:
@@ -268,24 +279,49 @@ class _Session:
                 or self.batch_bytes >= settings.commit_batch_bytes):
             self._flush()
 
-    def _flush(self) -> None:
-        """Make the staged batch durable and commit it: sync, verify, link, sync, commit."""
+    def _flush(self, last: bool = False) -> None:
+        """Hand the staged batch to the committer thread, after the batch before it is
+        done; with ``last``, also wait for this one."""
         batch, self.batch, self.batch_bytes = self.batch, [], 0
         self._room_unclaimed = 0  # look at the free space again for the next batch
-        if not batch:
-            return
+        try:
+            self._wait_committed()
+        except BaseException:
+            self._discard(batch)  # the session stops: the earlier batch's error is reported
+            raise
+        if batch:
+            if self._committer is None:
+                self._committer = ThreadPoolExecutor(1, thread_name_prefix="commit")
+            self._committing = self._committer.submit(self._make_durable, batch)
+        if last:
+            self._wait_committed()
+
+    def _wait_committed(self) -> None:
+        """Wait for the batch being made durable; its error (store full…) is raised here."""
+        committing, self._committing = self._committing, None
+        if committing is not None:
+            committing.result()
+
+    def _discard(self, batch: list[_Pending]) -> None:
+        for p in batch:
+            self.store.content.discard(p.staged)
+
+    def _make_durable(self, batch: list[_Pending]) -> None:
+        """On the committer thread: sync, read back, link, sync, commit one batch."""
         content = self.store.content
         try:
             content.sync()
+            verified = batch
             if content.verify_after_copy:
                 errors = content.verify_staged_all([p.staged for p in batch])
-                batch = [p for p, error in zip(batch, errors, strict=True)
-                         if self._read_back_ok(p, error)]
+                verified = [p for p, error in zip(batch, errors, strict=True)
+                            if self._read_back_ok(p, error)]
             with content.publication_lock():
-                content.write_intent([p.staged.digests["sha256"] for p in batch], self.folder.path)
+                content.write_intent([p.staged.digests["sha256"] for p in verified],
+                                     self.folder.path)
                 linked: list[_Linked] = []
                 try:
-                    for p in batch:
+                    for p in verified:
                         linked.append(self._link(p))
                     content.sync()
                     self._commit(linked)
@@ -295,8 +331,7 @@ class _Session:
                 finally:
                     content.clear_intent()
         finally:
-            for p in batch:
-                content.discard(p.staged)
+            self._discard(batch)
 
     def _unlink_uncommitted(self, linked: list[_Linked]) -> None:
         """Undo the links of a batch whose commit failed: no object without its item."""
@@ -351,19 +386,22 @@ class _Session:
         found: dict[str, str | None] = {}
         for start in range(0, len(shas), 500):  # well under SQLite's bound-parameter limit
             part = shas[start:start + 500]
-            rows = self.store.catalog.query(
-                f"SELECT sha256, deleted_at FROM items WHERE sha256 IN ({','.join('?' * len(part))})",
-                tuple(part))
+            with self._lock:
+                rows = self.store.catalog.query(
+                    f"SELECT sha256, deleted_at FROM items WHERE sha256 IN"
+                    f" ({','.join('?' * len(part))})", tuple(part))
             found.update({row[0]: row[1] for row in rows})
         return found
 
     def _relink_earlier_sightings(self, sha256: str) -> None:
         """Prune removed the item's links from earlier session folders; put them back."""
         obj = self.store.content.object_path(sha256)
-        for row in self.store.catalog.query(
+        with self._lock:
+            rows = self.store.catalog.query(
                 "SELECT ses.folder, s.session_path FROM sightings s JOIN sessions ses"
                 " ON ses.id = s.session_id WHERE s.sha256=? AND s.session_path IS NOT NULL"
-                " AND ses.folder IS NOT NULL", (sha256,)):
+                " AND ses.folder IS NOT NULL", (sha256,))
+        for row in rows:
             link = self.store.root / row[0] / row[1]
             if not link.exists():
                 make_dirs(link.parent, DIR_MODE)
@@ -402,6 +440,10 @@ class _Session:
         self.store.custody.record(tx, "file.ingested", self.ing.actor, obj.sha256, payload)
 
     def _account(self, item: _Linked, new_item: bool) -> None:
+        with self._lock:
+            self._account_locked(item, new_item)
+
+    def _account_locked(self, item: _Linked, new_item: bool) -> None:
         obj, st = item.obj, item.p.stat
         if item.session_path is not None:
             mhl_digests = {k: obj.digests[k] for k in self.ing.settings.mhl_hashes
@@ -510,22 +552,27 @@ class _Session:
         self._check_cancel()
 
     def _advance(self, files: int, nbytes: int) -> None:
-        p = self.progress
-        elapsed = max(self.store.clock.monotonic() - self._rate_start, 1e-6)
-        done = p.bytes_done + nbytes
-        self.progress = Progress(p.files_done + files, p.files_total, done, p.bytes_total,
-                                 done / elapsed)
-        self._emit_progress()
+        with self._lock:
+            p = self.progress
+            elapsed = max(self.store.clock.monotonic() - self._rate_start, 1e-6)
+            done = p.bytes_done + nbytes
+            self.progress = Progress(p.files_done + files, p.files_total, done, p.bytes_total,
+                                     done / elapsed)
+            self._emit_progress()
 
     def _emit_progress(self) -> None:
-        if self.on_progress is not None:
-            self.on_progress(self.progress)
+        # Under the lock: the caller's callback is never entered from two threads at once.
+        with self._lock:
+            if self.on_progress is not None:
+                self.on_progress(self.progress)
 
-    def _tx(self) -> Any:
-        return _translate_full(self.store.catalog.transaction())
+    @contextlib.contextmanager
+    def _tx(self) -> Iterator[Any]:
+        with self._lock, _translate_full(self.store.catalog.transaction()) as tx:
+            yield tx
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # one per file: no __dict__ each
 class _Pending:
     """A file staged in the scratch directory, waiting for its batch's commit."""
 
@@ -535,7 +582,7 @@ class _Pending:
     stat: os.stat_result
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # one per file: no __dict__ each
 class _Linked:
     """A staged file linked into the store (and the session folder), not yet committed."""
 

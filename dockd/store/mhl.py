@@ -9,19 +9,19 @@ from __future__ import annotations
 
 import datetime as dt
 import socket
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from xml.sax.saxutils import escape
 
 from dockd import __version__
-from dockd.store.fsutil import DIR_MODE, make_dirs, write_file_atomic
-from dockd.store.hashing import digest_bytes
+from dockd.store.fsutil import DIR_MODE, make_dirs, write_chunks_atomic, write_file_atomic
+from dockd.store.hashing import MultiHasher
 
 MHL_DIR = "ascmhl"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # one per file: no __dict__ each
 class MhlEntry:
     """One file of the manifest: its path relative to the folder and its digests."""
 
@@ -39,9 +39,19 @@ def write_session_mhl(folder: Path, entries: Sequence[MhlEntry], hash_formats: S
     make_dirs(mhl_dir, DIR_MODE)
     stamp = now.astimezone(dt.UTC)
     name = f"0001_{folder.name}_{stamp:%Y-%m-%d_%H%M%S}Z.mhl"
-    manifest = _manifest_xml(entries, hash_formats, stamp).encode("utf-8")
-    write_file_atomic(mhl_dir / name, manifest, mode=0o440)
-    manifest_c4 = digest_bytes(manifest, ["c4"])["c4"]
+    # Streamed, and hashed as it is written: a session of 10,000 files makes a manifest of
+    # some megabytes, which would otherwise sit in memory three times over.
+    c4 = MultiHasher(["c4"])
+
+    def hashed(pieces: Iterator[str]) -> Iterator[bytes]:
+        for piece in pieces:
+            data = piece.encode("utf-8")
+            c4.update(data)
+            yield data
+
+    write_chunks_atomic(mhl_dir / name, hashed(_manifest_xml(entries, hash_formats, stamp)),
+                        mode=0o440)
+    manifest_c4 = c4.digests()["c4"]
     chain = (
         '<?xml version="1.0" encoding="UTF-8"?>\n'
         '<ascmhldirectory xmlns="urn:ASC:MHL:DIRECTORY:v2.0">\n'
@@ -56,8 +66,9 @@ def write_session_mhl(folder: Path, entries: Sequence[MhlEntry], hash_formats: S
 
 
 def _manifest_xml(entries: Sequence[MhlEntry], hash_formats: Sequence[str],
-                  now: dt.datetime) -> str:
-    lines = [
+                  now: dt.datetime) -> Iterator[str]:
+    """The manifest's text, one file's ``<hash>`` element at a time."""
+    yield "\n".join([
         '<?xml version="1.0" encoding="UTF-8"?>',
         '<hashlist version="2.0" xmlns="urn:ASC:MHL:v2.0">',
         "  <creatorinfo>",
@@ -74,17 +85,17 @@ def _manifest_xml(entries: Sequence[MhlEntry], hash_formats: Sequence[str],
         "    </ignore>",
         "  </processinfo>",
         "  <hashes>",
-    ]
+        "",
+    ])
     for entry in sorted(entries, key=lambda e: e.path):
-        lines.append("    <hash>")
-        lines.append(f'      <path size="{entry.size}" lastmodificationdate="{_date(entry.modified)}">'
-                     f"{escape(entry.path)}</path>")
-        for fmt in hash_formats:
-            lines.append(f'      <{fmt} action="original" hashdate="{_date(entry.hashed_at, True)}">'
-                         f"{entry.digests[fmt]}</{fmt}>")
-        lines.append("    </hash>")
-    lines += ["  </hashes>", "</hashlist>", ""]
-    return "\n".join(lines)
+        lines = ["    <hash>",
+                 f'      <path size="{entry.size}" lastmodificationdate="{_date(entry.modified)}">'
+                 f"{escape(entry.path)}</path>"]
+        lines += [f'      <{fmt} action="original" hashdate="{_date(entry.hashed_at, True)}">'
+                  f"{entry.digests[fmt]}</{fmt}>" for fmt in hash_formats]
+        lines += ["    </hash>", ""]
+        yield "\n".join(lines)
+    yield "  </hashes>\n</hashlist>\n"
 
 
 def _date(moment: dt.datetime, micro: bool = False) -> str:
