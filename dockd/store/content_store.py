@@ -32,7 +32,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from dockd.errors import IntegrityError, StoreUnavailableError
-from dockd.store.direct_write import ChunkWriter, aligned_buffer, enable_direct, pwrite_all
+from dockd.store.direct_write import (
+    ALIGN,
+    ChunkWriter,
+    aligned_buffer,
+    enable_direct,
+    pread_all,
+    pwrite_all,
+)
 from dockd.store.fsutil import (
     DIR_MODE,
     FILE_MODE,
@@ -53,7 +60,6 @@ _PUBLISH_LOCK_NAME = ".publish.lock"
 _INTENT_NAME = "batch.intent"
 INTENT_PREFIX = ".intent-"
 _RING = 4  # copy buffers: one being read, the others being hashed and written
-_READBACK_WHOLE = 8 << 20  # files up to this size are asked of the disk whole, a window at a time
 _READBACK_WINDOW = 32  # small staged files asked of the disk at once by the read-back
 
 log = logging.getLogger(__name__)
@@ -266,9 +272,12 @@ class ContentStore:
                     fds.append(os.open(item.tmp_path, os.O_RDONLY | os.O_CLOEXEC))
                     os.posix_fadvise(fds[-1], 0, 0, os.POSIX_FADV_DONTNEED)
                 for fd, item in zip(fds, window, strict=True):
-                    advice = os.POSIX_FADV_WILLNEED if item.size <= _READBACK_WHOLE \
-                        else os.POSIX_FADV_SEQUENTIAL
-                    os.posix_fadvise(fd, 0, 0, advice)
+                    # A larger file is read with O_DIRECT: from the disk into the buffer,
+                    # with no copy out of the page cache (a third of the CPU time of a
+                    # read-back, measured with perf). Small ones are read through the cache,
+                    # so that the whole window can be asked for at once.
+                    if item.size <= INLINE_BELOW or not enable_direct(fd):
+                        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_WILLNEED)
                 read_back = [self._read_back(fd, item) for fd, item in zip(fds, window, strict=True)]
             finally:
                 for fd in fds:
@@ -288,11 +297,13 @@ class ContentStore:
 
     def _read_back(self, fd: int, staged: StagedFile) -> tuple[int, FileHash]:
         def read(view: memoryview, offset: int) -> int:
-            return os.preadv(fd, [view], offset)
+            return pread_all(fd, view, offset)
 
-        # One byte past the expected size: a longer file must show as a mismatch.
+        # Past the expected size (by at least a byte, to an aligned length for O_DIRECT): a
+        # longer file must show as a mismatch.
+        limit = -(-(staged.size + 1) // ALIGN) * ALIGN
         check = self._check_hasher.start()
-        return self._pump(self._check_ring, read, staged.size + 1, check), check
+        return self._pump(self._check_ring, read, limit, check), check
 
     def link_staged(self, staged: StagedFile) -> StoredObject:
         """Give a staged file its hash name (never replacing an existing object). Durable

@@ -1,4 +1,5 @@
-"""Writing a staged file on a thread of its own, past the page cache where the disk allows.
+"""Direct I/O for the store: staged files written on a thread of their own and read back
+past the page cache, where the disk allows.
 
 A large file is written with ``O_DIRECT``: each chunk goes from the copy buffer to the disk
 without a second copy into the page cache, and the disk writes while the next chunk is read
@@ -18,6 +19,8 @@ import fcntl
 import mmap
 import os
 from concurrent.futures import Future, ThreadPoolExecutor
+
+ALIGN = 4096  # offsets and lengths of direct I/O are kept to multiples of this
 
 
 def aligned_buffer(size: int) -> mmap.mmap:
@@ -62,6 +65,17 @@ def pwrite_all(fd: int, data: memoryview, offset: int) -> None:
             _disable_direct(fd)  # what is left may start unaligned
         view = view[written:]
         offset += written
+
+
+def pread_all(fd: int, view: memoryview, offset: int) -> int:
+    """Read into ``view`` at ``offset``, as much as the file has; a direct read the disk
+    refuses (EINVAL: unaligned) is made through the page cache instead."""
+    try:
+        return os.preadv(fd, [view], offset)
+    except OSError as exc:
+        if exc.errno == errno.EINVAL and _disable_direct(fd):
+            return os.preadv(fd, [view], offset)
+        raise
 
 
 class ChunkWriter:
