@@ -302,7 +302,7 @@ class ContentStore:
         # Past the expected size (by at least a byte, to an aligned length for O_DIRECT): a
         # longer file must show as a mismatch.
         limit = -(-(staged.size + 1) // ALIGN) * ALIGN
-        check = self._check_hasher.start()
+        check = self._check_hasher.start(inline=staged.size <= INLINE_BELOW)
         return self._pump(self._check_ring, read, limit, check), check
 
     def link_staged(self, staged: StagedFile) -> StoredObject:
@@ -369,7 +369,7 @@ class ContentStore:
 
         # The digests are not waited for: a staged file's are read when its batch is made
         # durable, by which time the workers have long finished them.
-        file_hash = self._hasher.start()
+        file_hash = self._hasher.start(one_worker=limit <= INLINE_BELOW)
         size = self._pump(self._copy_ring, read, limit, file_hash, write=write, progress=progress)
         return file_hash, size
 

@@ -109,10 +109,16 @@ class ParallelHasher:
         self._workers = [ThreadPoolExecutor(1, thread_name_prefix=f"hash-{g[0]}")
                          for g in self.groups]
 
-    def start(self, inline: bool = False) -> FileHash:
+    def start(self, inline: bool = False, one_worker: bool = False) -> FileHash:
         """The digests of a new file. ``inline``: hash in the caller's thread (when the
-        result is needed at once and the file is small, waking a worker costs more)."""
-        return FileHash([MultiHasher(g) for g in self.groups], None if inline else self._workers)
+        result is needed at once and the file is small, waking a worker costs more).
+        ``one_worker``: every algorithm on the first worker, one wake-up per chunk instead
+        of one per worker (for a small file, the wake-ups cost more than the hashing)."""
+        if inline:
+            return FileHash([MultiHasher(g) for g in self.groups], None)
+        if one_worker:
+            return FileHash([MultiHasher([a for g in self.groups for a in g])], self._workers[:1])
+        return FileHash([MultiHasher(g) for g in self.groups], self._workers)
 
     def close(self) -> None:
         for worker in self._workers:
