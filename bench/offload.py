@@ -181,9 +181,16 @@ def can_drop_caches() -> bool:
     return os.access("/proc/sys/vm/drop_caches", os.W_OK)
 
 
+SETTLE_S = 6.0
+
+
 def drop_caches() -> None:
-    """Write everything out, then empty the page cache, so no run reads another's cache."""
+    """Write everything out, then empty the page cache, so no run reads another's cache.
+    Then wait a few seconds: ext4 will not reuse an inode freed less than 5 s ago and
+    scans past each one (recently_deleted), so a run right after the previous run's
+    rm -r would pay for that rm (seen with perf; it hits cp and dockd alike)."""
     subprocess.run(["sync"], check=True)
+    time.sleep(SETTLE_S)
     if can_drop_caches():
         Path("/proc/sys/vm/drop_caches").write_text("3\n")
 
