@@ -318,7 +318,9 @@ def test_pull_out_whose_reads_fail_before_the_remove_event_is_still_a_pull_out(
         dock: DaemonRunner) -> None:
     """A real disk fails reads (EIO) before udev reports its removal: the offload must not
     call that an offload failure."""
-    files = [(f"DCIM/LATE{n}.MP4", 120 << 20) for n in range(4)]
+    # Enough files that the pull lands mid-offload on a fast store (the simulated card's
+    # open files stay readable after the pull; the next open is what fails).
+    files = [(f"DCIM/LATE{n:02}.MP4", 64 << 20) for n in range(16)]
     dock.dock.plug("1-1.1", "msc", usb_serial="LATE1", files=files)
     dock.wait_until(lambda s: s["bays"][0]["progress"]["bytes_done"] > 0, 60, "bytes copied")
     dock.dock.pull_out("1-1.1", remove_delay_s=0.7)

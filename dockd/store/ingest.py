@@ -39,7 +39,7 @@ from dockd.store.evidence import EvidenceStore, actor
 from dockd.store.fsutil import DIR_MODE, exclusive_lock, make_dirs
 from dockd.store.metadata import read_metadata
 from dockd.store.mhl import MhlEntry, write_session_mhl
-from dockd.store.read_ahead import ReadAhead
+from dockd.store.read_ahead import ReadAhead, worth_reading_ahead
 from dockd.store.session_folder import SessionFolder
 from dockd.store.source import (
     ERROR_KINDS,
@@ -242,7 +242,8 @@ class _Session:
         files = [e for e in entries if e.is_file]
         self.progress = Progress(files_total=len(files), bytes_total=sum(e.size for e in files))
         self._emit_progress()
-        self._ahead = ReadAhead(self.source, [e for e in files if self._known_as(e) is None])
+        self._ahead = ReadAhead(self.source, [e for e in files if self._known_as(e) is None
+                                              and worth_reading_ahead(e)])
         try:
             for entry in entries:
                 self._check_cancel()

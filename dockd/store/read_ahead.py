@@ -22,7 +22,15 @@ log = logging.getLogger(__name__)
 
 WINDOW_FILES = 16
 WINDOW_BYTES = 16 << 20
-HEAD_BYTES = 4 << 20  # how much of a file's start to ask for; the kernel streams the rest
+HEAD_BYTES = 4 << 20  # how much of a file's start to ask for
+LARGEST = 8 << 20
+"""Files larger than this are not opened ahead: their copy takes long enough that the
+round trip of their open does not matter, and the kernel's read-ahead streams them."""
+
+
+def worth_reading_ahead(entry: SourceEntry) -> bool:
+    """Whether the copy gains from opening ``entry`` ahead of its turn."""
+    return entry.size <= LARGEST
 
 
 class ReadAhead:
