@@ -106,8 +106,7 @@ class ContentStore:
         # Two rings: copies run on the ingest's thread while the batch before is read back
         # on its committer thread; they must never share a buffer.
         self._copy_ring = _BufferRing(_RING, chunk_bytes)
-        # (no read-back, no second ring: its buffers would only add to the RSS)
-        self._check_ring = _BufferRing(_RING if verify_after_copy else 0, chunk_bytes)
+        self._check_ring: _BufferRing | None = None  # made at the first read-back
         self._hasher = ParallelHasher(self.algorithms)
         self._check_hasher = ParallelHasher([readback_hash])
         self._writer = ChunkWriter()
@@ -259,10 +258,10 @@ class ContentStore:
 
     def verify_staged_all(self, staged: list[StagedFile]) -> list[IntegrityError | None]:
         """Re-read synced staged files from the disk, not from memory: their cached pages are
-        dropped first. Files up to a few MiB are then asked of the disk a window at a time,
-        so it serves them together instead of one round trip each, and each file is read
-        while the one before is still being hashed. One result per file: None when the
-        read-back equals what was hashed from the source, else the IntegrityError."""
+        dropped first, larger files are read with O_DIRECT, and small ones are asked of the
+        disk a window at a time, so it serves them together instead of one round trip each.
+        One result per file: None when the read-back equals what was hashed from the
+        source, else the IntegrityError."""
         results: list[IntegrityError | None] = []
         for start in range(0, len(staged), _READBACK_WINDOW):
             window = staged[start:start + _READBACK_WINDOW]
@@ -303,6 +302,8 @@ class ContentStore:
         # longer file must show as a mismatch.
         limit = -(-(staged.size + 1) // ALIGN) * ALIGN
         check = self._check_hasher.start(inline=staged.size <= INLINE_BELOW)
+        if self._check_ring is None:  # none without a read-back: it would only add to the RSS
+            self._check_ring = _BufferRing(_RING, self.chunk_bytes)
         return self._pump(self._check_ring, read, limit, check), check
 
     def link_staged(self, staged: StagedFile) -> StoredObject:
@@ -426,12 +427,18 @@ class _BufferRing:
 
 
 def _raise_write_error(writes: list[Future[None]]) -> None:
-    """A finished write that failed becomes the store's error (full, read-only, I/O)."""
+    """A finished write that failed becomes the store's error (full, read-only, I/O).
+    Finished writes are dropped from ``writes``, so a long file is not checked over and
+    over (a 4 GiB recording is 4,096 chunks)."""
+    pending = []
     for future in writes:
-        if future.done() and (exc := future.exception()) is not None:
+        if not future.done():
+            pending.append(future)
+        elif (exc := future.exception()) is not None:
             if isinstance(exc, OSError):
                 raise_store_error(exc, "writing a file")
             raise exc
+    writes[:] = pending
 
 
 class StagedFile:
