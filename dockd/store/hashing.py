@@ -7,8 +7,9 @@ xxh128 and c4 are what ASC MHL manifests accept (ASC MHL has no SHA-256).
 from __future__ import annotations
 
 import hashlib
+import os
 from collections.abc import Iterable
-from concurrent.futures import Future
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, Protocol
 
 import xxhash
@@ -73,8 +74,6 @@ def digest_bytes(data: bytes, algorithms: Iterable[str]) -> dict[str, str]:
 
 def hash_fd(fd: int, algorithms: Iterable[str], chunk_bytes: int) -> tuple[dict[str, str], int]:
     """Digests and size of what is left to read from the open file ``fd``."""
-    import os
-
     hasher = MultiHasher(algorithms)
     size = 0
     view = memoryview(bytearray(chunk_bytes))
@@ -100,8 +99,6 @@ class ParallelHasher:
     """
 
     def __init__(self, algorithms: Iterable[str]) -> None:
-        from concurrent.futures import ThreadPoolExecutor
-
         wanted = tuple(dict.fromkeys(algorithms))
         MultiHasher(wanted)  # validates the names
         shared = [a for a in wanted if a not in _SOLO]
@@ -128,7 +125,8 @@ class ParallelHasher:
 class FileHash:
     """One file's digests, computed on the workers (or inline) as chunks are fed."""
 
-    def __init__(self, hashers: list[MultiHasher], workers: list[Any] | None) -> None:
+    def __init__(self, hashers: list[MultiHasher],
+                 workers: list[ThreadPoolExecutor] | None) -> None:
         self._hashers = hashers
         self._workers = workers
         self._last: list[Future[None]] = []

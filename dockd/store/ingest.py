@@ -36,7 +36,7 @@ from dockd.store.content_store import (
     StoredObject,
 )
 from dockd.store.evidence import EvidenceStore, actor
-from dockd.store.fsutil import DIR_MODE, exclusive_lock, make_dirs
+from dockd.store.fsutil import exclusive_lock, link_making_dirs
 from dockd.store.metadata import read_metadata
 from dockd.store.mhl import MhlEntry, write_session_mhl
 from dockd.store.read_ahead import ReadAhead, worth_reading_ahead
@@ -403,10 +403,7 @@ class _Session:
                 " ON ses.id = s.session_id WHERE s.sha256=? AND s.session_path IS NOT NULL"
                 " AND ses.folder IS NOT NULL", (sha256,))
         for row in rows:
-            link = self.store.root / row[0] / row[1]
-            if not link.exists():
-                make_dirs(link.parent, DIR_MODE)
-                os.link(obj, link)
+            link_making_dirs(obj, self.store.root / row[0] / row[1])  # kept if still there
 
     def _record_file(self, tx: Any, item: _Linked, new_item: bool, metadata: Any, now: str,
                      restored: bool = False) -> None:
@@ -441,23 +438,20 @@ class _Session:
         self.store.custody.record(tx, "file.ingested", self.ing.actor, obj.sha256, payload)
 
     def _account(self, item: _Linked, new_item: bool) -> None:
-        with self._lock:
-            self._account_locked(item, new_item)
-
-    def _account_locked(self, item: _Linked, new_item: bool) -> None:
-        obj, st = item.obj, item.p.stat
-        if item.session_path is not None:
-            mhl_digests = {k: obj.digests[k] for k in self.ing.settings.mhl_hashes
-                           if k in obj.digests}
-            self.mhl_entries.append(MhlEntry(
-                item.session_path, obj.size,
-                dt.datetime.fromtimestamp(st.st_mtime_ns / 1e9, dt.UTC),
-                mhl_digests, self.store.clock.now()))
-        outcome = "stored" if new_item else "deduplicated"
-        self.report.files.append(FileOutcome(item.p.shown, outcome, sha256=obj.sha256,
-                                             size=obj.size))
-        self.report.bytes_stored += obj.size if new_item else 0
-        self._advance(1, 0)
+        with self._lock:  # the report is shared with the copying thread
+            obj, st = item.obj, item.p.stat
+            if item.session_path is not None:
+                mhl_digests = {k: obj.digests[k] for k in self.ing.settings.mhl_hashes
+                               if k in obj.digests}
+                self.mhl_entries.append(MhlEntry(
+                    item.session_path, obj.size,
+                    dt.datetime.fromtimestamp(st.st_mtime_ns / 1e9, dt.UTC),
+                    mhl_digests, self.store.clock.now()))
+            outcome = "stored" if new_item else "deduplicated"
+            self.report.files.append(FileOutcome(item.p.shown, outcome, sha256=obj.sha256,
+                                                 size=obj.size))
+            self.report.bytes_stored += obj.size if new_item else 0
+            self._advance(1, 0)
 
     def _copy(self, entry: SourceEntry) -> tuple[StagedFile, os.stat_result] | None:
         """Stage a copy, reading again while the recorder is still writing the file."""

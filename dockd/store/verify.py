@@ -23,7 +23,7 @@ from dockd.store.custody import (
     record_hash,
 )
 from dockd.store.evidence import EvidenceStore
-from dockd.store.hashing import MultiHasher
+from dockd.store.hashing import hash_fd
 from dockd.store.keys import verify_signature
 
 MAX_PROBLEMS_IN_LOG = 100
@@ -114,18 +114,11 @@ def _check_items(store: EvidenceStore, report: VerifyReport,
 
 def hash_file(path: Path, algorithms: list[str], chunk_bytes: int) -> tuple[dict[str, str], int]:
     """Digests and size of the file at ``path`` (symlinks are not followed)."""
-    hasher = MultiHasher(algorithms)
-    size = 0
     fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
     try:
-        buf = bytearray(chunk_bytes)
-        view = memoryview(buf)
-        while n := os.readv(fd, [view]):
-            hasher.update(view[:n])
-            size += n
+        return hash_fd(fd, algorithms, chunk_bytes)
     finally:
         os.close(fd)
-    return hasher.digests(), size
 
 
 def _check_extra_objects(store: EvidenceStore, report: VerifyReport) -> None:
