@@ -3,15 +3,21 @@ read-back verification, a source that changes while read."""
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import os
+import random
+import shutil
 import stat
+import tempfile
 import threading
 import time
 from pathlib import Path
 
 import pytest
 import xxhash
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from dockd.errors import IntegrityError
 from dockd.store.content_store import (
@@ -20,7 +26,7 @@ from dockd.store.content_store import (
     SourceReadError,
     StagedFile,
 )
-from dockd.store.hashing import c4_from_sha512_hex, digest_bytes
+from dockd.store.hashing import INLINE_BELOW, c4_from_sha512_hex, digest_bytes
 
 
 def _store(root: Path, algorithms: tuple[str, ...] = ("sha256",), verify: bool = True,
@@ -205,3 +211,53 @@ def test_change_during_read_raises_source_changed(tmp_path: Path) -> None:
     assert not any((tmp_path / "store/objects").rglob("*.part"))
     assert not [p for p in (tmp_path / "store/objects").rglob("*") if p.is_file()]
     store.close()
+
+
+def _is_direct(fd: int) -> bool:
+    return bool(fcntl.fcntl(fd, fcntl.F_GETFL) & os.O_DIRECT)
+
+
+@pytest.mark.parametrize(("size", "chunk", "stays_direct"), [
+    (2 << 20, 1 << 20, True),
+    ((2 << 20) + 4097, 1 << 20, True),  # the tail is asked for to a whole block
+    (INLINE_BELOW + 1, 1 << 20, True),
+    ((2 << 20) + 4097, 100_000, False),  # unaligned offsets: the page cache takes over
+])
+def test_larger_files_are_read_past_the_page_cache_byte_exact(
+        tmp_path: Path, size: int, chunk: int, stays_direct: bool) -> None:
+    """Files over INLINE_BELOW are read with O_DIRECT (just written, so still dirty in the
+    page cache: the kernel must flush them first); what direct I/O refuses falls back."""
+    data = os.urandom(size)
+    (tmp_path / "f").write_bytes(data)
+    store = _store(tmp_path / "store", algorithms=("sha256", "c4"), chunk=chunk)
+    fd = os.open(tmp_path / "f", os.O_RDONLY)
+    try:
+        obj = store.copy_in(fd)
+        assert _is_direct(fd) == stays_direct
+    finally:
+        os.close(fd)
+        store.close()
+    assert (tmp_path / "store" / obj.relpath).read_bytes() == data
+    assert obj.digests == digest_bytes(data, ["sha256", "c4", "xxh128"])
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(size=st.integers(min_value=INLINE_BELOW - 5000, max_value=3 << 20),
+       chunk=st.sampled_from([64 << 10, 100_000, 1 << 20]), seed=st.integers(0, 2**32 - 1))
+def test_any_size_and_chunk_stores_exact_bytes_under_their_hash(size: int, chunk: int,
+                                                                seed: int) -> None:
+    """Around and past the direct-I/O threshold, with aligned and unaligned chunk sizes:
+    what is stored is the source's bytes, named by their SHA-256, with the read-back on."""
+    data = random.Random(seed).randbytes(size)
+    base = Path(tempfile.mkdtemp(prefix="dockd-size-"))
+    try:
+        (base / "f").write_bytes(data)
+        store = _store(base / "store", chunk=chunk)
+        try:
+            obj = _copy_file(store, base / "f")
+        finally:
+            store.close()
+        assert obj.sha256 == hashlib.sha256(data).hexdigest() and obj.size == size
+        assert (base / "store" / obj.relpath).read_bytes() == data
+    finally:
+        shutil.rmtree(base)

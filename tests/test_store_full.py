@@ -6,6 +6,7 @@ import hashlib
 import json
 import os
 import subprocess
+import threading
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
@@ -107,3 +108,41 @@ def test_read_only_store_exits_73_and_changes_nothing(dockd_cli: Cli, make_tree:
     loop_mounts.remount(fresh, "ro")
     done = dockd_cli(["ingest", src, "--recorder", "R1", "--store", fresh / "store"])
     assert done.returncode == 73 and "not writable" in done.stderr
+
+
+def test_a_write_failing_after_its_copy_returned_keeps_what_came_before(
+        open_test_store: Opener, make_tree: Tree, tmp_path: Path, loop_mounts) -> None:  # type: ignore[no-untyped-def]
+    """The copy does not wait for a file's last direct writes. Here B's only write is held
+    on the writer thread until the disk is full, so it fails after B's copy returned: A is
+    committed, B and C are not, the session stops with store_full, nothing is partial."""
+    mnt = loop_mounts.make(64)
+    files = {name: os.urandom(1 << 20) for name in ("A.MP4", "B.MP4", "C.MP4")}
+    src = make_tree(tmp_path / "src", files)
+    store = open_test_store(mnt / "store", store_reserve_bytes=1 << 20, chunk_bytes=1 << 20)
+    writer = store.content._writer._worker  # the store's one writer thread
+    gate = threading.Event()
+    hog = mnt / "hog"
+
+    def on_progress(p: Progress) -> None:
+        if p.bytes_done == 1 << 20:  # A copied: let its write finish, then hold the writer
+            writer.submit(lambda: None).result()
+            writer.submit(gate.wait)
+        elif p.bytes_done == 2 << 20:  # B copied, its write queued behind the gate
+            st = os.statvfs(mnt)
+            with open(hog, "wb") as fh:  # leave room for catalog pages, not for B
+                fh.write(b"\0" * (st.f_bavail * st.f_frsize - (512 << 10)))
+                os.fsync(fh.fileno())
+            gate.set()
+
+    report = Ingestor(store, "t").ingest(src, "R1", on_progress=on_progress)
+    gate.set()
+    assert (report.result, report.reason) == ("interrupted", "store_full")
+    stored = {f.source_path for f in report.files if f.outcome == "stored"}
+    assert stored == {"A.MP4"}
+    items = {r["sha256"] for r in store.catalog.query("SELECT sha256 FROM items")}
+    assert items == {hashlib.sha256(files["A.MP4"]).hexdigest()}
+    _assert_no_partial_entry(mnt / "store")
+    hog.unlink()
+    again = Ingestor(store, "t").ingest(src, "R1")
+    assert again.result == "completed" and again.count("stored") == 2
+    assert verify_store(store, "t").ok

@@ -197,7 +197,7 @@ class ContentStore:
         """
         staged = self.stage(src_fd, progress)
         try:
-            self.sync()
+            self.sync([staged])
             if self.verify_after_copy:
                 self.verify_staged(staged)
             obj = self.link_staged(staged)
@@ -223,9 +223,11 @@ class ContentStore:
         except OSError as exc:
             raise_store_error(exc, "creating a temp file")
             raise
+        writes: list[Future[None]] = []  # direct writes still queued on the writer thread
         try:
             os.fchmod(tmp_fd, FILE_MODE)  # the mode the object will have once linked
-            file_hash, size = self._copy_and_hash(src_fd, tmp_fd, progress, before.st_size)
+            file_hash, size = self._copy_and_hash(src_fd, tmp_fd, progress, before.st_size,
+                                                  writes)
             after = os.fstat(src_fd)
             if (size != before.st_size or after.st_size != before.st_size
                     or after.st_mtime_ns != before.st_mtime_ns):
@@ -234,14 +236,22 @@ class ContentStore:
                     f"mtime {before.st_mtime_ns}→{after.st_mtime_ns}"
                 )
         except BaseException:
+            wait(writes)  # no write may land in a closed (or reused) descriptor
             os.close(tmp_fd)
             tmp_path.unlink(missing_ok=True)
             raise
-        os.close(tmp_fd)
-        return StagedFile(tmp_path, file_hash, size)
+        # The copy does not wait for its last writes: the next file is read while they go
+        # to the disk, and the writer closes the temp file after them.
+        written = self._writer.close_after(tmp_fd, writes) if writes else None
+        if written is None:
+            os.close(tmp_fd)
+        return StagedFile(tmp_path, file_hash, size, written)
 
-    def sync(self) -> None:
-        """Make everything written to the store's file system durable (one ``syncfs``)."""
+    def sync(self, staged: Iterable[StagedFile] = ()) -> None:
+        """Make everything written to the store's file system durable (one ``syncfs``),
+        once the queued writes of ``staged`` are done (a failed one raises its store error)."""
+        for item in staged:
+            item.wait_written()
         fd = os.open(self.root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         try:
             syncfs(fd)
@@ -298,9 +308,8 @@ class ContentStore:
         def read(view: memoryview, offset: int) -> int:
             return pread_all(fd, view, offset)
 
-        # Past the expected size (by at least a byte, to an aligned length for O_DIRECT): a
-        # longer file must show as a mismatch.
-        limit = -(-(staged.size + 1) // ALIGN) * ALIGN
+        # Past the expected size (by at least a byte): a longer file must show as a mismatch.
+        limit = _aligned(staged.size + 1)
         check = self._check_hasher.start(inline=staged.size <= INLINE_BELOW)
         if self._check_ring is None:  # none without a read-back: it would only add to the RSS
             self._check_ring = _BufferRing(_RING, self.chunk_bytes)
@@ -341,18 +350,22 @@ class ContentStore:
             (self._scratch / _INTENT_NAME).unlink(missing_ok=True)
 
     def _copy_and_hash(self, src_fd: int, tmp_fd: int, progress: Callable[[int], None] | None,
-                       limit: int) -> tuple[FileHash, int]:
+                       limit: int, writes: list[Future[None]]) -> tuple[FileHash, int]:
         # Read no more than the size seen at open: a file the recorder keeps appending to
         # would otherwise be read forever; growth is caught by the fstat after the copy.
-        # Small files are written in this thread through the page cache: one write, and
-        # the batch's syncfs takes many at once. Larger ones go direct, on the writer.
+        # Small files are read and written in this thread through the page cache: one write,
+        # and the batch's syncfs takes many at once. Larger ones are written direct, on the
+        # writer, and read direct too: from the recorder's disk into the copy buffer with no
+        # page-cache copy in between (it was half the kernel time of an offload, measured).
         direct = limit > INLINE_BELOW and enable_direct(tmp_fd)
-        if direct:
+        src_direct = limit > INLINE_BELOW and enable_direct(src_fd)
+        if limit > INLINE_BELOW and not src_direct:
             os.posix_fadvise(src_fd, 0, 0, os.POSIX_FADV_SEQUENTIAL)  # a wider read-ahead
 
         def read(view: memoryview, offset: int) -> int:
             try:
-                return os.readv(src_fd, [view])
+                # pread_all goes back to the page cache for what direct I/O refuses.
+                return pread_all(src_fd, view, offset) if src_direct else os.readv(src_fd, [view])
             except OSError as exc:
                 reason = "vanished" if exc.errno in (errno.ENOENT, errno.ENODEV, errno.ENXIO) \
                     else "read_error"
@@ -371,25 +384,30 @@ class ContentStore:
         # The digests are not waited for: a staged file's are read when its batch is made
         # durable, by which time the workers have long finished them.
         file_hash = self._hasher.start(one_worker=limit <= INLINE_BELOW)
-        size = self._pump(self._copy_ring, read, limit, file_hash, write=write, progress=progress)
+        size = self._pump(self._copy_ring, read, limit, file_hash, write=write, progress=progress,
+                          writes=writes)
         return file_hash, size
 
     def _pump(self, ring: _BufferRing, read: Callable[[memoryview, int], int], limit: int,
               file_hash: FileHash,
               write: Callable[[memoryview, int], Future[None] | None] | None = None,
-              progress: Callable[[int], None] | None = None) -> int:
+              progress: Callable[[int], None] | None = None,
+              writes: list[Future[None]] | None = None) -> int:
         """Stream up to ``limit`` bytes through the buffer ring: while one chunk is hashed
         (worker threads) and written (writer thread), the next is read. A buffer is reused
-        only when every job using it is done. Returns the number of bytes read; when it
-        returns (or raises), every write of this file is done."""
-        writes: list[Future[None]] = []
+        only when every job using it is done. Returns the number of bytes read. The write
+        jobs not yet finished are left in ``writes`` (a write error seen is raised); when it
+        raises, every write of this file is done."""
+        writes = [] if writes is None else writes
         size = 0
         try:
             while size < limit:
                 slot = ring.take()
                 _raise_write_error(writes)  # stop early on a full or failing store
-                view = memoryview(ring.buffers[slot])[:min(self.chunk_bytes, limit - size)]
-                n = read(view, size)
+                wanted = min(self.chunk_bytes, limit - size)
+                # Asked for to a whole block (direct I/O takes no less), used up to ``limit``.
+                view = memoryview(ring.buffers[slot])[:min(self.chunk_bytes, _aligned(wanted))]
+                n = min(read(view, size), wanted)
                 if n == 0:
                     break
                 chunk = view[:n]
@@ -401,10 +419,10 @@ class ContentStore:
                 size += n
                 if progress is not None:
                     progress(n)
-        finally:
-            # The caller closes the file next: no write of it may still be queued.
-            wait(writes)
-        _raise_write_error(writes)
+            _raise_write_error(writes)
+        except BaseException:
+            wait(writes)  # the caller closes the file next: no write of it may be queued
+            raise
         return size
 
 
@@ -426,6 +444,11 @@ class _BufferRing:
         return slot
 
 
+def _aligned(size: int) -> int:
+    """``size`` rounded up to a whole number of direct I/O blocks."""
+    return -(-size // ALIGN) * ALIGN
+
+
 def _raise_write_error(writes: list[Future[None]]) -> None:
     """A finished write that failed becomes the store's error (full, read-only, I/O).
     Finished writes are dropped from ``writes``, so a long file is not checked over and
@@ -445,10 +468,22 @@ class StagedFile:
     """A file copied into the scratch directory, not yet in the store. Its digests may
     still be computing on the hash workers; reading :attr:`digests` waits for them."""
 
-    def __init__(self, tmp_path: Path, digests: dict[str, str] | FileHash, size: int) -> None:
+    def __init__(self, tmp_path: Path, digests: dict[str, str] | FileHash, size: int,
+                 written: Future[None] | None = None) -> None:
         self.tmp_path = tmp_path
         self.size = size
         self._digests = digests
+        self._written = written
+
+    def wait_written(self) -> None:
+        """Wait until its queued writes are done and its temp file closed; a failed write
+        raises its store error (full, read-only, I/O)."""
+        if self._written is not None:
+            try:
+                self._written.result()
+            except OSError as exc:
+                raise_store_error(exc, "writing a file")
+                raise
 
     @property
     def digests(self) -> dict[str, str]:

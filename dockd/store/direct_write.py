@@ -89,5 +89,16 @@ class ChunkWriter:
         until the future is done, and reads write errors (OSError) from it."""
         return self._worker.submit(pwrite_all, fd, chunk, offset)
 
+    def close_after(self, fd: int, writes: list[Future[None]]) -> Future[None]:
+        """Queue the closing of ``fd`` behind the writes to it: the future is done once they
+        are and the descriptor is closed, and holds the first write error, if any."""
+        return self._worker.submit(_close_after, fd, writes)
+
     def close(self) -> None:
         self._worker.shutdown(wait=True)
+
+
+def _close_after(fd: int, writes: list[Future[None]]) -> None:
+    os.close(fd)
+    for write in writes:  # all done: they ran before this job, on the same single thread
+        write.result()

@@ -290,12 +290,28 @@ class _Session:
         except BaseException:
             self._discard(batch)  # the session stops: the earlier batch's error is reported
             raise
+        batch, write_error = self._until_write_error(batch)
         if batch:
             if self._committer is None:
                 self._committer = ThreadPoolExecutor(1, thread_name_prefix="commit")
             self._committing = self._committer.submit(self._make_durable, batch)
-        if last:
+        if last or write_error is not None:
             self._wait_committed()
+        if write_error is not None:
+            raise write_error
+
+    def _until_write_error(self, batch: list[_Pending]) -> tuple[list[_Pending], Exception | None]:
+        """The staged files before the first whose writes to the store failed (their copy
+        did not wait for its last writes), and that error. The files from it on are dropped:
+        as when the copy itself fails, what was complete before is committed, then the
+        session stops (a full store: ``store_full``)."""
+        for i, pending in enumerate(batch):
+            try:
+                pending.staged.wait_written()
+            except Exception as exc:
+                self._discard(batch[i:])
+                return batch[:i], exc
+        return batch, None
 
     def _wait_committed(self) -> None:
         """Wait for the batch being made durable; its error (store full…) is raised here."""
@@ -311,7 +327,7 @@ class _Session:
         """On the committer thread: sync, read back, link, sync, commit one batch."""
         content = self.store.content
         try:
-            content.sync()
+            content.sync([p.staged for p in batch])
             verified = batch
             if content.verify_after_copy:
                 errors = content.verify_staged_all([p.staged for p in batch])

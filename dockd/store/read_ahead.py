@@ -2,8 +2,10 @@
 
 Copying file after file, each open and first read waits a full round trip to the disk
 (0.1 ms on the project machine's virtio disk, far more over USB). While one file is copied,
-the next few are opened (the same safe way, :func:`open_beneath`) and the kernel is asked
-to read their start (``POSIX_FADV_WILLNEED``), so the disk serves them in parallel.
+the next few are opened (the same safe way, :func:`open_beneath`) and, for the small ones
+that are read through the page cache, the kernel is asked to read them
+(``POSIX_FADV_WILLNEED``), so the disk serves them in parallel. (Larger files are read with
+``O_DIRECT``, which would not use those pages.)
 
 Only a hint: a file that cannot be opened ahead is simply opened again when its turn comes,
 and that open reports the error.
@@ -16,6 +18,7 @@ import os
 from collections import deque
 from pathlib import Path
 
+from dockd.store.hashing import INLINE_BELOW
 from dockd.store.source import SourceEntry, display_path, open_beneath
 
 log = logging.getLogger(__name__)
@@ -88,6 +91,8 @@ class ReadAhead:
             log.debug("not read ahead", extra={"path": display_path(entry.relpath),
                                                "error": exc.strerror})
             return None
+        if entry.size > INLINE_BELOW:
+            return fd  # read with O_DIRECT (content_store): cached pages would be read twice
         try:
             os.posix_fadvise(fd, 0, min(entry.size, HEAD_BYTES), os.POSIX_FADV_WILLNEED)
         except OSError as exc:  # a file system without read-ahead: the fd is still good
