@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import configparser
+import subprocess
 from pathlib import Path
 
 from dockd.config import load_config
@@ -21,18 +22,39 @@ def test_install_writes_unit_rules_and_config_without_overwriting(tmp_path: Path
     first = run_dockd(["install", "--root", tmp_path, "--no-reload"])
     assert first.returncode == 0, first.stderr
     unit = tmp_path / "etc/systemd/system/dockd.service"
-    parser = configparser.ConfigParser(strict=False, interpolation=None)
-    parser.read_string(unit.read_text())
+    parser = _unit(unit)
     assert parser["Service"]["Type"] == "notify"
     assert parser["Service"]["ExecStart"].split()[0].endswith("/dockd")
     assert Path(parser["Service"]["ExecStart"].split()[0]).exists()
     assert (tmp_path / "etc/udev/rules.d/70-dockd-recorders.rules").read_text().count("dockd") > 3
+    for job, command in (("archive", ["archive", "sync"]), ("prune", ["prune"])):
+        timer = _unit(tmp_path / f"etc/systemd/system/dockd-{job}.timer")
+        assert timer["Timer"]["Unit"] == f"dockd-{job}.service"
+        assert timer["Install"]["WantedBy"] == "timers.target"
+        service = _unit(tmp_path / f"etc/systemd/system/dockd-{job}.service")
+        argv = service["Service"]["ExecStart"].split()
+        assert service["Service"]["Type"] == "oneshot"
+        assert Path(argv[0]).exists() and argv[0] == parser["Service"]["ExecStart"].split()[0]
+        assert argv[1:] == [*command, "--config", "/etc/dockd/dockd.toml"]
+        # the command the timer runs is one this dockd has
+        assert run_dockd([*command, "--help"]).returncode == 0
+    # systemd's own checker accepts every unit as installed (ExecStart found, keys known)
+    for unit_file in sorted((tmp_path / "etc/systemd/system").iterdir()):
+        checked = subprocess.run(["systemd-analyze", "verify", "--man=no", str(unit_file)],
+                                 capture_output=True, text=True)
+        assert checked.returncode == 0 and not checked.stderr, (unit_file.name, checked.stderr)
     config = tmp_path / "etc/dockd/dockd.toml"
     config.write_text("[dock]\nid = \"mine\"\n")
     second = run_dockd(["install", "--root", tmp_path, "--no-reload"])
     assert second.returncode == 0
     assert config.read_text() == "[dock]\nid = \"mine\"\n"
     assert "kept existing" in second.stdout
+
+
+def _unit(path: Path) -> configparser.ConfigParser:
+    parser = configparser.ConfigParser(strict=False, interpolation=None)
+    parser.read_string(path.read_text())
+    return parser
 
 
 def test_install_into_a_missing_root_is_a_usage_error(tmp_path: Path) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import threading
 from pathlib import Path
 
 import pytest
@@ -325,5 +326,26 @@ def test_redocking_a_pruned_recording_restores_the_item_and_verify_stays_clean(
     assert row is not None and row[0] is None
     ingested = store.catalog.query("SELECT payload FROM custody WHERE type='file.ingested'")
     assert json.loads(ingested[-1][0])["restored_after_prune"] is True
+    assert verify_store(store, "test").ok
+    store.close()
+
+
+def test_prune_waits_for_a_batch_being_published(tmp_path: Path) -> None:
+    """An ingest links and commits a batch under the store's publication lock; prune takes
+    the same lock, so it never deletes an object between another batch's link and commit."""
+    clock = SettableClock(T0)
+    store, sha = _three(tmp_path, clock)
+    clock.t = T0 + dt.timedelta(days=91)
+    reports = []
+    with store.content.publication_lock():  # as a committing ingest holds it
+        pruner = threading.Thread(target=lambda: reports.append(prune(store, POLICY, False, "t")))
+        pruner.start()
+        pruner.join(0.5)
+        assert pruner.is_alive()  # waiting for the lock
+        assert all(store.content.object_path(s).exists() for s in sha.values())
+    pruner.join(30)
+    assert not pruner.is_alive()
+    assert sorted(d.sha256 for d in reports[0].deleted) == sorted(sha.values())
+    assert not any(store.content.object_path(s).exists() for s in sha.values())
     assert verify_store(store, "test").ok
     store.close()

@@ -1,7 +1,9 @@
 """``dockd install``: put dockd's unit, udev rules and example config on a real dock.
 
-Copies ``systemd/dockd.service`` (ExecStart pointed at this installation's ``dockd``),
-``udev-rules/*.rules`` and, when absent, ``config/dockd.toml``; creates the store and
+Copies the systemd units (``dockd.service``, and the ``dockd-archive`` and ``dockd-prune``
+services and timers, which the administrator enables; ExecStart pointed at this
+installation's ``dockd``), ``udev-rules/*.rules`` and, when absent, ``config/dockd.toml``;
+creates the store and
 runtime directories; then reloads systemd and udev unless ``--root`` names another tree
 (an image being built) or ``--no-reload`` is given. Existing config is never overwritten.
 """
@@ -35,10 +37,11 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"--root {root} is not a directory")
     files = _packaged_files()
     dockd_bin = Path(sys.executable).with_name("dockd")
-    unit = files["dockd.service"].replace("/opt/dockd/venv/bin/dockd", str(dockd_bin))
-    _write(root / UNIT_DIR / "dockd.service", unit, 0o644)
     for name, text in files.items():
-        if name.endswith(".rules"):
+        if name.endswith((".service", ".timer")):
+            unit = text.replace("/opt/dockd/venv/bin/dockd", str(dockd_bin))
+            _write(root / UNIT_DIR / name, unit, 0o644)
+        elif name.endswith(".rules"):
             _write(root / RULES_DIR / name, text, 0o644)
     config = root / CONFIG_DIR / "dockd.toml"
     if config.exists():
@@ -51,16 +54,18 @@ def run(args: argparse.Namespace) -> int:
         for cmd in (["systemctl", "daemon-reload"], ["udevadm", "control", "--reload"]):
             if shutil.which(cmd[0]):
                 subprocess.run(cmd, check=False)
-        print("next: edit /etc/dockd/dockd.toml, then `systemctl enable --now dockd`")
+        print("next: edit /etc/dockd/dockd.toml, then `systemctl enable --now dockd`; "
+              "with an [archive] section, also dockd-archive.timer; for retention, "
+              "dockd-prune.timer")
     return 0
 
 
 def _packaged_files() -> dict[str, str]:
-    """The unit, rules and example config shipped in the package (dockd/data)."""
+    """The units, rules and example config shipped in the package (dockd/data)."""
     data = resources.files("dockd") / "data"
     out = {}
     for entry in data.iterdir():
-        if entry.name.endswith((".service", ".rules", ".toml")):
+        if entry.name.endswith((".service", ".timer", ".rules", ".toml")):
             out[entry.name] = entry.read_text(encoding="utf-8")
     if "dockd.service" not in out or "dockd.toml" not in out:
         raise UsageError("this dockd installation lacks its data files (dockd/data)")

@@ -153,22 +153,32 @@ def prune(store: EvidenceStore, policy: RetentionPolicy, archive_required: bool,
 def remove_leftovers(store: EvidenceStore) -> int:
     """Remove files of items already marked deleted (a prune interrupted after its commit)."""
     removed = 0
-    for row in store.catalog.query("SELECT sha256 FROM items WHERE deleted_at IS NOT NULL"):
-        removed += _remove_files(store, str(row[0]))
+    # Under the publication lock: an ingest docking such a recording again restores its
+    # item and stores its object anew, and that object must not be taken for a leftover.
+    with store.content.publication_lock():
+        for row in store.catalog.query("SELECT sha256 FROM items WHERE deleted_at IS NOT NULL"):
+            removed += _remove_files(store, str(row[0]))
     return removed
 
 
 def _decide_and_delete(store: EvidenceStore, sha: str, policy: RetentionPolicy,
                        now: dt.datetime, archive_required: bool, actor: str) -> Decision | None:
-    with store.catalog.transaction() as tx:
-        row = tx.execute("SELECT deleted_at FROM items WHERE sha256 = ?", (sha,)).fetchone()
-        if row is None or row[0] is not None:
-            return None  # another prune got there first
-        decision = decide(_facts(tx, sha, store.catalog), policy, now, archive_required)
+    # The publication lock is what an ingest holds while it links a batch and commits it.
+    # Without it, an ingest could link a new sighting to this object between the deletion's
+    # commit and the unlink, and commit it as a sighting of a live item after the object is
+    # gone. With it, the ingest comes either before (the item is deleted with its new
+    # sighting) or after (the item is restored and its object stored again).
+    with store.content.publication_lock():
+        with store.catalog.transaction() as tx:
+            row = tx.execute("SELECT deleted_at FROM items WHERE sha256 = ?", (sha,)).fetchone()
+            if row is None or row[0] is not None:
+                return None  # another prune got there first
+            decision = decide(_facts(tx, sha, store.catalog), policy, now, archive_required)
+            if decision.delete:
+                _mark_deleted(store, tx, decision, now, actor)
         if decision.delete:
-            _mark_deleted(store, tx, decision, now, actor)
+            _remove_files(store, sha)
     if decision.delete:
-        _remove_files(store, sha)
         log.info("item deleted after retention",
                  extra={"sha256": sha, "category": decision.category, "due": utc_iso(decision.due)})
     return decision
