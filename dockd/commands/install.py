@@ -3,9 +3,9 @@
 Copies the systemd units (``dockd.service``, and the ``dockd-archive`` and ``dockd-prune``
 services and timers, which the administrator enables; ExecStart pointed at this
 installation's ``dockd``), ``udev-rules/*.rules`` and, when absent, ``config/dockd.toml``;
-creates the store and
-runtime directories; then reloads systemd and udev unless ``--root`` names another tree
-(an image being built) or ``--no-reload`` is given. Existing config is never overwritten.
+creates the store and runtime directories; then reloads systemd and udev unless ``--root``
+names another tree (an image being built) or ``--no-reload`` is given. Existing config is
+never overwritten.
 """
 
 from __future__ import annotations
