@@ -242,8 +242,10 @@ class ContentStore:
             raise
         # The copy does not wait for its last writes: the next file is read while they go
         # to the disk, and the writer closes the temp file after them.
-        written = self._writer.close_after(tmp_fd, writes) if writes else None
-        if written is None:
+        written: Future[None] | None = None
+        if writes:
+            written = self._writer.close_after(tmp_fd, writes)
+        else:
             os.close(tmp_fd)
         return StagedFile(tmp_path, file_hash, size, written)
 
