@@ -333,7 +333,14 @@ class ContentStore:
 
     def discard(self, staged: StagedFile) -> None:
         """Remove a staged file's temp name (its object, if linked, stays)."""
-        staged.tmp_path.unlink(missing_ok=True)
+        try:
+            staged.tmp_path.unlink(missing_ok=True)
+        except OSError as exc:
+            # Only after another failure (a read-only or failing store): the temp file is in
+            # this process's scratch directory, which the next opening of the store removes.
+            # Raising here would hide the failure that matters.
+            log.warning("temp file left for the next start to remove",
+                        extra={"path": str(staged.tmp_path), "error": exc.strerror})
 
     def publication_lock(self) -> contextlib.AbstractContextManager[int]:
         """Held while objects are linked and committed, and while a crashed process's

@@ -101,6 +101,13 @@ def raise_store_error(exc: OSError, what: str) -> None:
         raise StoreUnavailableError(
             f"the evidence store cannot be written while {what}: {exc.strerror}"
         ) from exc
+    if exc.errno in (errno.EIO, errno.EUCLEAN):
+        # The disk or the file system under the store failed (ext4 then aborts its journal
+        # and turns read-only): no retry helps; the administrator must look at the disk.
+        raise StoreUnavailableError(
+            f"the evidence store's disk failed while {what}: {exc.strerror}; check the disk "
+            "and the kernel log (dmesg), repair it (fsck), then dock again"
+        ) from exc
     raise exc
 
 

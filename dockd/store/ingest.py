@@ -28,7 +28,13 @@ from typing import Any
 from dockd.clock import utc_iso
 from dockd.config import SERIAL_PATTERN
 from dockd.dock.states import Progress
-from dockd.errors import IntegrityError, StoreFullError, UsageError
+from dockd.errors import (
+    DockdError,
+    IntegrityError,
+    StoreFullError,
+    StoreUnavailableError,
+    UsageError,
+)
 from dockd.store.content_store import (
     SourceChangedError,
     SourceReadError,
@@ -184,12 +190,31 @@ class _Session:
                     # Full while writing the catalog or a session-folder link: same stop as
                     # a full disk during a copy; the reserve leaves room to record it.
                     self.report.result, self.report.reason = "interrupted", "store_full"
+                except StoreUnavailableError:
+                    self.report.result, self.report.reason = "interrupted", "store_unavailable"
+                    self._finish_on_a_failed_store()
+                    raise
                 self._finish()
             finally:
                 if self._committer is not None:
                     self._committer.shutdown(wait=True)  # nothing runs on after we return
-                self.store.lock_path(f"session-{self.id}").unlink(missing_ok=True)
+                try:
+                    self.store.lock_path(f"session-{self.id}").unlink(missing_ok=True)
+                except OSError as exc:  # a failed store; the next start closes the session
+                    log.warning("session lock not removed", extra={"session": self.id,
+                                                                   "error": exc.strerror})
         return self.report
+
+    def _finish_on_a_failed_store(self) -> None:
+        """Record the session's end if the store still takes it. On a disk that failed it
+        will not: the session then stays open in the catalog, and the next opening of the
+        store closes it as ``crash_recovery`` (the recorder still holds every file that was
+        not committed)."""
+        try:
+            self._finish()
+        except (DockdError, OSError, sqlite3.Error) as exc:
+            log.error("the end of the session could not be recorded; the next start will close"
+                      " it", extra={"session": self.id, "error": str(exc)})
 
     # -- session start and end ----------------------------------------------------------
 
@@ -624,4 +649,8 @@ class _translate_full:
 def _db_error(exc: sqlite3.OperationalError) -> Exception:
     if "full" in str(exc):
         return StoreFullError("the evidence store is full: the catalog cannot be written")
+    if "disk I/O error" in str(exc) or "readonly" in str(exc):
+        return StoreUnavailableError(
+            f"the evidence store's catalog cannot be written ({exc}): check the disk and "
+            "the kernel log (dmesg), repair it (fsck), then dock again")
     return exc
