@@ -87,7 +87,9 @@ def hash_fd(fd: int, algorithms: Iterable[str], chunk_bytes: int) -> tuple[dict[
 # ones ride along with SHA-256. (SHA-512 for c4 runs at about half SHA-256's speed, SM3 at a
 # fifth: run serially they, not the disk, would set the offload speed.)
 _SOLO = ("c4", "sm3")
-INLINE_BELOW = 256 << 10  # files up to this size are copied in one chunk, without the writer
+# Files up to this size go through the page cache in the copying thread and are hashed in
+# one worker job; larger ones are read and written with O_DIRECT (content_store, read_ahead).
+INLINE_BELOW = 256 << 10
 
 
 class ParallelHasher:
