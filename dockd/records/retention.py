@@ -188,11 +188,12 @@ def _mark_deleted(store: EvidenceStore, tx: Transaction, decision: Decision, now
                   actor: str) -> None:
     tx.execute("UPDATE items SET deleted_at = ? WHERE sha256 = ?",
                (utc_iso(now), decision.sha256))
+    # Checkpointed: verification accepts a removal only when a signed checkpoint covers it.
     store.custody.record(tx, "item.deleted", actor, decision.sha256, {
         "sha256": decision.sha256, "size": decision.size, "reason": "retention_expired",
         "category": decision.category, "retention_days": decision.retention_days,
         "due": utc_iso(decision.due),
-        "archived": is_archived(store.catalog, decision.sha256)})
+        "archived": is_archived(store.catalog, decision.sha256)}, checkpoint=True)
 
 
 def _facts(source: Catalog | Transaction, sha: str, catalog: Catalog) -> ItemFacts:

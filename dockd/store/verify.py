@@ -25,6 +25,7 @@ from dockd.store.custody import (
 from dockd.store.evidence import EvidenceStore
 from dockd.store.hashing import hash_fd
 from dockd.store.keys import verify_signature
+from dockd.store.replay import Replay
 
 MAX_PROBLEMS_IN_LOG = 100
 
@@ -52,6 +53,10 @@ class VerifyReport:
     session_links_checked: int = 0
     problems: list[Problem] = field(default_factory=list)
 
+    def add(self, kind: str, subject: str, detail: str) -> None:
+        """Record one problem."""
+        self.problems.append(Problem(kind, subject, detail))
+
     @property
     def ok(self) -> bool:
         return not self.problems
@@ -71,8 +76,16 @@ def verify_store(store: EvidenceStore, actor_name: str,
     _check_items(store, report, on_item)
     _check_extra_objects(store, report)
     _check_session_links(store, report)
-    _check_chain(store, report)
-    _check_checkpoints(store, report)
+    replay = Replay()
+    # One read snapshot for the chain, its checkpoints and the catalog they are compared
+    # with: a session committing meanwhile is either wholly in it or wholly out.
+    store.catalog.conn.execute("BEGIN")
+    try:
+        _check_chain(store, report, replay)
+        signed_upto = _check_checkpoints(store, report)
+        replay.compare(store.catalog.conn, signed_upto, report.add)
+    finally:
+        store.catalog.conn.execute("COMMIT")
     event = "verify.completed" if report.ok else "verify.failed"
     summary = report.to_json_dict()
     summary["problems"] = summary["problems"][:MAX_PROBLEMS_IN_LOG]
@@ -148,7 +161,7 @@ def _check_session_links(store: EvidenceStore, report: VerifyReport) -> None:
                                            f"{link.relative_to(store.root)} is not the stored file"))
 
 
-def _check_chain(store: EvidenceStore, report: VerifyReport) -> None:
+def _check_chain(store: EvidenceStore, report: VerifyReport, replay: Replay) -> None:
     expected_seq, prev = 1, GENESIS_HASH
     for row in store.catalog.conn.execute("SELECT * FROM custody ORDER BY seq"):
         report.records_checked += 1
@@ -166,22 +179,27 @@ def _check_chain(store: EvidenceStore, report: VerifyReport) -> None:
         except (ValueError, TypeError) as exc:
             report.problems.append(Problem("chain_record", f"seq {seq}", f"unreadable: {exc}"))
             recomputed = ""
+        else:
+            replay.feed(seq, row["type"], payload)
         if recomputed != row["hash"]:
             report.problems.append(Problem("chain_hash", f"seq {seq}",
                                            f"record {row['type']} was altered"))
         expected_seq, prev = seq + 1, row["hash"]
 
 
-def _check_checkpoints(store: EvidenceStore, report: VerifyReport) -> None:
+def _check_checkpoints(store: EvidenceStore, report: VerifyReport) -> int:
+    """Check every checkpoint and the checkpoint file; the highest seq a valid one covers."""
     own_key = store.custody.signer.public_key_hex
     tail = store.catalog.query_one("SELECT MAX(seq) FROM custody")
     tail_seq = (tail[0] if tail else 0) or 0
     latest: Checkpoint | None = None
+    signed_upto = 0
     for row in store.catalog.query("SELECT * FROM checkpoints ORDER BY seq"):
         report.checkpoints_checked += 1
         cp = Checkpoint(row["dock"], row["seq"], row["hash"], row["time"], row["public_key"],
                         row["signature"])
-        _check_one_checkpoint(store, cp, own_key, "checkpoint", report)
+        if _check_one_checkpoint(store, cp, own_key, "checkpoint", report):
+            signed_upto = max(signed_upto, cp.seq)
         latest = cp
     for aside in sorted(store.root.glob(f"{CHECKPOINT_FILE}{CORRUPT_SUFFIX}*")):
         report.problems.append(Problem(
@@ -191,22 +209,25 @@ def _check_checkpoints(store: EvidenceStore, report: VerifyReport) -> None:
         file_cp = read_checkpoint_file(store.root / CHECKPOINT_FILE)
     except ValueError as exc:
         report.problems.append(Problem("checkpoint_file", CHECKPOINT_FILE, str(exc)))
-        return
+        return signed_upto
     if file_cp is None:
         if latest is not None:
             report.problems.append(Problem("checkpoint_file", CHECKPOINT_FILE,
                                            "missing although the log has checkpoints"))
-        return
+        return signed_upto
     if file_cp.seq > tail_seq:
         report.problems.append(Problem(
             "log_truncated", CHECKPOINT_FILE,
             f"the checkpoint file vouches for seq {file_cp.seq} but the log ends at {tail_seq}"))
-        return
+        return signed_upto
     _check_one_checkpoint(store, file_cp, own_key, "checkpoint_file", report)
+    return signed_upto
 
 
 def _check_one_checkpoint(store: EvidenceStore, cp: Checkpoint, own_key: str, kind: str,
-                          report: VerifyReport) -> None:
+                          report: VerifyReport) -> bool:
+    """Report what is wrong with ``cp``; True when it is valid (so it vouches for its seq)."""
+    before = len(report.problems)
     subject = f"seq {cp.seq}"
     if cp.public_key != own_key:
         report.problems.append(Problem(kind, subject, "signed by a key that is not this dock's"))
@@ -218,6 +239,7 @@ def _check_one_checkpoint(store: EvidenceStore, cp: Checkpoint, own_key: str, ki
                                        "a checkpoint names a record that is not in the log"))
     elif row["hash"] != cp.hash:
         report.problems.append(Problem(kind, subject, "the log's hash differs from the signed one"))
+    return len(report.problems) == before
 
 
 def _files_under(root: Path) -> Iterator[Path]:

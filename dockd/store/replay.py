@@ -1,0 +1,390 @@
+"""Replaying the custody log: what the catalog must hold, compared with what it holds.
+
+Verification checks the log against itself (the chain, the signed checkpoints) and the
+disk against the catalog; this module closes the third side, the catalog against the log.
+:class:`Replay` is fed every record of the chain in seq order (verification already reads
+and decodes each one, so the replay costs a dictionary update per record, not a second
+pass), then :meth:`Replay.compare` reads the catalog's tables in batches and names every
+difference:
+
+``unlogged_removal``
+    the log says a thing exists (an ingested item, its sighting, a session, a hold still
+    active, a case tag, an annotation, an enrolled recorder), the catalog lost it — or
+    marks an item pruned without an ``item.deleted`` record.
+``unlogged_row``
+    a catalog row no log record created.
+``catalog_mismatch``
+    both exist but differ (a sighting's source path, an item's size, a hold's target …).
+``unsigned_removal``
+    an item was removed by an ``item.deleted`` record that no valid signed checkpoint
+    covers: anyone who can write the database can append an unkeyed chain record, but
+    prune checkpoints every deletion, so a genuine one is always signed.
+``unknown_item``
+    an export or access record names a recording the log never ingested.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+BATCH_ROWS = 5000
+
+Report = Callable[[str, str, str], None]  # (kind, subject, detail)
+
+
+@dataclass
+class _Item:
+    size: int
+    stored_path: str
+    ingested_seq: int
+    deleted_seq: int | None = None  # the item.deleted after the latest ingest, if any
+
+
+@dataclass
+class _Hold:
+    seq: int
+    scope: str
+    target: str
+    range_from: str | None
+    range_to: str | None
+    reason: str
+    by: str
+    released_seq: int | None = None
+    released_by: str | None = None
+
+
+@dataclass
+class _Session:
+    seq: int
+    recorder: str
+    end_seq: int | None = None
+    result: str | None = None
+    folder: str | None = None
+
+
+@dataclass
+class Replay:
+    """The catalog state the custody log implies, built one record at a time."""
+
+    items: dict[str, _Item] = field(default_factory=dict)
+    # (recorder, source_path, size, mtime_ns, sha256) -> (seq, session_id): the sighting's key
+    sightings: dict[tuple[str, str, int, int, str], tuple[int, str]] = field(default_factory=dict)
+    sessions: dict[str, _Session] = field(default_factory=dict)
+    holds: dict[int, _Hold] = field(default_factory=dict)
+    cases: dict[str, int] = field(default_factory=dict)  # case_no -> seq that created it
+    case_places: dict[str, tuple[int, str]] = field(default_factory=dict)
+    case_items: dict[tuple[str, str], int] = field(default_factory=dict)
+    annotations: Counter[tuple[str, str | None, str | None]] = field(default_factory=Counter)
+    annotation_seq: dict[tuple[str, str | None, str | None], int] = field(default_factory=dict)
+    recorders: dict[str, int] = field(default_factory=dict)
+    references: list[tuple[int, str, str]] = field(default_factory=list)  # (seq, type, sha)
+    unreadable: int = 0
+
+    def feed(self, seq: int, type_: str, payload: Any) -> None:
+        """Apply one chain record (its payload already decoded)."""
+        handler = _HANDLERS.get(type_)
+        if handler is None or not isinstance(payload, dict):
+            return
+        try:
+            handler(self, seq, payload)
+        except (KeyError, TypeError, ValueError):
+            # A record of a known type without its fields: the chain hash vouches for it, so
+            # it was written so; it can create nothing the catalog must hold.
+            self.unreadable += 1
+
+    def compare(self, conn: sqlite3.Connection, signed_upto: int, report: Report) -> None:
+        """Compare the replayed state with the catalog behind ``conn``; ``signed_upto`` is the
+        highest seq a valid signed checkpoint covers."""
+        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        _compare_items(self, conn, signed_upto, report)
+        _compare_sightings(self, conn, report)
+        _compare_metadata(self, conn, report)
+        _compare_sessions(self, conn, report)
+        if self.holds or "holds" in tables:
+            _compare_holds(self, _rows(conn, "SELECT * FROM holds", "holds" in tables), report)
+        if self.cases or "cases" in tables:
+            _compare_cases(self, conn, tables, report)
+        if self.annotations or "item_annotations" in tables:
+            _compare_annotations(self, _rows(
+                conn, "SELECT sha256, place, operator_name FROM item_annotations",
+                "item_annotations" in tables), report)
+        if self.recorders or "recorders" in tables:
+            _compare_recorders(self, _rows(conn, "SELECT serial FROM recorders",
+                                           "recorders" in tables), report)
+        for seq, type_, sha in self.references:
+            if sha not in self.items:
+                report("unknown_item", f"seq {seq}",
+                       f"{type_} names {sha}, which the log never ingested")
+
+
+# -- feeding ---------------------------------------------------------------------------------
+
+def _file_ingested(r: Replay, seq: int, p: dict[str, Any]) -> None:
+    sha, size = str(p["sha256"]), int(p["size"])
+    item = r.items.get(sha)
+    if item is None:
+        r.items[sha] = _Item(size, str(p.get("stored_path", "")), seq)
+    else:
+        item.deleted_seq = None  # ingested again (restored after prune, or a duplicate)
+    key = (str(p["recorder"]), str(p["source_path"]), size, int(p["mtime_ns"]), sha)
+    r.sightings.setdefault(key, (seq, str(p["session_id"])))
+
+
+def _item_deleted(r: Replay, seq: int, p: dict[str, Any]) -> None:
+    item = r.items.get(str(p["sha256"]))
+    if item is not None:
+        item.deleted_seq = seq
+
+
+def _session_started(r: Replay, seq: int, p: dict[str, Any]) -> None:
+    r.sessions.setdefault(str(p["session_id"]), _Session(seq, str(p.get("recorder", ""))))
+
+
+def _session_ended(r: Replay, seq: int, p: dict[str, Any]) -> None:
+    session = r.sessions.get(str(p["session_id"]))
+    if session is None:
+        return
+    session.end_seq = seq
+    session.result = str(p.get("result") or "interrupted")
+    folder = p.get("folder")
+    session.folder = str(folder) if folder is not None else None
+
+
+def _session_interrupted(r: Replay, seq: int, p: dict[str, Any]) -> None:
+    _session_ended(r, seq, {**p, "result": "interrupted"})
+
+
+def _hold_added(r: Replay, seq: int, p: dict[str, Any]) -> None:
+    r.holds[int(p["hold_id"])] = _Hold(seq, str(p["scope"]), str(p["target"]), p.get("from"),
+                                       p.get("to"), str(p["reason"]), str(p["by"]))
+
+
+def _hold_released(r: Replay, seq: int, p: dict[str, Any]) -> None:
+    hold = r.holds.get(int(p["hold_id"]))
+    if hold is not None:
+        hold.released_seq, hold.released_by = seq, str(p["by"])
+
+
+def _case_tagged(r: Replay, seq: int, p: dict[str, Any]) -> None:
+    case = str(p["case"])
+    r.cases.setdefault(case, seq)
+    if p.get("place") is not None:
+        r.case_places[case] = (seq, str(p["place"]))
+    for sha in p.get("items") or []:
+        r.case_items.setdefault((case, str(sha)), seq)
+
+
+def _item_annotated(r: Replay, seq: int, p: dict[str, Any]) -> None:
+    key = (str(p["sha256"]), p.get("place"), p.get("operator_name"))
+    r.annotations[key] += 1
+    r.annotation_seq.setdefault(key, seq)
+
+
+def _recorder_enrolled(r: Replay, seq: int, p: dict[str, Any]) -> None:
+    r.recorders.setdefault(str(p["serial"]), seq)
+
+
+def _names_items(r: Replay, seq: int, p: dict[str, Any], type_: str) -> None:
+    for sha in p.get("items") or []:
+        r.references.append((seq, type_, str(sha)))
+
+
+_HANDLERS: dict[str, Callable[[Replay, int, dict[str, Any]], None]] = {
+    "file.ingested": _file_ingested,
+    "item.deleted": _item_deleted,
+    "session.started": _session_started,
+    "session.completed": _session_ended,
+    "session.interrupted": _session_interrupted,
+    "hold.added": _hold_added,
+    "hold.released": _hold_released,
+    "case.tagged": _case_tagged,
+    "item.annotated": _item_annotated,
+    "recorder.enrolled": _recorder_enrolled,
+    "export.created": lambda r, s, p: _names_items(r, s, p, "export.created"),
+    "access.registered": lambda r, s, p: _names_items(r, s, p, "access.registered"),
+}
+
+
+# -- comparing ---------------------------------------------------------------------------------
+
+def _rows(conn: sqlite3.Connection, sql: str, exists: bool = True) -> Iterator[sqlite3.Row]:
+    """Rows of ``sql`` fetched in batches (none when the table does not exist)."""
+    if not exists:
+        return
+    cursor = conn.execute(sql)
+    while batch := cursor.fetchmany(BATCH_ROWS):
+        yield from batch
+
+
+def _compare_items(r: Replay, conn: sqlite3.Connection, signed_upto: int, report: Report) -> None:
+    seen: set[str] = set()
+    for sha, size, path, deleted_at in _rows(conn, "SELECT sha256, size, path, deleted_at"
+                                                   " FROM items"):
+        seen.add(sha)
+        item = r.items.get(sha)
+        if item is None:
+            report("unlogged_row", f"items {sha}", "no file.ingested record stored this item")
+            continue
+        subject = f"seq {item.ingested_seq}"
+        if size != item.size:
+            report("catalog_mismatch", subject,
+                   f"item {sha}: the catalog says {size} bytes, the log {item.size}")
+        if item.stored_path and path != item.stored_path:
+            report("catalog_mismatch", subject,
+                   f"item {sha}: the catalog stores it at {path}, the log at {item.stored_path}")
+        if item.deleted_seq is None and deleted_at is not None:
+            report("unlogged_removal", subject,
+                   f"item {sha} is marked pruned ({deleted_at}) without an item.deleted record")
+        elif item.deleted_seq is not None and deleted_at is None:
+            report("catalog_mismatch", f"seq {item.deleted_seq}",
+                   f"item {sha} was deleted by item.deleted but the catalog lists it as stored")
+        if item.deleted_seq is not None and item.deleted_seq > signed_upto:
+            report("unsigned_removal", f"seq {item.deleted_seq}",
+                   f"item {sha} was removed by an item.deleted record no signed checkpoint"
+                   " covers")
+    for sha, item in r.items.items():
+        if sha not in seen:
+            report("unlogged_removal", f"seq {item.ingested_seq}",
+                   f"item {sha} of file.ingested is not in the catalog")
+
+
+def _compare_sightings(r: Replay, conn: sqlite3.Connection, report: Report) -> None:
+    by_session = {(session, key[4]): key for key, (_seq, session) in r.sightings.items()}
+    matched: set[tuple[str, str, int, int, str]] = set()
+    for row in _rows(conn, "SELECT id, session_id, recorder, source_path, size, mtime_ns, sha256"
+                           " FROM sightings"):
+        key = (row[2], row[3], row[4], row[5], row[6])
+        if key in r.sightings:
+            matched.add(key)
+            continue
+        logged = by_session.get((row[1], row[6]))
+        if logged is None:
+            report("unlogged_row", f"sightings {row[0]}",
+                   f"no file.ingested record found {row[3]!r} ({row[6]}) on {row[2]}")
+            continue
+        matched.add(logged)
+        report("catalog_mismatch", f"seq {r.sightings[logged][0]}",
+               f"sighting {row[0]} of {row[6]}: the catalog says {row[2]}:{row[3]!r}"
+               f" {row[4]} bytes mtime {row[5]}, the log {logged[0]}:{logged[1]!r}"
+               f" {logged[2]} bytes mtime {logged[3]}")
+    for key, (seq, _session) in r.sightings.items():
+        if key not in matched:
+            report("unlogged_removal", f"seq {seq}",
+                   f"no sighting of {key[1]!r} ({key[4]}) on {key[0]}")
+
+
+def _compare_metadata(r: Replay, conn: sqlite3.Connection, report: Report) -> None:
+    for (sha,) in _rows(conn, "SELECT sha256 FROM metadata"):
+        if sha not in r.items:
+            report("unlogged_row", f"metadata {sha}", "metadata of an item the log never ingested")
+
+
+def _compare_sessions(r: Replay, conn: sqlite3.Connection, report: Report) -> None:
+    seen: set[str] = set()
+    for sid, recorder, result, folder in _rows(conn, "SELECT id, recorder, result, folder"
+                                                     " FROM sessions"):
+        seen.add(sid)
+        session = r.sessions.get(sid)
+        if session is None:
+            report("unlogged_row", f"sessions {sid}", "no session.started record opened it")
+            continue
+        if session.recorder and recorder != session.recorder:
+            report("catalog_mismatch", f"seq {session.seq}",
+                   f"session {sid}: the catalog says recorder {recorder}, the log"
+                   f" {session.recorder}")
+        logged = session.result or "running"
+        if result != logged:
+            report("catalog_mismatch", f"seq {session.end_seq or session.seq}",
+                   f"session {sid}: the catalog says {result}, the log {logged}")
+        elif session.end_seq is not None and (folder or None) != session.folder:
+            report("catalog_mismatch", f"seq {session.end_seq}",
+                   f"session {sid}: the catalog's folder is {folder}, the log's {session.folder}")
+    for sid, session in r.sessions.items():
+        if sid not in seen:
+            report("unlogged_removal", f"seq {session.seq}", f"session {sid} is not in the catalog")
+
+
+def _compare_holds(r: Replay, rows: Iterator[sqlite3.Row], report: Report) -> None:
+    seen: set[int] = set()
+    for row in rows:
+        hid = int(row["id"])
+        seen.add(hid)
+        hold = r.holds.get(hid)
+        if hold is None:
+            report("unlogged_row", f"holds {hid}", "no hold.added record created this hold")
+            continue
+        catalog = (row["scope"], row["target"], row["range_from"], row["range_to"],
+                   row["reason"], row["created_by"])
+        logged = (hold.scope, hold.target, hold.range_from, hold.range_to, hold.reason, hold.by)
+        if catalog != logged:
+            report("catalog_mismatch", f"seq {hold.seq}",
+                   f"hold {hid}: the catalog says {catalog}, the log {logged}")
+        if row["released_at"] is not None and hold.released_seq is None:
+            report("unlogged_removal", f"seq {hold.seq}",
+                   f"hold {hid} is released in the catalog without a hold.released record")
+        elif row["released_at"] is None and hold.released_seq is not None:
+            report("catalog_mismatch", f"seq {hold.released_seq}",
+                   f"hold {hid} was released but the catalog lists it as active")
+        elif hold.released_seq is not None and row["released_by"] != hold.released_by:
+            report("catalog_mismatch", f"seq {hold.released_seq}",
+                   f"hold {hid}: released by {row['released_by']!r} in the catalog,"
+                   f" {hold.released_by!r} in the log")
+    for hid, hold in r.holds.items():
+        if hid not in seen:
+            report("unlogged_removal", f"seq {hold.seq}", f"hold {hid} is not in the catalog")
+
+
+def _compare_cases(r: Replay, conn: sqlite3.Connection, tables: set[str],
+                   report: Report) -> None:
+    seen: set[str] = set()
+    for case_no, place in _rows(conn, "SELECT case_no, place FROM cases", "cases" in tables):
+        seen.add(case_no)
+        if case_no not in r.cases:
+            report("unlogged_row", f"cases {case_no}", "no case.tagged record created this case")
+            continue
+        logged = r.case_places.get(case_no)
+        if (logged[1] if logged else None) != place:
+            report("catalog_mismatch", f"seq {logged[0] if logged else r.cases[case_no]}",
+                   f"case {case_no}: the catalog's place is {place!r}, the log's"
+                   f" {logged[1] if logged else None!r}")
+    for case_no, seq in r.cases.items():
+        if case_no not in seen:
+            report("unlogged_removal", f"seq {seq}", f"case {case_no} is not in the catalog")
+    tagged: set[tuple[str, str]] = set()
+    for case_no, sha in _rows(conn, "SELECT case_no, sha256 FROM case_items",
+                              "case_items" in tables):
+        tagged.add((case_no, sha))
+        if (case_no, sha) not in r.case_items:
+            report("unlogged_row", f"case_items {case_no} {sha}",
+                   "no case.tagged record tagged this item")
+    for (case_no, sha), seq in r.case_items.items():
+        if (case_no, sha) not in tagged:
+            report("unlogged_removal", f"seq {seq}", f"{sha} is no longer tagged {case_no}")
+
+
+def _compare_annotations(r: Replay, rows: Iterator[sqlite3.Row], report: Report) -> None:
+    catalog: Counter[tuple[str, str | None, str | None]] = Counter(
+        (row[0], row[1], row[2]) for row in rows)
+    for key, n in (catalog - r.annotations).items():
+        report("unlogged_row", f"item_annotations {key[0]}",
+               f"{n} annotation(s) place={key[1]!r} operator={key[2]!r} without item.annotated")
+    for key, n in (r.annotations - catalog).items():
+        report("unlogged_removal", f"seq {r.annotation_seq[key]}",
+               f"{n} annotation(s) of {key[0]} place={key[1]!r} operator={key[2]!r}"
+               " are not in the catalog")
+
+
+def _compare_recorders(r: Replay, rows: Iterator[sqlite3.Row], report: Report) -> None:
+    seen: set[str] = set()
+    for (serial,) in rows:
+        seen.add(serial)
+        if serial not in r.recorders:
+            report("unlogged_row", f"recorders {serial}",
+                   "no recorder.enrolled record enrolled it")
+    for serial, seq in r.recorders.items():
+        if serial not in seen:
+            report("unlogged_removal", f"seq {seq}", f"recorder {serial} is not in the registry")
