@@ -13,10 +13,13 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from dockd.clock import parse_utc_iso
+from dockd.errors import ConfigError
 from dockd.store.custody import (
     CHECKPOINT_FILE,
     GENESIS_HASH,
@@ -220,16 +223,28 @@ def test_forged_signature_in_the_database_is_flagged(open_test_store: Opener,
     assert any(p.kind == "checkpoint" and "signature" in p.detail for p in problems)
 
 
-def test_replaced_key_is_flagged(open_test_store: Opener, tmp_path: Path, store_dir: Path) -> None:
+def test_a_store_with_checkpoints_refuses_a_missing_or_other_key(open_test_store: Opener,
+                                                                 tmp_path: Path,
+                                                                 store_dir: Path) -> None:
+    # Silently making a new key would make every later checkpoint unverifiable (issue 14.7).
     store = open_test_store()
     _ingest_some(store, tmp_path)
     store.close()
     key = store_dir / "keys" / "custody.ed25519"
     key.chmod(0o600)
-    key.unlink()  # the next open makes a new key: old checkpoints are not by it
-    store = open_test_store()
-    problems = verify_store(store, "test").problems
-    assert any("not this dock's" in p.detail for p in problems)
+    original = key.read_bytes()
+    key.unlink()
+    with pytest.raises(ConfigError, match=r"no signing key at .*dockd key rotate"):
+        open_test_store()
+    assert not key.exists()  # refused, not made
+    other = Ed25519PrivateKey.generate().private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption())
+    key.write_bytes(other)
+    with pytest.raises(ConfigError, match="is not the key of the store's checkpoints"):
+        open_test_store()
+    key.write_bytes(original)
+    assert verify_store(open_test_store(), "test").ok
 
 
 def test_deleted_checkpoint_file_is_flagged(open_test_store: Opener, tmp_path: Path) -> None:

@@ -21,7 +21,8 @@ from dockd.store.catalog import Catalog, catalog_path
 from dockd.store.content_store import INTENT_PREFIX, TMP_DIR, ContentStore
 from dockd.store.custody import CHECKPOINT_FILE, CustodyLog
 from dockd.store.fsutil import DIR_MODE, make_dirs, try_lock
-from dockd.store.keys import load_or_create_signer
+from dockd.store.key_rotation import store_signer
+from dockd.store.keys import Signer
 from dockd.store.session_folder import SESSIONS_DIR
 
 LOCKS_DIR = "locks"
@@ -48,8 +49,14 @@ class EvidenceStore:
         self.catalog.close()
 
 
-def open_store(config: Config, clock: Clock, recover: bool = True) -> EvidenceStore:
-    """Open (creating when new) the store named by ``config`` for writing."""
+def open_store(config: Config, clock: Clock, recover: bool = True,
+               signer: Signer | None = None) -> EvidenceStore:
+    """Open (creating when new) the store named by ``config`` for writing.
+
+    The signing key must be the key of the store's checkpoints (ConfigError otherwise, see
+    :func:`store_signer`); ``signer`` overrides it for ``dockd key rotate`` only, which
+    must write its ``key.rotated`` record before any other, so nothing is recovered then.
+    """
     root = config.dock.store_dir
     content = ContentStore(root, _ingest_algorithms(config), config.ingest.chunk_bytes,
                            config.ingest.verify_after_copy == "destination",
@@ -57,10 +64,17 @@ def open_store(config: Config, clock: Clock, recover: bool = True) -> EvidenceSt
     content.open()  # proves the store is writable before anything else is touched
     make_dirs(root / LOCKS_DIR, DIR_MODE)
     catalog = Catalog(catalog_path(root))
-    signer = load_or_create_signer(config.dock.signing_key_path)
-    custody = CustodyLog(catalog, signer, config.dock.id, clock, config.ingest.checkpoint_every,
+    try:
+        key = signer or store_signer(catalog, config.dock.signing_key_path)
+    except BaseException:
+        catalog.close()
+        content.close()
+        raise
+    custody = CustodyLog(catalog, key, config.dock.id, clock, config.ingest.checkpoint_every,
                          root / CHECKPOINT_FILE)
     store = EvidenceStore(root, config, clock, catalog, content, custody)
+    if signer is not None:
+        return store
     undo_intents(store)
     if recover:
         recover_dead_sessions(store)

@@ -20,6 +20,7 @@ from dockd.errors import ConfigError
 from dockd.store.fsutil import fsync_dir, make_dirs, write_all
 
 KEY_FILE_MODE = 0o400
+ROTATION_TAG = b"dockd.key-rotation.v1\x00"
 
 
 class Signer:
@@ -36,10 +37,16 @@ class Signer:
 
 def load_or_create_signer(path: Path) -> Signer:
     """The signer of the key at ``path``; a new key is created there when none exists."""
+    signer = load_signer(path)
+    return signer if signer is not None else Signer(_create_key(path))
+
+
+def load_signer(path: Path) -> Signer | None:
+    """The signer of the key at ``path``; None when there is no file (never creates one)."""
     try:
         data = path.read_bytes()
     except FileNotFoundError:
-        return Signer(_create_key(path))
+        return None
     except PermissionError:
         raise ConfigError(f"signing key {path} is not readable by this user") from None
     try:
@@ -51,7 +58,17 @@ def load_or_create_signer(path: Path) -> Signer:
     return Signer(key)
 
 
-def _create_key(path: Path) -> Ed25519PrivateKey:
+def create_key_file(path: Path) -> Signer:
+    """A new key written to ``path`` (which must not exist)."""
+    return Signer(_create_key(path, exclusive=True))
+
+
+def rotation_message(dock: str, old_public_hex: str, new_public_hex: str) -> bytes:
+    """The bytes both keys sign in a ``key.rotated`` record: the old key vouches for the new."""
+    return ROTATION_TAG + f"{dock}\x00{old_public_hex}\x00{new_public_hex}".encode()
+
+
+def _create_key(path: Path, exclusive: bool = False) -> Ed25519PrivateKey:
     make_dirs(path.parent, 0o700)
     key = Ed25519PrivateKey.generate()
     pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
@@ -60,6 +77,8 @@ def _create_key(path: Path) -> Ed25519PrivateKey:
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, KEY_FILE_MODE)
     except FileExistsError:
+        if exclusive:
+            raise
         return load_or_create_signer(path)._key
     try:
         write_all(fd, pem)

@@ -82,6 +82,7 @@ class Replay:
     annotation_seq: dict[tuple[str, str | None, str | None], int] = field(default_factory=dict)
     recorders: dict[str, int] = field(default_factory=dict)
     references: list[tuple[int, str, str]] = field(default_factory=list)  # (seq, type, sha)
+    rotations: list[tuple[int, dict[str, Any]]] = field(default_factory=list)  # key.rotated
     unreadable: int = 0
 
     def feed(self, seq: int, type_: str, payload: Any) -> None:
@@ -193,7 +194,12 @@ def _names_items(r: Replay, seq: int, p: dict[str, Any], type_: str) -> None:
         r.references.append((seq, type_, str(sha)))
 
 
+def _key_rotated(r: Replay, seq: int, p: dict[str, Any]) -> None:
+    r.rotations.append((seq, p))
+
+
 _HANDLERS: dict[str, Callable[[Replay, int, dict[str, Any]], None]] = {
+    "key.rotated": _key_rotated,
     "file.ingested": _file_ingested,
     "item.deleted": _item_deleted,
     "session.started": _session_started,

@@ -6,6 +6,7 @@ The result is itself a custody event (``verify.completed`` or ``verify.failed``)
 
 from __future__ import annotations
 
+import bisect
 import json
 import os
 from collections.abc import Callable, Iterator
@@ -24,7 +25,7 @@ from dockd.store.custody import (
 )
 from dockd.store.evidence import EvidenceStore
 from dockd.store.hashing import hash_fd
-from dockd.store.keys import verify_signature
+from dockd.store.keys import fingerprint, rotation_message, verify_signature
 from dockd.store.replay import Replay
 
 MAX_PROBLEMS_IN_LOG = 100
@@ -52,6 +53,7 @@ class VerifyReport:
     checkpoints_checked: int = 0
     session_links_checked: int = 0
     problems: list[Problem] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # facts an examiner must know, not problems
 
     def add(self, kind: str, subject: str, detail: str) -> None:
         """Record one problem."""
@@ -66,7 +68,7 @@ class VerifyReport:
                 "bytes_checked": self.bytes_checked, "records_checked": self.records_checked,
                 "checkpoints_checked": self.checkpoints_checked,
                 "session_links_checked": self.session_links_checked,
-                "problems": [p.to_json_dict() for p in self.problems]}
+                "problems": [p.to_json_dict() for p in self.problems], "notes": self.notes}
 
 
 def verify_store(store: EvidenceStore, actor_name: str,
@@ -82,7 +84,7 @@ def verify_store(store: EvidenceStore, actor_name: str,
     store.catalog.conn.execute("BEGIN")
     try:
         _check_chain(store, report, replay)
-        signed_upto = _check_checkpoints(store, report)
+        signed_upto = _check_checkpoints(store, report, _key_schedule(store, replay, report))
         replay.compare(store.catalog.conn, signed_upto, report.add)
     finally:
         store.catalog.conn.execute("COMMIT")
@@ -187,9 +189,44 @@ def _check_chain(store: EvidenceStore, report: VerifyReport, replay: Replay) -> 
         expected_seq, prev = seq + 1, row["hash"]
 
 
-def _check_checkpoints(store: EvidenceStore, report: VerifyReport) -> int:
+@dataclass(frozen=True)
+class KeySchedule:
+    """Which key signs checkpoints from which seq on (changed by ``key.rotated`` records)."""
+
+    starts: list[int]
+    keys: list[str]
+
+    def key_at(self, seq: int) -> str:
+        return self.keys[bisect.bisect_right(self.starts, seq) - 1]
+
+
+def _key_schedule(store: EvidenceStore, replay: Replay, report: VerifyReport) -> KeySchedule:
+    """The keys in force, from the dock's key back through each rotation's old key."""
+    first = (str(replay.rotations[0][1].get("old_public_key")) if replay.rotations
+             else store.custody.signer.public_key_hex)
+    starts, keys = [0], [first]
+    for seq, p in replay.rotations:
+        subject = f"seq {seq}"
+        old, new = str(p.get("old_public_key")), str(p.get("new_public_key"))
+        message = rotation_message(str(p.get("dock")), old, new)
+        if old != keys[-1]:
+            report.add("key_rotation", subject,
+                       f"rotates away from {old[:16]}… but the key in force was {keys[-1][:16]}…")
+        old_sig, new_sig = p.get("old_key_signature"), p.get("new_key_signature")
+        if old_sig is None:
+            report.notes.append(f"seq {seq}: key {fingerprint(new)} replaced a lost key"
+                                f" ({fingerprint(old)}), which did not vouch for it")
+        elif not isinstance(old_sig, str) or not verify_signature(old, message, old_sig):
+            report.add("key_rotation", subject, "the old key's signature does not verify")
+        if not isinstance(new_sig, str) or not verify_signature(new, message, new_sig):
+            report.add("key_rotation", subject, "the new key's signature does not verify")
+        starts.append(seq)
+        keys.append(new)
+    return KeySchedule(starts, keys)
+
+
+def _check_checkpoints(store: EvidenceStore, report: VerifyReport, keys: KeySchedule) -> int:
     """Check every checkpoint and the checkpoint file; the highest seq a valid one covers."""
-    own_key = store.custody.signer.public_key_hex
     tail = store.catalog.query_one("SELECT MAX(seq) FROM custody")
     tail_seq = (tail[0] if tail else 0) or 0
     latest: Checkpoint | None = None
@@ -198,7 +235,7 @@ def _check_checkpoints(store: EvidenceStore, report: VerifyReport) -> int:
         report.checkpoints_checked += 1
         cp = Checkpoint(row["dock"], row["seq"], row["hash"], row["time"], row["public_key"],
                         row["signature"])
-        if _check_one_checkpoint(store, cp, own_key, "checkpoint", report):
+        if _check_one_checkpoint(store, cp, keys.key_at(cp.seq), "checkpoint", report):
             signed_upto = max(signed_upto, cp.seq)
         latest = cp
     for aside in sorted(store.root.glob(f"{CHECKPOINT_FILE}{CORRUPT_SUFFIX}*")):
@@ -220,17 +257,18 @@ def _check_checkpoints(store: EvidenceStore, report: VerifyReport) -> int:
             "log_truncated", CHECKPOINT_FILE,
             f"the checkpoint file vouches for seq {file_cp.seq} but the log ends at {tail_seq}"))
         return signed_upto
-    _check_one_checkpoint(store, file_cp, own_key, "checkpoint_file", report)
+    _check_one_checkpoint(store, file_cp, keys.key_at(file_cp.seq), "checkpoint_file", report)
     return signed_upto
 
 
-def _check_one_checkpoint(store: EvidenceStore, cp: Checkpoint, own_key: str, kind: str,
+def _check_one_checkpoint(store: EvidenceStore, cp: Checkpoint, key: str, kind: str,
                           report: VerifyReport) -> bool:
     """Report what is wrong with ``cp``; True when it is valid (so it vouches for its seq)."""
     before = len(report.problems)
     subject = f"seq {cp.seq}"
-    if cp.public_key != own_key:
-        report.problems.append(Problem(kind, subject, "signed by a key that is not this dock's"))
+    if cp.public_key != key:
+        report.problems.append(Problem(kind, subject, "signed by a key that is not this dock's"
+                                       " (not the key in force at this seq)"))
     if not verify_signature(cp.public_key, cp.signed_bytes(), cp.signature):
         report.problems.append(Problem(kind, subject, "signature does not verify"))
     row = store.catalog.query_one("SELECT hash FROM custody WHERE seq=?", (cp.seq,))
