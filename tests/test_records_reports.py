@@ -50,9 +50,14 @@ def week_store(tmp_path: Path, ffmpeg: str) -> Path:
         tx.execute("INSERT INTO sessions (id, recorder, started_at, ended_at, result, reason,"
                    " failed) VALUES ('s-int', 'CAM001', ?, ?, 'interrupted', 'source_removed', 1)",
                    ("2026-11-24T01:00:00.000000Z", "2026-11-24T01:01:00.000000Z"))
+        store.custody.record(tx, "session.started", "test", "CAM001", {
+            "session_id": "s-int", "recorder": "CAM001", "source": "/mnt"})
         store.custody.record(tx, "file.failed", "test", "CAM001", {
             "session_id": "s-int", "source_path": "DCIM/y.MP4", "reason": "vanished",
             "detail": "gone"})
+        store.custody.record(tx, "session.interrupted", "test", "CAM001", {
+            "session_id": "s-int", "recorder": "CAM001", "result": "interrupted",
+            "reason": "source_removed"})
     add_hold(store, HoldRequest("recorder", "CAM001", "信访 2026-3", "chief"), "test")
     assert verify_store(store, "test").ok
     store.close()
