@@ -18,8 +18,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from dockd.config.leds import SerialBoardSpec, SysfsLedSpec
 from dockd.dock.states import BayState, BayStatus
-from dockd.report.leds.config import SerialBoardSpec, SysfsLedSpec
 from dockd.report.leds.controller import LedController
 from dockd.report.leds.pattern import LED_OFF, READY
 from dockd.report.leds.serial_board import SerialBoardDriver

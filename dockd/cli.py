@@ -8,39 +8,38 @@ and the error's exit code.
 from __future__ import annotations
 
 import argparse
-import importlib
-import logging
 import sys
 from collections.abc import Sequence
 
 from dockd import __version__
+from dockd.commands import (
+    access,
+    archive,
+    case,
+    catalog,
+    console,
+    demo,
+    export,
+    hold,
+    ingest,
+    install,
+    key,
+    log,
+    prune,
+    recorders,
+    report,
+    run,
+    status,
+    verify,
+    watch,
+)
 from dockd.errors import DockdError, UsageError
 from dockd.logs import setup_logging
 
-# Command modules, in the order `dockd --help` lists them.
-COMMAND_MODULES = [
-    "dockd.commands.ingest",
-    "dockd.commands.catalog",
-    "dockd.commands.log",
-    "dockd.commands.verify",
-    "dockd.commands.key",
-    "dockd.commands.recorders",
-    "dockd.commands.run",
-    "dockd.commands.status",
-    "dockd.commands.console",
-    "dockd.commands.demo",
-    "dockd.commands.install",
-    "dockd.commands.archive",
-    "dockd.commands.hold",
-    "dockd.commands.prune",
-    "dockd.commands.case",
-    "dockd.commands.export",
-    "dockd.commands.access",
-    "dockd.commands.report",
-    "dockd.commands.watch",
-]
+# The command modules, in the order `dockd --help` lists them.
+COMMANDS = (ingest, catalog, log, verify, key, recorders, run, status, console, demo, install,
+            archive, hold, prune, case, export, access, report, watch)
 
-log = logging.getLogger("dockd.cli")
 
 
 class _ArgumentParser(argparse.ArgumentParser):
@@ -56,8 +55,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"dockd {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_ArgumentParser)
     sub.required = True
-    for name in COMMAND_MODULES:
-        importlib.import_module(name).register(sub)
+    for command in COMMANDS:
+        command.register(sub)
     return parser
 
 

@@ -50,9 +50,25 @@ class StoreFullError(DockdError):
 
 
 class ConfigError(DockdError):
-    """The configuration file is missing, unparsable or has a bad value (EX_CONFIG)."""
+    """The configuration file is missing, unparsable or has a bad value (EX_CONFIG).
+
+    ``problems`` holds every problem found when the config was checked as a whole; the
+    message names the first and counts the rest.
+    """
 
     exit_code = 78
+
+    def __init__(self, message: str, problems: tuple[str, ...] = ()) -> None:
+        super().__init__(message)
+        self.problems = problems or (message,)
+
+    @classmethod
+    def of(cls, problems: tuple[str, ...]) -> ConfigError:
+        """One error for a list of problems (at least one)."""
+        more = len(problems) - 1
+        message = problems[0] if not more else \
+            f"{problems[0]} (and {more} more: dockd check-config lists them all)"
+        return cls(message, problems)
 
 
 class DeviceError(DockdError):

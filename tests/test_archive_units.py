@@ -19,9 +19,9 @@ from hypothesis import strategies as st
 
 from dockd.clock import parse_utc_iso
 from dockd.config import parse_config
+from dockd.config.archive import ArchiveSection
 from dockd.errors import ConfigError
 from dockd.records.archive import is_archived
-from dockd.records.archive.config import ArchiveSection
 from dockd.records.archive.credentials import load_credentials, parse_credentials
 from dockd.records.archive.manifest import ArchivedCopy, item_manifest
 from dockd.records.archive.objectstore import composite_checksum, sha256_b64
@@ -38,7 +38,7 @@ BASE = {"endpoint_url": "https://s3.example:9000", "bucket": "dockd-evidence",
 
 
 def _section(**values: Any) -> ArchiveSection | None:
-    section = parse_config({"archive": {**BASE, **values}}).extra_sections["archive"]
+    section = parse_config({"archive": {**BASE, **values}}).archive
     assert section is None or isinstance(section, ArchiveSection)
     return section
 
@@ -47,7 +47,7 @@ def _section(**values: Any) -> ArchiveSection | None:
 
 
 def test_absent_section_means_no_archive() -> None:
-    assert parse_config({}).extra_sections["archive"] is None
+    assert parse_config({}).archive is None
 
 
 def test_section_defaults() -> None:
@@ -95,7 +95,7 @@ def test_any_section_parses_or_is_a_config_error(values: dict[str, Any]) -> None
         section = parse_config({"archive": {k: v for k, v in values.items() if v is not None}})
     except ConfigError:
         return
-    parsed = section.extra_sections["archive"]
+    parsed = section.archive
     if parsed is not None:
         assert parsed.retention_days >= 90
         assert parsed.multipart_threshold_bytes >= parsed.part_bytes >= 5 << 20

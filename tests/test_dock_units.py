@@ -12,14 +12,14 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from dockd.config import parse_config
+from dockd.config.health import HealthSection
 from dockd.devices.events import DeviceEvent, EventError, event_from_json_dict
 from dockd.dock.health import ClockCheck, clock_faults, evaluate, needs_clock_set
-from dockd.dock.settings import HealthSettings, daemon_settings
 from dockd.dock.states import FaultReason
 from dockd.errors import ConfigError
 from dockd.sim.spool import SpoolSource, SpoolWriter
 
-SETTINGS = HealthSettings(battery_min_percent=30, storage_min_free_percent=10, max_clock_drift_s=2)
+SETTINGS = HealthSection(battery_min_percent=30, storage_min_free_percent=10, max_clock_drift_s=2)
 
 
 def test_unknown_readings_are_never_faults() -> None:
@@ -72,7 +72,7 @@ def test_runtime_config_round_trip() -> None:
                                       "models": [{"name": "a", "vendor_id": "4255",
                                                   "product_id": "0001", "driver": "amba",
                                                   "control": "usb"}]}})
-    settings = daemon_settings(config)
+    settings = config.daemon
     assert settings.bay_for_port("1-1.3") is not None
     assert settings.models[0].matches("4255", "0001")
     assert not settings.models[0].matches("4255", "0002")

@@ -7,13 +7,12 @@ import subprocess
 from pathlib import Path
 
 from dockd.config import load_config
-from dockd.dock.settings import daemon_settings
 from tests.conftest import REPO_ROOT, run_dockd
 
 
 def test_example_config_is_valid_and_names_every_section() -> None:
     config = load_config(REPO_ROOT / "config" / "dockd.toml")
-    settings = daemon_settings(config)
+    settings = config.daemon
     assert [b.port for b in settings.bays] == ["1-1.1", "1-1.2"]
     assert {m.driver for m in settings.models} == {"amba", "gat947", "msc"}
 

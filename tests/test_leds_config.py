@@ -8,17 +8,16 @@ from pathlib import Path
 import pytest
 
 from dockd.config import load_config, parse_config
+from dockd.config.leds import DOCK, LedsSection, SerialBoardSpec, SysfsLedSpec
 from dockd.errors import ConfigError
 from dockd.report.leds.build import build_led_driver
-from dockd.report.leds.config import LedsSection, SerialBoardSpec, SysfsLedSpec
 from dockd.report.leds.driver import NoneDriver
-from dockd.report.leds.pattern import DOCK
 from dockd.report.leds.serial_board import SerialBoardDriver
 from dockd.report.leds.sysfs import SysfsLedDriver
 
 
 def leds(text: str) -> LedsSection:
-    section = parse_config(tomllib.loads(text)).extra_sections["leds"]
+    section = parse_config(tomllib.loads(text)).leds
     assert isinstance(section, LedsSection)
     return section
 
@@ -44,7 +43,7 @@ red = "bay2:red"
 green = "bay2:green"
 amber = "bay2:amber"
 ''')
-    section = load_config(path).extra_sections["leds"]
+    section = load_config(path).leds
     assert section.driver == "sysfs"
     assert section.sysfs_root == Path("/tmp/leds")
     assert section.sysfs_leds == (

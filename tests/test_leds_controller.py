@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from dockd.config.leds import SysfsLedSpec
 from dockd.dock.states import BayState, BayStatus, FaultReason, Progress
-from dockd.report.leds.config import SysfsLedSpec
 from dockd.report.leds.controller import LedController
 from dockd.report.leds.pattern import (
     DOCK,

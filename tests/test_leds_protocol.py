@@ -6,7 +6,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from dockd.report.leds.pattern import DOCK, Colour, LedPattern, Mode
+from dockd.config.leds import DOCK
+from dockd.report.leds.pattern import Colour, LedPattern, Mode
 from dockd.report.leds.protocol import (
     MAX_LINE,
     Ack,

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from dockd.report.leds.config import SerialBoardSpec
+from dockd.config.leds import SerialBoardSpec
 from dockd.report.leds.pattern import (
     CHECKING,
     DOCK,

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from dockd.report.leds.config import SysfsLedSpec
+from dockd.config.leds import SysfsLedSpec
 from dockd.report.leds.pattern import (
     CHECKING,
     DOCK,

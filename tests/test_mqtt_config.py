@@ -10,13 +10,14 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from dockd.config import parse_config
+from dockd.config.mqtt import Broker, MqttSection, parse_broker_url
 from dockd.errors import ConfigError
-from dockd.report.mqtt.config import Broker, MqttSection, check_tls_files, parse_broker_url, read_credentials
+from dockd.report.mqtt.credentials import check_tls_files, read_credentials
 from dockd.report.mqtt.topics import Topics, parse_topic
 
 
 def mqtt(**values: object) -> MqttSection:
-    section = parse_config({"mqtt": values}).extra_sections["mqtt"]
+    section = parse_config({"mqtt": values}).mqtt
     assert isinstance(section, MqttSection)
     return section
 

@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 from dockd.cli import build_parser
 from dockd.clock import SystemClock
 from dockd.commands.watch import _Watch
-from dockd.report.mqtt.config import parse_broker_url
+from dockd.config.mqtt import parse_broker_url
 from dockd.report.mqtt.connection import ConnectionSettings
 from dockd.report.mqtt.reporter import MqttReporter
 from dockd.report.mqtt.stream_verify import StreamVerifier

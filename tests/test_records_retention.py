@@ -13,7 +13,6 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import dockd.records.archive.schema  # noqa: F401  (registers archive_objects)
 from dockd.config import parse_config
 from dockd.errors import ConfigError, UsageError
 from dockd.records.cases import tag_items
@@ -28,7 +27,6 @@ from dockd.records.retention import (
     decide,
     prune,
 )
-from dockd.records.settings import archive_required, records_settings
 from dockd.store.verify import verify_store
 from tests.conftest import run_dockd
 from tests.records_support import T0, SettableClock, ingest, open_clocked_store, snapshot
@@ -66,17 +64,17 @@ def test_retention_below_90_days_is_refused_citing_the_rule() -> None:
 def test_records_section_defaults_and_values() -> None:
     cfg = parse_config({"records": {"retention_days": 120, "case_retention_days": 730,
                                     "undocked_alert_hours": 24, "utc_offset": "+08:00"}})
-    s = records_settings(cfg)
+    s = cfg.records
     assert (s.retention_days, s.case_retention_days, s.undocked_alert_hours) == (120, 730, 24)
     assert s.utc_offset == dt.timedelta(hours=8)
-    assert records_settings(parse_config({})).retention_days == 90
+    assert parse_config({}).records.retention_days == 90
     for bad in ("8", "+8:00", "+15:00", "+08:60"):
         with pytest.raises(ConfigError, match="utc_offset"):
             parse_config({"records": {"utc_offset": bad}})
     with pytest.raises(ConfigError, match="unknown key"):
         parse_config({"records": {"retention": 120}})
-    assert archive_required(parse_config({"archive": ARCHIVE}))
-    assert not archive_required(parse_config({}))
+    assert (parse_config({"archive": ARCHIVE}).archive is not None)
+    assert not (parse_config({}).archive is not None)
 
 
 def test_cli_with_a_30_day_config_exits_78_and_changes_nothing(tmp_path: Path) -> None:
@@ -145,7 +143,7 @@ def test_dry_run_deletes_nothing(tmp_path: Path) -> None:
 def test_archive_required_keeps_unarchived_items(tmp_path: Path) -> None:
     clock = SettableClock(T0)
     store, sha = _three(tmp_path, clock, archive=ARCHIVE)
-    required = archive_required(store.config)
+    required = (store.config.archive is not None)
     assert required
     store.catalog.conn.execute(
         "INSERT INTO archive_objects (sha256, bucket, key, version_id, checksum_sha256,"

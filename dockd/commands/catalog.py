@@ -6,7 +6,6 @@ import argparse
 
 from dockd.commands.common import add_config_options, add_json_option, config_from_args, print_json
 from dockd.records.periods import parse_day
-from dockd.records.settings import records_settings
 from dockd.records.views import filter_items
 from dockd.store.queries import catalog_items, open_catalog_read_only
 
@@ -28,7 +27,7 @@ def run(args: argparse.Namespace) -> int:
     config = config_from_args(args)
     catalog = open_catalog_read_only(config.dock.store_dir)
     try:
-        day = parse_day(args.day, records_settings(config).tz) if args.day else None
+        day = parse_day(args.day, config.records.tz) if args.day else None
         items = catalog_items(catalog, args.recorder, day.start_utc if day else args.since,
                               day.end_utc if day else None)
         items = filter_items(catalog, items, args.officer, args.case)

@@ -7,7 +7,6 @@ import sys
 from pathlib import Path
 
 from dockd.commands.common import add_config_options, config_from_args
-from dockd.dock.settings import daemon_settings
 from dockd.errors import UsageError
 
 
@@ -24,7 +23,7 @@ def run(args: argparse.Namespace) -> int:
     if not sys.stdout.isatty():
         raise UsageError("dockd console needs a terminal; use `dockd status` (or --json) for output "
                          "to a file or pipe")
-    path = args.socket or daemon_settings(config_from_args(args)).status_socket
+    path = args.socket or config_from_args(args).daemon.status_socket
     from dockd.report.console import run_console
 
     return run_console(path)

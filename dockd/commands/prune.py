@@ -16,7 +16,6 @@ from dockd.records.retention import (
     RetentionPolicy,
     prune,
 )
-from dockd.records.settings import archive_required, records_settings
 from dockd.store.evidence import actor
 
 
@@ -31,8 +30,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 def run(args: argparse.Namespace) -> int:
     config, store = open_for_writing(args)
     try:
-        report = prune(store, RetentionPolicy.from_settings(records_settings(config)),
-                       archive_required(config), actor(), dry_run=args.dry_run)
+        report = prune(store, RetentionPolicy.from_settings(config.records),
+                       (config.archive is not None), actor(), dry_run=args.dry_run)
     finally:
         store.close()
     if args.json:

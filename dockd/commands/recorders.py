@@ -91,9 +91,7 @@ def _list(args: argparse.Namespace) -> int:
     config = config_from_args(args)
     catalog = open_catalog_read_only(config.dock.store_dir)
     try:
-        has_table = catalog.query_one(
-            "SELECT 1 FROM sqlite_master WHERE type='table' AND name='recorders'")
-        recs = registry.list_recorders(catalog) if has_table else []
+        recs = registry.list_recorders(catalog) if catalog.has_table("recorders") else []
     finally:
         catalog.close()
     if args.json:

@@ -14,7 +14,6 @@ from dockd.errors import UsageError
 from dockd.i18n import _
 from dockd.records.periods import parse_week, previous_week
 from dockd.records.reports import supervision_report, weekly_report
-from dockd.records.settings import records_settings
 from dockd.store.queries import open_catalog_read_only
 
 FORMATS = ("text", "json", "csv", "pdf")
@@ -44,7 +43,7 @@ def run(args: argparse.Namespace) -> int:
     if args.out is not None and args.out.exists():
         raise UsageError(_("--out {path} already exists").format(path=args.out))
     config = config_from_args(args)
-    settings = records_settings(config)
+    settings = config.records
     now = SystemClock().now()
     period = parse_week(args.week, settings.tz) if args.week else previous_week(now, settings.tz)
     catalog = open_catalog_read_only(config.dock.store_dir)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 
 from dockd.commands.common import add_config_options, add_json_option, config_from_args, print_json
-from dockd.dock.settings import daemon_settings
 from dockd.errors import DockdError
 from dockd.report.state_channel import read_state
 
@@ -26,7 +25,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 def run(args: argparse.Namespace) -> int:
     config = config_from_args(args)
-    path = args.socket or daemon_settings(config).status_socket
+    path = args.socket or config.daemon.status_socket
     try:
         state = read_state(path)
     except (OSError, ValueError) as exc:

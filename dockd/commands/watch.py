@@ -24,17 +24,13 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.reasoncodes import ReasonCode
 
 from dockd.commands.common import add_json_option
-from dockd.config import DOCK_ID_PATTERN, load_config, resolve_config_path
+from dockd.config import load_config, resolve_config_path
+from dockd.config.mqtt import PROTOCOLS, TOPIC_LEVEL_PATTERN, MqttSection, parse_broker_url
 from dockd.errors import IntegrityError, UsageError
 from dockd.logs import setup_logging
-from dockd.report.mqtt.config import (
-    PROTOCOLS,
-    TOPIC_LEVEL_PATTERN,
-    MqttSection,
-    check_tls_files,
-    parse_broker_url,
-)
+from dockd.names import DOCK_ID_PATTERN
 from dockd.report.mqtt.connection import ConnectionSettings, connect, new_client
+from dockd.report.mqtt.credentials import check_tls_files
 from dockd.report.mqtt.state import (
     BrokerUnavailableError,
     describe_connack,
@@ -217,8 +213,7 @@ def _settings(args: argparse.Namespace) -> tuple[ConnectionSettings, str]:
     if args.config or not args.broker:
         config = load_config(resolve_config_path(args.config))
         setup_logging(config.dock.log_level)
-        found = config.extra_sections.get("mqtt")
-        section = found if isinstance(found, MqttSection) else section
+        section = config.mqtt
     broker = parse_broker_url(args.broker, "--broker") if args.broker else section.broker
     if args.broker is None and not section.enabled and args.config is None:
         raise UsageError("give --broker URL (or --config with an [mqtt] section)")

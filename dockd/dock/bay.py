@@ -27,6 +27,8 @@ from typing import Any
 
 from dockd.clock import Clock, utc_iso
 from dockd.config import Config
+from dockd.config.daemon import DaemonSection, ModelSpec
+from dockd.config.health import HealthSection
 from dockd.devices.events import DeviceEvent
 from dockd.devices.mounts import Mounter, MountError
 from dockd.devices.recorders.base import (
@@ -45,7 +47,6 @@ from dockd.devices.timesync import ClockSyncState
 from dockd.dock import registry
 from dockd.dock.clearing import clear_recorder
 from dockd.dock.health import ClockCheck, HealthReport, evaluate, needs_clock_set
-from dockd.dock.settings import DaemonSettings, HealthSettings, ModelSettings
 from dockd.dock.states import BayState, BayStatus, FaultReason, Progress
 from dockd.errors import DockdError, StoreFullError
 from dockd.report.mqtt.payloads import enqueue_alert
@@ -61,8 +62,8 @@ class DockContext:
     """Everything a bay needs from the rest of the dock, built once by the daemon."""
 
     config: Config
-    daemon: DaemonSettings
-    health: HealthSettings
+    daemon: DaemonSection
+    health: HealthSection
     clock: Clock
     clock_sync: ClockSyncState
     mounter: Mounter
@@ -90,7 +91,7 @@ class _Fault(Exception):
 class _Docked:
     """What is known about the recorder in the bay during one session."""
 
-    model: ModelSettings | None
+    model: ModelSpec | None
     identity: RecorderIdentity | None = None
     officer_id: str | None = None
     officer_name: str | None = None
@@ -195,7 +196,7 @@ class Bay:
 
     # -- phase 1: control port ---------------------------------------------------------------
 
-    def _control_phase(self, model: ModelSettings, first: DeviceEvent, docked: _Docked) -> None:
+    def _control_phase(self, model: ModelSpec, first: DeviceEvent, docked: _Docked) -> None:
         spec = self._control_spec(model, first)
         driver = self.ctx.driver_for(model.driver)
         password = _read_password(model.password_file)
@@ -229,7 +230,7 @@ class Bay:
             # failure. If no disk follows, the wait for the volume times out with a fault.
             log.info("recorder left the bus after the storage switch", extra={"bay": self.number})
 
-    def _control_spec(self, model: ModelSettings, first: DeviceEvent) -> TransportSpec:
+    def _control_spec(self, model: ModelSpec, first: DeviceEvent) -> TransportSpec:
         timeout = 3.0
         if model.control in ("usb", "usb-a9"):
             return TransportSpec(kind=model.control, usb_serial=first.usb_serial,
@@ -243,7 +244,7 @@ class Bay:
         return TransportSpec(kind=model.control, path=node.device_node, timezone=model.timezone,
                              timeout_s=timeout, options=model.options)
 
-    def _in_storage_mode(self, model: ModelSettings, event: DeviceEvent) -> bool:
+    def _in_storage_mode(self, model: ModelSpec, event: DeviceEvent) -> bool:
         """A two-phase recorder already in mass-storage mode (e.g. the dock restarted)."""
         return event.kind == "block" or (
             model.storage_vendor_id is not None
@@ -260,7 +261,7 @@ class Bay:
                           "the recorder's disk with a file system", FaultReason.OFFLOAD_FAILED,
                           allow_usb_remove=True)
 
-    def _storage_phase(self, model: ModelSettings, first: DeviceEvent, block: DeviceEvent,
+    def _storage_phase(self, model: ModelSpec, first: DeviceEvent, block: DeviceEvent,
                        docked: _Docked) -> None:
         assert block.device_node is not None
         try:
@@ -302,7 +303,7 @@ class Bay:
             except MountError as exc:
                 log.error("unmount failed", extra={"bay": self.number, "error": str(exc)})
 
-    def _identify_volume(self, model: ModelSettings, first: DeviceEvent, block: DeviceEvent,
+    def _identify_volume(self, model: ModelSpec, first: DeviceEvent, block: DeviceEvent,
                          mount: Path) -> RecorderIdentity:
         serial = first.usb_serial or block.usb_serial or block.fs_label
         spec = TransportSpec(kind="volume", mount_path=str(mount), usb_serial=serial,
@@ -313,7 +314,7 @@ class Bay:
         except DockdError as exc:
             raise _Fault(FaultReason.UNKNOWN_DEVICE, f"no usable identity: {exc}") from None
 
-    def _check_volume_health(self, model: ModelSettings, first: DeviceEvent, mount: Path,
+    def _check_volume_health(self, model: ModelSpec, first: DeviceEvent, mount: Path,
                              docked: _Docked) -> None:
         assert docked.identity is not None
         spec = TransportSpec(kind="volume", mount_path=str(mount), usb_serial=docked.identity.serial,
@@ -353,7 +354,7 @@ class Bay:
 
     def _clear(self, mount: Path, docked: _Docked) -> None:
         assert docked.identity is not None
-        require_archived = self.ctx.config.extra_sections.get("archive") is not None
+        require_archived = self.ctx.config.archive is not None
         try:
             self.ctx.mounter.remount(mount, writable=True)
         except MountError as exc:
@@ -472,14 +473,14 @@ class Bay:
 
     # -- helpers ------------------------------------------------------------------------------------
 
-    def _match(self, event: DeviceEvent) -> ModelSettings | None:
+    def _match(self, event: DeviceEvent) -> ModelSpec | None:
         for model in self.ctx.daemon.models:
             if model.matches(event.vendor_id, event.product_id):
                 return model
         if event.usb_serial:
             entry = registry.lookup(self._open_store().catalog, event.usb_serial)
             if entry is not None and entry.state != "retired":
-                return ModelSettings(name="enrolled-msc", vendor_id=event.vendor_id or "0000",
+                return ModelSpec(name="enrolled-msc", vendor_id=event.vendor_id or "0000",
                                      product_id=event.product_id or "0000", driver="msc")
         return None
 

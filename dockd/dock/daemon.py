@@ -8,6 +8,7 @@ SIGHUP reloads the config.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import shutil
 import signal
@@ -25,7 +26,6 @@ from dockd.devices.recorders.registry import get_driver
 from dockd.devices.timesync import ClockSyncState
 from dockd.dock.bay import Bay, DockContext
 from dockd.dock.health import HealthReport
-from dockd.dock.settings import daemon_settings, health_settings
 from dockd.dock.states import BayStatus
 from dockd.errors import ConfigError
 from dockd.report.mqtt.payloads import enqueue_alert
@@ -56,7 +56,7 @@ class Daemon:
     def __init__(self, config: Config, clock: Clock | None = None) -> None:
         self.config = config
         self.clock = clock or SystemClock()
-        self.settings = daemon_settings(config)
+        self.settings = config.daemon
         self.bays: dict[str, Bay] = {}
         self._lock = threading.RLock()
         self._stop = threading.Event()
@@ -70,7 +70,7 @@ class Daemon:
         # The daemon's own connection is shared by the main loop and the LED thread.
         self._store_lock = threading.Lock()
         self.ctx = DockContext(
-            config=config, daemon=self.settings, health=health_settings(config), clock=self.clock,
+            config=config, daemon=self.settings, health=config.health, clock=self.clock,
             clock_sync=ClockSyncState(self.settings.clock_sync), mounter=self._mounter(),
             driver_for=get_driver, open_store=lambda: open_store(config, self.clock, recover=False),
             offload_slots=threading.Semaphore(self.settings.max_concurrent_offloads),
@@ -137,7 +137,7 @@ class Daemon:
         log.info("dock stopped")
 
     def reload(self) -> None:
-        """Apply a changed config: models, thresholds and bay labels; the rest needs a restart."""
+        """Apply a changed config: models, bays, thresholds and records; the rest needs a restart."""
         if self.config.source is None:
             return
         try:
@@ -145,13 +145,19 @@ class Daemon:
         except ConfigError as exc:
             log.error("config reload refused; keeping the running config", extra={"error": str(exc)})
             return
-        if new.dock != self.config.dock:
+        old = self.config
+        if new.dock != old.dock:
             log.error("config reload: [dock] changed; restart dockd to apply it")
             return
-        settings = daemon_settings(new)
-        self.ctx.daemon, self.ctx.health = settings, health_settings(new)
-        self.settings = settings
-        for bay in settings.bays:
+        needs_restart = {"ingest": new.ingest != old.ingest, "mqtt": new.mqtt != old.mqtt,
+                         "leds": new.leds != old.leds, "archive": new.archive != old.archive}
+        for section in (name for name, changed in needs_restart.items() if changed):
+            log.warning("config reload: [%s] changed; restart dockd to apply it", section)
+        self.config = dataclasses.replace(old, daemon=new.daemon, health=new.health,
+                                          records=new.records)
+        self.settings = new.daemon
+        self.ctx.config, self.ctx.daemon, self.ctx.health = self.config, new.daemon, new.health
+        for bay in new.daemon.bays:
             existing = self.bays.get(bay.port)
             if existing is None:
                 self._add_bay(bay.port, bay.number, bay.label)
@@ -266,8 +272,8 @@ class Daemon:
         return UdevSource(self.dispatch)
 
     def _leds(self) -> Any:
-        section = self.config.extra_sections.get("leds")
-        if section is None or getattr(section, "driver", "none") == "none":
+        section = self.config.leds
+        if section.driver == "none":
             return None
         from dockd.report.leds.build import build_led_driver
         from dockd.report.leds.controller import LedController
@@ -288,8 +294,7 @@ class Daemon:
         self._wake_publisher()
 
     def _mqtt(self) -> Any:
-        section = self.config.extra_sections.get("mqtt")
-        if section is None or not getattr(section, "enabled", False):
+        if not self.config.mqtt.enabled:
             return None
         from dockd.report.mqtt.reporter import MqttReporter
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from dockd.dock.settings import HealthSettings
+from dockd.config.health import HealthSection
 from dockd.dock.states import FaultReason
 
 
@@ -44,7 +44,7 @@ class HealthReport:
                 "faults": [f.value for f in self.faults]}
 
 
-def evaluate(settings: HealthSettings, battery_percent: int | None, storage_total: int | None,
+def evaluate(settings: HealthSection, battery_percent: int | None, storage_total: int | None,
              storage_free: int | None, clock: ClockCheck) -> HealthReport:
     """Faults implied by the readings."""
     faults: list[FaultReason] = []
@@ -57,7 +57,7 @@ def evaluate(settings: HealthSettings, battery_percent: int | None, storage_tota
     return HealthReport(battery_percent, storage_total, storage_free, clock, tuple(faults))
 
 
-def clock_faults(settings: HealthSettings, clock: ClockCheck) -> list[FaultReason]:
+def clock_faults(settings: HealthSection, clock: ClockCheck) -> list[FaultReason]:
     """clock_unsynced when the dock could not vouch for its own time; clock_set_failed when a
     set did not bring the drift within bounds."""
     if clock.drift_before_s is None:
@@ -70,7 +70,7 @@ def clock_faults(settings: HealthSettings, clock: ClockCheck) -> list[FaultReaso
     return []
 
 
-def needs_clock_set(settings: HealthSettings, drift_s: float | None, dock_synchronised: bool) -> bool:
+def needs_clock_set(settings: HealthSection, drift_s: float | None, dock_synchronised: bool) -> bool:
     """Set the clock when it drifts beyond the bound and the dock's clock can be trusted."""
     return (settings.set_clock and dock_synchronised and drift_s is not None
             and abs(drift_s) > settings.max_clock_drift_s)

@@ -8,25 +8,13 @@ from typing import Any
 
 from dockd.clock import utc_iso
 from dockd.errors import UsageError
-from dockd.store.catalog import Catalog, register_schema
+from dockd.store.catalog import Catalog
 from dockd.store.evidence import EvidenceStore
 from dockd.store.ingest import validate_serial
 
 STATES = ("in_service", "faulty", "in_repair", "retired")
 
-register_schema("registry", """
-CREATE TABLE IF NOT EXISTS recorders (
-    serial TEXT PRIMARY KEY,
-    brand TEXT,
-    model TEXT,
-    officer_id TEXT,
-    officer_name TEXT,
-    unit TEXT,
-    state TEXT NOT NULL,
-    enrolled_at TEXT NOT NULL,
-    retired_at TEXT
-);
-""")
+
 
 
 @dataclass(frozen=True)

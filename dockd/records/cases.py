@@ -13,7 +13,6 @@ from typing import Any
 from dockd.clock import utc_iso
 from dockd.errors import UsageError
 from dockd.i18n import _
-from dockd.records.schema import has_table
 from dockd.records.selection import validate_case_no
 from dockd.store.catalog import Catalog
 from dockd.store.evidence import EvidenceStore
@@ -97,7 +96,7 @@ def annotate_items(store: EvidenceStore, shas: list[str], by: str, actor: str,
 
 def list_cases(catalog: Catalog) -> list[CaseSummary]:
     """Every case with its count of still-stored recordings."""
-    if not has_table(catalog, "cases"):
+    if not catalog.has_table("cases"):
         return []
     rows = catalog.query(
         "SELECT c.case_no, c.place, c.created_at, COUNT(i.sha256) AS n,"
@@ -111,7 +110,7 @@ def list_cases(catalog: Catalog) -> list[CaseSummary]:
 
 def cases_of_item(catalog: Catalog, sha256: str) -> list[str]:
     """The case numbers ``sha256`` is tagged with."""
-    if not has_table(catalog, "case_items"):
+    if not catalog.has_table("case_items"):
         return []
     return [str(r[0]) for r in catalog.query(
         "SELECT case_no FROM case_items WHERE sha256 = ? ORDER BY case_no", (sha256,))]

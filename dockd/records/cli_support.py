@@ -19,7 +19,6 @@ from dockd.records.selection import (
     require_recorder,
     resolve_items,
 )
-from dockd.records.settings import records_settings
 from dockd.store.catalog import Catalog
 from dockd.store.evidence import EvidenceStore, open_store
 
@@ -41,7 +40,7 @@ def add_range_options(parser: argparse.ArgumentParser) -> None:
 def date_range(config: Config, args: argparse.Namespace
                ) -> tuple[dt.datetime | None, dt.datetime | None]:
     """The ``--from``/``--to`` days as a half-open instant range (either end may be open)."""
-    tz = records_settings(config).tz
+    tz = config.records.tz
     start = parse_day(args.date_from, tz, "--from").start if args.date_from else None
     end = parse_day(args.date_to, tz, "--to").end if args.date_to else None
     if start and end:

@@ -17,7 +17,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from dockd.records.people import officer_at, recorder_entry
-from dockd.records.schema import has_table
 from dockd.store.catalog import Catalog
 
 # The keys of one recording in manifest.json, in order (tests and docs use this list).
@@ -80,7 +79,7 @@ def recording_fields(catalog: Catalog, sha256: str, case_no: str | None = None) 
 
 def _annotations(catalog: Catalog, sha256: str) -> tuple[str | None, str | None]:
     """The latest place and latest operator annotated for ``sha256``."""
-    if not has_table(catalog, "item_annotations"):
+    if not catalog.has_table("item_annotations"):
         return None, None
     place = catalog.query_one("SELECT place FROM item_annotations WHERE sha256 = ?"
                               " AND place IS NOT NULL ORDER BY id DESC LIMIT 1", (sha256,))
@@ -92,7 +91,7 @@ def _annotations(catalog: Catalog, sha256: str) -> tuple[str | None, str | None]
 
 def _case_place(catalog: Catalog, sha256: str, case_no: str | None) -> str | None:
     """The place of ``case_no``; without one, of the item's only case that has a place."""
-    if not has_table(catalog, "cases"):
+    if not catalog.has_table("cases"):
         return None
     if case_no is not None:
         row = catalog.query_one("SELECT place FROM cases WHERE case_no = ?", (case_no,))

@@ -16,7 +16,6 @@ from typing import Any
 from dockd.clock import utc_iso
 from dockd.errors import UsageError
 from dockd.i18n import _
-from dockd.records.schema import has_table
 from dockd.records.selection import require_case, require_recorder, resolve_item
 from dockd.store.catalog import Catalog, Transaction
 from dockd.store.evidence import EvidenceStore
@@ -107,7 +106,7 @@ def release_hold(store: EvidenceStore, hold_id: int, by: str, actor: str) -> Hol
 
 def list_holds(catalog: Catalog, include_released: bool = False) -> list[Hold]:
     """Holds, oldest first; only active ones unless ``include_released``."""
-    if not has_table(catalog, "holds"):
+    if not catalog.has_table("holds"):
         return []
     where = "" if include_released else " WHERE released_at IS NULL"
     return [_hold_from_row(r) for r in catalog.query(f"SELECT * FROM holds{where} ORDER BY id")]
@@ -122,7 +121,7 @@ def holds_on_item(conn: Catalog | Transaction, sha256: str) -> list[int]:
 def held_items(catalog: Catalog) -> frozenset[str]:
     """SHA-256 of every stored item an active hold covers now (the archive mirrors these
     onto the bucket's legal hold; matches ``dockd.records.archive.holds.HeldItems``)."""
-    if not has_table(catalog, "holds"):
+    if not catalog.has_table("holds"):
         return frozenset()
     rows = catalog.query("SELECT sha256 FROM items WHERE deleted_at IS NULL")
     return frozenset(str(r[0]) for r in rows if holds_on_item(catalog, str(r[0])))

@@ -7,7 +7,6 @@ import json
 from dataclasses import dataclass
 
 from dockd.dock.registry import Recorder, lookup
-from dockd.records.schema import has_table
 from dockd.store.catalog import Catalog
 
 
@@ -25,7 +24,7 @@ class Officer:
 
 def recorder_entry(catalog: Catalog, serial: str) -> Recorder | None:
     """The registry entry of ``serial``; None when not enrolled or there is no registry."""
-    if not has_table(catalog, "recorders"):
+    if not catalog.has_table("recorders"):
         return None
     return lookup(catalog, serial)
 

@@ -23,7 +23,6 @@ from dockd.clock import parse_utc_iso, utc_iso
 from dockd.records.holds import Hold, list_holds
 from dockd.records.people import officer_at
 from dockd.records.periods import Period
-from dockd.records.schema import has_table
 from dockd.store.catalog import Catalog
 
 DOCK_EVENT = "recorder.docked"
@@ -201,7 +200,7 @@ def supervision_report(catalog: Catalog, period: Period, now: dt.datetime,
 
 def never_docked(catalog: Catalog) -> list[str]:
     """Enrolled, unretired recorders with no offload session and no dock event ever."""
-    if not has_table(catalog, "recorders"):
+    if not catalog.has_table("recorders"):
         return []
     rows = catalog.query(
         "SELECT serial FROM recorders r WHERE retired_at IS NULL"
@@ -220,7 +219,7 @@ def overdue_recorders(catalog: Catalog, at: dt.datetime, alert_hours: int) -> li
                            " GROUP BY subject", (DOCK_EVENT,)):
         last[r[0]] = max(last.get(r[0], ""), r[1])
     retired: set[str] = set()
-    if has_table(catalog, "recorders"):
+    if catalog.has_table("recorders"):
         retired = {str(r[0]) for r in catalog.query(
             "SELECT serial FROM recorders WHERE retired_at IS NOT NULL")}
     out = []

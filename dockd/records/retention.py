@@ -25,9 +25,9 @@ from pathlib import Path
 from typing import Any
 
 from dockd.clock import parse_utc_iso, utc_iso
+from dockd.config.records import RecordsSection
 from dockd.records.archive import is_archived
 from dockd.records.holds import holds_on_item
-from dockd.records.settings import RecordsSettings
 from dockd.store.catalog import Catalog, Transaction
 from dockd.store.evidence import EvidenceStore
 from dockd.store.fsutil import raise_store_error
@@ -49,7 +49,7 @@ class RetentionPolicy:
     case_days: int
 
     @classmethod
-    def from_settings(cls, settings: RecordsSettings) -> RetentionPolicy:
+    def from_settings(cls, settings: RecordsSection) -> RetentionPolicy:
         return cls(settings.retention_days, settings.case_retention_days)
 
 

@@ -9,7 +9,6 @@ import re
 from dockd.clock import utc_iso
 from dockd.errors import UsageError
 from dockd.i18n import _
-from dockd.records.schema import has_table
 from dockd.store.catalog import Catalog
 
 SHA_PREFIX_MIN = 12
@@ -53,7 +52,7 @@ def validate_case_no(text: str) -> str:
 
 def case_exists(catalog: Catalog, case_no: str) -> bool:
     """True when the case has been created by tagging."""
-    if not has_table(catalog, "cases"):
+    if not catalog.has_table("cases"):
         return False
     return catalog.query_one("SELECT 1 FROM cases WHERE case_no = ?", (case_no,)) is not None
 
@@ -78,7 +77,7 @@ def case_item_shas(catalog: Catalog, case_no: str) -> list[str]:
 def require_recorder(catalog: Catalog, serial: str) -> str:
     """``serial`` when the dock has ever seen or enrolled that recorder."""
     seen = catalog.query_one("SELECT 1 FROM sightings WHERE recorder = ? LIMIT 1", (serial,))
-    if seen is None and has_table(catalog, "recorders"):
+    if seen is None and catalog.has_table("recorders"):
         seen = catalog.query_one("SELECT 1 FROM recorders WHERE serial = ?", (serial,))
     if seen is None:
         raise UsageError(_("unknown recorder {serial}: it was never docked or enrolled here")

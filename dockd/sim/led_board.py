@@ -25,7 +25,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from dockd.report.leds.pattern import DOCK, LedPattern, LedTarget
+from dockd.config.leds import DOCK, LedTarget
+from dockd.report.leds.pattern import LedPattern
 from dockd.report.leds.protocol import (
     Ack,
     Command,

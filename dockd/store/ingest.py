@@ -26,7 +26,6 @@ from pathlib import Path
 from typing import Any
 
 from dockd.clock import utc_iso
-from dockd.config import SERIAL_PATTERN
 from dockd.dock.states import Progress
 from dockd.errors import (
     DockdError,
@@ -35,6 +34,7 @@ from dockd.errors import (
     StoreUnavailableError,
     UsageError,
 )
+from dockd.names import SERIAL_PATTERN
 from dockd.store.content_store import (
     SourceChangedError,
     SourceReadError,

@@ -21,8 +21,8 @@ import boto3  # type: ignore[import-untyped]
 import botocore.config  # type: ignore[import-untyped]
 import botocore.exceptions  # type: ignore[import-untyped]
 
+from dockd.config.archive import ArchiveSection
 from dockd.errors import ConfigError, IntegrityError
-from dockd.records.archive.config import ArchiveSection
 from dockd.records.archive.credentials import ArchiveCredentials
 from dockd.records.archive.errors import ArchiveUnavailableError
 

@@ -26,8 +26,8 @@ from typing import Any
 
 from dockd.clock import utc_iso
 from dockd.config import Config
+from dockd.config.archive import ArchiveSection
 from dockd.errors import ConfigError, IntegrityError
-from dockd.records.archive.config import ArchiveSection
 from dockd.records.archive.credentials import load_credentials
 from dockd.records.archive.holds import HeldItems, held_items_from_catalog
 from dockd.records.archive.manifest import (
@@ -90,8 +90,8 @@ class SyncReport:
 def open_archive(config: Config) -> tuple[ArchiveSection, S3Archive]:
     """The ``[archive]`` section and a client for its bucket; ConfigError when the dock
     has no archive configured or its credentials file is unusable."""
-    section = config.extra_sections.get("archive")
-    if not isinstance(section, ArchiveSection):
+    section = config.archive
+    if section is None:
         where = config.source or "the config"
         raise ConfigError(f"no [archive] section in {where}: set endpoint_url, bucket and "
                           "credentials_file to archive to a WORM bucket")

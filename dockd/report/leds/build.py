@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dockd.clock import Clock
-from dockd.report.leds.config import LedsSection
+from dockd.config.leds import LedsSection
 from dockd.report.leds.driver import FaultCallback, LedDriver, NoneDriver
 
 

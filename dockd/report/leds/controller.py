@@ -15,9 +15,10 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 from dockd.clock import Clock, SystemClock
+from dockd.config.leds import DOCK, LedTarget
 from dockd.dock.states import BayStatus
 from dockd.report.leds.driver import LedDriver
-from dockd.report.leds.pattern import DOCK, LedPattern, LedTarget, dock_pattern, led_pattern
+from dockd.report.leds.pattern import LedPattern, dock_pattern, led_pattern
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

@@ -12,7 +12,8 @@ import logging
 from collections.abc import Callable
 from typing import Protocol
 
-from dockd.report.leds.pattern import LedPattern, LedTarget
+from dockd.config.leds import LedTarget
+from dockd.report.leds.pattern import LedPattern
 
 log = logging.getLogger(__name__)
 

@@ -9,13 +9,9 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
-from typing import Final, Literal, TypeAlias
+from typing import Final
 
 from dockd.dock.states import BayState, BayStatus, FaultReason, Progress
-
-DOCK: Final = "dock"
-LedTarget: TypeAlias = int | Literal["dock"]
-"""A bay number, or ``DOCK`` for the dock-level LED."""
 
 
 class Colour(enum.StrEnum):

@@ -20,7 +20,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from dockd.report.leds.pattern import DOCK, Colour, LedPattern, LedTarget, Mode
+from dockd.config.leds import DOCK, LedTarget
+from dockd.report.leds.pattern import Colour, LedPattern, Mode
 
 MAX_LINE = 128
 SEQ_MODULO = 65536

@@ -20,9 +20,9 @@ from typing import Any
 import serial
 
 from dockd.clock import Clock, SystemClock
-from dockd.report.leds.config import SerialBoardSpec
+from dockd.config.leds import DOCK, LedTarget, SerialBoardSpec
 from dockd.report.leds.driver import FaultCallback, FaultLatch
-from dockd.report.leds.pattern import DOCK, LedPattern, LedTarget
+from dockd.report.leds.pattern import LedPattern
 from dockd.report.leds.protocol import (
     SEQ_MODULO,
     Ack,

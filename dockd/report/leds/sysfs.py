@@ -26,9 +26,9 @@ import os
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
-from dockd.report.leds.config import SysfsLedSpec
+from dockd.config.leds import LedTarget, SysfsLedSpec
 from dockd.report.leds.driver import FaultCallback, FaultLatch
-from dockd.report.leds.pattern import Colour, LedPattern, LedTarget, Mode
+from dockd.report.leds.pattern import Colour, LedPattern, Mode
 
 log = logging.getLogger(__name__)
 

@@ -17,7 +17,6 @@ from dockd.clock import SystemClock
 from dockd.config import load_config, resolve_config_path
 from dockd.errors import ConfigError, DockdError
 from dockd.logs import setup_logging
-from dockd.report.mqtt.config import MqttSection
 from dockd.report.mqtt.reporter import MqttReporter
 from dockd.store.keys import load_or_create_signer
 
@@ -34,8 +33,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.store is not None:
             config = config.with_store(args.store)
         setup_logging(config.dock.log_level)
-        section = config.extra_sections.get("mqtt")
-        if not isinstance(section, MqttSection) or not section.enabled:
+        if not config.mqtt.enabled:
             raise ConfigError("mqtt.enabled: the [mqtt] section is not enabled")
         signer = load_or_create_signer(config.dock.signing_key_path)
         reporter = MqttReporter(config, config.dock.store_dir, SystemClock(),

@@ -15,7 +15,8 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from dockd.report.mqtt.config import Broker, MqttSection, read_credentials
+from dockd.config.mqtt import Broker, MqttSection
+from dockd.report.mqtt.credentials import read_credentials
 
 CONNECT_TIMEOUT_S = 10.0
 

@@ -34,10 +34,11 @@ from paho.mqtt.reasoncodes import ReasonCode
 from dockd import __version__
 from dockd.clock import Clock, utc_iso
 from dockd.config import Config
+from dockd.config.mqtt import MqttSection
 from dockd.dock.states import BayStatus
 from dockd.report.mqtt import discovery, payloads
-from dockd.report.mqtt.config import MqttSection, check_tls_files, read_credentials
 from dockd.report.mqtt.connection import ConnectionSettings, Will, connect, new_client, settings_from_section
+from dockd.report.mqtt.credentials import check_tls_files, read_credentials
 from dockd.report.mqtt.outbox import Outbox, OutboxRow
 from dockd.report.mqtt.payloads import DockStatus, RecorderHealth
 from dockd.report.mqtt.state import (
@@ -64,8 +65,7 @@ class MqttReporter:
 
     def __init__(self, config: Config, store_dir: Path, clock: Clock, dock_public_key: str,
                  *, version: str = __version__, rng: random.Random | None = None) -> None:
-        section = config.extra_sections.get("mqtt")
-        self.section: MqttSection = section if isinstance(section, MqttSection) else MqttSection()
+        self.section: MqttSection = config.mqtt
         self.topics = Topics(self.section.prefix, config.dock.site, config.dock.id)
         self.dock, self.site = config.dock.id, config.dock.site
         self.store_dir = store_dir

@@ -17,7 +17,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from dockd.config import SERIAL_PATTERN
+from dockd.names import SERIAL_PATTERN
 
 STATUS = "status"
 CUSTODY = "custody"

@@ -1,4 +1,4 @@
-"""The ``[archive]`` config section: where the central WORM archive is and how long it locks.
+"""The ``[archive]`` section: where the central WORM archive is and how long it locks.
 
 ::
 
@@ -17,7 +17,7 @@
     read_timeout_s = 60
 
 The credentials are not in this file: ``credentials_file`` names a TOML file with
-``access_key_id`` and ``secret_access_key`` (see :mod:`dockd.records.archive.credentials`).
+``access_key_id`` and ``secret_access_key`` (read by :mod:`dockd.records.archive.credentials`).
 An absent ``[archive]`` section means the dock has no archive.
 """
 
@@ -27,8 +27,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from dockd.config import TableReader, register_section
-from dockd.errors import ConfigError
+from dockd.config.reader import TableReader
 
 MIN_RETENTION_DAYS = 90  # rule art. 12(3): keep at least three months
 MIN_PART_BYTES = 5 << 20  # S3: every part but the last is at least 5 MiB
@@ -66,36 +65,34 @@ def parse_archive(t: TableReader) -> ArchiveSection | None:
     """Validate ``[archive]``; None when the section is absent or empty (no archive)."""
     if not t.data:
         return None
-    for required in ("endpoint_url", "bucket", "credentials_file"):
-        if required not in t.data:
-            raise ConfigError(f"{t.key(required)}: missing; the archive needs endpoint_url, "
-                              "bucket and credentials_file")
-    part_bytes = t.integer("part_bytes", ArchiveSection.part_bytes, minimum=MIN_PART_BYTES,
+    d = ArchiveSection
+    hint = "the archive needs endpoint_url, bucket and credentials_file"
+    endpoint_url = t.required_string("endpoint_url", URL_PATTERN, "an http:// or https:// URL")
+    bucket = t.required_string("bucket", BUCKET_PATTERN,
+                               "an S3 bucket name (3-63 lowercase letters, digits, '.', '-')")
+    if "credentials_file" not in t.data:
+        t.problem("credentials_file", f"missing; {hint}")
+    credentials_file = t.path("credentials_file", None)
+    part_bytes = t.integer("part_bytes", d.part_bytes, minimum=MIN_PART_BYTES,
                            maximum=MAX_PART_BYTES)
     section = ArchiveSection(
-        endpoint_url=t.string("endpoint_url", "", URL_PATTERN, "an http:// or https:// URL"),
-        bucket=t.string("bucket", "", BUCKET_PATTERN,
-                        "an S3 bucket name (3-63 lowercase letters, digits, '.', '-')"),
-        credentials_file=t.path("credentials_file", None) or Path(),
-        region=t.string("region", ArchiveSection.region, re.compile(r"^[a-z0-9-]{1,32}$"),
+        endpoint_url=endpoint_url,
+        bucket=bucket,
+        credentials_file=credentials_file or Path(),
+        region=t.string("region", d.region, re.compile(r"^[a-z0-9-]{1,32}$"),
                         "a region name such as us-east-1"),
-        key_prefix=t.get("key_prefix", (str, type(None)), None),
+        key_prefix=t.optional_string("key_prefix", PREFIX_PATTERN,
+                                     "1-4 '/'-separated parts of letters, digits, '_', '.', '-'"),
         retention_days=t.integer("retention_days", MIN_RETENTION_DAYS,
                                  minimum=MIN_RETENTION_DAYS, maximum=36500),
-        addressing_style=t.choice("addressing_style", "path", ("path", "virtual")),
+        addressing_style=t.choice("addressing_style", d.addressing_style, ("path", "virtual")),
         ca_bundle=t.path("ca_bundle", None),
         part_bytes=part_bytes,
         multipart_threshold_bytes=t.integer("multipart_threshold_bytes",
-                                            max(ArchiveSection.multipart_threshold_bytes,
-                                                part_bytes),
+                                            max(d.multipart_threshold_bytes, part_bytes),
                                             minimum=part_bytes, maximum=MAX_SINGLE_PUT_BYTES),
-        connect_timeout_s=t.number("connect_timeout_s", 10.0, minimum=0.1, maximum=600),
-        read_timeout_s=t.number("read_timeout_s", 60.0, minimum=0.1, maximum=3600),
+        connect_timeout_s=t.number("connect_timeout_s", d.connect_timeout_s, minimum=0.1,
+                                   maximum=600),
+        read_timeout_s=t.number("read_timeout_s", d.read_timeout_s, minimum=0.1, maximum=3600),
     )
-    if section.key_prefix is not None and not PREFIX_PATTERN.match(section.key_prefix):
-        raise ConfigError(f"{t.key('key_prefix')}: {section.key_prefix!r} is not valid; expected "
-                          "1-4 '/'-separated parts of letters, digits, '_', '.', '-'")
     return section
-
-
-register_section("archive", parse_archive)

@@ -1,4 +1,4 @@
-"""The ``[leds]`` config section: which LED driver, and which LED belongs to which bay.
+"""The ``[leds]`` section: which LED driver, and which LED belongs to which bay.
 
 ::
 
@@ -26,10 +26,13 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Final, Literal, TypeAlias
 
-from dockd.config import TableReader, register_section
-from dockd.errors import ConfigError
-from dockd.report.leds.pattern import DOCK, LedTarget
+from dockd.config.reader import TableReader
+
+DOCK: Final = "dock"
+LedTarget: TypeAlias = int | Literal["dock"]
+"""A bay number, or ``DOCK`` for the dock-level LED."""
 
 DRIVERS = ("none", "sysfs", "serial")
 # Kernel LED names are "devicename:colour:function"; no '/', and never '.' or '..'.
@@ -76,64 +79,67 @@ class LedsSection:
 
 
 def parse_leds(t: TableReader) -> LedsSection:
-    """Validate ``[leds]`` (the caller checks for unknown keys at this level)."""
+    """Validate ``[leds]``."""
     driver = t.choice("driver", "none", DRIVERS)
     root = t.path("sysfs_root", LedsSection.sysfs_root) or LedsSection.sysfs_root
     leds: list[SysfsLedSpec] = []
     seen: set[LedTarget] = set()
     for bay_table in t.tables("bay"):
         if "bay" not in bay_table.data:
-            raise ConfigError(f"{bay_table.key('bay')}: missing; every [[leds.bay]] needs a bay")
-        bay = bay_table.integer("bay", 0, minimum=0, maximum=255)
+            bay_table.problem("bay", "missing; every [[leds.bay]] needs a bay")
+            continue
+        bay = bay_table.integer("bay", -1, minimum=0, maximum=255)
         if bay in seen:
-            raise ConfigError(f"{bay_table.key('bay')}: bay {bay} is listed twice")
+            bay_table.problem("bay", f"bay {bay} is listed twice")
         seen.add(bay)
-        leds.append(_parse_sysfs_spec(bay_table, bay))
+        spec = _parse_sysfs_spec(bay_table, bay)
+        if spec is not None and bay >= 0:
+            leds.append(spec)
     if "dock" in t.data:
-        leds.append(_parse_sysfs_spec(t.table("dock"), DOCK))
+        dock = _parse_sysfs_spec(t.table("dock"), DOCK)
+        if dock is not None:
+            leds.append(dock)
     else:
         t.seen.add("dock")
     serial = _parse_serial(t.table("serial"))
-    if driver == "sysfs" and not any(spec.target != DOCK for spec in leds):
-        raise ConfigError(f"{t.key('bay')}: driver \"sysfs\" needs at least one [[leds.bay]]")
+    if driver == "sysfs" and not any(spec.target != DOCK for spec in leds) and not t.has_problem("bay"):
+        t.problem("bay", 'driver "sysfs" needs at least one [[leds.bay]]')
     if driver == "serial" and serial.port is None:
-        raise ConfigError(f"{t.key('serial.port')}: driver \"serial\" needs the board's port")
+        t.problem("serial.port", 'driver "serial" needs the board\'s port')
     return LedsSection(driver=driver, sysfs_root=root, sysfs_leds=tuple(leds), serial=serial)
 
 
-def _parse_sysfs_spec(t: TableReader, target: LedTarget) -> SysfsLedSpec:
-    names = {key: t.get(key, (str, type(None)), None) for key in ("led", "red", "green", "amber")}
-    for key, value in names.items():
-        if value is not None and not LED_NAME_PATTERN.match(value):
-            raise ConfigError(f"{t.key(key)}: {value!r} is not valid; expected {LED_NAME_HINT}")
+def _parse_sysfs_spec(t: TableReader, target: LedTarget) -> SysfsLedSpec | None:
+    names = {key: t.optional_string(key, LED_NAME_PATTERN, LED_NAME_HINT)
+             for key in ("led", "red", "green", "amber")}
     t.finish()
     if names["led"] is not None:
         extra = [k for k in ("red", "green", "amber") if names[k] is not None]
         if extra:
-            raise ConfigError(f"{t.key(extra[0])}: give either led (multicolour) or "
-                              "red/green/amber LEDs, not both")
+            t.problem(extra[0], "give either led (multicolour) or red/green/amber LEDs, not both")
+            return None
         return SysfsLedSpec(target, multicolor=names["led"])
-    missing = [k for k in ("red", "green") if names[k] is None]
+    missing = [k for k in ("red", "green") if names[k] is None and not t.has_problem(k)]
     if missing:
-        raise ConfigError(f"{t.key(missing[0])}: missing; give led (a multicolour LED) or "
-                          "both red and green")
+        t.problem(missing[0], "missing; give led (a multicolour LED) or both red and green")
+        return None
+    if names["red"] is None or names["green"] is None:
+        return None
     return SysfsLedSpec(target, red=names["red"], green=names["green"], amber=names["amber"])
 
 
 def _parse_serial(t: TableReader) -> SerialBoardSpec:
+    baud = t.integer("baud", 115200)
+    if baud not in BAUD_RATES:
+        t.problem("baud", f"{baud} is not one of {', '.join(str(b) for b in BAUD_RATES)}")
+        baud = 115200
     spec = SerialBoardSpec(
         port=t.path("port", None),
-        baud=t.integer("baud", 115200),
+        baud=baud,
         ack_timeout_s=t.integer("ack_timeout_ms", 200, minimum=10, maximum=10_000) / 1000,
         retries=t.integer("retries", 3, minimum=0, maximum=20),
         reconnect_interval_s=t.integer("reconnect_interval_ms", 2000, minimum=50,
                                        maximum=600_000) / 1000,
     )
-    if spec.baud not in BAUD_RATES:
-        raise ConfigError(f"{t.key('baud')}: {spec.baud} is not one of "
-                          f"{', '.join(str(b) for b in BAUD_RATES)}")
     t.finish()
     return spec
-
-
-register_section("leds", parse_leds)

@@ -1,4 +1,4 @@
-"""The ``[records]`` config section: retention, reporting thresholds, the local day.
+"""The ``[records]`` section: retention, reporting thresholds, the local day.
 
 ::
 
@@ -18,8 +18,7 @@ import datetime as dt
 import re
 from dataclasses import dataclass
 
-from dockd.config import Config, TableReader, register_section
-from dockd.errors import ConfigError
+from dockd.config.reader import TableReader
 from dockd.i18n import _
 
 MIN_RETENTION_DAYS = 90
@@ -28,7 +27,7 @@ _OFFSET = re.compile(r"^([+-])(\d{2}):(\d{2})$")
 
 
 @dataclass(frozen=True)
-class RecordsSettings:
+class RecordsSection:
     """Validated ``[records]`` values."""
 
     retention_days: int = MIN_RETENTION_DAYS
@@ -42,38 +41,26 @@ class RecordsSettings:
         return dt.timezone(self.utc_offset)
 
 
-def parse_records(t: TableReader) -> RecordsSettings:
-    """Parse ``[records]``; ConfigError (exit 78) on any bad value."""
-    untagged = _retention(t, "retention_days", MIN_RETENTION_DAYS)
-    case = _retention(t, "case_retention_days", 365)
-    settings = RecordsSettings(
-        retention_days=untagged,
-        case_retention_days=case,
-        undocked_alert_hours=t.integer("undocked_alert_hours", 48, minimum=1, maximum=24 * 366),
+def parse_records(t: TableReader) -> RecordsSection:
+    """Validate ``[records]``."""
+    d = RecordsSection
+    return RecordsSection(
+        retention_days=_retention(t, "retention_days", d.retention_days),
+        case_retention_days=_retention(t, "case_retention_days", d.case_retention_days),
+        undocked_alert_hours=t.integer("undocked_alert_hours", d.undocked_alert_hours, minimum=1,
+                                       maximum=24 * 366),
         utc_offset=_offset(t, "utc_offset", "+00:00"),
     )
-    return settings
-
-
-def records_settings(config: Config) -> RecordsSettings:
-    """The ``[records]`` section of ``config`` (defaults when the section was not parsed)."""
-    value = config.extra_sections.get("records")
-    return value if isinstance(value, RecordsSettings) else RecordsSettings()
-
-
-def archive_required(config: Config) -> bool:
-    """True when a central archive is configured (an ``[archive]`` section, owned by
-    :mod:`dockd.records.archive.config`): then prune deletes only what the archive holds."""
-    return config.extra_sections.get("archive") is not None
 
 
 def _retention(t: TableReader, name: str, default: int) -> int:
     value = t.integer(name, default, maximum=MAX_RETENTION_DAYS)
     if value < MIN_RETENTION_DAYS:
-        raise ConfigError(_(
-            "{key}: {value} days is below the legal minimum of {minimum} days (rules art. 12(3):"
+        t.problem(name, _(
+            "{value} days is below the legal minimum of {minimum} days (rules art. 12(3):"
             " recordings are kept at least three months); set it to {minimum} or more"
-        ).format(key=t.key(name), value=value, minimum=MIN_RETENTION_DAYS))
+        ).format(value=value, minimum=MIN_RETENTION_DAYS))
+        return default
     return value
 
 
@@ -81,10 +68,7 @@ def _offset(t: TableReader, name: str, default: str) -> dt.timedelta:
     text = t.string(name, default)
     match = _OFFSET.match(text)
     if not match or int(match[2]) > 14 or int(match[3]) >= 60:
-        raise ConfigError(_("{key}: {value!r} is not a UTC offset; expected e.g. '+08:00'")
-                          .format(key=t.key(name), value=text))
+        t.problem(name, _("{value!r} is not a UTC offset; expected e.g. '+08:00'").format(value=text))
+        return dt.timedelta(0)
     sign = -1 if match[1] == "-" else 1
     return sign * dt.timedelta(hours=int(match[2]), minutes=int(match[3]))
-
-
-register_section("records", parse_records)

@@ -1,4 +1,4 @@
-"""The ``[mqtt]`` config section: which broker, how to authenticate, how to publish.
+"""The ``[mqtt]`` section: which broker, how to authenticate, how to publish.
 
 ::
 
@@ -29,21 +29,20 @@ service) that holds it.
 
 from __future__ import annotations
 
-import logging
 import re
 import urllib.parse
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from dockd.config import TableReader, register_section
+from dockd.config.reader import TableReader
 from dockd.errors import ConfigError
-
-log = logging.getLogger(__name__)
 
 PROTOCOLS = ("5", "3.1.1")
 # One topic level: no wildcards, no separators, no NUL; what MQTT and the ACL can express.
 TOPIC_LEVEL_PATTERN = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+TOPIC_LEVEL_HINT = "one topic level: letters, digits, '_', '.', '-' (at most 64)"
 CLIENT_ID_PATTERN = re.compile(r"^[A-Za-z0-9_.:-]{0,128}$")
+DEFAULT_BROKER = "mqtt://localhost:1883"
 
 
 @dataclass(frozen=True)
@@ -57,14 +56,6 @@ class Broker:
     @property
     def url(self) -> str:
         return f"{'mqtts' if self.tls else 'mqtt'}://{self.host}:{self.port}"
-
-
-@dataclass(frozen=True)
-class Credentials:
-    """Username and password read from the credentials file."""
-
-    username: str
-    password: str = field(repr=False)
 
 
 @dataclass(frozen=True)
@@ -99,45 +90,37 @@ class MqttSection:
 
 
 def parse_mqtt(t: TableReader) -> MqttSection:
-    """Validate ``[mqtt]`` (the caller checks for unknown keys at this level)."""
-    broker_key = t.key("broker")
-    broker = parse_broker_url(t.get("broker", str, "mqtt://localhost:1883"), broker_key)
-    ha_table = t.table("homeassistant")
-    ha = HomeAssistantSection(
-        enabled=ha_table.boolean("enabled", False),
-        prefix=ha_table.string("prefix", "homeassistant", TOPIC_LEVEL_PATTERN,
-                               "one topic level: letters, digits, '_', '.', '-'"),
-    )
-    ha_table.finish()
+    """Validate ``[mqtt]``."""
+    d = MqttSection
+    broker = _broker(t)
     section = MqttSection(
-        enabled=t.boolean("enabled", False),
+        enabled=t.boolean("enabled", d.enabled),
         broker=broker,
-        prefix=t.string("prefix", "dockd", TOPIC_LEVEL_PATTERN,
-                        "one topic level: letters, digits, '_', '.', '-' (at most 64)"),
-        protocol=t.choice("protocol", "5", PROTOCOLS),
-        client_id=t.string("client_id", "", CLIENT_ID_PATTERN,
+        prefix=t.string("prefix", d.prefix, TOPIC_LEVEL_PATTERN, TOPIC_LEVEL_HINT),
+        protocol=t.choice("protocol", d.protocol, PROTOCOLS),
+        client_id=t.string("client_id", d.client_id, CLIENT_ID_PATTERN,
                            "letters, digits, '_', '.', ':', '-' (at most 128)"),
-        keepalive_s=t.integer("keepalive_s", 30, minimum=5, maximum=3600),
-        session_expiry_s=t.integer("session_expiry_s", 86400, minimum=0, maximum=0xFFFFFFFF),
+        keepalive_s=t.integer("keepalive_s", d.keepalive_s, minimum=5, maximum=3600),
+        session_expiry_s=t.integer("session_expiry_s", d.session_expiry_s, minimum=0,
+                                   maximum=0xFFFFFFFF),
         credentials_file=t.path("credentials_file", None),
         ca_file=t.path("ca_file", None),
         cert_file=t.path("cert_file", None),
         key_file=t.path("key_file", None),
-        inflight_window=t.integer("inflight_window", 100, minimum=1, maximum=65535),
-        outbox_alert_rows=t.integer("outbox_alert_rows", 10000, minimum=1),
-        reconnect_min_s=t.number("reconnect_min_s", 1.0, minimum=0.05, maximum=3600),
-        reconnect_max_s=t.number("reconnect_max_s", 60.0, minimum=0.05, maximum=3600),
-        poll_interval_s=t.number("poll_interval_s", 0.2, minimum=0.01, maximum=60),
-        homeassistant=ha,
+        inflight_window=t.integer("inflight_window", d.inflight_window, minimum=1, maximum=65535),
+        outbox_alert_rows=t.integer("outbox_alert_rows", d.outbox_alert_rows, minimum=1),
+        reconnect_min_s=t.number("reconnect_min_s", d.reconnect_min_s, minimum=0.05, maximum=3600),
+        reconnect_max_s=t.number("reconnect_max_s", d.reconnect_max_s, minimum=0.05, maximum=3600),
+        poll_interval_s=t.number("poll_interval_s", d.poll_interval_s, minimum=0.01, maximum=60),
+        homeassistant=_homeassistant(t.table("homeassistant")),
     )
     if section.reconnect_max_s < section.reconnect_min_s:
-        raise ConfigError(f"{t.key('reconnect_max_s')}: must not be below reconnect_min_s")
+        t.problem("reconnect_max_s", "must not be below reconnect_min_s")
     if (section.cert_file is None) != (section.key_file is None):
-        raise ConfigError(f"{t.key('cert_file')}: a client certificate needs both cert_file "
-                          "and key_file")
+        t.problem("cert_file", "a client certificate needs both cert_file and key_file")
     if not broker.tls and (section.ca_file or section.cert_file):
-        raise ConfigError(f"{broker_key}: ca_file/cert_file are set but the broker URL is not "
-                          "mqtts://; use mqtts:// so the certificates are used")
+        t.problem("broker", "ca_file/cert_file are set but the broker URL is not mqtts://; "
+                            "use mqtts:// so the certificates are used")
     return section
 
 
@@ -162,43 +145,20 @@ def parse_broker_url(url: str, key: str = "broker") -> Broker:
     return Broker(parsed.hostname, port or (8883 if tls else 1883), tls)
 
 
-def read_credentials(path: Path) -> Credentials:
-    """Line 1 the username, line 2 the password (UTF-8); ConfigError when unusable."""
+def _broker(t: TableReader) -> Broker:
+    url = t.get("broker", str, DEFAULT_BROKER)
     try:
-        mode = path.stat().st_mode
-        text = path.read_text("utf-8")
-    except FileNotFoundError:
-        raise ConfigError(f"mqtt.credentials_file: {path} does not exist") from None
-    except PermissionError:
-        raise ConfigError(f"mqtt.credentials_file: {path} is not readable by this user") from None
-    except UnicodeDecodeError:
-        raise ConfigError(f"mqtt.credentials_file: {path} is not UTF-8 text") from None
-    except OSError as exc:
-        raise ConfigError(f"mqtt.credentials_file: {path} cannot be read: {exc.strerror}") from None
-    if mode & 0o077:
-        # Not fatal (the admin may be mid-setup), but a readable password must be seen.
-        log.warning("MQTT credentials file is readable by group or others; chmod 600 it",
-                    extra={"path": str(path)})
-    lines = text.splitlines()
-    if len(lines) < 2 or not lines[0].strip():
-        raise ConfigError(f"mqtt.credentials_file: {path} must hold the username on line 1 "
-                          "and the password on line 2")
-    return Credentials(lines[0].strip(), lines[1])
+        return parse_broker_url(url, t.key("broker"))
+    except ConfigError as exc:
+        t.problem("broker", str(exc).split(": ", 1)[1])
+        return parse_broker_url(DEFAULT_BROKER)
 
 
-def check_tls_files(section: MqttSection) -> None:
-    """Every named TLS file exists and is readable (checked at start, not at first connect)."""
-    for name in ("ca_file", "cert_file", "key_file"):
-        path: Path | None = getattr(section, name)
-        if path is None:
-            continue
-        try:
-            with path.open("rb"):
-                pass
-        except FileNotFoundError:
-            raise ConfigError(f"mqtt.{name}: {path} does not exist") from None
-        except OSError as exc:
-            raise ConfigError(f"mqtt.{name}: {path} cannot be read: {exc.strerror}") from None
-
-
-register_section("mqtt", parse_mqtt)
+def _homeassistant(t: TableReader) -> HomeAssistantSection:
+    d = HomeAssistantSection
+    section = HomeAssistantSection(
+        enabled=t.boolean("enabled", d.enabled),
+        prefix=t.string("prefix", d.prefix, TOPIC_LEVEL_PATTERN, TOPIC_LEVEL_HINT),
+    )
+    t.finish()
+    return section

@@ -1,0 +1,161 @@
+"""The ``[daemon]`` section with ``[[daemon.bays]]`` and ``[[daemon.models]]``: how the dock
+runs, which USB port is which bay, and which recorder models it accepts."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from importlib.metadata import entry_points
+from pathlib import Path
+from types import MappingProxyType
+
+from dockd.config.reader import TableReader, unique
+
+RECORDER_DRIVER_GROUP = "dockd.recorders"
+"""The entry-point group recorder driver plugins register in."""
+CONTROL_TRANSPORTS = ("serial", "sg", "usb", "usb-a9", "none")
+_HEX4 = re.compile(r"^[0-9a-fA-F]{4}$")
+_HEX4_HINT = "four hex digits such as '4255'"
+_PORT = re.compile(r"^\d+-\d+(\.\d+)*$")
+
+
+@dataclass(frozen=True)
+class BaySpec:
+    """One physical bay: the USB port path it is wired to, its number and label."""
+
+    port: str
+    number: int
+    label: str
+    led: str | None = None
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A recorder model the dock accepts, and how to talk to it."""
+
+    name: str
+    vendor_id: str
+    product_id: str
+    driver: str
+    control: str = "none"
+    storage_vendor_id: str | None = None
+    storage_product_id: str | None = None
+    password_file: Path | None = None
+    timezone: str | None = None
+    brand: str = ""
+    options: MappingProxyType[str, str] = field(default_factory=lambda: MappingProxyType({}))
+
+    def matches(self, vendor_id: str | None, product_id: str | None) -> bool:
+        ids = {(self.vendor_id, self.product_id)}
+        if self.storage_vendor_id and self.storage_product_id:
+            ids.add((self.storage_vendor_id, self.storage_product_id))
+        return (str(vendor_id).lower(), str(product_id).lower()) in ids
+
+    @property
+    def two_phase(self) -> bool:
+        """Docks first in control mode, then re-enumerates as mass storage."""
+        return self.control != "none"
+
+
+@dataclass(frozen=True)
+class DaemonSection:
+    """How the daemon runs."""
+
+    device_source: str = "udev"
+    spool_dir: Path = Path("/run/dockd/spool")
+    mount_root: Path = Path("/run/dockd/bays")
+    mounter: str = "mount"
+    status_socket: Path = Path("/run/dockd/status.sock")
+    max_concurrent_offloads: int = 2
+    clear_after_offload: bool = False
+    clock_sync: str = "auto"
+    storage_wait_s: float = 60.0
+    control_wait_s: float = 10.0
+    bays: tuple[BaySpec, ...] = ()
+    models: tuple[ModelSpec, ...] = ()
+
+    def bay_for_port(self, port: str) -> BaySpec | None:
+        return next((b for b in self.bays if b.port == port), None)
+
+
+def installed_drivers() -> tuple[str, ...]:
+    """The names of the recorder drivers installed as plugins."""
+    return tuple(sorted(ep.name for ep in entry_points(group=RECORDER_DRIVER_GROUP)))
+
+
+def parse_daemon(t: TableReader) -> DaemonSection:
+    """Validate ``[daemon]``."""
+    bays = t.each_table("bays", _parse_bay)
+    unique(t, "bays", [b.port for b in bays], "port")
+    unique(t, "bays", [str(b.number) for b in bays], "number")
+    drivers = installed_drivers()
+    models = t.each_table("models", lambda m: _parse_model(m, drivers))
+    unique(t, "models", [m.name for m in models], "name")
+    d = DaemonSection
+    return DaemonSection(
+        device_source=t.choice("device_source", d.device_source, ("udev", "spool")),
+        spool_dir=t.path("spool_dir", d.spool_dir) or d.spool_dir,
+        mount_root=t.path("mount_root", d.mount_root) or d.mount_root,
+        mounter=t.choice("mounter", d.mounter, ("mount", "directory")),
+        status_socket=t.path("status_socket", d.status_socket) or d.status_socket,
+        max_concurrent_offloads=t.integer("max_concurrent_offloads", d.max_concurrent_offloads,
+                                          minimum=1, maximum=64),
+        clear_after_offload=t.boolean("clear_after_offload", d.clear_after_offload),
+        clock_sync=t.choice("clock_sync", d.clock_sync, ("auto", "assume_synced", "never")),
+        storage_wait_s=t.number("storage_wait_s", d.storage_wait_s, minimum=1, maximum=600),
+        control_wait_s=t.number("control_wait_s", d.control_wait_s, minimum=0.5, maximum=120),
+        bays=bays,
+        models=models,
+    )
+
+
+def _parse_bay(t: TableReader) -> BaySpec | None:
+    port = t.required_string("port", _PORT, "a USB port path such as '1-1.3'")
+    if "number" not in t.data:
+        t.problem("number", "missing; every bay needs a number")
+    number = t.integer("number", 0, minimum=1, maximum=999)
+    label = t.string("label", f"Bay {number}")
+    led = t.optional_string("led")
+    t.finish()
+    if not port or not number:
+        return None
+    return BaySpec(port, number, label, led)
+
+
+def _parse_model(t: TableReader, drivers: tuple[str, ...]) -> ModelSpec | None:
+    name = t.required_string("name", hint="the model's name")
+    vendor_id = t.required_string("vendor_id", _HEX4, _HEX4_HINT).lower()
+    product_id = t.required_string("product_id", _HEX4, _HEX4_HINT).lower()
+    driver = t.get("driver", str, "msc")
+    if driver not in drivers:
+        t.problem("driver", f"{driver!r} is not an installed recorder driver; installed: "
+                            f"{', '.join(drivers) or 'none (is dockd installed?)'}")
+    control = t.choice("control", "none", CONTROL_TRANSPORTS)
+    options = t.table("options")
+    opts = {k: options.get(k, str, "") for k in list(options.data)}
+    model = ModelSpec(
+        name=name,
+        vendor_id=vendor_id,
+        product_id=product_id,
+        driver=driver,
+        control=control,
+        storage_vendor_id=_optional_hex(t, "storage_vendor_id"),
+        storage_product_id=_optional_hex(t, "storage_product_id"),
+        password_file=t.path("password_file", None),
+        timezone=t.optional_string("timezone"),
+        brand=t.string("brand", ""),
+        options=MappingProxyType(opts),
+    )
+    if driver == "msc" and control != "none":
+        t.problem("control", "the msc driver has no control port; use 'none'")
+    if driver != "msc" and control == "none":
+        t.problem("control", f"the {driver} driver needs a control transport")
+    t.finish()
+    if not (name and vendor_id and product_id) or t.has_problem("driver"):
+        return None
+    return model
+
+
+def _optional_hex(t: TableReader, name: str) -> str | None:
+    value = t.optional_string(name, _HEX4, "four hex digits")
+    return value.lower() if value else None
