@@ -30,6 +30,7 @@ from dockd.clock import SystemClock
 from dockd.config import Config, parse_config
 from dockd.dock.states import BayState, BayStatus
 from dockd.report.mqtt.reporter import MqttReporter
+from dockd.store.events import RecorderFileDeleted
 from dockd.store.evidence import EvidenceStore, open_store
 from tests.mqtt_broker import Collector, MosquittoBroker
 
@@ -185,8 +186,8 @@ def _fill(store: EvidenceStore, n: int, wake: Callable[[], None] | None = None) 
     for start in range(0, n, 500):
         with store.catalog.transaction() as tx:
             for i in range(start, min(n, start + 500)):
-                store.custody.record(tx, "item.stored", "bench", f"SN{i % 7}",
-                               {"sha256": f"{i:064x}", "size": i})
+                store.custody.record(tx, RecorderFileDeleted(f"SN{i % 7}", f"DCIM/{i}.MP4",
+                                                             f"{i:064x}", i), "bench")
         if wake is not None:
             wake()
 

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from dockd.clock import utc_iso
 from dockd.config import parse_config
+from dockd.store.events import BayFault, RecorderDocked
 from dockd.store.evidence import EvidenceStore, open_store
 from dockd.store.ingest import Ingestor, IngestReport
 
@@ -71,16 +72,13 @@ def enrol(store: EvidenceStore, serial: str, brand: str, model: str, officer_id:
 def docked_event(store: EvidenceStore, serial: str, officer_id: str | None,
                  officer_name: str | None) -> None:
     """``recorder.docked`` with the payload the dock runtime writes (dockd/dock/bay.py)."""
-    store.custody.append("recorder.docked", "test", serial, {
-        "bay": 1, "port": "1-1", "serial": serial, "driver": "msc", "id_code": None,
-        "officer_id": officer_id, "officer_name": officer_name, "enrolled": True,
-        "registry_state": "in_service", "recorder_officer_id": None})
+    store.custody.append(RecorderDocked(1, "1-1", serial, "msc", None, officer_id, officer_name,
+                                        True, "in_service", None), "test")
 
 
 def fault_event(store: EvidenceStore, serial: str, reason: str) -> None:
     """``bay.fault`` as the dock runtime writes it."""
-    store.custody.append("bay.fault", "test", serial, {"bay": 1, "serial": serial,
-                                                       "reason": reason, "detail": reason})
+    store.custody.append(BayFault(1, "Bay 1", "1-1", reason, reason, serial, False), "test")
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,7 @@ from dockd.errors import ConfigError
 from dockd.report.mqtt.payloads import RecorderHealth
 from dockd.report.mqtt.reporter import MqttReporter
 from dockd.store.evidence import EvidenceStore, open_store
+from tests.custody_support import NoteEvent
 from tests.mqtt_broker import Collector, MosquittoBroker, TlsMaterial, broker, tls_material  # noqa: F401
 
 BASE = "dockd/site-01/dock-01"
@@ -55,7 +56,7 @@ def start(made: list[Any], config: Config) -> tuple[EvidenceStore, MqttReporter]
 
 def append(store: EvidenceStore, n: int, reporter: MqttReporter | None = None) -> None:
     for i in range(n):
-        store.custody.append("test.event", "tester", f"s{i}", {"i": i})
+        store.custody.append(NoteEvent(f"s{i}", {"i": i}), "tester")
         if reporter is not None:
             reporter.wake()
 

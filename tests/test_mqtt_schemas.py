@@ -18,6 +18,7 @@ from dockd.dock.states import BayState, BayStatus, FaultReason, Progress
 from dockd.report.mqtt import discovery, payloads
 from dockd.report.mqtt.topics import Topics
 from dockd.store.evidence import open_store
+from tests.custody_support import NoteEvent
 
 SCHEMAS = Path(dockd.report.mqtt.__file__).parent / "schemas"
 
@@ -46,7 +47,7 @@ def test_custody_and_checkpoint_rows_of_the_real_core_validate(tmp_path: Path) -
     config = parse_config({"dock": {"store_dir": str(tmp_path)}, "ingest": {"checkpoint_every": 2}})
     store = open_store(config, SystemClock())
     for i in range(4):
-        store.custody.append("item.stored", "dockd", f"SN{i}", {"sha256": "ab" * 32, "n": i})
+        store.custody.append(NoteEvent(f"SN{i}", {"sha256": "ab" * 32, "n": i}), "dockd")
     rows = store.catalog.query("SELECT kind, payload FROM outbox ORDER BY id")
     store.close()
     custody, checkpoint = validator("custody"), validator("checkpoint")

@@ -15,6 +15,7 @@ from dockd.config import parse_config
 from dockd.report.mqtt.stream_verify import DUPLICATE, FORGERY, GAP, MALFORMED, UNVERIFIED, StreamVerifier
 from dockd.store.custody import canonical_json, record_hash
 from dockd.store.evidence import open_store
+from tests.custody_support import NoteEvent
 
 BASE = "dockd/site-01/dock-01"
 
@@ -26,7 +27,7 @@ def genuine(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
     config = parse_config({"dock": {"store_dir": str(root)}, "ingest": {"checkpoint_every": 5}})
     store = open_store(config, SystemClock())
     for i in range(12):
-        store.custody.append("test.event", "tester", f"subject-{i}", {"i": i, "名": "证据"})
+        store.custody.append(NoteEvent(f"subject-{i}", {"i": i, "名": "证据"}), "tester")
     rows = store.catalog.query("SELECT kind, payload FROM outbox ORDER BY id")
     key = store.custody.signer.public_key_hex
     store.close()

@@ -27,6 +27,7 @@ from dockd.report.mqtt.reporter import MqttReporter
 from dockd.report.mqtt.stream_verify import StreamVerifier
 from dockd.store.evidence import EvidenceStore, open_store
 from tests.conftest import REPO_ROOT, run_dockd
+from tests.custody_support import NoteEvent
 from tests.mqtt_broker import Collector, MosquittoBroker, TlsMaterial, broker, tls_material  # noqa: F401
 from tests.test_mqtt_reporter import BASE, append, make_config, pending, wait_until
 
@@ -123,7 +124,7 @@ def test_broker_sigkilled_mid_session_loses_nothing(
                          "--from-seq", "1", "--until-seq", str(n), "--idle-timeout", "30")
     assert watch.wait_line("status     dock-01 online")
     for i in range(n):
-        store.custody.append("test.event", "tester", f"s{i}", {"i": i})
+        store.custody.append(NoteEvent(f"s{i}", {"i": i}), "tester")
         reporter.wake()
         time.sleep(0.002)
         if i == n // 3:

@@ -15,6 +15,7 @@ import pytest
 from dockd.records.holds import HoldRequest, add_hold
 from dockd.records.periods import parse_week, previous_week
 from dockd.records.reports import supervision_report, weekly_report
+from dockd.store.events import FileFailed, SessionInterrupted, SessionStarted
 from dockd.store.verify import verify_store
 from tests.conftest import run_dockd
 from tests.records_support import (
@@ -50,14 +51,12 @@ def week_store(tmp_path: Path, ffmpeg: str) -> Path:
         tx.execute("INSERT INTO sessions (id, recorder, started_at, ended_at, result, reason,"
                    " failed) VALUES ('s-int', 'CAM001', ?, ?, 'interrupted', 'source_removed', 1)",
                    ("2026-11-24T01:00:00.000000Z", "2026-11-24T01:01:00.000000Z"))
-        store.custody.record(tx, "session.started", "test", "CAM001", {
-            "session_id": "s-int", "recorder": "CAM001", "source": "/mnt"})
-        store.custody.record(tx, "file.failed", "test", "CAM001", {
-            "session_id": "s-int", "source_path": "DCIM/y.MP4", "reason": "vanished",
-            "detail": "gone"})
-        store.custody.record(tx, "session.interrupted", "test", "CAM001", {
+        store.custody.record(tx, SessionStarted("s-int", "CAM001", "/mnt"), "test")
+        store.custody.record(tx, FileFailed("CAM001", "s-int", "DCIM/y.MP4", "vanished", "gone"),
+                             "test")
+        store.custody.record(tx, SessionInterrupted("CAM001", {
             "session_id": "s-int", "recorder": "CAM001", "result": "interrupted",
-            "reason": "source_removed"})
+            "reason": "source_removed"}), "test")
     add_hold(store, HoldRequest("recorder", "CAM001", "信访 2026-3", "chief"), "test")
     assert verify_store(store, "test").ok
     store.close()

@@ -24,6 +24,7 @@ from dockd.records.package import (
 )
 from dockd.records.selection import validate_case_no
 from dockd.store.catalog import catalog_path
+from dockd.store.events import ExportCreated
 from dockd.store.evidence import actor
 from dockd.store.queries import open_catalog_read_only
 
@@ -125,8 +126,8 @@ def _registered_manifest(args: argparse.Namespace, check: PackageCheck) -> str |
         return None
     catalog = open_catalog_read_only(config.dock.store_dir)
     try:
-        row = catalog.query_one("SELECT payload FROM custody WHERE type = 'export.created'"
-                                " AND subject = ?", (check.export_id,))
+        row = catalog.query_one("SELECT payload FROM custody WHERE type = ? AND subject = ?",
+                                (ExportCreated.TYPE, check.export_id))
     finally:
         catalog.close()
     if row is None:

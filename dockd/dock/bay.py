@@ -50,6 +50,15 @@ from dockd.dock.health import ClockCheck, HealthReport, evaluate, needs_clock_se
 from dockd.dock.states import BayState, BayStatus, FaultReason, Progress
 from dockd.errors import DockdError, StoreFullError
 from dockd.report.mqtt.payloads import enqueue_alert
+from dockd.store.events import (
+    BayFault,
+    ClockSet,
+    CustodyEvent,
+    RecorderDocked,
+    RecorderHealthChecked,
+    RecorderRemovedEarly,
+    RecorderUndocked,
+)
 from dockd.store.evidence import EvidenceStore
 from dockd.store.ingest import Ingestor, IngestReport
 
@@ -385,8 +394,7 @@ class Bay:
                   storage_total_bytes=storage.total_bytes if storage else None,
                   clock_drift_s=clock.drift_after_s if clock.set_attempted else clock.drift_before_s)
         serial = docked.identity.serial if docked.identity else "?"
-        payload = {"bay": self.number, "serial": serial, **report.to_json_dict()}
-        self._record("recorder.health", serial, payload)
+        self._record(RecorderHealthChecked(self.number, serial, report.to_json_dict()))
         self.ctx.on_health(serial, self.number, report)
 
     def _check_clock(self, session: RecorderSession, docked: _Docked) -> ClockCheck:
@@ -404,10 +412,10 @@ class Bay:
         except RecorderError as exc:
             self._raise_if_gone(exc)
             drift_after, error = None, str(exc)
-        self._record("clock.set", serial, {
-            "bay": self.number, "serial": serial, "set_to": utc_iso(target),
-            "recorder_time_before": utc_iso(before.recorder_time) if before.recorder_time else None,
-            "drift_before_s": before.drift_s, "drift_after_s": drift_after, "error": error})
+        self._record(ClockSet(
+            self.number, serial, utc_iso(target),
+            utc_iso(before.recorder_time) if before.recorder_time else None, before.drift_s,
+            drift_after, error))
         return ClockCheck(before.drift_s, drift_after, True, synced)
 
     # -- endings ----------------------------------------------------------------------------------
@@ -420,12 +428,10 @@ class Bay:
         docked.officer_id = entry.officer_id if entry else docked.identity.officer_id
         docked.officer_name = entry.officer_name if entry else docked.identity.officer_name
         self._set(BayState.IDENTIFYING, recorder=serial, officer=docked.officer_name)
-        self._record("recorder.docked", serial, {
-            "bay": self.number, "port": self.port, "serial": serial,
-            "driver": docked.identity.driver, "id_code": docked.identity.id_code,
-            "officer_id": docked.officer_id, "officer_name": docked.officer_name,
-            "enrolled": entry is not None, "registry_state": entry.state if entry else None,
-            "recorder_officer_id": docked.identity.officer_id})
+        self._record(RecorderDocked(
+            self.number, self.port, serial, docked.identity.driver, docked.identity.id_code,
+            docked.officer_id, docked.officer_name, entry is not None,
+            entry.state if entry else None, docked.identity.officer_id))
 
     def _finish(self, docked: _Docked) -> None:
         if docked.faults:
@@ -439,10 +445,8 @@ class Bay:
         log.warning("bay fault", extra={"bay": self.number, "reason": reason.value,
                                         "detail": detail, "recorder": serial or ""})
         self._set(BayState.FAULT, fault=reason)
-        payload = {"bay": self.number, "label": self.label, "port": self.port,
-                   "reason": reason.value, "detail": detail, "recorder": serial,
-                   "dock_problem": reason.is_dock_problem}
-        self._record("bay.fault", serial or f"bay-{self.number}", payload, alert=True)
+        self._record(BayFault(self.number, self.label, self.port, reason.value, detail, serial,
+                              reason.is_dock_problem))
 
     def _reject_unknown(self, event: DeviceEvent) -> None:
         detail = (f"USB device {event.vendor_id}:{event.product_id} serial {event.usb_serial!r} "
@@ -452,18 +456,15 @@ class Bay:
 
     def _recorder_left_early(self, docked: _Docked) -> None:
         serial = docked.identity.serial if docked.identity else None
-        self._record("recorder.removed_early", serial or f"bay-{self.number}",
-                     {"bay": self.number, "serial": serial, "state": self.status.state.value})
+        self._record(RecorderRemovedEarly(self.number, serial, self.status.state.value))
         self._undocked()
 
     def _undocked(self) -> None:
         docked, self._docked = self._docked, None
         if docked is not None and docked.identity is not None:
-            self._record("recorder.undocked", docked.identity.serial, {
-                "bay": self.number, "serial": docked.identity.serial,
-                "officer_id": docked.officer_id, "officer_name": docked.officer_name,
-                "state": self.status.state.value,
-                "fault": self.status.fault.value if self.status.fault else None})
+            self._record(RecorderUndocked(
+                self.number, docked.identity.serial, docked.officer_id, docked.officer_name,
+                self.status.state.value, self.status.fault.value if self.status.fault else None))
         # A pull-out mid-offload stays red until the next dock: the officer must see it.
         if self.status.fault == FaultReason.REMOVED_DURING_OFFLOAD:
             return
@@ -539,16 +540,16 @@ class Bay:
             self._store = self.ctx.open_store()
         return self._store
 
-    def _record(self, type_: str, subject: str, payload: dict[str, Any], alert: bool = False) -> None:
-        """A custody record; with ``alert``, also an alert (rule art. 5(6)) in the same
+    def _record(self, event: CustodyEvent) -> None:
+        """A custody record; a fault is also an alert (rule art. 5(6)) in the same
         transaction, so a fault is never logged without being reported, or reported unlogged."""
         store = self._open_store()
         with store.catalog.transaction() as tx:
-            record = store.custody.record(tx, type_, self.ctx.actor, subject, payload)
-            if alert:
-                enqueue_alert(tx, self.ctx.config.dock.id, record.time, str(payload["reason"]),
-                              bay=self.number, recorder=payload.get("recorder"),
-                              detail=f"{payload.get('detail', '')} (custody seq {record.seq})")
+            record = store.custody.record(tx, event, self.ctx.actor)
+            if isinstance(event, BayFault):
+                enqueue_alert(tx, self.ctx.config.dock.id, record.time, event.reason,
+                              bay=self.number, recorder=event.recorder,
+                              detail=f"{event.detail} (custody seq {record.seq})")
         self.ctx.on_record()
 
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from dockd.records.archive import is_archived
+from dockd.store.events import RecorderCleared, RecorderFileDeleted, RecorderFileDeleteFailed
 from dockd.store.evidence import EvidenceStore
 from dockd.store.hashing import hash_fd
 from dockd.store.source import SourceEntry, display_path, open_beneath, walk_volume
@@ -51,10 +52,8 @@ def clear_recorder(store: EvidenceStore, volume: Path, recorder: str, actor: str
             report.deleted.append(shown)
         else:
             report.kept[shown] = why
-    store.custody.append("recorder.cleared", actor, recorder,
-                         {"serial": recorder, "deleted": len(report.deleted),
-                          "kept": len(report.kept),
-                          "kept_reasons": sorted(set(report.kept.values()))})
+    store.custody.append(RecorderCleared(recorder, len(report.deleted), len(report.kept),
+                                         tuple(sorted(set(report.kept.values())))), actor)
     return report
 
 
@@ -80,13 +79,12 @@ def _delete_if_same(store: EvidenceStore, volume: Path, entry: SourceEntry, sha2
         os.close(fd)
     if digests["sha256"] != sha256 or size != entry.size:
         return "content_differs"
-    payload = {"serial": recorder, "source_path": shown, "sha256": sha256, "size": size}
-    store.custody.append("recorder.file_deleted", actor, recorder, payload)
+    store.custody.append(RecorderFileDeleted(recorder, shown, sha256, size), actor)
     try:
         _unlink_beneath(volume, entry.relpath)
     except OSError as exc:
-        store.custody.append("recorder.file_delete_failed", actor, recorder,
-                             {**payload, "error": exc.strerror or str(exc)})
+        store.custody.append(RecorderFileDeleteFailed(recorder, shown, sha256, size,
+                                                      exc.strerror or str(exc)), actor)
         log.error("could not delete a recorder file", extra={"path": shown, "error": str(exc)})
         return f"delete_failed: {exc.strerror}"
     return None

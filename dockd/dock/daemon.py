@@ -30,6 +30,7 @@ from dockd.dock.states import BayStatus
 from dockd.errors import ConfigError
 from dockd.report.mqtt.payloads import enqueue_alert
 from dockd.report.state_channel import StateChannel
+from dockd.store.events import DockStarted, DockStopped
 from dockd.store.evidence import EvidenceStore, open_store
 from dockd.sysd import notify, watchdog_interval_s
 
@@ -104,8 +105,8 @@ class Daemon:
         return 0
 
     def start(self) -> None:
-        self.store.custody.append("dock.started", "dockd", self.config.dock.id,
-                                  {"version": __version__, "bays": [b.port for b in self.settings.bays]})
+        self.store.custody.append(DockStarted(self.config.dock.id, __version__,
+                                              tuple(b.port for b in self.settings.bays)), "dockd")
         for bay in self.settings.bays:
             self._add_bay(bay.port, bay.number, bay.label)
         self._refresh_dock_info()
@@ -126,8 +127,7 @@ class Daemon:
         for bay in list(self.bays.values()):
             bay.stop()
         with self._store_lock:
-            self.store.custody.append("dock.stopped", "dockd", self.config.dock.id, {},
-                                      checkpoint=True)
+            self.store.custody.append(DockStopped(self.config.dock.id), "dockd", checkpoint=True)
         if self.mqtt is not None:
             self.mqtt.stop()
         if self.leds is not None:

@@ -9,6 +9,7 @@ from typing import Any
 from dockd.clock import utc_iso
 from dockd.errors import UsageError
 from dockd.store.catalog import Catalog
+from dockd.store.events import RecorderAssigned, RecorderEnrolled, RecorderRetired, RecorderStateChanged
 from dockd.store.evidence import EvidenceStore
 from dockd.store.ingest import validate_serial
 
@@ -56,9 +57,8 @@ def enroll(store: EvidenceStore, actor: str, serial: str, brand: str, model: str
         tx.execute("INSERT INTO recorders (serial, brand, model, officer_id, officer_name, unit,"
                    " state, enrolled_at) VALUES (?,?,?,?,?,?,?,?)",
                    (serial, brand, model, officer_id, officer_name, unit, "in_service", now))
-        store.custody.record(tx, "recorder.enrolled", actor, serial,
-                             {"serial": serial, "brand": brand, "model": model,
-                              "officer_id": officer_id, "officer_name": officer_name, "unit": unit})
+        store.custody.record(tx, RecorderEnrolled(serial, brand, model, officer_id, officer_name,
+                                                  unit), actor)
     return _must(store.catalog, serial)
 
 
@@ -71,10 +71,8 @@ def assign(store: EvidenceStore, actor: str, serial: str, officer_id: str,
             raise UsageError(f"recorder {serial} is retired and cannot be assigned")
         tx.execute("UPDATE recorders SET officer_id=?, officer_name=?, unit=COALESCE(?, unit)"
                    " WHERE serial=?", (officer_id, officer_name, unit, serial))
-        store.custody.record(tx, "recorder.assigned", actor, serial,
-                             {"serial": serial, "officer_id": officer_id,
-                              "officer_name": officer_name, "unit": unit,
-                              "previous_officer_id": before.officer_id})
+        store.custody.record(tx, RecorderAssigned(serial, officer_id, officer_name, unit,
+                                                  before.officer_id), actor)
     return _must(store.catalog, serial)
 
 
@@ -87,8 +85,7 @@ def set_state(store: EvidenceStore, actor: str, serial: str, state: str) -> Reco
         if before.state == "retired":
             raise UsageError(f"recorder {serial} is retired")
         tx.execute("UPDATE recorders SET state=? WHERE serial=?", (state, serial))
-        store.custody.record(tx, "recorder.state_changed", actor, serial,
-                             {"serial": serial, "from": before.state, "to": state})
+        store.custody.record(tx, RecorderStateChanged(serial, before.state, state), actor)
     return _must(store.catalog, serial)
 
 
@@ -100,8 +97,7 @@ def retire(store: EvidenceStore, actor: str, serial: str) -> Recorder:
             raise UsageError(f"recorder {serial} is already retired")
         now = utc_iso(store.clock.now())
         tx.execute("UPDATE recorders SET state='retired', retired_at=? WHERE serial=?", (now, serial))
-        store.custody.record(tx, "recorder.retired", actor, serial,
-                             {"serial": serial, "from": before.state})
+        store.custody.record(tx, RecorderRetired(serial, before.state), actor)
     return _must(store.catalog, serial)
 
 

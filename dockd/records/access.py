@@ -9,6 +9,7 @@ from dockd.errors import UsageError
 from dockd.i18n import _
 from dockd.records.export import check_registration
 from dockd.store.custody import CustodyRecord
+from dockd.store.events import AccessRegistered
 from dockd.store.evidence import EvidenceStore
 
 
@@ -30,8 +31,7 @@ def register_access(store: EvidenceStore, request: AccessRequest, actor: str) ->
                        public_use=False, unit_option="--unit")
     if not request.shas:
         raise UsageError(_("nothing to register: the selection has no stored recordings"))
-    return store.custody.append("access.registered", actor, request.case_no or request.shas[0], {
-        "case": request.case_no, "items": list(request.shas),
-        "requester": request.requester.strip(), "requester_unit": request.unit.strip(),
-        "reason": request.reason.strip(), "approved_by": request.approved_by.strip()},
-        checkpoint=True)
+    return store.custody.append(AccessRegistered(
+        case=request.case_no, items=tuple(request.shas), requester=request.requester.strip(),
+        requester_unit=request.unit.strip(), reason=request.reason.strip(),
+        approved_by=request.approved_by.strip()), actor, checkpoint=True)

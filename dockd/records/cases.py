@@ -15,6 +15,7 @@ from dockd.errors import UsageError
 from dockd.i18n import _
 from dockd.records.selection import validate_case_no
 from dockd.store.catalog import Catalog
+from dockd.store.events import CaseTagged, ItemAnnotated
 from dockd.store.evidence import EvidenceStore
 
 
@@ -71,9 +72,7 @@ def tag_items(store: EvidenceStore, case_no: str, shas: list[str], by: str, acto
                              " tagged_at) VALUES (?,?,?,?)", (case_no, sha, by, now))
             (added if cur.rowcount else already).append(sha)
         if added or created or place is not None:
-            store.custody.record(tx, "case.tagged", actor, case_no, {
-                "case": case_no, "items": added, "place": place, "by": by,
-                "case_created": created})
+            store.custody.record(tx, CaseTagged(case_no, tuple(added), place, by, created), actor)
     return TagResult(case_no, tuple(added), tuple(already), created)
 
 
@@ -89,8 +88,7 @@ def annotate_items(store: EvidenceStore, shas: list[str], by: str, actor: str,
             tx.execute("INSERT INTO item_annotations (sha256, place, operator_name,"
                        " annotated_by, annotated_at) VALUES (?,?,?,?,?)",
                        (sha, place, operator_name, by, now))
-            store.custody.record(tx, "item.annotated", actor, sha, {
-                "sha256": sha, "place": place, "operator_name": operator_name, "by": by})
+            store.custody.record(tx, ItemAnnotated(sha, place, operator_name, by), actor)
     return len(shas)
 
 

@@ -39,6 +39,7 @@ from dockd.records.package import (
     hash_stream,
     verify_package,
 )
+from dockd.store.events import ExportCreated
 from dockd.store.evidence import EvidenceStore
 from dockd.store.fsutil import write_all
 from dockd.store.hashing import MultiHasher, digest_bytes
@@ -167,13 +168,12 @@ def _build(store: EvidenceStore, request: ExportRequest, fields: list[RecordingF
         with open(request.iso, "rb") as fh:
             iso_sha = hash_stream(fh, ["sha256"])[0]["sha256"]
     total = sum(f.size for f in fields)
-    record = store.custody.append("export.created", actor, export_id, {
-        "export_id": export_id, "case": request.case_no, "items": list(request.shas),
-        "requester": requester, "requester_unit": unit, "reason": reason,
-        "approved_by": approver,
-        "public_use": request.public_use, "manifest_sha256": manifest_sha,
-        "out": str(request.out), "iso": str(request.iso) if request.iso else None,
-        "iso_sha256": iso_sha, "recordings": len(fields), "bytes": total}, checkpoint=True)
+    record = store.custody.append(ExportCreated(
+        export_id=export_id, case=request.case_no, items=tuple(request.shas), requester=requester,
+        requester_unit=unit, reason=reason, approved_by=approver, public_use=request.public_use,
+        manifest_sha256=manifest_sha, out=str(request.out),
+        iso=str(request.iso) if request.iso else None, iso_sha256=iso_sha,
+        recordings=len(fields), bytes=total), actor, checkpoint=True)
     log.info("evidence export registered", extra={"export_id": export_id, "seq": record.seq,
                                                   "recordings": len(fields)})
     return ExportResult(export_id, request.out, request.iso, len(fields), total, manifest_sha,

@@ -18,6 +18,7 @@ from dockd.errors import UsageError
 from dockd.i18n import _
 from dockd.records.selection import require_case, require_recorder, resolve_item
 from dockd.store.catalog import Catalog, Transaction
+from dockd.store.events import HoldAdded, HoldReleased
 from dockd.store.evidence import EvidenceStore
 
 SCOPES = ("item", "case", "recorder")
@@ -77,9 +78,8 @@ def add_hold(store: EvidenceStore, request: HoldRequest, actor: str) -> Hold:
                          (request.scope, target, range_from, range_to, reason, by, now))
         hold = Hold(int(cur.lastrowid or 0), request.scope, target, range_from, range_to,
                     reason, by, now)
-        store.custody.record(tx, "hold.added", actor, target, {
-            "hold_id": hold.id, "scope": hold.scope, "target": target, "from": range_from,
-            "to": range_to, "reason": reason, "by": by}, checkpoint=True)
+        store.custody.record(tx, HoldAdded(hold.id, hold.scope, target, range_from, range_to,
+                                           reason, by), actor, checkpoint=True)
     return hold
 
 
@@ -96,9 +96,8 @@ def release_hold(store: EvidenceStore, hold_id: int, by: str, actor: str) -> Hol
                              .format(id=hold_id, by=row["released_by"], when=row["released_at"]))
         tx.execute("UPDATE holds SET released_by = ?, released_at = ? WHERE id = ?",
                    (by, now, hold_id))
-        store.custody.record(tx, "hold.released", actor, row["target"], {
-            "hold_id": hold_id, "scope": row["scope"], "target": row["target"], "by": by},
-            checkpoint=True)
+        store.custody.record(tx, HoldReleased(hold_id, row["scope"], row["target"], by), actor,
+                             checkpoint=True)
         released = _hold_from_row(tx.execute("SELECT * FROM holds WHERE id = ?",
                                               (hold_id,)).fetchone())
     return released

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from dockd.dock.registry import Recorder, lookup
 from dockd.store.catalog import Catalog
+from dockd.store.events import RecorderDocked
 
 
 @dataclass(frozen=True)
@@ -33,8 +34,8 @@ def officer_at(catalog: Catalog, serial: str, moment: str) -> Officer | None:
     """The officer of ``serial`` at ``moment`` (UTC text): the ``recorder.docked`` event at or
     before it names who docked it; without one, the registry's assignment; else None."""
     row = catalog.query_one(
-        "SELECT payload FROM custody WHERE type = 'recorder.docked' AND subject = ?"
-        " AND time <= ? ORDER BY seq DESC LIMIT 1", (serial, moment))
+        "SELECT payload FROM custody WHERE type = ? AND subject = ?"
+        " AND time <= ? ORDER BY seq DESC LIMIT 1", (RecorderDocked.TYPE, serial, moment))
     if row is not None:
         payload = json.loads(row[0])
         officer = Officer(_text(payload.get("officer_id")), _text(payload.get("officer_name")))

@@ -24,9 +24,10 @@ from dockd.records.holds import Hold, list_holds
 from dockd.records.people import officer_at
 from dockd.records.periods import Period
 from dockd.store.catalog import Catalog
+from dockd.store.events import BayFault, FileFailed, RecorderDocked, VerifyCompleted
 
-DOCK_EVENT = "recorder.docked"
-FAULT_EVENT = "bay.fault"
+DOCK_EVENT = RecorderDocked.TYPE
+FAULT_EVENT = BayFault.TYPE
 OFFLOAD_FAILED_RESULTS = ("incomplete", "interrupted")
 
 
@@ -170,7 +171,7 @@ def supervision_report(catalog: Catalog, period: Period, now: dt.datetime,
     per_day: dict[str, list[float]] = defaultdict(lambda: [0, 0.0, 0])
     for e in _events(catalog, "verify.%", span):
         p = e["payload"]
-        report.integrity.append({"time": e["time"], "ok": e["type"] == "verify.completed",
+        report.integrity.append({"time": e["time"], "ok": e["type"] == VerifyCompleted.TYPE,
                                  "items_checked": p.get("items_checked"),
                                  "problem_count": p.get("problem_count",
                                                         len(p.get("problems", [])))})
@@ -182,7 +183,7 @@ def supervision_report(catalog: Catalog, period: Period, now: dt.datetime,
                                         "time": s["started_at"], "result": s["result"],
                                         "reason": s["reason"], "files_failed": s["failed"]})
         per_day[_local_day(s["started_at"], period)][2] += 1
-    for e in _events(catalog, "file.failed", span):
+    for e in _events(catalog, FileFailed.TYPE, span):
         p = e["payload"]
         report.file_failures.append({"time": e["time"], "recorder": e["subject"],
                                      "path": p.get("source_path"), "reason": p.get("reason")})

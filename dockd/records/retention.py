@@ -29,6 +29,7 @@ from dockd.config.records import RecordsSection
 from dockd.records.archive import is_archived
 from dockd.records.holds import holds_on_item
 from dockd.store.catalog import Catalog, Transaction
+from dockd.store.events import ItemDeleted
 from dockd.store.evidence import EvidenceStore
 from dockd.store.fsutil import raise_store_error
 from dockd.store.verify import hash_file
@@ -189,11 +190,10 @@ def _mark_deleted(store: EvidenceStore, tx: Transaction, decision: Decision, now
     tx.execute("UPDATE items SET deleted_at = ? WHERE sha256 = ?",
                (utc_iso(now), decision.sha256))
     # Checkpointed: verification accepts a removal only when a signed checkpoint covers it.
-    store.custody.record(tx, "item.deleted", actor, decision.sha256, {
-        "sha256": decision.sha256, "size": decision.size, "reason": "retention_expired",
-        "category": decision.category, "retention_days": decision.retention_days,
-        "due": utc_iso(decision.due),
-        "archived": is_archived(store.catalog, decision.sha256)}, checkpoint=True)
+    store.custody.record(tx, ItemDeleted(
+        decision.sha256, decision.size, "retention_expired", decision.category,
+        decision.retention_days, utc_iso(decision.due),
+        is_archived(store.catalog, decision.sha256)), actor, checkpoint=True)
 
 
 def _facts(source: Catalog | Transaction, sha: str, catalog: Catalog) -> ItemFacts:

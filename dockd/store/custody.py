@@ -20,6 +20,7 @@ from typing import Any
 
 from dockd.clock import Clock, utc_iso
 from dockd.store.catalog import Catalog, Transaction
+from dockd.store.events import CustodyEvent
 from dockd.store.fsutil import write_file_atomic
 from dockd.store.hashing import digest_bytes
 from dockd.store.keys import Signer
@@ -108,9 +109,11 @@ class CustodyLog:
         self.checkpoint_every = checkpoint_every
         self.checkpoint_file = checkpoint_file
 
-    def record(self, tx: Transaction, type_: str, actor: str, subject: str,
-               payload: dict[str, Any], checkpoint: bool = False) -> CustodyRecord:
-        """Append one record (and its outbox row) in ``tx``; checkpoint when due or asked."""
+    def record(self, tx: Transaction, event: CustodyEvent, actor: str,
+               checkpoint: bool = False) -> CustodyRecord:
+        """Append ``event`` as one record (and its outbox row) in ``tx``; checkpoint when due
+        or asked."""
+        type_, subject, payload = event.TYPE, event.subject, event.to_payload()
         last = tx.execute("SELECT seq, hash FROM custody ORDER BY seq DESC LIMIT 1").fetchone()
         last_checkpoint = tx.execute("SELECT MAX(seq) FROM checkpoints").fetchone()[0] or 0
         seq, prev_hash = (last[0] + 1, last[1]) if last else (1, GENESIS_HASH)
@@ -137,11 +140,10 @@ class CustodyLog:
             self._checkpoint(tx, seq, hash_, time)
         return record
 
-    def append(self, type_: str, actor: str, subject: str, payload: dict[str, Any],
-               checkpoint: bool = False) -> CustodyRecord:
-        """Append one record in a transaction of its own."""
+    def append(self, event: CustodyEvent, actor: str, checkpoint: bool = False) -> CustodyRecord:
+        """Append ``event`` in a transaction of its own."""
         with self.catalog.transaction() as tx:
-            return self.record(tx, type_, actor, subject, payload, checkpoint)
+            return self.record(tx, event, actor, checkpoint)
 
     def _checkpoint(self, tx: Transaction, seq: int, hash_: str, time: str) -> None:
         public_key = self.signer.public_key_hex

@@ -20,6 +20,7 @@ from dockd.config import Config
 from dockd.store.catalog import Catalog, catalog_path
 from dockd.store.content_store import INTENT_PREFIX, TMP_DIR, ContentStore
 from dockd.store.custody import CHECKPOINT_FILE, CustodyLog
+from dockd.store.events import BatchUndone, SessionInterrupted
 from dockd.store.fsutil import DIR_MODE, make_dirs, try_lock
 from dockd.store.key_rotation import store_signer
 from dockd.store.keys import Signer
@@ -116,8 +117,7 @@ def undo_intents(store: EvidenceStore) -> list[str]:
                                                             if folder.is_relative_to(sessions)
                                                             else None)]
             if removed:
-                store.custody.append("store.batch_undone", actor(), "store",
-                                     {"shas": removed, "folder": str(folder)})
+                store.custody.append(BatchUndone(tuple(removed), str(folder)), actor())
                 log.warning("undid a batch a crash left uncommitted",
                             extra={"objects": len(removed), "folder": str(folder)})
             undone += removed
@@ -160,9 +160,8 @@ def recover_dead_sessions(store: EvidenceStore) -> list[str]:
                     continue
                 tx.execute("UPDATE sessions SET result='interrupted', reason='crash_recovery',"
                            " ended_at=? WHERE id=?", (utc_iso(store.clock.now()), row["id"]))
-                store.custody.record(tx, "session.interrupted", actor(), row["recorder"],
-                                     {"session_id": row["id"], "reason": "crash_recovery"},
-                                     checkpoint=True)
+                store.custody.record(tx, SessionInterrupted(row["recorder"], {
+                    "session_id": row["id"], "reason": "crash_recovery"}), actor(), checkpoint=True)
             recovered.append(row["id"])
             log.warning("closed a session left open by a crash",
                         extra={"session": row["id"], "recorder": row["recorder"]})

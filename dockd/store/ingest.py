@@ -41,6 +41,14 @@ from dockd.store.content_store import (
     StagedFile,
     StoredObject,
 )
+from dockd.store.events import (
+    FileFailed,
+    FileIngested,
+    FileSkipped,
+    SessionCompleted,
+    SessionInterrupted,
+    SessionStarted,
+)
 from dockd.store.evidence import EvidenceStore, actor
 from dockd.store.fsutil import exclusive_lock, link_making_dirs
 from dockd.store.metadata import read_metadata
@@ -222,9 +230,8 @@ class _Session:
         with self._tx() as tx:
             tx.execute("INSERT INTO sessions (id, recorder, started_at, result) VALUES (?,?,?,?)",
                        (self.id, self.recorder, utc_iso(self.started), "running"))
-            self.store.custody.record(tx, "session.started", self.ing.actor, self.recorder,
-                                      {"session_id": self.id, "recorder": self.recorder,
-                                       "source": str(self.source), **session_info})
+            self.store.custody.record(tx, SessionStarted(self.id, self.recorder, str(self.source),
+                                                         session_info), self.ing.actor)
 
     def _finish(self) -> None:
         report = self.report
@@ -241,8 +248,8 @@ class _Session:
                 log.error("ASC MHL not written", extra={"session": self.id, "error": str(exc)})
         if self.mhl_entries:
             report.folder = self.folder.relpath
-        event = "session.interrupted" if report.result == "interrupted" else "session.completed"
         summary = report.summary()
+        ended = SessionInterrupted if report.result == "interrupted" else SessionCompleted
         with self._tx() as tx:
             tx.execute("UPDATE sessions SET ended_at=?, result=?, reason=?, files=?, bytes=?,"
                        " failed=?, skipped=?, folder=?, mhl_c4=? WHERE id=?",
@@ -250,7 +257,7 @@ class _Session:
                         report.count("stored") + report.count("deduplicated"),
                         report.bytes_stored, report.count("failed"), report.count("skipped"),
                         report.folder, report.mhl_c4, self.id))
-            self.store.custody.record(tx, event, self.ing.actor, self.recorder, summary,
+            self.store.custody.record(tx, ended(self.recorder, summary), self.ing.actor,
                                       checkpoint=True)
         log.info("offload session ended", extra={k: v for k, v in summary.items() if v is not None})
 
@@ -449,17 +456,11 @@ class _Session:
     def _record_file(self, tx: Any, item: _Linked, new_item: bool, metadata: Any, now: str,
                      restored: bool = False) -> None:
         obj, entry, st = item.obj, item.p.entry, item.p.stat
-        payload: dict[str, Any] = {
-            "session_id": self.id, "sha256": obj.sha256, "size": obj.size,
-            "recorder": self.recorder, "source_path": item.p.shown, "mtime_ns": st.st_mtime_ns,
-            "new_item": new_item, "stored_path": obj.relpath,
-        }
-        if restored:
-            payload["restored_after_prune"] = True
-        if "sm3" in obj.digests:
-            payload["sm3"] = obj.digests["sm3"]
-        if not is_lossless(entry.relpath):
-            payload["source_path_b64"] = base64.b64encode(entry.relpath).decode()
+        event = FileIngested(
+            self.id, obj.sha256, obj.size, self.recorder, item.p.shown, st.st_mtime_ns, new_item,
+            obj.relpath, restored_after_prune=restored, sm3=obj.digests.get("sm3"),
+            source_path_b64=None if is_lossless(entry.relpath)
+            else base64.b64encode(entry.relpath).decode())
         tx.execute("INSERT OR IGNORE INTO items (sha256, size, sm3, xxh128, c4, path,"
                    " ingested_at, first_session) VALUES (?,?,?,?,?,?,?,?)",
                    (obj.sha256, obj.size, obj.digests.get("sm3"), obj.digests.get("xxh128"),
@@ -476,7 +477,7 @@ class _Session:
                         utc_iso(metadata.start_time) if metadata.start_time else None,
                         utc_iso(metadata.end_time) if metadata.end_time else None,
                         metadata.duration_s, metadata.extractor))
-        self.store.custody.record(tx, "file.ingested", self.ing.actor, obj.sha256, payload)
+        self.store.custody.record(tx, event, self.ing.actor)
 
     def _account(self, item: _Linked, new_item: bool) -> None:
         with self._lock:  # the report is shared with the copying thread
@@ -536,18 +537,16 @@ class _Session:
         shown = display_path(entry.relpath)
         self.report.files.append(FileOutcome(shown, "skipped", reason))
         with self._tx() as tx:
-            self.store.custody.record(tx, "file.skipped", self.ing.actor, self.recorder,
-                                      {"session_id": self.id, "source_path": shown,
-                                       "reason": reason})
+            self.store.custody.record(tx, FileSkipped(self.recorder, self.id, shown, reason),
+                                      self.ing.actor)
 
     def _failed(self, entry: SourceEntry, reason: str, detail: str) -> None:
         shown = display_path(entry.relpath)
         self.report.files.append(FileOutcome(shown, "failed", f"{reason}: {detail}"))
         log.warning("file not stored", extra={"path": shown, "reason": reason, "detail": detail})
         with self._tx() as tx:
-            self.store.custody.record(tx, "file.failed", self.ing.actor, self.recorder,
-                                      {"session_id": self.id, "source_path": shown,
-                                       "reason": reason, "detail": detail})
+            self.store.custody.record(tx, FileFailed(self.recorder, self.id, shown, reason,
+                                                     detail), self.ing.actor)
         self._advance(1, entry.size)
 
     def _check_room(self, size: int) -> None:

@@ -23,6 +23,7 @@ from dockd.store.custody import (
     read_checkpoint_file,
     record_hash,
 )
+from dockd.store.events import VerifyCompleted, VerifyFailed
 from dockd.store.evidence import EvidenceStore
 from dockd.store.hashing import hash_fd
 from dockd.store.keys import fingerprint, rotation_message, verify_signature
@@ -88,11 +89,11 @@ def verify_store(store: EvidenceStore, actor_name: str,
         replay.compare(store.catalog.conn, signed_upto, report.add)
     finally:
         store.catalog.conn.execute("COMMIT")
-    event = "verify.completed" if report.ok else "verify.failed"
     summary = report.to_json_dict()
     summary["problems"] = summary["problems"][:MAX_PROBLEMS_IN_LOG]
     summary["problem_count"] = len(report.problems)
-    store.custody.append(event, actor_name, "store", summary, checkpoint=True)
+    event = VerifyCompleted(summary) if report.ok else VerifyFailed(summary)
+    store.custody.append(event, actor_name, checkpoint=True)
     return report
 
 

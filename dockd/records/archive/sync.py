@@ -40,6 +40,7 @@ from dockd.records.archive.manifest import (
 from dockd.records.archive.objectstore import Lock, RemoteObject, S3Archive
 from dockd.records.archive.retention import recorded_at, retain_until
 from dockd.records.archive.uploader import ProgressCallback, Uploader, forget_upload_in
+from dockd.store.events import ArchivedFile, ArchiveLegalHold, FileArchived, SessionArchived
 from dockd.store.evidence import EvidenceStore, actor
 from dockd.store.fsutil import exclusive_lock
 from dockd.store.mhl import MHL_DIR
@@ -146,10 +147,9 @@ class _Run:
                 self.archive.set_legal_hold(row["key"], row["version_id"], want)
                 with self.catalog.transaction() as tx:
                     tx.execute(f"UPDATE {table} SET legal_hold=? WHERE key=?", (int(want), row["key"]))
-                    self.store.custody.record(
-                        tx, "archive.legal_hold", self.actor, row["item"] or row["session_id"],
-                        {"bucket": self.archive.bucket, "key": row["key"],
-                         "version_id": row["version_id"], "legal_hold": "ON" if want else "OFF"})
+                    self.store.custody.record(tx, ArchiveLegalHold(
+                        row["item"] or row["session_id"], self.archive.bucket, row["key"],
+                        row["version_id"], "ON" if want else "OFF"), self.actor)
                 changes.append(HoldChange(row["key"], row["version_id"], want))
         return changes
 
@@ -204,12 +204,10 @@ class _Run:
             self._record_file(tx, mobj, "item-manifest", sha, None,
                               hashlib.sha256(manifest).hexdigest(), stamp)
             forget_upload_in(tx, key)
-            self.store.custody.record(tx, "file.archived", self.actor, sha, {
-                "sha256": sha, "size": size, "bucket": self.archive.bucket, "key": key,
-                "version_id": obj.version_id, "checksum_sha256": obj.checksum_sha256,
-                "lock_mode": "COMPLIANCE", "retain_until": until,
-                "legal_hold": "ON" if obj.legal_hold else "OFF",
-                "manifest_key": mkey, "manifest_version_id": mobj.version_id})
+            self.store.custody.record(tx, FileArchived(
+                sha, size, self.archive.bucket, key, obj.version_id, obj.checksum_sha256,
+                "COMPLIANCE", until, "ON" if obj.legal_hold else "OFF", mkey,
+                mobj.version_id), self.actor)
         log.info("item archived", extra={"sha256": sha, "key": key, "version_id": obj.version_id})
         return ArchivedItem(sha, key, obj.version_id, obj.checksum_sha256, until, obj.legal_hold)
 
@@ -264,12 +262,11 @@ class _Run:
         with self.catalog.transaction() as tx:
             for obj, content_sha in uploaded:
                 self._record_file(tx, obj, "session-mhl", None, row["id"], content_sha, stamp)
-            self.store.custody.record(tx, "session.archived", self.actor, row["id"], {
-                "session_id": row["id"], "recorder": row["recorder"], "mhl_c4": row["mhl_c4"],
-                "bucket": self.archive.bucket, "retain_until": utc_iso(lock.retain_until),
-                "legal_hold": "ON" if held else "OFF",
-                "files": [{"key": o.key, "version_id": o.version_id, "sha256": c,
-                           "checksum_sha256": o.checksum_sha256} for o, c in uploaded]})
+            self.store.custody.record(tx, SessionArchived(
+                row["id"], row["recorder"], row["mhl_c4"], self.archive.bucket,
+                utc_iso(lock.retain_until), "ON" if held else "OFF",
+                tuple(ArchivedFile(o.key, o.version_id, c, o.checksum_sha256)
+                      for o, c in uploaded)), self.actor)
 
 
 def _mhl_files(mhl_dir: Path) -> list[Path]:

@@ -1,0 +1,610 @@
+"""Every custody event dockd writes, one frozen dataclass each: the log's vocabulary.
+
+An event knows its record type (``TYPE``), its subject (what the record is about: a
+recorder serial, an item's SHA-256, a session id, ``store``…) and its payload
+(:meth:`CustodyEvent.to_payload`). Field names are payload keys, except where a field's
+metadata names the key (``from``/``to`` are Python keywords) or marks an optional key that is
+left out when empty. A ``details`` mapping is merged into the payload: it carries summaries
+that a domain object builds itself (a health report, a session's counts).
+
+docs/store.md, docs/runtime.md, docs/records.md and docs/archive.md list these types in their
+event tables; a test keeps the tables and this module in step.
+"""
+
+from __future__ import annotations
+
+import abc
+import dataclasses
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+STORE_SUBJECT = "store"
+
+_KEY = "key"
+_OPTIONAL = "optional"
+_MERGED = "merged"
+_SUBJECT_ONLY = "subject_only"
+
+
+SUBJECT_ONLY = {_SUBJECT_ONLY: True}
+"""Field metadata: the record's subject, not repeated in the payload."""
+
+
+def payload_key(name: str) -> dict[str, str]:
+    """Field metadata: the field's payload key is ``name``."""
+    return {_KEY: name}
+
+
+def optional(default: Any = None) -> Any:
+    """A field left out of the payload when it is None (or False)."""
+    return field(default=default, metadata={_OPTIONAL: True})
+
+
+def merged() -> Any:
+    """A mapping merged into the payload (summaries built by their domain objects)."""
+    return field(default_factory=dict, metadata={_MERGED: True})
+
+
+@dataclass(frozen=True)
+class CustodyEvent(abc.ABC):
+    """Base of every event: subclasses set ``TYPE`` and define :attr:`subject`."""
+
+    TYPE: ClassVar[str]
+
+    @property
+    @abc.abstractmethod
+    def subject(self) -> str:
+        """What the record is about (a serial, a SHA-256, a session id, ``store``…)."""
+
+    def to_payload(self) -> dict[str, Any]:
+        """The record's payload, JSON-ready."""
+        payload: dict[str, Any] = {}
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if f.metadata.get(_SUBJECT_ONLY):
+                continue
+            if f.metadata.get(_MERGED):
+                payload.update(value)
+            elif not (f.metadata.get(_OPTIONAL) and not value):
+                payload[f.metadata.get(_KEY, f.name)] = _json(value)
+        return payload
+
+
+def _json(value: Any) -> Any:
+    if isinstance(value, tuple | list):
+        return [_json(v) for v in value]
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: _json(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    return value
+
+
+def event_types() -> dict[str, type[CustodyEvent]]:
+    """Every event class by its record type."""
+    found: dict[str, type[CustodyEvent]] = {}
+    pending: list[type[CustodyEvent]] = list(CustodyEvent.__subclasses__())
+    while pending:
+        cls = pending.pop()
+        pending.extend(cls.__subclasses__())
+        if "TYPE" in cls.__dict__:
+            found[cls.TYPE] = cls
+    return found
+
+
+# -- the dock --------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class DockStarted(CustodyEvent):
+    TYPE: ClassVar[str] = "dock.started"
+    dock: str = field(metadata=SUBJECT_ONLY)
+    version: str
+    bays: tuple[str, ...]
+
+    @property
+    def subject(self) -> str:
+        return self.dock
+
+
+@dataclass(frozen=True)
+class DockStopped(CustodyEvent):
+    TYPE: ClassVar[str] = "dock.stopped"
+    dock: str = field(metadata=SUBJECT_ONLY)
+
+    @property
+    def subject(self) -> str:
+        return self.dock
+
+
+# -- a recorder in a bay (check-in, checks, check-out, faults) ------------------------------
+
+@dataclass(frozen=True)
+class RecorderDocked(CustodyEvent):
+    """Check-in (art. 5(1)): who the recorder is and who is responsible for it."""
+
+    TYPE: ClassVar[str] = "recorder.docked"
+    bay: int
+    port: str
+    serial: str
+    driver: str
+    id_code: str | None
+    officer_id: str | None
+    officer_name: str | None
+    enrolled: bool
+    registry_state: str | None
+    recorder_officer_id: str | None
+
+    @property
+    def subject(self) -> str:
+        return self.serial
+
+
+@dataclass(frozen=True)
+class RecorderHealthChecked(CustodyEvent):
+    """The art. 4 checks: battery, storage, clock (``details`` is the health report)."""
+
+    TYPE: ClassVar[str] = "recorder.health"
+    bay: int
+    serial: str
+    details: Mapping[str, Any] = merged()
+
+    @property
+    def subject(self) -> str:
+        return self.serial
+
+
+@dataclass(frozen=True)
+class ClockSet(CustodyEvent):
+    """The recorder's clock was set (art. 4)."""
+
+    TYPE: ClassVar[str] = "clock.set"
+    bay: int
+    serial: str
+    set_to: str
+    recorder_time_before: str | None
+    drift_before_s: float | None
+    drift_after_s: float | None
+    error: str | None
+
+    @property
+    def subject(self) -> str:
+        return self.serial
+
+
+@dataclass(frozen=True)
+class RecorderUndocked(CustodyEvent):
+    """Check-out (art. 5(1))."""
+
+    TYPE: ClassVar[str] = "recorder.undocked"
+    bay: int
+    serial: str
+    officer_id: str | None
+    officer_name: str | None
+    state: str
+    fault: str | None
+
+    @property
+    def subject(self) -> str:
+        return self.serial
+
+
+@dataclass(frozen=True)
+class RecorderRemovedEarly(CustodyEvent):
+    """The recorder left before its session ended."""
+
+    TYPE: ClassVar[str] = "recorder.removed_early"
+    bay: int
+    serial: str | None
+    state: str
+
+    @property
+    def subject(self) -> str:
+        return self.serial or f"bay-{self.bay}"
+
+
+@dataclass(frozen=True)
+class BayFault(CustodyEvent):
+    """A bay went red (art. 5(6)); an alert goes out in the same transaction."""
+
+    TYPE: ClassVar[str] = "bay.fault"
+    bay: int
+    label: str
+    port: str
+    reason: str
+    detail: str
+    recorder: str | None
+    dock_problem: bool
+
+    @property
+    def subject(self) -> str:
+        return self.recorder or f"bay-{self.bay}"
+
+
+# -- clearing a recorder after its recordings are safe --------------------------------------
+
+@dataclass(frozen=True)
+class RecorderFileDeleted(CustodyEvent):
+    TYPE: ClassVar[str] = "recorder.file_deleted"
+    serial: str
+    source_path: str
+    sha256: str
+    size: int
+
+    @property
+    def subject(self) -> str:
+        return self.serial
+
+
+@dataclass(frozen=True)
+class RecorderFileDeleteFailed(RecorderFileDeleted):
+    TYPE: ClassVar[str] = "recorder.file_delete_failed"
+    error: str = ""
+
+
+@dataclass(frozen=True)
+class RecorderCleared(CustodyEvent):
+    TYPE: ClassVar[str] = "recorder.cleared"
+    serial: str
+    deleted: int
+    kept: int
+    kept_reasons: tuple[str, ...]
+
+    @property
+    def subject(self) -> str:
+        return self.serial
+
+
+# -- the recorder registry (art. 5(1), 7, 9, 10) --------------------------------------------
+
+@dataclass(frozen=True)
+class RecorderEnrolled(CustodyEvent):
+    TYPE: ClassVar[str] = "recorder.enrolled"
+    serial: str
+    brand: str | None
+    model: str | None
+    officer_id: str | None
+    officer_name: str | None
+    unit: str | None
+
+    @property
+    def subject(self) -> str:
+        return self.serial
+
+
+@dataclass(frozen=True)
+class RecorderAssigned(CustodyEvent):
+    TYPE: ClassVar[str] = "recorder.assigned"
+    serial: str
+    officer_id: str
+    officer_name: str | None
+    unit: str | None
+    previous_officer_id: str | None
+
+    @property
+    def subject(self) -> str:
+        return self.serial
+
+
+@dataclass(frozen=True)
+class RecorderStateChanged(CustodyEvent):
+    TYPE: ClassVar[str] = "recorder.state_changed"
+    serial: str
+    from_state: str = field(metadata=payload_key("from"))
+    to_state: str = field(metadata=payload_key("to"))
+
+    @property
+    def subject(self) -> str:
+        return self.serial
+
+
+@dataclass(frozen=True)
+class RecorderRetired(CustodyEvent):
+    TYPE: ClassVar[str] = "recorder.retired"
+    serial: str
+    from_state: str = field(metadata=payload_key("from"))
+
+    @property
+    def subject(self) -> str:
+        return self.serial
+
+
+# -- offload sessions and their files (the store) -------------------------------------------
+
+@dataclass(frozen=True)
+class SessionStarted(CustodyEvent):
+    TYPE: ClassVar[str] = "session.started"
+    session_id: str
+    recorder: str
+    source: str
+    details: Mapping[str, Any] = merged()
+
+    @property
+    def subject(self) -> str:
+        return self.recorder
+
+
+@dataclass(frozen=True)
+class FileIngested(CustodyEvent):
+    """One file of a recorder is in the store (a new item, or one already held)."""
+
+    TYPE: ClassVar[str] = "file.ingested"
+    session_id: str
+    sha256: str
+    size: int
+    recorder: str
+    source_path: str
+    mtime_ns: int
+    new_item: bool
+    stored_path: str
+    restored_after_prune: bool = optional(False)
+    sm3: str | None = optional()
+    source_path_b64: str | None = optional()
+
+    @property
+    def subject(self) -> str:
+        return self.sha256
+
+
+@dataclass(frozen=True)
+class FileSkipped(CustodyEvent):
+    """An entry of the volume that is not a regular file (or lies too deep) was not stored."""
+
+    TYPE: ClassVar[str] = "file.skipped"
+    recorder: str = field(metadata=SUBJECT_ONLY)
+    session_id: str
+    source_path: str
+    reason: str
+
+    @property
+    def subject(self) -> str:
+        return self.recorder
+
+
+@dataclass(frozen=True)
+class FileFailed(CustodyEvent):
+    """A file of the volume could not be stored."""
+
+    TYPE: ClassVar[str] = "file.failed"
+    recorder: str = field(metadata=SUBJECT_ONLY)
+    session_id: str
+    source_path: str
+    reason: str
+    detail: str
+
+    @property
+    def subject(self) -> str:
+        return self.recorder
+
+
+@dataclass(frozen=True)
+class SessionCompleted(CustodyEvent):
+    """A session ended with every file looked at (``details``: the session's summary)."""
+
+    TYPE: ClassVar[str] = "session.completed"
+    recorder: str = field(metadata=SUBJECT_ONLY)
+    details: Mapping[str, Any] = merged()
+
+    @property
+    def subject(self) -> str:
+        return self.recorder
+
+
+@dataclass(frozen=True)
+class SessionInterrupted(SessionCompleted):
+    """A session ended early: store full or unavailable, recorder removed, cancelled, or a
+    crash found at the next start (``reason: crash_recovery``)."""
+
+    TYPE: ClassVar[str] = "session.interrupted"
+
+
+@dataclass(frozen=True)
+class BatchUndone(CustodyEvent):
+    """Objects of a dead process's uncommitted batch were removed at the next open."""
+
+    TYPE: ClassVar[str] = "store.batch_undone"
+    shas: tuple[str, ...]
+    folder: str
+
+    @property
+    def subject(self) -> str:
+        return STORE_SUBJECT
+
+
+@dataclass(frozen=True)
+class VerifyCompleted(CustodyEvent):
+    """``dockd verify`` found the store intact (``details``: what was checked)."""
+
+    TYPE: ClassVar[str] = "verify.completed"
+    details: Mapping[str, Any] = merged()
+
+    @property
+    def subject(self) -> str:
+        return STORE_SUBJECT
+
+
+@dataclass(frozen=True)
+class VerifyFailed(VerifyCompleted):
+    """``dockd verify`` found problems."""
+
+    TYPE: ClassVar[str] = "verify.failed"
+
+
+# -- records (retention, holds, cases, export, access) --------------------------------------
+
+@dataclass(frozen=True)
+class ItemDeleted(CustodyEvent):
+    """Prune removed a recording whose retention ended (art. 12(3))."""
+
+    TYPE: ClassVar[str] = "item.deleted"
+    sha256: str
+    size: int
+    reason: str
+    category: str
+    retention_days: int
+    due: str
+    archived: bool
+
+    @property
+    def subject(self) -> str:
+        return self.sha256
+
+
+@dataclass(frozen=True)
+class HoldAdded(CustodyEvent):
+    TYPE: ClassVar[str] = "hold.added"
+    hold_id: int
+    scope: str
+    target: str
+    range_from: str | None = field(default=None, metadata=payload_key("from"))
+    range_to: str | None = field(default=None, metadata=payload_key("to"))
+    reason: str = ""
+    by: str = ""
+
+    @property
+    def subject(self) -> str:
+        return self.target
+
+
+@dataclass(frozen=True)
+class HoldReleased(CustodyEvent):
+    TYPE: ClassVar[str] = "hold.released"
+    hold_id: int
+    scope: str
+    target: str
+    by: str
+
+    @property
+    def subject(self) -> str:
+        return self.target
+
+
+@dataclass(frozen=True)
+class CaseTagged(CustodyEvent):
+    TYPE: ClassVar[str] = "case.tagged"
+    case: str
+    items: tuple[str, ...]
+    place: str | None
+    by: str
+    case_created: bool
+
+    @property
+    def subject(self) -> str:
+        return self.case
+
+
+@dataclass(frozen=True)
+class ItemAnnotated(CustodyEvent):
+    TYPE: ClassVar[str] = "item.annotated"
+    sha256: str
+    place: str | None
+    operator_name: str | None
+    by: str
+
+    @property
+    def subject(self) -> str:
+        return self.sha256
+
+
+@dataclass(frozen=True)
+class ExportCreated(CustodyEvent):
+    """An evidence package was made (art. 12(4), 13, 14)."""
+
+    TYPE: ClassVar[str] = "export.created"
+    export_id: str
+    case: str | None
+    items: tuple[str, ...]
+    requester: str
+    requester_unit: str
+    reason: str
+    approved_by: str
+    public_use: bool
+    manifest_sha256: str
+    out: str
+    iso: str | None
+    iso_sha256: str | None
+    recordings: int
+    bytes: int
+
+    @property
+    def subject(self) -> str:
+        return self.export_id
+
+
+@dataclass(frozen=True)
+class AccessRegistered(CustodyEvent):
+    """Police, procuratorate or court access was registered (art. 14)."""
+
+    TYPE: ClassVar[str] = "access.registered"
+    case: str | None
+    items: tuple[str, ...]
+    requester: str
+    requester_unit: str
+    reason: str
+    approved_by: str
+
+    @property
+    def subject(self) -> str:
+        return self.case or self.items[0]
+
+
+# -- the central WORM archive ---------------------------------------------------------------
+
+@dataclass(frozen=True)
+class FileArchived(CustodyEvent):
+    TYPE: ClassVar[str] = "file.archived"
+    sha256: str
+    size: int
+    bucket: str
+    key: str
+    version_id: str
+    checksum_sha256: str
+    lock_mode: str
+    retain_until: str
+    legal_hold: str
+    manifest_key: str
+    manifest_version_id: str
+
+    @property
+    def subject(self) -> str:
+        return self.sha256
+
+
+@dataclass(frozen=True)
+class ArchivedFile:
+    """One object of an archived session (its ASC MHL files)."""
+
+    key: str
+    version_id: str
+    sha256: str
+    checksum_sha256: str
+
+
+@dataclass(frozen=True)
+class SessionArchived(CustodyEvent):
+    TYPE: ClassVar[str] = "session.archived"
+    session_id: str
+    recorder: str
+    mhl_c4: str | None
+    bucket: str
+    retain_until: str
+    legal_hold: str
+    files: Sequence[ArchivedFile]
+
+    @property
+    def subject(self) -> str:
+        return self.session_id
+
+
+@dataclass(frozen=True)
+class ArchiveLegalHold(CustodyEvent):
+    """An archived object's legal hold was set or lifted, mirroring the dock's holds."""
+
+    TYPE: ClassVar[str] = "archive.legal_hold"
+    archived: str = field(metadata=SUBJECT_ONLY)
+    bucket: str
+    key: str
+    version_id: str
+    legal_hold: str
+
+    @property
+    def subject(self) -> str:
+        return self.archived

@@ -1,0 +1,22 @@
+"""A custody event for tests that need records of no particular kind."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from dockd.store.events import SUBJECT_ONLY, CustodyEvent, merged
+
+
+@dataclass(frozen=True)
+class NoteEvent(CustodyEvent):
+    """``test.event`` about ``about``, with any payload."""
+
+    TYPE: ClassVar[str] = "test.event"
+    about: str = field(metadata=SUBJECT_ONLY)
+    details: Mapping[str, Any] = merged()
+
+    @property
+    def subject(self) -> str:
+        return self.about
