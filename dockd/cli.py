@@ -26,6 +26,7 @@ from dockd.commands import (
     key,
     log,
     prune,
+    publish,
     recorders,
     report,
     run,
@@ -38,7 +39,7 @@ from dockd.logs import setup_logging
 
 # The command modules, in the order `dockd --help` lists them.
 COMMANDS = (ingest, catalog, log, verify, key, recorders, run, status, console, demo, install,
-            archive, hold, prune, case, export, access, report, watch)
+            archive, hold, prune, case, export, access, report, watch, publish)
 
 
 

@@ -1,20 +1,24 @@
-"""One exception class per exit code.
+"""Every exit code of dockd, one exception class each.
 
-Expected bad input raises one of these with a message a dock administrator can act on;
-the CLI prints it as one line and exits with the class's code. Anything else is a bug.
+Expected bad input raises one of these (or a narrower subclass that keeps its code) with a
+message a dock administrator can act on; the CLI prints it as one line and exits with the
+class's code. Anything else is a bug. The codes follow sysexits(3) where one fits; the table
+in docs/store.md lists them and a test keeps it in step with this module.
 """
 
 from __future__ import annotations
+
+from typing import ClassVar
 
 
 class DockdError(Exception):
     """Base of every expected error. ``exit_code`` is what the CLI exits with."""
 
-    exit_code = 1
+    exit_code: ClassVar[int] = 1
 
 
 class IntegrityError(DockdError):
-    """The store, the catalog or the custody log failed verification."""
+    """The store, the catalog, the custody log or an export failed verification."""
 
     exit_code = 1
 
@@ -26,9 +30,13 @@ class UsageError(DockdError):
 
 
 class IncompleteIngestError(DockdError):
-    """Some files of a recorder volume could not be stored; each is named in the report."""
+    """Some files of a recorder volume were not stored; each is named in the report."""
 
     exit_code = 3
+
+
+class StoreFullError(IncompleteIngestError):
+    """The store's file system has no room left for the file being offloaded."""
 
 
 class SourceUnavailableError(DockdError):
@@ -37,16 +45,42 @@ class SourceUnavailableError(DockdError):
     exit_code = 66
 
 
+class UnavailableError(DockdError):
+    """A device or service dockd needs does not answer or refuses: a recorder, the MQTT
+    broker, the daemon's state channel (EX_UNAVAILABLE)."""
+
+    exit_code = 69
+
+
+class DeviceError(UnavailableError):
+    """A recorder answered wrongly, not at all, or refused a command."""
+
+
+class SoftwareError(DockdError):
+    """dockd itself did not reach the state it promised: the demo or a simulated dock did not
+    get every bay ready, or the daemon it ran died (EX_SOFTWARE)."""
+
+    exit_code = 70
+
+
 class StoreUnavailableError(DockdError):
-    """The store cannot be written: read-only, wrong owner, missing (EX_CANTCREAT)."""
+    """The store cannot be written or read: read-only, wrong owner, damaged, locked (EX_CANTCREAT)."""
 
     exit_code = 73
 
 
-class StoreFullError(DockdError):
-    """The store's filesystem has no room left for the file being offloaded."""
+class ArchiveUnavailableError(DockdError):
+    """The archive endpoint did not answer or answered with an unexpected error; try again
+    later (EX_TEMPFAIL). Wrong credentials, a missing bucket or one without Object Lock are
+    ConfigErrors; bytes the bucket received differently from the store are IntegrityErrors."""
 
-    exit_code = 3
+    exit_code = 75
+
+
+class NotPermittedError(DockdError):
+    """The user running the command lacks the role it needs (EX_NOPERM)."""
+
+    exit_code = 77
 
 
 class ConfigError(DockdError):
@@ -71,7 +105,16 @@ class ConfigError(DockdError):
         return cls(message, problems)
 
 
-class DeviceError(DockdError):
-    """A recorder answered wrongly, not at all, or refused a command."""
-
-    exit_code = 69
+def exit_code_classes() -> dict[int, type[DockdError]]:
+    """The class of each exit code (the classes that set ``exit_code`` themselves)."""
+    found: dict[int, type[DockdError]] = {}
+    pending: list[type[DockdError]] = [DockdError]
+    while pending:
+        cls = pending.pop()
+        pending.extend(cls.__subclasses__())
+        if cls is not DockdError and "exit_code" in cls.__dict__:
+            if cls.exit_code in found:
+                raise RuntimeError(f"exit code {cls.exit_code} is set by both "
+                                   f"{found[cls.exit_code].__name__} and {cls.__name__}")
+            found[cls.exit_code] = cls
+    return dict(sorted(found.items()))

@@ -19,9 +19,8 @@ import pytest
 
 from dockd.clock import SystemClock
 from dockd.config import Config, load_config
-from dockd.errors import ConfigError
+from dockd.errors import ArchiveUnavailableError, ConfigError
 from dockd.records.archive import is_archived
-from dockd.records.archive.errors import ArchiveUnavailableError
 from dockd.records.archive.manifest import item_key, manifest_key
 from dockd.records.archive.objectstore import Lock
 from dockd.records.archive.retention import retain_until

@@ -13,7 +13,6 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import paho.mqtt.client as mqtt
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -154,7 +153,7 @@ def test_publisher_sigkilled_with_rows_in_its_outbox_loses_nothing(
 
     def publisher() -> subprocess.Popen[bytes]:
         env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
-        return subprocess.Popen([sys.executable, "-m", "dockd.report.mqtt", "--config", str(cfg)],
+        return subprocess.Popen([sys.executable, "-m", "dockd.cli", "publish", "--config", str(cfg)],
                                 env=env, stderr=subprocess.DEVNULL)
 
     first = publisher()
@@ -267,9 +266,7 @@ JSONISH = st.recursive(
 def test_random_payloads_never_crash_watch(payload: bytes, suffix: str, json_mode: bool,
                                            capsys: pytest.CaptureFixture[str]) -> None:
     watch = _watch_in_process(json_mode)
-    msg = mqtt.MQTTMessage(topic=f"{BASE}/{suffix}".encode())
-    msg.payload = payload
-    watch._on_message(watch.client, None, msg)
+    watch._on_message(f"{BASE}/{suffix}", payload)
     out = capsys.readouterr().out
     assert out.strip()
     lines = out.split("\n")[:-1]

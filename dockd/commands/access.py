@@ -4,10 +4,16 @@ from __future__ import annotations
 
 import argparse
 
-from dockd.commands.common import add_config_options, add_json_option, print_json
+from dockd.commands.common import (
+    add_config_options,
+    add_json_option,
+    config_from_args,
+    print_json,
+    writing_store,
+)
+from dockd.commands.records_args import select_shas
 from dockd.i18n import _
 from dockd.records.access import AccessRequest, register_access
-from dockd.records.cli_support import open_for_writing, select_shas
 from dockd.records.export import check_registration
 from dockd.store.evidence import actor
 
@@ -33,14 +39,12 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 def run_register(args: argparse.Namespace) -> int:
     check_registration(args.requester, args.unit, args.reason, args.approved_by, False,
                        unit_option="--unit")
-    config, store = open_for_writing(args)
-    try:
+    config = config_from_args(args)
+    with writing_store(config) as store:
         shas, case_no = select_shas(store.catalog, config, args, strict=True)
         record = register_access(store, AccessRequest(tuple(shas), case_no, args.requester,
                                                       args.unit, args.reason,
                                                       args.approved_by), actor())
-    finally:
-        store.close()
     if args.json:
         print_json(record.to_json_dict())
     else:

@@ -6,10 +6,15 @@ import argparse
 import sys
 from dataclasses import asdict
 
-from dockd.clock import SystemClock
-from dockd.commands.common import add_config_options, add_json_option, config_from_args, print_json
+from dockd.commands.common import (
+    add_config_options,
+    add_json_option,
+    config_from_args,
+    print_json,
+    reading_catalog,
+    writing_store,
+)
 from dockd.errors import IntegrityError
-from dockd.store.queries import open_catalog_read_only
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -30,15 +35,11 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 def run_sync(args: argparse.Namespace) -> int:
     # Imported here: boto3 takes a while to import and only this command needs it.
     from dockd.records.archive.sync import open_archive, sync_archive
-    from dockd.store.evidence import open_store
 
     config = config_from_args(args)
     section, archive = open_archive(config)
-    store = open_store(config, SystemClock(), recover=False)
-    try:
+    with writing_store(config, recover=False) as store:
         report = sync_archive(store, archive, section, limit=args.limit)
-    finally:
-        store.close()
     if args.json:
         print_json({"archived": [asdict(a) for a in report.archived],
                     "failed": [asdict(f) for f in report.failed],
@@ -61,11 +62,8 @@ def run_status(args: argparse.Namespace) -> int:
     from dockd.records.archive.status import archive_status
 
     config = config_from_args(args)
-    catalog = open_catalog_read_only(config.dock.store_dir)
-    try:
+    with reading_catalog(config) as catalog:
         status = archive_status(catalog)
-    finally:
-        catalog.close()
     if args.json:
         print_json(status.to_json_dict())
         return 0

@@ -4,13 +4,19 @@ from __future__ import annotations
 
 import argparse
 
-from dockd.commands.common import add_config_options, add_json_option, config_from_args, print_json
+from dockd.commands.common import (
+    add_config_options,
+    add_json_option,
+    config_from_args,
+    print_json,
+    reading_catalog,
+    writing_store,
+)
+from dockd.commands.records_args import add_range_options, select_shas
 from dockd.i18n import _
 from dockd.records.cases import annotate_items, list_cases, tag_items
-from dockd.records.cli_support import add_range_options, open_for_writing, select_shas
 from dockd.records.selection import resolve_items, validate_case_no
 from dockd.store.evidence import actor
-from dockd.store.queries import open_catalog_read_only
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -48,12 +54,10 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 def run_tag(args: argparse.Namespace) -> int:
     validate_case_no(args.case_no)
-    config, store = open_for_writing(args)
-    try:
+    config = config_from_args(args)
+    with writing_store(config) as store:
         shas, _case = select_shas(store.catalog, config, args, strict=True)
         result = tag_items(store, args.case_no, shas, args.by or actor(), actor(), args.place)
-    finally:
-        store.close()
     if args.json:
         print_json({"case": result.case_no, "added": list(result.added),
                     "already": list(result.already), "created": result.created})
@@ -65,23 +69,18 @@ def run_tag(args: argparse.Namespace) -> int:
 
 
 def run_annotate(args: argparse.Namespace) -> int:
-    _config, store = open_for_writing(args)
-    try:
+    config = config_from_args(args)
+    with writing_store(config) as store:
         shas = resolve_items(store.catalog, args.items)
         n = annotate_items(store, shas, args.by, actor(), args.place, args.operator)
-    finally:
-        store.close()
     print(_("annotated {n} recording(s)").format(n=n))
     return 0
 
 
 def run_list(args: argparse.Namespace) -> int:
     config = config_from_args(args)
-    catalog = open_catalog_read_only(config.dock.store_dir)
-    try:
+    with reading_catalog(config) as catalog:
         cases = list_cases(catalog)
-    finally:
-        catalog.close()
     if args.json:
         print_json([c.to_json_dict() for c in cases])
         return 0

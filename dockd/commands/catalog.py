@@ -4,10 +4,16 @@ from __future__ import annotations
 
 import argparse
 
-from dockd.commands.common import add_config_options, add_json_option, config_from_args, print_json
+from dockd.commands.common import (
+    add_config_options,
+    add_json_option,
+    config_from_args,
+    print_json,
+    reading_catalog,
+)
 from dockd.records.periods import parse_day
 from dockd.records.views import filter_items
-from dockd.store.queries import catalog_items, open_catalog_read_only
+from dockd.store.queries import catalog_items
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -25,14 +31,11 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 def run(args: argparse.Namespace) -> int:
     config = config_from_args(args)
-    catalog = open_catalog_read_only(config.dock.store_dir)
-    try:
+    with reading_catalog(config) as catalog:
         day = parse_day(args.day, config.records.tz) if args.day else None
         items = catalog_items(catalog, args.recorder, day.start_utc if day else args.since,
                               day.end_utc if day else None)
         items = filter_items(catalog, items, args.officer, args.case)
-    finally:
-        catalog.close()
     if args.json:
         print_json(items)
         return 0

@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from dockd.clock import SystemClock
 from dockd.config import Config, load_config, resolve_config_path
 from dockd.logs import setup_logging
+from dockd.store.catalog import Catalog
+from dockd.store.evidence import EvidenceStore, open_store
+from dockd.store.queries import open_catalog_read_only
 
 
 def add_config_options(parser: argparse.ArgumentParser, store: bool = True) -> None:
@@ -33,6 +39,27 @@ def config_from_args(args: argparse.Namespace) -> Config:
         config = config.with_store(store)
     setup_logging(config.dock.log_level)
     return config
+
+
+@contextlib.contextmanager
+def reading_catalog(config: Config) -> Iterator[Catalog]:
+    """The store's catalog, read-only (works on a read-only file system); closed after."""
+    catalog = open_catalog_read_only(config.dock.store_dir)
+    try:
+        yield catalog
+    finally:
+        catalog.close()
+
+
+@contextlib.contextmanager
+def writing_store(config: Config, recover: bool = True) -> Iterator[EvidenceStore]:
+    """The store opened for writing with the system clock (``recover``: close sessions a
+    crash left open); closed after."""
+    store = open_store(config, SystemClock(), recover=recover)
+    try:
+        yield store
+    finally:
+        store.close()
 
 
 def print_json(value: Any) -> None:

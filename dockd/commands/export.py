@@ -8,11 +8,18 @@ import argparse
 import json
 from pathlib import Path
 
-from dockd.commands.common import add_config_options, add_json_option, config_from_args, print_json
+from dockd.commands.common import (
+    add_config_options,
+    add_json_option,
+    config_from_args,
+    print_json,
+    reading_catalog,
+    writing_store,
+)
+from dockd.commands.records_args import select_shas
 from dockd.config import resolve_config_path
 from dockd.errors import IntegrityError, UsageError
 from dockd.i18n import _
-from dockd.records.cli_support import open_for_writing, select_shas
 from dockd.records.export import ExportRequest, check_registration, create_export
 from dockd.records.iso import IsoReader
 from dockd.records.package import (
@@ -26,7 +33,6 @@ from dockd.records.selection import validate_case_no
 from dockd.store.catalog import catalog_path
 from dockd.store.events import ExportCreated
 from dockd.store.evidence import actor
-from dockd.store.queries import open_catalog_read_only
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -64,14 +70,12 @@ def run(args: argparse.Namespace) -> int:
                        args.approved_by or "", args.public)
     if args.case:
         validate_case_no(args.case)
-    config, store = open_for_writing(args)
-    try:
+    config = config_from_args(args)
+    with writing_store(config) as store:
         shas, case_no = select_shas(store.catalog, config, args, strict=True)
         result = create_export(store, ExportRequest(
             tuple(shas), case_no, args.requester, args.requester_unit, args.reason,
             args.approved_by, args.public, args.out, args.iso), actor())
-    finally:
-        store.close()
     if args.json:
         print_json(result.to_json_dict())
     else:
@@ -124,12 +128,9 @@ def _registered_manifest(args: argparse.Namespace, check: PackageCheck) -> str |
     config = config_from_args(args)
     if not catalog_path(config.dock.store_dir).exists():
         return None
-    catalog = open_catalog_read_only(config.dock.store_dir)
-    try:
+    with reading_catalog(config) as catalog:
         row = catalog.query_one("SELECT payload FROM custody WHERE type = ? AND subject = ?",
                                 (ExportCreated.TYPE, check.export_id))
-    finally:
-        catalog.close()
     if row is None:
         return None
     registered = json.loads(row[0]).get("manifest_sha256")

@@ -4,13 +4,19 @@ from __future__ import annotations
 
 import argparse
 
-from dockd.commands.common import add_config_options, add_json_option, config_from_args, print_json
+from dockd.commands.common import (
+    add_config_options,
+    add_json_option,
+    config_from_args,
+    print_json,
+    reading_catalog,
+    writing_store,
+)
+from dockd.commands.records_args import add_range_options, date_range
 from dockd.errors import UsageError
 from dockd.i18n import _
-from dockd.records.cli_support import add_range_options, date_range, open_for_writing
 from dockd.records.holds import Hold, HoldRequest, add_hold, list_holds, release_hold
 from dockd.store.evidence import actor
-from dockd.store.queries import open_catalog_read_only
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -45,8 +51,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 
 def run_add(args: argparse.Namespace) -> int:
-    config, store = open_for_writing(args)
-    try:
+    config = config_from_args(args)
+    with writing_store(config) as store:
         scope, target = (("item", args.item) if args.item else ("case", args.case)
                          if args.case else ("recorder", args.recorder))
         if scope != "recorder" and (args.date_from or args.date_to):
@@ -54,29 +60,22 @@ def run_add(args: argparse.Namespace) -> int:
         start, end = date_range(config, args)
         hold = add_hold(store, HoldRequest(scope, target, args.reason, args.by, start, end),
                         actor())
-    finally:
-        store.close()
     _show([hold], args.json, single=True)
     return 0
 
 
 def run_release(args: argparse.Namespace) -> int:
-    _config, store = open_for_writing(args)
-    try:
+    config = config_from_args(args)
+    with writing_store(config) as store:
         hold = release_hold(store, args.hold_id, args.by, actor())
-    finally:
-        store.close()
     _show([hold], args.json, single=True)
     return 0
 
 
 def run_list(args: argparse.Namespace) -> int:
     config = config_from_args(args)
-    catalog = open_catalog_read_only(config.dock.store_dir)
-    try:
+    with reading_catalog(config) as catalog:
         holds = list_holds(catalog, include_released=args.all)
-    finally:
-        catalog.close()
     _show(holds, args.json)
     return 0
 

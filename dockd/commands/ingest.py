@@ -7,11 +7,15 @@ import dataclasses
 import sys
 from pathlib import Path
 
-from dockd.clock import SystemClock
-from dockd.commands.common import add_config_options, add_json_option, config_from_args, print_json
+from dockd.commands.common import (
+    add_config_options,
+    add_json_option,
+    config_from_args,
+    print_json,
+    writing_store,
+)
 from dockd.errors import IncompleteIngestError, StoreFullError
 from dockd.i18n import _
-from dockd.store.evidence import open_store
 from dockd.store.ingest import Ingestor, validate_serial
 
 
@@ -27,11 +31,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 def run(args: argparse.Namespace) -> int:
     validate_serial(args.recorder)
     config = config_from_args(args)
-    store = open_store(config, SystemClock())
-    try:
+    with writing_store(config) as store:
         report = Ingestor(store).ingest(args.source, args.recorder)
-    finally:
-        store.close()
     summary = report.summary()
     if args.json:
         summary["files"] = [dataclasses.asdict(f) for f in report.files]

@@ -5,8 +5,14 @@ from __future__ import annotations
 import argparse
 import json
 
-from dockd.commands.common import add_config_options, add_json_option, config_from_args, print_json
-from dockd.store.queries import custody_records, open_catalog_read_only
+from dockd.commands.common import (
+    add_config_options,
+    add_json_option,
+    config_from_args,
+    print_json,
+    reading_catalog,
+)
+from dockd.store.queries import custody_records
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -20,11 +26,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 def run(args: argparse.Namespace) -> int:
     config = config_from_args(args)
-    catalog = open_catalog_read_only(config.dock.store_dir)
-    try:
+    with reading_catalog(config) as catalog:
         records = custody_records(catalog, args.after, args.type)
-    finally:
-        catalog.close()
     if args.json:
         print_json(records)
         return 0

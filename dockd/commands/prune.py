@@ -5,9 +5,14 @@ from __future__ import annotations
 
 import argparse
 
-from dockd.commands.common import add_config_options, add_json_option, print_json
+from dockd.commands.common import (
+    add_config_options,
+    add_json_option,
+    config_from_args,
+    print_json,
+    writing_store,
+)
 from dockd.i18n import _
-from dockd.records.cli_support import open_for_writing
 from dockd.records.retention import (
     HELD,
     NOT_ARCHIVED,
@@ -28,12 +33,10 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 
 def run(args: argparse.Namespace) -> int:
-    config, store = open_for_writing(args)
-    try:
+    config = config_from_args(args)
+    with writing_store(config) as store:
         report = prune(store, RetentionPolicy.from_settings(config.records),
                        (config.archive is not None), actor(), dry_run=args.dry_run)
-    finally:
-        store.close()
     if args.json:
         print_json(report.to_json_dict())
     else:

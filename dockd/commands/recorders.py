@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import argparse
 
-from dockd.clock import SystemClock
-from dockd.commands.common import add_config_options, add_json_option, config_from_args, print_json
+from dockd.commands.common import (
+    add_config_options,
+    add_json_option,
+    config_from_args,
+    print_json,
+    reading_catalog,
+    writing_store,
+)
 from dockd.dock import registry
-from dockd.store.evidence import actor, open_store
-from dockd.store.queries import open_catalog_read_only
+from dockd.store.evidence import actor
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -50,8 +55,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 def _write(args: argparse.Namespace, change: str) -> int:
     config = config_from_args(args)
-    store = open_store(config, SystemClock())
-    try:
+    with writing_store(config) as store:
         if change == "add":
             rec = registry.enroll(store, actor(), args.serial, args.brand, args.model,
                                   args.officer_id, args.officer_name, args.unit)
@@ -62,8 +66,6 @@ def _write(args: argparse.Namespace, change: str) -> int:
             rec = registry.retire(store, actor(), args.serial)
         else:
             rec = registry.set_state(store, actor(), args.serial, args.state)
-    finally:
-        store.close()
     if args.json:
         print_json(rec.to_json_dict())
     else:
@@ -89,11 +91,8 @@ def _set_state(args: argparse.Namespace) -> int:
 
 def _list(args: argparse.Namespace) -> int:
     config = config_from_args(args)
-    catalog = open_catalog_read_only(config.dock.store_dir)
-    try:
+    with reading_catalog(config) as catalog:
         recs = registry.list_recorders(catalog) if catalog.has_table("recorders") else []
-    finally:
-        catalog.close()
     if args.json:
         print_json([r.to_json_dict() for r in recs])
         return 0

@@ -9,12 +9,11 @@ import sys
 from pathlib import Path
 
 from dockd.clock import SystemClock
-from dockd.commands.common import add_config_options, config_from_args, print_json
+from dockd.commands.common import add_config_options, config_from_args, print_json, reading_catalog
 from dockd.errors import UsageError
 from dockd.i18n import _
 from dockd.records.periods import parse_week, previous_week
 from dockd.records.reports import supervision_report, weekly_report
-from dockd.store.queries import open_catalog_read_only
 
 FORMATS = ("text", "json", "csv", "pdf")
 
@@ -46,12 +45,9 @@ def run(args: argparse.Namespace) -> int:
     settings = config.records
     now = SystemClock().now()
     period = parse_week(args.week, settings.tz) if args.week else previous_week(now, settings.tz)
-    catalog = open_catalog_read_only(config.dock.store_dir)
-    try:
+    with reading_catalog(config) as catalog:
         build = weekly_report if args.report_kind == "weekly" else supervision_report
         report = build(catalog, period, now, settings.undocked_alert_hours)
-    finally:
-        catalog.close()
     if args.format == "pdf":
         from dockd.records.render import write_pdf  # reportlab: only when a PDF is asked for
 

@@ -5,14 +5,12 @@ from __future__ import annotations
 import argparse
 
 from dockd.commands.common import add_config_options, add_json_option, config_from_args, print_json
-from dockd.errors import DockdError
+from dockd.errors import UnavailableError
 from dockd.report.state_channel import read_state
 
 
-class DaemonUnreachableError(DockdError):
-    """The daemon's state channel cannot be read (EX_UNAVAILABLE)."""
-
-    exit_code = 69
+class DaemonUnreachableError(UnavailableError):
+    """The daemon's state channel cannot be read."""
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]

@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import argparse
 
-from dockd.clock import SystemClock
-from dockd.commands.common import add_config_options, add_json_option, config_from_args, print_json
+from dockd.commands.common import (
+    add_config_options,
+    add_json_option,
+    config_from_args,
+    print_json,
+    writing_store,
+)
 from dockd.errors import IntegrityError
 from dockd.i18n import _
-from dockd.store.evidence import actor, open_store
+from dockd.store.evidence import actor
 from dockd.store.queries import require_existing_store
 from dockd.store.verify import verify_store
 
@@ -23,11 +28,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 def run(args: argparse.Namespace) -> int:
     config = config_from_args(args)
     require_existing_store(config.dock.store_dir)
-    store = open_store(config, SystemClock())
-    try:
+    with writing_store(config) as store:
         report = verify_store(store, actor())
-    finally:
-        store.close()
     if args.json:
         print_json(report.to_json_dict())
     else:

@@ -14,14 +14,10 @@ import logging
 import re
 import signal
 import sys
-import time
 import uuid
 from pathlib import Path
 from types import FrameType
 from typing import Any
-
-import paho.mqtt.client as mqtt
-from paho.mqtt.reasoncodes import ReasonCode
 
 from dockd.commands.common import add_json_option
 from dockd.config import load_config, resolve_config_path
@@ -29,18 +25,12 @@ from dockd.config.mqtt import PROTOCOLS, TOPIC_LEVEL_PATTERN, MqttSection, parse
 from dockd.errors import IntegrityError, UsageError
 from dockd.logs import setup_logging
 from dockd.names import DOCK_ID_PATTERN
-from dockd.report.mqtt.connection import ConnectionSettings, connect, new_client
+from dockd.report.mqtt.connection import ConnectionSettings
 from dockd.report.mqtt.credentials import check_tls_files
-from dockd.report.mqtt.state import (
-    BrokerUnavailableError,
-    describe_connack,
-    describe_connect_error,
-    describe_subscribe_refusal,
-)
 from dockd.report.mqtt.stream_verify import Event, Finding, StreamVerifier
+from dockd.report.mqtt.subscriber import Subscriber
 
 log = logging.getLogger(__name__)
-RECONNECT_S = 1.0
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 
 
@@ -99,62 +89,24 @@ def run(args: argparse.Namespace) -> int:
 
 
 class _Watch:
-    """The subscriber loop: connect, subscribe, print, reconnect, stop when told."""
+    """Prints what the subscriber receives; stops when told, at --until-seq or --idle-timeout."""
 
     def __init__(self, args: argparse.Namespace, settings: ConnectionSettings, prefix: str,
                  verifier: StreamVerifier) -> None:
         self.args = args
-        self.settings = settings
         self.verifier = verifier
-        self.topic = f"{prefix}/{args.site or '+'}/{args.dock or '+'}/#"
-        self.client = new_client(settings)
-        self.client.on_connect = self._on_connect
-        self.client.on_subscribe = self._on_subscribe
-        self.client.on_message = self._on_message
-        self.fatal: str | None = None
-        self.connected = False
-        self.last_message = time.monotonic()
+        self.subscriber = Subscriber(settings, f"{prefix}/{args.site or '+'}/{args.dock or '+'}/#",
+                                     self._on_message)
         self.stop = False
 
     def run(self) -> None:
         previous = signal.signal(signal.SIGTERM, self._on_sigterm)
         try:
-            self._open(first=True)
-            while not self._done():
-                if self.client.loop(0.1) != mqtt.MQTT_ERR_SUCCESS:
-                    self.connected = False
-                    if self._done():
-                        break
-                    time.sleep(RECONNECT_S)
-                    self._open(first=False)
-                if self.fatal:
-                    raise BrokerUnavailableError(self.fatal)
+            self.subscriber.run(self._done)
         except KeyboardInterrupt:
             pass
         finally:
             signal.signal(signal.SIGTERM, previous)
-            if self.connected:
-                self.client.disconnect()
-
-    def _open(self, first: bool) -> None:
-        url = self.settings.broker.url
-        try:
-            connect(self.client, self.settings)
-        except OSError as exc:
-            text = describe_connect_error(exc, url, self.settings.ca_file)
-            if first:
-                raise BrokerUnavailableError(text) from None
-            log.warning("reconnect failed: %s", text)
-            return
-        # The CONNACK decides: a refusal is fatal, there is nothing a retry would change.
-        deadline = time.monotonic() + self.client.connect_timeout
-        while not self.connected and not self.fatal and time.monotonic() < deadline:
-            if self.client.loop(0.1) != mqtt.MQTT_ERR_SUCCESS:
-                break
-        if self.fatal:
-            raise BrokerUnavailableError(self.fatal)
-        if not self.connected and first:
-            raise BrokerUnavailableError(f"broker {url} did not accept the connection in time")
 
     def _done(self) -> bool:
         if self.stop:
@@ -162,29 +114,13 @@ class _Watch:
         a = self.args
         if a.until_seq is not None and self.verifier.complete(a.until_seq, a.dock):
             return True
-        return a.idle_timeout is not None and time.monotonic() - self.last_message > a.idle_timeout
+        return a.idle_timeout is not None and self.subscriber.idle_s() > a.idle_timeout
 
     def _on_sigterm(self, signum: int, frame: FrameType | None) -> None:
         self.stop = True
 
-    def _on_connect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: ReasonCode,
-                    properties: Any) -> None:
-        if reason.is_failure:
-            self.fatal = describe_connack(str(reason), self.settings.broker.url,
-                                          self.settings.credentials_file)
-            return
-        self.connected = True
-        client.subscribe(self.topic, qos=1)
-
-    def _on_subscribe(self, client: mqtt.Client, userdata: Any, mid: int,
-                      reasons: list[ReasonCode], properties: Any) -> None:
-        for reason in reasons:
-            if reason.is_failure:
-                self.fatal = describe_subscribe_refusal(str(reason), self.topic)
-
-    def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
-        self.last_message = time.monotonic()
-        event = self.verifier.feed(msg.topic, bytes(msg.payload))
+    def _on_message(self, topic: str, payload: bytes) -> None:
+        event = self.verifier.feed(topic, payload)
         self.print_event(event)
         if self.args.verify:
             for finding in event.findings:

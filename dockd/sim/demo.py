@@ -16,15 +16,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from dockd.errors import DockdError
+from dockd.errors import SoftwareError
 from dockd.sim.dock import KINDS
 from dockd.sim.runner import DaemonRunner, RunnerError
 
 
-class DemoFailed(DockdError):
+class DemoFailed(SoftwareError):
     """The demo did not reach every bay ready and a clean verify."""
-
-    exit_code = 1
 
 
 def run_demo(recorders: int, broker_url: str | None, store: Path | None, keep_running: bool,

@@ -18,15 +18,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from dockd.errors import DockdError
+from dockd.errors import SoftwareError
 from dockd.sim.demo_config import DemoPaths, demo_paths, write_demo_config
 from dockd.sim.dock import SimDock
 
 
-class RunnerError(DockdError):
+class RunnerError(SoftwareError):
     """The simulated dock did not reach the awaited state (or the daemon died)."""
-
-    exit_code = 1
 
 
 def _env() -> dict[str, str]:

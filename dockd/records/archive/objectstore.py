@@ -22,9 +22,8 @@ import botocore.config  # type: ignore[import-untyped]
 import botocore.exceptions  # type: ignore[import-untyped]
 
 from dockd.config.archive import ArchiveSection
-from dockd.errors import ConfigError, IntegrityError
+from dockd.errors import ArchiveUnavailableError, ConfigError, IntegrityError
 from dockd.records.archive.credentials import ArchiveCredentials
-from dockd.records.archive.errors import ArchiveUnavailableError
 
 LOCK_MODE = "COMPLIANCE"
 SHA256_METADATA = "sha256"  # x-amz-meta-sha256: the full-object hex digest, also for multipart

@@ -12,13 +12,11 @@ import ssl
 from dataclasses import dataclass
 from typing import Any
 
-from dockd.errors import DockdError
+from dockd.errors import UnavailableError
 
 
-class BrokerUnavailableError(DockdError):
-    """The MQTT broker cannot be reached or refuses us (EX_UNAVAILABLE)."""
-
-    exit_code = 69
+class BrokerUnavailableError(UnavailableError):
+    """The MQTT broker cannot be reached or refuses us."""
 
 
 @dataclass(frozen=True)

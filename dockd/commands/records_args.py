@@ -1,13 +1,11 @@
-"""Argument helpers shared by the records commands: the store, the actor, and turning
-``--item/--case/--recorder --from --to`` into item hashes."""
+"""Argument helpers shared by the records commands: turning ``--item/--case/--recorder
+--from --to`` into item hashes."""
 
 from __future__ import annotations
 
 import argparse
 import datetime as dt
 
-from dockd.clock import SystemClock
-from dockd.commands.common import config_from_args
 from dockd.config import Config
 from dockd.errors import UsageError
 from dockd.i18n import _
@@ -20,13 +18,6 @@ from dockd.records.selection import (
     resolve_items,
 )
 from dockd.store.catalog import Catalog
-from dockd.store.evidence import EvidenceStore, open_store
-
-
-def open_for_writing(args: argparse.Namespace) -> tuple[Config, EvidenceStore]:
-    """Config and the store opened for writing, with the system clock."""
-    config = config_from_args(args)
-    return config, open_store(config, SystemClock())
 
 
 def add_range_options(parser: argparse.ArgumentParser) -> None:

@@ -1,0 +1,39 @@
+"""``dockd publish``: run only the MQTT reporter of a store, until SIGTERM/SIGINT.
+
+For a dock whose daemon is stopped but whose outbox must still drain. Publishes ``offline``
+before it stops.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import threading
+
+from dockd.clock import SystemClock
+from dockd.commands.common import add_config_options, config_from_args
+from dockd.errors import ConfigError
+from dockd.report.mqtt.reporter import MqttReporter
+from dockd.store.keys import load_or_create_signer
+
+
+def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = sub.add_parser("publish", help="drain the store's MQTT outbox without the daemon")
+    add_config_options(p)
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    config = config_from_args(args)
+    if not config.mqtt.enabled:
+        raise ConfigError("mqtt.enabled: the [mqtt] section is not enabled")
+    signer = load_or_create_signer(config.dock.signing_key_path)
+    reporter = MqttReporter(config, config.dock.store_dir, SystemClock(), signer.public_key_hex)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    reporter.start()
+    while not stop.wait(0.5):
+        pass
+    reporter.stop()
+    return 0
