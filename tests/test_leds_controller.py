@@ -9,17 +9,15 @@ from pathlib import Path
 
 import pytest
 
-from dockd.config.leds import SysfsLedSpec
+from dockd.config.leds import DOCK, LedTarget, SysfsLedSpec
 from dockd.dock.states import BayState, BayStatus, FaultReason, Progress
 from dockd.report.leds.controller import LedController
 from dockd.report.leds.pattern import (
-    DOCK,
     DOCK_OFFLINE,
     DOCK_ONLINE,
     READY,
     READY_OFFLINE,
     LedPattern,
-    LedTarget,
 )
 from dockd.report.leds.sysfs import SysfsLedDriver
 from dockd.sim.led_board import make_sysfs_led

@@ -10,10 +10,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from dockd.config.leds import SerialBoardSpec
+from dockd.config.leds import DOCK, SerialBoardSpec
 from dockd.report.leds.pattern import (
     CHECKING,
-    DOCK,
     DOCK_FAULT,
     DOCK_ONLINE,
     READY,

@@ -22,10 +22,9 @@ from pathlib import Path
 
 import pytest
 
-from dockd.config.leds import SysfsLedSpec
+from dockd.config.leds import DOCK, SysfsLedSpec
 from dockd.report.leds.pattern import (
     CHECKING,
-    DOCK,
     DOCK_FAULT,
     LED_OFF,
     READY,
