@@ -27,7 +27,6 @@ from typing import Any
 
 import psutil
 
-from dockd.dock.daemon import bay_status_json
 from dockd.dock.states import BayState, BayStatus, Progress
 from dockd.report.state_channel import StateChannel
 
@@ -61,7 +60,7 @@ def measure(sock: Path, bays: int, seconds: float) -> dict[str, Any]:
 
     def snapshot() -> dict[str, Any]:
         with lock:
-            return {"v": 1, "dock": dock, "bays": [bay_status_json(s) for s in statuses]}
+            return {"v": 1, "dock": dock, "bays": [s.to_json_dict() for s in statuses]}
 
     channel = StateChannel(sock, snapshot)
     channel.start()

@@ -71,13 +71,13 @@ def bench_serial(tmp: Path, runs: int) -> list[float]:
 
 def measure(controller: LedController, runs: int, written: Callable[[int], bool]) -> list[float]:
     controller.start()
-    controller.update(STATES[1])
+    controller.bay_changed(STATES[1])
     controller.wait_idle(5)
     samples = []
     try:
         for i in range(runs):
             started = time.perf_counter()
-            controller.update(STATES[i % 2])
+            controller.bay_changed(STATES[i % 2])
             if not written(i):
                 raise SystemExit(f"run {i}: the LED was not written within 5 s")
             samples.append(time.perf_counter() - started)

@@ -135,9 +135,9 @@ def bench_latency(root: Path, n: int) -> None:
         reporter = MqttReporter(config, config.dock.store_dir, SystemClock(),
                                 store.custody.signer.public_key_hex)
         reporter.start()
-        _wait(lambda: reporter.state().connected, 10)
+        _wait(lambda: reporter.link_state().connected, 10)
         samples = measure_bay_latency(broker, "dockd/site-01/dock-01/bay/1/state",
-                                      lambda i: reporter.publish_bay(BayStatus(
+                                      lambda i: reporter.bay_changed(BayStatus(
                                           bay=1, label="A", state=BayState.OFFLOADING,
                                           updated_at=f"2026-01-01T00:00:00.{i:06d}Z")), n)
         reporter.stop()

@@ -1,6 +1,6 @@
 """The console's rendering: ``dockd status`` text and live frames, English and Chinese.
 
-Snapshots are built with the daemon's own ``bay_status_json`` and ``BrokerState``, so a
+Snapshots are built with the daemon's own ``BayStatus.to_json_dict`` and ``BrokerState``, so a
 change to the state channel's JSON shows up here.
 """
 
@@ -17,13 +17,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from rich.console import Console
 
-from dockd.dock.daemon import bay_status_json
+from dockd.dock.reporting import BrokerState
 from dockd.dock.states import BayState, BayStatus, FaultReason, Progress
 from dockd.i18n import in_language
 from dockd.report.console_model import clean_text, parse_state
 from dockd.report.console_view import LinkView, render_console, render_status_text
 from dockd.report.console_words import fault_sentence, format_duration, is_dock_fault
-from dockd.report.mqtt.state import BrokerState
 
 REPO = Path(__file__).resolve().parent.parent
 CONSOLE_MODULES = ["console_words.py", "console_view.py", "console.py"]
@@ -52,7 +51,7 @@ def three_bay_snapshot(broker_connected: bool = False) -> dict[str, Any]:
             "store_free_bytes": 412_300_000_000, "store_total_bytes": 1_000_000_000_000,
             "clock_synchronised": True, "outbox_depth": 3, "broker": broker.to_json_dict(),
             "public_key": "ab" * 32}
-    return {"v": 1, "dock": dock, "bays": [bay_status_json(b) for b in bays]}
+    return {"v": 1, "dock": dock, "bays": [b.to_json_dict() for b in bays]}
 
 
 @pytest.fixture

@@ -14,10 +14,10 @@ from hypothesis import strategies as st
 from dockd.config import parse_config
 from dockd.config.health import HealthSection
 from dockd.devices.events import DeviceEvent, EventError, event_from_json_dict
+from dockd.devices.spool import SpoolSource, SpoolWriter
 from dockd.dock.health import ClockCheck, clock_faults, evaluate, needs_clock_set
 from dockd.dock.states import FaultReason
 from dockd.errors import ConfigError
-from dockd.sim.spool import SpoolSource, SpoolWriter
 
 SETTINGS = HealthSection(battery_min_percent=30, storage_min_free_percent=10, max_clock_drift_s=2)
 

@@ -53,8 +53,8 @@ def bay(n: int, state: BayState, **kw: object) -> BayStatus:
 
 
 def test_state_changes_reach_the_leds(controller: LedController, root: Path) -> None:
-    controller.update(bay(1, BayState.READY))
-    controller.update(bay(2, BayState.FAULT, fault=FaultReason.STORE_FULL))
+    controller.bay_changed(bay(1, BayState.READY))
+    controller.bay_changed(bay(2, BayState.FAULT, fault=FaultReason.STORE_FULL))
     assert controller.wait_idle(2)
     assert read(root, "bay1:status") == ("0 255 0", "none", "255")
     assert read(root, "bay2:status") == ("255 0 0", "timer", "255")
@@ -67,8 +67,8 @@ def test_state_changes_reach_the_leds(controller: LedController, root: Path) -> 
 
 def test_broker_offline_changes_dock_led_and_ready_bays_only(
         controller: LedController, root: Path) -> None:
-    controller.update(bay(1, BayState.READY))
-    controller.update(bay(2, BayState.CHECKING))
+    controller.bay_changed(bay(1, BayState.READY))
+    controller.bay_changed(bay(2, BayState.CHECKING))
     assert controller.wait_idle(2)
     before = read(root, "bay2:status")
     controller.set_broker_online(False)
@@ -111,7 +111,7 @@ def test_callers_never_wait_and_bursts_collapse_to_the_latest() -> None:
     try:
         started = time.monotonic()
         for i in range(200):
-            ctl.update(bay(1, BayState.OFFLOADING, progress=Progress(bytes_done=i,
+            ctl.bay_changed(bay(1, BayState.OFFLOADING, progress=Progress(bytes_done=i,
                                                                      bytes_total=199)))
         # Waiting for the driver would take 200 x 50 ms = 10 s; the mailbox takes microseconds
         # (the bound leaves room for a loaded CI machine).
@@ -137,8 +137,8 @@ def test_a_driver_bug_is_logged_and_other_bays_carry_on(
     ctl = LedController(driver, broker_online=True)
     ctl.start()
     try:
-        ctl.update(bay(1, BayState.READY))
-        ctl.update(bay(2, BayState.READY))
+        ctl.bay_changed(bay(1, BayState.READY))
+        ctl.bay_changed(bay(2, BayState.READY))
         assert ctl.wait_idle(2)
         assert driver.shown == [(2, READY)]
         assert ctl.states()[1].shown is False
@@ -151,8 +151,8 @@ def test_stop_applies_what_is_pending() -> None:
     driver = SlowDriver()
     ctl = LedController(driver, broker_online=True)
     ctl.start()
-    ctl.update(bay(1, BayState.READY))
-    ctl.update(bay(2, BayState.READY))
+    ctl.bay_changed(bay(1, BayState.READY))
+    ctl.bay_changed(bay(2, BayState.READY))
     ctl.stop()
     assert {target for target, _ in driver.shown} == {1, 2}
 
@@ -174,7 +174,7 @@ def test_maintain_runs_on_its_own_beat_under_a_stream_of_updates() -> None:
         i = 0
         while time.monotonic() < end:
             i += 1
-            ctl.update(bay(1, BayState.OFFLOADING, progress=Progress(files_done=i % 100,
+            ctl.bay_changed(bay(1, BayState.OFFLOADING, progress=Progress(files_done=i % 100,
                                                                      files_total=100)))
             time.sleep(0.001)
     finally:

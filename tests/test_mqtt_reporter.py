@@ -89,7 +89,7 @@ def test_rows_arrive_in_order_and_are_marked_sent_on_puback(
     assert wait_until(lambda: pending(store) == 0)
     assert collector.wait_for(lambda m: len([t for t, _, _ in m if t.endswith("/custody")]) >= 25)
     assert seqs(collector) == list(range(1, 26))
-    state = reporter.state()
+    state = reporter.link_state()
     assert state.connected and state.error is None and state.outbox_pending == 0
     # checkpoints (every 10) are retained; the status birth names the dock's key
     cps = collector.on("/checkpoint")
@@ -115,8 +115,8 @@ def test_broker_down_for_the_whole_run_then_everything_arrives_in_order(
     config = make_config(tmp_path, b.url)
     store, reporter = start(made, config)
     append(store, 40, reporter)
-    assert wait_until(lambda: (reporter.state().error or "").startswith("broker mqtt://"))
-    assert "refused the connection" in (reporter.state().error or "")
+    assert wait_until(lambda: (reporter.link_state().error or "").startswith("broker mqtt://"))
+    assert "refused the connection" in (reporter.link_state().error or "")
     assert "refused the connection" in caplog.text
     assert pending(store) == 40 + 4
     time.sleep(0.5)
@@ -124,7 +124,7 @@ def test_broker_down_for_the_whole_run_then_everything_arrives_in_order(
     b.start()
     try:
         assert wait_until(lambda: pending(store) == 0)
-        assert reporter.state().connected and reporter.state().error is None
+        assert reporter.link_state().connected and reporter.link_state().error is None
         collector = Collector(b, f"{BASE}/custody", client_id="central")
         made.append(collector)
         assert collector.wait_for(lambda m: len(m) >= 50)
@@ -143,15 +143,15 @@ def test_retained_state_latest_wins_and_is_republished_after_a_broker_restart(
     try:
         config = make_config(tmp_path, b.url)
         _, reporter = start(made, config)
-        reporter.publish_bay(BayStatus(bay=1, label="A", state=BayState.OFFLOADING))
-        reporter.publish_bay(BayStatus(bay=1, label="A", state=BayState.FAULT,
+        reporter.bay_changed(BayStatus(bay=1, label="A", state=BayState.OFFLOADING))
+        reporter.bay_changed(BayStatus(bay=1, label="A", state=BayState.FAULT,
                                        fault=FaultReason.BATTERY_LOW, recorder="SN1"))
         reporter.publish_health("SN1", RecorderHealth(battery_percent=4, bay=1))
         reporter.publish_status(clock_synced=True)
-        assert wait_until(lambda: reporter.state().connected)
+        assert wait_until(lambda: reporter.link_state().connected)
         b.kill()
         b.start()
-        assert wait_until(lambda: reporter.state().connected, 10)
+        assert wait_until(lambda: reporter.link_state().connected, 10)
         late = Collector(b, "dockd/#")
         made.append(late)
         assert late.wait_for(lambda m: {t for t, _, _ in m} >= {
@@ -175,10 +175,10 @@ def test_wrong_ca_is_reported_and_nothing_is_lost(
         wrong = make_config(tmp_path, b.url, ca_file=str(tls_material.wrong_ca))
         store, reporter = start(made, wrong)
         append(store, 5, reporter)
-        assert wait_until(lambda: (reporter.state().error or "").startswith("TLS: wrong CA"))
-        assert "wrong-ca.pem" in (reporter.state().error or "")
+        assert wait_until(lambda: (reporter.link_state().error or "").startswith("TLS: wrong CA"))
+        assert "wrong-ca.pem" in (reporter.link_state().error or "")
         assert "TLS: wrong CA" in caplog.text
-        assert not reporter.state().connected and pending(store) == 5
+        assert not reporter.link_state().connected and pending(store) == 5
         reporter.stop()
         made.remove(reporter)
         collector = Collector(b, "dockd/#", ca=tls_material.ca)
@@ -202,8 +202,8 @@ def test_client_certificate_is_presented_when_the_broker_requires_one(
     try:
         without = make_config(tmp_path, b.url, ca_file=str(tls_material.ca))
         _, reporter = start(made, without)
-        assert wait_until(lambda: (reporter.state().error or "").startswith(("TLS:", "broker")))
-        assert not reporter.state().connected
+        assert wait_until(lambda: (reporter.link_state().error or "").startswith(("TLS:", "broker")))
+        assert not reporter.link_state().connected
         reporter.stop()
         made.remove(reporter)
         with_cert = make_config(tmp_path, b.url, ca_file=str(tls_material.ca),
@@ -212,7 +212,7 @@ def test_client_certificate_is_presented_when_the_broker_requires_one(
         reporter = MqttReporter(with_cert, with_cert.dock.store_dir, SystemClock(), "ab" * 32)
         reporter.start()
         made.append(reporter)
-        assert wait_until(lambda: reporter.state().connected)
+        assert wait_until(lambda: reporter.link_state().connected)
     finally:
         b.stop()
 
@@ -228,14 +228,14 @@ def test_wrong_password_is_not_authorised_and_nothing_is_lost(
         config = make_config(tmp_path, b.url, credentials_file=str(creds))
         store, reporter = start(made, config)
         append(store, 3, reporter)
-        assert wait_until(lambda: (reporter.state().error or "").startswith("not authorised"))
-        assert str(creds) in (reporter.state().error or "")
+        assert wait_until(lambda: (reporter.link_state().error or "").startswith("not authorised"))
+        assert str(creds) in (reporter.link_state().error or "")
         assert "not authorised" in caplog.text
         assert pending(store) == 3
         # The file is read again on every attempt: fixing it is enough.
         creds.write_text("dock-01\nright\n")
         assert wait_until(lambda: pending(store) == 0)
-        assert reporter.state().connected and reporter.state().error is None
+        assert reporter.link_state().connected and reporter.link_state().error is None
     finally:
         b.stop()
 
@@ -258,8 +258,8 @@ def test_acl_denial_is_reported_and_rows_stay_unsent(
         config = make_config(tmp_path, b.url, credentials_file=str(creds))
         store, reporter = start(made, config)
         append(store, 3, reporter)
-        assert wait_until(lambda: (reporter.state().error or "").startswith("ACL denied"))
-        assert f"{BASE}/custody" in (reporter.state().error or "")
+        assert wait_until(lambda: (reporter.link_state().error or "").startswith("ACL denied"))
+        assert f"{BASE}/custody" in (reporter.link_state().error or "")
         assert "ACL denied" in caplog.text
         time.sleep(0.5)  # retries keep being refused; none may be marked sent
         assert pending(store) == 3
@@ -284,7 +284,7 @@ def test_backlog_over_the_limit_raises_an_alert_and_discards_nothing(
     assert alert["reason"] == "outbox_backlog" and "13 outbox rows" in alert["detail"]
     assert wait_until(lambda: pending(store) == 0)
     assert collector.wait_for(lambda m: len(seqs(collector)) == 12)
-    assert wait_until(lambda: not reporter.state().outbox_over_limit, 5)
+    assert wait_until(lambda: not reporter.link_state().outbox_over_limit, 5)
 
 
 def test_home_assistant_discovery_when_enabled(
@@ -293,7 +293,7 @@ def test_home_assistant_discovery_when_enabled(
     made.append(collector)
     config = make_config(tmp_path, broker.url, homeassistant={"enabled": True})
     _, reporter = start(made, config)
-    reporter.publish_bay(BayStatus(bay=2, label="B"))
+    reporter.bay_changed(BayStatus(bay=2, label="B"))
     assert collector.wait_for(lambda m: any("bay2_state" in t for t, _, _ in m))
     topics = {t for t, _, _ in collector.messages}
     assert "homeassistant/binary_sensor/dock-01/online/config" in topics
@@ -306,7 +306,7 @@ def test_no_discovery_by_default(tmp_path: Path, broker: MosquittoBroker,  # noq
     status = Collector(broker, f"{BASE}/bay/#")
     made.append(status)
     _, reporter = start(made, make_config(tmp_path, broker.url))
-    reporter.publish_bay(BayStatus(bay=2, label="B"))
+    reporter.bay_changed(BayStatus(bay=2, label="B"))
     assert status.wait_for(lambda m: len(m) >= 1)
     time.sleep(0.2)
     assert collector.messages == []
@@ -324,7 +324,7 @@ def test_stop_without_ever_connecting_is_quick(tmp_path: Path, caplog: pytest.Lo
         began = time.monotonic()
         reporter.stop()
         assert time.monotonic() - began < 2
-        assert not reporter.state().connected
+        assert not reporter.link_state().connected
     finally:
         store.close()
 

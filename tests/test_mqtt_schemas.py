@@ -18,6 +18,7 @@ from dockd.dock.states import BayState, BayStatus, FaultReason, Progress
 from dockd.report.mqtt import discovery, payloads
 from dockd.report.mqtt.topics import Topics
 from dockd.store.evidence import open_store
+from dockd.store.outbox import alert_payload
 from tests.custody_support import NoteEvent
 
 SCHEMAS = Path(dockd.report.mqtt.__file__).parent / "schemas"
@@ -70,7 +71,7 @@ def test_status_online_and_offline_validate() -> None:
 
 
 def test_alert_and_health_validate() -> None:
-    validator("alert").validate(roundtrip(payloads.alert_payload(
+    validator("alert").validate(roundtrip(alert_payload(
         "dock-01", utc_iso(SystemClock().now()), FaultReason.BATTERY_LOW.value, bay=2,
         recorder="SN1", detail="battery 3 %")))
     validator("recorder_health").validate(roundtrip(payloads.health_payload(

@@ -13,7 +13,8 @@ from hypothesis import strategies as st
 from dockd.clock import SystemClock
 from dockd.config import parse_config
 from dockd.report.mqtt.stream_verify import DUPLICATE, FORGERY, GAP, MALFORMED, UNVERIFIED, StreamVerifier
-from dockd.store.custody import canonical_json, record_hash
+from dockd.store.canonical import canonical_json
+from dockd.store.custody import record_hash
 from dockd.store.evidence import open_store
 from tests.custody_support import NoteEvent
 

@@ -71,7 +71,7 @@ def reporter_store(tmp_path: Path, broker: MosquittoBroker  # noqa: F811
     reporter = MqttReporter(config, config.dock.store_dir, SystemClock(),
                             store.custody.signer.public_key_hex)
     reporter.start()
-    assert wait_until(lambda: reporter.state().connected)
+    assert wait_until(lambda: reporter.link_state().connected)
     yield store, reporter
     reporter.stop()
     store.close()

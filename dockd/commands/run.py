@@ -14,7 +14,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 
 def run(args: argparse.Namespace) -> int:
-    from dockd.dock.daemon import Daemon
+    from dockd.daemon import Daemon
 
     config = config_from_args(args)
     return Daemon(config).run()

@@ -49,7 +49,6 @@ from dockd.dock.clearing import clear_recorder
 from dockd.dock.health import ClockCheck, HealthReport, evaluate, needs_clock_set
 from dockd.dock.states import BayState, BayStatus, FaultReason, Progress
 from dockd.errors import DockdError, StoreFullError
-from dockd.report.mqtt.payloads import enqueue_alert
 from dockd.store.events import (
     BayFault,
     ClockSet,
@@ -61,6 +60,7 @@ from dockd.store.events import (
 )
 from dockd.store.evidence import EvidenceStore
 from dockd.store.ingest import Ingestor, IngestReport
+from dockd.store.outbox import enqueue_alert
 
 log = logging.getLogger(__name__)
 PROGRESS_INTERVAL_S = 0.5

@@ -5,6 +5,7 @@ from __future__ import annotations
 import enum
 import math
 from dataclasses import dataclass, field
+from typing import Any
 
 
 class BayState(enum.StrEnum):
@@ -73,3 +74,22 @@ class BayStatus:
     clock_drift_s: float | None = None
     progress: Progress = field(default_factory=Progress)
     updated_at: str = ""
+
+    def to_json_dict(self) -> dict[str, Any]:
+        """The one JSON shape of a bay: the state channel's, and MQTT's ``bay/<n>/state``
+        (which adds ``v`` and ``dock``)."""
+        p = self.progress
+        return {"bay": self.bay, "label": self.label, "state": self.state.value,
+                "fault": self.fault.value if self.fault else None,
+                "fault_scope": None if self.fault is None
+                else ("dock" if self.fault.is_dock_problem else "recorder"),
+                "recorder": self.recorder, "officer": self.officer,
+                "battery_percent": self.battery_percent,
+                "storage_free_bytes": self.storage_free_bytes,
+                "storage_total_bytes": self.storage_total_bytes,
+                "clock_drift_s": self.clock_drift_s,
+                "progress": {"files_done": p.files_done, "files_total": p.files_total,
+                             "bytes_done": p.bytes_done, "bytes_total": p.bytes_total,
+                             "rate_bytes_per_s": round(p.rate_bytes_per_s, 1),
+                             "seconds_left": p.seconds_left},
+                "updated_at": self.updated_at or None}

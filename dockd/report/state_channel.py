@@ -19,6 +19,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from dockd.dock.reporting import DockInfo, RecorderChecked
+from dockd.dock.states import BayStatus
+
 log = logging.getLogger(__name__)
 SOCKET_MODE = 0o660
 
@@ -135,6 +138,39 @@ class StateChannel:
             with contextlib.suppress(KeyError, ValueError):
                 self._selector.unregister(client)
             client.close()
+
+
+class DockStateChannel(StateChannel):
+    """The state channel of a running dock: its bays and dock line (a
+    :class:`~dockd.dock.reporting.Reporter`)."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(path, self._dock_snapshot)
+        self._bays: dict[int, BayStatus] = {}
+        self._dock: DockInfo | None = None
+        self._state_lock = threading.Lock()
+
+    def bay_changed(self, status: BayStatus) -> None:
+        with self._state_lock:
+            self._bays[status.bay] = status
+        self.changed()
+
+    def dock_changed(self, info: DockInfo) -> None:
+        with self._state_lock:
+            self._dock = info
+        self.changed()
+
+    def recorder_checked(self, checked: RecorderChecked) -> None:
+        """Nothing to show: the bay's status carries the readings."""
+
+    def records_committed(self) -> None:
+        """Nothing to show: the dock line's outbox depth follows at its next refresh."""
+
+    def _dock_snapshot(self) -> dict[str, Any]:
+        with self._state_lock:
+            bays = sorted(self._bays.values(), key=lambda b: b.bay)
+            dock = self._dock.to_json_dict() if self._dock is not None else {}
+        return {"v": 1, "dock": dock, "bays": [b.to_json_dict() for b in bays]}
 
 
 def read_state(path: Path, timeout: float = 5.0) -> dict[str, Any]:

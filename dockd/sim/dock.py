@@ -21,9 +21,9 @@ from pathlib import Path
 
 from dockd.clock import Clock, SystemClock
 from dockd.devices.events import DeviceEvent
+from dockd.devices.spool import SpoolWriter
 from dockd.errors import UsageError
 from dockd.sim.recorders import Fault, SimRecorder, SimRecorderSpec, make_sample_volume
-from dockd.sim.spool import SpoolWriter
 
 log = logging.getLogger(__name__)
 

@@ -19,11 +19,13 @@ from pathlib import Path
 from typing import Any
 
 from dockd.clock import Clock, utc_iso
+from dockd.store.canonical import canonical_json
 from dockd.store.catalog import Catalog, Transaction
 from dockd.store.events import CustodyEvent
 from dockd.store.fsutil import write_file_atomic
 from dockd.store.hashing import digest_bytes
 from dockd.store.keys import Signer
+from dockd.store.outbox import enqueue
 
 RECORD_TAG = b"dockd.custody.v1\x00"
 CHECKPOINT_TAG = b"dockd.checkpoint.v1\x00"
@@ -73,12 +75,6 @@ class Checkpoint:
     def to_json_dict(self) -> dict[str, Any]:
         return {"v": 1, "dock": self.dock, "seq": self.seq, "hash": self.hash,
                 "time": self.time, "public_key": self.public_key, "signature": self.signature}
-
-
-def canonical_json(value: Any) -> bytes:
-    """The one byte form of a JSON value that is hashed and signed (sorted keys, no spaces)."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
-                      allow_nan=False).encode("utf-8")
 
 
 def record_hash(dock: str, seq: int, event_id: str, time: str, type_: str, actor: str,
@@ -155,15 +151,6 @@ class CustodyLog:
         enqueue(tx, "checkpoint", "checkpoint", cp.to_json_dict(), ref_seq=seq, qos=1, retain=True,
                 created_at=time)
         tx.after_commit(lambda: write_checkpoint_file(self.checkpoint_file, cp))
-
-
-def enqueue(tx: Transaction, kind: str, topic: str, payload: dict[str, Any], *, ref_seq: int | None,
-            qos: int, retain: bool, created_at: str) -> None:
-    """Put one message in the MQTT outbox, in the caller's transaction."""
-    tx.execute("INSERT INTO outbox (kind, ref_seq, topic, payload, qos, retain, created_at)"
-               " VALUES (?, ?, ?, ?, ?, ?, ?)",
-               (kind, ref_seq, topic, canonical_json(payload).decode(), qos, int(retain),
-                created_at))
 
 
 def write_checkpoint_file(path: Path, cp: Checkpoint) -> None:

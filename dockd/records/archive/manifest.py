@@ -19,8 +19,8 @@ import base64
 from dataclasses import dataclass
 from typing import Any
 
+from dockd.store.canonical import canonical_json
 from dockd.store.catalog import Catalog
-from dockd.store.custody import canonical_json
 
 MANIFEST_KIND = "dockd.archive.item-manifest"
 _METADATA_COLUMNS = ("format", "start_time", "end_time", "duration_s", "width", "height",

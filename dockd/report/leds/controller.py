@@ -16,6 +16,7 @@ from typing import TypeVar
 
 from dockd.clock import Clock, SystemClock
 from dockd.config.leds import DOCK, LedTarget
+from dockd.dock.reporting import DockInfo, RecorderChecked
 from dockd.dock.states import BayStatus
 from dockd.report.leds.driver import LedDriver
 from dockd.report.leds.pattern import LedPattern, dock_pattern, led_pattern
@@ -33,7 +34,7 @@ class LedState:
 
 
 class LedController:
-    """Owns one driver; ``update`` and ``set_broker_online`` return at once."""
+    """Owns one driver; every call returns at once (a :class:`~dockd.dock.reporting.Reporter`)."""
 
     def __init__(self, driver: LedDriver, broker_online: bool = False,
                  maintain_interval_s: float = 0.5, clock: Clock | None = None) -> None:
@@ -70,11 +71,22 @@ class LedController:
             self._thread = None
         self.driver.close()
 
-    def update(self, status: BayStatus) -> None:
+    def bay_changed(self, status: BayStatus) -> None:
         """A bay's new status; its LED follows as soon as the worker gets to it."""
         with self._cond:
             self._statuses[status.bay] = status
             self._want(status.bay, led_pattern(status, self._broker_online))
+
+    def dock_changed(self, info: DockInfo) -> None:
+        """The dock line: the dock LED shows whether the broker is reachable (when MQTT is on)."""
+        if info.broker is not None:
+            self.set_broker_online(info.broker.connected)
+
+    def recorder_checked(self, checked: RecorderChecked) -> None:
+        """Nothing to show: the bay's state already says whether its checks passed."""
+
+    def records_committed(self) -> None:
+        """Nothing to show."""
 
     def set_broker_online(self, online: bool) -> None:
         """The MQTT link came up or went down: the dock LED and ready bays change."""

@@ -12,10 +12,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from dockd.dock.states import BayStatus
-from dockd.store.catalog import Transaction
-from dockd.store.custody import canonical_json, enqueue
+from dockd.store.canonical import canonical_json
+from dockd.store.outbox import PAYLOAD_VERSION
 
-PAYLOAD_VERSION = 1
 ONLINE = "online"
 OFFLINE = "offline"
 OUTBOX_BACKLOG = "outbox_backlog"
@@ -59,23 +58,8 @@ def status_payload(dock: str, site: str, online: bool, status: DockStatus,
 
 
 def bay_payload(dock: str, bay: BayStatus) -> dict[str, Any]:
-    """``…/bay/<n>/state`` from the shared BayStatus."""
-    p = bay.progress
-    return {"v": PAYLOAD_VERSION, "dock": dock, "bay": bay.bay, "label": bay.label,
-            "state": bay.state.value,
-            "fault": bay.fault.value if bay.fault else None,
-            "fault_scope": None if bay.fault is None
-            else ("dock" if bay.fault.is_dock_problem else "recorder"),
-            "recorder": bay.recorder, "officer": bay.officer,
-            "battery_percent": bay.battery_percent,
-            "storage_free_bytes": bay.storage_free_bytes,
-            "storage_total_bytes": bay.storage_total_bytes,
-            "clock_drift_s": bay.clock_drift_s,
-            "progress": {"files_done": p.files_done, "files_total": p.files_total,
-                         "bytes_done": p.bytes_done, "bytes_total": p.bytes_total,
-                         "rate_bytes_per_s": p.rate_bytes_per_s,
-                         "seconds_left": p.seconds_left},
-            "updated_at": bay.updated_at or None}
+    """``…/bay/<n>/state``: the bay's one JSON shape, with the payload version and dock."""
+    return {"v": PAYLOAD_VERSION, "dock": dock, **bay.to_json_dict()}
 
 
 def health_payload(dock: str, serial: str, health: RecorderHealth) -> dict[str, Any]:
@@ -87,22 +71,6 @@ def health_payload(dock: str, serial: str, health: RecorderHealth) -> dict[str, 
             "storage_total_bytes": health.storage_total_bytes,
             "clock_drift_s": health.clock_drift_s, "clock_corrected": health.clock_corrected,
             "last_docked": health.last_docked, "bay": health.bay}
-
-
-def alert_payload(dock: str, time: str, reason: str, *, bay: int | None = None,
-                  recorder: str | None = None, detail: str = "") -> dict[str, Any]:
-    """``…/alert``: a fault to be seen at once (art. 5(6)); ``reason`` is a FaultReason
-    value or ``outbox_backlog``."""
-    return {"v": PAYLOAD_VERSION, "dock": dock, "time": time, "reason": reason, "bay": bay,
-            "recorder": recorder, "detail": detail}
-
-
-def enqueue_alert(tx: Transaction, dock: str, time: str, reason: str, *, bay: int | None = None,
-                  recorder: str | None = None, detail: str = "") -> None:
-    """Put an alert in the durable outbox inside the caller's transaction."""
-    enqueue(tx, "alert", "alert", alert_payload(dock, time, reason, bay=bay, recorder=recorder,
-                                                 detail=detail),
-             ref_seq=None, qos=1, retain=False, created_at=time)
 
 
 def encode(payload: dict[str, Any]) -> bytes:

@@ -35,20 +35,20 @@ from dockd import __version__
 from dockd.clock import Clock, utc_iso
 from dockd.config import Config
 from dockd.config.mqtt import MqttSection
+from dockd.dock.reporting import BrokerState, DockInfo, RecorderChecked
 from dockd.dock.states import BayStatus
 from dockd.report.mqtt import discovery, payloads
 from dockd.report.mqtt.connection import ConnectionSettings, Will, connect, new_client, settings_from_section
 from dockd.report.mqtt.credentials import check_tls_files, read_credentials
-from dockd.report.mqtt.outbox import Outbox, OutboxRow
 from dockd.report.mqtt.payloads import DockStatus, RecorderHealth
 from dockd.report.mqtt.state import (
-    BrokerState,
     describe_connack,
     describe_connect_error,
     describe_early_close,
     describe_publish_refusal,
 )
 from dockd.report.mqtt.topics import Topics
+from dockd.store.outbox import Outbox, OutboxRow, alert_payload
 
 log = logging.getLogger(__name__)
 
@@ -73,15 +73,9 @@ class MqttReporter:
         self.rng = rng or random.Random()
         self.settings: ConnectionSettings = settings_from_section(
             self.section, f"dockd-{config.dock.site}-{config.dock.id}")
-        self._status = DockStatus(version=version, public_key=dock_public_key)
-        self._lock = threading.Lock()
-        self._state = BrokerState(broker=self.section.broker.url)
-        self._retained: dict[str, bytes] = {}
-        self._dirty: set[str] = set()
-        self._bays: set[int] = set()
-        self._stopping = threading.Event()
+        self.shared = _Shared(DockStatus(version=version, public_key=dock_public_key),
+                              self.section.broker.url)
         self._thread: threading.Thread | None = None
-        self._wake_r, self._wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         self._link: _Link | None = None
 
     # -- the daemon's interface -------------------------------------------------------
@@ -101,59 +95,56 @@ class MqttReporter:
 
     def stop(self, timeout: float = 10.0) -> None:
         """Publish ``offline``, flush acknowledgements, disconnect and end the thread."""
-        self._stopping.set()
+        self.shared.stopping.set()
         self.wake()
         if self._thread is not None:
             self._thread.join(timeout)
             if self._thread.is_alive():
                 log.error("MQTT thread did not stop in time", extra={"timeout_s": timeout})
-        for fd in (self._wake_r, self._wake_w):
-            with contextlib.suppress(OSError):
-                os.close(fd)
+        self.shared.close()
 
-    def publish_bay(self, bay: BayStatus) -> None:
+    def bay_changed(self, bay: BayStatus) -> None:
         """Retained ``bay/<n>/state`` (latest value wins while the broker is away)."""
-        self._set_retained(self.topics.bay(bay.bay), payloads.bay_payload(self.dock, bay))
-        with self._lock:
-            self._bays.add(bay.bay)
+        self.shared.set_retained(self.topics.bay(bay.bay), payloads.bay_payload(self.dock, bay),
+                                 bay=bay.bay)
 
     def publish_health(self, serial: str, health: RecorderHealth) -> None:
         """Retained ``recorder/<serial>/health``."""
-        self._set_retained(self.topics.health(serial),
-                           payloads.health_payload(self.dock, serial, health))
+        self.shared.set_retained(self.topics.health(serial),
+                                 payloads.health_payload(self.dock, serial, health))
+
+    def recorder_checked(self, checked: RecorderChecked) -> None:
+        """Retained ``recorder/<serial>/health`` from a dock's art. 4 checks."""
+        report, clock = checked.report, checked.report.clock
+        self.publish_health(checked.serial, RecorderHealth(
+            battery_percent=report.battery_percent, storage_free_bytes=report.storage_free_bytes,
+            storage_total_bytes=report.storage_total_bytes,
+            clock_drift_s=clock.drift_after_s if clock.set_attempted else clock.drift_before_s,
+            clock_corrected=clock.set_attempted, last_docked=checked.docked_at, bay=checked.bay))
+
+    def dock_changed(self, info: DockInfo) -> None:
+        """The dock line changed: the status topic carries the dock clock's sync state."""
+        self.publish_status(clock_synced=info.clock_synchronised)
+
+    def records_committed(self) -> None:
+        """New outbox rows: publish them now rather than at the next poll."""
+        self.wake()
 
     def publish_status(self, *, clock_synced: bool | None) -> None:
         """Re-publish the online status with the dock clock's sync state (and fresh figures)."""
-        with self._lock:
-            self._status = replace(self._status, clock_synced=clock_synced)
-            self._dirty.add(self.topics.status)
-        self.wake()
+        self.shared.set_status(clock_synced, self.topics.status)
 
     def wake(self) -> None:
         """The outbox has new rows (or state changed): look now rather than at the next poll."""
-        with contextlib.suppress(BlockingIOError, OSError):
-            os.write(self._wake_w, b"\0")
+        self.shared.wake()
 
-    def state(self) -> BrokerState:
-        """The link to the broker as of now, for ``dockd status``."""
-        with self._lock:
-            return self._state
+    def link_state(self) -> BrokerState:
+        """The link to the broker as of now (the dock line, ``dockd status``)."""
+        return self.shared.link_state()
 
-    # -- shared with the link thread -----------------------------------------------------
-
-    def _set_retained(self, topic: str, payload: dict[str, Any]) -> None:
-        with self._lock:
-            self._retained[topic] = payloads.encode(payload)
-            self._dirty.add(topic)
-        self.wake()
-
-    def _update_state(self, **changes: Any) -> None:
-        with self._lock:
-            self._state = replace(self._state, **changes)
-
-    def _status_payload(self, online: bool) -> bytes:
-        with self._lock:
-            status = self._status
+    def status_payload(self, online: bool) -> bytes:
+        """The ``status`` message: online (birth) or offline (Will, clean stop)."""
+        status = self.shared.status_snapshot()
         free = total = None
         try:
             usage = shutil.disk_usage(self.store_dir)
@@ -161,9 +152,82 @@ class MqttReporter:
         except OSError as exc:
             log.warning("cannot read the store's free space", extra={"error": str(exc)})
         status = replace(status, store_free_bytes=free, store_total_bytes=total,
-                         outbox_pending=self.state().outbox_pending)
+                         outbox_pending=self.link_state().outbox_pending)
         time = utc_iso(self.clock.now()) if online else None
         return payloads.encode(payloads.status_payload(self.dock, self.site, online, status, time))
+
+
+class _Shared:
+    """What the daemon's threads hand to the link thread, and the link's state, under one lock.
+
+    The daemon's side sets the latest retained values and wakes the link; the link takes
+    what changed, publishes it and reports its state back.
+    """
+
+    def __init__(self, status: DockStatus, broker_url: str) -> None:
+        self.stopping = threading.Event()
+        self._lock = threading.Lock()
+        self._status = status
+        self._link = BrokerState(broker=broker_url)
+        self._retained: dict[str, bytes] = {}
+        self._dirty: set[str] = set()
+        self._bays: set[int] = set()
+        self.wake_fd, self._wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+
+    def set_retained(self, topic: str, payload: dict[str, Any], bay: int | None = None) -> None:
+        with self._lock:
+            self._retained[topic] = payloads.encode(payload)
+            self._dirty.add(topic)
+            if bay is not None:
+                self._bays.add(bay)
+        self.wake()
+
+    def set_status(self, clock_synced: bool | None, status_topic: str) -> None:
+        with self._lock:
+            self._status = replace(self._status, clock_synced=clock_synced)
+            self._dirty.add(status_topic)
+        self.wake()
+
+    def status_snapshot(self) -> DockStatus:
+        with self._lock:
+            return self._status
+
+    def mark_dirty(self, topic: str) -> None:
+        """Send ``topic`` again (the broker refused it)."""
+        with self._lock:
+            self._dirty.add(topic)
+
+    def take_changes(self, birth: bool, status_topic: str, discovered: set[int]
+                     ) -> tuple[list[str], dict[str, bytes | None], list[int]]:
+        """The retained topics to publish now (all of them at birth, status first), their
+        values, and the bays not yet announced to Home Assistant."""
+        with self._lock:
+            topics = [status_topic, *self._retained] if birth else \
+                sorted(self._dirty, key=lambda t: t != status_topic)
+            self._dirty.clear()
+            bays = sorted(self._bays - discovered)
+            return topics, {t: self._retained.get(t) for t in topics}, bays
+
+    def link_state(self) -> BrokerState:
+        with self._lock:
+            return self._link
+
+    def update_link(self, **changes: Any) -> None:
+        with self._lock:
+            self._link = replace(self._link, **changes)
+
+    def wake(self) -> None:
+        with contextlib.suppress(BlockingIOError, OSError):
+            os.write(self._wake_w, b"\0")
+
+    def drain_wake(self) -> None:
+        with contextlib.suppress(BlockingIOError, OSError):
+            os.read(self.wake_fd, 4096)
+
+    def close(self) -> None:
+        for fd in (self.wake_fd, self._wake_w):
+            with contextlib.suppress(OSError):
+                os.close(fd)
 
 
 class _Link:
@@ -171,9 +235,10 @@ class _Link:
 
     def __init__(self, reporter: MqttReporter, outbox: Outbox) -> None:
         self.r = reporter
+        self.shared = reporter.shared
         self.outbox = outbox
         self.client = new_client(reporter.settings,
-                                 Will(reporter.topics.status, reporter._status_payload(False)))
+                                 Will(reporter.topics.status, reporter.status_payload(False)))
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = self._on_disconnect
         self.client.on_publish = self._on_publish
@@ -203,19 +268,19 @@ class _Link:
     def run(self) -> None:
         """Connect, serve, back off, repeat until stopped; then go offline cleanly."""
         delay = self.r.section.reconnect_min_s
-        while not self.r._stopping.is_set():
+        while not self.shared.stopping.is_set():
             try:
                 served = self._attempt()
             except Exception as exc:  # a bug or a broken database: say so, then keep trying
                 log.exception("MQTT link failed")
                 self._error(f"internal error in the MQTT link: {exc!r}")
                 served = False
-            if self.r._stopping.is_set():
+            if self.shared.stopping.is_set():
                 break
             delay = self.r.section.reconnect_min_s if served else \
                 min(delay * 2, self.r.section.reconnect_max_s)
             # Jitter: a bureau's docks coming back after a broker outage must not stampede.
-            self.r._stopping.wait(delay * (0.5 + self.r.rng.random() / 2))
+            self.shared.stopping.wait(delay * (0.5 + self.r.rng.random() / 2))
         self._shutdown()
 
     # -- one connection -------------------------------------------------------------
@@ -233,22 +298,22 @@ class _Link:
         established = False
         self.socket_error = None
         deadline = self.r.clock.monotonic() + self.client.connect_timeout
-        while not self.r._stopping.is_set():
+        while not self.shared.stopping.is_set():
             if not self.connected and self.r.clock.monotonic() > deadline and not established:
                 self._error(f"broker {self.r.section.broker.url} sent no CONNACK in time")
                 break
             established = established or self.connected
             if not self._step():
-                if not established and self.refused is None and not self.r._stopping.is_set():
+                if not established and self.refused is None and not self.shared.stopping.is_set():
                     self._error(describe_early_close(self.r.section.broker.url,
                                                      self.socket_error))
                 break
         self._flush_acks(force=True)
-        if self.connected and self.r._stopping.is_set():
+        if self.connected and self.shared.stopping.is_set():
             return True
         if self.connected:  # the loop saw the socket fail before paho reported it
             self.connected = False
-            self.r._update_state(connected=False, since=utc_iso(self.r.clock.now()))
+            self.shared.update_link(connected=False, since=utc_iso(self.r.clock.now()))
         if self.client.socket() is not None:
             self._close_socket()
         return established
@@ -277,12 +342,11 @@ class _Link:
             min(self.r.section.poll_interval_s, 1.0, ACK_FLUSH_S if self.acked else 1.0)
         wlist = [fd] if self.client.want_write() else []
         try:
-            readable, writable, _ = select.select([fd, self.r._wake_r], wlist, [], timeout)
+            readable, writable, _ = select.select([fd, self.shared.wake_fd], wlist, [], timeout)
         except (OSError, ValueError):
             return False
-        if self.r._wake_r in readable:
-            with contextlib.suppress(BlockingIOError):
-                os.read(self.r._wake_r, 4096)
+        if self.shared.wake_fd in readable:
+            self.shared.drain_wake()
             self.db_dirty = True
         if (fd in readable or buffered) and self.client.loop_read() != mqtt.MQTT_ERR_SUCCESS:
             return False
@@ -314,8 +378,8 @@ class _Link:
                         "session_present": bool(getattr(flags, "session_present", False))})
         # A refusal by the broker's ACL is not cured by reconnecting: keep showing it until
         # a publish is accepted again.
-        previous = self.r.state().error or ""
-        self.r._update_state(connected=True,
+        previous = self.shared.link_state().error or ""
+        self.shared.update_link(connected=True,
                              error=previous if previous.startswith("ACL denied") else None,
                              since=utc_iso(self.r.clock.now()))
 
@@ -328,14 +392,14 @@ class _Link:
                        properties: Any) -> None:
         was_connected = self.connected
         self.connected = False
-        if was_connected and not self.r._stopping.is_set():
+        if was_connected and not self.shared.stopping.is_set():
             text = f"lost connection to {self.r.section.broker.url}: {reason}"
             log.warning("MQTT connection lost", extra={"reason": str(reason),
                                                        "in_flight": len(self.inflight)})
             # An ACL refusal is what the administrator must fix; a disconnect that follows it
             # (brokers may drop a client they refuse) must not hide it.
-            previous = self.r.state().error or ""
-            self.r._update_state(connected=False,
+            previous = self.shared.link_state().error or ""
+            self.shared.update_link(connected=False,
                                  error=previous if previous.startswith("ACL denied") else text,
                                  since=utc_iso(self.r.clock.now()))
 
@@ -351,15 +415,14 @@ class _Link:
                 # Not marked sent: read again from the table after a pause, in order.
                 self.rewind_at = self.r.clock.monotonic() + self.r.section.reconnect_min_s
             elif topic is not None:
-                with self.r._lock:
-                    self.r._dirty.add(topic)
+                self.shared.mark_dirty(topic)
                 self.rewind_at = self.rewind_at or \
                     self.r.clock.monotonic() + self.r.section.reconnect_min_s
             return
         if row is not None:
             self.acked.append(row.id)
-            if (self.r.state().error or "").startswith("ACL denied"):
-                self.r._update_state(error=None)
+            if (self.shared.link_state().error or "").startswith("ACL denied"):
+                self.shared.update_link(error=None)
 
     # -- what is sent ---------------------------------------------------------------
 
@@ -367,18 +430,12 @@ class _Link:
         if self.rewind_at is not None:
             return  # the broker refused something; do not hammer it until the pause ends
         r = self.r
-        with r._lock:
-            birth, self.need_birth = self.need_birth, False
-            if birth:
-                topics = [r.topics.status, *r._retained]
-                self.discovered.clear()
-            else:
-                topics = sorted(r._dirty, key=lambda t: t != r.topics.status)
-            bays = sorted(r._bays - self.discovered)
-            r._dirty.clear()
-            values = {t: r._retained.get(t) for t in topics}
+        birth, self.need_birth = self.need_birth, False
+        if birth:
+            self.discovered.clear()
+        topics, values, bays = self.shared.take_changes(birth, r.topics.status, self.discovered)
         for topic in topics:
-            payload = r._status_payload(True) if topic == r.topics.status else values[topic]
+            payload = r.status_payload(True) if topic == r.topics.status else values[topic]
             if payload is not None:
                 self._direct(topic, payload, retain=True)
         if r.section.homeassistant.enabled and (birth or bays):
@@ -401,8 +458,8 @@ class _Link:
         self.direct[info.mid] = topic
 
     def _send_backlog_alert(self) -> None:
-        count = self.r.state().outbox_pending
-        payload = payloads.alert_payload(
+        count = self.shared.link_state().outbox_pending
+        payload = alert_payload(
             self.r.dock, utc_iso(self.r.clock.now()), payloads.OUTBOX_BACKLOG,
             detail=f"{count} outbox rows wait for the broker (limit "
                    f"{self.r.section.outbox_alert_rows}); nothing is discarded")
@@ -445,7 +502,7 @@ class _Link:
             self.inflight[info.mid] = row
             self.cursor = row.id
             room -= 1
-        self.r._update_state(in_flight=len(self.inflight))
+        self.shared.update_link(in_flight=len(self.inflight))
 
     def _flush_acks(self, force: bool = False) -> None:
         if not self.acked:
@@ -456,8 +513,8 @@ class _Link:
         ids, self.acked = self.acked, []
         self.outbox.mark_sent(ids, utc_iso(self.r.clock.now()))
         self.last_flush = now
-        pending = max(0, self.r.state().outbox_pending - len(ids))
-        self.r._update_state(last_sent_id=max(ids), in_flight=len(self.inflight),
+        pending = max(0, self.shared.link_state().outbox_pending - len(ids))
+        self.shared.update_link(last_sent_id=max(ids), in_flight=len(self.inflight),
                              outbox_pending=pending)
 
     def _count_pending(self, force: bool = False) -> None:
@@ -475,13 +532,13 @@ class _Link:
         elif self.over_limit and count < limit * BACKLOG_CLEAR_RATIO:
             self.over_limit = False
             log.info("MQTT outbox backlog back under the limit", extra={"pending": count})
-        self.r._update_state(outbox_pending=count, outbox_over_limit=self.over_limit)
+        self.shared.update_link(outbox_pending=count, outbox_over_limit=self.over_limit)
 
     def _error(self, text: str) -> None:
-        previous = self.r.state().error
+        previous = self.shared.link_state().error
         if text != previous:
             log.error("MQTT: %s", text, extra={"broker": self.r.section.broker.url})
-        self.r._update_state(connected=self.connected, error=text,
+        self.shared.update_link(connected=self.connected, error=text,
                              since=utc_iso(self.r.clock.now()))
 
     # -- stopping -----------------------------------------------------------------
@@ -490,7 +547,7 @@ class _Link:
         """Say ``offline`` ourselves (a clean disconnect suppresses the Will), then close."""
         try:
             if self.connected:
-                info = self.client.publish(self.r.topics.status, self.r._status_payload(False),
+                info = self.client.publish(self.r.topics.status, self.r.status_payload(False),
                                            qos=1, retain=True)
                 deadline = self.r.clock.monotonic() + STOP_GRACE_S
                 while not info.is_published() and self.r.clock.monotonic() < deadline:
@@ -504,5 +561,5 @@ class _Link:
             log.exception("MQTT shutdown failed; the broker will publish the Last Will")
         finally:
             self.connected = False
-            self.r._update_state(connected=False, since=utc_iso(self.r.clock.now()))
+            self.shared.update_link(connected=False, since=utc_iso(self.r.clock.now()))
             self.outbox.close()

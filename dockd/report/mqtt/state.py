@@ -9,34 +9,12 @@ from __future__ import annotations
 import errno
 import socket
 import ssl
-from dataclasses import dataclass
-from typing import Any
 
 from dockd.errors import UnavailableError
 
 
 class BrokerUnavailableError(UnavailableError):
     """The MQTT broker cannot be reached or refuses us."""
-
-
-@dataclass(frozen=True)
-class BrokerState:
-    """One snapshot of the reporter's link to the broker."""
-
-    broker: str
-    connected: bool = False
-    error: str | None = None
-    since: str | None = None  # RFC 3339 time of the last connect/disconnect
-    outbox_pending: int = 0
-    in_flight: int = 0
-    outbox_over_limit: bool = False
-    last_sent_id: int | None = None
-
-    def to_json_dict(self) -> dict[str, Any]:
-        return {"broker": self.broker, "connected": self.connected, "error": self.error,
-                "since": self.since, "outbox_pending": self.outbox_pending,
-                "in_flight": self.in_flight, "outbox_over_limit": self.outbox_over_limit,
-                "last_sent_id": self.last_sent_id}
 
 
 # X509 verify codes (OpenSSL x509_vfy.h) that mean "this certificate is not from our CA".

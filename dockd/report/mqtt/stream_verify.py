@@ -24,7 +24,8 @@ from typing import Any
 
 from dockd.report.mqtt.payloads import decode
 from dockd.report.mqtt.topics import ParsedTopic, parse_topic
-from dockd.store.custody import GENESIS_HASH, canonical_json, checkpoint_from_dict, record_hash
+from dockd.store.canonical import canonical_json
+from dockd.store.custody import GENESIS_HASH, checkpoint_from_dict, record_hash
 from dockd.store.keys import verify_signature
 
 # Kinds of finding; every kind but "duplicate" makes ``dockd watch --verify`` fail, because

@@ -1,7 +1,8 @@
 """``dockd run``: the one place where the dock's parts are built and wired together.
 
 device source (udev or simulator spool) → bays (one worker each) → store + custody log;
-bay status → state channel, LEDs, MQTT. systemd sees READY, STATUS and WATCHDOG; SIGTERM
+what the bays do → every reporter (state channel, LEDs, MQTT) through one interface
+(:class:`dockd.dock.reporting.Reporter`). systemd sees READY, STATUS and WATCHDOG; SIGTERM
 interrupts offloads cleanly (sessions close as interrupted, nothing partial is kept);
 SIGHUP reloads the config.
 """
@@ -15,7 +16,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from dockd import __version__
 from dockd.clock import Clock, SystemClock, utc_iso
@@ -26,13 +27,17 @@ from dockd.devices.recorders.registry import get_driver
 from dockd.devices.timesync import ClockSyncState
 from dockd.dock.bay import Bay, DockContext
 from dockd.dock.health import HealthReport
+from dockd.dock.reporting import DockInfo, RecorderChecked, Reporter
 from dockd.dock.states import BayStatus
 from dockd.errors import ConfigError
-from dockd.report.mqtt.payloads import enqueue_alert
-from dockd.report.state_channel import StateChannel
+from dockd.report.state_channel import DockStateChannel
 from dockd.store.events import DockStarted, DockStopped
 from dockd.store.evidence import EvidenceStore, open_store
+from dockd.store.outbox import enqueue_alert, pending_count
 from dockd.sysd import notify, watchdog_interval_s
+
+if TYPE_CHECKING:
+    from dockd.report.mqtt.reporter import MqttReporter
 
 log = logging.getLogger(__name__)
 DYNAMIC_BAY_BASE = 100
@@ -43,12 +48,6 @@ class EventSource(Protocol):
     def start(self) -> None: ...
 
     def stop(self) -> None: ...
-
-
-class StatusListener(Protocol):
-    """Something that shows bay states (LEDs, MQTT)."""
-
-    def bay_changed(self, status: BayStatus) -> None: ...
 
 
 class Daemon:
@@ -62,10 +61,7 @@ class Daemon:
         self._lock = threading.RLock()
         self._stop = threading.Event()
         self._reload = threading.Event()
-        self.listeners: list[Callable[[BayStatus], None]] = []
-        self.dock_info: dict[str, Any] = {}
         self._dock_info_at = 0.0
-        self.health_by_recorder: dict[str, dict[str, Any]] = {}
         # The daemon's own store connection: start-up recovery, dock-level events.
         self.store: EvidenceStore = open_store(config, self.clock)
         # The daemon's own connection is shared by the main loop and the LED thread.
@@ -76,11 +72,11 @@ class Daemon:
             driver_for=get_driver, open_store=lambda: open_store(config, self.clock, recover=False),
             offload_slots=threading.Semaphore(self.settings.max_concurrent_offloads),
             on_status=self._bay_changed, on_health=self._health_changed,
-            on_record=self._wake_publisher, actor="dockd")
-        self.channel = StateChannel(self.settings.status_socket, self.snapshot)
+            on_record=self._records_committed, actor="dockd")
         self.source: EventSource = self._source()
-        self.leds = self._leds()
-        self.mqtt = self._mqtt()
+        self.uplink: MqttReporter | None = self._mqtt()
+        self.reporters: list[Reporter] = [DockStateChannel(self.settings.status_socket),
+                                          *self._leds(), *([self.uplink] if self.uplink else [])]
 
     # -- life cycle -----------------------------------------------------------------------
 
@@ -107,14 +103,11 @@ class Daemon:
     def start(self) -> None:
         self.store.custody.append(DockStarted(self.config.dock.id, __version__,
                                               tuple(b.port for b in self.settings.bays)), "dockd")
+        for reporter in self.reporters:
+            reporter.start()
         for bay in self.settings.bays:
             self._add_bay(bay.port, bay.number, bay.label)
         self._refresh_dock_info()
-        self.channel.start()
-        if self.leds is not None:
-            self.leds.start()
-        if self.mqtt is not None:
-            self.mqtt.start()
         self.source.start()
         log.info("dock running", extra={"dock": self.config.dock.id, "bays": len(self.bays),
                                         "source": self.settings.device_source})
@@ -128,11 +121,8 @@ class Daemon:
             bay.stop()
         with self._store_lock:
             self.store.custody.append(DockStopped(self.config.dock.id), "dockd", checkpoint=True)
-        if self.mqtt is not None:
-            self.mqtt.stop()
-        if self.leds is not None:
-            self.leds.stop()
-        self.channel.stop()
+        for reporter in reversed(self.reporters):
+            reporter.stop()
         self.store.close()
         log.info("dock stopped")
 
@@ -202,58 +192,39 @@ class Daemon:
     # -- status --------------------------------------------------------------------------------
 
     def _bay_changed(self, status: BayStatus) -> None:
-        # Showing a state must never stop an offload: a failing listener is logged, not raised.
-        for listener in [*self.listeners,
-                         *([self.leds.update] if self.leds is not None else []),
-                         *([self.mqtt.publish_bay] if self.mqtt is not None else [])]:
-            _guarded(listener, status)
+        self._tell(lambda r: r.bay_changed(status))
         # The dock line (broker, outbox depth, free space) follows the bays' activity; an
         # idle dock refreshes it only on the main loop's slow tick.
         if time.monotonic() - self._dock_info_at >= DOCK_INFO_MIN_INTERVAL_S:
             self._refresh_dock_info()
-        else:
-            self.channel.changed()
 
     def _health_changed(self, serial: str, bay: int, report: HealthReport) -> None:
-        clock = report.clock
-        health = {"bay": bay, **report.to_json_dict(), "last_docked": utc_iso(self.clock.now())}
-        self.health_by_recorder[serial] = health
-        if self.mqtt is not None:
-            from dockd.report.mqtt.payloads import RecorderHealth
+        checked = RecorderChecked(serial, bay, report, utc_iso(self.clock.now()))
+        self._tell(lambda r: r.recorder_checked(checked))
 
-            _guarded(lambda h: self.mqtt.publish_health(serial, h), RecorderHealth(
-                battery_percent=report.battery_percent,
-                storage_free_bytes=report.storage_free_bytes,
-                storage_total_bytes=report.storage_total_bytes,
-                clock_drift_s=clock.drift_after_s if clock.set_attempted else clock.drift_before_s,
-                clock_corrected=clock.set_attempted, last_docked=health["last_docked"], bay=bay))
-
-    def snapshot(self) -> dict[str, Any]:
-        """The dock's state as the state channel serves it."""
-        bays = sorted((b.status for b in list(self.bays.values())), key=lambda s: s.bay)
-        return {"v": 1, "dock": dict(self.dock_info), "bays": [bay_status_json(s) for s in bays]}
+    def _records_committed(self) -> None:
+        self._tell(lambda r: r.records_committed())
 
     def _refresh_dock_info(self) -> None:
         self._dock_info_at = time.monotonic()
         usage = shutil.disk_usage(self.config.dock.store_dir)
         with self._store_lock:
-            depth = self.store.catalog.query_one(
-                "SELECT COUNT(*) FROM outbox WHERE sent_at IS NULL")
-        broker = self.mqtt.state().to_json_dict() if self.mqtt is not None else {"state": "disabled"}
-        synced = self.ctx.clock_sync.synchronised()
-        if self.mqtt is not None:
-            _guarded(lambda v: self.mqtt.publish_status(clock_synced=v), synced)
-        if self.leds is not None and self.mqtt is not None:
-            self.leds.set_broker_online(bool(self.mqtt.state().connected))
-        self.dock_info = {
-            "id": self.config.dock.id, "site": self.config.dock.site, "version": __version__,
-            "time": utc_iso(self.clock.now()), "store_free_bytes": usage.free,
-            "store_total_bytes": usage.total,
-            "clock_synchronised": synced,
-            "outbox_depth": depth[0] if depth else 0, "broker": broker,
-            "public_key": self.store.custody.signer.public_key_hex,
-        }
-        self.channel.changed()
+            depth = pending_count(self.store.catalog)
+        info = DockInfo(
+            id=self.config.dock.id, site=self.config.dock.site, version=__version__,
+            time=utc_iso(self.clock.now()), store_free_bytes=usage.free,
+            store_total_bytes=usage.total, clock_synchronised=self.ctx.clock_sync.synchronised(),
+            outbox_depth=depth, public_key=self.store.custody.signer.public_key_hex,
+            broker=self.uplink.link_state() if self.uplink is not None else None)
+        self._tell(lambda r: r.dock_changed(info))
+
+    def _tell(self, message: Callable[[Reporter], None]) -> None:
+        # Showing a state must never stop an offload: a failing reporter is logged, not raised.
+        for reporter in self.reporters:
+            try:
+                message(reporter)
+            except Exception:
+                log.exception("a reporter failed", extra={"reporter": type(reporter).__name__})
 
     # -- wiring --------------------------------------------------------------------------------
 
@@ -264,26 +235,22 @@ class Daemon:
 
     def _source(self) -> EventSource:
         if self.settings.device_source == "spool":
-            from dockd.sim.spool import SpoolSource
+            from dockd.devices.spool import SpoolSource
 
             return SpoolSource(self.settings.spool_dir, self.dispatch)
         from dockd.devices.udev_source import UdevSource
 
         return UdevSource(self.dispatch)
 
-    def _leds(self) -> Any:
+    def _leds(self) -> list[Reporter]:
         section = self.config.leds
         if section.driver == "none":
-            return None
+            return []
         from dockd.report.leds.build import build_led_driver
         from dockd.report.leds.controller import LedController
 
-        return LedController(build_led_driver(section, self._led_fault, clock=self.clock),
-                             clock=self.clock)
-
-    def _wake_publisher(self) -> None:
-        if self.mqtt is not None:
-            self.mqtt.wake()
+        return [LedController(build_led_driver(section, self._led_fault, clock=self.clock),
+                              clock=self.clock)]
 
     def _led_fault(self, message: str) -> None:
         # A failing LED never stops an offload: it becomes a dock alert.
@@ -291,9 +258,9 @@ class Daemon:
         with self._store_lock, self.store.catalog.transaction() as tx:
             enqueue_alert(tx, self.config.dock.id, utc_iso(self.clock.now()), "led_fault",
                           detail=message)
-        self._wake_publisher()
+        self._records_committed()
 
-    def _mqtt(self) -> Any:
+    def _mqtt(self) -> MqttReporter | None:
         if not self.config.mqtt.enabled:
             return None
         from dockd.report.mqtt.reporter import MqttReporter
@@ -305,27 +272,3 @@ class Daemon:
         signal.signal(signal.SIGTERM, lambda *_: self._stop.set())
         signal.signal(signal.SIGINT, lambda *_: self._stop.set())
         signal.signal(signal.SIGHUP, lambda *_: self._reload.set())
-
-
-def _guarded(listener: Callable[[Any], None], value: Any) -> None:
-    try:
-        listener(value)
-    except Exception:
-        log.exception("a status listener failed", extra={"listener": repr(listener)})
-
-
-def bay_status_json(status: BayStatus) -> dict[str, Any]:
-    """A BayStatus as JSON (the state channel's and MQTT's shape)."""
-    p = status.progress
-    return {"bay": status.bay, "label": status.label, "state": status.state.value,
-            "fault": status.fault.value if status.fault else None, "recorder": status.recorder,
-            "officer": status.officer, "battery_percent": status.battery_percent,
-            "storage_free_bytes": status.storage_free_bytes,
-            "storage_total_bytes": status.storage_total_bytes, "clock_drift_s": status.clock_drift_s,
-            "progress": {"files_done": p.files_done, "files_total": p.files_total,
-                         "bytes_done": p.bytes_done, "bytes_total": p.bytes_total,
-                         "rate_bytes_per_s": round(p.rate_bytes_per_s, 1),
-                         "seconds_left": p.seconds_left},
-            "updated_at": status.updated_at}
-
-

@@ -1,7 +1,11 @@
-"""The publisher's view of the durable outbox: pending rows in id order, and marking sent.
+"""The durable MQTT outbox: rows written in the transaction of what they report, read and
+marked sent by the publisher.
 
-The rows are written by the core in the same transaction as the custody record they carry;
-this side only reads them and sets ``sent_at`` once the broker has acknowledged them.
+A custody record, a checkpoint or an alert is put in the outbox in the same transaction as
+the change it reports (:func:`enqueue`, :func:`enqueue_alert`), so nothing is logged without
+being reported, or reported without being logged. The publisher (dockd/report/mqtt) reads
+pending rows in id order (:class:`Outbox`) and sets ``sent_at`` once the broker acknowledged
+them.
 """
 
 from __future__ import annotations
@@ -9,11 +13,47 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from dockd.store.catalog import Catalog, catalog_path
+from dockd.store.canonical import canonical_json
+from dockd.store.catalog import Catalog, Transaction, catalog_path
+
+PAYLOAD_VERSION = 1
+"""Version of the topic tree's JSON payloads (``"v"``)."""
 
 # SQLite's default limit on host parameters is 999 on old builds; stay well under it.
 _MARK_BATCH = 500
+
+
+def enqueue(tx: Transaction, kind: str, topic: str, payload: dict[str, Any], *, ref_seq: int | None,
+            qos: int, retain: bool, created_at: str) -> None:
+    """Put one message in the outbox, in the caller's transaction."""
+    tx.execute("INSERT INTO outbox (kind, ref_seq, topic, payload, qos, retain, created_at)"
+               " VALUES (?, ?, ?, ?, ?, ?, ?)",
+               (kind, ref_seq, topic, canonical_json(payload).decode(), qos, int(retain),
+                created_at))
+
+
+def alert_payload(dock: str, time: str, reason: str, *, bay: int | None = None,
+                  recorder: str | None = None, detail: str = "") -> dict[str, Any]:
+    """``…/alert``: a fault to be seen at once (art. 5(6)); ``reason`` is a FaultReason
+    value or ``outbox_backlog``."""
+    return {"v": PAYLOAD_VERSION, "dock": dock, "time": time, "reason": reason, "bay": bay,
+            "recorder": recorder, "detail": detail}
+
+
+def enqueue_alert(tx: Transaction, dock: str, time: str, reason: str, *, bay: int | None = None,
+                  recorder: str | None = None, detail: str = "") -> None:
+    """Put an alert in the outbox inside the caller's transaction."""
+    enqueue(tx, "alert", "alert", alert_payload(dock, time, reason, bay=bay, recorder=recorder,
+                                                 detail=detail),
+            ref_seq=None, qos=1, retain=False, created_at=time)
+
+
+def pending_count(catalog: Catalog) -> int:
+    """How many rows still wait for a PUBACK."""
+    row = catalog.query_one("SELECT COUNT(*) FROM outbox WHERE sent_at IS NULL")
+    return int(row[0]) if row else 0
 
 
 @dataclass(frozen=True)
@@ -60,8 +100,7 @@ class Outbox:
 
     def pending_count(self) -> int:
         """How many rows still wait for a PUBACK."""
-        row = self.catalog.query_one("SELECT COUNT(*) FROM outbox WHERE sent_at IS NULL")
-        return int(row[0]) if row else 0
+        return pending_count(self.catalog)
 
     def changed(self) -> bool:
         """True when another connection committed since the last call (cheap: no table read)."""

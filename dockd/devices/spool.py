@@ -1,4 +1,4 @@
-"""The simulator's device source: events as JSON files in a spool directory.
+"""A device source fed from a spool directory: events as JSON files (the simulator's udev).
 
 A simulated recorder posts what udev would report (``SpoolWriter.post``); the daemon
 watches the directory (watchdog, inotify: no polling) and feeds each event to the dock

@@ -1,0 +1,12 @@
+"""The one byte form of JSON that dockd hashes, signs, stores and publishes."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+
+def canonical_json(value: Any) -> bytes:
+    """Sorted keys, no spaces, UTF-8, no NaN: what is hashed and signed is exactly this."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
+                      allow_nan=False).encode("utf-8")
