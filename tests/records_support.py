@@ -64,7 +64,7 @@ def ingest(store: EvidenceStore, source: Path, files: dict[str, bytes],
 def enrol(store: EvidenceStore, serial: str, brand: str, model: str, officer_id: str,
           officer_name: str) -> None:
     """A registry entry as the dock runtime's enrolment writes it."""
-    from dockd.dock.registry import enroll
+    from dockd.store.registry import enroll
 
     enroll(store, "test", serial, brand, model, officer_id, officer_name, "执法大队")
 

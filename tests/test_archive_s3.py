@@ -20,7 +20,6 @@ import pytest
 from dockd.clock import SystemClock
 from dockd.config import Config, load_config
 from dockd.errors import ArchiveUnavailableError, ConfigError
-from dockd.records.archive import is_archived
 from dockd.records.archive.manifest import item_key, manifest_key
 from dockd.records.archive.objectstore import Lock
 from dockd.records.archive.retention import retain_until
@@ -29,6 +28,7 @@ from dockd.records.archive.sync import open_archive, sync_archive
 from dockd.records.archive.uploader import Uploader
 from dockd.store.evidence import EvidenceStore, open_store
 from dockd.store.ingest import Ingestor
+from dockd.store.queries import is_archived
 from tests.conftest import REPO_ROOT, run_dockd, write_tree
 from tests.seaweedfs_server import (
     ACCESS_KEY,

@@ -21,7 +21,6 @@ from dockd.clock import parse_utc_iso
 from dockd.config import parse_config
 from dockd.config.archive import ArchiveSection
 from dockd.errors import ConfigError
-from dockd.records.archive import is_archived
 from dockd.records.archive.credentials import load_credentials, parse_credentials
 from dockd.records.archive.manifest import ArchivedCopy, item_manifest
 from dockd.records.archive.objectstore import composite_checksum, sha256_b64
@@ -29,7 +28,7 @@ from dockd.records.archive.retention import MIN_LOCK, recorded_at, retain_until
 from dockd.records.archive.status import archive_status
 from dockd.store.evidence import EvidenceStore
 from dockd.store.ingest import Ingestor
-from dockd.store.queries import open_catalog_read_only
+from dockd.store.queries import is_archived, open_catalog_read_only
 from tests.conftest import run_dockd, write_tree
 
 NOW = dt.datetime(2026, 3, 1, 12, 0, tzinfo=dt.UTC)

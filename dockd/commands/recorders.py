@@ -12,7 +12,7 @@ from dockd.commands.common import (
     reading_catalog,
     writing_store,
 )
-from dockd.dock import registry
+from dockd.store import registry
 from dockd.store.evidence import actor
 
 

@@ -44,11 +44,11 @@ from dockd.devices.recorders.base import (
     TransportSpec,
 )
 from dockd.devices.timesync import ClockSyncState
-from dockd.dock import registry
 from dockd.dock.clearing import clear_recorder
 from dockd.dock.health import ClockCheck, HealthReport, evaluate, needs_clock_set
 from dockd.dock.states import BayState, BayStatus, FaultReason, Progress
 from dockd.errors import DockdError, StoreFullError
+from dockd.store import registry
 from dockd.store.events import (
     BayFault,
     ClockSet,

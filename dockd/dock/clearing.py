@@ -15,10 +15,10 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from dockd.records.archive import is_archived
 from dockd.store.events import RecorderCleared, RecorderFileDeleted, RecorderFileDeleteFailed
 from dockd.store.evidence import EvidenceStore
 from dockd.store.hashing import hash_fd
+from dockd.store.queries import is_archived
 from dockd.store.source import SourceEntry, display_path, open_beneath, walk_volume
 
 log = logging.getLogger(__name__)

@@ -6,9 +6,9 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-from dockd.dock.registry import Recorder, lookup
 from dockd.store.catalog import Catalog
 from dockd.store.events import RecorderDocked
+from dockd.store.registry import Recorder, lookup
 
 
 @dataclass(frozen=True)

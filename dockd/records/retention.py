@@ -26,12 +26,12 @@ from typing import Any
 
 from dockd.clock import parse_utc_iso, utc_iso
 from dockd.config.records import RecordsSection
-from dockd.records.archive import is_archived
 from dockd.records.holds import holds_on_item
 from dockd.store.catalog import Catalog, Transaction
 from dockd.store.events import ItemDeleted
 from dockd.store.evidence import EvidenceStore
 from dockd.store.fsutil import raise_store_error
+from dockd.store.queries import is_archived
 from dockd.store.verify import hash_file
 
 log = logging.getLogger(__name__)

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from dockd.errors import UsageError
-from dockd.store.catalog import Catalog, catalog_path
+from dockd.store.catalog import Catalog, Transaction, catalog_path
 
 
 def open_catalog_read_only(store_dir: Path) -> Catalog:
@@ -81,3 +81,15 @@ def _check_date(text: str) -> None:
         dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
         raise UsageError(f"--since {text!r} is not a date (use YYYY-MM-DD)") from None
+
+
+def is_archived(source: Catalog | Transaction, sha256: str) -> bool:
+    """True when item ``sha256`` is held in the WORM archive (its ``file.archived`` custody
+    event was recorded). Works inside a transaction, so a decision to prune and the
+    deletion can share one; a catalog that never had an archive run says False."""
+    conn = source.conn
+    if conn.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name='archive_objects'"
+                    ).fetchone() is None:
+        return False
+    return conn.execute("SELECT 1 FROM archive_objects WHERE sha256=?", (sha256,)).fetchone() \
+        is not None

@@ -6,7 +6,7 @@ and triggers refuse it.
 
 - core (the store): items, sightings, sessions, metadata, the custody log, its checkpoints,
   batch intents and the MQTT outbox;
-- registry (``dockd.dock.registry``): the enrolled recorders (rules art. 5(1), 7, 9, 10);
+- registry (``dockd.store.registry``): the enrolled recorders (rules art. 5(1), 7, 9, 10);
 - records (``dockd.records``): holds, cases, case tags and item annotations; a hold is
   released by filling in ``released_*`` once, annotations are appended, the latest counts;
 - archive (``dockd.records.archive``):

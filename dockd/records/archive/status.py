@@ -1,8 +1,8 @@
 """What the archive holds, read from the catalog alone (no call to the bucket).
 
-:func:`is_archived` is what retention and prune ask before a local copy may go.
 A catalog opened read-only that never had an archive run has no archive tables; that
-reads as "nothing archived", which is the truth.
+reads as "nothing archived", which is the truth. Whether one item is archived (what prune
+and clearing ask before a local copy may go) is :func:`dockd.store.queries.is_archived`.
 """
 
 from __future__ import annotations
@@ -32,16 +32,6 @@ class ArchiveStatus:
 
     def to_json_dict(self) -> dict[str, Any]:
         return asdict(self)
-
-
-def is_archived(catalog: Catalog | Transaction, sha256: str) -> bool:
-    """True when the item ``sha256`` is in the WORM archive (its ``file.archived`` custody
-    event was recorded). Works inside a transaction, so a decision to prune and the
-    deletion can share one."""
-    if not _has_tables(catalog):
-        return False
-    row = catalog.conn.execute("SELECT 1 FROM archive_objects WHERE sha256=?", (sha256,)).fetchone()
-    return row is not None
 
 
 def archive_status(catalog: Catalog) -> ArchiveStatus:
