@@ -5,8 +5,8 @@ from __future__ import annotations
 import socket
 import ssl
 
+from dockd.dock.reporting import BrokerState
 from dockd.report.mqtt.state import (
-    BrokerState,
     describe_connack,
     describe_connect_error,
     describe_early_close,
