@@ -15,8 +15,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from dockd.report.console import ConsoleSession, LineTooLongError
-from dockd.report.state_channel import StateChannel
+from dockd.report.console import ConsoleSession
+from dockd.report.state_channel import LineTooLongError, StateChannel
 from tests.conftest import run_dockd
 from tests.test_console_view import three_bay_snapshot
 

@@ -30,11 +30,11 @@ from rich.live import Live
 from dockd.clock import Clock, SystemClock
 from dockd.i18n import _
 from dockd.report.console_view import LinkView, render_console
+from dockd.report.state_channel import MAX_LINE_BYTES, LineTooLongError, SnapshotLines
 
 # Only debug records here: the log handler writes to the same terminal, under the full-screen
 # view; what the user needs to know is drawn on the screen instead.
 log = logging.getLogger(__name__)
-MAX_LINE_BYTES = 4 * 1024 * 1024  # a dock's state is a few kB; more is not our daemon
 QUIT_KEYS = (b"q", b"Q")
 
 
@@ -44,20 +44,21 @@ class ConsoleSession:
     def __init__(self, socket_label: str, clock: Clock, max_line: int = MAX_LINE_BYTES) -> None:
         self.socket_label = socket_label
         self.clock = clock
-        self.max_line = max_line
         self.state: Any = None
         self.connected = False
         self.detail: str | None = None
         self.received_at: str | None = None
-        self._buffer = b""
+        self._lines = SnapshotLines(max_line)
 
     def on_connect(self) -> None:
         """A new connection: the first line will be a full snapshot."""
-        self.connected, self.detail, self._buffer = True, None, b""
+        self.connected, self.detail = True, None
+        self._lines.reset()
 
     def on_disconnect(self, reason: str) -> None:
         """The link is down; the last state stays, marked stale."""
-        self.connected, self.detail, self._buffer = False, reason, b""
+        self.connected, self.detail = False, reason
+        self._lines.reset()
 
     def feed(self, data: bytes) -> bool:
         """Bytes from the socket; True when there is a new snapshot (or a new problem) to draw.
@@ -65,14 +66,8 @@ class ConsoleSession:
         Raises ``LineTooLongError`` when a line grows past ``max_line`` (the caller drops the
         connection: whatever sends that is not a dock state).
         """
-        self._buffer += data
-        *lines, self._buffer = self._buffer.split(b"\n")
-        if len(self._buffer) > self.max_line:
-            raise LineTooLongError(f"a line longer than {self.max_line} bytes")
-        for line in reversed(lines):  # only the newest whole snapshot matters
-            if line.strip():
-                return self._take(line)
-        return False
+        line = self._lines.feed(data)  # only the newest whole snapshot matters
+        return self._take(line) if line is not None else False
 
     def view(self, width: int) -> RenderableType:
         """The frame to draw now."""
@@ -90,10 +85,6 @@ class ConsoleSession:
         self.detail = None
         self.received_at = self.clock.now().astimezone().strftime("%H:%M:%S")
         return True
-
-
-class LineTooLongError(Exception):
-    """The state channel sent more than a snapshot can be without a newline."""
 
 
 def run_console(path: Path, console: Console | None = None, keys_fd: int | None = 0,

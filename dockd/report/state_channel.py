@@ -24,6 +24,7 @@ from dockd.dock.states import BayStatus
 
 log = logging.getLogger(__name__)
 SOCKET_MODE = 0o660
+MAX_LINE_BYTES = 4 * 1024 * 1024  # a dock's state is a few kB; more is not our daemon
 
 
 class StateChannel:
@@ -173,18 +174,49 @@ class DockStateChannel(StateChannel):
         return {"v": 1, "dock": dock, "bays": [b.to_json_dict() for b in bays]}
 
 
+class LineTooLongError(ValueError):
+    """The state channel sent more than a snapshot can be without a newline."""
+
+
+class SnapshotLines:
+    """The client's side of the channel's framing: JSON lines, each a whole snapshot."""
+
+    def __init__(self, max_line: int = MAX_LINE_BYTES) -> None:
+        self.max_line = max_line
+        self._buffer = b""
+
+    def reset(self) -> None:
+        """A new connection: drop what was half received."""
+        self._buffer = b""
+
+    def feed(self, data: bytes) -> bytes | None:
+        """The newest complete, non-blank line in what has arrived so far, if any.
+
+        Raises LineTooLongError when a line grows past ``max_line`` (the caller drops the
+        connection: whatever sends that is not a dock state).
+        """
+        self._buffer += data
+        *lines, self._buffer = self._buffer.split(b"\n")
+        if len(self._buffer) > self.max_line:
+            raise LineTooLongError(f"a line longer than {self.max_line} bytes")
+        return next((line for line in reversed(lines) if line.strip()), None)
+
+
 def read_state(path: Path, timeout: float = 5.0) -> dict[str, Any]:
-    """One snapshot from the daemon's state channel."""
+    """One snapshot from the daemon's state channel (ValueError when it is not one)."""
+    lines = SnapshotLines()
+    line: bytes | None = None
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
         sock.settimeout(timeout)
         sock.connect(str(path))
-        buf = b""
-        while not buf.endswith(b"\n"):
+        while line is None:
             chunk = sock.recv(65536)
             if not chunk:
                 break
-            buf += chunk
-    data = json.loads(buf.split(b"\n", 1)[0])
+            line = lines.feed(chunk)
+    if line is None:
+        raise ValueError("the state channel closed before sending a whole line")
+    data = json.loads(line)
     if not isinstance(data, dict):
         raise ValueError("the state channel sent something that is not a JSON object")
     return data
