@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import ClassVar
 
 from dockd.store.events import SUBJECT_ONLY, CustodyEvent, merged
 
@@ -15,7 +15,7 @@ class NoteEvent(CustodyEvent):
 
     TYPE: ClassVar[str] = "test.event"
     about: str = field(metadata=SUBJECT_ONLY)
-    details: Mapping[str, Any] = merged()
+    details: Mapping[str, object] = merged()
 
     @property
     def subject(self) -> str:

@@ -13,13 +13,13 @@ import fcntl
 import json
 import logging
 import os
+import sqlite3
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from dockd.clock import Clock, utc_iso
-from dockd.store.canonical import canonical_json
+from dockd.store.canonical import JsonObject, canonical_json
 from dockd.store.catalog import Catalog, Transaction
 from dockd.store.events import CustodyEvent
 from dockd.store.fsutil import write_file_atomic
@@ -46,12 +46,12 @@ class CustodyRecord:
     type: str
     actor: str
     subject: str
-    payload: dict[str, Any]
+    payload: JsonObject
     prev_hash: str
     hash: str
     dock: str
 
-    def to_json_dict(self) -> dict[str, Any]:
+    def to_json_dict(self) -> JsonObject:
         return {"v": 1, "dock": self.dock, "seq": self.seq, "event_id": self.event_id,
                 "time": self.time, "type": self.type, "actor": self.actor,
                 "subject": self.subject, "payload": self.payload,
@@ -72,13 +72,13 @@ class Checkpoint:
     def signed_bytes(self) -> bytes:
         return checkpoint_message(self.dock, self.seq, self.hash, self.time, self.public_key)
 
-    def to_json_dict(self) -> dict[str, Any]:
+    def to_json_dict(self) -> JsonObject:
         return {"v": 1, "dock": self.dock, "seq": self.seq, "hash": self.hash,
                 "time": self.time, "public_key": self.public_key, "signature": self.signature}
 
 
 def record_hash(dock: str, seq: int, event_id: str, time: str, type_: str, actor: str,
-                subject: str, payload: dict[str, Any], prev_hash: str) -> str:
+                subject: str, payload: JsonObject, prev_hash: str) -> str:
     """The chain hash of a record; verification recomputes exactly this."""
     body = canonical_json({"v": 1, "dock": dock, "seq": seq, "event_id": event_id, "time": time,
                            "type": type_, "actor": actor, "subject": subject,
@@ -193,7 +193,7 @@ def read_checkpoint_file(path: Path) -> Checkpoint | None:
     return checkpoint_from_dict(data)
 
 
-def checkpoint_from_dict(data: Any) -> Checkpoint:
+def checkpoint_from_dict(data: object) -> Checkpoint:
     """Parse a checkpoint from its JSON form; ValueError on anything malformed."""
     if not isinstance(data, dict):
         raise ValueError("checkpoint is not a JSON object")
@@ -209,7 +209,7 @@ def checkpoint_from_dict(data: Any) -> Checkpoint:
     return cp
 
 
-def record_from_row(row: Any) -> CustodyRecord:
+def record_from_row(row: sqlite3.Row) -> CustodyRecord:
     """A CustodyRecord from a ``custody`` table row."""
     return CustodyRecord(seq=row["seq"], event_id=row["event_id"], time=row["time"],
                          type=row["type"], actor=row["actor"], subject=row["subject"],

@@ -17,7 +17,11 @@ import abc
 import dataclasses
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import ClassVar, TypeVar
+
+from dockd.store.canonical import JsonObject
+
+T = TypeVar("T")
 
 STORE_SUBJECT = "store"
 
@@ -36,14 +40,15 @@ def payload_key(name: str) -> dict[str, str]:
     return {_KEY: name}
 
 
-def optional(default: Any = None) -> Any:
+def optional(default: T) -> T:
     """A field left out of the payload when it is None (or False)."""
     return field(default=default, metadata={_OPTIONAL: True})
 
 
-def merged() -> Any:
+def merged() -> Mapping[str, object]:
     """A mapping merged into the payload (summaries built by their domain objects)."""
-    return field(default_factory=dict, metadata={_MERGED: True})
+    details: Mapping[str, object] = field(default_factory=dict, metadata={_MERGED: True})
+    return details
 
 
 @dataclass(frozen=True)
@@ -57,9 +62,9 @@ class CustodyEvent(abc.ABC):
     def subject(self) -> str:
         """What the record is about (a serial, a SHA-256, a session id, ``store``…)."""
 
-    def to_payload(self) -> dict[str, Any]:
+    def to_payload(self) -> JsonObject:
         """The record's payload, JSON-ready."""
-        payload: dict[str, Any] = {}
+        payload: JsonObject = {}
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
             if f.metadata.get(_SUBJECT_ONLY):
@@ -71,7 +76,7 @@ class CustodyEvent(abc.ABC):
         return payload
 
 
-def _json(value: Any) -> Any:
+def _json(value: object) -> object:
     if isinstance(value, tuple | list):
         return [_json(v) for v in value]
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
@@ -145,7 +150,7 @@ class RecorderHealthChecked(CustodyEvent):
     TYPE: ClassVar[str] = "recorder.health"
     bay: int
     serial: str
-    details: Mapping[str, Any] = merged()
+    details: Mapping[str, object] = merged()
 
     @property
     def subject(self) -> str:
@@ -315,7 +320,7 @@ class SessionStarted(CustodyEvent):
     session_id: str
     recorder: str
     source: str
-    details: Mapping[str, Any] = merged()
+    details: Mapping[str, object] = merged()
 
     @property
     def subject(self) -> str:
@@ -336,8 +341,8 @@ class FileIngested(CustodyEvent):
     new_item: bool
     stored_path: str
     restored_after_prune: bool = optional(False)
-    sm3: str | None = optional()
-    source_path_b64: str | None = optional()
+    sm3: str | None = optional(None)
+    source_path_b64: str | None = optional(None)
 
     @property
     def subject(self) -> str:
@@ -381,7 +386,7 @@ class SessionCompleted(CustodyEvent):
 
     TYPE: ClassVar[str] = "session.completed"
     recorder: str = field(metadata=SUBJECT_ONLY)
-    details: Mapping[str, Any] = merged()
+    details: Mapping[str, object] = merged()
 
     @property
     def subject(self) -> str:
@@ -414,7 +419,7 @@ class VerifyCompleted(CustodyEvent):
     """``dockd verify`` found the store intact (``details``: what was checked)."""
 
     TYPE: ClassVar[str] = "verify.completed"
-    details: Mapping[str, Any] = merged()
+    details: Mapping[str, object] = merged()
 
     @property
     def subject(self) -> str:

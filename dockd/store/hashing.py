@@ -10,7 +10,7 @@ import hashlib
 import os
 from collections.abc import Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Any, Protocol
+from typing import Protocol
 
 import xxhash
 
@@ -47,7 +47,7 @@ class MultiHasher:
         return out
 
 
-def _new(algorithm: str) -> Any:
+def _new(algorithm: str) -> _Hash:
     if algorithm == "xxh128":
         return xxhash.xxh3_128()
     if algorithm == "c4":

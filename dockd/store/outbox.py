@@ -13,9 +13,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-from dockd.store.canonical import canonical_json
+from dockd.store.canonical import JsonObject, canonical_json
 from dockd.store.catalog import Catalog, Transaction, catalog_path
 
 PAYLOAD_VERSION = 1
@@ -25,7 +24,7 @@ PAYLOAD_VERSION = 1
 _MARK_BATCH = 500
 
 
-def enqueue(tx: Transaction, kind: str, topic: str, payload: dict[str, Any], *, ref_seq: int | None,
+def enqueue(tx: Transaction, kind: str, topic: str, payload: JsonObject, *, ref_seq: int | None,
             qos: int, retain: bool, created_at: str) -> None:
     """Put one message in the outbox, in the caller's transaction."""
     tx.execute("INSERT INTO outbox (kind, ref_seq, topic, payload, qos, retain, created_at)"
@@ -35,7 +34,7 @@ def enqueue(tx: Transaction, kind: str, topic: str, payload: dict[str, Any], *, 
 
 
 def alert_payload(dock: str, time: str, reason: str, *, bay: int | None = None,
-                  recorder: str | None = None, detail: str = "") -> dict[str, Any]:
+                  recorder: str | None = None, detail: str = "") -> JsonObject:
     """``…/alert``: a fault to be seen at once (art. 5(6)); ``reason`` is a FaultReason
     value or ``outbox_backlog``."""
     return {"v": PAYLOAD_VERSION, "dock": dock, "time": time, "reason": reason, "bay": bay,

@@ -4,10 +4,10 @@ responsible for it, and whether it is in service. Every change is a custody even
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 from dockd.clock import utc_iso
 from dockd.errors import UsageError
+from dockd.store.canonical import JsonObject
 from dockd.store.catalog import Catalog
 from dockd.store.events import RecorderAssigned, RecorderEnrolled, RecorderRetired, RecorderStateChanged
 from dockd.store.evidence import EvidenceStore
@@ -32,7 +32,7 @@ class Recorder:
     enrolled_at: str
     retired_at: str | None
 
-    def to_json_dict(self) -> dict[str, Any]:
+    def to_json_dict(self) -> JsonObject:
         return dict(self.__dict__)
 
 

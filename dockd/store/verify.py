@@ -12,8 +12,8 @@ import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
+from dockd.store.canonical import JsonObject
 from dockd.store.content_store import OBJECTS_DIR
 from dockd.store.custody import (
     CHECKPOINT_FILE,
@@ -64,7 +64,7 @@ class VerifyReport:
     def ok(self) -> bool:
         return not self.problems
 
-    def to_json_dict(self) -> dict[str, Any]:
+    def to_json_dict(self) -> JsonObject:
         return {"ok": self.ok, "items_checked": self.items_checked,
                 "bytes_checked": self.bytes_checked, "records_checked": self.records_checked,
                 "checkpoints_checked": self.checkpoints_checked,
@@ -90,7 +90,7 @@ def verify_store(store: EvidenceStore, actor_name: str,
     finally:
         store.catalog.conn.execute("COMMIT")
     summary = report.to_json_dict()
-    summary["problems"] = summary["problems"][:MAX_PROBLEMS_IN_LOG]
+    summary["problems"] = [p.to_json_dict() for p in report.problems[:MAX_PROBLEMS_IN_LOG]]
     summary["problem_count"] = len(report.problems)
     event = VerifyCompleted(summary) if report.ok else VerifyFailed(summary)
     store.custody.append(event, actor_name, checkpoint=True)
