@@ -16,7 +16,4 @@ class NoteEvent(CustodyEvent):
     TYPE: ClassVar[str] = "test.event"
     about: str = field(metadata=SUBJECT_ONLY)
     details: Mapping[str, object] = merged()
-
-    @property
-    def subject(self) -> str:
-        return self.about
+    SUBJECT: ClassVar[str] = "about"

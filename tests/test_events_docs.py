@@ -94,3 +94,10 @@ def test_payload_is_what_the_class_declares() -> None:
                                       (events.ArchivedFile("k", "v", "s", "c"),))
     assert archived.to_payload()["files"] == [
         {"key": "k", "version_id": "v", "sha256": "s", "checksum_sha256": "c"}]
+
+
+@pytest.mark.parametrize("type_", sorted(code_types()))
+def test_the_subject_is_a_field_or_the_class_says_what_it_is(type_: str) -> None:
+    cls = code_types()[type_]
+    if cls.subject is CustodyEvent.subject:  # not overridden: SUBJECT names the field
+        assert cls.SUBJECT in {f.name for f in dataclasses.fields(cls)}, type_

@@ -112,13 +112,7 @@ class TableReader:
     def integer(self, name: str, default: int, minimum: int | None = None,
                 maximum: int | None = None) -> int:
         value = self.get(name, int, default)
-        if minimum is not None and value < minimum:
-            self.problem(name, f"{value} is below the minimum {minimum}")
-            return default
-        if maximum is not None and value > maximum:
-            self.problem(name, f"{value} is above the maximum {maximum}")
-            return default
-        return value
+        return value if self._within(name, value, minimum, maximum) else default
 
     def number(self, name: str, default: float, minimum: float | None = None,
                maximum: float | None = None) -> float:
@@ -127,13 +121,17 @@ class TableReader:
         if not math.isfinite(value):
             self.problem(name, f"{value} is not a finite number")
             return default
+        return value if self._within(name, value, minimum, maximum) else default
+
+    def _within(self, name: str, value: float, minimum: float | None,
+                maximum: float | None) -> bool:
         if minimum is not None and value < minimum:
             self.problem(name, f"{value} is below the minimum {minimum}")
-            return default
+            return False
         if maximum is not None and value > maximum:
             self.problem(name, f"{value} is above the maximum {maximum}")
-            return default
-        return value
+            return False
+        return True
 
     def boolean(self, name: str, default: bool) -> bool:
         return self.get(name, bool, default)

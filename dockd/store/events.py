@@ -13,7 +13,6 @@ event tables; a test keeps the tables and this module in step.
 
 from __future__ import annotations
 
-import abc
 import dataclasses
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -52,15 +51,18 @@ def merged() -> Mapping[str, object]:
 
 
 @dataclass(frozen=True)
-class CustodyEvent(abc.ABC):
+class CustodyEvent:
     """Base of every event: subclasses set ``TYPE`` and define :attr:`subject`."""
 
     TYPE: ClassVar[str]
+    SUBJECT: ClassVar[str]
+    """The field that is the record's subject (classes whose subject is not one field
+    override :attr:`subject` instead)."""
 
     @property
-    @abc.abstractmethod
     def subject(self) -> str:
         """What the record is about (a serial, a SHA-256, a session id, ``store``…)."""
+        return str(getattr(self, self.SUBJECT))
 
     def to_payload(self) -> JsonObject:
         """The record's payload, JSON-ready."""
@@ -101,23 +103,17 @@ def event_types() -> dict[str, type[CustodyEvent]]:
 @dataclass(frozen=True)
 class DockStarted(CustodyEvent):
     TYPE: ClassVar[str] = "dock.started"
+    SUBJECT: ClassVar[str] = "dock"
     dock: str = field(metadata=SUBJECT_ONLY)
     version: str
     bays: tuple[str, ...]
-
-    @property
-    def subject(self) -> str:
-        return self.dock
 
 
 @dataclass(frozen=True)
 class DockStopped(CustodyEvent):
     TYPE: ClassVar[str] = "dock.stopped"
+    SUBJECT: ClassVar[str] = "dock"
     dock: str = field(metadata=SUBJECT_ONLY)
-
-    @property
-    def subject(self) -> str:
-        return self.dock
 
 
 # -- a recorder in a bay (check-in, checks, check-out, faults) ------------------------------
@@ -127,6 +123,7 @@ class RecorderDocked(CustodyEvent):
     """Check-in (art. 5(1)): who the recorder is and who is responsible for it."""
 
     TYPE: ClassVar[str] = "recorder.docked"
+    SUBJECT: ClassVar[str] = "serial"
     bay: int
     port: str
     serial: str
@@ -138,23 +135,16 @@ class RecorderDocked(CustodyEvent):
     registry_state: str | None
     recorder_officer_id: str | None
 
-    @property
-    def subject(self) -> str:
-        return self.serial
-
 
 @dataclass(frozen=True)
 class RecorderHealthChecked(CustodyEvent):
     """The art. 4 checks: battery, storage, clock (``details`` is the health report)."""
 
     TYPE: ClassVar[str] = "recorder.health"
+    SUBJECT: ClassVar[str] = "serial"
     bay: int
     serial: str
     details: Mapping[str, object] = merged()
-
-    @property
-    def subject(self) -> str:
-        return self.serial
 
 
 @dataclass(frozen=True)
@@ -162,6 +152,7 @@ class ClockSet(CustodyEvent):
     """The recorder's clock was set (art. 4)."""
 
     TYPE: ClassVar[str] = "clock.set"
+    SUBJECT: ClassVar[str] = "serial"
     bay: int
     serial: str
     set_to: str
@@ -170,26 +161,19 @@ class ClockSet(CustodyEvent):
     drift_after_s: float | None
     error: str | None
 
-    @property
-    def subject(self) -> str:
-        return self.serial
-
 
 @dataclass(frozen=True)
 class RecorderUndocked(CustodyEvent):
     """Check-out (art. 5(1))."""
 
     TYPE: ClassVar[str] = "recorder.undocked"
+    SUBJECT: ClassVar[str] = "serial"
     bay: int
     serial: str
     officer_id: str | None
     officer_name: str | None
     state: str
     fault: str | None
-
-    @property
-    def subject(self) -> str:
-        return self.serial
 
 
 @dataclass(frozen=True)
@@ -229,14 +213,11 @@ class BayFault(CustodyEvent):
 @dataclass(frozen=True)
 class RecorderFileDeleted(CustodyEvent):
     TYPE: ClassVar[str] = "recorder.file_deleted"
+    SUBJECT: ClassVar[str] = "serial"
     serial: str
     source_path: str
     sha256: str
     size: int
-
-    @property
-    def subject(self) -> str:
-        return self.serial
 
 
 @dataclass(frozen=True)
@@ -248,14 +229,11 @@ class RecorderFileDeleteFailed(RecorderFileDeleted):
 @dataclass(frozen=True)
 class RecorderCleared(CustodyEvent):
     TYPE: ClassVar[str] = "recorder.cleared"
+    SUBJECT: ClassVar[str] = "serial"
     serial: str
     deleted: int
     kept: int
     kept_reasons: tuple[str, ...]
-
-    @property
-    def subject(self) -> str:
-        return self.serial
 
 
 # -- the recorder registry (art. 5(1), 7, 9, 10) --------------------------------------------
@@ -263,6 +241,7 @@ class RecorderCleared(CustodyEvent):
 @dataclass(frozen=True)
 class RecorderEnrolled(CustodyEvent):
     TYPE: ClassVar[str] = "recorder.enrolled"
+    SUBJECT: ClassVar[str] = "serial"
     serial: str
     brand: str | None
     model: str | None
@@ -270,46 +249,33 @@ class RecorderEnrolled(CustodyEvent):
     officer_name: str | None
     unit: str | None
 
-    @property
-    def subject(self) -> str:
-        return self.serial
-
 
 @dataclass(frozen=True)
 class RecorderAssigned(CustodyEvent):
     TYPE: ClassVar[str] = "recorder.assigned"
+    SUBJECT: ClassVar[str] = "serial"
     serial: str
     officer_id: str
     officer_name: str | None
     unit: str | None
     previous_officer_id: str | None
 
-    @property
-    def subject(self) -> str:
-        return self.serial
-
 
 @dataclass(frozen=True)
 class RecorderStateChanged(CustodyEvent):
     TYPE: ClassVar[str] = "recorder.state_changed"
+    SUBJECT: ClassVar[str] = "serial"
     serial: str
     from_state: str = field(metadata=payload_key("from"))
     to_state: str = field(metadata=payload_key("to"))
-
-    @property
-    def subject(self) -> str:
-        return self.serial
 
 
 @dataclass(frozen=True)
 class RecorderRetired(CustodyEvent):
     TYPE: ClassVar[str] = "recorder.retired"
+    SUBJECT: ClassVar[str] = "serial"
     serial: str
     from_state: str = field(metadata=payload_key("from"))
-
-    @property
-    def subject(self) -> str:
-        return self.serial
 
 
 # -- offload sessions and their files (the store) -------------------------------------------
@@ -317,14 +283,11 @@ class RecorderRetired(CustodyEvent):
 @dataclass(frozen=True)
 class SessionStarted(CustodyEvent):
     TYPE: ClassVar[str] = "session.started"
+    SUBJECT: ClassVar[str] = "recorder"
     session_id: str
     recorder: str
     source: str
     details: Mapping[str, object] = merged()
-
-    @property
-    def subject(self) -> str:
-        return self.recorder
 
 
 @dataclass(frozen=True)
@@ -332,6 +295,7 @@ class FileIngested(CustodyEvent):
     """One file of a recorder is in the store (a new item, or one already held)."""
 
     TYPE: ClassVar[str] = "file.ingested"
+    SUBJECT: ClassVar[str] = "sha256"
     session_id: str
     sha256: str
     size: int
@@ -344,24 +308,17 @@ class FileIngested(CustodyEvent):
     sm3: str | None = optional(None)
     source_path_b64: str | None = optional(None)
 
-    @property
-    def subject(self) -> str:
-        return self.sha256
-
 
 @dataclass(frozen=True)
 class FileSkipped(CustodyEvent):
     """An entry of the volume that is not a regular file (or lies too deep) was not stored."""
 
     TYPE: ClassVar[str] = "file.skipped"
+    SUBJECT: ClassVar[str] = "recorder"
     recorder: str = field(metadata=SUBJECT_ONLY)
     session_id: str
     source_path: str
     reason: str
-
-    @property
-    def subject(self) -> str:
-        return self.recorder
 
 
 @dataclass(frozen=True)
@@ -369,15 +326,12 @@ class FileFailed(CustodyEvent):
     """A file of the volume could not be stored."""
 
     TYPE: ClassVar[str] = "file.failed"
+    SUBJECT: ClassVar[str] = "recorder"
     recorder: str = field(metadata=SUBJECT_ONLY)
     session_id: str
     source_path: str
     reason: str
     detail: str
-
-    @property
-    def subject(self) -> str:
-        return self.recorder
 
 
 @dataclass(frozen=True)
@@ -385,12 +339,9 @@ class SessionCompleted(CustodyEvent):
     """A session ended with every file looked at (``details``: the session's summary)."""
 
     TYPE: ClassVar[str] = "session.completed"
+    SUBJECT: ClassVar[str] = "recorder"
     recorder: str = field(metadata=SUBJECT_ONLY)
     details: Mapping[str, object] = merged()
-
-    @property
-    def subject(self) -> str:
-        return self.recorder
 
 
 @dataclass(frozen=True)
@@ -440,6 +391,7 @@ class ItemDeleted(CustodyEvent):
     """Prune removed a recording whose retention ended (art. 12(3))."""
 
     TYPE: ClassVar[str] = "item.deleted"
+    SUBJECT: ClassVar[str] = "sha256"
     sha256: str
     size: int
     reason: str
@@ -448,14 +400,11 @@ class ItemDeleted(CustodyEvent):
     due: str
     archived: bool
 
-    @property
-    def subject(self) -> str:
-        return self.sha256
-
 
 @dataclass(frozen=True)
 class HoldAdded(CustodyEvent):
     TYPE: ClassVar[str] = "hold.added"
+    SUBJECT: ClassVar[str] = "target"
     hold_id: int
     scope: str
     target: str
@@ -464,49 +413,36 @@ class HoldAdded(CustodyEvent):
     reason: str = ""
     by: str = ""
 
-    @property
-    def subject(self) -> str:
-        return self.target
-
 
 @dataclass(frozen=True)
 class HoldReleased(CustodyEvent):
     TYPE: ClassVar[str] = "hold.released"
+    SUBJECT: ClassVar[str] = "target"
     hold_id: int
     scope: str
     target: str
     by: str
 
-    @property
-    def subject(self) -> str:
-        return self.target
-
 
 @dataclass(frozen=True)
 class CaseTagged(CustodyEvent):
     TYPE: ClassVar[str] = "case.tagged"
+    SUBJECT: ClassVar[str] = "case"
     case: str
     items: tuple[str, ...]
     place: str | None
     by: str
     case_created: bool
 
-    @property
-    def subject(self) -> str:
-        return self.case
-
 
 @dataclass(frozen=True)
 class ItemAnnotated(CustodyEvent):
     TYPE: ClassVar[str] = "item.annotated"
+    SUBJECT: ClassVar[str] = "sha256"
     sha256: str
     place: str | None
     operator_name: str | None
     by: str
-
-    @property
-    def subject(self) -> str:
-        return self.sha256
 
 
 @dataclass(frozen=True)
@@ -514,6 +450,7 @@ class ExportCreated(CustodyEvent):
     """An evidence package was made (art. 12(4), 13, 14)."""
 
     TYPE: ClassVar[str] = "export.created"
+    SUBJECT: ClassVar[str] = "export_id"
     export_id: str
     case: str | None
     items: tuple[str, ...]
@@ -528,10 +465,6 @@ class ExportCreated(CustodyEvent):
     iso_sha256: str | None
     recordings: int
     bytes: int
-
-    @property
-    def subject(self) -> str:
-        return self.export_id
 
 
 @dataclass(frozen=True)
@@ -556,6 +489,7 @@ class AccessRegistered(CustodyEvent):
 @dataclass(frozen=True)
 class FileArchived(CustodyEvent):
     TYPE: ClassVar[str] = "file.archived"
+    SUBJECT: ClassVar[str] = "sha256"
     sha256: str
     size: int
     bucket: str
@@ -567,10 +501,6 @@ class FileArchived(CustodyEvent):
     legal_hold: str
     manifest_key: str
     manifest_version_id: str
-
-    @property
-    def subject(self) -> str:
-        return self.sha256
 
 
 @dataclass(frozen=True)
@@ -586,6 +516,7 @@ class ArchivedFile:
 @dataclass(frozen=True)
 class SessionArchived(CustodyEvent):
     TYPE: ClassVar[str] = "session.archived"
+    SUBJECT: ClassVar[str] = "session_id"
     session_id: str
     recorder: str
     mhl_c4: str | None
@@ -594,22 +525,15 @@ class SessionArchived(CustodyEvent):
     legal_hold: str
     files: Sequence[ArchivedFile]
 
-    @property
-    def subject(self) -> str:
-        return self.session_id
-
 
 @dataclass(frozen=True)
 class ArchiveLegalHold(CustodyEvent):
     """An archived object's legal hold was set or lifted, mirroring the dock's holds."""
 
     TYPE: ClassVar[str] = "archive.legal_hold"
+    SUBJECT: ClassVar[str] = "archived"
     archived: str = field(metadata=SUBJECT_ONLY)
     bucket: str
     key: str
     version_id: str
     legal_hold: str
-
-    @property
-    def subject(self) -> str:
-        return self.archived
