@@ -13,6 +13,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from dockd.store.keys import Signer, rotation_message, verify_signature
 from tests.conftest import write_tree
+from tests.custody_support import RawEvent
 
 Cli = Callable[..., subprocess.CompletedProcess[str]]
 
@@ -126,9 +127,9 @@ def test_a_forged_rotation_is_a_key_rotation_problem(open_test_store: Callable[.
     mine = Signer(Ed25519PrivateKey.generate())
     old = store.custody.signer.public_key_hex
     message = rotation_message("dock-test", old, mine.public_key_hex)
-    store.custody.append("key.rotated", "x", "store", {
+    store.custody.append(RawEvent("key.rotated", "store", {
         "dock": "dock-test", "old_public_key": old, "new_public_key": mine.public_key_hex,
-        "old_key_signature": mine.sign(message), "new_key_signature": mine.sign(message)},
+        "old_key_signature": mine.sign(message), "new_key_signature": mine.sign(message)}), "x",
         checkpoint=True)  # the dock checkpoints the tail the attacker extended
     problems = verify_store(store, "test").problems
     assert [(p.kind, p.detail) for p in problems if p.kind == "key_rotation"] == [

@@ -14,9 +14,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from dockd.dock.registry import enroll
 
 from dockd.clock import utc_iso
-from dockd.dock.registry import enroll
 from dockd.records.cases import annotate_items, tag_items
 from dockd.records.holds import HoldRequest, add_hold, release_hold
 from dockd.records.retention import RetentionPolicy, prune

@@ -366,6 +366,26 @@ class BatchUndone(CustodyEvent):
 
 
 @dataclass(frozen=True)
+class KeyRotated(CustodyEvent):
+    """The store's checkpoint key changed (``dockd key rotate``): the old key vouches for the
+    new one, unless it was lost (``reason: old_key_lost``, ``old_key_signature: None``)."""
+
+    TYPE: ClassVar[str] = "key.rotated"
+    dock: str
+    old_public_key: str
+    new_public_key: str
+    old_fingerprint: str
+    new_fingerprint: str
+    old_key_signature: str | None
+    new_key_signature: str
+    reason: str
+
+    @property
+    def subject(self) -> str:
+        return STORE_SUBJECT
+
+
+@dataclass(frozen=True)
 class VerifyCompleted(CustodyEvent):
     """``dockd verify`` found the store intact (``details``: what was checked)."""
 

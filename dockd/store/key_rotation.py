@@ -19,6 +19,7 @@ from dockd.clock import Clock
 from dockd.config import Config
 from dockd.errors import ConfigError, UsageError
 from dockd.store.catalog import Catalog
+from dockd.store.events import KeyRotated
 from dockd.store.fsutil import fsync_dir
 from dockd.store.keys import (
     Signer,
@@ -115,14 +116,11 @@ def rotate_key(config: Config, clock: Clock, actor: str, old_key_path: Path | No
     message = rotation_message(config.dock.id, expected, new.public_key_hex)
     store = open_store(config, clock, recover=False, signer=new)
     try:
-        record = store.custody.append("key.rotated", actor, "store", {
-            "dock": config.dock.id, "old_public_key": expected,
-            "new_public_key": new.public_key_hex,
-            "old_fingerprint": fingerprint(expected),
-            "new_fingerprint": fingerprint(new.public_key_hex),
-            "old_key_signature": old.sign(message) if old is not None else None,
-            "new_key_signature": new.sign(message),
-            "reason": "rotated" if old is not None else "old_key_lost"}, checkpoint=True)
+        record = store.custody.append(KeyRotated(
+            config.dock.id, expected, new.public_key_hex, fingerprint(expected),
+            fingerprint(new.public_key_hex), old.sign(message) if old is not None else None,
+            new.sign(message), "rotated" if old is not None else "old_key_lost"), actor,
+            checkpoint=True)
     finally:
         store.close()
     return Rotation(record.seq, expected, new.public_key_hex, old is not None, retired)
