@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from dockd.dock.registry import enroll
 
 from dockd.clock import utc_iso
 from dockd.records.cases import annotate_items, tag_items
@@ -23,6 +22,7 @@ from dockd.records.retention import RetentionPolicy, prune
 from dockd.store.custody import canonical_json, record_hash
 from dockd.store.evidence import EvidenceStore
 from dockd.store.ingest import Ingestor
+from dockd.store.registry import enroll
 from dockd.store.verify import Problem, verify_store
 from tests.records_support import T0, SettableClock, open_clocked_store
 
