@@ -18,15 +18,22 @@ This module knows nothing of MQTT clients; it takes (topic, payload) pairs.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from typing import Any
 
 from dockd.report.mqtt.payloads import decode
 from dockd.report.mqtt.topics import ParsedTopic, parse_topic
-from dockd.store.canonical import canonical_json
-from dockd.store.custody import GENESIS_HASH, checkpoint_from_dict, record_hash
-from dockd.store.keys import verify_signature
+from dockd.store.custody import checkpoint_from_dict
+from dockd.store.custody_check import (
+    HEX64,
+    checkpoint_key_problem,
+    checkpoint_records_problem,
+    hashed_body,
+    link_problem,
+    range_text,
+    ranges,
+    record_form_problem,
+)
 
 # Kinds of finding; every kind but "duplicate" makes ``dockd watch --verify`` fail, because
 # QoS 1 delivers at least once and an identical repeat proves nothing wrong.
@@ -36,10 +43,6 @@ FORGERY = "forgery"
 MALFORMED = "malformed"
 UNVERIFIED = "unverified_checkpoint"
 HARMLESS = frozenset({DUPLICATE})
-
-_HEX64 = re.compile(r"^[0-9a-f]{64}$")
-_RECORD_FIELDS = {"v", "dock", "seq", "event_id", "time", "type", "actor", "subject", "payload",
-                  "prev_hash", "hash"}
 
 
 @dataclass(frozen=True)
@@ -168,7 +171,7 @@ class StreamVerifier:
 
     def _custody(self, where: ParsedTopic, message: Any, error: str | None) -> list[Finding]:
         state = self.docks.setdefault(where.dock, _Dock())
-        problem = error or _record_form_problem(message)
+        problem = error or record_form_problem(message)
         if problem is not None:
             claimed = message.get("seq") if isinstance(message, dict) else None
             return [Finding(MALFORMED, where.dock,
@@ -177,16 +180,10 @@ class StreamVerifier:
         if message["dock"] != where.dock:
             return [Finding(FORGERY, where.dock, seq, f"record names dock {message['dock']!r} "
                             f"but came on {where.dock}'s topic")]
-        try:
-            body = canonical_json(message)
-            expected = record_hash(message["dock"], seq, message["event_id"], message["time"],
-                                   message["type"], message["actor"], message["subject"],
-                                   message["payload"], message["prev_hash"])
-        except (ValueError, TypeError, RecursionError) as exc:
-            return [Finding(MALFORMED, where.dock, seq, f"record cannot be hashed: {exc}")]
-        if expected != message["hash"]:
-            return [Finding(FORGERY, where.dock, seq,
-                            "hash does not match the record's content (edited or forged)")]
+        body, problem = hashed_body(message)
+        if body is None:
+            kind = MALFORMED if str(problem).startswith("record cannot") else FORGERY
+            return [Finding(kind, where.dock, seq, str(problem))]
         known = state.records.get(seq)
         if known is not None:
             if known[3] == body:
@@ -206,22 +203,14 @@ class StreamVerifier:
         return []
 
     def _links(self, dock: str, state: _Dock, seq: int, prev_hash: str, hash_: str) -> list[Finding]:
-        if seq == 1 and prev_hash != GENESIS_HASH:
-            return [Finding(FORGERY, dock, seq, "seq 1 does not start from the genesis hash")]
         before = state.records.get(seq - 1)
-        if before is not None and before[2] != prev_hash:
-            return [Finding(FORGERY, dock, seq, f"does not chain onto seq {seq - 1}")]
         after = state.records.get(seq + 1)
-        if after is not None and after[1] != hash_:
-            return [Finding(FORGERY, dock, seq, f"seq {seq + 1} does not chain onto it")]
-        pinned = state.checkpoints.get(seq)
-        if pinned is not None and pinned != hash_:
-            return [Finding(FORGERY, dock, seq, "differs from the signed checkpoint at this seq")]
-        pinned_before = state.checkpoints.get(seq - 1)
-        if pinned_before is not None and pinned_before != prev_hash:
-            return [Finding(FORGERY, dock, seq,
-                            f"does not chain onto the signed checkpoint at seq {seq - 1}")]
-        return []
+        problem = link_problem(seq, prev_hash, hash_,
+                               before=before[2] if before else None,
+                               after_prev=after[1] if after else None,
+                               pinned=state.checkpoints.get(seq),
+                               pinned_before=state.checkpoints.get(seq - 1))
+        return [] if problem is None else [Finding(FORGERY, dock, seq, problem)]
 
     def _gaps(self, dock: str, state: _Dock, until_seq: int | None) -> list[Finding]:
         if not state.records:
@@ -231,8 +220,8 @@ class StreamVerifier:
         start = self._start(state)
         end = max(max(state.records), until_seq or 0)
         missing = [s for s in range(start, end + 1) if s not in state.records]
-        return [Finding(GAP, dock, lo, f"seq {lo}" + (f"-{hi}" if hi != lo else "") + " missing")
-                for lo, hi in _ranges(missing)]
+        return [Finding(GAP, dock, lo, f"{range_text(lo, hi)} missing")
+                for lo, hi in ranges(missing)]
 
     def _start(self, state: _Dock) -> int:
         return self.from_seq if self.from_seq is not None else min(state.records)
@@ -257,19 +246,15 @@ class StreamVerifier:
         return self._check_checkpoint(where.dock, state, cp, key)
 
     def _check_checkpoint(self, dock: str, state: _Dock, cp: Any, key: str) -> list[Finding]:
-        if cp.public_key != key:
-            return [Finding(FORGERY, dock, cp.seq,
-                            "checkpoint carries a key that is not the dock's published key")]
-        if not verify_signature(key, cp.signed_bytes(), cp.signature):
-            return [Finding(FORGERY, dock, cp.seq, "checkpoint signature does not verify")]
+        problem = checkpoint_key_problem(cp, key, "published")
+        if problem is not None:
+            return [Finding(FORGERY, dock, cp.seq, problem)]
         record = state.records.get(cp.seq)
-        if record is not None and record[2] != cp.hash:
-            return [Finding(FORGERY, dock, cp.seq,
-                            "signed checkpoint disagrees with the record received for this seq")]
         following = state.records.get(cp.seq + 1)
-        if following is not None and following[1] != cp.hash:
-            return [Finding(FORGERY, dock, cp.seq + 1,
-                            f"record does not chain onto the signed checkpoint at seq {cp.seq}")]
+        disagreement = checkpoint_records_problem(cp, record[2] if record else None,
+                                                  following[1] if following else None)
+        if disagreement is not None:
+            return [Finding(FORGERY, dock, disagreement[0], disagreement[1])]
         state.checkpoints[cp.seq] = cp.hash
         state.checkpoints_verified += 1
         return []
@@ -278,7 +263,7 @@ class StreamVerifier:
         if not isinstance(message, dict):
             return []  # a status we cannot read says nothing about the chain
         key = message.get("public_key")
-        if not isinstance(key, str) or not _HEX64.match(key):
+        if not isinstance(key, str) or not HEX64.match(key):
             return []
         state = self.docks.setdefault(where.dock, _Dock())
         found: list[Finding] = []
@@ -295,36 +280,3 @@ class StreamVerifier:
             found += self._check_checkpoint(where.dock, state, cp, self.pinned_key or key)
         return found
 
-
-def _record_form_problem(message: Any) -> str | None:
-    """Why ``message`` is not a v1 custody record; None when its shape is right."""
-    if not isinstance(message, dict):
-        return "custody message is not a JSON object"
-    if set(message) != _RECORD_FIELDS:
-        missing = sorted(_RECORD_FIELDS - set(message))
-        extra = sorted(set(message) - _RECORD_FIELDS)
-        return f"custody record fields wrong (missing {missing}, unexpected {extra})"
-    if message["v"] != 1 or isinstance(message["v"], bool):
-        return f"custody record version {message['v']!r} is not 1"
-    seq = message["seq"]
-    if not isinstance(seq, int) or isinstance(seq, bool) or seq < 1:
-        return "custody record seq is not a positive integer"
-    for name in ("dock", "event_id", "time", "type", "actor", "subject"):
-        if not isinstance(message[name], str):
-            return f"custody record {name} is not a string"
-    if not isinstance(message["payload"], dict):
-        return "custody record payload is not an object"
-    for name in ("prev_hash", "hash"):
-        if not isinstance(message[name], str) or not _HEX64.match(message[name]):
-            return f"custody record {name} is not 64 hex digits"
-    return None
-
-
-def _ranges(numbers: list[int]) -> list[tuple[int, int]]:
-    out: list[tuple[int, int]] = []
-    for n in numbers:
-        if out and out[-1][1] == n - 1:
-            out[-1] = (out[-1][0], n)
-        else:
-            out.append((n, n))
-    return out
