@@ -24,6 +24,7 @@ from dockd.commands import (
     ingest,
     install,
     key,
+    ledger,
     log,
     prune,
     publish,
@@ -39,7 +40,7 @@ from dockd.logs import setup_logging
 
 # The command modules, in the order `dockd --help` lists them.
 COMMANDS = (ingest, catalog, log, verify, key, recorders, run, status, console, demo, install,
-            archive, hold, prune, case, export, access, report, watch, publish)
+            archive, hold, prune, case, export, access, report, watch, publish, ledger)
 
 
 

@@ -35,6 +35,9 @@ class ConnectionSettings:
     ca_file: Path | None = None
     cert_file: Path | None = None
     key_file: Path | None = None
+    # MQTT 5 Receive Maximum: QoS 1 messages the broker may send us before our acks (the
+    # ledger acks only after its commit, so this bounds what it holds uncommitted).
+    receive_maximum: int | None = None
 
 
 @dataclass(frozen=True)
@@ -90,6 +93,8 @@ def connect(client: mqtt.Client, settings: ConnectionSettings) -> None:
     if settings.protocol == "5":
         props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
         props.SessionExpiryInterval = settings.session_expiry_s
+        if settings.receive_maximum is not None:
+            props.ReceiveMaximum = settings.receive_maximum
         client.connect(settings.broker.host, settings.broker.port, settings.keepalive_s,
                        clean_start=settings.clean_start, properties=props)
     else:

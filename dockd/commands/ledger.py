@@ -1,0 +1,193 @@
+"""``dockd ledger …``: the bureau's central ledger (runs on a central server, not on a dock).
+
+* ``run`` — consume every dock's topics into PostgreSQL (systemd ``dockd-ledger.service``);
+* ``dock add ID --public-key HEX`` / ``dock list`` — enrol docks (never trust on first use);
+* ``status`` — each dock's verification state; ``alerts`` — open alerts;
+* ``report weekly|supervision`` — bureau-wide reports; ``serve`` — the supervision page.
+
+Exit codes: 0; 1 open alerts (``status --check``); 2 usage; 69 broker unusable; 75
+PostgreSQL unavailable; 78 config.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import socket
+from pathlib import Path
+from typing import Any
+
+from dockd.clock import SystemClock, utc_iso
+from dockd.commands.common import add_json_option, print_json
+from dockd.config import DOCK_ID_PATTERN, Config, load_config
+from dockd.errors import IntegrityError, UsageError
+from dockd.logs import setup_logging
+
+DEFAULT_LEDGER_CONFIG = Path("/etc/dockd/ledger.toml")
+
+
+def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = sub.add_parser("ledger", help="the bureau's central ledger of every dock (PostgreSQL)")
+    group = p.add_subparsers(dest="ledger_command", metavar="ACTION", parser_class=type(p))
+    group.required = True
+
+    run = group.add_parser("run", help="consume every dock's MQTT topics into the ledger")
+    run.add_argument("--client-id", metavar="ID",
+                     help="this instance's MQTT client id (default: [ledger.mqtt] client_id, "
+                          "else dockd-ledger-<host>); one per instance")
+    _config_option(run)
+    run.set_defaults(func=run_consumer)
+
+    dock = group.add_parser("dock", help="enrol docks and their checkpoint keys")
+    dsub = dock.add_subparsers(dest="dock_command", metavar="ACTION", parser_class=type(p))
+    dsub.required = True
+    add = dsub.add_parser("add", help="enrol a dock with its public key (`dockd key show`)")
+    add.add_argument("dock_id", metavar="ID")
+    add.add_argument("--public-key", required=True, metavar="HEX",
+                     help="the dock's Ed25519 public key, 64 hex digits")
+    add.add_argument("--site", metavar="SITE")
+    add.add_argument("--archive-prefix", metavar="PREFIX",
+                     help="the dock's key prefix in the archive bucket (default: its id)")
+    add.add_argument("--note", default="", metavar="TEXT")
+    add.add_argument("--replace", action="store_true",
+                     help="the dock has a new key (the old one is kept on record)")
+    _config_option(add)
+    add.set_defaults(func=run_dock_add)
+    lst = dsub.add_parser("list", help="enrolled docks")
+    _config_option(lst)
+    add_json_option(lst)
+    lst.set_defaults(func=run_dock_list)
+
+    status = group.add_parser("status", help="each dock's verification state")
+    status.add_argument("--check", action="store_true",
+                        help="exit 1 when any alert is open (for monitoring)")
+    _config_option(status)
+    add_json_option(status)
+    status.set_defaults(func=run_status)
+
+
+def _config_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", metavar="PATH",
+                        help="ledger config (default: $DOCKD_CONFIG or /etc/dockd/ledger.toml)")
+
+
+def ledger_config(args: argparse.Namespace) -> tuple[Config, Any]:
+    """The config and its ``[ledger]`` section."""
+    from dockd.ledger.settings import ledger_settings
+
+    path = args.config or os.environ.get("DOCKD_CONFIG") or DEFAULT_LEDGER_CONFIG
+    config = load_config(Path(path))
+    setup_logging(config.dock.log_level)
+    return config, ledger_settings(config)
+
+
+def open_ledger_db(section: Any, migrate: bool = True) -> Any:
+    """A migrated :class:`LedgerDb` for ``section``."""
+    from dockd.ledger.db import LedgerDb, connect
+    from dockd.ledger.db import migrate as do_migrate
+
+    conn = connect(section.database, section.database_password_file)
+    if migrate:
+        do_migrate(conn, SystemClock().now())
+    return LedgerDb(conn)
+
+
+def run_consumer(args: argparse.Namespace) -> int:
+    from dockd.ledger.consumer import LedgerConsumer
+    from dockd.report.mqtt.config import check_tls_files
+    from dockd.report.mqtt.connection import settings_from_section
+
+    _config, section = ledger_config(args)
+    check_tls_files(section.mqtt)
+    default_id = f"dockd-ledger-{socket.gethostname()}"[:64]
+    settings = settings_from_section(section.mqtt, default_id)
+    settings = dataclasses.replace(settings, receive_maximum=section.receive_maximum,
+                                   client_id=args.client_id or settings.client_id)
+    filler = None
+    if section.archive is not None:
+        from dockd.ledger.archive_fill import archive_filler
+
+        filler = archive_filler(section)
+    consumer = LedgerConsumer(section, settings, lambda: open_ledger_db(section),
+                              SystemClock(), filler=filler)
+    consumer.run()
+    return 0
+
+
+def run_dock_add(args: argparse.Namespace) -> int:
+    from dockd.store.evidence import actor
+
+    if not DOCK_ID_PATTERN.match(args.dock_id):
+        raise UsageError(f"dock id {args.dock_id!r}: letters, digits, '-' or '_', at most 64")
+    _config, section = ledger_config(args)
+    db = open_ledger_db(section)
+    try:
+        changed = db.add_dock(args.dock_id, args.public_key.strip().lower(), actor(),
+                              site=args.site, archive_prefix=args.archive_prefix,
+                              note=args.note, replace=args.replace)
+        replayed = _replay_rejected(db, section, args.dock_id) if changed else 0
+    finally:
+        db.close()
+    state = "enrolled" if changed else "already enrolled with this key"
+    extra = f"; {replayed} message(s) held back as from an unknown dock re-judged" \
+        if replayed else ""
+    print(f"dock {args.dock_id}: {state}{extra}")
+    return 0
+
+
+def _replay_rejected(db: Any, section: Any, dock: str) -> int:
+    """Messages rejected while the dock was unknown are judged again, now it is enrolled."""
+    from dockd.ledger.judge import judge
+
+    held = db.rejected_for_replay(dock)
+    if held:
+        items = [judge(section.mqtt.prefix, topic, payload, section.max_payload_bytes)
+                 for topic, payload in held]
+        db.apply_batch(items, SystemClock().now(), source="replay")
+    return len(held)
+
+
+def run_dock_list(args: argparse.Namespace) -> int:
+    from dockd.ledger.queries import dock_rows
+
+    _config, section = ledger_config(args)
+    db = open_ledger_db(section)
+    try:
+        rows = dock_rows(db.conn)
+    finally:
+        db.close()
+    if args.json:
+        print_json(rows)
+        return 0
+    for r in rows:
+        print(f"{r['dock']}  site={r['site'] or '-'}  key={r['public_key'][:16]}…  "
+              f"enrolled {r['enrolled_at']} by {r['enrolled_by']}")
+    if not rows:
+        print("no dock enrolled")
+    return 0
+
+
+def run_status(args: argparse.Namespace) -> int:
+    from dockd.ledger.queries import dock_states, open_alerts
+
+    _config, section = ledger_config(args)
+    db = open_ledger_db(section)
+    try:
+        docks = dock_states(db.conn, SystemClock().now())
+        alerts = open_alerts(db.conn)
+    finally:
+        db.close()
+    if args.json:
+        print_json({"docks": docks, "open_alerts": alerts, "time": utc_iso(SystemClock().now())})
+    else:
+        for d in docks:
+            print(f"{d['dock']}: {d['verification']}; records {d['records']} (seq 1.."
+                  f"{d['max_seq']}, verified to {d['contiguous_to']}), last checkpoint "
+                  f"{d['last_checkpoint_seq'] or '-'}, {d['open_alerts']} open alert(s), "
+                  f"{d['online']}")
+        for a in alerts:
+            print(f"  ALERT {a['kind']} {a['dock'] or '-'}: {a['detail']} (x{a['count']})")
+    if args.check and alerts:
+        raise IntegrityError(f"{len(alerts)} open alert(s) in the ledger")
+    return 0

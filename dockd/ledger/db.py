@@ -1,0 +1,444 @@
+"""The PostgreSQL edge of the ledger: connect, migrate, write batches, enrol docks.
+
+One :meth:`LedgerDb.apply_batch` call is one transaction: every message of the batch is
+written (kept, counted as duplicate, kept as fork evidence, or rejected) or none is. The
+MQTT side acknowledges the batch only after this returns. A dock's rows are written under
+a transaction-scoped advisory lock on the dock, so instances sharing a subscription see
+each other's committed neighbours and never judge the chain on half the rows.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import logging
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import psycopg
+from psycopg.types.json import Jsonb
+
+from dockd.errors import ConfigError, UsageError
+from dockd.ledger.errors import LedgerUnavailableError
+from dockd.ledger.judge import (
+    REPLAYED,
+    UNKNOWN_DOCK,
+    CheckpointIn,
+    Judged,
+    RecordIn,
+    Rejected,
+    StateIn,
+    reject,
+)
+from dockd.ledger.plan import (
+    ALERT_KEY,
+    ALERT_REJECTED,
+    ALERT_REPLAYED,
+    ALERT_UNKNOWN_DOCK,
+    Alert,
+    ChainRow,
+    DockPlan,
+    DockView,
+    plan_dock,
+)
+from dockd.ledger.schema import DDL, PARTITIONED, SCHEMA_VERSION, append_only_ddl
+from dockd.store.custody_check import HEX64
+
+log = logging.getLogger(__name__)
+_MIGRATE_LOCK = 0x646F636B64  # "dockd": one advisory lock id for schema changes
+
+
+@dataclass
+class BatchResult:
+    """Counts of one committed batch."""
+
+    kept: int = 0
+    duplicates: int = 0
+    forks: int = 0
+    rejected: int = 0
+    checkpoints: int = 0
+    states: int = 0
+    by_dock: dict[str, int] = field(default_factory=dict)
+
+
+def connect(dsn: str, password_file: Path | None = None, *,
+            application_name: str = "dockd-ledger") -> psycopg.Connection[Any]:
+    """A connection (autocommit off); LedgerUnavailableError when PostgreSQL is not there."""
+    kwargs: dict[str, Any] = {"application_name": application_name, "connect_timeout": 10}
+    if password_file is not None:
+        kwargs["password"] = _read_password(password_file)
+    try:
+        return psycopg.connect(dsn, **kwargs)
+    except psycopg.OperationalError as exc:
+        raise LedgerUnavailableError(f"PostgreSQL {_safe(dsn)} cannot be used: "
+                                     f"{_first_line(exc)}") from None
+
+
+def migrate(conn: psycopg.Connection[Any], now: dt.datetime) -> None:
+    """Create or update the tables, and the partitions of this month and the next."""
+    with conn.transaction():
+        conn.execute("SELECT pg_advisory_xact_lock(%s)", (_MIGRATE_LOCK,))
+        conn.execute(DDL)
+        conn.execute(append_only_ddl())
+        conn.execute("INSERT INTO ledger_meta (key, value) VALUES ('schema_version', %s)"
+                     " ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value",
+                     (str(SCHEMA_VERSION),))
+    ensure_partitions(conn, [month_of(now), next_month(month_of(now))], set())
+
+
+def month_of(moment: dt.datetime) -> dt.date:
+    """The first day of ``moment``'s UTC month."""
+    moment = moment.astimezone(dt.UTC)
+    return dt.date(moment.year, moment.month, 1)
+
+
+def next_month(month: dt.date) -> dt.date:
+    return dt.date(month.year + month.month // 12, month.month % 12 + 1, 1)
+
+
+def ensure_partitions(conn: psycopg.Connection[Any], months: Iterable[dt.date],
+                      known: set[dt.date]) -> None:
+    """Create the monthly partitions of every partitioned table (own transaction)."""
+    missing = sorted(set(months) - known)
+    if not missing:
+        return
+    with conn.transaction():
+        conn.execute("SELECT pg_advisory_xact_lock(%s)", (_MIGRATE_LOCK,))
+        for month in missing:
+            end = next_month(month)
+            for table in PARTITIONED:
+                name = f"{table}_y{month.year:04d}m{month.month:02d}"
+                conn.execute(f"CREATE TABLE IF NOT EXISTS {name} PARTITION OF {table} FOR VALUES"
+                             f" FROM ('{month.isoformat()} 00:00:00+00') TO"
+                             f" ('{end.isoformat()} 00:00:00+00')")
+    known.update(missing)
+
+
+class LedgerDb:
+    """The ledger's writes, on one connection."""
+
+    def __init__(self, conn: psycopg.Connection[Any]) -> None:
+        self.conn = conn
+        self.partitions: set[dt.date] = set()
+
+    def close(self) -> None:
+        self.conn.close()
+
+    # -- batches ---------------------------------------------------------------------
+
+    def apply_batch(self, items: Sequence[Judged], received_at: dt.datetime,
+                    source: str = "mqtt") -> BatchResult:
+        """Write one batch in one transaction (psycopg.Error propagates: nothing written)."""
+        records: dict[str, list[RecordIn]] = defaultdict(list)
+        checkpoints: dict[str, list[CheckpointIn]] = defaultdict(list)
+        states: list[StateIn] = []
+        rejected: list[Rejected] = []
+        for item in items:
+            if isinstance(item, RecordIn):
+                records[item.dock].append(item)
+            elif isinstance(item, CheckpointIn):
+                checkpoints[item.dock].append(item)
+            elif isinstance(item, StateIn):
+                states.append(item)
+            else:
+                rejected.append(item)
+        months = {month_of(r.at) for rs in records.values() for r in rs}
+        ensure_partitions(self.conn, months | {month_of(received_at)}, self.partitions)
+        result = BatchResult()
+        with self.conn.transaction():
+            chained = sorted(set(records) | set(checkpoints))
+            for dock in chained:  # sorted: two instances never wait on each other in a cycle
+                self.conn.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))",
+                                  (dock,))
+            keys = self._enrolled(sorted(set(chained) | {s.dock for s in states}))
+            alerts: list[Alert] = []
+            for dock in chained:
+                plan = self._plan(dock, keys.get(dock), records[dock], checkpoints[dock])
+                self._write_plan(dock, plan, received_at, source, result)
+                rejected += plan.rejected
+                alerts += plan.alerts
+            for state in states:
+                self._state(state, keys.get(state.dock), received_at, rejected, alerts, result)
+            self._write_rejected(rejected, received_at, alerts)
+            result.rejected = len(rejected)
+            self.write_alerts(alerts, received_at)
+        return result
+
+    def _enrolled(self, docks: list[str]) -> dict[str, str]:
+        if not docks:
+            return {}
+        rows = self.conn.execute("SELECT dock, public_key FROM docks WHERE dock = ANY(%s)",
+                                 (docks,)).fetchall()
+        return {r[0]: r[1] for r in rows}
+
+    def _plan(self, dock: str, key: str | None, records: list[RecordIn],
+              checkpoints: list[CheckpointIn]) -> DockPlan:
+        view = DockView(dock, key)
+        if key is not None:
+            seqs = {s for r in records for s in (r.seq - 1, r.seq, r.seq + 1)}
+            seqs |= {s for c in checkpoints for s in (c.checkpoint.seq, c.checkpoint.seq + 1)}
+            for seq, event_id, prev_hash, hash_ in self.conn.execute(
+                    "SELECT seq, event_id::text, prev_hash, hash FROM custody_chain"
+                    " WHERE dock = %s AND seq = ANY(%s)", (dock, sorted(seqs))):
+                view.rows[seq] = ChainRow(seq, event_id, bytes(prev_hash).hex(),
+                                          bytes(hash_).hex())
+            for event_id, seq in self.conn.execute(
+                    "SELECT event_id::text, seq FROM custody_chain WHERE dock = %s"
+                    " AND event_id = ANY(%s::uuid[])", (dock, [r.event_id for r in records])):
+                view.event_ids[event_id] = seq
+            pinned = {s for r in records for s in (r.seq - 1, r.seq)}
+            pinned |= {c.checkpoint.seq for c in checkpoints}
+            for seq, hash_ in self.conn.execute(
+                    "SELECT seq, hash FROM checkpoints WHERE dock = %s AND seq = ANY(%s)",
+                    (dock, sorted(pinned))):
+                view.checkpoints[seq] = bytes(hash_).hex()
+        return plan_dock(view, records, checkpoints)
+
+    def _write_plan(self, dock: str, plan: DockPlan, received_at: dt.datetime, source: str,
+                    result: BatchResult) -> None:
+        if plan.inserts:
+            with self.conn.cursor().copy(
+                    "COPY custody_chain (dock, seq, event_id, prev_hash, hash, at, received_at,"
+                    " source) FROM STDIN") as copy:
+                for r in plan.inserts:
+                    copy.write_row((dock, r.seq, r.event_id, bytes.fromhex(r.prev_hash),
+                                    bytes.fromhex(r.hash), r.at, received_at, source))
+            with self.conn.cursor().copy(
+                    "COPY custody (dock, seq, at, time, type, actor, subject, payload)"
+                    " FROM STDIN") as copy:
+                for r in plan.inserts:
+                    copy.write_row((dock, r.seq, r.at, r.time, r.type, r.actor, r.subject,
+                                    r.payload_json))
+        if plan.checkpoints:
+            self.conn.cursor().executemany(
+                "INSERT INTO checkpoints (dock, seq, hash, time, public_key, signature,"
+                " received_at, source) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)"
+                " ON CONFLICT (dock, seq) DO NOTHING",
+                [(dock, c.checkpoint.seq, bytes.fromhex(c.checkpoint.hash), c.checkpoint.time,
+                  c.checkpoint.public_key, c.checkpoint.signature, received_at, source)
+                 for c in plan.checkpoints])
+        if plan.forks:
+            self.conn.cursor().executemany(
+                "INSERT INTO forks (dock, seq, kind, reason, body, topic, received_at)"
+                " VALUES (%s, %s, %s, %s, %s, %s, %s)",
+                [(f.dock, f.seq, f.kind, f.reason, f.body, f.topic, received_at)
+                 for f in plan.forks])
+        if plan.inserts or plan.checkpoints or plan.duplicates:
+            inserted = {r.seq for r in plan.inserts}
+            row = self.conn.execute("SELECT contiguous_to FROM docks WHERE dock = %s",
+                                    (dock,)).fetchone()
+            contiguous = row[0] if row else 0
+            while contiguous + 1 in inserted:
+                contiguous += 1
+            self.conn.execute(
+                "UPDATE docks SET max_seq = greatest(max_seq, %s), records = records + %s,"
+                " duplicates = duplicates + %s, contiguous_to = greatest(contiguous_to, %s),"
+                " last_record_at = CASE WHEN %s THEN %s ELSE last_record_at END,"
+                " last_checkpoint_seq = greatest(last_checkpoint_seq, %s)"
+                " WHERE dock = %s",
+                (max(inserted, default=0), len(plan.inserts), plan.duplicates, contiguous,
+                 bool(plan.inserts), received_at,
+                 max((c.checkpoint.seq for c in plan.checkpoints), default=None), dock))
+        result.kept += len(plan.inserts)
+        result.duplicates += plan.duplicates
+        result.forks += len(plan.forks)
+        result.checkpoints += len(plan.checkpoints)
+        if plan.inserts:
+            result.by_dock[dock] = result.by_dock.get(dock, 0) + len(plan.inserts)
+
+    # -- status, bays, health, the docks' own alerts ----------------------------------
+
+    def _state(self, s: StateIn, key: str | None, received_at: dt.datetime,
+               rejected: list[Rejected], alerts: list[Alert], result: BatchResult) -> None:
+        if key is None:
+            rejected.append(reject(UNKNOWN_DOCK, f"dock {s.dock!r} is not enrolled (dockd "
+                                   "ledger dock add)", s.topic, s.dock, None, s.raw))
+            alerts.append(Alert(s.dock, ALERT_UNKNOWN_DOCK, "",
+                                f"messages from dock {s.dock!r}, which is not enrolled"))
+            return
+        m = s.message
+        stale = self._stale(s)
+        if stale is not None:
+            rejected.append(reject(REPLAYED, stale, s.topic, s.dock, None, s.raw))
+            alerts.append(Alert(s.dock, ALERT_REPLAYED, s.kind, stale))
+            return
+        result.states += 1
+        if s.kind == "status":
+            if m["public_key"] != key:
+                alerts.append(Alert(s.dock, ALERT_KEY, m["public_key"],
+                                    f"status publishes key {m['public_key'][:16]}…, not the "
+                                    f"enrolled {key[:16]}…"))
+            self.conn.execute(
+                "INSERT INTO dock_status (dock, site, state, time, public_key, message,"
+                " received_at) VALUES (%s, %s, %s, %s, %s, %s, %s) ON CONFLICT (dock) DO UPDATE"
+                " SET site = EXCLUDED.site, state = EXCLUDED.state, time = EXCLUDED.time,"
+                " public_key = EXCLUDED.public_key, message = EXCLUDED.message,"
+                " received_at = EXCLUDED.received_at",
+                (s.dock, s.site, m["state"], m["time"], m["public_key"], Jsonb(m), received_at))
+            self.conn.execute("UPDATE docks SET site = %s WHERE dock = %s", (s.site, s.dock))
+        elif s.kind == "bay":
+            self.conn.execute(
+                "INSERT INTO bay_states (dock, bay, state, fault, recorder, officer, updated_at,"
+                " message, received_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)"
+                " ON CONFLICT (dock, bay) DO UPDATE SET state = EXCLUDED.state,"
+                " fault = EXCLUDED.fault, recorder = EXCLUDED.recorder,"
+                " officer = EXCLUDED.officer, updated_at = EXCLUDED.updated_at,"
+                " message = EXCLUDED.message, received_at = EXCLUDED.received_at",
+                (s.dock, m["bay"], m["state"], m["fault"], m["recorder"], m["officer"],
+                 m["updated_at"], Jsonb(m), received_at))
+        elif s.kind == "health":
+            self.conn.execute(
+                "INSERT INTO recorder_health (dock, recorder, last_docked, message, received_at)"
+                " VALUES (%s, %s, %s, %s, %s) ON CONFLICT (dock, recorder) DO UPDATE SET"
+                " last_docked = EXCLUDED.last_docked, message = EXCLUDED.message,"
+                " received_at = EXCLUDED.received_at",
+                (s.dock, m["recorder"], m["last_docked"], Jsonb(m), received_at))
+        else:
+            from dockd.ledger.judge import parse_record_time
+
+            at = parse_record_time(m["time"]) or received_at
+            self.conn.execute(
+                "INSERT INTO dock_alerts (dock, body_sha256, time, at, reason, bay, recorder,"
+                " detail, received_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)"
+                " ON CONFLICT DO NOTHING",
+                (s.dock, hashlib.sha256(s.raw).digest(), m["time"], at, m["reason"], m["bay"],
+                 m["recorder"], m.get("detail") or "", received_at))
+
+    def _stale(self, s: StateIn) -> str | None:
+        """Why a state message is an old one replayed (older than the one kept)."""
+        if s.kind == "status":
+            row = self.conn.execute("SELECT time FROM dock_status WHERE dock = %s",
+                                    (s.dock,)).fetchone()
+            new, what = s.message["time"], "status"
+        elif s.kind == "bay":
+            row = self.conn.execute("SELECT updated_at FROM bay_states WHERE dock = %s AND"
+                                    " bay = %s", (s.dock, s.message["bay"])).fetchone()
+            new, what = s.message["updated_at"], f"bay {s.message['bay']} state"
+        elif s.kind == "health":
+            row = self.conn.execute("SELECT last_docked FROM recorder_health WHERE dock = %s"
+                                    " AND recorder = %s", (s.dock, s.key)).fetchone()
+            new, what = s.message["last_docked"], f"health of {s.key}"
+        else:
+            return None
+        old = row[0] if row else None
+        if old is None or new is None or _instant(new) is None or _instant(old) is None:
+            return None
+        if _instant(new) < _instant(old):  # type: ignore[operator]
+            return f"{what} of {new} is older than the one kept ({old}): replayed"
+        return None
+
+    # -- rejected messages and alerts -----------------------------------------------------
+
+    def _write_rejected(self, rejected: list[Rejected], received_at: dt.datetime,
+                        alerts: list[Alert]) -> None:
+        if not rejected:
+            return
+        self.conn.cursor().executemany(
+            "INSERT INTO rejected (received_at, topic, dock, seq, code, reason, payload,"
+            " payload_bytes, payload_sha256) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
+            [(received_at, _clean(r.topic), r.dock, r.seq, r.code, _clean(r.reason), r.payload,
+              r.payload_bytes, r.payload_sha256) for r in rejected])
+        for r in rejected:
+            if r.code in (UNKNOWN_DOCK, REPLAYED) or r.code.startswith(("key_", "bad_")):
+                continue  # these already raised their own kind of alert
+            alerts.append(Alert(r.dock, ALERT_REJECTED, r.code,
+                                f"{r.code}: {_clean(r.reason)[:300]} (topic {_clean(r.topic)[:120]})",
+                                r.seq, r.seq))
+
+    def write_alerts(self, alerts: list[Alert], now: dt.datetime) -> None:
+        """Open each alert, or count it again when the same one is open."""
+        if not alerts:
+            return
+        self.conn.cursor().executemany(
+            "INSERT INTO alerts (dock, kind, key, detail, seq_from, seq_to, first_seen,"
+            " last_seen) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)"
+            " ON CONFLICT (coalesce(dock, ''), kind, key) WHERE closed_at IS NULL"
+            " DO UPDATE SET count = alerts.count + 1, last_seen = EXCLUDED.last_seen,"
+            " detail = EXCLUDED.detail",
+            [(a.dock, a.kind, a.key, a.detail, a.seq_from, a.seq_to, now, now) for a in alerts])
+
+    # -- enrolment -------------------------------------------------------------------
+
+    def add_dock(self, dock: str, public_key: str, by: str, *, site: str | None = None,
+                 archive_prefix: str | None = None, note: str = "",
+                 replace: bool = False) -> bool:
+        """Enrol ``dock`` with ``public_key``; True when the key is new or changed.
+
+        A dock already enrolled with another key is refused unless ``replace``: a new key
+        is a security event an administrator decides, never something the ledger learns.
+        """
+        if not HEX64.match(public_key):
+            raise UsageError("--public-key: expected 64 lower-case hex digits (the dock's "
+                             "`dockd key show`)")
+        with self.conn.transaction():
+            row = self.conn.execute("SELECT public_key FROM docks WHERE dock = %s FOR UPDATE",
+                                    (dock,)).fetchone()
+            if row is not None and row[0] == public_key:
+                self.conn.execute("UPDATE docks SET site = coalesce(%s, site), archive_prefix ="
+                                  " coalesce(%s, archive_prefix), note = %s WHERE dock = %s",
+                                  (site, archive_prefix, note, dock))
+                return False
+            if row is not None and not replace:
+                raise UsageError(f"dock {dock} is enrolled with another key "
+                                 f"({row[0][:16]}…); give --replace to enrol the new one")
+            if row is None:
+                self.conn.execute("INSERT INTO docks (dock, public_key, site, archive_prefix,"
+                                  " enrolled_by, note) VALUES (%s, %s, %s, %s, %s, %s)",
+                                  (dock, public_key, site, archive_prefix, by, note))
+            else:
+                self.conn.execute("UPDATE dock_keys SET replaced_at = now() WHERE dock = %s"
+                                  " AND replaced_at IS NULL", (dock,))
+                self.conn.execute("UPDATE docks SET public_key = %s, enrolled_at = now(),"
+                                  " enrolled_by = %s WHERE dock = %s", (public_key, by, dock))
+            self.conn.execute("INSERT INTO dock_keys (dock, public_key, enrolled_by)"
+                              " VALUES (%s, %s, %s)", (dock, public_key, by))
+        return True
+
+    def rejected_for_replay(self, dock: str) -> list[tuple[str, bytes]]:
+        """Messages of ``dock`` rejected because it was not enrolled, oldest first."""
+        rows = self.conn.execute(
+            "SELECT topic, payload FROM rejected WHERE dock = %s AND code = %s"
+            " AND payload_bytes = length(payload) ORDER BY received_at, id",
+            (dock, UNKNOWN_DOCK)).fetchall()
+        self.conn.commit()
+        return [(r[0], bytes(r[1])) for r in rows]
+
+    def close_alerts(self, dock: str, kind: str, resolution: str, now: dt.datetime) -> None:
+        with self.conn.transaction():
+            self.conn.execute("UPDATE alerts SET closed_at = %s, resolution = %s WHERE dock = %s"
+                              " AND kind = %s AND closed_at IS NULL", (now, resolution, dock, kind))
+
+
+def _instant(text: object) -> dt.datetime | None:
+    from dockd.ledger.judge import parse_record_time
+
+    return parse_record_time(text) if isinstance(text, str) else None
+
+
+def _clean(text: str) -> str:
+    # PostgreSQL text cannot hold NUL; a hostile topic or reason must still be stored.
+    return text.replace("\x00", "\\x00")
+
+
+def _read_password(path: Path) -> str:
+    try:
+        return path.read_text("utf-8").splitlines()[0]
+    except (OSError, UnicodeDecodeError, IndexError):
+        raise ConfigError(f"ledger.database_password_file: {path} cannot be read or is "
+                          "empty") from None
+
+
+def _safe(dsn: str) -> str:
+    """The DSN without any password, for messages."""
+    if "@" in dsn and "://" in dsn:
+        scheme, rest = dsn.split("://", 1)
+        user, host = rest.split("@", 1)
+        return f"{scheme}://{user.split(':')[0]}@{host}"
+    return dsn
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]

@@ -1,0 +1,193 @@
+"""The ``[ledger]`` config section of the bureau's central ledger (not of a dock).
+
+::
+
+    [ledger]
+    database = "postgresql://dockd_ledger@db.bureau.example/dockd_ledger"
+    database_password_file = "/etc/dockd/ledger-db.password"  # optional; line 1 = password
+    share_group = "ledger"        # MQTT 5 shared subscription group; "" = none
+    batch_max = 500               # messages per PostgreSQL transaction at most
+    batch_wait_s = 0.05           # how long a batch may wait to fill
+    receive_maximum = 2000        # QoS 1 messages the broker may have awaiting our ack
+    max_payload_bytes = 262144    # larger messages are rejected (kept: first 4 KiB + hash)
+    gap_grace_s = 30              # a hole older than this is an open gap alert
+    verify_interval_s = 5         # how often holes and the verified-to mark are worked out
+    archive_retry_s = 300         # how often an open gap is looked for again in the archive
+    reconnect_min_s = 1.0         # PostgreSQL reconnect back-off
+    reconnect_max_s = 60.0
+    undocked_alert_hours = 48     # bureau reports: "not docked since"
+    timezone = "Asia/Shanghai"    # reports' local days and weeks
+    [ledger.mqtt]                 # the broker: same keys as a dock's [mqtt]
+    broker = "mqtts://broker.bureau.example:8883"
+    client_id = "dockd-ledger-1"  # one per instance; keeps the persistent session
+    [ledger.archive]              # optional: the WORM bucket gaps are filled from (read only)
+    endpoint_url = "https://s3.archive.bureau.example"
+    bucket = "dockd-evidence"
+    credentials_file = "/etc/dockd/ledger-archive-credentials.toml"
+    [ledger.web]
+    listen = "127.0.0.1:8480"
+    auth = "basic"                # "basic" (users_file, TLS required) or "proxy"
+    users_file = "/etc/dockd/ledger-users.toml"
+    tls_cert_file = "/etc/dockd/ledger.crt"
+    tls_key_file = "/etc/dockd/ledger.key"
+    proxy_user_header = "X-Remote-User"
+    proxy_trusted = ["127.0.0.1"] # only these peers may set the header
+
+Parsed once at start into :class:`LedgerSection`; unknown keys are errors like everywhere.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import zoneinfo
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from dockd.config import Config, TableReader, register_section
+from dockd.errors import ConfigError
+from dockd.records.archive.config import ArchiveSection, parse_archive
+from dockd.report.mqtt.config import MqttSection, parse_mqtt
+
+_SHARE_GROUP = re.compile(r"^[A-Za-z0-9_-]{0,64}$")
+_LISTEN = re.compile(r"^(?P<host>[A-Za-z0-9.:\[\]-]+):(?P<port>\d{1,5})$")
+_HEADER = re.compile(r"^[A-Za-z0-9-]{1,64}$")
+AUTH_MODES = ("basic", "proxy")
+
+
+@dataclass(frozen=True)
+class WebSection:
+    """``[ledger.web]``: where the supervision page listens and who may read it."""
+
+    host: str = "127.0.0.1"
+    port: int = 8480
+    auth: str = "basic"
+    users_file: Path | None = None
+    tls_cert_file: Path | None = None
+    tls_key_file: Path | None = None
+    proxy_user_header: str = "X-Remote-User"
+    proxy_trusted: tuple[str, ...] = ("127.0.0.1", "::1")
+    allow_plain_http: bool = False  # basic auth without TLS: tests and loopback only
+
+
+@dataclass(frozen=True)
+class LedgerSection:
+    """The parsed ``[ledger]`` section."""
+
+    database: str = ""
+    database_password_file: Path | None = None
+    share_group: str = "ledger"
+    batch_max: int = 500
+    batch_wait_s: float = 0.05
+    receive_maximum: int = 2000
+    max_payload_bytes: int = 256 << 10
+    gap_grace_s: float = 30.0
+    verify_interval_s: float = 5.0
+    archive_retry_s: float = 300.0
+    reconnect_min_s: float = 1.0
+    reconnect_max_s: float = 60.0
+    undocked_alert_hours: int = 48
+    timezone: str = "Asia/Shanghai"
+    mqtt: MqttSection = field(default_factory=MqttSection)
+    archive: ArchiveSection | None = None
+    web: WebSection | None = None  # None: no [ledger.web], `dockd ledger serve` refuses
+
+    @property
+    def tz(self) -> dt.tzinfo:
+        return zoneinfo.ZoneInfo(self.timezone)
+
+
+def parse_ledger(t: TableReader) -> LedgerSection | None:
+    """Validate ``[ledger]``; None when the section is absent (a dock's config)."""
+    if not t.data:
+        return None
+    mqtt_table = t.table("mqtt")
+    mqtt = parse_mqtt(mqtt_table)
+    mqtt_table.finish()
+    archive_table = t.table("archive")
+    archive = parse_archive(archive_table)
+    archive_table.finish()
+    web_table = t.table("web")
+    web = _parse_web(web_table)
+    web_table.finish()
+    timezone = t.get("timezone", str, LedgerSection.timezone)
+    try:
+        zoneinfo.ZoneInfo(timezone)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        raise ConfigError(f"{t.key('timezone')}: {timezone!r} is not a time zone "
+                          "(e.g. Asia/Shanghai)") from None
+    section = LedgerSection(
+        database=t.get("database", str, ""),
+        database_password_file=t.path("database_password_file", None),
+        share_group=t.string("share_group", "ledger", _SHARE_GROUP,
+                             "letters, digits, '_' or '-' (empty: no shared subscription)"),
+        batch_max=t.integer("batch_max", 500, minimum=1, maximum=100_000),
+        batch_wait_s=t.number("batch_wait_s", 0.05, minimum=0.0, maximum=10),
+        receive_maximum=t.integer("receive_maximum", 2000, minimum=1, maximum=65535),
+        max_payload_bytes=t.integer("max_payload_bytes", 256 << 10, minimum=1024,
+                                    maximum=256 << 20),
+        gap_grace_s=t.number("gap_grace_s", 30.0, minimum=0.0, maximum=86400),
+        verify_interval_s=t.number("verify_interval_s", 5.0, minimum=0.05, maximum=3600),
+        archive_retry_s=t.number("archive_retry_s", 300.0, minimum=0.0, maximum=86400),
+        reconnect_min_s=t.number("reconnect_min_s", 1.0, minimum=0.01, maximum=3600),
+        reconnect_max_s=t.number("reconnect_max_s", 60.0, minimum=0.01, maximum=3600),
+        undocked_alert_hours=t.integer("undocked_alert_hours", 48, minimum=1, maximum=8760),
+        timezone=timezone,
+        mqtt=mqtt, archive=archive, web=web)
+    if not section.database.startswith(("postgresql://", "postgres://")):
+        raise ConfigError(f"{t.key('database')}: expected a postgresql:// URL "
+                          "(the password goes in database_password_file)")
+    if ":" in section.database.split("://", 1)[1].split("@", 1)[0] and \
+            "@" in section.database:
+        raise ConfigError(f"{t.key('database')}: put the password in database_password_file, "
+                          "not in the URL")
+    if section.batch_max > section.receive_maximum:
+        raise ConfigError(f"{t.key('batch_max')}: must not exceed receive_maximum "
+                          f"({section.receive_maximum}); a batch could never fill")
+    if section.reconnect_max_s < section.reconnect_min_s:
+        raise ConfigError(f"{t.key('reconnect_max_s')}: must not be below reconnect_min_s")
+    return section
+
+
+def _parse_web(t: TableReader) -> WebSection | None:
+    if not t.data:
+        return None
+    listen = t.get("listen", str, "127.0.0.1:8480")
+    match = _LISTEN.match(listen)
+    if not match or not 0 < int(match["port"]) < 65536:
+        raise ConfigError(f"{t.key('listen')}: {listen!r} is not HOST:PORT")
+    trusted = t.string_list("proxy_trusted", ("127.0.0.1", "::1"))
+    section = WebSection(
+        host=match["host"].strip("[]"), port=int(match["port"]),
+        auth=t.choice("auth", "basic", AUTH_MODES),
+        users_file=t.path("users_file", None),
+        tls_cert_file=t.path("tls_cert_file", None),
+        tls_key_file=t.path("tls_key_file", None),
+        proxy_user_header=t.string("proxy_user_header", "X-Remote-User", _HEADER,
+                                   "an HTTP header name"),
+        proxy_trusted=trusted,
+        allow_plain_http=t.boolean("allow_plain_http", False))
+    if (section.tls_cert_file is None) != (section.tls_key_file is None):
+        raise ConfigError(f"{t.key('tls_cert_file')}: TLS needs both tls_cert_file and "
+                          "tls_key_file")
+    if section.auth == "basic":
+        if section.users_file is None:
+            raise ConfigError(f"{t.key('users_file')}: auth = \"basic\" needs a users_file")
+        if section.tls_cert_file is None and not section.allow_plain_http:
+            raise ConfigError(f"{t.key('tls_cert_file')}: HTTP basic auth sends the password "
+                              "with every request; set tls_cert_file/tls_key_file (or "
+                              "auth = \"proxy\" behind the bureau's TLS proxy)")
+    return section
+
+
+def ledger_settings(config: Config) -> LedgerSection:
+    """The ``[ledger]`` section of ``config``; ConfigError when the config has none."""
+    section = config.extra_sections.get("ledger")
+    if not isinstance(section, LedgerSection):
+        where = config.source or "the config"
+        raise ConfigError(f"ledger: {where} has no [ledger] section (the ledger runs on a "
+                          "central server with its own config, see docs/ledger.md)")
+    return section
+
+
+register_section("ledger", parse_ledger)
