@@ -25,6 +25,7 @@ from dockd.errors import IntegrityError, UsageError
 from dockd.logs import setup_logging
 
 DEFAULT_LEDGER_CONFIG = Path("/etc/dockd/ledger.toml")
+REPORT_FORMATS = ("text", "json", "csv", "pdf")
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -65,6 +66,30 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     _config_option(status)
     add_json_option(status)
     status.set_defaults(func=run_status)
+
+    serve = group.add_parser("serve", help="the read-only supervision web page")
+    serve.add_argument("--listen", metavar="HOST:PORT", help="override [ledger.web] listen")
+    _config_option(serve)
+    serve.set_defaults(func=run_serve)
+
+    hashpw = group.add_parser("hash-password",
+                              help="read a password on stdin, print its users-file hash")
+    hashpw.set_defaults(func=run_hash_password)
+
+    report = group.add_parser("report", help="bureau-wide weekly and supervision reports")
+    rsub = report.add_subparsers(dest="report_kind", metavar="REPORT", parser_class=type(p))
+    rsub.required = True
+    for name, text in (("weekly", "every dock: docks, sessions, files, faults, exports, "
+                                  "access, verification (art. 12(2))"),
+                       ("supervision", "integrity, offload failures, recorders never docked "
+                                       "or overdue, holds, ledger alerts (art. 15-16)")):
+        r = rsub.add_parser(name, help=text)
+        r.add_argument("--week", metavar="YYYY-Www", help="ISO week (default: the last "
+                                                          "complete week)")
+        r.add_argument("--format", choices=REPORT_FORMATS, default="text")
+        r.add_argument("--out", type=Path, metavar="FILE", help="write to FILE (pdf needs it)")
+        _config_option(r)
+        r.set_defaults(func=run_report)
 
 
 def _config_option(parser: argparse.ArgumentParser) -> None:
@@ -190,4 +215,85 @@ def run_status(args: argparse.Namespace) -> int:
             print(f"  ALERT {a['kind']} {a['dock'] or '-'}: {a['detail']} (x{a['count']})")
     if args.check and alerts:
         raise IntegrityError(f"{len(alerts)} open alert(s) in the ledger")
+    return 0
+
+
+def run_report(args: argparse.Namespace) -> int:
+    import json
+    import sys
+
+    from dockd.ledger.render import to_csv, to_text, write_pdf
+    from dockd.ledger.reports import bureau_report
+    from dockd.ledger.words import env_language, words
+    from dockd.records.periods import parse_week, previous_week
+
+    if args.format == "pdf" and args.out is None:
+        raise UsageError("--format pdf needs --out FILE")
+    if args.out is not None and args.out.exists():
+        raise UsageError(f"--out {args.out} already exists")
+    _config, section = ledger_config(args)
+    now = SystemClock().now()
+    period = parse_week(args.week, section.tz) if args.week else previous_week(now, section.tz)
+    db = open_ledger_db(section)
+    try:
+        report = bureau_report(db.conn, args.report_kind, period, now,
+                               section.undocked_alert_hours)
+    finally:
+        db.close()
+    _ = words(env_language())
+    if args.format == "pdf":
+        write_pdf(report, args.out, _)
+        print(f"wrote {args.out}")
+        return 0
+    if args.format == "json":
+        text = json.dumps(report.to_json_dict(), ensure_ascii=False, indent=2) + "\n"
+    else:
+        text = to_csv(report, _) if args.format == "csv" else to_text(report, _)
+    if args.out is None:
+        sys.stdout.write(text)
+    else:
+        args.out.write_text(text, encoding="utf-8")
+        print(f"wrote {args.out}")
+    return 0
+
+
+def run_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from dockd.ledger.db import connect
+    from dockd.ledger.settings import parse_listen
+    from dockd.ledger.web.app import ConnectionPool, create_app
+
+    _config, section = ledger_config(args)
+    web = section.web
+    if web is None:
+        raise UsageError("the config has no [ledger.web] section (listen, auth, users_file or "
+                         "the proxy header, TLS; see docs/ledger.md)")
+    if args.listen:
+        host, port = parse_listen(args.listen, "--listen")
+        web = dataclasses.replace(web, host=host, port=port)
+    # Migrate once with a writing connection; the page's own connections are read-only.
+    open_ledger_db(section).close()
+    pool = ConnectionPool(lambda: connect(section.database, section.database_password_file,
+                                          application_name="dockd-ledger-web", read_only=True))
+    app = create_app(section, web, pool, SystemClock())
+    tls = {"ssl_certfile": str(web.tls_cert_file), "ssl_keyfile": str(web.tls_key_file)} \
+        if web.tls_cert_file and web.tls_key_file else {}
+    uvicorn.run(app, host=web.host, port=web.port, log_level="warning", access_log=False,
+                proxy_headers=False, server_header=False, **tls)  # type: ignore[arg-type]
+    pool.close()
+    return 0
+
+
+def run_hash_password(args: argparse.Namespace) -> int:
+    import getpass
+    import sys
+
+    from dockd.ledger.web.auth import hash_password
+
+    password = getpass.getpass("password: ") if sys.stdin.isatty() else sys.stdin.readline()
+    password = password.rstrip("\n")
+    if len(password) < 8:
+        raise UsageError("the password must have at least 8 characters")
+    print(hash_password(password))
     return 0

@@ -65,9 +65,15 @@ class BatchResult:
 
 
 def connect(dsn: str, password_file: Path | None = None, *,
-            application_name: str = "dockd-ledger") -> psycopg.Connection[Any]:
-    """A connection (autocommit off); LedgerUnavailableError when PostgreSQL is not there."""
+            application_name: str = "dockd-ledger",
+            read_only: bool = False) -> psycopg.Connection[Any]:
+    """A connection (autocommit off); LedgerUnavailableError when PostgreSQL is not there.
+
+    ``read_only`` makes every transaction of the session read-only on the server side
+    (the supervision page and the reports cannot write, whatever their code does)."""
     kwargs: dict[str, Any] = {"application_name": application_name, "connect_timeout": 10}
+    if read_only:
+        kwargs["options"] = "-c default_transaction_read_only=on"
     if password_file is not None:
         kwargs["password"] = _read_password(password_file)
     try:
@@ -356,7 +362,9 @@ class LedgerDb:
             "INSERT INTO alerts (dock, kind, key, detail, seq_from, seq_to, first_seen,"
             " last_seen) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)"
             " ON CONFLICT (coalesce(dock, ''), kind, key) WHERE closed_at IS NULL"
-            " DO UPDATE SET count = alerts.count + 1, last_seen = EXCLUDED.last_seen,"
+            # A gap is re-asserted by every pass; it counts once (the others count arrivals).
+            " DO UPDATE SET count = alerts.count + (alerts.kind <> 'gap')::int,"
+            " last_seen = EXCLUDED.last_seen,"
             " detail = EXCLUDED.detail",
             [(a.dock, a.kind, a.key, a.detail, a.seq_from, a.seq_to, now, now) for a in alerts])
 

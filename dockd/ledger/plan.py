@@ -156,8 +156,10 @@ def _record(view: DockView, r: RecordIn, plan: DockPlan) -> None:
         if kept.hash == r.hash:  # the hash covers every field: the very same record
             plan.duplicates += 1
             return
-        _fork(view, r, plan, ALERT_FORK, f"two different records claim seq {r.seq} (event "
-              f"ids {kept.event_id} kept, {r.event_id} not)")
+        same_id = kept.event_id == r.event_id
+        _fork(view, r, plan, ALERT_FORK, f"two different records claim seq {r.seq} "
+              + (f"(same event id {r.event_id}; the first received is kept)" if same_id else
+                 f"(event ids {kept.event_id} kept, {r.event_id} not)"))
         return
     other = view.event_ids.get(r.event_id)
     if other is not None:

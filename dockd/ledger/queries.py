@@ -42,7 +42,7 @@ def dock_rows(conn: psycopg.Connection[Any]) -> list[dict[str, Any]]:
 
 def dock_states(conn: psycopg.Connection[Any], now: dt.datetime) -> list[dict[str, Any]]:
     """Per dock: online state, counts, the verified-to mark, the last signed checkpoint and
-    a one-word verification state (``verified``, ``gaps``, ``alerts``, ``empty``)."""
+    a one-word verification state (``verified``, ``gaps``, ``alerts``, ``pending``, ``no_records``)."""
     rows = _rows(conn, """
         SELECT d.dock, coalesce(s.site, d.site) AS site, d.public_key, d.records, d.max_seq,
                d.contiguous_to, d.duplicates, d.last_record_at, d.last_checkpoint_seq,
@@ -65,7 +65,7 @@ def dock_states(conn: psycopg.Connection[Any], now: dt.datetime) -> list[dict[st
         elif r["open_alerts"]:
             r["verification"] = "alerts"
         elif not r["records"]:
-            r["verification"] = "empty"
+            r["verification"] = "no_records"
         elif r["contiguous_to"] < r["max_seq"]:
             r["verification"] = "pending"
         else:

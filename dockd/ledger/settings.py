@@ -39,6 +39,7 @@ Parsed once at start into :class:`LedgerSection`; unknown keys are errors like e
 from __future__ import annotations
 
 import datetime as dt
+import ipaddress
 import re
 import zoneinfo
 from dataclasses import dataclass, field
@@ -149,16 +150,27 @@ def parse_ledger(t: TableReader) -> LedgerSection | None:
     return section
 
 
+def parse_listen(text: str, key: str) -> tuple[str, int]:
+    """``HOST:PORT`` (``[v6]:PORT`` too); ConfigError naming ``key`` otherwise."""
+    match = _LISTEN.match(text)
+    if not match or not 0 < int(match["port"]) < 65536:
+        raise ConfigError(f"{key}: {text!r} is not HOST:PORT")
+    return match["host"].strip("[]"), int(match["port"])
+
+
 def _parse_web(t: TableReader) -> WebSection | None:
     if not t.data:
         return None
-    listen = t.get("listen", str, "127.0.0.1:8480")
-    match = _LISTEN.match(listen)
-    if not match or not 0 < int(match["port"]) < 65536:
-        raise ConfigError(f"{t.key('listen')}: {listen!r} is not HOST:PORT")
+    host, port = parse_listen(t.get("listen", str, "127.0.0.1:8480"), t.key("listen"))
     trusted = t.string_list("proxy_trusted", ("127.0.0.1", "::1"))
+    for net in trusted:
+        try:
+            ipaddress.ip_network(net, strict=False)
+        except ValueError:
+            raise ConfigError(f"{t.key('proxy_trusted')}: {net!r} is not an address or "
+                              "network") from None
     section = WebSection(
-        host=match["host"].strip("[]"), port=int(match["port"]),
+        host=host, port=port,
         auth=t.choice("auth", "basic", AUTH_MODES),
         users_file=t.path("users_file", None),
         tls_cert_file=t.path("tls_cert_file", None),

@@ -29,12 +29,14 @@ def demo_paths(root: Path, store: Path | None) -> DemoPaths:
 
 def write_demo_config(paths: DemoPaths, recorders: int, broker_url: str | None,
                       clock_sync: str = "assume_synced", storage_wait_s: float = 30,
-                      extra: str = "", daemon_extra: str = "", mqtt_extra: str = "") -> None:
-    """The TOML a real dock would have, pointed at the simulator (``extra`` is appended)."""
+                      extra: str = "", daemon_extra: str = "", mqtt_extra: str = "",
+                      dock_id: str = "demo-dock", site: str = "demo-site") -> None:
+    """The TOML a real dock would have, pointed at the simulator (``extra`` is appended;
+    ``dock_id``/``site`` let several simulated docks share one broker)."""
     (paths.root / "admin.pw").write_text(ADMIN_PASSWORD + "\n")
     os.chmod(paths.root / "admin.pw", 0o400)
     lines = [
-        "[dock]", 'id = "demo-dock"', 'site = "demo-site"', f'store_dir = "{paths.store}"', "",
+        "[dock]", f'id = "{dock_id}"', f'site = "{site}"', f'store_dir = "{paths.store}"', "",
         "[ingest]", "store_reserve_bytes = 0", "",
         "[daemon]", 'device_source = "spool"', f'spool_dir = "{paths.spool}"',
         'mounter = "directory"', f'status_socket = "{paths.socket}"',
