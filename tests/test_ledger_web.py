@@ -120,7 +120,8 @@ def bureau(tmp_path_factory: pytest.TempPathFactory, postgres: PostgresServer,  
         url = f"https://localhost:{port}"
         _wait(lambda: _up(url, tls_material.ca), 30, "ledger serve")
         yield {"url": url, "dsn": dsn, "root": root, "ca": tls_material.ca, "config": config,
-               "cert": tls_material.server_cert, "east_last": east_last, "port": port}
+               "cert": tls_material.server_cert, "east_last": east_last, "port": port,
+               "east": east}
     finally:
         for proc in procs:
             proc.send_signal(signal.SIGTERM)
@@ -388,3 +389,29 @@ def test_forged_record_and_checkpoint_are_kept_as_evidence(bureau: dict[str, Any
     assert json.loads(bytes(fork[1]))["actor"] == "someone-else"
     assert {"key_mismatch", "schema"} <= rejected
     assert canonical_json(json.loads(bytes(fork[1]))) == bytes(fork[1])
+
+
+def test_a_dock_proves_against_the_ledger_that_it_was_not_rolled_back(
+        bureau: dict[str, Any]) -> None:
+    from dockd.records.witness import against_ledger
+
+    creds = bureau["root"] / "ledger.credentials"
+    creds.write_text(f"{USER}\n{PASSWORD}\n")
+    creds.chmod(0o600)
+    east: DaemonRunner = bureau["east"]
+    done = east.dockd("verify", "--against-ledger", bureau["url"], "--ledger-credentials",
+                      str(creds), "--ledger-ca", str(bureau["ca"]))
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert f"against ledger {bureau['url']}:" in done.stdout and ": agrees" in done.stdout
+    # The same dock restored from an old copy: 5 records, and seq 4 rewritten.
+    records = {r["seq"]: r["hash"] for r in east.custody()}
+    old = {seq: h for seq, h in records.items() if seq <= 5}
+    old[4] = "00" * 32
+    report = against_ledger(bureau["url"], "dock-east", 5, old.get, creds, bureau["ca"])
+    kinds = sorted((p.kind, p.subject) for p in report.problems)
+    assert ("differs", "seq 4") in kinds and kinds[-1][0] == "rolled_back"
+    bad = bureau["root"] / "bad.credentials"
+    bad.write_text(f"{USER}\nwrong\n")
+    done = east.dockd("verify", "--against-ledger", bureau["url"], "--ledger-credentials",
+                      str(bad), "--ledger-ca", str(bureau["ca"]))
+    assert done.returncode == 78 and "refused the credentials" in done.stderr

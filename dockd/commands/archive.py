@@ -45,10 +45,12 @@ def run_sync(args: argparse.Namespace) -> int:
                     "failed": [asdict(f) for f in report.failed],
                     "sessions": list(report.sessions),
                     "hold_changes": [asdict(h) for h in report.hold_changes],
-                    "parts_uploaded": report.parts_uploaded})
+                    "parts_uploaded": report.parts_uploaded,
+                    "custody_segments": list(report.custody_segments)})
     else:
         print(f"archived {len(report.archived)} item(s), {len(report.sessions)} session "
-              f"manifest folder(s); {len(report.hold_changes)} legal hold change(s); "
+              f"manifest folder(s), {len(report.custody_segments)} custody log segment(s); "
+              f"{len(report.hold_changes)} legal hold change(s); "
               f"{len(report.failed)} failed")
         for failure in report.failed:
             print(f"  failed: {failure.sha256}: {failure.reason}", file=sys.stderr)

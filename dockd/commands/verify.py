@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
+from typing import Any
 
 from dockd.commands.common import (
     add_config_options,
@@ -11,15 +13,24 @@ from dockd.commands.common import (
     print_json,
     writing_store,
 )
+from dockd.config import Config
 from dockd.errors import IntegrityError
 from dockd.i18n import _
-from dockd.store.evidence import actor
+from dockd.store.evidence import EvidenceStore, actor
 from dockd.store.queries import require_existing_store
 from dockd.store.verify import verify_store
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = sub.add_parser("verify", help="check every stored file and the custody log")
+    p.add_argument("--against-ledger", metavar="URL",
+                   help="also prove the log was not rolled back: compare it with the bureau's "
+                        "ledger page (https://…)")
+    p.add_argument("--ledger-credentials", type=Path, metavar="FILE",
+                   help="user (line 1) and password (line 2) for the ledger page")
+    p.add_argument("--ledger-ca", type=Path, metavar="PEM", help="CA of the ledger's certificate")
+    p.add_argument("--against-archive", action="store_true",
+                   help="also compare the log with its custody segments in the [archive] bucket")
     add_config_options(p)
     add_json_option(p)
     p.set_defaults(func=run)
@@ -30,8 +41,16 @@ def run(args: argparse.Namespace) -> int:
     require_existing_store(config.dock.store_dir)
     with writing_store(config) as store:
         report = verify_store(store, actor())
+        witnesses = _witnesses(args, config, store)
+    witness_problems = [p for w in witnesses for p in w.problems]
     if args.json:
-        print_json(report.to_json_dict())
+        out = report.to_json_dict()
+        if witnesses:
+            out["witnesses"] = [{"witness": w.witness, "compared": w.compared,
+                                 "witness_max_seq": w.witness_max_seq,
+                                 "problems": [p.to_json_dict() for p in w.problems]}
+                                for w in witnesses]
+        print_json(out)
     else:
         verdict = _("intact") if report.ok else _("{count} problem(s)").format(
             count=len(report.problems))
@@ -42,7 +61,37 @@ def run(args: argparse.Namespace) -> int:
             verdict=verdict))
         for p in report.problems:
             print(f"  {p.kind}: {p.subject}: {p.detail}")
-    if not report.ok:
-        raise IntegrityError(f"verification found {len(report.problems)} problem(s) in "
-                             f"{config.dock.store_dir}")
+        for w in witnesses:
+            verdict = _("agrees") if not w.problems else _("{count} problem(s)").format(
+                count=len(w.problems))
+            print(_("against {witness}: {compared} records compared (it holds up to seq "
+                    "{seq}): {verdict}").format(witness=w.witness, compared=w.compared,
+                                                seq=w.witness_max_seq, verdict=verdict))
+            for wp in w.problems:
+                print(f"  {wp.kind}: {wp.subject}: {wp.detail}")
+    if not report.ok or witness_problems:
+        raise IntegrityError(f"verification found {len(report.problems) + len(witness_problems)}"
+                             f" problem(s) in {config.dock.store_dir}")
     return 0
+
+
+def _witnesses(args: argparse.Namespace, config: Config, store: EvidenceStore) -> list[Any]:
+    """Compare the log with the ledger and/or the archive when asked."""
+    if not args.against_ledger and not args.against_archive:
+        return []
+    from dockd.records.witness import against_archive, against_ledger
+
+    rows = store.catalog.query("SELECT seq, hash FROM custody")
+    hashes = {int(r[0]): str(r[1]) for r in rows}
+    own_max = max(hashes, default=0)
+    out = []
+    if args.against_ledger:
+        out.append(against_ledger(args.against_ledger, config.dock.id, own_max, hashes.get,
+                                  args.ledger_credentials, args.ledger_ca))
+    if args.against_archive:
+        from dockd.records.archive.sync import open_archive
+
+        section, archive = open_archive(config)
+        out.append(against_archive(archive, section.prefix(config.dock.id), config.dock.id,
+                                   store.custody.signer.public_key_hex, own_max, hashes.get))
+    return out

@@ -53,7 +53,7 @@ def holes_in(rows: list[tuple[int, dt.datetime | None]], start: int,
 
 
 # Fills a hole of a dock from elsewhere (the archive); returns how many seqs it filled.
-Filler = Callable[[str, Hole], int]
+Filler = Callable[[LedgerDb, str, Hole], int]
 
 
 class GapKeeper:
@@ -139,7 +139,7 @@ class GapKeeper:
             last = tried[hole.key]
             if last is not None and now - last < self.retry:
                 continue
-            filled += self.filler(dock, hole)
+            filled += self.filler(self.db, dock, hole)
             with conn.transaction():
                 conn.execute("UPDATE alerts SET fill_tried_at = %s WHERE dock = %s AND kind = %s"
                              " AND key = %s AND closed_at IS NULL",

@@ -547,6 +547,29 @@ class SessionArchived(CustodyEvent):
 
 
 @dataclass(frozen=True)
+class ArchivedSegment:
+    """One custody log segment in the archive (records first_seq..last_seq and the signed
+    checkpoint at last_seq)."""
+
+    key: str
+    version_id: str
+    first_seq: int
+    last_seq: int
+    sha256: str
+
+
+@dataclass(frozen=True)
+class CustodyArchived(CustodyEvent):
+    """Segments of the custody log were archived (one event per sync that archived any)."""
+
+    TYPE: ClassVar[str] = "custody.archived"
+    SUBJECT: ClassVar[str] = "log"
+    log: str = field(default="custody", metadata=SUBJECT_ONLY, init=False)
+    bucket: str
+    segments: Sequence[ArchivedSegment]
+
+
+@dataclass(frozen=True)
 class ArchiveLegalHold(CustodyEvent):
     """An archived object's legal hold was set or lifted, mirroring the dock's holds."""
 

@@ -242,6 +242,21 @@ CREATE TABLE IF NOT EXISTS archive_upload_parts (
     size INTEGER NOT NULL,
     PRIMARY KEY (upload_id, part_number)
 );
+CREATE TABLE IF NOT EXISTS archive_custody (
+    last_seq INTEGER PRIMARY KEY,
+    first_seq INTEGER NOT NULL,
+    key TEXT NOT NULL,
+    bucket TEXT NOT NULL,
+    version_id TEXT NOT NULL,
+    checksum_sha256 TEXT NOT NULL,
+    content_sha256 TEXT NOT NULL,
+    retain_until TEXT NOT NULL,
+    archived_at TEXT NOT NULL
+);
+CREATE TRIGGER IF NOT EXISTS archive_custody_fixed BEFORE UPDATE ON archive_custody
+BEGIN SELECT RAISE(ABORT, 'an archived custody segment is fixed'); END;
+CREATE TRIGGER IF NOT EXISTS archive_custody_no_delete BEFORE DELETE ON archive_custody
+BEGIN SELECT RAISE(ABORT, 'archived objects are never forgotten'); END;
 CREATE TRIGGER IF NOT EXISTS archive_objects_no_delete BEFORE DELETE ON archive_objects
 BEGIN SELECT RAISE(ABORT, 'archived objects are never forgotten'); END;
 CREATE TRIGGER IF NOT EXISTS archive_objects_fixed BEFORE UPDATE OF sha256, bucket, key,

@@ -137,6 +137,29 @@ class S3Archive:
                 raise
         return _remote(key, answer)
 
+    def list_keys(self, prefix: str) -> list[str]:
+        """Every key under ``prefix`` (all pages), sorted."""
+        keys: list[str] = []
+        with self._translate(f"listing {prefix} in"):
+            for page in self._s3.get_paginator("list_objects_v2").paginate(
+                    Bucket=self.bucket, Prefix=prefix):
+                keys += [str(o["Key"]) for o in page.get("Contents", [])]
+        return sorted(keys)
+
+    def get_bytes(self, key: str, max_bytes: int = 64 << 20) -> bytes:
+        """The latest version of a small object (segments, manifests); IntegrityError when
+        it is larger than ``max_bytes`` or its bytes do not match its SHA-256 checksum."""
+        with self._translate(f"reading {key} in"):
+            answer = self._s3.get_object(Bucket=self.bucket, Key=key, ChecksumMode="ENABLED")
+            if int(answer.get("ContentLength", 0)) > max_bytes:
+                raise IntegrityError(f"{key} is larger than {max_bytes} bytes")
+            data: bytes = answer["Body"].read(max_bytes + 1)
+        checksum = answer.get("ChecksumSHA256")
+        if checksum is not None and "-" not in checksum and \
+                checksum != sha256_b64(hashlib.sha256(data).hexdigest()):
+            raise IntegrityError(f"{key} read back with bytes that do not match its checksum")
+        return data
+
     def put(self, key: str, body: IO[bytes], size: int, sha256_hex: str, lock: Lock,
             content_type: str) -> RemoteObject:
         """One PUT of ``size`` bytes, refused by the bucket unless their SHA-256 is

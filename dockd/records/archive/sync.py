@@ -8,7 +8,9 @@ One run, under the store's archive lock:
 3. archive items not yet archived (oldest first, uploads left half-way by a crash first):
    the item under COMPLIANCE retention, then its JSON manifest, then — in one catalog
    transaction — its ``archive_objects`` row and a ``file.archived`` custody event;
-4. archive the ASC MHL files of ended sessions, with a ``session.archived`` event.
+4. archive the ASC MHL files of ended sessions, with a ``session.archived`` event;
+5. archive the custody log in segments, one per signed checkpoint not yet archived
+   (:mod:`dockd.records.archive.custody_segments`), with one ``custody.archived`` event.
 
 An item that cannot be archived because its bytes are not what the catalog says is
 reported and the run goes on; an unreachable bucket or refused credentials stop the run.
@@ -29,6 +31,7 @@ from dockd.config import Config
 from dockd.config.archive import ArchiveSection
 from dockd.errors import ConfigError, IntegrityError
 from dockd.records.archive.credentials import load_credentials
+from dockd.records.archive.custody_segments import Segment, segment_key
 from dockd.records.archive.holds import HeldItems, held_items_from_catalog
 from dockd.records.archive.manifest import (
     ArchivedCopy,
@@ -40,7 +43,15 @@ from dockd.records.archive.manifest import (
 from dockd.records.archive.objectstore import Lock, RemoteObject, S3Archive
 from dockd.records.archive.retention import recorded_at, retain_until
 from dockd.records.archive.uploader import ProgressCallback, Uploader, forget_upload_in
-from dockd.store.events import ArchivedFile, ArchiveLegalHold, FileArchived, SessionArchived
+from dockd.store.custody import Checkpoint, record_from_row
+from dockd.store.events import (
+    ArchivedFile,
+    ArchivedSegment,
+    ArchiveLegalHold,
+    CustodyArchived,
+    FileArchived,
+    SessionArchived,
+)
 from dockd.store.evidence import EvidenceStore, actor
 from dockd.store.fsutil import exclusive_lock
 from dockd.store.mhl import MHL_DIR
@@ -86,6 +97,7 @@ class SyncReport:
     sessions: tuple[str, ...]
     hold_changes: tuple[HoldChange, ...]
     parts_uploaded: int
+    custody_segments: tuple[str, ...] = ()
 
 
 def open_archive(config: Config) -> tuple[ArchiveSection, S3Archive]:
@@ -112,8 +124,9 @@ def sync_archive(store: EvidenceStore, archive: S3Archive, section: ArchiveSecti
         changes = run.mirror_holds()
         archived, failed = run.archive_items(limit)
         sessions = run.archive_sessions()
+        segments = run.archive_custody()
     return SyncReport(tuple(archived), tuple(failed), tuple(sessions), tuple(changes),
-                      run.uploader.parts_uploaded)
+                      run.uploader.parts_uploaded, tuple(segments))
 
 
 class _Run:
@@ -267,6 +280,53 @@ class _Run:
                 utc_iso(lock.retain_until), "ON" if held else "OFF",
                 tuple(ArchivedFile(o.key, o.version_id, c, o.checksum_sha256)
                       for o, c in uploaded)), self.actor)
+
+
+    # -- the custody log --------------------------------------------------------------------
+
+    def archive_custody(self) -> list[str]:
+        """Archive one segment per signed checkpoint not yet archived; their keys."""
+        done_to = self.catalog.query_one("SELECT MAX(last_seq) FROM archive_custody")
+        after = int(done_to[0] or 0) if done_to else 0
+        keys: list[ArchivedSegment] = []
+        for row in self.catalog.query("SELECT * FROM checkpoints WHERE seq > ? ORDER BY seq",
+                                      (after,)):
+            cp = Checkpoint(row["dock"], row["seq"], row["hash"], row["time"],
+                            row["public_key"], row["signature"])
+            records = [record_from_row(r).to_json_dict() for r in self.catalog.query(
+                "SELECT * FROM custody WHERE seq > ? AND seq <= ? ORDER BY seq",
+                (after, cp.seq))]
+            if [r["seq"] for r in records] != list(range(after + 1, cp.seq + 1)):
+                # A truncated log cannot make a segment its checkpoint vouches for; verify
+                # reports it, and nothing after it is archived until it is examined.
+                log.error("custody log incomplete; its segment is not archived",
+                          extra={"from_seq": after + 1, "to_seq": cp.seq})
+                break
+            keys.append(self._archive_segment(Segment(cp.dock, after + 1, cp.seq, records, cp)))
+            after = cp.seq
+        if keys:
+            self.store.custody.append(CustodyArchived(self.archive.bucket, tuple(keys)),
+                                      self.actor)
+        return [k.key for k in keys]
+
+    def _archive_segment(self, segment: Segment) -> ArchivedSegment:
+        now = self.store.clock.now()
+        lock = Lock(retain_until(segment.checkpoint.time, self.section.retention_days, now),
+                    False)
+        data = segment.to_bytes()
+        key = segment_key(self.prefix, segment.first_seq, segment.last_seq)
+        obj = self.uploader.upload_bytes(key, data, lock, "application/json")
+        until = utc_iso(obj.retain_until or lock.retain_until)
+        content = hashlib.sha256(data).hexdigest()
+        with self.catalog.transaction() as tx:
+            tx.execute("INSERT INTO archive_custody (last_seq, first_seq, key, bucket, version_id,"
+                       " checksum_sha256, content_sha256, retain_until, archived_at)"
+                       " VALUES (?,?,?,?,?,?,?,?,?)",
+                       (segment.last_seq, segment.first_seq, key, self.archive.bucket,
+                        obj.version_id, obj.checksum_sha256, content, until,
+                        utc_iso(self.store.clock.now())))
+        log.info("custody segment archived", extra={"key": key, "version_id": obj.version_id})
+        return ArchivedSegment(key, obj.version_id, segment.first_seq, segment.last_seq, content)
 
 
 def _mhl_files(mhl_dir: Path) -> list[Path]:
