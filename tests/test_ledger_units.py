@@ -1,0 +1,83 @@
+"""The ledger's systemd units and example config: systemd accepts the units as installed,
+they run commands this dockd has, and the documented config parses."""
+
+from __future__ import annotations
+
+import configparser
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from dockd.config import load_config, parse_config
+from dockd.errors import ConfigError
+from dockd.ledger.settings import ledger_settings
+from tests.conftest import REPO_ROOT, run_dockd
+
+
+@pytest.mark.parametrize("unit", ["dockd-ledger.service", "dockd-ledger-web.service"])
+def test_the_units_verify_and_run_existing_commands(tmp_path: Path, unit: str) -> None:
+    text = (REPO_ROOT / "systemd" / unit).read_text()
+    dockd = Path(sys.executable).parent / "dockd"
+    installed = tmp_path / unit
+    installed.write_text(text.replace("/opt/dockd/venv/bin/dockd", str(dockd)))
+    parser = configparser.ConfigParser(strict=False, interpolation=None)
+    parser.read_string(text)
+    argv = parser["Service"]["ExecStart"].split()
+    assert argv[1:3] == ["ledger", "run" if unit == "dockd-ledger.service" else "serve"]
+    assert argv[3:] == ["--config", "/etc/dockd/ledger.toml"]
+    assert run_dockd([*argv[1:3], "--help"]).returncode == 0
+    if shutil.which("systemd-analyze") is None:
+        pytest.fail("systemd-analyze is missing: ./dev installs systemd")
+    checked = subprocess.run(["systemd-analyze", "verify", "--man=no", str(installed)],
+                             capture_output=True, text=True)
+    assert checked.returncode == 0 and not checked.stderr, checked.stderr
+
+
+def test_the_example_config_parses() -> None:
+    section = ledger_settings(load_config(REPO_ROOT / "config" / "ledger.toml"))
+    assert section.share_group == "ledger" and section.archive is not None
+    assert section.web is not None and section.web.auth == "basic"
+    assert section.mqtt.broker.tls and section.mqtt.client_id == "dockd-ledger-1"
+
+GOOD = {"database": "postgresql://ledger@db/ledger", "mqtt": {"broker": "mqtt://b:1883"}}
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    ({"database": "mysql://x"}, "ledger.database: expected a postgresql:// URL"),
+    ({"database": "postgresql://u:pw@db/x"}, "database_password_file"),
+    ({"batch_max": 5000, "receive_maximum": 100}, "ledger.batch_max: must not exceed"),
+    ({"share_group": "a/b"}, "ledger.share_group"),
+    ({"timezone": "Mars/Olympus"}, "ledger.timezone"),
+    ({"gap_grace_s": -1}, "ledger.gap_grace_s"),
+    ({"bogus": 1}, "ledger.bogus: unknown key"),
+    ({"web": {"auth": "basic"}}, "ledger.web.users_file"),
+    ({"web": {"users_file": "/u", "listen": "nowhere"}}, "ledger.web.listen"),
+    ({"web": {"users_file": "/u"}}, "ledger.web.tls_cert_file: HTTP basic auth sends"),
+    ({"web": {"auth": "proxy", "proxy_trusted": ["not-an-ip"]}}, "ledger.web.proxy_trusted"),
+    ({"mqtt": {"broker": "http://b"}}, "ledger.mqtt.broker"),
+])
+def test_bad_ledger_config_names_the_key(change: dict[str, object], message: str) -> None:
+    with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(".", r"\.")):
+        parse_config({"ledger": {**GOOD, **change}})
+
+
+_values = st.one_of(st.none(), st.booleans(), st.integers(-10, 10**6), st.floats(allow_nan=False),
+                    st.text(max_size=30), st.lists(st.text(max_size=5), max_size=3))
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.dictionaries(st.sampled_from(["database", "share_group", "batch_max", "batch_wait_s",
+                                        "receive_maximum", "max_payload_bytes", "gap_grace_s",
+                                        "timezone", "web", "mqtt", "archive", "other"]),
+                       _values, max_size=6))
+def test_any_ledger_section_is_accepted_or_refused_with_a_config_error(data: dict[str, object]
+                                                                      ) -> None:
+    try:
+        parse_config({"ledger": {**GOOD, **data}})
+    except ConfigError as exc:
+        assert str(exc).startswith("ledger")
