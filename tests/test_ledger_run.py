@@ -1,10 +1,15 @@
 """``dockd ledger run`` as a real process, between real docks (evidence core + outbox
-reporter), a real Mosquitto and a real PostgreSQL: every seq ends in the ledger exactly
-once although PostgreSQL and the broker are SIGKILLed mid-stream; two instances share the
-load through an MQTT 5 shared subscription."""
+reporter), a real Mosquitto, a real PostgreSQL and a real WORM archive (SeaweedFS): every
+seq ends in the ledger exactly once although PostgreSQL and the broker are SIGKILLed
+mid-stream; two instances share the load through an MQTT 5 shared subscription.
+
+A SIGKILLed Mosquitto can lose a message it had already acknowledged to the dock (it
+persists on a timer, not before each PUBACK): that seq becomes a gap, and the ledger fills
+it from the dock's archived custody segments. Both sources together lose nothing."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -27,6 +32,7 @@ from tests.conftest import REPO_ROOT, run_dockd
 from tests.ledger_support import ledger_toml
 from tests.mqtt_broker import MosquittoBroker, broker  # noqa: F401
 from tests.postgres_server import PostgresServer, ledger_dsn, postgres  # noqa: F401
+from tests.seaweedfs_server import ACCESS_KEY, SECRET_KEY, SeaweedFS, seaweedfs_fixture  # noqa: F401
 
 FAST = {"reconnect_min_s": 0.05, "reconnect_max_s": 0.3, "poll_interval_s": 0.05}
 
@@ -34,11 +40,12 @@ FAST = {"reconnect_min_s": 0.05, "reconnect_max_s": 0.3, "poll_interval_s": 0.05
 class Dock:
     """A real dock's custody log and outbox reporter."""
 
-    def __init__(self, root: Path, dock: str, url: str) -> None:
+    def __init__(self, root: Path, dock: str, url: str, archive: dict[str, Any]) -> None:
         self.config = parse_config({"dock": {"id": dock, "site": "site-01",
                                              "store_dir": str(root / dock)},
                                     "ingest": {"checkpoint_every": 25},
-                                    "mqtt": {"enabled": True, "broker": url, **FAST}})
+                                    "mqtt": {"enabled": True, "broker": url, **FAST},
+                                    "archive": archive})
         self.id = dock
         self.store: EvidenceStore = open_store(self.config, SystemClock())
         self.key = self.store.custody.signer.public_key_hex
@@ -52,6 +59,12 @@ class Dock:
             self.reporter.wake()
             if pause_s:
                 time.sleep(pause_s)
+
+    def sync_archive(self) -> None:
+        from dockd.records.archive.sync import open_archive, sync_archive
+
+        section, archive = open_archive(self.config)
+        sync_archive(self.store, archive, section)
 
     def close(self) -> None:
         self.reporter.stop()
@@ -96,15 +109,23 @@ class Ledger:
 
 
 @pytest.fixture
-def setup(tmp_path: Path, broker: MosquittoBroker, ledger_dsn: str  # noqa: F811
-          ) -> Iterator[dict[str, Any]]:
+def setup(tmp_path: Path, broker: MosquittoBroker, ledger_dsn: str,  # noqa: F811
+          seaweedfs: SeaweedFS) -> Iterator[dict[str, Any]]:
+    creds = tmp_path / "archive.toml"
+    creds.write_text(f'access_key_id = "{ACCESS_KEY}"\nsecret_access_key = "{SECRET_KEY}"\n')
+    creds.chmod(0o600)
+    archive = {"endpoint_url": seaweedfs.endpoint_url, "bucket": seaweedfs.new_bucket(),
+               "credentials_file": str(creds), "connect_timeout_s": 2, "read_timeout_s": 20}
     config = ledger_toml(tmp_path / "ledger.toml", ledger_dsn, broker.url,
                          share_group="ledger", batch_max=50, batch_wait_s=0.02,
                          receive_maximum=200, gap_grace_s=0.0, verify_interval_s=0.2,
-                         reconnect_min_s=0.05, reconnect_max_s=0.5)
+                         archive_retry_s=0.0, reconnect_min_s=0.05, reconnect_max_s=0.5)
     # The broker link backs off fast too (the [ledger.mqtt] table takes the dock's keys).
-    config.write_text(config.read_text() + "reconnect_min_s = 0.05\nreconnect_max_s = 0.3\n")
-    docks = [Dock(tmp_path, "dock-a", broker.url), Dock(tmp_path, "dock-b", broker.url)]
+    text = config.read_text() + "reconnect_min_s = 0.05\nreconnect_max_s = 0.3\n"
+    text += "[ledger.archive]\n" + "".join(f"{k} = {json.dumps(v)}\n" for k, v in archive.items())
+    config.write_text(text)
+    docks = [Dock(tmp_path, "dock-a", broker.url, archive),
+             Dock(tmp_path, "dock-b", broker.url, archive)]
     ledger = Ledger(config, tmp_path)
     for d in docks:
         done = run_dockd(["ledger", "dock", "add", d.id, "--public-key", d.key, "--site",
@@ -165,6 +186,12 @@ def test_every_seq_ends_in_the_ledger_exactly_once_through_database_and_broker_c
     broker.start()
     for w in writers:
         w.join(60)
+    for d in docks:  # the docks go on working, and archive what checkpoints cover
+        d.append(25)
+        d.sync_archive()
+    total += 26  # and each sync recorded one custody.archived event
+    assert all(d.store.catalog.query_one("SELECT MAX(seq) FROM custody")[0] == total
+               for d in docks)
     expected = {d.id: (total, total, total) for d in docks}
     wait_for(lambda: counts(dsn) == expected, 60, "every seq of both docks",
              lambda: missing(dsn, total))
@@ -176,10 +203,17 @@ def test_every_seq_ends_in_the_ledger_exactly_once_through_database_and_broker_c
         assert conn.execute("SELECT count(*) FROM forks").fetchone() == (0,)
         assert conn.execute("SELECT count(*) FROM alerts WHERE closed_at IS NULL"
                             " AND kind <> 'gap'").fetchone() == (0,)
-        assert conn.execute("SELECT count(*) FROM checkpoints").fetchone()[0] == 12
+        assert conn.execute("SELECT count(*) FROM checkpoints").fetchone()[0] == 14
+        # Whatever MQTT lost came from the archive (and said so when its gap closed).
+        filled = conn.execute("SELECT count(*) FROM custody_chain WHERE source = 'archive'"
+                              ).fetchone()[0]
+        closed = conn.execute("SELECT count(*) FROM alerts WHERE kind = 'gap' AND resolution"
+                              " LIKE '%%from archive%%'").fetchone()[0]
+        assert (filled == 0) == (closed == 0)
     done = run_dockd(["ledger", "status", "--check", "--config", setup["config"]])
     assert done.returncode == 0, done.stdout + done.stderr
-    assert "dock-a: verified; records 150 (seq 1..150, verified to 150)" in done.stdout
+    assert f"dock-a: verified; records {total} (seq 1..{total}, verified to {total})" \
+        in done.stdout
 
 
 def test_two_instances_share_the_load_through_a_shared_subscription(

@@ -114,6 +114,8 @@ class LedgerConsumer:
             self._open_mqtt(first=True)
             while not self.stop and not (until and until()):
                 rc = self.client.loop(0.02)
+                if rc == mqtt.MQTT_ERR_SUCCESS:
+                    self._drain()
                 if self.fatal:
                     raise BrokerUnavailableError(self.fatal)
                 if rc != mqtt.MQTT_ERR_SUCCESS:
@@ -135,6 +137,16 @@ class LedgerConsumer:
             if self.db is not None:
                 self.db.close()
             log.info("ledger stopped", extra={"committed": self.committed})
+
+    def _drain(self) -> None:
+        """Read what the socket already holds: paho's loop() handles one packet per call,
+        and a select() per message is what a backlog of a million costs otherwise."""
+        for _ in range(self.section.batch_max):
+            before = len(self.pending)
+            if self.client.loop_read() != mqtt.MQTT_ERR_SUCCESS or len(self.pending) == before:
+                return
+            if len(self.pending) >= self.section.batch_max:
+                return
 
     def _on_sigterm(self, signum: int, frame: FrameType | None) -> None:
         self.stop = True
@@ -271,7 +283,9 @@ class LedgerConsumer:
     def _open_db(self) -> bool:
         try:
             self.db = self.open_db()
-        except LedgerUnavailableError as exc:
+        except (LedgerUnavailableError, psycopg.OperationalError) as exc:
+            # Includes a deadlock or serialization failure while migrating next to another
+            # instance: transient, retried like an absent server.
             self._lost_db(exc)
             return False
         return True

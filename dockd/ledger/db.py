@@ -107,20 +107,27 @@ def next_month(month: dt.date) -> dt.date:
 
 def ensure_partitions(conn: psycopg.Connection[Any], months: Iterable[dt.date],
                       known: set[dt.date]) -> None:
-    """Create the monthly partitions of every partitioned table (own transaction)."""
+    """Create the monthly partitions of every partitioned table that are missing.
+
+    Each partition in a transaction of its own: creating one locks its parent table
+    exclusively, and an instance doing that for two tables at once while another
+    instance's batch writes both would deadlock. Existing partitions take no lock at all.
+    """
     missing = sorted(set(months) - known)
-    if not missing:
-        return
-    with conn.transaction():
-        conn.execute("SELECT pg_advisory_xact_lock(%s)", (_MIGRATE_LOCK,))
-        for month in missing:
-            end = next_month(month)
-            for table in PARTITIONED:
-                name = f"{table}_y{month.year:04d}m{month.month:02d}"
+    for month in missing:
+        end = next_month(month)
+        for table in PARTITIONED:
+            name = f"{table}_y{month.year:04d}m{month.month:02d}"
+            exists = conn.execute("SELECT to_regclass(%s) IS NOT NULL", (name,)).fetchone()
+            conn.commit()
+            if exists and exists[0]:
+                continue
+            with conn.transaction():
+                conn.execute("SELECT pg_advisory_xact_lock(%s)", (_MIGRATE_LOCK,))
                 conn.execute(f"CREATE TABLE IF NOT EXISTS {name} PARTITION OF {table} FOR VALUES"
                              f" FROM ('{month.isoformat()} 00:00:00+00') TO"
                              f" ('{end.isoformat()} 00:00:00+00')")
-    known.update(missing)
+        known.add(month)
 
 
 class LedgerDb:
@@ -156,104 +163,139 @@ class LedgerDb:
         result = BatchResult()
         with self.conn.transaction():
             chained = sorted(set(records) | set(checkpoints))
-            for dock in chained:  # sorted: two instances never wait on each other in a cycle
-                self.conn.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))",
-                                  (dock,))
-            keys = self._enrolled(sorted(set(chained) | {s.dock for s in states}))
+            # Sorted: two instances never wait on each other in a cycle. One statement for
+            # every dock of the batch (round trips, not rows, are what a batch costs).
+            self.conn.execute("SELECT count(pg_advisory_xact_lock(hashtextextended(d, 0)))"
+                              " FROM (SELECT d FROM unnest(%s::text[]) d ORDER BY d) s",
+                              (chained,))
+            docks = self._docks(sorted(set(chained) | {s.dock for s in states}))
+            views = self._views(docks, records, checkpoints)
             alerts: list[Alert] = []
+            plans = {}
             for dock in chained:
-                plan = self._plan(dock, keys.get(dock), records[dock], checkpoints[dock])
-                self._write_plan(dock, plan, received_at, source, result)
-                rejected += plan.rejected
-                alerts += plan.alerts
+                plans[dock] = plan_dock(views[dock], records[dock], checkpoints[dock])
+                rejected += plans[dock].rejected
+                alerts += plans[dock].alerts
+            self._write_plans(plans, docks, received_at, source, result)
             for state in states:
-                self._state(state, keys.get(state.dock), received_at, rejected, alerts, result)
+                key = docks[state.dock][0] if state.dock in docks else None
+                self._state(state, key, received_at, rejected, alerts, result)
             self._write_rejected(rejected, received_at, alerts)
             result.rejected = len(rejected)
             self.write_alerts(alerts, received_at)
         return result
 
-    def _enrolled(self, docks: list[str]) -> dict[str, str]:
+    def _docks(self, docks: list[str]) -> dict[str, tuple[str, int]]:
+        """Enrolled docks among ``docks``: public key and verified-to mark."""
         if not docks:
             return {}
-        rows = self.conn.execute("SELECT dock, public_key FROM docks WHERE dock = ANY(%s)",
-                                 (docks,)).fetchall()
-        return {r[0]: r[1] for r in rows}
+        rows = self.conn.execute("SELECT dock, public_key, contiguous_to FROM docks"
+                                 " WHERE dock = ANY(%s)", (docks,)).fetchall()
+        return {r[0]: (r[1], r[2]) for r in rows}
 
-    def _plan(self, dock: str, key: str | None, records: list[RecordIn],
-              checkpoints: list[CheckpointIn]) -> DockPlan:
-        view = DockView(dock, key)
-        if key is not None:
-            seqs = {s for r in records for s in (r.seq - 1, r.seq, r.seq + 1)}
-            seqs |= {s for c in checkpoints for s in (c.checkpoint.seq, c.checkpoint.seq + 1)}
-            for seq, event_id, prev_hash, hash_ in self.conn.execute(
-                    "SELECT seq, event_id::text, prev_hash, hash FROM custody_chain"
-                    " WHERE dock = %s AND seq = ANY(%s)", (dock, sorted(seqs))):
-                view.rows[seq] = ChainRow(seq, event_id, bytes(prev_hash).hex(),
-                                          bytes(hash_).hex())
-            for event_id, seq in self.conn.execute(
-                    "SELECT event_id::text, seq FROM custody_chain WHERE dock = %s"
-                    " AND event_id = ANY(%s::uuid[])", (dock, [r.event_id for r in records])):
-                view.event_ids[event_id] = seq
-            pinned = {s for r in records for s in (r.seq - 1, r.seq)}
-            pinned |= {c.checkpoint.seq for c in checkpoints}
-            for seq, hash_ in self.conn.execute(
-                    "SELECT seq, hash FROM checkpoints WHERE dock = %s AND seq = ANY(%s)",
-                    (dock, sorted(pinned))):
-                view.checkpoints[seq] = bytes(hash_).hex()
-        return plan_dock(view, records, checkpoints)
+    def _views(self, docks: dict[str, tuple[str, int]], records: dict[str, list[RecordIn]],
+               checkpoints: dict[str, list[CheckpointIn]]) -> dict[str, DockView]:
+        """What is kept around the batch's seqs, for every dock, in three queries."""
+        views = {d: DockView(d, docks[d][0] if d in docks else None)
+                 for d in set(records) | set(checkpoints)}
+        near: set[tuple[str, int]] = set()
+        pins: set[tuple[str, int]] = set()
+        ids: list[tuple[str, str]] = []
+        for dock, view in views.items():
+            if view.enrolled_key is None:
+                continue
+            for r in records.get(dock, []):
+                near |= {(dock, r.seq - 1), (dock, r.seq), (dock, r.seq + 1)}
+                pins |= {(dock, r.seq - 1), (dock, r.seq)}
+                ids.append((dock, r.event_id))
+            for c in checkpoints.get(dock, []):
+                near |= {(dock, c.checkpoint.seq), (dock, c.checkpoint.seq + 1)}
+                pins.add((dock, c.checkpoint.seq))
+        if near:
+            for dock, seq, event_id, prev_hash, hash_ in self.conn.execute(
+                    "SELECT c.dock, c.seq, c.event_id::text, c.prev_hash, c.hash"
+                    " FROM unnest(%s::text[], %s::bigint[]) AS k(dock, seq)"
+                    " JOIN custody_chain c ON c.dock = k.dock AND c.seq = k.seq",
+                    ([d for d, _ in near], [q for _, q in near])):
+                views[dock].rows[seq] = ChainRow(seq, event_id, bytes(prev_hash).hex(),
+                                                 bytes(hash_).hex())
+        if ids:
+            for dock, event_id, seq in self.conn.execute(
+                    "SELECT c.dock, c.event_id::text, c.seq"
+                    " FROM unnest(%s::text[], %s::uuid[]) AS k(dock, event_id)"
+                    " JOIN custody_chain c ON c.dock = k.dock AND c.event_id = k.event_id",
+                    ([d for d, _ in ids], [e for _, e in ids])):
+                views[dock].event_ids[event_id] = seq
+        if pins:
+            for dock, seq, hash_ in self.conn.execute(
+                    "SELECT c.dock, c.seq, c.hash FROM unnest(%s::text[], %s::bigint[])"
+                    " AS k(dock, seq) JOIN checkpoints c ON c.dock = k.dock AND c.seq = k.seq",
+                    ([d for d, _ in pins], [q for _, q in pins])):
+                views[dock].checkpoints[seq] = bytes(hash_).hex()
+        return views
 
-    def _write_plan(self, dock: str, plan: DockPlan, received_at: dt.datetime, source: str,
-                    result: BatchResult) -> None:
-        if plan.inserts:
+    def _write_plans(self, plans: dict[str, DockPlan], docks: dict[str, tuple[str, int]],
+                     received_at: dt.datetime, source: str, result: BatchResult) -> None:
+        """Every dock's writes: one COPY per table, one statement per other kind of row."""
+        inserts = [r for plan in plans.values() for r in plan.inserts]
+        if inserts:
             with self.conn.cursor().copy(
                     "COPY custody_chain (dock, seq, event_id, prev_hash, hash, at, received_at,"
                     " source) FROM STDIN") as copy:
-                for r in plan.inserts:
-                    copy.write_row((dock, r.seq, r.event_id, bytes.fromhex(r.prev_hash),
+                for r in inserts:
+                    copy.write_row((r.dock, r.seq, r.event_id, bytes.fromhex(r.prev_hash),
                                     bytes.fromhex(r.hash), r.at, received_at, source))
             with self.conn.cursor().copy(
                     "COPY custody (dock, seq, at, time, type, actor, subject, payload)"
                     " FROM STDIN") as copy:
-                for r in plan.inserts:
-                    copy.write_row((dock, r.seq, r.at, r.time, r.type, r.actor, r.subject,
+                for r in inserts:
+                    copy.write_row((r.dock, r.seq, r.at, r.time, r.type, r.actor, r.subject,
                                     r.payload_json))
-        if plan.checkpoints:
+        cps = [c for plan in plans.values() for c in plan.checkpoints]
+        if cps:
             self.conn.cursor().executemany(
                 "INSERT INTO checkpoints (dock, seq, hash, time, public_key, signature,"
                 " received_at, source) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)"
                 " ON CONFLICT (dock, seq) DO NOTHING",
-                [(dock, c.checkpoint.seq, bytes.fromhex(c.checkpoint.hash), c.checkpoint.time,
+                [(c.dock, c.checkpoint.seq, bytes.fromhex(c.checkpoint.hash), c.checkpoint.time,
                   c.checkpoint.public_key, c.checkpoint.signature, received_at, source)
-                 for c in plan.checkpoints])
-        if plan.forks:
+                 for c in cps])
+        forks = [f for plan in plans.values() for f in plan.forks]
+        if forks:
             self.conn.cursor().executemany(
                 "INSERT INTO forks (dock, seq, kind, reason, body, topic, received_at)"
                 " VALUES (%s, %s, %s, %s, %s, %s, %s)",
                 [(f.dock, f.seq, f.kind, f.reason, f.body, f.topic, received_at)
-                 for f in plan.forks])
-        if plan.inserts or plan.checkpoints or plan.duplicates:
+                 for f in forks])
+        counters = []
+        for dock, plan in plans.items():
+            if not (plan.inserts or plan.checkpoints or plan.duplicates):
+                continue
             inserted = {r.seq for r in plan.inserts}
-            row = self.conn.execute("SELECT contiguous_to FROM docks WHERE dock = %s",
-                                    (dock,)).fetchone()
-            contiguous = row[0] if row else 0
+            contiguous = docks[dock][1] if dock in docks else 0
             while contiguous + 1 in inserted:
                 contiguous += 1
+            counters.append((dock, max(inserted, default=0), len(plan.inserts), plan.duplicates,
+                             contiguous, bool(plan.inserts),
+                             max((c.checkpoint.seq for c in plan.checkpoints), default=None)))
+            result.kept += len(plan.inserts)
+            result.duplicates += plan.duplicates
+            result.checkpoints += len(plan.checkpoints)
+            if plan.inserts:
+                result.by_dock[dock] = result.by_dock.get(dock, 0) + len(plan.inserts)
+        result.forks += len(forks)
+        if counters:
             self.conn.execute(
-                "UPDATE docks SET max_seq = greatest(max_seq, %s), records = records + %s,"
-                " duplicates = duplicates + %s, contiguous_to = greatest(contiguous_to, %s),"
-                " last_record_at = CASE WHEN %s THEN %s ELSE last_record_at END,"
-                " last_checkpoint_seq = greatest(last_checkpoint_seq, %s)"
-                " WHERE dock = %s",
-                (max(inserted, default=0), len(plan.inserts), plan.duplicates, contiguous,
-                 bool(plan.inserts), received_at,
-                 max((c.checkpoint.seq for c in plan.checkpoints), default=None), dock))
-        result.kept += len(plan.inserts)
-        result.duplicates += plan.duplicates
-        result.forks += len(plan.forks)
-        result.checkpoints += len(plan.checkpoints)
-        if plan.inserts:
-            result.by_dock[dock] = result.by_dock.get(dock, 0) + len(plan.inserts)
+                "UPDATE docks SET max_seq = greatest(docks.max_seq, u.max_seq),"
+                " records = docks.records + u.kept, duplicates = docks.duplicates + u.dups,"
+                " contiguous_to = greatest(docks.contiguous_to, u.contiguous),"
+                " last_record_at = CASE WHEN u.any_kept THEN %s ELSE docks.last_record_at END,"
+                " last_checkpoint_seq = greatest(docks.last_checkpoint_seq, u.cp)"
+                " FROM unnest(%s::text[], %s::bigint[], %s::bigint[], %s::bigint[],"
+                " %s::bigint[], %s::boolean[], %s::bigint[])"
+                " AS u(dock, max_seq, kept, dups, contiguous, any_kept, cp)"
+                " WHERE docks.dock = u.dock",
+                (received_at, *[list(col) for col in zip(*counters, strict=True)]))
 
     # -- status, bays, health, the docks' own alerts ----------------------------------
 
