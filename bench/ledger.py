@@ -44,7 +44,8 @@ from paho.mqtt.properties import Properties
 from dockd.clock import utc_iso
 from dockd.ledger.db import LedgerDb, connect, migrate
 from dockd.ledger.judge import judge
-from dockd.store.custody import GENESIS_HASH, canonical_json, checkpoint_message, record_hash
+from dockd.store.canonical import canonical_json
+from dockd.store.custody import GENESIS_HASH, checkpoint_message, record_hash
 from dockd.store.keys import Signer
 from tests.mqtt_broker import MosquittoBroker, free_port
 from tests.postgres_server import PostgresServer

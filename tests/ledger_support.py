@@ -11,8 +11,10 @@ from typing import Any
 from dockd.clock import SystemClock, utc_iso
 from dockd.config import parse_config
 from dockd.ledger.db import LedgerDb, connect, migrate
-from dockd.store.custody import canonical_json, record_hash
+from dockd.store.canonical import canonical_json
+from dockd.store.custody import record_hash
 from dockd.store.evidence import open_store
+from tests.custody_support import RawEvent
 
 PREFIX = "dockd"
 
@@ -56,8 +58,9 @@ def make_stream(root: Path, dock: str, count: int, checkpoint_every: int = 5,
     store = open_store(config, SystemClock())
     try:
         for i in range(count):
-            store.custody.append("recorder.docked" if i % 3 == 0 else "test.event", "tester",
-                                 f"SN{i % 4:04d}", {"i": i, "名": "证据"})
+            kind = "recorder.docked" if i % 3 == 0 else "test.event"
+            store.custody.append(RawEvent(kind, f"SN{i % 4:04d}", {"i": i, "名": "证据"}),
+                                 "tester")
         rows = store.catalog.query("SELECT kind, payload FROM outbox ORDER BY id")
         key = store.custody.signer.public_key_hex
     finally:

@@ -24,7 +24,8 @@ SECTIONS = [f.name for f in dataclasses.fields(Config) if f.name != "source"]
 def test_every_table_is_a_typed_section_with_defaults() -> None:
     config = parse_config({})
     assert config.daemon == DaemonSection() and config.archive is None
-    assert SECTIONS == ["dock", "ingest", "daemon", "health", "mqtt", "leds", "records", "archive"]
+    assert SECTIONS == ["dock", "ingest", "daemon", "health", "mqtt", "leds", "records", "archive",
+                        "ledger"]
 
 
 def test_every_problem_is_collected_and_the_error_names_the_first() -> None:
@@ -131,8 +132,11 @@ _value = st.recursive(_scalar, lambda inner: st.one_of(
     max_leaves=8)
 def _field_names() -> list[str]:
     from dockd.config.archive import ArchiveSection
+    from dockd.config.ledger import LedgerSection, WebSection
 
-    types = [type(getattr(Config(), s)) for s in SECTIONS if s != "archive"] + [ArchiveSection]
+    optional = {"archive", "ledger"}  # None unless the file has the table
+    types = [type(getattr(Config(), s)) for s in SECTIONS if s not in optional] + [
+        ArchiveSection, LedgerSection, WebSection]
     names = {f.name for t in types for f in dataclasses.fields(t)}
     return sorted(names | {"bays", "models", "bay", "homeassistant", "bogus"})
 

@@ -14,16 +14,17 @@ import pytest
 
 from dockd.clock import SystemClock
 from dockd.config import TableReader, load_config, parse_config
+from dockd.config.ledger import parse_ledger
 from dockd.ledger.archive_fill import ArchiveFiller
 from dockd.ledger.gaps import GapKeeper
 from dockd.ledger.judge import judge
-from dockd.ledger.settings import parse_ledger
 from dockd.records.archive.custody_segments import parse_segment, segment_key
 from dockd.records.archive.objectstore import Lock
 from dockd.records.archive.sync import open_archive, sync_archive
-from dockd.store.custody import canonical_json
+from dockd.store.canonical import canonical_json
 from dockd.store.evidence import EvidenceStore, open_store
 from tests.conftest import run_dockd
+from tests.custody_support import NoteEvent
 from tests.ledger_support import PREFIX, open_db, rehashed
 from tests.postgres_server import PostgresServer, ledger_dsn, postgres  # noqa: F401
 from tests.seaweedfs_server import ACCESS_KEY, SECRET_KEY, SeaweedFS, seaweedfs_fixture  # noqa: F401
@@ -60,13 +61,13 @@ def archived(tmp_path: Path, seaweedfs: SeaweedFS) -> dict[str, Any]:
     config = load_config(config_path)
     store: EvidenceStore = open_store(config, SystemClock())
     for i in range(3):
-        store.custody.append("test.event", "tester", f"SN{i}", {"i": i})
+        store.custody.append(NoteEvent(f"SN{i}", {"i": i}), "tester")
     store.close()
     # The copy a rolled-back dock would be restored from: three records, same key.
     shutil.copytree(tmp_path / "store", tmp_path / "old-store")
     store = open_store(config, SystemClock())
     for i in range(3, 12):
-        store.custody.append("test.event", "tester", f"SN{i}", {"i": i})
+        store.custody.append(NoteEvent(f"SN{i}", {"i": i}), "tester")
     section, archive = open_archive(config)
     report = sync_archive(store, archive, section)
     outbox = [json.loads(r["payload"]) for r in store.catalog.query(
@@ -157,7 +158,7 @@ def test_a_gap_neither_source_can_fill_stays_open_with_its_range(archived: dict[
     records = [m for m in archived["outbox"] if "prev_hash" in m]
     store = open_store(archived["config"], SystemClock())
     for i in range(12, 15):  # up to seq 15 (a checkpoint) — never synced to the archive
-        store.custody.append("test.event", "tester", f"SN{i}", {"i": i})
+        store.custody.append(NoteEvent(f"SN{i}", {"i": i}), "tester")
     late = [json.loads(r["payload"]) for r in store.catalog.query(
         "SELECT payload FROM outbox WHERE kind = 'checkpoint' ORDER BY id DESC LIMIT 1")]
     store.close()

@@ -19,7 +19,7 @@ from dockd.errors import UsageError
 from dockd.ledger.db import LedgerDb
 from dockd.ledger.gaps import GapKeeper, holes_in
 from dockd.ledger.judge import EVIDENCE_BYTES, judge
-from dockd.store.custody import canonical_json
+from dockd.store.canonical import canonical_json
 from tests.ledger_support import PREFIX, DockStream, make_stream, open_db, rehashed
 from tests.postgres_server import PostgresServer, ledger_dsn, postgres  # noqa: F401
 

@@ -19,6 +19,7 @@ from dockd.config import parse_config
 from dockd.ledger.judge import judge
 from dockd.store.evidence import open_store
 from tests.conftest import run_dockd
+from tests.custody_support import RawEvent
 from tests.ledger_support import PREFIX, ledger_toml, open_db
 from tests.postgres_server import PostgresServer, ledger_dsn, postgres  # noqa: F401
 
@@ -26,31 +27,34 @@ from tests.postgres_server import PostgresServer, ledger_dsn, postgres  # noqa: 
 def _dock_events(root: Path, dock: str) -> tuple[str, list[tuple[str, bytes]]]:
     config = parse_config({"dock": {"id": dock, "site": "s1", "store_dir": str(root / dock)}})
     store = open_store(config, SystemClock())
-    c = store.custody
-    c.append("recorder.enrolled", "cli:admin", "SN-NEVER", {"serial": "SN-NEVER"})
-    c.append("recorder.enrolled", "cli:admin", "SN-A1", {"serial": "SN-A1"})
-    c.append("recorder.docked", "dockd", "SN-A1", {"bay": 1, "serial": "SN-A1",
+
+    def c_append(type_: str, actor: str, subject: str, payload: dict[str, Any]) -> None:
+        store.custody.append(RawEvent(type_, subject, payload), actor)
+
+    c_append("recorder.enrolled", "cli:admin", "SN-NEVER", {"serial": "SN-NEVER"})
+    c_append("recorder.enrolled", "cli:admin", "SN-A1", {"serial": "SN-A1"})
+    c_append("recorder.docked", "dockd", "SN-A1", {"bay": 1, "serial": "SN-A1",
                                                    "officer_name": "张三", "officer_id": "0417"})
-    c.append("session.completed", "dockd", "SN-A1", {"result": "complete", "stored": 3,
+    c_append("session.completed", "dockd", "SN-A1", {"result": "complete", "stored": 3,
                                                      "deduplicated": 1, "bytes_stored": 4096,
                                                      "failed": 0})
-    c.append("session.interrupted", "dockd", "SN-A1", {"result": "interrupted", "stored": 1,
+    c_append("session.interrupted", "dockd", "SN-A1", {"result": "interrupted", "stored": 1,
                                                        "deduplicated": 0, "bytes_stored": 10,
                                                        "failed": 2, "reason": "pulled out"})
-    c.append("bay.fault", "dockd", "SN-A1", {"reason": "battery_low", "detail": "12 %"})
-    c.append("export.created", "cli:li", "EXP-1", {"export_id": "EXP-1", "case": "2026-刑-001",
+    c_append("bay.fault", "dockd", "SN-A1", {"reason": "battery_low", "detail": "12 %"})
+    c_append("export.created", "cli:li", "EXP-1", {"export_id": "EXP-1", "case": "2026-刑-001",
                                                    "requester": "王五", "requester_unit": "检察院",
                                                    "reason": "起诉", "approved_by": "赵局",
                                                    "public_use": False, "recordings": 2})
-    c.append("access.registered", "cli:li", "2026-刑-001", {
+    c_append("access.registered", "cli:li", "2026-刑-001", {
         "case": "2026-刑-001", "items": ["ab" * 32], "requester": "孙六",
         "requester_unit": "法院", "reason": "审理", "approved_by": "赵局"})
-    c.append("hold.added", "cli:li", "2026-刑-001", {"hold_id": 1, "scope": "case",
+    c_append("hold.added", "cli:li", "2026-刑-001", {"hold_id": 1, "scope": "case",
                                                      "target": "2026-刑-001",
                                                      "reason": "信访", "by": "李四"})
-    c.append("verify.completed", "dockd", "store", {"items_checked": 4, "problem_count": 0})
+    c_append("verify.completed", "dockd", "store", {"items_checked": 4, "problem_count": 0})
     rows = store.catalog.query("SELECT kind, payload FROM outbox ORDER BY id")
-    key = c.signer.public_key_hex
+    key = store.custody.signer.public_key_hex
     store.close()
     topics = {"custody": f"{PREFIX}/s1/{dock}/custody",
               "checkpoint": f"{PREFIX}/s1/{dock}/checkpoint"}

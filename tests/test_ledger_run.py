@@ -29,6 +29,7 @@ from dockd.config import parse_config
 from dockd.report.mqtt.reporter import MqttReporter
 from dockd.store.evidence import EvidenceStore, open_store
 from tests.conftest import REPO_ROOT, run_dockd
+from tests.custody_support import NoteEvent
 from tests.ledger_support import ledger_toml
 from tests.mqtt_broker import MosquittoBroker, broker  # noqa: F401
 from tests.postgres_server import PostgresServer, ledger_dsn, postgres  # noqa: F401
@@ -55,7 +56,7 @@ class Dock:
 
     def append(self, n: int, pause_s: float = 0.0) -> None:
         for i in range(n):
-            self.store.custody.append("test.event", "tester", f"SN{i % 5}", {"i": i})
+            self.store.custody.append(NoteEvent(f"SN{i % 5}", {"i": i}), "tester")
             self.reporter.wake()
             if pause_s:
                 time.sleep(pause_s)

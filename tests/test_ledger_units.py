@@ -15,7 +15,6 @@ from hypothesis import strategies as st
 
 from dockd.config import load_config, parse_config
 from dockd.errors import ConfigError
-from dockd.ledger.settings import ledger_settings
 from tests.conftest import REPO_ROOT, run_dockd
 
 
@@ -39,7 +38,8 @@ def test_the_units_verify_and_run_existing_commands(tmp_path: Path, unit: str) -
 
 
 def test_the_example_config_parses() -> None:
-    section = ledger_settings(load_config(REPO_ROOT / "config" / "ledger.toml"))
+    section = load_config(REPO_ROOT / "config" / "ledger.toml").ledger
+    assert section is not None
     assert section.share_group == "ledger" and section.archive is not None
     assert section.web is not None and section.web.auth == "basic"
     assert section.mqtt.broker.tls and section.mqtt.client_id == "dockd-ledger-1"
@@ -48,7 +48,7 @@ GOOD = {"database": "postgresql://ledger@db/ledger", "mqtt": {"broker": "mqtt://
 
 
 @pytest.mark.parametrize(("change", "message"), [
-    ({"database": "mysql://x"}, "ledger.database: expected a postgresql:// URL"),
+    ({"database": "mysql://x"}, "ledger.database: 'mysql://x' is not valid; expected a postgresql"),
     ({"database": "postgresql://u:pw@db/x"}, "database_password_file"),
     ({"batch_max": 5000, "receive_maximum": 100}, "ledger.batch_max: must not exceed"),
     ({"share_group": "a/b"}, "ledger.share_group"),

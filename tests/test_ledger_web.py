@@ -28,9 +28,12 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
+from dockd.clock import SystemClock
+from dockd.config import load_config
 from dockd.ledger.web.auth import hash_password
 from dockd.sim.runner import DaemonRunner
-from dockd.store.custody import canonical_json
+from dockd.store.canonical import canonical_json
+from dockd.store.evidence import open_store
 from tests.conftest import REPO_ROOT, run_dockd
 from tests.ledger_support import make_stream, rehashed
 from tests.mqtt_broker import Collector, MosquittoBroker, TlsMaterial, free_port, tls_material  # noqa: F401
@@ -88,6 +91,8 @@ def bureau(tmp_path_factory: pytest.TempPathFactory, postgres: PostgresServer,  
         west.start()
         west.dock.plug("1-1.1", "msc", files=[("DCIM/100MEDIA/W0001.MP4", 300_000)])
         west.wait_bay(1, "ready")
+        # dock-east has not run yet: open its store once, which makes its signing key.
+        open_store(load_config(east.paths.config), SystemClock()).close()
         for runner in (west, east):
             key = runner.dockd("key", "show", "--json")
             assert key.returncode == 0, key.stderr

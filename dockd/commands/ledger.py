@@ -20,9 +20,11 @@ from typing import Any
 
 from dockd.clock import SystemClock, utc_iso
 from dockd.commands.common import add_json_option, print_json
-from dockd.config import DOCK_ID_PATTERN, Config, load_config
-from dockd.errors import IntegrityError, UsageError
+from dockd.config import Config, load_config
+from dockd.config.ledger import LedgerSection
+from dockd.errors import ConfigError, IntegrityError, UsageError
 from dockd.logs import setup_logging
+from dockd.names import DOCK_ID_PATTERN
 
 DEFAULT_LEDGER_CONFIG = Path("/etc/dockd/ledger.toml")
 REPORT_FORMATS = ("text", "json", "csv", "pdf")
@@ -97,14 +99,15 @@ def _config_option(parser: argparse.ArgumentParser) -> None:
                         help="ledger config (default: $DOCKD_CONFIG or /etc/dockd/ledger.toml)")
 
 
-def ledger_config(args: argparse.Namespace) -> tuple[Config, Any]:
-    """The config and its ``[ledger]`` section."""
-    from dockd.ledger.settings import ledger_settings
-
-    path = args.config or os.environ.get("DOCKD_CONFIG") or DEFAULT_LEDGER_CONFIG
-    config = load_config(Path(path))
+def ledger_config(args: argparse.Namespace) -> tuple[Config, LedgerSection]:
+    """The config and its ``[ledger]`` section; ConfigError when it has none (a dock's)."""
+    path = Path(args.config or os.environ.get("DOCKD_CONFIG") or DEFAULT_LEDGER_CONFIG)
+    config = load_config(path)
     setup_logging(config.dock.log_level)
-    return config, ledger_settings(config)
+    if config.ledger is None:
+        raise ConfigError(f"ledger: {path} has no [ledger] section (the ledger runs on a "
+                          "central server with its own config, see docs/ledger.md)")
+    return config, config.ledger
 
 
 def open_ledger_db(section: Any, migrate: bool = True) -> Any:
@@ -120,8 +123,8 @@ def open_ledger_db(section: Any, migrate: bool = True) -> Any:
 
 def run_consumer(args: argparse.Namespace) -> int:
     from dockd.ledger.consumer import LedgerConsumer
-    from dockd.report.mqtt.config import check_tls_files
     from dockd.report.mqtt.connection import settings_from_section
+    from dockd.report.mqtt.credentials import check_tls_files
 
     _config, section = ledger_config(args)
     check_tls_files(section.mqtt)
@@ -260,8 +263,8 @@ def run_report(args: argparse.Namespace) -> int:
 def run_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
+    from dockd.config.ledger import parse_listen
     from dockd.ledger.db import connect
-    from dockd.ledger.settings import parse_listen
     from dockd.ledger.web.app import ConnectionPool, create_app
 
     _config, section = ledger_config(args)
@@ -270,8 +273,10 @@ def run_serve(args: argparse.Namespace) -> int:
         raise UsageError("the config has no [ledger.web] section (listen, auth, users_file or "
                          "the proxy header, TLS; see docs/ledger.md)")
     if args.listen:
-        host, port = parse_listen(args.listen, "--listen")
-        web = dataclasses.replace(web, host=host, port=port)
+        listen = parse_listen(args.listen)
+        if listen is None:
+            raise UsageError(f"--listen: {args.listen!r} is not HOST:PORT")
+        web = dataclasses.replace(web, host=listen[0], port=listen[1])
     # Migrate once with a writing connection; the page's own connections are read-only.
     open_ledger_db(section).close()
     pool = ConnectionPool(lambda: connect(section.database, section.database_password_file,

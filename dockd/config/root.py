@@ -13,6 +13,7 @@ from dockd.config.daemon import DaemonSection, parse_daemon
 from dockd.config.dock import DockSection, parse_dock
 from dockd.config.health import HealthSection, parse_health
 from dockd.config.ingest import IngestSection, parse_ingest
+from dockd.config.ledger import LedgerSection, parse_ledger
 from dockd.config.leds import LedsSection, parse_leds
 from dockd.config.mqtt import MqttSection, parse_mqtt
 from dockd.config.reader import Problems, TableReader, TomlValue
@@ -33,6 +34,7 @@ class Config:
     leds: LedsSection = field(default_factory=LedsSection)
     records: RecordsSection = field(default_factory=RecordsSection)
     archive: ArchiveSection | None = None
+    ledger: LedgerSection | None = None  # the bureau's central ledger; None on a dock
     source: Path | None = None
 
     def with_store(self, store_dir: Path) -> Config:
@@ -71,6 +73,7 @@ def check_document(data: dict[str, TomlValue]) -> tuple[Config, Problems]:
         leds=section("leds", parse_leds),
         records=section("records", parse_records),
         archive=section("archive", parse_archive),
+        ledger=section("ledger", parse_ledger),
     )
     root.finish()
     return config, root.problems

@@ -15,14 +15,14 @@ import logging
 from typing import Any
 
 from dockd.clock import SystemClock
+from dockd.config.ledger import LedgerSection
 from dockd.errors import DockdError
 from dockd.ledger.db import LedgerDb
 from dockd.ledger.gaps import Filler, Hole
 from dockd.ledger.judge import judge
 from dockd.ledger.plan import ALERT_REJECTED, Alert
-from dockd.ledger.settings import LedgerSection
 from dockd.records.archive.custody_segments import parse_segment, segment_range
-from dockd.store.custody import canonical_json
+from dockd.store.canonical import canonical_json
 
 log = logging.getLogger(__name__)
 

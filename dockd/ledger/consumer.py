@@ -36,11 +36,11 @@ from paho.mqtt.reasoncodes import ReasonCode
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from dockd.clock import Clock
+from dockd.config.ledger import LedgerSection
 from dockd.ledger.db import BatchResult, LedgerDb
 from dockd.ledger.errors import LedgerUnavailableError
 from dockd.ledger.gaps import Filler, GapKeeper
 from dockd.ledger.judge import Judged, Rejected, judge, reject
-from dockd.ledger.settings import LedgerSection
 from dockd.report.mqtt.connection import ConnectionSettings, connect, new_client
 from dockd.report.mqtt.state import (
     BrokerUnavailableError,

@@ -18,10 +18,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from dockd.config import DOCK_ID_PATTERN
+from dockd.names import DOCK_ID_PATTERN
 from dockd.report.mqtt.payloads import decode
 from dockd.report.mqtt.topics import parse_topic
-from dockd.store.custody import Checkpoint, canonical_json, checkpoint_from_dict
+from dockd.store.canonical import canonical_json
+from dockd.store.custody import Checkpoint, checkpoint_from_dict
 from dockd.store.custody_check import HEX64, hashed_body, record_form_problem
 
 # Rejection codes: a word for tables, reports and the page; the reason says the rest.
@@ -42,6 +43,8 @@ _TIME = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d
 # Record times outside these years are refused: each month is a partition, and a dock
 # clock in 1970 or 9999 is a broken clock, not a month worth a table.
 MIN_YEAR, MAX_YEAR = 2000, 2199
+MAX_INT = 1 << 63  # bigint columns
+MAX_BAY = (1 << 31) - 1  # integer columns
 SCHEMAS = Path(__file__).resolve().parent.parent / "report" / "mqtt" / "schemas"
 
 
@@ -141,8 +144,11 @@ def reject(code: str, reason: str, topic: str, dock: str | None, seq: int | None
 
 
 def text_problem(value: Any, depth: int = 0) -> str | None:
-    """Why a decoded JSON value cannot be kept as PostgreSQL text/jsonb: a NUL character or
-    a lone surrogate anywhere (either would fail the whole batch's transaction)."""
+    """Why a decoded JSON value cannot be kept in PostgreSQL: a NUL character or a lone
+    surrogate anywhere, or an integer beyond 64 bits (each would fail the whole batch's
+    transaction)."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return None if -MAX_INT <= value < MAX_INT else "an integer is beyond 64 bits"
     if isinstance(value, str):
         if "\x00" in value:
             return "a string holds a NUL character"
@@ -234,6 +240,9 @@ def _state(kind: str, site: str, dock: str, key: str | None, topic: str, message
     if message.get("dock") != dock:
         return reject(WRONG_DOCK, f"{kind} names dock {message.get('dock')!r} but came on "
                       f"{dock}'s topic", topic, dock, None, raw)
+    bay = message.get("bay")
+    if isinstance(bay, int) and bay > MAX_BAY:
+        return reject(SCHEMA, f"{kind}: bay {bay} is out of range", topic, dock, None, raw)
     if kind == "bay" and str(message["bay"]) != key:
         return reject(SCHEMA, f"bay state of bay {message['bay']} on bay {key}'s topic", topic,
                       dock, None, raw)

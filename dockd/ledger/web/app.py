@@ -33,14 +33,14 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from dockd.clock import Clock, parse_utc_iso
-from dockd.config import DOCK_ID_PATTERN, SERIAL_PATTERN
+from dockd.config.ledger import LedgerSection, WebSection
 from dockd.ledger import queries
 from dockd.ledger.render import period_line, sections, title
 from dockd.ledger.reports import bureau_report
-from dockd.ledger.settings import LedgerSection, WebSection
 from dockd.ledger.web.auth import User, UsersFile
 from dockd.ledger.web.charts import Series, bar_chart
 from dockd.ledger.words import LANGUAGES, accept_language, label, words
+from dockd.names import DOCK_ID_PATTERN, SERIAL_PATTERN
 from dockd.records.periods import parse_week, previous_week
 
 log = logging.getLogger(__name__)

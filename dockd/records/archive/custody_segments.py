@@ -18,7 +18,8 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from dockd.store.custody import Checkpoint, canonical_json, checkpoint_from_dict
+from dockd.store.canonical import canonical_json
+from dockd.store.custody import Checkpoint, checkpoint_from_dict
 from dockd.store.custody_check import checkpoint_key_problem, hashed_body, record_form_problem
 
 KIND = "dockd.custody.segment"

@@ -33,7 +33,8 @@
     proxy_user_header = "X-Remote-User"
     proxy_trusted = ["127.0.0.1"] # only these peers may set the header
 
-Parsed once at start into :class:`LedgerSection`; unknown keys are errors like everywhere.
+Parsed with the rest of the file into ``Config.ledger`` (None on a dock); every bad value
+is a problem under its dotted key like everywhere.
 """
 
 from __future__ import annotations
@@ -45,12 +46,12 @@ import zoneinfo
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from dockd.config import Config, TableReader, register_section
-from dockd.errors import ConfigError
-from dockd.records.archive.config import ArchiveSection, parse_archive
-from dockd.report.mqtt.config import MqttSection, parse_mqtt
+from dockd.config.archive import ArchiveSection, parse_archive
+from dockd.config.mqtt import MqttSection, parse_mqtt
+from dockd.config.reader import TableReader
 
 _SHARE_GROUP = re.compile(r"^[A-Za-z0-9_-]{0,64}$")
+_DATABASE = re.compile(r"^postgres(ql)?://\S+$")
 _LISTEN = re.compile(r"^(?P<host>[A-Za-z0-9.:\[\]-]+):(?P<port>\d{1,5})$")
 _HEADER = re.compile(r"^[A-Za-z0-9-]{1,64}$")
 AUTH_MODES = ("basic", "proxy")
@@ -102,6 +103,7 @@ def parse_ledger(t: TableReader) -> LedgerSection | None:
     """Validate ``[ledger]``; None when the section is absent (a dock's config)."""
     if not t.data:
         return None
+    d = LedgerSection
     mqtt_table = t.table("mqtt")
     mqtt = parse_mqtt(mqtt_table)
     mqtt_table.finish()
@@ -111,95 +113,88 @@ def parse_ledger(t: TableReader) -> LedgerSection | None:
     web_table = t.table("web")
     web = _parse_web(web_table)
     web_table.finish()
-    timezone = t.get("timezone", str, LedgerSection.timezone)
+    timezone = t.get("timezone", str, d.timezone)
     try:
         zoneinfo.ZoneInfo(timezone)
     except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-        raise ConfigError(f"{t.key('timezone')}: {timezone!r} is not a time zone "
-                          "(e.g. Asia/Shanghai)") from None
+        t.problem("timezone", f"{timezone!r} is not a time zone (e.g. Asia/Shanghai)")
+        timezone = d.timezone
+    database = t.required_string("database", _DATABASE, "a postgresql:// URL (the password "
+                                                        "goes in database_password_file)")
+    if "@" in database and ":" in database.split("://", 1)[-1].split("@", 1)[0]:
+        t.problem("database", "put the password in database_password_file, not in the URL")
+        database = ""
     section = LedgerSection(
-        database=t.get("database", str, ""),
+        database=database,
         database_password_file=t.path("database_password_file", None),
-        share_group=t.string("share_group", "ledger", _SHARE_GROUP,
+        share_group=t.string("share_group", d.share_group, _SHARE_GROUP,
                              "letters, digits, '_' or '-' (empty: no shared subscription)"),
-        batch_max=t.integer("batch_max", 500, minimum=1, maximum=100_000),
-        batch_wait_s=t.number("batch_wait_s", 0.05, minimum=0.0, maximum=10),
-        receive_maximum=t.integer("receive_maximum", 2000, minimum=1, maximum=65535),
-        max_payload_bytes=t.integer("max_payload_bytes", 256 << 10, minimum=1024,
+        batch_max=t.integer("batch_max", d.batch_max, minimum=1, maximum=100_000),
+        batch_wait_s=t.number("batch_wait_s", d.batch_wait_s, minimum=0.0, maximum=10),
+        receive_maximum=t.integer("receive_maximum", d.receive_maximum, minimum=1,
+                                  maximum=65535),
+        max_payload_bytes=t.integer("max_payload_bytes", d.max_payload_bytes, minimum=1024,
                                     maximum=256 << 20),
-        gap_grace_s=t.number("gap_grace_s", 30.0, minimum=0.0, maximum=86400),
-        verify_interval_s=t.number("verify_interval_s", 5.0, minimum=0.05, maximum=3600),
-        archive_retry_s=t.number("archive_retry_s", 300.0, minimum=0.0, maximum=86400),
-        reconnect_min_s=t.number("reconnect_min_s", 1.0, minimum=0.01, maximum=3600),
-        reconnect_max_s=t.number("reconnect_max_s", 60.0, minimum=0.01, maximum=3600),
-        undocked_alert_hours=t.integer("undocked_alert_hours", 48, minimum=1, maximum=8760),
-        timezone=timezone,
-        mqtt=mqtt, archive=archive, web=web)
-    if not section.database.startswith(("postgresql://", "postgres://")):
-        raise ConfigError(f"{t.key('database')}: expected a postgresql:// URL "
-                          "(the password goes in database_password_file)")
-    if ":" in section.database.split("://", 1)[1].split("@", 1)[0] and \
-            "@" in section.database:
-        raise ConfigError(f"{t.key('database')}: put the password in database_password_file, "
-                          "not in the URL")
+        gap_grace_s=t.number("gap_grace_s", d.gap_grace_s, minimum=0.0, maximum=86400),
+        verify_interval_s=t.number("verify_interval_s", d.verify_interval_s, minimum=0.05,
+                                   maximum=3600),
+        archive_retry_s=t.number("archive_retry_s", d.archive_retry_s, minimum=0.0,
+                                 maximum=86400),
+        reconnect_min_s=t.number("reconnect_min_s", d.reconnect_min_s, minimum=0.01,
+                                 maximum=3600),
+        reconnect_max_s=t.number("reconnect_max_s", d.reconnect_max_s, minimum=0.01,
+                                 maximum=3600),
+        undocked_alert_hours=t.integer("undocked_alert_hours", d.undocked_alert_hours,
+                                       minimum=1, maximum=8760),
+        timezone=timezone, mqtt=mqtt, archive=archive, web=web)
     if section.batch_max > section.receive_maximum:
-        raise ConfigError(f"{t.key('batch_max')}: must not exceed receive_maximum "
-                          f"({section.receive_maximum}); a batch could never fill")
+        t.problem("batch_max", f"must not exceed receive_maximum ({section.receive_maximum}); "
+                               "a batch could never fill")
     if section.reconnect_max_s < section.reconnect_min_s:
-        raise ConfigError(f"{t.key('reconnect_max_s')}: must not be below reconnect_min_s")
+        t.problem("reconnect_max_s", "must not be below reconnect_min_s")
     return section
 
 
-def parse_listen(text: str, key: str) -> tuple[str, int]:
-    """``HOST:PORT`` (``[v6]:PORT`` too); ConfigError naming ``key`` otherwise."""
+def parse_listen(text: str) -> tuple[str, int] | None:
+    """``HOST:PORT`` (``[v6]:PORT`` too); None when it is not one."""
     match = _LISTEN.match(text)
     if not match or not 0 < int(match["port"]) < 65536:
-        raise ConfigError(f"{key}: {text!r} is not HOST:PORT")
+        return None
     return match["host"].strip("[]"), int(match["port"])
 
 
 def _parse_web(t: TableReader) -> WebSection | None:
     if not t.data:
         return None
-    host, port = parse_listen(t.get("listen", str, "127.0.0.1:8480"), t.key("listen"))
-    trusted = t.string_list("proxy_trusted", ("127.0.0.1", "::1"))
+    d = WebSection
+    listen = t.get("listen", str, f"{d.host}:{d.port}")
+    host_port = parse_listen(listen)
+    if host_port is None:
+        t.problem("listen", f"{listen!r} is not HOST:PORT")
+        host_port = (d.host, d.port)
+    trusted = t.string_list("proxy_trusted", d.proxy_trusted)
     for net in trusted:
         try:
             ipaddress.ip_network(net, strict=False)
         except ValueError:
-            raise ConfigError(f"{t.key('proxy_trusted')}: {net!r} is not an address or "
-                              "network") from None
+            t.problem("proxy_trusted", f"{net!r} is not an address or network")
     section = WebSection(
-        host=host, port=port,
-        auth=t.choice("auth", "basic", AUTH_MODES),
+        host=host_port[0], port=host_port[1],
+        auth=t.choice("auth", d.auth, AUTH_MODES),
         users_file=t.path("users_file", None),
         tls_cert_file=t.path("tls_cert_file", None),
         tls_key_file=t.path("tls_key_file", None),
-        proxy_user_header=t.string("proxy_user_header", "X-Remote-User", _HEADER,
+        proxy_user_header=t.string("proxy_user_header", d.proxy_user_header, _HEADER,
                                    "an HTTP header name"),
         proxy_trusted=trusted,
-        allow_plain_http=t.boolean("allow_plain_http", False))
+        allow_plain_http=t.boolean("allow_plain_http", d.allow_plain_http))
     if (section.tls_cert_file is None) != (section.tls_key_file is None):
-        raise ConfigError(f"{t.key('tls_cert_file')}: TLS needs both tls_cert_file and "
-                          "tls_key_file")
+        t.problem("tls_cert_file", "TLS needs both tls_cert_file and tls_key_file")
     if section.auth == "basic":
         if section.users_file is None:
-            raise ConfigError(f"{t.key('users_file')}: auth = \"basic\" needs a users_file")
-        if section.tls_cert_file is None and not section.allow_plain_http:
-            raise ConfigError(f"{t.key('tls_cert_file')}: HTTP basic auth sends the password "
-                              "with every request; set tls_cert_file/tls_key_file (or "
-                              "auth = \"proxy\" behind the bureau's TLS proxy)")
+            t.problem("users_file", 'auth = "basic" needs a users_file')
+        elif section.tls_cert_file is None and not section.allow_plain_http:
+            t.problem("tls_cert_file", "HTTP basic auth sends the password with every request; "
+                                       "set tls_cert_file/tls_key_file (or auth = \"proxy\" "
+                                       "behind the bureau's TLS proxy)")
     return section
-
-
-def ledger_settings(config: Config) -> LedgerSection:
-    """The ``[ledger]`` section of ``config``; ConfigError when the config has none."""
-    section = config.extra_sections.get("ledger")
-    if not isinstance(section, LedgerSection):
-        where = config.source or "the config"
-        raise ConfigError(f"ledger: {where} has no [ledger] section (the ledger runs on a "
-                          "central server with its own config, see docs/ledger.md)")
-    return section
-
-
-register_section("ledger", parse_ledger)
