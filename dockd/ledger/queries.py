@@ -14,9 +14,6 @@ from psycopg.rows import dict_row
 
 from dockd.clock import utc_iso
 
-# A dock whose status is older than this without a fresh message is shown "stale".
-ONLINE_STALE = dt.timedelta(minutes=15)
-
 
 def _rows(conn: psycopg.Connection[Any], sql: str,
           params: tuple[Any, ...] | dict[str, Any] = ()) -> list[dict[str, Any]]:
@@ -59,7 +56,7 @@ def dock_states(conn: psycopg.Connection[Any], now: dt.datetime) -> list[dict[st
         LEFT JOIN checkpoints c ON c.dock = d.dock AND c.seq = d.last_checkpoint_seq
         ORDER BY d.dock""")
     for r in rows:
-        r["online"] = _online(r, now)
+        r["online"] = _online(r)
         if r["open_gaps"]:
             r["verification"] = "gaps"
         elif r["open_alerts"]:
@@ -73,7 +70,9 @@ def dock_states(conn: psycopg.Connection[Any], now: dt.datetime) -> list[dict[st
     return rows
 
 
-def _online(row: dict[str, Any], now: dt.datetime) -> str:
+def _online(row: dict[str, Any]) -> str:
+    # The retained status is the dock's own word: "online" at every connect, "offline" as
+    # its Last Will or at a clean stop. A dock never heard from is "unknown".
     if row["status_state"] is None:
         return "unknown"
     if row["status_state"] != "online":
