@@ -18,7 +18,7 @@ from dockd.clock import SystemClock
 from dockd.errors import UsageError
 from dockd.ledger.db import LedgerDb
 from dockd.ledger.gaps import GapKeeper, holes_in
-from dockd.ledger.judge import EVIDENCE_BYTES, judge
+from dockd.ledger.judge import EVIDENCE_BYTES, RecordIn, judge
 from dockd.store.canonical import canonical_json
 from tests.ledger_support import PREFIX, DockStream, make_stream, open_db, rehashed
 from tests.postgres_server import PostgresServer, ledger_dsn, postgres  # noqa: F401
@@ -283,3 +283,22 @@ def test_any_payload_on_any_topic_is_judged_and_stored_without_error(
     assert one(db, "SELECT count(*) FROM rejected") == before + 1
     assert one(db, "SELECT count(*) FROM rejected WHERE reason = '' OR code = ''") == 0
     assert one(db, "SELECT count(*) FROM custody_chain") == 0
+
+
+def test_an_old_record_published_afresh_is_a_replay_a_redelivery_is_not(
+        db: LedgerDb, stream: DockStream) -> None:
+    import dataclasses
+
+    enrol(db, stream)
+    feed(db, [(stream.topic("custody"), r) for r in stream.records[:3]])
+    later = SystemClock().now() + dt.timedelta(hours=2)
+    again = judge(PREFIX, stream.topic("custody"), stream.records[1], MAX)
+    assert isinstance(again, RecordIn)
+    db.apply_batch([dataclasses.replace(again, redelivered=True)], later)  # broker re-send
+    assert one(db, "SELECT duplicates FROM docks") == 1 and alerts(db) == []
+    db.apply_batch([again], later)  # a fresh publish of a record kept two hours ago
+    assert one(db, "SELECT code FROM rejected") == "replayed"
+    assert [a[0] for a in alerts(db)] == ["replayed"]
+    feed(db, [(stream.topic("custody"), stream.records[2])])  # a recent repeat: a duplicate
+    assert one(db, "SELECT duplicates FROM docks") == 2
+    assert one(db, "SELECT count(*) FROM custody_chain") == 3

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import datetime
 import os
 import socket
 from pathlib import Path
@@ -118,7 +119,7 @@ def open_ledger_db(section: Any, migrate: bool = True) -> Any:
     conn = connect(section.database, section.database_password_file)
     if migrate:
         do_migrate(conn, SystemClock().now())
-    return LedgerDb(conn)
+    return LedgerDb(conn, datetime.timedelta(seconds=section.replay_after_s))
 
 
 def run_consumer(args: argparse.Namespace) -> int:

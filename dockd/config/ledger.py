@@ -13,6 +13,7 @@
     gap_grace_s = 30              # a hole older than this is an open gap alert
     verify_interval_s = 5         # how often holes and the verified-to mark are worked out
     archive_retry_s = 300         # how often an open gap is looked for again in the archive
+    replay_after_s = 3600         # a kept record published afresh this much later: replayed
     reconnect_min_s = 1.0         # PostgreSQL reconnect back-off
     reconnect_max_s = 60.0
     undocked_alert_hours = 48     # bureau reports: "not docked since"
@@ -86,6 +87,7 @@ class LedgerSection:
     gap_grace_s: float = 30.0
     verify_interval_s: float = 5.0
     archive_retry_s: float = 300.0
+    replay_after_s: float = 3600.0
     reconnect_min_s: float = 1.0
     reconnect_max_s: float = 60.0
     undocked_alert_hours: int = 48
@@ -140,6 +142,8 @@ def parse_ledger(t: TableReader) -> LedgerSection | None:
                                    maximum=3600),
         archive_retry_s=t.number("archive_retry_s", d.archive_retry_s, minimum=0.0,
                                  maximum=86400),
+        replay_after_s=t.number("replay_after_s", d.replay_after_s, minimum=1.0,
+                                maximum=365 * 86400),
         reconnect_min_s=t.number("reconnect_min_s", d.reconnect_min_s, minimum=0.01,
                                  maximum=3600),
         reconnect_max_s=t.number("reconnect_max_s", d.reconnect_max_s, minimum=0.01,

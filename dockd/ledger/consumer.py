@@ -20,6 +20,7 @@ One thread, one paho client with ``manual_ack=True`` and a persistent MQTT 5 ses
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime as dt
 import logging
 import random
@@ -40,7 +41,7 @@ from dockd.config.ledger import LedgerSection
 from dockd.ledger.db import BatchResult, LedgerDb
 from dockd.ledger.errors import LedgerUnavailableError
 from dockd.ledger.gaps import Filler, GapKeeper
-from dockd.ledger.judge import Judged, Rejected, judge, reject
+from dockd.ledger.judge import Judged, RecordIn, Rejected, judge, reject
 from dockd.report.mqtt.connection import ConnectionSettings, connect, new_client
 from dockd.report.mqtt.state import (
     BrokerUnavailableError,
@@ -214,6 +215,8 @@ class LedgerConsumer:
         payload = bytes(msg.payload)
         try:
             judged = judge(self.prefix, topic, payload, self.section.max_payload_bytes)
+            if msg.dup and isinstance(judged, RecordIn):
+                judged = dataclasses.replace(judged, redelivered=True)
         except Exception as exc:  # a bug must not stop the ledger: keep the message as evidence
             log.exception("judging a message failed")
             judged = reject(UNSTORABLE, f"could not be judged: {type(exc).__name__}: {exc}",

@@ -133,9 +133,11 @@ def ensure_partitions(conn: psycopg.Connection[Any], months: Iterable[dt.date],
 class LedgerDb:
     """The ledger's writes, on one connection."""
 
-    def __init__(self, conn: psycopg.Connection[Any]) -> None:
+    def __init__(self, conn: psycopg.Connection[Any],
+                 replay_after: dt.timedelta = dt.timedelta(hours=1)) -> None:
         self.conn = conn
         self.partitions: set[dt.date] = set()
+        self.replay_after = replay_after
 
     def close(self) -> None:
         self.conn.close()
@@ -173,7 +175,8 @@ class LedgerDb:
             alerts: list[Alert] = []
             plans = {}
             for dock in chained:
-                plans[dock] = plan_dock(views[dock], records[dock], checkpoints[dock])
+                plans[dock] = plan_dock(views[dock], records[dock], checkpoints[dock],
+                                        received_at, self.replay_after)
                 rejected += plans[dock].rejected
                 alerts += plans[dock].alerts
             self._write_plans(plans, docks, received_at, source, result)
@@ -212,13 +215,13 @@ class LedgerDb:
                 near |= {(dock, c.checkpoint.seq), (dock, c.checkpoint.seq + 1)}
                 pins.add((dock, c.checkpoint.seq))
         if near:
-            for dock, seq, event_id, prev_hash, hash_ in self.conn.execute(
-                    "SELECT c.dock, c.seq, c.event_id::text, c.prev_hash, c.hash"
+            for dock, seq, event_id, prev_hash, hash_, kept_at in self.conn.execute(
+                    "SELECT c.dock, c.seq, c.event_id::text, c.prev_hash, c.hash, c.received_at"
                     " FROM unnest(%s::text[], %s::bigint[]) AS k(dock, seq)"
                     " JOIN custody_chain c ON c.dock = k.dock AND c.seq = k.seq",
                     ([d for d, _ in near], [q for _, q in near])):
                 views[dock].rows[seq] = ChainRow(seq, event_id, bytes(prev_hash).hex(),
-                                                 bytes(hash_).hex())
+                                                 bytes(hash_).hex(), kept_at)
         if ids:
             for dock, event_id, seq in self.conn.execute(
                     "SELECT c.dock, c.event_id::text, c.seq"

@@ -81,6 +81,7 @@ class RecordIn:
     body: bytes             # canonical JSON of the whole record
     topic: str
     raw: bytes
+    redelivered: bool = False  # MQTT DUP: the broker sending again what we did not ack
 
 
 @dataclass(frozen=True)

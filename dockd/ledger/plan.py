@@ -13,11 +13,13 @@ repeats are QoS 1 duplicates: counted, harmless (they cannot change what is kept
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass, field
 
 from dockd.ledger.judge import (
     BAD_SIGNATURE,
     KEY_MISMATCH,
+    REPLAYED,
     UNKNOWN_DOCK,
     CheckpointIn,
     RecordIn,
@@ -52,6 +54,7 @@ class ChainRow:
     event_id: str
     prev_hash: str
     hash: str
+    received_at: dt.datetime | None = None  # None: kept in this very batch
 
 
 @dataclass
@@ -101,8 +104,9 @@ class DockPlan:
     alerts: list[Alert] = field(default_factory=list)
 
 
-def plan_dock(view: DockView, records: list[RecordIn],
-              checkpoints: list[CheckpointIn]) -> DockPlan:
+def plan_dock(view: DockView, records: list[RecordIn], checkpoints: list[CheckpointIn],
+              now: dt.datetime | None = None,
+              replay_after: dt.timedelta = dt.timedelta(hours=1)) -> DockPlan:
     """Decide every record and checkpoint of one dock (``view`` is updated as it goes)."""
     plan = DockPlan()
     if view.enrolled_key is None:
@@ -119,7 +123,7 @@ def plan_dock(view: DockView, records: list[RecordIn],
     for cp in checkpoints:
         _checkpoint(view, cp, plan)
     for record in sorted(records, key=lambda r: r.seq):
-        _record(view, record, plan)
+        _record(view, record, plan, now, replay_after)
     for cp in plan.checkpoints:
         _checkpoint_against_kept(view, cp, plan)
     return plan
@@ -150,10 +154,20 @@ def _checkpoint(view: DockView, item: CheckpointIn, plan: DockPlan) -> None:
     plan.checkpoints.append(item)
 
 
-def _record(view: DockView, r: RecordIn, plan: DockPlan) -> None:
+def _record(view: DockView, r: RecordIn, plan: DockPlan, now: dt.datetime | None,
+            replay_after: dt.timedelta) -> None:
     kept = view.rows.get(r.seq)
     if kept is not None:
         if kept.hash == r.hash:  # the hash covers every field: the very same record
+            if (now is not None and kept.received_at is not None and not r.redelivered
+                    and now - kept.received_at > replay_after):
+                reason = (f"seq {r.seq} published again {now - kept.received_at} after it was "
+                          "kept, not as a redelivery: an old record replayed (identical, so "
+                          "nothing kept changes)")
+                plan.rejected.append(reject(REPLAYED, reason, r.topic, view.dock, r.seq, r.raw))
+                plan.alerts.append(Alert(view.dock, ALERT_REPLAYED, "records", reason,
+                                         r.seq, r.seq))
+                return
             plan.duplicates += 1
             return
         same_id = kept.event_id == r.event_id
