@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from dockd.errors import DockdError
+from dockd.errors import ArchiveUnavailableError
 
 
-class LedgerUnavailableError(DockdError):
-    """PostgreSQL cannot be reached or refused us; retry later (EX_TEMPFAIL)."""
-
-    exit_code = 75
+class LedgerUnavailableError(ArchiveUnavailableError):
+    """PostgreSQL cannot be reached or refused us; retry later (exit 75, EX_TEMPFAIL, the
+    code of :class:`~dockd.errors.ArchiveUnavailableError`: one class per exit code)."""

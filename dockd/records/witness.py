@@ -21,15 +21,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from dockd.errors import ConfigError, DockdError, UsageError
+from dockd.errors import ArchiveUnavailableError, ConfigError, UsageError
 
 PAGE = 10_000  # the ledger API's largest range
 
 
-class WitnessUnavailableError(DockdError):
-    """The ledger page cannot be reached or answered wrongly; retry later (EX_TEMPFAIL)."""
-
-    exit_code = 75
+class WitnessUnavailableError(ArchiveUnavailableError):
+    """The ledger page cannot be reached or answered wrongly; retry later (exit 75)."""
 
 
 @dataclass(frozen=True)
