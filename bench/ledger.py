@@ -278,14 +278,16 @@ def bench_instances(base: Path, pg: PostgresServer, docks: list[SimDock], messag
               flush=True)
         start = time.monotonic()
         procs = [_ledger(config, c, base / f"{c}-{instances}.log") for c in ids]
-        while _count(dsn) < records:
-            if any(p.poll() is not None for p in procs):
-                raise SystemExit(f"a ledger instance exited; see {base}")
-            time.sleep(0.5)
-        took = time.monotonic() - start
-        for proc in procs:
-            proc.terminate()
-            proc.wait(60)
+        try:
+            while _count(dsn) < records:
+                if any(p.poll() is not None for p in procs):
+                    raise SystemExit(f"a ledger instance exited; see {base}")
+                time.sleep(0.5)
+            took = time.monotonic() - start
+        finally:
+            for proc in procs:
+                proc.terminate()
+                proc.wait(60)
         return records / took, took, dsn
     finally:
         broker.stop()
