@@ -7,6 +7,7 @@ the udev source would deliver them.
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import hashlib
 import json
@@ -189,21 +190,54 @@ def test_recorder_vanishing_during_login_leaves_the_bay_empty(dock: DaemonRunner
     assert not [r for r in records if r["type"] == "session.started"]
 
 
-def test_volume_that_is_not_a_file_system_faults_offload(tmp_path: Path) -> None:
+def test_the_disk_decides_the_storage_phase_and_its_faults_say_what_was_seen(
+        tmp_path: Path) -> None:
+    from dockd.devices.events import DeviceEvent
+    from dockd.sim.recorders import Fault
+
     h = DaemonRunner(tmp_path / "dock", storage_wait_s=2)
     h.start()
     try:
-        from dockd.devices.events import DeviceEvent
-
-        # A disk appears without any file system udev could name, and nothing else follows.
+        # Bay 1: a disk appears without any file system udev could name, and nothing follows.
         h.dock.spool.post(DeviceEvent("add", "usb", "1-1.1", "/sys/devices/sim/usb1/1-1.1",
                                       vendor_id="2ca3", product_id="0100", usb_serial="NOFS1"))
         h.dock.spool.post(DeviceEvent("add", "block", "1-1.1", "/sys/devices/sim/usb1/1-1.1/x/sdz",
                                       device_node="/dev/null", vendor_id="2ca3", product_id="0100"))
-        bay = h.wait_bay(1, "fault", timeout=30)
-        assert bay["fault"] == "offload_failed"
-        fault = next(r for r in h.custody() if r["type"] == "bay.fault")
-        assert "file system" in fault["payload"]["detail"]
+        # Bay 2: acknowledges SetMSDC, leaves the bus, never comes back as a disk. Its officer's
+        # name holds a user-defined CP936 character (a rare character of a name, 生僻字).
+        gone = SimRecorderSpec(serial="ZFYLOST", officer_name="王\ue000")
+        h.dock.plug("1-1.2", "gat947", spec=gone, comes_back=False)
+        # Bay 3: never answers @ATH, but switches (as real recorders do).
+        mute = h.dock.plug("1-1.3", "amba", spec=SimRecorderSpec(
+            serial="AMBMUTE", protocol="amba-stream", password=b"123456"),
+            faults=[(Fault.SILENT_SWITCH, "ATH")])
+
+        assert h.wait_bay(1, "fault", timeout=30)["fault"] == "offload_failed"
+        assert h.wait_bay(2, "fault", timeout=30)["fault"] == "storage_switch_failed"
+        assert h.wait_bay(3, "ready", timeout=30)["recorder"] == "AMBMUTE"
+        records = h.custody()
+        faults = {r["payload"]["bay"]: r["payload"] for r in records if r["type"] == "bay.fault"}
+        assert "file system" in faults[1]["detail"] and "(no file system)" in faults[1]["detail"]
+        lost = faults[2]["detail"]
+        assert "acknowledged the switch" in lost and "remove tty, remove usb" in lost, lost
+        docked = next(r["payload"] for r in records if r["type"] == "recorder.docked"
+                      and r["subject"] == "ZFYLOST")
+        assert docked["officer_name"] == "王\ue000"
+        assert docked["recorder_text"]["officer_name"] == {
+            "text": "王\ue000", "raw_b64": base64.b64encode(b"\xcd\xf5\xaa\xa1").decode()}
+        assert "decode_warnings" not in docked  # nothing had to be tolerated
+        # The silent recorder's clock was set though it cannot be read back: recorded so.
+        clock_set = next(r["payload"] for r in records if r["type"] == "clock.set"
+                         and r["subject"] == "AMBMUTE")
+        assert clock_set["verified"] is False and clock_set["drift_after_s"] is None
+        assert clock_set["sent"].startswith("@Sdt;8;") and clock_set["recorder_zone"]
+        assert mute.recorder is not None and mute.recorder.state.clock_sets
+        assert len(_catalog(h, "AMBMUTE")) == len(_card_hashes(mute.volume))
+        # The lost recorder left the bus for good: bay 2 takes the next recorder at once.
+        h.dock.plugged.pop("1-1.2")
+        h.dock.plug("1-1.2", "msc", usb_serial="NEXT0001")
+        h.wait_until(lambda st: st["bays"][1]["recorder"] == "NEXT0001"
+                     and st["bays"][1]["state"] == "ready", 30, "bay 2 takes the next recorder")
     finally:
         h.close()
 

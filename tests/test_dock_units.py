@@ -22,22 +22,44 @@ from dockd.errors import ConfigError
 SETTINGS = HealthSection(battery_min_percent=30, storage_min_free_percent=10, max_clock_drift_s=2)
 
 
-def test_unknown_readings_are_never_faults() -> None:
+def test_unknown_readings_are_never_faults_but_are_unchecked() -> None:
     report = evaluate(SETTINGS, None, None, None, ClockCheck(None))
-    assert report.faults == ()
+    assert report.faults == () and report.unchecked == ("battery", "storage", "clock")
+    assert evaluate(SETTINGS, 80, 100, 50, ClockCheck(0.5)).unchecked == ()
 
 
 def test_each_threshold_gives_its_fault_in_order() -> None:
-    report = evaluate(SETTINGS, 29, 100, 9, ClockCheck(10.0, 5.0, True, True))
+    report = evaluate(SETTINGS, 29, 100, 9, ClockCheck(10.0, 5.0, True, True, True, True))
     assert report.faults == (FaultReason.BATTERY_LOW, FaultReason.STORAGE_FULL,
                              FaultReason.CLOCK_SET_FAILED)
-    assert evaluate(SETTINGS, 30, 100, 10, ClockCheck(10.0, 0.5, True, True)).faults == ()
+    assert report.unchecked == ()
+    ok = evaluate(SETTINGS, 30, 100, 10, ClockCheck(10.0, 0.5, True, True, True, True))
+    assert ok.faults == () and ok.clock.verified
 
 
 def test_unsynchronised_dock_never_sets_and_reports_clock_unsynced() -> None:
     assert not needs_clock_set(SETTINGS, 3600.0, dock_synchronised=False)
+    assert not needs_clock_set(SETTINGS, None, dock_synchronised=False)
     assert clock_faults(SETTINGS, ClockCheck(0.0, None, False, False)) == [
         FaultReason.CLOCK_UNSYNCED]
+    # a recorder whose clock cannot be read but can be set: the dock cannot vouch for the time
+    assert clock_faults(SETTINGS, ClockCheck(None, None, False, False, settable=True)) == [
+        FaultReason.CLOCK_UNSYNCED]
+    # ... one whose clock can be neither read nor set has no clock to check: unchecked
+    nothing = evaluate(SETTINGS, 80, 100, 50, ClockCheck(None, None, False, False))
+    assert nothing.faults == () and nothing.unchecked == ("clock",)
+
+
+def test_a_clock_that_cannot_be_read_is_set_and_counts_as_checked_unverified() -> None:
+    assert needs_clock_set(SETTINGS, None, True, settable=True)
+    assert not needs_clock_set(SETTINGS, None, True, settable=False)
+    assert not needs_clock_set(SETTINGS, 1.5, True, settable=True)  # read, and within bounds
+    assert not needs_clock_set(HealthSection(set_clock=False), None, True)
+    accepted = evaluate(SETTINGS, 80, 100, 50, ClockCheck(None, None, True, True, True, True))
+    assert accepted.faults == () and accepted.unchecked == () and not accepted.clock.verified
+    refused = evaluate(SETTINGS, 80, 100, 50, ClockCheck(None, None, True, True, True, False))
+    assert refused.faults == (FaultReason.CLOCK_SET_FAILED,) and refused.unchecked == ()
+    assert accepted.to_json_dict()["clock_set_verified"] is False
 
 
 @given(battery=st.one_of(st.none(), st.integers(0, 100)),
@@ -45,8 +67,13 @@ def test_unsynchronised_dock_never_sets_and_reports_clock_unsynced() -> None:
 def test_health_decisions_are_total(battery: int | None, drift: float | None, synced: bool) -> None:
     report = evaluate(SETTINGS, battery, 1000, 500, ClockCheck(drift, None, False, synced))
     assert (FaultReason.BATTERY_LOW in report.faults) == (battery is not None and battery < 30)
+    assert ("battery" in report.unchecked) == (battery is None)
     if drift is None:
         assert not {FaultReason.CLOCK_UNSYNCED, FaultReason.CLOCK_SET_FAILED} & set(report.faults)
+        assert "clock" in report.unchecked
+    # a reading is either a fault, passed, or unchecked: never two of these
+    assert not ({"clock"} & set(report.unchecked) and {FaultReason.CLOCK_UNSYNCED,
+                FaultReason.CLOCK_SET_FAILED} & set(report.faults))
 
 
 @pytest.mark.parametrize("daemon, key", [

@@ -6,7 +6,10 @@ import array
 import contextlib
 import datetime as dt
 import errno
+import os
+import threading
 import time
+import tty
 from collections.abc import Iterator
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -29,6 +32,7 @@ from dockd.devices.recorders.base import (
     RecorderGone,
     RecorderSession,
     RecorderTimeout,
+    SwitchRefused,
     TransportSpec,
 )
 from dockd.devices.recorders.registry import get_driver
@@ -70,6 +74,23 @@ def test_reply_parsing() -> None:
                 b"@Gdv;7;A9 CAM;#", b"@Gdv;#", b"@" + b"x" * 70 + b"#", b"@Gdv;1;\x1b;#"):
         with pytest.raises(ProtocolError):
             amba.parse_device_id(amba.parse_reply(bad))
+
+
+def test_replies_are_parsed_as_tolerantly_as_the_public_host_reads_them() -> None:
+    # One 64-byte bulk read: NUL padding, CR LF, junk after the frame are not the reply.
+    padded = b"@Ver;OK;#\r\n".ljust(64, b"\0")
+    amba.check_login(amba.parse_reply(padded))
+    reply = amba.parse_reply(b"\0\0@Gdv;7;A9CAM01;#\xff\x00junk")
+    assert amba.parse_device_id(reply) == "A9CAM01" and reply.text == "@Gdv;7;A9CAM01;#"
+    bare = amba.parse_reply(b"ERROR\r\n\0\0")
+    assert bare.is_error and bare.command == ""
+    with pytest.raises(LoginFailed):
+        amba.check_login(bare)
+    # Replies the host never checks need not be framed, or even ASCII.
+    assert not amba.parse_reply(b"OK\r\n").is_error
+    assert not amba.parse_reply(b"\xfe\xffok").is_error
+    assert amba.reply_complete(b"ERROR") and amba.reply_complete(b"@Sdt;OK;#")
+    assert not amba.reply_complete(b"@Sdt;O")
 
 
 def test_password_rules() -> None:
@@ -174,10 +195,69 @@ def test_stream_clock_refused() -> None:
 def test_stream_no_sd_card_refuses_storage_mode() -> None:
     with SimRecorder(amba_spec(has_sd=False), SystemClock()) as r:
         s = connect_stream(r)
-        with pytest.raises(RecorderError, match="refused mass-storage"):
+        with pytest.raises(SwitchRefused, match="refused mass-storage"):
             s.switch_to_mass_storage()
         assert not r.mass_storage.is_set()
         s.close()
+
+
+class ScriptedPort:
+    """A pty whose far end answers each frame with a scripted reply (by command prefix)."""
+
+    def __init__(self, replies: dict[bytes, bytes]) -> None:
+        self.replies = replies
+        self.master, slave = os.openpty()
+        tty.setraw(slave)
+        self.path = os.ttyname(slave)
+        self._slave = slave
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+
+    def _serve(self) -> None:
+        pending = b""
+        while True:
+            try:
+                pending += os.read(self.master, 256)
+            except OSError:
+                return
+            while b"#" in pending:
+                frame, pending = pending.split(b"#", 1)
+                reply = next((r for k, r in self.replies.items() if frame.startswith(k)), b"")
+                os.write(self.master, reply)
+
+    def close(self) -> None:
+        os.close(self._slave)
+        os.close(self.master)
+
+
+def test_stream_bare_error_is_recognised_at_once_not_after_the_timeout() -> None:
+    port = ScriptedPort({b"@Ver": b"@Ver;OK;#", b"@Gdv": b"ERROR"})
+    try:
+        started = time.monotonic()
+        with pytest.raises(LoginFailed, match="ERROR"):
+            connect_stream_path(port.path, timeout_s=3.0)
+        assert time.monotonic() - started < 1.5
+    finally:
+        port.close()
+
+
+def test_stream_nul_padded_and_unchecked_replies_are_accepted() -> None:
+    port = ScriptedPort({b"@Ver": b"@Ver;OK;#\0\0\0", b"@Gdv": b"\0@Gdv;6;CAM777;#\r\n",
+                         b"@Sdt": b"???#", b"@Stm": b"OK#", b"@ATH": b"@ATH;OK;#"})
+    try:
+        s = connect_stream_path(port.path)
+        assert s.identify().serial == "CAM777"
+        sent = s.set_clock(dt.datetime(2099, 12, 31, 15, 59, 58, tzinfo=dt.UTC))
+        assert sent.wall_time == dt.datetime(2099, 12, 31, 23, 59, 58)
+        assert sent.wire == "@Sdt;8;20991231;# @Stm;6;23595800;#"
+        assert s.switch_to_mass_storage().acknowledged
+    finally:
+        port.close()
+
+
+def connect_stream_path(path: str, timeout_s: float = 0.4) -> RecorderSession:
+    spec = TransportSpec("serial", path=path, timezone=ZONE, timeout_s=timeout_s)
+    return get_driver("amba").open(spec, PASSWORD, SystemClock())
 
 
 # --- USB bulk with a device that behaves like pyusb's ----------------------------------------
@@ -239,6 +319,8 @@ class FakeAmbaUsbDevice:
         self.gone = False
         self.written: list[bytes] = []
         self.configured = False
+        self.pad = False  # NUL-pad every reply to the full 64-byte read
+        self.silent_on: bytes | None = None  # never answer frames starting with this
 
     def set_configuration(self) -> None:
         self.configured = True
@@ -254,7 +336,11 @@ class FakeAmbaUsbDevice:
                                     errno.ENODEV)
         self.written.append(bytes(data))
         reply, switch = self.responder.handle(bytes(data))
-        self.pending = None if self.silent else reply
+        if self.pad:
+            reply = (reply + b"\r\n").ljust(64, b"\0")
+        silent = self.silent or (self.silent_on is not None and bytes(data).startswith(
+            self.silent_on))
+        self.pending = None if silent else reply
         if switch:
             self.gone_after_read = True
         return len(data)
@@ -295,6 +381,31 @@ def test_usb_bulk_exchange_frames(usb_dev: FakeAmbaUsbDevice) -> None:
                                b"@ATH;8;12345678;#"]
     # After @ATH the device left the bus: the release fails and is tolerated, dispose still runs.
     assert usb_dev._ctx.calls == ["dispose"]
+
+
+def test_usb_nul_padded_replies_work_end_to_end(usb_dev: FakeAmbaUsbDevice) -> None:
+    usb_dev.pad = True
+    s = usb_session(usb_dev)
+    assert s.identify().serial == "A9CAM01"
+    s.set_clock(dt.datetime(1970, 1, 1, tzinfo=dt.UTC))
+    assert usb_dev.responder._state.clock_sets[-1] == dt.datetime(1970, 1, 1, 8, 0)
+    outcome = s.switch_to_mass_storage()
+    assert outcome.acknowledged and "@ATH;OK;#" in outcome.detail
+
+
+def test_usb_silence_or_vanishing_after_ath_is_an_unacknowledged_switch(
+        usb_dev: FakeAmbaUsbDevice) -> None:
+    usb_dev.silent_on = b"@ATH"
+    s = usb_session(usb_dev)
+    outcome = s.switch_to_mass_storage()
+    assert not outcome.acknowledged and "@ATH sent" in outcome.detail
+    assert "did not answer" in outcome.detail
+    assert usb_dev._ctx.calls[-1] == "dispose"  # closed: the recorder is on its way out
+    gone = FakeAmbaUsbDevice(RecorderState(amba_spec(), SystemClock()))
+    s = usb_session(gone)
+    gone.gone = True  # it left the bus as the frame went out
+    outcome = s.switch_to_mass_storage()
+    assert not outcome.acknowledged and "left the bus" in outcome.detail
 
 
 def test_usb_timeout_and_unplug(usb_dev: FakeAmbaUsbDevice) -> None:

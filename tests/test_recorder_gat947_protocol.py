@@ -10,6 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from dockd.devices.recorders import cp936
 from dockd.devices.recorders import gat947_framing as framing
 from dockd.devices.recorders import gat947_protocol as gat
 from dockd.devices.recorders.base import (
@@ -31,16 +32,19 @@ def test_zfy_94_layout_bytes() -> None:
     assert raw[8:15] == b"123456\0"
     assert raw[15:48] == "张三丰".encode("gbk").ljust(33, b"\0")
     assert raw[48:61] == b"330100000000\0"
-    assert gat.decode_zfy_info(raw) == INFO
+    reading = gat.decode_zfy_info(raw)
+    assert reading.to_info() == INFO and reading.layout is gat.ZfyLayout.TERMINATED_94
+    assert reading.officer_name.raw == "张三丰".encode("gbk") and reading.warnings == ()
 
 
 def test_zfy_89_layout_lets_text_fill_the_field() -> None:
     info = gat.ZfyInfo("1234567", "123456", "名" * 16, "330100000000", "")
     raw = gat.encode_zfy_info(info, gat.ZfyLayout.PACKED_89)
     assert len(raw) == 89 and raw[:7] == b"1234567" and raw[7:13] == b"123456"
-    assert gat.decode_zfy_info(raw) == info
+    assert gat.decode_zfy_info(raw).to_info() == info
     # The 94 layout keeps a NUL after each field: the same text fits, an 8-char serial does not.
-    assert gat.decode_zfy_info(gat.encode_zfy_info(info, gat.ZfyLayout.TERMINATED_94)) == info
+    assert gat.decode_zfy_info(
+        gat.encode_zfy_info(info, gat.ZfyLayout.TERMINATED_94)).to_info() == info
     with pytest.raises(UsageError, match=r"serial .* at most 7"):
         gat.encode_zfy_info(gat.ZfyInfo("12345678", "1"), gat.ZfyLayout.TERMINATED_94)
     with pytest.raises(UsageError, match=r"serial .* at most 7"):
@@ -50,23 +54,51 @@ def test_zfy_89_layout_lets_text_fill_the_field() -> None:
 def test_zfy_field_limits_and_bad_text() -> None:
     with pytest.raises(UsageError, match="officer name"):
         gat.encode_zfy_info(gat.ZfyInfo("1", "1", "名" * 17), gat.ZfyLayout.PACKED_89)
-    with pytest.raises(UsageError, match="GBK"):
+    with pytest.raises(UsageError, match="CP936/GBK"):
         gat.encode_zfy_info(gat.ZfyInfo("1", "1", "😀"), gat.ZfyLayout.PACKED_89)
     with pytest.raises(UsageError, match="NUL"):
         gat.encode_zfy_info(gat.ZfyInfo("1\0", "1"), gat.ZfyLayout.PACKED_89)
 
 
-def test_zfy_decode_errors() -> None:
+def test_zfy_decode_is_strict_only_for_size_and_serial() -> None:
     with pytest.raises(ProtocolError, match="89 or 94"):
         gat.decode_zfy_info(b"\0" * 90)
-    bad_gbk = b"\xff\xff" + b"\0" * 92
-    with pytest.raises(ProtocolError, match="GBK"):
-        gat.decode_zfy_info(bad_gbk)
-    control = b"12\x1b[31m" + b"\0" * 88
-    with pytest.raises(ProtocolError, match="control"):
-        gat.decode_zfy_info(control[:94])
+    with pytest.raises(ProtocolError, match=r"serial .*CP936"):
+        gat.decode_zfy_info(b"\xff\xff" + b"\0" * 92)
+    with pytest.raises(ProtocolError, match=r"serial .*control"):
+        gat.decode_zfy_info((b"12\x1b[31m" + b"\0" * 88)[:94])
     junk_after_nul = b"123\0\xff\xff\xff\xff" + b"\0" * 86
     assert gat.decode_zfy_info(junk_after_nul).serial == "123"
+
+
+def _block89(name: bytes, unit_name: bytes = b"", officer: bytes = b"010203") -> bytes:
+    return (b"ZFY0001" + officer.ljust(6, b"\0") + name.ljust(32, b"\0")
+            + b"330100000000" + unit_name.ljust(32, b"\0"))
+
+
+def test_user_defined_characters_decode_to_private_use_as_windows_does() -> None:
+    # 王 + a user-defined character of area 1 (AAA1 → U+E000) + one of area 3 (A140 → U+E4C6):
+    # Python's gbk refuses both; CP936 on Windows, where stations write names, maps them.
+    name = "王".encode("gbk") + b"\xaa\xa1\xa1\x40"
+    reading = gat.decode_zfy_info(_block89(name, b"\x80\xb3\xc7"))
+    assert reading.officer_name == gat.ZfyText("王\ue000\ue4c6", name)
+    assert reading.unit_name.text == "€城" and reading.warnings == ()
+    # ... and they are written back as the same bytes
+    assert gat.encode_zfy_info(reading.to_info(), gat.ZfyLayout.PACKED_89) == _block89(
+        name, b"\x80\xb3\xc7")
+
+
+def test_an_undecodable_text_field_is_none_with_a_warning_and_the_rest_survives() -> None:
+    broken = b"\xb3\xc7\xff\xfe"  # 城, then no character at all
+    reading = gat.decode_zfy_info(_block89(broken, "城关".encode("gbk"), b"01\x1b[0m"))
+    assert reading.serial == "ZFY0001"
+    assert reading.officer_name == gat.ZfyText(None, broken)
+    assert reading.officer_id == gat.ZfyText(None, b"01\x1b[0m")  # escape codes are no text
+    assert reading.unit_name.text == "城关"
+    assert len(reading.warnings) == 2
+    assert "officer name b3 c7 ff fe" in reading.warnings[1] or \
+        "officer name b3 c7 ff fe" in reading.warnings[0]
+    assert reading.to_info().officer_name == ""
 
 
 def test_id_code() -> None:
@@ -174,14 +206,62 @@ def test_decoders_raise_only_protocol_error(data: bytes, index: int) -> None:
         DECODERS[index](data)
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=300, deadline=None)
 @given(st.binary(min_size=89, max_size=89) | st.binary(min_size=94, max_size=94))
 def test_zfy_decode_random_blocks(data: bytes) -> None:
     try:
-        info = gat.decode_zfy_info(data)
+        reading = gat.decode_zfy_info(data)
     except ProtocolError:
         return
-    assert all("\0" not in v for v in (info.serial, info.officer_id, info.officer_name))
+    assert "\0" not in reading.serial and reading.layout == len(data)
+    offsets = [0]
+    for size in reading.layout.sizes:
+        offsets.append(offsets[-1] + size)
+    undecoded = 0
+    for index, text in enumerate(reading.texts.values(), start=1):
+        field = data[offsets[index]:offsets[index + 1]]
+        assert text.raw == field.split(b"\0", 1)[0]  # the bytes as the recorder sent them
+        if text.text is None:
+            undecoded += 1
+        else:
+            assert "\0" not in text.text and cp936.encode(text.text) == text.raw
+    assert len(reading.warnings) == undecoded
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=64))
+def test_cp936_decode_raises_only_value_error_and_round_trips(data: bytes) -> None:
+    try:
+        text = cp936.decode(data)
+    except ValueError:
+        return
+    assert cp936.encode(text) == data
+
+
+def test_cp936_user_defined_areas_agree_with_gb18030() -> None:
+    # GB18030 maps the same three areas to the same private-use code points (its codec is an
+    # independent oracle here): all 1894 of them, both ways.
+    count = 0
+    for lead in range(0x81, 0xFF):
+        for trail in range(0x40, 0xFF):
+            pair = bytes([lead, trail])
+            if trail == 0x7F or _decodes(pair, "gbk"):
+                continue
+            try:
+                char = cp936.decode(pair)
+            except ValueError:
+                continue
+            count += 1
+            assert char == pair.decode("gb18030") and cp936.encode(char) == pair
+    assert count == 0xE765 - 0xE000 + 1
+
+
+def _decodes(raw: bytes, codec: str) -> bool:
+    try:
+        raw.decode(codec)
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 @settings(max_examples=200, deadline=None)

@@ -26,6 +26,7 @@ from dockd.devices.recorders.base import (
 from dockd.devices.recorders.gat947_protocol import ZfyInfo
 from dockd.devices.recorders.gat947_session import Gat947Session
 from dockd.devices.recorders.registry import get_driver
+from dockd.dock.faults import fault_for
 from dockd.dock.states import FaultReason
 from dockd.sim.recorders import Fault, SimRecorder, SimRecorderSpec
 
@@ -102,7 +103,7 @@ def test_wrong_password_is_refused_by_the_device(rec: SimRecorder, clock: Manual
                                                  password: bytes | None) -> None:
     with pytest.raises(LoginFailed, match="iRet 4") as info:
         connect(rec, clock, password)
-    assert info.value.fault_reason is FaultReason.LOGIN_FAILED
+    assert fault_for(info.value, FaultReason.OFFLOAD_FAILED) is FaultReason.LOGIN_FAILED
     assert info.value.exit_code == 69
 
 
@@ -210,7 +211,7 @@ def test_clock_set_refused(clock: ManualClock) -> None:
     with start(clock, clock_set_fails=True) as rec, connect(rec, clock) as s:
         with pytest.raises(ClockSetFailed, match="iRet 6") as info:
             s.set_clock(clock.now())
-        assert info.value.fault_reason is FaultReason.CLOCK_SET_FAILED
+        assert fault_for(info.value, FaultReason.OFFLOAD_FAILED) is FaultReason.CLOCK_SET_FAILED
 
 
 def test_set_clock_needs_an_aware_time(rec: SimRecorder, clock: ManualClock) -> None:
@@ -224,7 +225,7 @@ def test_no_sd_card_on_switch_and_storage(clock: ManualClock) -> None:
             s.storage()
         with pytest.raises(NoSdCard, match="iRet 8") as info:
             s.switch_to_mass_storage()
-        assert info.value.fault_reason is FaultReason.STORAGE_FULL
+        assert fault_for(info.value, FaultReason.OFFLOAD_FAILED) is FaultReason.STORAGE_FULL
         assert not rec.mass_storage.is_set()
         assert s.battery_percent() == 80  # still in control mode
 

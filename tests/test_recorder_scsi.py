@@ -23,7 +23,9 @@ from dockd.devices.recorders.base import (
     RecorderError,
     RecorderGone,
     RecorderTimeout,
+    SwitchOutcome,
 )
+from dockd.devices.recorders.gat947_protocol import ZfyInfo
 from dockd.devices.recorders.gat947_scsi import ScsiGat947Link, SubCommand, build_cdb
 from dockd.devices.recorders.gat947_session import Gat947Session
 from dockd.devices.recorders.sgio import (
@@ -140,12 +142,49 @@ def test_sync_time_payload_and_failure(rig: Rig) -> None:
 def test_msdc_without_sd_then_with(rig: Rig) -> None:
     s = rig.session()
     rig.state.has_sd = False
-    with pytest.raises(NoSdCard, match="iRet 8"):
+    with pytest.raises(NoSdCard, match="no SD card"):
         s.switch_to_mass_storage()
     assert 6 not in rig.subs()
     rig.state.has_sd = True
-    s.switch_to_mass_storage()
+    s = rig.session()
+    assert s.switch_to_mass_storage() == SwitchOutcome(True, "SET_MSDC completed")
     assert rig.subs()[-2:] == [12, 6] and rig.target.msdc
+    assert rig.target.timeouts_ms[-2:] == [2000, 10000]  # the DLL's read / write timeouts
+
+
+@pytest.mark.parametrize("fault, seen", [(ScsiFault.TRANSPORT_ERROR, "DID_ERROR"),
+                                         (ScsiFault.TIMEOUT, "timeout"),
+                                         (ScsiFault.GONE, "went away")])
+def test_msdc_that_fails_after_it_was_sent_is_unacknowledged_not_an_error(
+        rig: Rig, fault: ScsiFault, seen: str) -> None:
+    # USBJL's SetMSDC reports success whatever the write returns; a recorder leaving the bus
+    # mid-command is normal. Only the disk that follows can tell.
+    s = rig.session()
+    rig.target.faults[:] = [None, fault]  # GET_SD_STATUS fine, then the SET_MSDC write
+    outcome = s.switch_to_mass_storage()
+    assert not outcome.acknowledged and seen in outcome.detail and "SET_MSDC sent" in outcome.detail
+    assert rig.subs()[-2:] == [12, 6]
+
+
+def test_msdc_status_read_failing_before_the_switch_is_an_error(rig: Rig) -> None:
+    s = rig.session()
+    rig.target.faults.append(ScsiFault.TIMEOUT)  # GET_SD_STATUS: nothing was sent yet
+    with pytest.raises(RecorderTimeout):
+        s.switch_to_mass_storage()
+    assert 6 not in rig.subs()
+
+
+def test_write_info_is_always_the_89_byte_layout(rig: Rig) -> None:
+    # Without identify first (a session that never read the block) and after it alike.
+    info = ZfyInfo("7654321", "000001", "李四", "330100000001", "西站")
+    rig.session().write_info(info)
+    s = rig.session()
+    s.identify()
+    s.write_info(info)
+    writes = [(c, d) for c, d in zip(rig.target.cdbs, rig.target.data_out, strict=True)
+              if c[0] == 0xFB and c[5] == 4]
+    assert len(writes) == 2 and all(c[7] == 89 and len(d) == 89 for c, d in writes)
+    assert rig.state.info == info
 
 
 def test_status_failure_is_iret_0(rig: Rig) -> None:
@@ -198,7 +237,7 @@ def test_status_mapping() -> None:
         raise_for_status(ScsiResult(0, 0x03, 0, b"", b""), "x")
     with pytest.raises(RecorderGone):
         raise_for_status(ScsiResult(0, 0x01, 0, b"", b""), "x")
-    with pytest.raises(RecorderError, match="host 0x7"):
+    with pytest.raises(RecorderError, match="host DID_ERROR"):
         raise_for_status(ScsiResult(0, 0x07, 0, b"", b""), "x")
     raise_for_status(ScsiResult(0, 0, 0, b"", b"abc"), "x")
     assert parse_sense(bytes([0x72, 0x06, 0x29, 0x00])) == (6, 0x29, 0)

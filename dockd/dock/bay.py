@@ -5,7 +5,8 @@ recorder through ``identifying → checking → offloading → ready`` or ``faul
 
 * two-phase recorders (a control port first): log in, read identity, battery, storage and
   clock, set the clock when the dock's own is synchronised, switch to mass storage, and
-  follow the re-enumeration on the same port to the disk;
+  follow the re-enumeration on the same port to the disk — whether or not the recorder
+  confirmed the switch: the disk that appears (or not) decides;
 * plain mass-storage recorders: straight to the disk, identity from the USB serial.
 
 The volume is mounted read-only, offloaded through the same Ingestor as ``dockd ingest``,
@@ -15,8 +16,10 @@ dock resumes). Hardware edges come in through ``DockContext``.
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import logging
+import os
 import queue
 import threading
 import time
@@ -32,19 +35,20 @@ from dockd.config.health import HealthSection
 from dockd.devices.events import DeviceEvent
 from dockd.devices.mounts import Mounter, MountError
 from dockd.devices.recorders.base import (
-    ClockReading,
+    ClockSetResult,
     LoginFailed,
-    NoSdCard,
     RecorderDriver,
     RecorderError,
-    RecorderGone,
     RecorderIdentity,
     RecorderSession,
     StorageInfo,
+    SwitchOutcome,
     TransportSpec,
 )
+from dockd.devices.recorders.wallclock import recorder_zone
 from dockd.devices.timesync import ClockSyncState
 from dockd.dock.clearing import clear_recorder
+from dockd.dock.faults import fault_for
 from dockd.dock.health import ClockCheck, HealthReport, evaluate, needs_clock_set
 from dockd.dock.states import BayState, BayStatus, FaultReason, Progress
 from dockd.errors import DockdError, StoreFullError
@@ -56,6 +60,7 @@ from dockd.store.events import (
     RecorderDocked,
     RecorderHealthChecked,
     RecorderRemovedEarly,
+    RecorderText,
     RecorderUndocked,
 )
 from dockd.store.evidence import EvidenceStore
@@ -104,6 +109,10 @@ class _Docked:
     identity: RecorderIdentity | None = None
     officer_id: str | None = None
     officer_name: str | None = None
+    battery: int | None = None
+    storage: StorageInfo | None = None
+    clock: ClockCheck = dataclasses.field(default_factory=lambda: ClockCheck(None))
+    switch: SwitchOutcome | None = None  # set once a two-phase recorder was told to switch
     health: HealthReport | None = None
     faults: list[FaultReason] = dataclasses.field(default_factory=list)
 
@@ -195,7 +204,7 @@ class Bay:
             if model.two_phase and not self._in_storage_mode(model, first):
                 self._control_phase(model, first, docked)
             if block is None or not block.fs_type:
-                block = self._wait_for_volume()
+                block = self._wait_for_volume(docked)
             self._storage_phase(model, first, block, docked)
         except _Removed:
             self._present = False
@@ -215,32 +224,28 @@ class Bay:
             raise _Fault(FaultReason.LOGIN_FAILED, str(exc)) from None
         except RecorderError as exc:
             self._raise_if_gone(exc)
-            raise _Fault(FaultReason.LOGIN_FAILED, f"recorder did not answer the login: {exc}") \
-                from None
+            reason = fault_for(exc, FaultReason.LOGIN_FAILED)
+            raise _Fault(reason, f"recorder did not answer the login: {exc}"
+                         if reason is FaultReason.LOGIN_FAILED else str(exc)) from None
         with session:
             try:
                 docked.identity = session.identify()
                 self._identified(docked)
                 self._set(BayState.CHECKING)
-                self._check_health(session, docked, None)
-                self._switch_to_storage(session)
-            except NoSdCard as exc:
-                raise _Fault(FaultReason.STORAGE_FULL, f"no SD card: {exc}") from None
+                self._read_health(session, docked)
+                docked.switch = session.switch_to_mass_storage()
             except RecorderError as exc:
                 self._raise_if_gone(exc)
-                reason = exc.fault_reason or FaultReason.LOGIN_FAILED
-                raise _Fault(reason, str(exc)) from None
-
-    def _switch_to_storage(self, session: RecorderSession) -> None:
-        try:
-            session.switch_to_mass_storage()
-        except RecorderGone:
-            # Leaving the bus is what the switch does; a reply lost in the detach is no
-            # failure. If no disk follows, the wait for the volume times out with a fault.
-            log.info("recorder left the bus after the storage switch", extra={"bay": self.number})
+                raise _Fault(fault_for(exc, FaultReason.LOGIN_FAILED), str(exc)) from None
+        # Acknowledged or not, the recorder was told to switch: the disk decides (next phase).
+        log.info("recorder told to switch to mass storage", extra={
+            "bay": self.number, "acknowledged": docked.switch.acknowledged,
+            "detail": docked.switch.detail})
 
     def _control_spec(self, model: ModelSpec, first: DeviceEvent) -> TransportSpec:
-        timeout = 3.0
+        # No bay-wide timeout: each driver uses its protocol's own per-command timeouts
+        # (DV16: 2 s reads, 10 s writes; Ambarella B1: 3 s).
+        timeout = None
         if model.control in ("usb", "usb-a9"):
             return TransportSpec(kind=model.control, usb_serial=first.usb_serial,
                                  usb_bus=first.usb_bus, usb_address=first.usb_address,
@@ -262,12 +267,19 @@ class Bay:
 
     # -- phase 2: the disk ---------------------------------------------------------------------
 
-    def _wait_for_volume(self) -> DeviceEvent:
+    def _wait_for_volume(self, docked: _Docked) -> DeviceEvent:
         def is_volume(e: DeviceEvent) -> bool:
             return e.action == "add" and e.kind == "block" and bool(e.fs_type) and bool(e.device_node)
 
+        if docked.switch is None:
+            return self._wait(is_volume, self.ctx.daemon.storage_wait_s,
+                              "the recorder's disk with a file system", FaultReason.OFFLOAD_FAILED,
+                              allow_usb_remove=True)
+        told = ("it acknowledged the switch" if docked.switch.acknowledged
+                else f"it did not acknowledge the switch ({docked.switch.detail})")
         return self._wait(is_volume, self.ctx.daemon.storage_wait_s,
-                          "the recorder's disk with a file system", FaultReason.OFFLOAD_FAILED,
+                          f"the recorder's disk with a file system after the switch to mass "
+                          f"storage; {told}", FaultReason.STORAGE_SWITCH_FAILED,
                           allow_usb_remove=True)
 
     def _storage_phase(self, model: ModelSpec, first: DeviceEvent, block: DeviceEvent,
@@ -289,6 +301,9 @@ class Bay:
                 raise _Fault(FaultReason.OFFLOAD_FAILED,
                              f"the disk's label {block.fs_label!r} is not the recorder's id "
                              f"{docked.identity.device_label!r}; not offloaded")
+            if docked.health is None:
+                self._volume_storage(mount, docked)
+                self._evaluate_health(docked)
             report = self._offload(mount, docked)
             pulled = report.result == "interrupted" and report.reason in (
                 "removed_during_offload", "source_removed")
@@ -333,10 +348,25 @@ class Bay:
             if writable:
                 self.ctx.mounter.remount(mount, writable=True)
             try:
-                self._check_health(session, docked, mount)
+                self._read_health(session, docked)
             finally:
                 if writable:
                     self.ctx.mounter.remount(mount, writable=False)
+        self._evaluate_health(docked)
+
+    def _volume_storage(self, mount: Path, docked: _Docked) -> None:
+        """Free space of the card from the mounted disk, for recorders whose protocol has no
+        storage query (art. 4: free space is checked at every dock)."""
+        if docked.storage is not None:
+            return
+        try:
+            st = os.statvfs(mount)
+        except OSError as exc:
+            log.warning("free space of the recorder's disk unknown",
+                        extra={"bay": self.number, "error": str(exc)})
+            return
+        docked.storage = StorageInfo(total_bytes=st.f_blocks * st.f_frsize,
+                                     free_bytes=st.f_bavail * st.f_frsize)
 
     def _offload(self, mount: Path, docked: _Docked) -> IngestReport:
         assert docked.identity is not None
@@ -380,43 +410,63 @@ class Bay:
 
     # -- health ----------------------------------------------------------------------------------
 
-    def _check_health(self, session: RecorderSession, docked: _Docked, mount: Path | None) -> None:
+    def _read_health(self, session: RecorderSession, docked: _Docked) -> None:
+        """Battery, storage and clock while the session is open; the clock is set here."""
         caps = session.capabilities
-        battery = session.battery_percent() if caps.battery else None
-        storage: StorageInfo | None = session.storage() if caps.storage else None
-        clock = self._check_clock(session, docked) if caps.read_clock else ClockCheck(None)
-        report = evaluate(self.ctx.health, battery, storage.total_bytes if storage else None,
-                          storage.free_bytes if storage else None, clock)
-        docked.health = report
-        docked.faults = list(report.faults)
-        self._set(BayState.CHECKING, battery_percent=battery,
+        docked.battery = session.battery_percent() if caps.battery else None
+        docked.storage = session.storage() if caps.storage else None
+        docked.clock = clock = self._check_clock(session, docked)
+        storage = docked.storage
+        self._set(BayState.CHECKING, battery_percent=docked.battery,
                   storage_free_bytes=storage.free_bytes if storage else None,
                   storage_total_bytes=storage.total_bytes if storage else None,
                   clock_drift_s=clock.drift_after_s if clock.set_attempted else clock.drift_before_s)
+
+    def _evaluate_health(self, docked: _Docked) -> None:
+        """The art. 4 decision on every reading gathered, once they are all in."""
+        storage = docked.storage
+        report = evaluate(self.ctx.health, docked.battery,
+                          storage.total_bytes if storage else None,
+                          storage.free_bytes if storage else None, docked.clock)
+        docked.health = report
+        docked.faults = list(report.faults)
+        self._set(BayState.CHECKING, storage_free_bytes=storage.free_bytes if storage else None,
+                  storage_total_bytes=storage.total_bytes if storage else None)
         serial = docked.identity.serial if docked.identity else "?"
         self._record(RecorderHealthChecked(self.number, serial, report.to_json_dict()))
         self.ctx.on_health(serial, self.number, report)
 
     def _check_clock(self, session: RecorderSession, docked: _Docked) -> ClockCheck:
-        before: ClockReading = session.read_clock()
+        """Read the clock where possible; set it whenever the recorder can be set and the dock's
+        own clock is synchronised, unless a reading shows it within bounds."""
+        caps = session.capabilities
         synced = self.ctx.clock_sync.synchronised()
-        if not needs_clock_set(self.ctx.health, before.drift_s, synced):
-            return ClockCheck(before.drift_s, None, False, synced)
+        before = session.read_clock() if caps.read_clock else None
+        drift = before.drift_s if before is not None else None
+        if not needs_clock_set(self.ctx.health, drift, synced, caps.set_clock):
+            return ClockCheck(drift, None, False, synced, settable=caps.set_clock)
         serial = docked.identity.serial if docked.identity else "?"
         target = self.ctx.clock.now()
+        sent: ClockSetResult | None = None
+        drift_after: float | None = None
+        error = None
         try:
-            session.set_clock(target)
-            after = session.read_clock()
-            drift_after = after.drift_s
-            error = None
+            sent = session.set_clock(target)
+            if caps.read_clock:
+                drift_after = session.read_clock().drift_s
         except RecorderError as exc:
             self._raise_if_gone(exc)
-            drift_after, error = None, str(exc)
+            error = str(exc)
+        model = docked.model
         self._record(ClockSet(
             self.number, serial, utc_iso(target),
-            utc_iso(before.recorder_time) if before.recorder_time else None, before.drift_s,
-            drift_after, error))
-        return ClockCheck(before.drift_s, drift_after, True, synced)
+            utc_iso(before.recorder_time) if before is not None and before.recorder_time else None,
+            drift, drift_after, error, sent=sent.wire if sent else None,
+            sent_wall_time=sent.wall_time.isoformat() if sent else None,
+            recorder_zone=_zone_name(model.timezone if model else None),
+            verified=drift_after is not None))
+        return ClockCheck(drift, drift_after, True, synced, settable=True,
+                          set_accepted=sent is not None)
 
     # -- endings ----------------------------------------------------------------------------------
 
@@ -428,10 +478,17 @@ class Bay:
         docked.officer_id = entry.officer_id if entry else docked.identity.officer_id
         docked.officer_name = entry.officer_name if entry else docked.identity.officer_name
         self._set(BayState.IDENTIFYING, recorder=serial, officer=docked.officer_name)
+        identity = docked.identity
         self._record(RecorderDocked(
-            self.number, self.port, serial, docked.identity.driver, docked.identity.id_code,
+            self.number, self.port, serial, identity.driver, identity.id_code,
             docked.officer_id, docked.officer_name, entry is not None,
-            entry.state if entry else None, docked.identity.officer_id))
+            entry.state if entry else None, identity.officer_id,
+            # What the recorder said, as it said it: each text field's bytes (base64) beside
+            # the decoded text, and what decoding had to tolerate.
+            recorder_text={name: RecorderText(getattr(identity, name),
+                                              base64.b64encode(raw).decode("ascii"))
+                           for name, raw in identity.text_raw.items()},
+            decode_warnings=identity.warnings))
 
     def _finish(self, docked: _Docked) -> None:
         if docked.faults:
@@ -482,7 +539,7 @@ class Bay:
             entry = registry.lookup(self._open_store().catalog, event.usb_serial)
             if entry is not None and entry.state != "retired":
                 return ModelSpec(name="enrolled-msc", vendor_id=event.vendor_id or "0000",
-                                     product_id=event.product_id or "0000", driver="msc")
+                                 product_id=event.product_id or "0000", driver="msc")
         return None
 
     def _wait(self, predicate: Callable[[DeviceEvent], bool], timeout: float, what: str,
@@ -490,10 +547,12 @@ class Bay:
         """The next event of this port that satisfies ``predicate``; ``on_timeout`` is the
         fault when none comes, _Removed when the recorder leaves first."""
         deadline = time.monotonic() + timeout
+        seen: list[str] = []
         while True:
             left = deadline - time.monotonic()
             if left <= 0:
-                raise _Fault(on_timeout, f"timed out after {timeout:.0f} s waiting for {what}")
+                raise _Fault(on_timeout, f"timed out after {timeout:.0f} s waiting for {what}; "
+                                         f"seen on the port: {', '.join(seen) or 'nothing'}")
             try:
                 event = self.events.get(timeout=left)
             except queue.Empty:
@@ -501,8 +560,13 @@ class Bay:
             if event is None:
                 self._stopping = True
                 raise _Removed()
+            if event.kind == "usb" and event.action in ("add", "remove"):
+                # Re-enumeration: the recorder leaves the bus and comes back. Track it, so that
+                # a recorder that never comes back leaves the bay free for the next plug.
+                self._present = event.action == "add"
             if predicate(event):
                 return event
+            seen.append(_describe(event))
             if event.action == "remove" and event.kind == "usb" and not allow_usb_remove:
                 raise _Removed()
 
@@ -561,6 +625,25 @@ def _read_password(path: Path | None) -> bytes | None:
     except OSError as exc:
         raise _Fault(FaultReason.LOGIN_FAILED,
                      f"the admin password file {path} cannot be read: {exc.strerror}") from None
+
+
+def _describe(event: DeviceEvent) -> str:
+    """An event in a few words, for a fault's detail ("add block /dev/sda (no file system)")."""
+    words = [event.action, event.kind]
+    if event.device_node:
+        words.append(event.device_node)
+    if event.kind == "usb" and event.vendor_id:
+        words.append(f"{event.vendor_id}:{event.product_id}")
+    if event.kind == "block" and event.action == "add":
+        words.append(f"({event.fs_type})" if event.fs_type else "(no file system)")
+    return " ".join(words)
+
+
+def _zone_name(timezone: str | None) -> str:
+    if timezone is not None:
+        return timezone
+    local = recorder_zone(None)
+    return local.tzname(None) or str(local)
 
 
 def _labels_agree(device_id: str, label: str) -> bool:

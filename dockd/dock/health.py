@@ -1,7 +1,9 @@
 """Health checks made at every dock (rules art. 4): battery, recorder storage, clock.
 
 Pure decisions on readings; the bay gathers the readings through the recorder driver.
-Unknown readings (None) are never faults: the dock does not invent values.
+Unknown readings (None) are never faults: the dock does not invent values. They are
+*unchecked*, and the report says so (``HealthReport.unchecked``), so that a bay never calls a
+recorder ready whose checks were not done.
 """
 
 from __future__ import annotations
@@ -12,26 +14,42 @@ from typing import Any
 from dockd.config.health import HealthSection
 from dockd.dock.states import FaultReason
 
+#: The art. 4 checks, in the order an officer is told about them.
+CHECKS = ("battery", "storage", "clock")
+
 
 @dataclass(frozen=True)
 class ClockCheck:
-    """The recorder's clock before and (if set) after the dock corrected it."""
+    """The recorder's clock before and (if set) after the dock corrected it.
+
+    ``drift_before_s`` is None when the recorder's clock cannot be read; ``settable`` says the
+    recorder can be told the time at all; ``set_accepted`` that it acknowledged a set. A set
+    is *verified* only when the clock could be read back (``drift_after_s``)."""
 
     drift_before_s: float | None
     drift_after_s: float | None = None
     set_attempted: bool = False
     dock_synchronised: bool = True
+    settable: bool = False
+    set_accepted: bool = False
+
+    @property
+    def verified(self) -> bool:
+        """The set was read back."""
+        return self.set_attempted and self.drift_after_s is not None
 
 
 @dataclass(frozen=True)
 class HealthReport:
-    """Readings and the faults they imply, in the order an officer should see them."""
+    """Readings, the faults they imply (in the order an officer should see them), and the
+    checks that could not be done."""
 
     battery_percent: int | None = None
     storage_total_bytes: int | None = None
     storage_free_bytes: int | None = None
     clock: ClockCheck = field(default_factory=lambda: ClockCheck(None))
     faults: tuple[FaultReason, ...] = ()
+    unchecked: tuple[str, ...] = ()
 
     def to_json_dict(self) -> dict[str, Any]:
         return {"battery_percent": self.battery_percent,
@@ -40,37 +58,57 @@ class HealthReport:
                 "clock_drift_before_s": self.clock.drift_before_s,
                 "clock_drift_after_s": self.clock.drift_after_s,
                 "clock_set": self.clock.set_attempted,
+                "clock_set_verified": self.clock.verified,
                 "dock_clock_synchronised": self.clock.dock_synchronised,
-                "faults": [f.value for f in self.faults]}
+                "faults": [f.value for f in self.faults],
+                "unchecked": list(self.unchecked)}
 
 
 def evaluate(settings: HealthSection, battery_percent: int | None, storage_total: int | None,
              storage_free: int | None, clock: ClockCheck) -> HealthReport:
-    """Faults implied by the readings."""
+    """Faults implied by the readings, and which checks had nothing to go on."""
     faults: list[FaultReason] = []
     if battery_percent is not None and battery_percent < settings.battery_min_percent:
         faults.append(FaultReason.BATTERY_LOW)
     if storage_total and storage_free is not None and \
             100.0 * storage_free / storage_total < settings.storage_min_free_percent:
         faults.append(FaultReason.STORAGE_FULL)
-    faults.extend(clock_faults(settings, clock))
-    return HealthReport(battery_percent, storage_total, storage_free, clock, tuple(faults))
+    clock_wrong = clock_faults(settings, clock)
+    faults.extend(clock_wrong)
+    unchecked = []
+    if battery_percent is None:
+        unchecked.append("battery")
+    if not storage_total or storage_free is None:
+        unchecked.append("storage")
+    if not clock_wrong and not clock.set_accepted and clock.drift_before_s is None:
+        unchecked.append("clock")
+    return HealthReport(battery_percent, storage_total, storage_free, clock, tuple(faults),
+                        tuple(unchecked))
 
 
 def clock_faults(settings: HealthSection, clock: ClockCheck) -> list[FaultReason]:
-    """clock_unsynced when the dock could not vouch for its own time; clock_set_failed when a
-    set did not bring the drift within bounds."""
-    if clock.drift_before_s is None:
+    """clock_unsynced when the dock could not vouch for its own time (and the recorder's clock
+    could be read or set); clock_set_failed when a set was refused, or did not bring a clock
+    that can be read back within bounds, or a known drift was left uncorrected."""
+    if clock.drift_before_s is None and not clock.settable:
         return []
     if not clock.dock_synchronised:
         return [FaultReason.CLOCK_UNSYNCED]
-    final = clock.drift_after_s if clock.set_attempted else clock.drift_before_s
-    if final is None or abs(final) > settings.max_clock_drift_s:
+    if clock.set_attempted:
+        if not clock.set_accepted:
+            return [FaultReason.CLOCK_SET_FAILED]
+        if clock.drift_after_s is not None and abs(clock.drift_after_s) > settings.max_clock_drift_s:
+            return [FaultReason.CLOCK_SET_FAILED]
+        return []
+    if clock.drift_before_s is not None and abs(clock.drift_before_s) > settings.max_clock_drift_s:
         return [FaultReason.CLOCK_SET_FAILED]
     return []
 
 
-def needs_clock_set(settings: HealthSection, drift_s: float | None, dock_synchronised: bool) -> bool:
-    """Set the clock when it drifts beyond the bound and the dock's clock can be trusted."""
-    return (settings.set_clock and dock_synchronised and drift_s is not None
-            and abs(drift_s) > settings.max_clock_drift_s)
+def needs_clock_set(settings: HealthSection, drift_s: float | None, dock_synchronised: bool,
+                    settable: bool = True) -> bool:
+    """Set the clock when the dock's clock can be trusted and the recorder's is beyond the
+    bound, or cannot be read at all: art. 4 asks for the time to be set before use, and public
+    stations set it after every login."""
+    return (settings.set_clock and settable and dock_synchronised
+            and (drift_s is None or abs(drift_s) > settings.max_clock_drift_s))

@@ -28,6 +28,7 @@ class FaultReason(enum.StrEnum):
     CLOCK_SET_FAILED = "clock_set_failed"
     UNKNOWN_DEVICE = "unknown_device"
     LOGIN_FAILED = "login_failed"
+    STORAGE_SWITCH_FAILED = "storage_switch_failed"
     OFFLOAD_FAILED = "offload_failed"
     REMOVED_DURING_OFFLOAD = "removed_during_offload"
     STORE_FULL = "store_full"

@@ -44,6 +44,7 @@ def fault_sentence(fault: str | None) -> str:
         FaultReason.CLOCK_SET_FAILED.value: _("Could not set the recorder's clock — take it for repair"),
         FaultReason.UNKNOWN_DEVICE.value: _("Not an enrolled recorder — unplug it and see the administrator"),
         FaultReason.LOGIN_FAILED.value: _("The recorder refused the dock's login — take it for repair"),
+        FaultReason.STORAGE_SWITCH_FAILED.value: _("Recorder did not open its card — dock it again"),
         FaultReason.REMOVED_DURING_OFFLOAD.value: _("Removed while copying — plug it back in to finish"),
         FaultReason.CLOCK_UNSYNCED.value: _("Dock clock not synchronised — call the administrator"),
         FaultReason.OFFLOAD_FAILED.value: _("Copying the recordings failed — call the administrator"),

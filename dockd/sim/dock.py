@@ -72,9 +72,12 @@ class SimDock:
     def plug(self, port: str, kind: str, spec: SimRecorderSpec | None = None,
              files: Sequence[tuple[str, int]] | None = None, usb_serial: str | None = None,
              vendor_product: tuple[str, str] | None = None,
-             faults: Sequence[Fault] = ()) -> Plugged:
-        """Dock a recorder of ``kind`` (gat947, amba, msc) in ``port``; ``faults`` are
-        injected into its control port before the dock sees it."""
+             faults: Sequence[Fault | tuple[Fault, str]] = (),
+             comes_back: bool = True) -> Plugged:
+        """Dock a recorder of ``kind`` (gat947, amba, msc) in ``port``; ``faults`` (a fault, or
+        (fault, command)) are injected into its control port before the dock sees it. With
+        ``comes_back=False`` a two-phase recorder leaves the bus on the switch and never
+        re-enumerates as a disk (a firmware that fails to mount its card)."""
         if kind not in SIM_IDS:
             raise UsageError(f"simulated recorder kind {kind!r} is not one of {', '.join(KINDS)}")
         if port in self.plugged:
@@ -95,9 +98,12 @@ class SimDock:
             return plugged
         recorder = SimRecorder(spec, self.clock, volume_dir=volume)
         for fault in faults:
-            recorder.inject(fault)
+            if isinstance(fault, tuple):
+                recorder.inject(*fault)
+            else:
+                recorder.inject(fault)
         plugged.recorder = recorder
-        recorder.on_mass_storage(lambda _r: self._re_enumerate(plugged))
+        recorder.on_mass_storage(lambda _r: self._re_enumerate(plugged, comes_back))
         self._usb(plugged, "add", vid, pid, None)
         self._post(plugged, DeviceEvent("add", "tty", port, f"{self._usb_path(port)}:1.0/tty/ttyACM",
                                         device_node=recorder.port, vendor_id=vid, product_id=pid))
@@ -156,11 +162,13 @@ class SimDock:
 
     # -- events -----------------------------------------------------------------------------
 
-    def _re_enumerate(self, plugged: Plugged) -> None:
+    def _re_enumerate(self, plugged: Plugged, comes_back: bool = True) -> None:
         _vid, _pid, svid, spid = SIM_IDS[plugged.kind]
         port = plugged.port
         self._post(plugged, DeviceEvent("remove", "tty", port, f"{self._usb_path(port)}:1.0/tty/ttyACM"))
         self._usb(plugged, "remove", None, None, None)
+        if not comes_back:
+            return
         self._usb(plugged, "add", svid, spid, plugged.serial)
         self._disk(plugged, "add", svid, spid)
         plugged.storage_mode.set()

@@ -19,6 +19,7 @@ from dockd.devices.recorders.gat947_scsi import (
     SubCommand,
 )
 from dockd.devices.recorders.sgio import (
+    DID_ERROR,
     DRIVER_TIMEOUT,
     SCSI_STATUS_CHECK_CONDITION,
     SG_IO,
@@ -33,6 +34,7 @@ class ScsiFault(enum.Enum):
 
     TIMEOUT = "timeout"  # the sg driver reports DRIVER_TIMEOUT
     GONE = "gone"  # ioctl fails with ENODEV, as after an unplug
+    TRANSPORT_ERROR = "transport_error"  # host status DID_ERROR: the device left mid-command
     SHORT = "short"  # device sends half the data (resid > 0)
     STATUS_FAIL = "status_fail"  # the next GET_RETURN_STATUS reports failure
 
@@ -47,7 +49,9 @@ class Dv16Target:
                         + product.ljust(16)[:16] + revision.ljust(4)[:4])
         self.cdbs: list[bytes] = []
         self.directions: list[int] = []
-        self.faults: list[ScsiFault] = []
+        self.timeouts_ms: list[int] = []
+        self.data_out: list[bytes] = []
+        self.faults: list[ScsiFault | None] = []  # None: the next command runs normally
         self.msdc = False
         self._last_ok = True
 
@@ -57,6 +61,7 @@ class Dv16Target:
         cdb = ctypes.string_at(hdr.cmdp, hdr.cmd_len)
         self.cdbs.append(cdb)
         self.directions.append(hdr.dxfer_direction)
+        self.timeouts_ms.append(hdr.timeout)
         fault = self.faults.pop(0) if self.faults else None
         if fault is ScsiFault.GONE or self.msdc:
             raise OSError(errno.ENODEV, "No such device")
@@ -64,10 +69,17 @@ class Dv16Target:
         if fault is ScsiFault.TIMEOUT:
             hdr.driver_status = DRIVER_TIMEOUT
             return 0
+        if fault is ScsiFault.TRANSPORT_ERROR:
+            # What the guest kernel reports when the device leaves the bus before the status
+            # of the command (seen in the HIL: usb-storage fails it with DID_ERROR).
+            self._answer(cdb, b"")
+            hdr.host_status = DID_ERROR
+            return 0
         if fault is ScsiFault.STATUS_FAIL:
             self._last_ok = False
         data_out = (ctypes.string_at(hdr.dxferp, hdr.dxfer_len)
                     if hdr.dxfer_direction == Direction.TO_DEV else b"")
+        self.data_out.append(data_out)
         reply = self._answer(cdb, data_out)
         if reply is None:
             self._check_condition(hdr)
@@ -114,7 +126,7 @@ class Dv16Target:
             return b""
         if sub is SubCommand.WRITE_DEV_INFO:
             try:
-                state.info = gat.decode_zfy_info(data_out)
+                state.info = gat.decode_zfy_info(data_out).to_info()
             except ProtocolError:
                 self._last_ok = False
             return b""

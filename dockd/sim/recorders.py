@@ -53,6 +53,9 @@ class Fault(enum.Enum):
     PULL_OUT = "pull_out"  # close the port after reading the request
     RESULT_101 = "result_101"  # gat947: leak iRet 101 instead of the real result
     RESULT_102 = "result_102"  # gat947: leak iRet 102
+    # The storage switch without its reply: the recorder leaves the bus at once and comes
+    # back as a disk (real ones do; public hosts ignore the reply).
+    SILENT_SWITCH = "silent_switch"
 
 
 @dataclass(frozen=True)
@@ -162,7 +165,7 @@ class Gat947Responder:
             return ok, gat.encode_zfy_info(state.info, gat.ZfyLayout(state.spec.zfy_layout)), False
         if command is gat.Command.WRITE_ZFY_INFO:
             try:
-                state.info = gat.decode_zfy_info(payload)
+                state.info = gat.decode_zfy_info(payload).to_info()
             except ProtocolError:
                 return gat.ResultCode.FAILED, b"", False
             return ok, b"", False
@@ -373,6 +376,12 @@ class SimRecorder:
         return None
 
     def _send(self, reply: bytes, switch: bool, fault: Fault | None) -> None:
+        if fault is Fault.SILENT_SWITCH and switch:
+            self._close_pty()
+            self.mass_storage.set()
+            for callback in self._callbacks:
+                callback(self)
+            return
         if fault is Fault.SILENT:
             return
         if fault is Fault.PULL_OUT:

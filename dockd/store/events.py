@@ -44,6 +44,12 @@ def optional(default: T) -> T:
     return field(default=default, metadata={_OPTIONAL: True})
 
 
+def optional_mapping() -> Mapping[str, T]:
+    """A mapping left out of the payload when it is empty."""
+    value: Mapping[str, T] = field(default_factory=dict, metadata={_OPTIONAL: True})
+    return value
+
+
 def merged() -> Mapping[str, object]:
     """A mapping merged into the payload (summaries built by their domain objects)."""
     details: Mapping[str, object] = field(default_factory=dict, metadata={_MERGED: True})
@@ -81,6 +87,8 @@ class CustodyEvent:
 def _json(value: object) -> object:
     if isinstance(value, tuple | list):
         return [_json(v) for v in value]
+    if isinstance(value, Mapping):
+        return {str(k): _json(v) for k, v in value.items()}
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return {f.name: _json(getattr(value, f.name)) for f in dataclasses.fields(value)}
     return value
@@ -119,8 +127,20 @@ class DockStopped(CustodyEvent):
 # -- a recorder in a bay (check-in, checks, check-out, faults) ------------------------------
 
 @dataclass(frozen=True)
+class RecorderText:
+    """A text field as the recorder sent it: the text (None when it could not be decoded) and
+    its bytes, base64."""
+
+    text: str | None
+    raw_b64: str
+
+
+@dataclass(frozen=True)
 class RecorderDocked(CustodyEvent):
-    """Check-in (art. 5(1)): who the recorder is and who is responsible for it."""
+    """Check-in (art. 5(1)): who the recorder is and who is responsible for it.
+
+    ``recorder_text`` keeps each text field the recorder sent (officer and unit, GA/T 947) as
+    its bytes beside the decoded text; ``decode_warnings`` what decoding had to tolerate."""
 
     TYPE: ClassVar[str] = "recorder.docked"
     SUBJECT: ClassVar[str] = "serial"
@@ -134,6 +154,8 @@ class RecorderDocked(CustodyEvent):
     enrolled: bool
     registry_state: str | None
     recorder_officer_id: str | None
+    recorder_text: Mapping[str, RecorderText] = optional_mapping()
+    decode_warnings: tuple[str, ...] = optional(())
 
 
 @dataclass(frozen=True)
@@ -149,7 +171,8 @@ class RecorderHealthChecked(CustodyEvent):
 
 @dataclass(frozen=True)
 class ClockSet(CustodyEvent):
-    """The recorder's clock was set (art. 4)."""
+    """The recorder's clock was set (art. 4): when (``set_to``, the dock's time), what was sent,
+    and whether it could be verified by reading it back."""
 
     TYPE: ClassVar[str] = "clock.set"
     SUBJECT: ClassVar[str] = "serial"
@@ -160,6 +183,10 @@ class ClockSet(CustodyEvent):
     drift_before_s: float | None
     drift_after_s: float | None
     error: str | None
+    sent: str | None = None  # what went on the wire (frames, payload)
+    sent_wall_time: str | None = None  # the recorder's local wall time that was sent
+    recorder_zone: str | None = None
+    verified: bool = False  # read back after the set; recorders that cannot be read: false
 
 
 @dataclass(frozen=True)

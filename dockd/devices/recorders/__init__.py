@@ -9,6 +9,7 @@ from dockd.devices.recorders.base import (
     Capabilities,
     ClockReading,
     ClockSetFailed,
+    ClockSetResult,
     LoginFailed,
     NoSdCard,
     ProtocolError,
@@ -19,6 +20,8 @@ from dockd.devices.recorders.base import (
     RecorderSession,
     RecorderTimeout,
     StorageInfo,
+    SwitchOutcome,
+    SwitchRefused,
     TransportSpec,
 )
 
@@ -26,6 +29,7 @@ __all__ = [
     "Capabilities",
     "ClockReading",
     "ClockSetFailed",
+    "ClockSetResult",
     "LoginFailed",
     "NoSdCard",
     "ProtocolError",
@@ -36,5 +40,7 @@ __all__ = [
     "RecorderSession",
     "RecorderTimeout",
     "StorageInfo",
+    "SwitchOutcome",
+    "SwitchRefused",
     "TransportSpec",
 ]

@@ -17,11 +17,14 @@ from dockd.devices.recorders.base import (
     Capabilities,
     ClockReading,
     ClockSetFailed,
+    ClockSetResult,
     LoginFailed,
     ProtocolError,
+    RecorderError,
     RecorderIdentity,
     RecorderSession,
     StorageInfo,
+    SwitchOutcome,
 )
 
 log = logging.getLogger(__name__)
@@ -63,7 +66,7 @@ class A9Session(RecorderSession):
         """Unknown recorder time."""
         return ClockReading(None, self._clock.now())
 
-    def set_clock(self, moment: dt.datetime) -> None:
+    def set_clock(self, moment: dt.datetime) -> ClockSetResult:
         """No public A9 clock command exists."""
         raise ClockSetFailed("A9 recorders have no public clock command; set the clock with the "
                              "vendor tool")
@@ -72,13 +75,19 @@ class A9Session(RecorderSession):
         """Unknown."""
         return None
 
-    def switch_to_mass_storage(self) -> None:
-        """Disk-mode packet, then the (unchecked, as in public code) status read."""
+    def switch_to_mass_storage(self) -> SwitchOutcome:
+        """Disk-mode packet, then the status read, which public code never checks: once the
+        packet is out, a failure is an unacknowledged outcome (the disk decides)."""
         self._control_out(proto.A9_REQUEST_DISK, proto.a9_packet(proto.A9_CMD_DISK),
                           "A9 disk mode")
-        self._status("A9 disk-mode status")
+        try:
+            self._status("A9 disk-mode status")
+        except RecorderError as exc:
+            self.close()
+            return SwitchOutcome(False, f"disk-mode packet sent, no status: {exc}")
         log.info("A9 recorder %s switched to mass storage", self._serial)
         self.close()
+        return SwitchOutcome(True, "disk-mode packet sent, status read")
 
     def close(self) -> None:
         """Nothing is claimed on EP0; only mark the session closed."""

@@ -1,9 +1,12 @@
 """Ambarella "simple class" ASCII frames (USB 4255:0001, dialect B1) and the A9 control packets (B2).
 
-Pure codec.  Host frames are ``@Cmd;LEN;PAYLOAD;#``; replies are at most 64 ASCII bytes.  The
-only reply forms public code shows are "contains ``Ver;OK``", ``@Gdv;<n>;<ID>;#`` and "contains
-``ERROR``"; our simulator answers ``@<Cmd>;<n>;OK;#`` or ``@<Cmd>;5;ERROR;#`` to the others
-(docs/recorder-protocols.md §Ambarella).
+Pure codec.  Host frames are ``@Cmd;LEN;PAYLOAD;#``; replies are one read of at most 64 bytes.
+The only reply forms public code shows are "contains ``Ver;OK``", ``@Gdv;<n>;<ID>;#`` and
+"contains ``ERROR``" (docs/recorder-protocols.md §Ambarella).  The public host decodes a reply as
+ASCII, trims it and looks only for those; it never checks the replies to ``@Sdt``, ``@Stm`` and
+``@ATH``.  Replies are parsed as tolerantly: NUL padding and whatever follows the first ``#`` are
+dropped, non-ASCII bytes become U+FFFD, an unframed reply (a bare ``ERROR``) is a reply.  Only
+the device ID, which becomes the recorder's serial and volume label, is checked strictly.
 """
 
 from __future__ import annotations
@@ -86,32 +89,34 @@ def mass_storage_frame(password: str) -> bytes:
 
 
 def parse_reply(raw: bytes) -> AmbaReply:
-    """Decode one reply (≤ 64 bytes ASCII, whitespace trimmed, ``@Cmd;…;#``)."""
+    """Decode one reply (≤ 64 bytes); framed ``@Cmd;…;#`` replies get their fields split."""
     if len(raw) > MAX_REPLY:
         raise ProtocolError(f"reply of {len(raw)} bytes exceeds the {MAX_REPLY}-byte read")
-    try:
-        text = raw.decode("ascii").strip()
-    except UnicodeDecodeError:
-        raise ProtocolError(f"reply {raw[:16]!r} is not ASCII") from None
+    end = raw.find(b"#")
+    if end >= 0:
+        raw = raw[:end + 1]  # NUL padding, CR LF or junk after the frame
+    text = raw.replace(b"\0", b"").decode("ascii", "replace").strip()
     if not text:
         raise ProtocolError("empty reply")
-    if not text.isprintable():
-        raise ProtocolError(f"reply {text[:16]!r} has control characters")
-    if "ERROR" in text and not text.startswith("@"):
+    if not (text.startswith("@") and text.endswith("#")):
         return AmbaReply("", (), text)
-    if not text.startswith("@") or not text.endswith("#"):
-        raise ProtocolError(f"reply {text!r} is not framed as @Cmd;…;#")
     parts = text[1:-1].split(";")
     if parts and parts[-1] == "":
         parts.pop()
     if not parts or not _CMD_RE.fullmatch(parts[0]):
-        raise ProtocolError(f"reply {text!r} does not start with a command name")
+        return AmbaReply("", (), text)
     return AmbaReply(parts[0], tuple(parts[1:]), text)
+
+
+def reply_complete(partial: bytes | bytearray) -> bool:
+    """Whether a reply read from a byte stream is complete: it ends at ``#``, and a bare
+    ``ERROR`` (which public hosts take as a refusal) needs nothing after it."""
+    return b"#" in partial or b"ERROR" in partial
 
 
 def check_login(reply: AmbaReply) -> None:
     """``LoginFailed`` unless the reply contains ``Ver;OK`` (the public host's test)."""
-    if "Ver;OK" in reply.text:
+    if "Ver;OK" in reply.text and not reply.is_error:
         return
     raise LoginFailed(f"recorder refused the login handshake (replied {reply.text!r})")
 
@@ -121,6 +126,7 @@ def parse_device_id(reply: AmbaReply) -> str:
     if reply.is_error:
         raise LoginFailed(f"recorder refused the password with {reply.text!r} (or is already in"
                           f" mass-storage mode; unplug and re-dock it)")
+    # The public host's test is "starts with @Gdv"; the ID is the third field.
     if reply.command != "Gdv" or len(reply.fields) < 2:
         raise ProtocolError(f"reply {reply.text!r} is not @Gdv;<n>;<ID>;#")
     device_id = reply.fields[1]
@@ -130,7 +136,7 @@ def parse_device_id(reply: AmbaReply) -> str:
 
 
 def check_ack(reply: AmbaReply, command: str) -> None:
-    """``ProtocolError`` for a reply to another command; the caller maps ``is_error``."""
+    """``ProtocolError`` for a framed reply to another command; the caller maps ``is_error``."""
     if reply.command and reply.command != command:
         raise ProtocolError(f"recorder answered {reply.command!r} to {command!r}")
 

@@ -12,11 +12,14 @@ from dockd.devices.recorders.base import (
     Capabilities,
     ClockReading,
     ClockSetFailed,
+    ClockSetResult,
     ProtocolError,
     RecorderError,
     RecorderIdentity,
     RecorderSession,
     StorageInfo,
+    SwitchOutcome,
+    SwitchRefused,
 )
 from dockd.devices.recorders.wallclock import to_wall_seconds
 
@@ -77,27 +80,47 @@ class AmbaSession(RecorderSession):
         """Unknown recorder time: no public command."""
         return ClockReading(None, self._clock.now())
 
-    def set_clock(self, moment: dt.datetime) -> None:
-        """``@Sdt`` then ``@Stm`` with the same local wall time."""
+    def set_clock(self, moment: dt.datetime) -> ClockSetResult:
+        """``@Sdt`` then ``@Stm`` with the same local wall time.
+
+        The public host never looks at these replies; only an explicit ``ERROR`` is taken as a
+        refusal (``ClockSetFailed``), a garbled reply is logged and accepted."""
         wall = to_wall_seconds(moment, self._zone)
         if not 0 <= wall.year <= 9999:
             raise ClockSetFailed(f"year {wall.year} cannot be sent")
-        for frame, command in ((proto.set_date_frame(wall), "Sdt"),
-                               (proto.set_time_frame(wall), "Stm")):
-            if self._ask(frame, command).is_error:
-                raise ClockSetFailed(f"recorder refused @{command} (replied ERROR)")
+        frames = ((proto.set_date_frame(wall), "Sdt"), (proto.set_time_frame(wall), "Stm"))
+        for frame, command in frames:
+            reply = self._ask_lenient(frame, command)
+            if reply is not None and reply.is_error:
+                raise ClockSetFailed(f"recorder refused @{command} (replied {reply.text!r})")
+        return ClockSetResult(wall, " ".join(frame.decode("ascii") for frame, _ in frames))
 
     def storage(self) -> StorageInfo | None:
         """Unknown: no public command."""
         return None
 
-    def switch_to_mass_storage(self) -> None:
-        """``@ATH``; the recorder then re-enumerates as a disk labelled with its device ID."""
-        reply = self._ask(proto.mass_storage_frame(self._password), "ATH")
-        if reply.is_error:
-            raise RecorderError(f"recorder refused mass-storage mode ({reply.text!r})")
-        log.info("recorder %s switched to mass storage", self._device_id)
+    def switch_to_mass_storage(self) -> SwitchOutcome:
+        """``@ATH``; the recorder then re-enumerates as a disk labelled with its device ID.
+
+        Public hosts ignore this reply, and real recorders often leave the bus without one:
+        only an explicit ``ERROR`` is a refusal; silence, a transport error or garbage is an
+        unacknowledged outcome, and the disk that appears (or not) decides."""
+        if self._closed:
+            raise ProtocolError("session is closed; cannot send @ATH")
+        try:
+            reply = proto.parse_reply(self._link.exchange(
+                proto.mass_storage_frame(self._password)))
+        except RecorderError as exc:
+            self.close()
+            log.info("recorder %s: no reply to @ATH (%s)", self._device_id, exc)
+            return SwitchOutcome(False, f"@ATH sent, no usable reply: {exc}")
+        if reply.is_error:  # the recorder stays as it was: the session stays open
+            raise SwitchRefused(f"recorder refused mass-storage mode (replied {reply.text!r}); "
+                                f"public hosts read this as 'already in storage mode': unplug "
+                                f"and re-dock it")
         self.close()
+        log.info("recorder %s acknowledged @ATH", self._device_id)
+        return SwitchOutcome(True, f"@ATH answered {reply.text!r}")
 
     def close(self) -> None:
         """Close the link once."""
@@ -111,3 +134,14 @@ class AmbaSession(RecorderSession):
         reply = proto.parse_reply(self._link.exchange(frame))
         proto.check_ack(reply, command)
         return reply
+
+    def _ask_lenient(self, frame: bytes, command: str) -> proto.AmbaReply | None:
+        """A reply the public host ignores: garbled or mismatched ones are logged, not fatal."""
+        try:
+            return self._ask(frame, command)
+        except ProtocolError as exc:
+            if self._closed:
+                raise
+            log.warning("recorder %s: unusable reply to @%s ignored (%s)", self._device_id,
+                        command, exc)
+            return None

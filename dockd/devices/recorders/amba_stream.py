@@ -1,7 +1,7 @@
 """Ambarella B1 frames over a byte stream (serial/CDC-ACM port), via pyserial.
 
 On USB bulk a reply is one ≤64-byte read; on a stream it is our choice that a reply ends at
-its ``#`` (every public reply form does).
+its ``#`` (every public reply form does), or at a bare ``ERROR``, which needs no ``#``.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import time
 
 import serial
 
-from dockd.devices.recorders.amba_protocol import MAX_REPLY
+from dockd.devices.recorders.amba_protocol import MAX_REPLY, reply_complete
 from dockd.devices.recorders.base import (
     ProtocolError,
     RecorderError,
@@ -47,7 +47,7 @@ class StreamAmbaLink:
             self._port.reset_input_buffer()
             self._port.write(frame)
             self._port.flush()
-            while not reply.endswith(b"#"):
+            while not reply_complete(reply):
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     break
@@ -63,7 +63,7 @@ class StreamAmbaLink:
         if not reply:
             raise RecorderTimeout(f"recorder did not answer {frame[:4]!r} within "
                                   f"{self._timeout_s:g} s")
-        if not reply.endswith(b"#"):
+        if not reply_complete(reply):
             raise ProtocolError(f"short reply {bytes(reply)!r}, then silence")
         return bytes(reply)
 

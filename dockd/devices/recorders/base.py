@@ -2,8 +2,9 @@
 
 A driver (``RecorderDriver``) opens a ``RecorderSession`` on one docked recorder through one
 transport.  A session answers only what the recorder really told it: an unknown battery level or
-clock is ``None``, never a guess.  Every failure is a ``RecorderError`` (a ``DeviceError``, exit 69)
-whose ``fault_reason`` names the bay fault it should light, when one fits.
+clock is ``None``, never a guess.  Every failure is a ``RecorderError`` (a ``DeviceError``, exit 69);
+its subclass says what happened at the recorder.  Which bay fault that means is the dock's policy
+(``dockd.dock.faults``), not the driver's: this module knows nothing of bays.
 
 Times at this interface are timezone-aware.  Recorders keep local wall-clock time without a zone,
 so each session converts with the zone of its ``TransportSpec`` (see ``wallclock``).
@@ -16,10 +17,9 @@ import datetime as dt
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import ClassVar, Protocol
+from typing import Protocol
 
 from dockd.clock import Clock
-from dockd.dock.states import FaultReason
 from dockd.errors import DeviceError
 
 
@@ -40,6 +40,12 @@ class RecorderIdentity:
     unit_id: str | None = None
     unit_name: str | None = None
     device_label: str | None = None
+    #: The bytes each text field arrived as (``officer_id``, ``officer_name``, ``unit_id``,
+    #: ``unit_name``), kept so that a custody record holds what the recorder really said even
+    #: when the text could not be decoded (the field is then ``None``).
+    text_raw: Mapping[str, bytes] = field(default_factory=lambda: MappingProxyType({}))
+    #: What was tolerated while decoding (a field left ``None``, and why).
+    warnings: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -59,6 +65,30 @@ class ClockReading:
         if self.recorder_time is None:
             return None
         return (self.recorder_time - self.read_at).total_seconds()
+
+
+@dataclass(frozen=True)
+class ClockSetResult:
+    """What a clock set sent: the recorder's local wall time and the bytes on the wire.
+
+    Recorders acknowledge a set but most cannot be asked for their time afterwards, so the
+    custody record keeps exactly what was sent."""
+
+    wall_time: dt.datetime
+    wire: str
+
+
+@dataclass(frozen=True)
+class SwitchOutcome:
+    """How the recorder took the command to present its card as a disk.
+
+    ``acknowledged`` is False when the command went out but no confirmation came back (a
+    timeout, a transport error, the device leaving the bus): real recorders often drop off mid-
+    command, so only the disk that appears (or not) decides.  An explicit refusal is not an
+    outcome but a ``SwitchRefused`` (or ``NoSdCard``) error."""
+
+    acknowledged: bool
+    detail: str
 
 
 @dataclass(frozen=True)
@@ -91,7 +121,8 @@ class TransportSpec:
     ``path``, or found by INQUIRY when ``path`` is None), ``usb`` (pyusb bulk, found by
     ``usb_serial`` or ``usb_bus``/``usb_address``), ``usb-a9`` (pyusb control transfers) and
     ``volume`` (a mounted mass-storage volume at ``mount_path``).  ``timezone`` is the IANA zone
-    the recorder's wall clock runs in; ``None`` means the dock's own local zone.  ``options`` are
+    the recorder's wall clock runs in; ``None`` means the dock's own local zone.  Timeouts
+    ``None`` mean the protocol's own per-command timeouts.  ``options`` are
     driver-specific settings documented in docs/recorder-protocols.md.
     """
 
@@ -102,20 +133,17 @@ class TransportSpec:
     usb_address: int | None = None
     mount_path: str | None = None
     timezone: str | None = None
-    timeout_s: float | None = None
+    timeout_s: float | None = None  # reads / replies; None: the protocol's own
+    write_timeout_s: float | None = None  # writes where the protocol has its own (DV16: 10 s)
     options: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
 
 
 class RecorderError(DeviceError):
     """A recorder answered wrongly, not at all, or refused a command."""
 
-    fault_reason: ClassVar[FaultReason | None] = None
-
 
 class LoginFailed(RecorderError):
     """The recorder refused the admin password."""
-
-    fault_reason = FaultReason.LOGIN_FAILED
 
 
 class RecorderTimeout(RecorderError):
@@ -129,13 +157,13 @@ class ProtocolError(RecorderError):
 class NoSdCard(RecorderError):
     """The recorder has no (readable) SD card, so there is no storage to check or offload."""
 
-    fault_reason = FaultReason.STORAGE_FULL
-
 
 class ClockSetFailed(RecorderError):
     """The recorder did not accept the new time."""
 
-    fault_reason = FaultReason.CLOCK_SET_FAILED
+
+class SwitchRefused(RecorderError):
+    """The recorder explicitly refused to present its card as a disk (e.g. an ERROR reply)."""
 
 
 class RecorderGone(RecorderError):
@@ -146,8 +174,9 @@ class RecorderSession(abc.ABC):
     """An open control connection to one docked recorder.
 
     Methods raise ``RecorderError`` subclasses; a method whose capability is False returns
-    ``None`` (reads) or raises ``ClockSetFailed`` (``set_clock``).  After
-    ``switch_to_mass_storage`` the recorder leaves the bus and the session is closed.
+    ``None`` (reads) or raises ``ClockSetFailed`` (``set_clock``).  Once
+    ``switch_to_mass_storage`` has sent its command the recorder leaves the bus and the session
+    is closed, whatever the outcome; after a refusal it stays open.
     """
 
     @property
@@ -168,16 +197,20 @@ class RecorderSession(abc.ABC):
         """Read the recorder's clock together with the dock's time of reading."""
 
     @abc.abstractmethod
-    def set_clock(self, moment: dt.datetime) -> None:
-        """Set the recorder's clock to ``moment`` (aware) in the recorder's wall-clock zone."""
+    def set_clock(self, moment: dt.datetime) -> ClockSetResult:
+        """Set the recorder's clock to ``moment`` (aware) in the recorder's wall-clock zone;
+        returns what was sent once the recorder has acknowledged it."""
 
     @abc.abstractmethod
     def storage(self) -> StorageInfo | None:
         """Card capacity, or ``None`` when the protocol cannot tell; ``NoSdCard`` when absent."""
 
     @abc.abstractmethod
-    def switch_to_mass_storage(self) -> None:
-        """Ask the recorder to present its card as a USB disk; closes this session."""
+    def switch_to_mass_storage(self) -> SwitchOutcome:
+        """Ask the recorder to present its card as a USB disk; closes this session.
+
+        Errors before the command is sent propagate; once it is sent, anything but an explicit
+        refusal (``SwitchRefused``, ``NoSdCard``) is an unacknowledged ``SwitchOutcome``."""
 
     @abc.abstractmethod
     def close(self) -> None:

@@ -34,7 +34,8 @@ class Gat947Driver:
                                  clock, zone)
         from dockd.devices.recorders.gat947_scsi import open_scsi_link
 
-        return Gat947Session(open_scsi_link(spec.path, spec.timeout_s), password, clock, zone)
+        return Gat947Session(open_scsi_link(spec.path, spec.timeout_s, spec.write_timeout_s),
+                             password, clock, zone)
 
 
 class AmbaDriver:

@@ -2,7 +2,12 @@
 
 Pure codec, no I/O.  The facts come from public vendor DLL headers (see
 docs/recorder-protocols.md §GA/T 947); the GET_DEV_TIME and GET_STORAGE payloads are our own
-additions for the serial transport.  Every decoder raises only ``ProtocolError`` on bad bytes.
+additions, carried only by the simulator's test protocol.  Every decoder raises only
+``ProtocolError`` on bad bytes.
+
+Text is decoded as tolerantly as the stations that wrote it (CP936, user-defined characters
+included, see ``cp936``): a text field that still cannot be decoded is ``None`` with a warning,
+never a failed identify.  Only the serial, the dock's key for the recorder, stays strict.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ import struct
 import unicodedata
 from dataclasses import dataclass
 
+from dockd.devices.recorders import cp936
 from dockd.devices.recorders.base import (
     ClockSetFailed,
     LoginFailed,
@@ -24,7 +30,6 @@ from dockd.errors import ConfigError, UsageError
 
 PASSWORD_LEN = 6
 ID_CODE_WIRE_LEN = 6
-TEXT_ENCODING = "gbk"
 
 
 class ResultCode(enum.IntEnum):
@@ -128,13 +133,46 @@ class ZfyLayout(enum.IntEnum):
 
 @dataclass(frozen=True)
 class ZfyInfo:
-    """执法记录仪 info block: serial, officer number and name, unit number and name."""
+    """执法记录仪 info block as written: serial, officer number and name, unit number and name."""
 
     serial: str
     officer_id: str
     officer_name: str = ""
     unit_id: str = ""
     unit_name: str = ""
+
+
+@dataclass(frozen=True)
+class ZfyText:
+    """One text field as read: the text (``None`` when it cannot be decoded) and its bytes up to
+    the first NUL."""
+
+    text: str | None
+    raw: bytes
+
+
+@dataclass(frozen=True)
+class ZfyReading:
+    """A ZFY_INFO block as read from a recorder, with what decoding had to tolerate."""
+
+    serial: str
+    officer_id: ZfyText
+    officer_name: ZfyText
+    unit_id: ZfyText
+    unit_name: ZfyText
+    layout: ZfyLayout
+    warnings: tuple[str, ...] = ()
+
+    @property
+    def texts(self) -> dict[str, ZfyText]:
+        """The text fields by identity name (``officer_id`` … ``unit_name``)."""
+        return {"officer_id": self.officer_id, "officer_name": self.officer_name,
+                "unit_id": self.unit_id, "unit_name": self.unit_name}
+
+    def to_info(self) -> ZfyInfo:
+        """The block as a writable ``ZfyInfo`` (undecodable text becomes empty)."""
+        return ZfyInfo(self.serial, self.officer_id.text or "", self.officer_name.text or "",
+                       self.unit_id.text or "", self.unit_name.text or "")
 
 
 @dataclass(frozen=True)
@@ -149,17 +187,17 @@ _FIELD_NAMES = ("serial", "officer number", "officer name", "unit number", "unit
 
 
 def encode_zfy_info(info: ZfyInfo, layout: ZfyLayout) -> bytes:
-    """GBK, NUL-padded ZFY_INFO; ``UsageError`` when a field does not fit or is not GBK."""
+    """CP936, NUL-padded ZFY_INFO; ``UsageError`` when a field does not fit or is not CP936."""
     values = (info.serial, info.officer_id, info.officer_name, info.unit_id, info.unit_name)
     out = bytearray()
     for name, value, size, limit in zip(_FIELD_NAMES, values, layout.sizes, layout.max_text,
                                         strict=True):
         try:
-            raw = value.encode(TEXT_ENCODING)
-        except UnicodeEncodeError as exc:
-            raise UsageError(f"{name} {value!r} has characters GBK cannot hold") from exc
+            raw = cp936.encode(value)
+        except ValueError as exc:
+            raise UsageError(f"{name} {value!r} cannot be written in CP936/GBK: {exc}") from exc
         if len(raw) > limit:
-            raise UsageError(f"{name} {value!r} is {len(raw)} bytes in GBK; this recorder "
+            raise UsageError(f"{name} {value!r} is {len(raw)} bytes in CP936/GBK; this recorder "
                              f"holds at most {limit}")
         if b"\0" in raw:
             raise UsageError(f"{name} {value!r} contains a NUL character")
@@ -167,18 +205,28 @@ def encode_zfy_info(info: ZfyInfo, layout: ZfyLayout) -> bytes:
     return bytes(out)
 
 
-def decode_zfy_info(data: bytes) -> ZfyInfo:
-    """Parse an 89- or 94-byte ZFY_INFO (layout chosen by length)."""
+def decode_zfy_info(data: bytes) -> ZfyReading:
+    """Parse an 89- or 94-byte ZFY_INFO (layout chosen by length).
+
+    ``ProtocolError`` only for a block of the wrong size or an unusable serial; any other
+    field that cannot be decoded is ``None`` with a warning."""
     try:
         layout = ZfyLayout(len(data))
     except ValueError:
         raise ProtocolError(f"ZFY_INFO is {len(data)} bytes; expected 89 or 94") from None
-    fields: list[str] = []
+    raws: list[bytes] = []
     offset = 0
-    for name, size in zip(_FIELD_NAMES, layout.sizes, strict=True):
-        fields.append(_decode_text(data[offset:offset + size], name))
+    for size in layout.sizes:
+        # C strings: the text ends at the first NUL; firmware may leave junk after it.
+        raws.append(data[offset:offset + size].split(b"\0", 1)[0])
         offset += size
-    return ZfyInfo(*fields)
+    serial = _decode_serial(raws[0])
+    warnings: list[str] = []
+    texts = [_decode_text(raw, name, warnings) for raw, name in zip(raws[1:], _FIELD_NAMES[1:],
+                                                                       strict=True)]
+    officer_id, officer_name, unit_id, unit_name = texts
+    return ZfyReading(serial, officer_id, officer_name, unit_id, unit_name, layout,
+                      tuple(warnings))
 
 
 def decode_id_code(data: bytes) -> str:
@@ -269,16 +317,29 @@ def decode_storage(data: bytes) -> tuple[bool, int, int]:
     return present == 1, int(total), int(free)
 
 
-def _decode_text(raw: bytes, name: str) -> str:
-    # C strings: the text ends at the first NUL; firmware may leave junk after it.
-    text = raw.split(b"\0", 1)[0]
+def _decode_serial(raw: bytes) -> str:
+    # The serial files every recording: no guessing, no replacement characters.
     try:
-        value = text.decode(TEXT_ENCODING)
-    except UnicodeDecodeError:
-        raise ProtocolError(f"ZFY_INFO {name} {text!r} is not valid GBK") from None
+        value = cp936.decode(raw)
+    except ValueError as exc:
+        raise ProtocolError(f"ZFY_INFO serial {raw!r} is not valid CP936/GBK ({exc})") from None
     if any(unicodedata.category(ch) in ("Cc", "Cf", "Co", "Cs") for ch in value):
-        raise ProtocolError(f"ZFY_INFO {name} {value!r} contains control characters")
+        raise ProtocolError(f"ZFY_INFO serial {value!r} contains control or private-use "
+                            f"characters")
     return value
+
+
+def _decode_text(raw: bytes, name: str, warnings: list[str]) -> ZfyText:
+    try:
+        value = cp936.decode(raw)
+    except ValueError as exc:
+        warnings.append(f"ZFY_INFO {name} {raw.hex(' ')} left undecoded: {exc}")
+        return ZfyText(None, raw)
+    # Private-use characters are user-defined CP936 characters (生僻字 in names): kept.
+    if any(unicodedata.category(ch) in ("Cc", "Cf", "Cs") for ch in value):
+        warnings.append(f"ZFY_INFO {name} {raw.hex(' ')} left undecoded: control characters")
+        return ZfyText(None, raw)
+    return ZfyText(value, raw)
 
 
 def _make_time(year: int, month: int, day: int, hour: int, minute: int, second: int,

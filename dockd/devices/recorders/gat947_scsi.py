@@ -11,8 +11,14 @@ from __future__ import annotations
 
 import enum
 
-from dockd.devices.recorders.base import ProtocolError, RecorderError, RecorderGone
-from dockd.devices.recorders.gat947_protocol import Command, ResultCode
+from dockd.devices.recorders.base import (
+    NoSdCard,
+    ProtocolError,
+    RecorderError,
+    RecorderGone,
+    SwitchOutcome,
+)
+from dockd.devices.recorders.gat947_protocol import Command, ResultCode, ZfyLayout
 from dockd.devices.recorders.sgio import (
     Direction,
     SgDevice,
@@ -27,6 +33,8 @@ ISD_TOOL_READ = 0xFD
 ISD_TOOL_WRITE = 0xFB
 USER_CMD_READ = 0x81
 USER_CMD_WRITE = 0x82
+# The DLL's timeouts: reads (sub-commands 2, 3, 7, 8, 12, 14) 2 s; writes (INIT, WRITE_DEV_INFO,
+# SYNC_DEV_TIME, SET_MSDC) 10 s, as the firmware may take its time to act on them.
 READ_TIMEOUT_MS = 2000
 WRITE_TIMEOUT_MS = 10000
 KNOWN_IDS = ("DV16 DEVICE V1.00", "DV12 DEVICE V1.00")
@@ -73,14 +81,17 @@ def build_cdb(sub: SubCommand, write: bool, length: int) -> bytes:
     return bytes(cdb)
 
 
-def open_scsi_link(path: str | None, timeout_s: float | None = None) -> ScsiGat947Link:
-    """Open ``path`` (or the newest sg node whose INQUIRY matches) and check its INQUIRY."""
+def open_scsi_link(path: str | None, read_timeout_s: float | None = None,
+                   write_timeout_s: float | None = None) -> ScsiGat947Link:
+    """Open ``path`` (or the newest sg node whose INQUIRY matches) and check its INQUIRY.
+
+    Timeouts default to the DLL's (2 s reads, 10 s writes)."""
     candidates = [path] if path else find_sg_nodes(KNOWN_IDS)
     if not candidates:
         raise RecorderGone("no SCSI node answers INQUIRY as a DV16/DV12 recorder")
     device = SgDevice.open(candidates[0])
     try:
-        link = ScsiGat947Link(device, timeout_s)
+        link = ScsiGat947Link(device, read_timeout_s, write_timeout_s)
         link.check_identity()
     except BaseException:
         device.close()
@@ -92,11 +103,13 @@ class ScsiGat947Link:
     """Function calls as DV16 vendor CDBs, reporting the ``iRet`` the vendor DLL would."""
 
     authenticates = False
+    zfy_layout = ZfyLayout.PACKED_89  # GET_DEV_INFO / WRITE_DEV_INFO move 89 bytes, always
 
-    def __init__(self, device: SgDevice, timeout_s: float | None = None) -> None:
+    def __init__(self, device: SgDevice, read_timeout_s: float | None = None,
+                 write_timeout_s: float | None = None) -> None:
         self._device = device
-        self._read_ms = int(timeout_s * 1000) if timeout_s else READ_TIMEOUT_MS
-        self._write_ms = int(timeout_s * 1000) if timeout_s else WRITE_TIMEOUT_MS
+        self._read_ms = int(read_timeout_s * 1000) if read_timeout_s else READ_TIMEOUT_MS
+        self._write_ms = int(write_timeout_s * 1000) if write_timeout_s else WRITE_TIMEOUT_MS
 
     def check_identity(self) -> None:
         """``RecorderError`` unless INQUIRY names a known DV16-family recorder."""
@@ -120,17 +133,27 @@ class ScsiGat947Link:
             # The DLL leaves iRet at 102 when the ID-code read after Init fails.
             return (ResultCode.CONNECT_SUCCESS if code == ResultCode.CONNECT_SUCCESS
                     else ResultCode.ID_CODE_PENDING), data
-        if command is Command.SET_MSDC:
-            sd = self._transfer(SubCommand.GET_SD_STATUS, False, b"", 4)
-            if len(sd) < 1:
-                raise ProtocolError("empty reply to GET_SD_STATUS")
-            if sd[0] == 0:
-                return ResultCode.MSDC_FAILED, b""
-            self._transfer(SubCommand.SET_MSDC, True, b"", 0)
-            return ResultCode.MSDC_SUCCESS, b""
         if command not in _PLAN:
             raise ProtocolError(f"{command.name} has no DV16 SCSI command")
         return self._planned(command, payload)
+
+    def switch(self, password: bytes) -> SwitchOutcome:
+        """SetMSDC as USBJL does it: GET_SD_STATUS (no card: iRet 8), then the SET_MSDC write.
+
+        USBJL reports success whatever that write returns, and a real recorder may leave the
+        bus before completing it (the host sees DID_ERROR, DID_NO_CONNECT or a timeout): once
+        it is sent, a failure is only an unacknowledged outcome; the disk decides."""
+        sd = self._transfer(SubCommand.GET_SD_STATUS, False, b"", 4)
+        if len(sd) < 1:
+            raise ProtocolError("empty reply to GET_SD_STATUS")
+        if sd[0] == 0:
+            raise NoSdCard("recorder cannot enter mass-storage mode: no SD card (GET_SD_STATUS "
+                           "byte 0 is 0; the DLL's iRet 8, MSDC_FAILED)")
+        try:
+            self._transfer(SubCommand.SET_MSDC, True, b"", 0)
+        except RecorderError as exc:
+            return SwitchOutcome(False, f"SET_MSDC sent, not completed: {exc}")
+        return SwitchOutcome(True, "SET_MSDC completed")
 
     def close(self) -> None:
         """Close the sg node."""

@@ -12,6 +12,7 @@ from dockd.devices.recorders.base import (
     RecorderError,
     RecorderGone,
     RecorderTimeout,
+    SwitchOutcome,
 )
 from dockd.devices.recorders.gat947_framing import (
     CRC_LEN,
@@ -20,7 +21,7 @@ from dockd.devices.recorders.gat947_framing import (
     decode_response,
     encode_request,
 )
-from dockd.devices.recorders.gat947_protocol import Command
+from dockd.devices.recorders.gat947_protocol import Command, ZfyLayout, check_result
 
 DEFAULT_TIMEOUT_S = 2.0  # same as the DV16 SCSI read timeout; our choice for serial
 BAUDRATE = 115200  # CDC-ACM ignores it; a real UART bridge would not
@@ -40,6 +41,7 @@ class SerialGat947Link:
     """One request, one response, each bounded by a deadline."""
 
     authenticates = True
+    zfy_layout: ZfyLayout | None = None  # the recorder answers in either layout
 
     def __init__(self, port: serial.Serial, timeout_s: float) -> None:
         self._port = port
@@ -71,6 +73,15 @@ class SerialGat947Link:
             raise ProtocolError(f"recorder answered command {response.command:#x} to "
                                 f"{command.name}")
         return response.result, response.payload
+
+    def switch(self, password: bytes) -> SwitchOutcome:
+        """SetMSDC: a refusing iRet raises (8: ``NoSdCard``); a lost reply is unacknowledged."""
+        try:
+            code, _ = self.call(Command.SET_MSDC, password)
+        except (RecorderTimeout, RecorderGone, ProtocolError) as exc:
+            return SwitchOutcome(False, f"SetMSDC sent, no usable reply: {exc}")
+        check_result(Command.SET_MSDC, code)
+        return SwitchOutcome(True, f"SetMSDC answered iRet {code}")
 
     def close(self) -> None:
         """Close the port (idempotent in pyserial)."""

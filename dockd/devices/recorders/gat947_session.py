@@ -12,11 +12,13 @@ from dockd.devices.recorders.base import (
     Capabilities,
     ClockReading,
     ClockSetFailed,
+    ClockSetResult,
     NoSdCard,
     ProtocolError,
     RecorderIdentity,
     RecorderSession,
     StorageInfo,
+    SwitchOutcome,
 )
 from dockd.devices.recorders.gat947_protocol import Command
 from dockd.devices.recorders.wallclock import from_wall, to_wall_seconds
@@ -27,11 +29,16 @@ DRIVER_NAME = "gat947"
 
 
 class Gat947Link(Protocol):
-    """One transport of the function set (our serial framing, or DV16 SCSI CDBs)."""
+    """One transport of the function set (DV16 SCSI CDBs; the simulator's test framing)."""
 
     @property
     def authenticates(self) -> bool:
         """True when the recorder itself checks the password sent with each call."""
+        ...
+
+    @property
+    def zfy_layout(self) -> proto.ZfyLayout | None:
+        """The one ZFY_INFO layout the transport carries, or None when the recorder chooses."""
         ...
 
     def supports(self, command: Command) -> bool:
@@ -40,6 +47,11 @@ class Gat947Link(Protocol):
 
     def call(self, command: Command, password: bytes, payload: bytes = b"") -> tuple[int, bytes]:
         """Make one call; return (``iRet``, reply data).  Raises transport errors."""
+        ...
+
+    def switch(self, password: bytes) -> SwitchOutcome:
+        """SetMSDC: ``NoSdCard`` (iRet 8) or an error before the command is sent propagate;
+        once it is sent, the outcome says whether the recorder confirmed it."""
         ...
 
     def close(self) -> None:
@@ -62,7 +74,7 @@ class Gat947Session(RecorderSession):
         self._clock = clock
         self._zone = zone
         self._closed = False
-        self._layout = proto.ZfyLayout.TERMINATED_94
+        self._layout = link.zfy_layout or proto.ZfyLayout.TERMINATED_94
         try:
             self._id_code = proto.decode_id_code(self._call(Command.INIT))
             self._battery_at_login = proto.decode_battery(self._call(Command.READ_BATTERY))
@@ -82,17 +94,23 @@ class Gat947Session(RecorderSession):
         )
 
     def identify(self) -> RecorderIdentity:
-        """ID code from ``Init_Device`` plus the ZFY_INFO block."""
-        raw = self._call(Command.GET_ZFY_INFO)
-        info = proto.decode_zfy_info(raw)
-        self._layout = proto.ZfyLayout(len(raw))
-        if not info.serial.strip():
+        """ID code from ``Init_Device`` plus the ZFY_INFO block (text decoded tolerantly)."""
+        reading = proto.decode_zfy_info(self._call(Command.GET_ZFY_INFO))
+        if self._link.zfy_layout is None:
+            self._layout = reading.layout
+        if not reading.serial.strip():
             raise ProtocolError("recorder's ZFY_INFO has an empty serial; enrol it (WriteZFYInfo)"
                                 " before docking")
+        for warning in reading.warnings:
+            log.warning("recorder %s: %s", reading.serial, warning)
+        texts = reading.texts
         return RecorderIdentity(
-            serial=info.serial, driver=DRIVER_NAME, id_code=self._id_code,
-            officer_id=info.officer_id or None, officer_name=info.officer_name or None,
-            unit_id=info.unit_id or None, unit_name=info.unit_name or None,
+            serial=reading.serial, driver=DRIVER_NAME, id_code=self._id_code,
+            officer_id=texts["officer_id"].text or None,
+            officer_name=texts["officer_name"].text or None,
+            unit_id=texts["unit_id"].text or None, unit_name=texts["unit_name"].text or None,
+            text_raw={name: text.raw for name, text in texts.items()},
+            warnings=reading.warnings,
         )
 
     def battery_percent(self) -> int:
@@ -110,12 +128,14 @@ class Gat947Session(RecorderSession):
         return ClockReading(from_wall(proto.decode_time14(raw), self._zone),
                             before + (after - before) / 2)
 
-    def set_clock(self, moment: dt.datetime) -> None:
+    def set_clock(self, moment: dt.datetime) -> ClockSetResult:
         """SyncDevTime with ``moment`` as local wall time; ``ClockSetFailed`` on iRet 6."""
         wall = to_wall_seconds(moment, self._zone)
         if not 0 < wall.year < 65536:
             raise ClockSetFailed(f"year {wall.year} cannot be sent to a GA/T 947 recorder")
-        self._call(Command.SYNC_DEV_TIME, proto.encode_time7(wall))
+        payload = proto.encode_time7(wall)
+        self._call(Command.SYNC_DEV_TIME, payload)
+        return ClockSetResult(wall, f"SYNC_DEV_TIME {payload.hex(' ')}")
 
     def storage(self) -> StorageInfo | None:
         """Our GET_STORAGE where the link has it; ``NoSdCard`` when the card is missing."""
@@ -131,14 +151,19 @@ class Gat947Session(RecorderSession):
         return proto.decode_resolution(self._call(Command.READ_RESOLUTION))
 
     def write_info(self, info: proto.ZfyInfo) -> None:
-        """WriteZFYInfo in the layout the recorder last answered with (94 until identified)."""
+        """WriteZFYInfo in the transport's layout (DV16: always 89 bytes); where the recorder
+        chooses, the layout it last answered with (94 until identified)."""
         self._call(Command.WRITE_ZFY_INFO, proto.encode_zfy_info(info, self._layout))
 
-    def switch_to_mass_storage(self) -> None:
-        """SetMSDC (iRet 7); ``NoSdCard`` on 8.  The recorder then leaves the bus."""
-        self._call(Command.SET_MSDC)
-        log.info("recorder %s switched to mass storage", self._id_code)
+    def switch_to_mass_storage(self) -> SwitchOutcome:
+        """SetMSDC; ``NoSdCard`` on iRet 8.  The recorder then leaves the bus."""
+        if self._closed:
+            raise ProtocolError("session is closed; cannot send SET_MSDC")
+        outcome = self._link.switch(self._password)  # a refusal leaves the recorder as it was
+        log.info("recorder %s told to switch to mass storage (%s)", self._id_code,
+                 "acknowledged" if outcome.acknowledged else f"unacknowledged: {outcome.detail}")
         self.close()
+        return outcome
 
     def close(self) -> None:
         """Close the link once."""

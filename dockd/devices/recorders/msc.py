@@ -20,10 +20,12 @@ from dockd.devices.recorders.base import (
     Capabilities,
     ClockReading,
     ClockSetFailed,
+    ClockSetResult,
     RecorderGone,
     RecorderIdentity,
     RecorderSession,
     StorageInfo,
+    SwitchOutcome,
     TransportSpec,
 )
 from dockd.devices.recorders.wallclock import recorder_zone, to_wall
@@ -77,12 +79,13 @@ class MscSession(RecorderSession):
         """Unknown recorder time (a time file says what we wrote, not what the clock shows)."""
         return ClockReading(None, self._clock.now())
 
-    def set_clock(self, moment: dt.datetime) -> None:
+    def set_clock(self, moment: dt.datetime) -> ClockSetResult:
         """Write the configured time file (atomically, synced) into the volume root."""
         if self._mount is None or self._time_file is None:
             raise ClockSetFailed("this recorder model has no clock file configured "
                                  "(options time_file/time_format)")
-        text = to_wall(moment, self._zone).strftime(self._time_format) + "\n"
+        wall = to_wall(moment, self._zone)
+        text = wall.strftime(self._time_format) + "\n"
         target = self._mount / self._time_file
         temp = self._mount / f".{self._time_file}.dockd-tmp"
         try:
@@ -94,6 +97,7 @@ class MscSession(RecorderSession):
         except (OSError, UnicodeEncodeError) as exc:
             raise ClockSetFailed(f"cannot write clock file {target}: {exc}") from exc
         log.info("wrote clock file %s for recorder %s", target, self._serial)
+        return ClockSetResult(wall, f"{self._time_file}: {text.rstrip()}")
 
     def storage(self) -> StorageInfo | None:
         """``statvfs`` of the mounted volume; ``RecorderGone`` if it vanished."""
@@ -106,9 +110,10 @@ class MscSession(RecorderSession):
         return StorageInfo(total_bytes=st.f_blocks * st.f_frsize,
                            free_bytes=st.f_bavail * st.f_frsize)
 
-    def switch_to_mass_storage(self) -> None:
+    def switch_to_mass_storage(self) -> SwitchOutcome:
         """Already mass storage."""
         self.close()
+        return SwitchOutcome(True, "already a disk")
 
     def close(self) -> None:
         """Nothing to release."""

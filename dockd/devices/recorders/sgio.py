@@ -31,7 +31,13 @@ INQUIRY_LEN = 36
 SCSI_STATUS_CHECK_CONDITION = 0x02
 DID_NO_CONNECT = 0x01
 DID_TIME_OUT = 0x03
+DID_ERROR = 0x07
 DRIVER_TIMEOUT = 0x06
+# Host byte names (<scsi/scsi.h>), for messages: what the transport said, in its own words.
+HOST_STATUS_NAMES = {0x01: "DID_NO_CONNECT", 0x02: "DID_BUS_BUSY", 0x03: "DID_TIME_OUT",
+                     0x04: "DID_BAD_TARGET", 0x05: "DID_ABORT", 0x06: "DID_PARITY",
+                     0x07: "DID_ERROR", 0x08: "DID_RESET", 0x09: "DID_BAD_INTR",
+                     0x0E: "DID_TRANSPORT_DISRUPTED", 0x0F: "DID_TRANSPORT_FAILFAST"}
 
 
 class Direction(enum.IntEnum):
@@ -182,8 +188,9 @@ def raise_for_status(result: ScsiResult, what: str) -> None:
         raise RecorderError(f"recorder rejected {what}: sense key {key:#x}, "
                             f"ASC/ASCQ {asc:#04x}/{ascq:#04x}")
     if result.status or result.host_status or result.driver_status:
-        raise RecorderError(f"{what} failed: SCSI status {result.status:#x}, host "
-                            f"{result.host_status:#x}, driver {result.driver_status:#x}")
+        host = HOST_STATUS_NAMES.get(result.host_status, f"{result.host_status:#x}")
+        raise RecorderError(f"{what} failed: SCSI status {result.status:#x}, host {host}, "
+                            f"driver {result.driver_status:#x}")
 
 
 def parse_sense(sense: bytes) -> tuple[int, int, int]:
