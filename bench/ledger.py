@@ -53,6 +53,7 @@ from tests.postgres_server import PostgresServer
 REPO = Path(__file__).resolve().parent.parent
 PREFIX = "dockd"
 SHARE = "ledger"
+PUB_CHUNK = 60_000
 
 
 def main() -> None:
@@ -175,25 +176,32 @@ def _session(broker: MosquittoBroker, client_id: str) -> None:
 
 
 def _publish(broker: MosquittoBroker, messages: list[tuple[str, bytes, Any]]) -> float:
-    """Publish every message at QoS 1 with ``mosquitto_pub -l`` (C, one process per topic:
-    a Python publisher would be the bottleneck of the figure, not the ledger)."""
+    """Publish every message at QoS 1 with ``mosquitto_pub -l`` (C: a Python publisher would
+    be the bottleneck of the figure, not the ledger), one thread per topic. At most 60,000
+    lines per process: mosquitto_pub stops at EOF once the message id of its last line is
+    acknowledged, and ids wrap at 65,535 (a longer run silently drops its tail)."""
     by_topic: dict[str, list[bytes]] = {}
     for topic, payload, _ in messages:
         by_topic.setdefault(topic, []).append(payload)
+    failed: list[str] = []
+
+    def send(topic: str, payloads: list[bytes]) -> None:
+        for first in range(0, len(payloads), PUB_CHUNK):
+            done = subprocess.run(["mosquitto_pub", "-h", "127.0.0.1", "-p", str(broker.port),
+                                   "-V", "mqttv5", "-q", "1", "-t", topic, "-l"],
+                                  input=b"\n".join(payloads[first:first + PUB_CHUNK]) + b"\n",
+                                  stdout=subprocess.DEVNULL, check=False)
+            if done.returncode != 0:
+                failed.append(topic)
+
     start = time.monotonic()
-    procs = []
-    for topic, payloads in by_topic.items():
-        proc = subprocess.Popen(["mosquitto_pub", "-h", "127.0.0.1", "-p", str(broker.port),
-                                 "-V", "mqttv5", "-q", "1", "-t", topic, "-l"],
-                                stdin=subprocess.PIPE, stdout=subprocess.DEVNULL)
-        procs.append((proc, b"\n".join(payloads) + b"\n"))
-    writers = [threading.Thread(target=proc.communicate, args=(data,)) for proc, data in procs]
+    writers = [threading.Thread(target=send, args=item) for item in by_topic.items()]
     for w in writers:
         w.start()
     for w in writers:
         w.join()
-    if any(proc.returncode != 0 for proc, _ in procs):
-        raise SystemExit("mosquitto_pub failed")
+    if failed:
+        raise SystemExit(f"mosquitto_pub failed for {failed}")
     return time.monotonic() - start
 
 
@@ -279,9 +287,12 @@ def bench_instances(base: Path, pg: PostgresServer, docks: list[SimDock], messag
         start = time.monotonic()
         procs = [_ledger(config, c, base / f"{c}-{instances}.log") for c in ids]
         try:
+            deadline = time.monotonic() + 1800
             while _count(dsn) < records:
                 if any(p.poll() is not None for p in procs):
                     raise SystemExit(f"a ledger instance exited; see {base}")
+                if time.monotonic() > deadline:
+                    raise SystemExit(f"only {_count(dsn)} of {records} records after 30 min")
                 time.sleep(0.5)
             took = time.monotonic() - start
         finally:
