@@ -15,6 +15,7 @@ import json
 import os
 import shutil
 import signal
+import ssl
 import subprocess
 import sys
 import time
@@ -147,9 +148,13 @@ def _kept(dsn: str, dock: str) -> int:
         return int(row.fetchone()[0])  # type: ignore[index]
 
 
+def _tls(ca: Path) -> ssl.SSLContext:
+    return ssl.create_default_context(cafile=str(ca))
+
+
 def _up(url: str, ca: Path) -> bool:
     try:
-        return httpx.get(f"{url}/healthz", verify=str(ca), timeout=2).status_code == 200
+        return httpx.get(f"{url}/healthz", verify=_tls(ca), timeout=2).status_code == 200
     except httpx.HTTPError:
         return False
 
@@ -305,7 +310,7 @@ def _this_week() -> str:
 
 def _get(bureau: dict[str, Any], path: str, **kwargs: Any) -> httpx.Response:
     auth = kwargs.pop("auth", (USER, PASSWORD))
-    return httpx.get(f"{bureau['url']}{path}", verify=str(bureau["ca"]), auth=auth, timeout=10,
+    return httpx.get(f"{bureau['url']}{path}", verify=_tls(bureau["ca"]), auth=auth, timeout=10,
                      **kwargs)
 
 
@@ -319,7 +324,7 @@ def test_no_login_no_page(bureau: dict[str, Any]) -> None:
 def test_there_is_no_write_endpoint(bureau: dict[str, Any]) -> None:
     for method in ("POST", "PUT", "DELETE", "PATCH"):
         for path in ("/", "/alerts", "/docks/dock-east", "/api/docks/dock-east/head"):
-            r = httpx.request(method, f"{bureau['url']}{path}", verify=str(bureau["ca"]),
+            r = httpx.request(method, f"{bureau['url']}{path}", verify=_tls(bureau["ca"]),
                               auth=(USER, PASSWORD), timeout=10)
             assert r.status_code == 405, (method, path)
 
