@@ -3,9 +3,10 @@
     .venv/bin/python bench/offload.py [--workdir DIR] [--scale 1.0] [--rounds 3] [--fs ext4|workdir]
 
 Builds recorder-like files (4 x 256 MiB + 1,000 x 1 MiB = 2 GiB at scale 1) in a source
-directory on the same file system as the store. With ``--fs ext4`` (the default as root)
-that file system is a fresh ext4 made with mkfs's defaults (so with a journal) in an image
-under the workdir, loop-mounted with direct I/O: what a dock's store partition would be.
+directory. With ``--fs ext4`` (the default as root) the source is on a loop-mounted ext4 of
+its own (a recorder's card is another device) and the store's file system is a fresh ext4
+made with mkfs's defaults (so with a journal) in an image under the workdir, loop-mounted
+with direct I/O: what a dock's store partition would be.
 (The project machine's root file system is ext4 *without* a journal, where every new inode
 makes ext4 scan for recently deleted ones: perf showed it as a sixth of a small-file run.)
 ``--fs workdir`` uses the workdir's own file system. Then it times, each after ``sync`` and
@@ -16,6 +17,7 @@ makes ext4 scan for recently deleted ones: perf showed it as a sixth of a small-
 * ``dockd ingest`` with verify_after_copy = "none", "destination", and with SM3 added
 * 10,000 files of 64 KiB through ``dockd ingest`` (files per second)
 
+and ``dockd verify`` of the 2 GiB store against ``sha256sum`` over its objects,
 in several interleaved rounds (the machine is shared, so only ratios within one round are
 meaningful) and prints the median of each round's ratio and each dockd run's peak RSS
 (``wait4``). A last dockd mode drops c4 from the MHL hashes, to show what c4 costs.
@@ -71,9 +73,11 @@ def main() -> int:
     work = Path(tempfile.mkdtemp(prefix="dockd-bench-", dir=args.workdir or "/var/tmp"))
     try:
         if args.fs == "workdir":
-            return run_all(work, args.scale, args.rounds)
-        with fresh_ext4(work, size_gib=max(4, int(10 * args.scale) + 2)) as mnt:
-            return run_all(mnt, args.scale, args.rounds)
+            return run_all(work, work, args.scale, args.rounds)
+        # The recorder's volume is another device: a file system of its own.
+        with fresh_ext4(work / "card", size_gib=max(3, int(3 * args.scale) + 1)) as card, \
+                fresh_ext4(work, size_gib=max(4, int(10 * args.scale) + 2)) as mnt:
+            return run_all(mnt, card, args.scale, args.rounds)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
@@ -82,6 +86,7 @@ def main() -> int:
 def fresh_ext4(work: Path, size_gib: int) -> Iterator[Path]:
     """A new ext4 (mkfs defaults: journaled) in a sparse image, loop-mounted with direct
     I/O so its data is not cached twice; unmounted and detached afterwards."""
+    work.mkdir(exist_ok=True)
     image, mnt = work / "fs.img", work / "mnt"
     with open(image, "wb") as fh:
         fh.truncate(size_gib << 30)
@@ -113,15 +118,15 @@ SMALL_MODES = {
 }
 
 
-def run_all(work: Path, scale: float, rounds: int) -> int:
+def run_all(work: Path, card: Path, scale: float, rounds: int) -> int:
     big_n, big_size = 4, int(256 * MiB * scale)
     small_n = int(1000 * scale)
-    src = work / "src"
+    src = card / "src"
     make_files(src / "DCIM" / "BIG", big_n, big_size, seed=1)
     make_files(src / "DCIM" / "SMALL", small_n, MiB, seed=2)
     total = big_n * big_size + small_n * MiB
     n_small = int(10_000 * scale)
-    make_files(work / "small" / "DCIM", n_small, 64 << 10, seed=3)
+    make_files(card / "small" / "DCIM", n_small, 64 << 10, seed=3)
     print(f"data set: {big_n} x {big_size // MiB} MiB + {small_n} x 1 MiB = {total / MiB:.0f} MiB;"
           f" then {n_small} x 64 KiB")
     print(f"cpu: {os.cpu_count()} cores; caches dropped before each run: {can_drop_caches()};"
@@ -154,8 +159,20 @@ def run_all(work: Path, scale: float, rounds: int) -> int:
                 target = "(>= 0.9)" if name in TARGET_MODES else "(reported)"
                 ratios.setdefault(f"{name} vs cp+sync {target}", []).append(cp_sync / run.seconds)
         for name, ingest in SMALL_MODES.items():
-            run = note(timed_dockd(name, work, work / "small", ingest))
+            run = note(timed_dockd(name, work, card / "small", ingest))
             rates.setdefault(f"{name}, files/s (>= 1000)", []).append(n_small / run.seconds)
+
+        # verify of the 2 GiB store (default mode) against sha256sum over its objects
+        store = work / "verify-store"
+        keep = timed_dockd("dockd default (kept for verify)", work, src,
+                           'verify_after_copy = "destination"', keep=store)
+        del keep
+        sha = note(timed_shell("sha256sum over the objects",
+                               f"find {store}/objects -type f -print0 | xargs -0 sha256sum"
+                               " > /dev/null")).seconds
+        ver = note(timed_verify("dockd verify", work, store))
+        ratios.setdefault("dockd verify vs sha256sum (>= 1.5)", []).append(sha / ver.seconds)
+        shutil.rmtree(store)
 
     for name, values in seconds.items():
         peak = f"  peak RSS {max(rss[name]):.0f} MB" if name in rss else ""
@@ -199,8 +216,24 @@ def timed_shell(name: str, command: str) -> Run:
     return Run(name, time.perf_counter() - t0)
 
 
-def timed_dockd(name: str, work: Path, src: Path, ingest_toml: str) -> Run:
-    store = work / f"store-{abs(hash(name))}"
+def timed_verify(name: str, work: Path, store: Path) -> Run:
+    config = work / "verify.toml"
+    config.write_text(f'[dock]\nstore_dir = "{store}"\n')
+    env = dict(os.environ, PYTHONPATH=str(REPO_ROOT))
+    cmd = [sys.executable, "-m", "dockd.cli", "verify", "--config", str(config)]
+    drop_caches()
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _pid, status, usage = os.wait4(proc.pid, 0)
+    seconds = time.perf_counter() - t0
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise SystemExit(f"{name}: dockd verify failed")
+    return Run(name, seconds, usage.ru_maxrss / 1024)
+
+
+def timed_dockd(name: str, work: Path, src: Path, ingest_toml: str,
+                keep: Path | None = None) -> Run:
+    store = keep or work / f"store-{abs(hash(name))}"
     config = work / f"{store.name}.toml"
     config.write_text(f'[dock]\nstore_dir = "{store}"\n[ingest]\n{ingest_toml}\n')
     env = dict(os.environ, PYTHONPATH=str(REPO_ROOT))
@@ -213,7 +246,8 @@ def timed_dockd(name: str, work: Path, src: Path, ingest_toml: str) -> Run:
     seconds = time.perf_counter() - t0
     if os.waitstatus_to_exitcode(status) != 0:
         raise SystemExit(f"{name}: dockd ingest failed: {proc.stderr.read().decode() if proc.stderr else ''}")
-    shutil.rmtree(store)
+    if keep is None:
+        shutil.rmtree(store)
     return Run(name, seconds, usage.ru_maxrss / 1024)
 
 

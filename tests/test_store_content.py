@@ -19,14 +19,16 @@ import xxhash
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from dockd.errors import IntegrityError
+from dockd.errors import IntegrityError, StoreUnavailableError
 from dockd.store.content_store import (
     ContentStore,
     SourceChangedError,
     SourceReadError,
     StagedFile,
+    StoredObject,
 )
 from dockd.store.hashing import INLINE_BELOW, c4_from_sha512_hex, digest_bytes
+from tests.store_support import publish_one
 
 
 def _store(root: Path, algorithms: tuple[str, ...] = ("sha256",), verify: bool = True,
@@ -36,10 +38,10 @@ def _store(root: Path, algorithms: tuple[str, ...] = ("sha256",), verify: bool =
     return store
 
 
-def _copy_file(store: ContentStore, path: Path):  # type: ignore[no-untyped-def]
+def _copy_file(store: ContentStore, path: Path) -> StoredObject:
     fd = os.open(path, os.O_RDONLY)
     try:
-        return store.copy_in(fd)
+        return publish_one(store, fd)
     finally:
         os.close(fd)
 
@@ -56,7 +58,7 @@ def test_stored_once_by_sha256_with_modes(tmp_path: Path) -> None:
     assert (first.sha256, first.created) == (sha, True)
     assert (second.sha256, second.created) == (sha, False)
     obj = tmp_path / "store" / first.relpath
-    assert first.relpath == f"objects/sha256/{sha[:2]}/{sha[2:4]}/{sha}"
+    assert first.relpath == f"objects/sha256/{sha[:2]}/{sha}"  # one fan-out level
     assert obj.read_bytes() == data
     assert stat.S_IMODE(obj.stat().st_mode) == 0o440
     for d in (obj.parent, obj.parent.parent, tmp_path / "store" / "objects"):
@@ -94,12 +96,14 @@ def test_no_temp_file_left_after_success_or_failure(tmp_path: Path) -> None:
     # a failing source: a directory fd is not a regular file
     fd = os.open(tmp_path, os.O_RDONLY | os.O_DIRECTORY)
     with pytest.raises(SourceReadError) as info:
-        store.copy_in(fd)
+        publish_one(store, fd)
     os.close(fd)
     assert info.value.reason == "not_regular"
     assert [p.name for p in scratch.iterdir()] == [".lock"]
     store.close()
-    assert list((tmp_path / "store/tmp").iterdir()) == [tmp_path / "store/tmp/.setup.lock"]
+    # no temp data: only the store's lock files (the publication lock since a batch was published)
+    assert sorted(p.name for p in (tmp_path / "store/tmp").iterdir()) == [".publish.lock",
+                                                                         ".setup.lock"]
 
 
 def test_stale_scratch_of_a_dead_process_is_removed_but_a_live_one_is_kept(tmp_path: Path) -> None:
@@ -143,13 +147,13 @@ def test_verify_after_copy_reads_the_written_file_back(tmp_path: Path,
     for verify, expected in ((True, 1), (False, 0)):
         calls.clear()
         store = _store(tmp_path / f"store{verify}", verify=verify)
-        real = store.verify_staged
+        real = store.verify_staged_all
 
-        def spy(staged: StagedFile, real=real) -> None:  # type: ignore[no-untyped-def]
-            calls.append(staged.size)
-            real(staged)
+        def spy(staged: list[StagedFile], real=real):  # type: ignore[no-untyped-def]
+            calls.extend(s.size for s in staged)
+            return real(staged)
 
-        monkeypatch.setattr(store, "verify_staged", spy)
+        monkeypatch.setattr(store, "verify_staged_all", spy)
         _copy_file(store, tmp_path / "f")
         store.close()
         assert len(calls) == expected
@@ -206,7 +210,7 @@ def test_change_during_read_raises_source_changed(tmp_path: Path) -> None:
         seen.append(n)
 
     with pytest.raises(SourceChangedError):
-        store.copy_in(fd, progress)
+        publish_one(store, fd, progress)
     os.close(fd)
     assert not any((tmp_path / "store/objects").rglob("*.part"))
     assert not [p for p in (tmp_path / "store/objects").rglob("*") if p.is_file()]
@@ -232,7 +236,7 @@ def test_larger_files_are_read_past_the_page_cache_byte_exact(
     store = _store(tmp_path / "store", algorithms=("sha256", "c4"), chunk=chunk)
     fd = os.open(tmp_path / "f", os.O_RDONLY)
     try:
-        obj = store.copy_in(fd)
+        obj = publish_one(store, fd)
         assert _is_direct(fd) == stays_direct
     finally:
         os.close(fd)
@@ -261,3 +265,28 @@ def test_any_size_and_chunk_stores_exact_bytes_under_their_hash(size: int, chunk
         assert (base / "store" / obj.relpath).read_bytes() == data
     finally:
         shutil.rmtree(base)
+
+
+def test_a_store_made_with_two_fan_out_levels_keeps_them(tmp_path: Path) -> None:
+    """Stores in the field were made with ``ab/cd/abcd…``: such a store (it has a catalog,
+    no ``objects.fanout``) opens with its two levels and goes on using them; a new store
+    gets one level; the choice is written down once; a value dockd does not know stops it."""
+    old = tmp_path / "old"
+    (old / "objects" / "sha256" / "ab" / "cd").mkdir(parents=True)
+    (old / "catalog.sqlite").touch()
+    (tmp_path / "f").write_bytes(b"evidence")
+    sha = hashlib.sha256(b"evidence").hexdigest()
+    for root, levels in ((old, 2), (tmp_path / "new", 1)):
+        store = _store(root)
+        obj = _copy_file(store, tmp_path / "f")
+        store.close()
+        assert obj.relpath == "objects/sha256/" + "".join(
+            f"{sha[2 * i:2 * i + 2]}/" for i in range(levels)) + sha
+        assert (root / "objects.fanout").read_text() == f"{levels}\n"
+        again = _store(root)  # the written choice wins from now on
+        assert again.object_relpath(sha) == obj.relpath
+        again.close()
+    (old / "objects.fanout").chmod(0o640)
+    (old / "objects.fanout").write_text("3\n")
+    with pytest.raises(StoreUnavailableError, match="fan-out"):
+        _store(old)

@@ -26,11 +26,14 @@ from dockd.store.custody import (
     RECORD_TAG,
     canonical_json,
     read_checkpoint_file,
+    record_from_row,
+    record_hash,
 )
 from dockd.store.evidence import EvidenceStore
 from dockd.store.ingest import Ingestor
 from dockd.store.keys import fingerprint
 from dockd.store.verify import verify_store
+from tests.custody_support import RawEvent
 
 Opener = Callable[..., EvidenceStore]
 
@@ -315,3 +318,41 @@ def test_damaged_checkpoint_file_is_set_aside_and_stays_flagged(open_test_store:
     assert [p.subject for p in problems] == [asides[0].name]
     asides[0].unlink()  # the administrator examined it
     assert verify_store(store, "test").ok
+
+
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers(-2**60, 2**60)
+    | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=12),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner,
+                                                                 max_size=4),
+    max_leaves=12)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow,
+                                                                 HealthCheck.function_scoped_fixture])
+@given(payloads=st.lists(st.dictionaries(st.text(max_size=8), _JSON, max_size=5), min_size=1,
+                         max_size=5),
+       subject=st.text(max_size=10), actor=st.text(max_size=10))
+def test_record_many_writes_exactly_what_record_would_hash_and_publish(
+        open_test_store: Opener, payloads: list[dict[str, object]], subject: str,
+        actor: str) -> None:
+    """The batch path builds each record's canonical text around its payload's instead of
+    encoding the whole record: what it stores must re-hash to its hash (as verify does it)
+    and what it publishes must be the canonical JSON of the record."""
+    store = open_test_store()
+    before = store.catalog.query_one("SELECT COALESCE(MAX(seq), 0) FROM custody")[0]
+    with store.catalog.transaction() as tx:
+        store.custody.record_many(tx, [RawEvent("test.event", subject, p) for p in payloads],
+                                  actor)
+    rows = store.catalog.query("SELECT * FROM custody WHERE seq > ? ORDER BY seq", (before,))
+    assert len(rows) == len(payloads)
+    for row, payload in zip(rows, payloads, strict=True):
+        record = record_from_row(row)
+        assert record.payload == json.loads(canonical_json(payload))
+        assert record.hash == record_hash(record.dock, record.seq, record.event_id, record.time,
+                                          record.type, record.actor, record.subject,
+                                          record.payload, record.prev_hash)
+        published = store.catalog.query_one(
+            "SELECT payload FROM outbox WHERE kind='custody' AND ref_seq=?", (record.seq,))
+        assert published[0] == canonical_json(record.to_json_dict()).decode()
+    assert verify_store(store, "t").ok

@@ -16,11 +16,14 @@ from pathlib import Path
 
 import pytest
 
-from dockd.dock.states import Progress
 from dockd.store.evidence import EvidenceStore
 from dockd.store.ingest import Ingestor
+from dockd.store.progress import Progress
 from dockd.store.queries import catalog_items
+from dockd.store.read_ahead import LARGEST
+from dockd.store.source import MAX_DEPTH
 from dockd.store.verify import verify_store
+from tests.store_support import publish_one
 
 Opener = Callable[..., EvidenceStore]
 Tree = Callable[[Path, Mapping[str | bytes, bytes]], Path]
@@ -216,13 +219,13 @@ def test_metadata_from_a_real_mp4_and_empty_for_junk(open_test_store: Opener, ma
 def test_file_vanishing_between_listing_and_reading_is_failed(open_test_store: Opener,
                                                               make_tree: Tree,
                                                               tmp_path: Path) -> None:
-    src = make_tree(tmp_path / "src", {"A.MP4": b"a" * 200_000, "B.MP4": b"b" * 10})
+    # B is too large to be opened ahead of its turn (an open file would keep its bytes on
+    # a local file system): it is listed with A, and removed while A is copied.
+    src = make_tree(tmp_path / "src", {"A.MP4": b"a" * 200_000, "B.MP4": b"b" * (LARGEST + 1)})
     store = open_test_store(chunk_bytes=64 << 10)
 
     def on_progress(p: Progress) -> None:
-        # The first report comes after the listing, before anything is opened (files
-        # opened ahead of their copy would keep their bytes on a local file system).
-        if (src / "B.MP4").exists():
+        if p.bytes_done and (src / "B.MP4").exists():
             (src / "B.MP4").unlink()
 
     report = Ingestor(store, "t").ingest(src, "REC-1", on_progress=on_progress)
@@ -298,7 +301,7 @@ def test_object_without_item_after_a_crash_is_completed_as_new(open_test_store: 
     src = make_tree(tmp_path / "src", {"A.MP4": data})
     store = open_test_store()
     fd = os.open(src / "A.MP4", os.O_RDONLY)
-    store.content.copy_in(fd)  # the object, with no item, as a crash would leave it
+    publish_one(store.content, fd)  # the object, with no item, as a crash would leave it
     os.close(fd)
     assert [p.kind for p in verify_store(store, "t").problems] == ["extra"]
     report = Ingestor(store, "t").ingest(src, "REC-1")
@@ -346,3 +349,58 @@ def test_batches_read_back_while_the_next_is_copied_store_exact_bytes(
     seqs = [r[0] for r in store.catalog.query("SELECT seq FROM custody ORDER BY seq")]
     assert seqs == list(range(seqs[0], seqs[0] + len(seqs)))  # one unbroken chain
     assert verify_store(store, "t").ok
+
+
+def test_a_volume_nested_a_thousand_deep_is_walked_and_the_rest_stored(
+        open_test_store: Opener, tmp_path: Path) -> None:
+    """A damaged or hostile volume nests 1,000 directories: the walk (iterative, so no
+    recursion limit) enters none deeper than MAX_DEPTH, reports that one directory
+    ``too_deep`` (custody ``file.skipped``), and stores everything else."""
+    src = tmp_path / "src"
+    src.mkdir()
+    # Plain strings and os.mkdir: pathlib's and shutil's own tree functions recurse.
+    levels = [os.path.join(src, "deep")]
+    for _ in range(999):
+        levels.append(os.path.join(levels[-1], "d"))
+    for level in levels:
+        os.mkdir(level)
+    try:
+        for k in (1, MAX_DEPTH, MAX_DEPTH + 1, 1000):  # directory level k holds k.MP4
+            Path(levels[k - 1], f"{k}.MP4").write_bytes(f"level {k}".encode())
+        (src / "zzz.MP4").write_bytes(b"after the deep tree")
+        store = open_test_store()
+        report = Ingestor(store, "t").ingest(src, "REC-1")
+        assert report.result == "completed"
+        deep_dir = os.path.relpath(levels[MAX_DEPTH], src)
+        assert [(f.source_path, f.outcome, f.reason) for f in report.files] == [
+            ("deep/1.MP4", "stored", ""),
+            (os.path.relpath(os.path.join(levels[MAX_DEPTH - 1], f"{MAX_DEPTH}.MP4"), src),
+             "stored", ""),
+            (deep_dir, "skipped", "too_deep"),
+            ("zzz.MP4", "stored", "")]
+        assert [(e["source_path"], e["reason"]) for e in _events(store, "file.skipped")] == [
+            (deep_dir, "too_deep")]
+    finally:
+        for k in (1, MAX_DEPTH, MAX_DEPTH + 1, 1000):
+            Path(levels[k - 1], f"{k}.MP4").unlink(missing_ok=True)
+        for level in reversed(levels):
+            os.rmdir(level)
+    assert len(_objects(store)) == 3 and verify_store(store, "t").ok
+
+
+def test_without_list_files_only_problems_are_listed_and_counts_stay_complete(
+        open_test_store: Opener, make_tree: Tree, tmp_path: Path) -> None:
+    """What the daemon asks for: memory does not grow with the stored files, yet every
+    count is right and what a person must read (skipped, failed) is listed."""
+    src = make_tree(tmp_path / "src", {f"DCIM/{i:02}.MP4": os.urandom(100 + i) for i in range(12)})
+    os.symlink("/etc/passwd", src / "DCIM" / "link.MP4")
+    (src / "DCIM" / "same.MP4").write_bytes((src / "DCIM" / "00.MP4").read_bytes())
+    store = open_test_store()
+    report = Ingestor(store, "t").ingest(src, "REC-1", list_files=False)
+    assert [(f.source_path, f.outcome, f.reason) for f in report.files] == [
+        ("DCIM/link.MP4", "skipped", "symlink")]
+    assert (report.count("stored"), report.count("deduplicated"), report.count("skipped")) == \
+        (12, 1, 1)
+    again = Ingestor(store, "t").ingest(src, "REC-1", list_files=False)
+    assert again.count("known") == 13 and again.count("stored") == 0
+    assert again.summary()["known"] == 13 and verify_store(store, "t").ok

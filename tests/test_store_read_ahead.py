@@ -7,9 +7,9 @@ import threading
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
-from dockd.dock.states import Progress
 from dockd.store.evidence import EvidenceStore
 from dockd.store.ingest import Ingestor
+from dockd.store.progress import Progress
 from dockd.store.read_ahead import WINDOW_FILES, ReadAhead
 from dockd.store.source import walk_volume
 from dockd.store.verify import verify_store
@@ -39,7 +39,8 @@ def test_fds_come_in_copy_order_and_none_outlives_close(make_tree: Tree, tmp_pat
     first = ahead.take(entries[0])
     assert first is not None and os.read(first, 100) == bytes([0])
     os.close(first)
-    assert len(_open_under(src)) == WINDOW_FILES  # the window, not the whole volume
+    files_open = [t for t in _open_under(src) if os.path.isfile(t)]
+    assert len(files_open) == WINDOW_FILES  # the window, not the whole volume
     # Entries the copy skips (known files) are closed, not handed out late.
     third = ahead.take(entries[3])
     assert third is not None and os.read(third, 100) == bytes([3]) * 4

@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 import argparse
+import json
+import sys
 
 from dockd.commands.common import (
     add_config_options,
     add_json_option,
     config_from_args,
-    print_json,
     reading_catalog,
 )
 from dockd.records.periods import parse_day
 from dockd.records.views import filter_items
-from dockd.store.queries import catalog_items
+from dockd.store.queries import iter_catalog_items, write_json_lines_array
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -33,13 +34,15 @@ def run(args: argparse.Namespace) -> int:
     config = config_from_args(args)
     with reading_catalog(config) as catalog:
         day = parse_day(args.day, config.records.tz) if args.day else None
-        items = catalog_items(catalog, args.recorder, day.start_utc if day else args.since,
-                              day.end_utc if day else None)
-        items = filter_items(catalog, items, args.officer, args.case)
-    if args.json:
-        print_json(items)
-        return 0
-    for item in items:
-        print(f"{item['ingested_at']}  {item['recorder']:<16} {item['size']:>12}  "
-              f"{item['sha256'][:16]}  {item['source_path']}")
+        # Streamed: one query, each row written as it is read.
+        items = iter_catalog_items(catalog, args.recorder, day.start_utc if day else args.since,
+                                   day.end_utc if day else None)
+        listed = filter_items(catalog, items, args.officer, args.case)
+        if args.json:
+            encode = json.JSONEncoder(ensure_ascii=False).encode
+            write_json_lines_array(sys.stdout, (encode(item) for item in listed))
+            return 0
+        for item in listed:
+            print(f"{item['ingested_at']}  {item['recorder']:<16} {item['size']:>12}  "
+                  f"{item['sha256'][:16]}  {item['source_path']}")
     return 0

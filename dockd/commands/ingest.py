@@ -17,6 +17,7 @@ from dockd.commands.common import (
 from dockd.errors import IncompleteIngestError, StoreFullError
 from dockd.i18n import _
 from dockd.store.ingest import Ingestor, validate_serial
+from dockd.store.outcomes import Outcome, SessionResult, StopReason
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -32,7 +33,8 @@ def run(args: argparse.Namespace) -> int:
     validate_serial(args.recorder)
     config = config_from_args(args)
     with writing_store(config) as store:
-        report = Ingestor(store).ingest(args.source, args.recorder)
+        # Every file's outcome only when it is printed: otherwise memory stays flat.
+        report = Ingestor(store).ingest(args.source, args.recorder, list_files=args.json)
     summary = report.summary()
     if args.json:
         summary["files"] = [dataclasses.asdict(f) for f in report.files]
@@ -40,18 +42,18 @@ def run(args: argparse.Namespace) -> int:
     else:
         print(_("session {session}: {result}; stored {stored}, deduplicated {dedup}, "
                 "already stored {known}, skipped {skipped}, failed {failed}").format(
-            session=report.session_id, result=_(report.result), stored=summary["stored"],
+            session=report.session_id, result=_(str(report.result)), stored=summary["stored"],
             dedup=summary["deduplicated"], known=summary["known"], skipped=summary["skipped"],
             failed=summary["failed"]))
         for f in report.files:
-            if f.outcome in ("skipped", "failed"):
-                print(f"  {_(f.outcome)}: {f.source_path} ({f.reason})", file=sys.stderr)
-    if report.result == "interrupted" and report.reason == "store_full":
+            if f.outcome in (Outcome.SKIPPED, Outcome.FAILED):
+                print(f"  {_(str(f.outcome))}: {f.source_path} ({f.reason})", file=sys.stderr)
+    if report.reason is StopReason.STORE_FULL:
         raise StoreFullError(
             f"the evidence store {config.dock.store_dir} is full; the session was interrupted "
             "and nothing partial was kept. Free space or add storage, then dock again")
-    if report.result != "completed":
-        failed = [f"{f.source_path} ({f.reason})" for f in report.files if f.outcome == "failed"]
+    if report.result is not SessionResult.COMPLETED:
+        failed = [f"{f.source_path} ({f.reason})" for f in report.files if f.outcome is Outcome.FAILED]
         why = f"; interrupted: {report.reason}" if report.reason else ""
         raise IncompleteIngestError(
             f"{len(failed)} file(s) not stored{why}: " + "; ".join(failed[:10])

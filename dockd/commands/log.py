@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 
 from dockd.commands.common import (
     add_config_options,
     add_json_option,
     config_from_args,
-    print_json,
     reading_catalog,
 )
-from dockd.store.queries import custody_records
+from dockd.store.queries import custody_records, custody_records_json, write_json_lines_array
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -27,10 +27,11 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 def run(args: argparse.Namespace) -> int:
     config = config_from_args(args)
     with reading_catalog(config) as catalog:
+        if args.json:  # streamed: one query, each record written as it is read
+            write_json_lines_array(sys.stdout, custody_records_json(catalog, args.after,
+                                                                    args.type))
+            return 0
         records = custody_records(catalog, args.after, args.type)
-    if args.json:
-        print_json(records)
-        return 0
     for r in records:
         payload = json.dumps(r["payload"], ensure_ascii=False, sort_keys=True)
         print(f"{r['seq']:>6} {r['time']} {r['type']:<20} {r['actor']:<12} {r['subject'][:20]:<20}"

@@ -66,6 +66,7 @@ from dockd.store.events import (
 from dockd.store.evidence import EvidenceStore
 from dockd.store.ingest import Ingestor, IngestReport
 from dockd.store.outbox import enqueue_alert
+from dockd.store.outcomes import Outcome, SessionResult, StopReason
 
 log = logging.getLogger(__name__)
 PROGRESS_INTERVAL_S = 0.5
@@ -128,7 +129,7 @@ class Bay:
         self.events: queue.Queue[DeviceEvent | None] = queue.Queue()
         self.status = BayStatus(bay=number, label=label, updated_at=utc_iso(ctx.clock.now()))
         self.cancel = threading.Event()
-        self._cancel_reason = "removed_during_offload"
+        self._cancel_reason = StopReason.REMOVED_DURING_OFFLOAD
         self._offloading = False
         self._present = False
         self._stopping = False
@@ -146,7 +147,7 @@ class Bay:
     def submit(self, event: DeviceEvent) -> None:
         """Queue an event; a pull-out during an offload also cancels the copy at once."""
         if event.action == "remove" and event.kind in ("usb", "block") and self._offloading:
-            self._cancel_reason = "removed_during_offload"
+            self._cancel_reason = StopReason.REMOVED_DURING_OFFLOAD
             self.cancel.set()
         self.events.put(event)
 
@@ -160,7 +161,7 @@ class Bay:
     def stop(self, timeout: float = 30.0) -> None:
         """Interrupt any offload cleanly and end the worker."""
         self._stopping = True
-        self._cancel_reason = "dock_stopping"
+        self._cancel_reason = StopReason.DOCK_STOPPING
         self.cancel.set()
         self.events.put(None)
         self.thread.join(timeout)
@@ -305,19 +306,19 @@ class Bay:
                 self._volume_storage(mount, docked)
                 self._evaluate_health(docked)
             report = self._offload(mount, docked)
-            pulled = report.result == "interrupted" and report.reason in (
-                "removed_during_offload", "source_removed")
+            stopped = report.reason if report.result is SessionResult.INTERRUPTED else None
+            pulled = stopped is not None and stopped.recorder_pulled
             if pulled:
                 raise _Fault(FaultReason.REMOVED_DURING_OFFLOAD,
-                             f"pulled out after {report.count('stored')} new file(s); "
+                             f"pulled out after {report.count(Outcome.STORED)} new file(s); "
                              "dock it again to finish")
-            if report.result == "interrupted" and report.reason == "store_full":
+            if stopped is StopReason.STORE_FULL:
                 raise _Fault(FaultReason.STORE_FULL, "the dock's evidence store is full")
-            if report.result == "interrupted":
-                raise _Fault(FaultReason.OFFLOAD_FAILED, f"offload interrupted: {report.reason}")
-            if report.result != "completed":
+            if stopped is not None:
+                raise _Fault(FaultReason.OFFLOAD_FAILED, f"offload interrupted: {stopped}")
+            if report.result is not SessionResult.COMPLETED:
                 raise _Fault(FaultReason.OFFLOAD_FAILED,
-                             f"{report.count('failed')} file(s) could not be read")
+                             f"{report.count(Outcome.FAILED)} file(s) could not be read")
             if self.ctx.daemon.clear_after_offload:
                 self._clear(mount, docked)
             self._finish(docked)
@@ -383,7 +384,7 @@ class Bay:
                 return Ingestor(store, self.ctx.actor).ingest(
                     mount, docked.identity.serial, cancel=self.cancel,
                     cancel_reason=lambda: self._cancel_reason, on_progress=self._progress,
-                    session_info=info)
+                    session_info=info, list_files=False)
             except StoreFullError as exc:
                 raise _Fault(FaultReason.STORE_FULL, str(exc)) from None
             except DockdError as exc:

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import enum
-import math
 from dataclasses import dataclass, field
 from typing import Any
+
+# The store owns offload progress; the bay's status carries it.
+from dockd.store.progress import Progress
+
+__all__ = ["BayState", "BayStatus", "FaultReason", "Progress"]
 
 
 class BayState(enum.StrEnum):
@@ -38,25 +42,6 @@ class FaultReason(enum.StrEnum):
         """True when the dock, not the recorder, must be looked at."""
         return self in (FaultReason.CLOCK_UNSYNCED, FaultReason.STORE_FULL,
                         FaultReason.OFFLOAD_FAILED)
-
-
-@dataclass(frozen=True)
-class Progress:
-    """Offload progress of one bay."""
-
-    files_done: int = 0
-    files_total: int = 0
-    bytes_done: int = 0
-    bytes_total: int = 0
-    rate_bytes_per_s: float = 0.0
-
-    @property
-    def seconds_left(self) -> float | None:
-        if self.rate_bytes_per_s <= 0 or self.bytes_total <= self.bytes_done:
-            return None
-        left = (self.bytes_total - self.bytes_done) / self.rate_bytes_per_s
-        # A near-zero rate would give infinity, which JSON (MQTT, state channel) cannot carry.
-        return left if math.isfinite(left) else None
 
 
 @dataclass(frozen=True)

@@ -155,7 +155,8 @@ def _build(store: EvidenceStore, request: ExportRequest, fields: list[RecordingF
     write_sheet(request.out / SHEET, header, names)
     os.chmod(request.out / SHEET, PACKAGE_FILE_MODE)
     mhl_entries.append(_mhl_entry(request.out, SHEET, None, store))
-    write_session_mhl(request.out, mhl_entries, MHL_FORMATS, store.clock.now())
+    write_session_mhl(request.out, sorted(mhl_entries, key=lambda e: e.path), MHL_FORMATS,
+                      store.clock.now())
     _must_verify(DirectoryReader(request.out), str(request.out))
     iso_sha = None
     if request.iso is not None:

@@ -6,11 +6,12 @@ Layout under the store root::
     tmp/<pid>-<token>/            one scratch directory per process, flock-ed while alive
 
 A file is copied and hashed in one pass (hash workers overlap the reads and writes) into a
-temp file on the store's file system. Files are then made durable in batches: one
-``syncfs`` for the batch, each file optionally re-read from the disk and compared, linked
-under its hash name (link, not rename, so an existing object is never replaced), a second
-``syncfs``, and only then the catalog commit. A batch being linked is announced in an
-intent file first, so that a crash before the commit can be undone at the next start.
+temp file on the store's file system. Files are then made durable in batches by
+:meth:`ContentStore.publish_batch`, the one owner of that sequence: one ``syncfs`` for the
+batch, each file optionally re-read from the disk and compared, linked under its hash name
+(link, not rename, so an existing object is never replaced), a second ``syncfs``, and only
+then the caller's catalog commit. A batch being linked is announced in an intent file
+first, so that a crash before the commit can be undone at the next start.
 """
 
 from __future__ import annotations
@@ -26,12 +27,13 @@ import os
 import secrets
 import shutil
 import stat
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future, wait
 from dataclasses import dataclass
 from pathlib import Path
 
 from dockd.errors import IntegrityError, StoreUnavailableError
+from dockd.store.catalog import CATALOG_FILE
 from dockd.store.direct_write import (
     ALIGN,
     ChunkWriter,
@@ -50,9 +52,17 @@ from dockd.store.fsutil import (
     try_lock,
     write_file_atomic,
 )
-from dockd.store.hashing import INLINE_BELOW, FileHash, ParallelHasher
+from dockd.store.hashing import INLINE_BELOW, FileHash, ParallelHasher, digest_bytes
+from dockd.store.session_folder import SessionFolder
 
 OBJECTS_DIR = "objects/sha256"
+FANOUT_FILE = "objects.fanout"
+FANOUT_LEVELS = 1
+"""Directory levels between ``objects/sha256`` and an object, for new stores: one
+(``ab/abcd…``, 256 directories). Stores made before this (``ab/cd/abcd…``, 65,536
+directories, so a new directory for nearly every object up to a few hundred thousand:
+a quarter of the committer's time on small files) keep their two levels; the number is in
+``objects.fanout``."""
 TMP_DIR = "tmp"
 _LOCK_NAME = ".lock"
 _SETUP_LOCK_NAME = ".setup.lock"
@@ -74,6 +84,33 @@ class StoredObject:
     digests: dict[str, str]
     relpath: str
     created: bool
+
+
+@dataclass(frozen=True, slots=True)  # one per file: no __dict__ each
+class ToPublish:
+    """A staged file for :meth:`ContentStore.publish_batch`; ``folder_path`` is the
+    recorder's path to link it under in the session folder (None: no link)."""
+
+    staged: StagedFile
+    folder_path: bytes | None
+
+
+@dataclass(frozen=True, slots=True)  # one per file: no __dict__ each
+class Published:
+    """A file of a batch now linked into the store (durable; committed once ``commit``
+    returns). ``index`` is its place in the batch."""
+
+    index: int
+    obj: StoredObject
+    session_path: str | None  # where it was linked in the session folder, if it was
+
+
+@dataclass(frozen=True, slots=True)
+class Rejected:
+    """A file of a batch whose read-back differed from what was copied: not linked."""
+
+    index: int
+    error: IntegrityError
 
 
 class SourceChangedError(Exception):
@@ -101,6 +138,7 @@ class ContentStore:
         self.readback_hash = readback_hash
         self._scratch: Path | None = None
         self._scratch_lock: int | None = None
+        self.fanout = FANOUT_LEVELS  # until open() reads the store's own
         # Buffers and worker threads live as long as the store: allocating megabytes or
         # starting threads per file costs more than copying a small file.
         # Two rings: copies run on the ingest's thread while the batch before is read back
@@ -124,6 +162,7 @@ class ContentStore:
             # another process's cleanup.
             with blocking_lock(self.root / TMP_DIR / _SETUP_LOCK_NAME):
                 self.clean_stale_scratch()
+                self.fanout = settle_fanout(self.root)
                 scratch = self.root / TMP_DIR / f"{os.getpid()}-{secrets.token_hex(4)}"
                 os.mkdir(scratch, 0o700)
                 lock_fd = os.open(scratch / _LOCK_NAME,
@@ -180,31 +219,12 @@ class ContentStore:
 
     # -- objects ----------------------------------------------------------------------
 
-    @staticmethod
-    def object_relpath(sha256: str) -> str:
-        return f"{OBJECTS_DIR}/{sha256[:2]}/{sha256[2:4]}/{sha256}"
+    def object_relpath(self, sha256: str) -> str:
+        """Where the object named ``sha256`` lives, relative to the store's root."""
+        return object_relpath(sha256, self.fanout)
 
     def object_path(self, sha256: str) -> Path:
         return self.root / self.object_relpath(sha256)
-
-    def copy_in(self, src_fd: int, progress: Callable[[int], None] | None = None) -> StoredObject:
-        """Copy the open regular file ``src_fd`` into the store, hashing in the same pass, and
-        make it durable under its hash name: stage, sync, verify, link, sync.
-
-        Raises SourceChangedError if the file changed while read, SourceReadError if it could
-        not be read, IntegrityError if the read-back differs, StoreFullError /
-        StoreUnavailableError for the store's side. A failure leaves nothing in the store.
-        """
-        staged = self.stage(src_fd, progress)
-        try:
-            self.sync([staged])
-            if self.verify_after_copy:
-                self.verify_staged(staged)
-            obj = self.link_staged(staged)
-            self.sync()
-            return obj
-        finally:
-            self.discard(staged)
 
     def stage(self, src_fd: int, progress: Callable[[int], None] | None = None) -> StagedFile:
         """Copy and hash ``src_fd`` into a temp file of this process's scratch directory.
@@ -226,8 +246,11 @@ class ContentStore:
         writes: list[Future[None]] = []  # direct writes still queued on the writer thread
         try:
             os.fchmod(tmp_fd, FILE_MODE)  # the mode the object will have once linked
-            file_hash, size = self._copy_and_hash(src_fd, tmp_fd, progress, before.st_size,
-                                                  writes)
+            if before.st_size <= INLINE_BELOW:
+                file_hash, size = self._copy_small(src_fd, tmp_fd, progress, before.st_size)
+            else:
+                file_hash, size = self._copy_and_hash(src_fd, tmp_fd, progress, before.st_size,
+                                                      writes)
             after = os.fstat(src_fd)
             if (size != before.st_size or after.st_size != before.st_size
                     or after.st_mtime_ns != before.st_mtime_ns):
@@ -248,6 +271,98 @@ class ContentStore:
         else:
             os.close(tmp_fd)
         return StagedFile(tmp_path, file_hash, size, written)
+
+    def publish_batch(self, files: Sequence[ToPublish], folder: SessionFolder | None,
+                      commit: Callable[[list[Published], list[Rejected]], None]) -> None:
+        """Make a batch of staged files durable and put them in the store: the one place
+        that owns the whole sequence, in this order, so that a crash at any point loses
+        nothing and doubles nothing (docs/store.md, "Durability"):
+
+        1. ``syncfs`` once the staged files' queued writes are done: their bytes are on disk
+           (a file whose writes failed cuts the batch there: the files before it go on, and
+           the write error is raised at the end);
+        2. with a read-back, each is read again from the disk and compared (a mismatch is
+           ``Rejected``, never linked);
+        3. under the publication lock, an intent record names what is about to be linked;
+        4. each file is linked under its hash name (never replacing an object) and, where it
+           has a ``folder_path``, into the session ``folder``;
+        5. a second ``syncfs`` makes the links durable;
+        6. ``commit(published, rejected)`` records the batch in the catalog (the caller's
+           single transaction); if it raises, what this batch linked is unlinked again;
+        7. the intent record is cleared, and the temp names removed.
+
+        A crash between 3 and 7 leaves the intent: the next opening of the store undoes the
+        objects that no catalog item names (:func:`dockd.store.evidence.undo_intents`).
+        ``commit`` is called even when every file was rejected, so the rejections are
+        recorded. Raises the store's errors (full, unavailable) and whatever ``commit`` raises.
+        """
+        everything = files
+        try:
+            files, write_error = self._until_write_error(files)
+            self.sync()
+            rejected: list[Rejected] = []
+            verified = list(range(len(files)))
+            if self.verify_after_copy and files:
+                errors = self.verify_staged_all([f.staged for f in files])
+                rejected = [Rejected(i, e) for i, e in enumerate(errors) if e is not None]
+                verified = [i for i, e in enumerate(errors) if e is None]
+            if verified:
+                self._link_and_commit(files, verified, rejected, folder, commit)
+            elif rejected:
+                commit([], rejected)
+        finally:
+            for f in everything:
+                self.discard(f.staged)
+        if write_error is not None:
+            raise write_error
+
+    def _link_and_commit(self, files: Sequence[ToPublish], verified: list[int],
+                         rejected: list[Rejected], folder: SessionFolder | None,
+                         commit: Callable[[list[Published], list[Rejected]], None]) -> None:
+        """Steps 3 to 7 of :meth:`publish_batch`."""
+        with self.publication_lock():
+            self.write_intent([files[i].staged.digests["sha256"] for i in verified],
+                              folder.path if folder is not None else None)
+            published: list[Published] = []
+            try:
+                for i in verified:
+                    published.append(self._publish_one(i, files[i], folder))
+                self.sync()
+                commit(published, rejected)
+            except BaseException:
+                self._unpublish(published, folder)
+                raise
+            finally:
+                self.clear_intent()
+
+    @staticmethod
+    def _until_write_error(files: Sequence[ToPublish]) -> tuple[Sequence[ToPublish],
+                                                                 Exception | None]:
+        """The staged files before the first whose queued writes failed (a copy does not
+        wait for its last writes), and that error: as when a copy itself fails, what was
+        complete before it is published, then the error is raised (a full store stops the
+        session with ``store_full``)."""
+        for i, item in enumerate(files):
+            try:
+                item.staged.wait_written()
+            except Exception as exc:
+                return files[:i], exc
+        return files, None
+
+    def _publish_one(self, index: int, item: ToPublish, folder: SessionFolder | None) -> Published:
+        obj = self.link_staged(item.staged)
+        session_path = None
+        if folder is not None and item.folder_path is not None:
+            session_path = folder.link(item.folder_path, self.object_path(obj.sha256))
+        return Published(index, obj, session_path)
+
+    def _unpublish(self, published: list[Published], folder: SessionFolder | None) -> None:
+        """Undo the links of a batch whose commit failed: no object without its item."""
+        for item in published:
+            if folder is not None and item.session_path is not None:
+                (folder.path / item.session_path).unlink(missing_ok=True)
+            if item.obj.created:
+                self.object_path(item.obj.sha256).unlink(missing_ok=True)
 
     def sync(self, staged: Iterable[StagedFile] = ()) -> None:
         """Make everything written to the store's file system durable (one ``syncfs``),
@@ -297,25 +412,38 @@ class ContentStore:
                         in zip(window, read_back, strict=True)]
         return results
 
-    def _compare(self, staged: StagedFile, size: int, check: FileHash) -> IntegrityError | None:
+    def _compare(self, staged: StagedFile, size: int, check: str) -> IntegrityError | None:
         name = self.readback_hash
-        if size != staged.size or check.digests()[name] != staged.digests[name]:
+        if size != staged.size or check != staged.digests[name]:
             return IntegrityError(
                 f"read-back of the copy differs from the source ({name}; sha256 "
                 f"{staged.digests['sha256']}): the store's disk may be failing"
             )
         return None
 
-    def _read_back(self, fd: int, staged: StagedFile) -> tuple[int, FileHash]:
+    def _read_back(self, fd: int, staged: StagedFile) -> tuple[int, str]:
+        """(bytes read, their ``readback_hash`` digest), reading past the expected size by
+        at least a byte: a longer file must show as a mismatch."""
+        if staged.size <= INLINE_BELOW:
+            # A small file in one read (through the cache, its pages dropped and asked of
+            # the disk again by the caller) and hashed here: no ring, no worker.
+            data = os.pread(fd, staged.size + 1, 0)
+            while 0 < len(data) <= staged.size:  # a short read: the rest, until the end
+                more = os.pread(fd, staged.size + 1 - len(data), len(data))
+                if not more:
+                    break
+                data += more
+            return len(data), digest_bytes(data, [self.readback_hash])[self.readback_hash]
+
         def read(view: memoryview, offset: int) -> int:
             return pread_all(fd, view, offset)
 
-        # Past the expected size (by at least a byte): a longer file must show as a mismatch.
         limit = _aligned(staged.size + 1)
-        check = self._check_hasher.start(inline=staged.size <= INLINE_BELOW)
+        check = self._check_hasher.start()
         if self._check_ring is None:  # none without a read-back: it would only add to the RSS
             self._check_ring = _BufferRing(_RING, self.chunk_bytes)
-        return self._pump(self._check_ring, read, limit, check), check
+        size = self._pump(self._check_ring, read, limit, check)
+        return size, check.digests()[self.readback_hash]
 
     def link_staged(self, staged: StagedFile) -> StoredObject:
         """Give a staged file its hash name (never replacing an existing object). Durable
@@ -347,16 +475,45 @@ class ContentStore:
         unfinished batch is undone, so the two never interleave."""
         return blocking_lock(self.root / TMP_DIR / _PUBLISH_LOCK_NAME)
 
-    def write_intent(self, shas: list[str], folder: Path) -> None:
+    def write_intent(self, shas: list[str], folder: Path | None) -> None:
         """Before linking a batch: record what is about to be linked, so that a crash before
         its catalog commit can be undone (see :func:`dockd.store.evidence.undo_intents`)."""
         assert self._scratch is not None
-        data = json.dumps({"shas": shas, "folder": str(folder)}).encode()
+        data = json.dumps({"shas": shas,
+                           "folder": str(folder) if folder is not None else None}).encode()
         write_file_atomic(self._scratch / _INTENT_NAME, data, mode=0o600)
 
     def clear_intent(self) -> None:
         if self._scratch is not None:
             (self._scratch / _INTENT_NAME).unlink(missing_ok=True)
+
+    def _copy_small(self, src_fd: int, tmp_fd: int, progress: Callable[[int], None] | None,
+                    limit: int) -> tuple[FileHash, int]:
+        """A small file's copy: read whole (one ``read`` for most), hashed in this thread
+        (c4/SM3 on their workers, handed the same immutable bytes), written with one
+        ``pwrite`` through the page cache; no buffer ring, no writer thread. Per file this
+        is a third of the general loop's Python work, for the files a recorder has most of."""
+        file_hash = self._hasher.start(inline=True)
+        size = 0
+        while size < limit:  # no more than the size seen at open (see _copy_and_hash)
+            try:
+                chunk = os.read(src_fd, limit - size)
+            except OSError as exc:
+                reason = "vanished" if exc.errno in (errno.ENOENT, errno.ENODEV, errno.ENXIO) \
+                    else "read_error"
+                raise SourceReadError(reason, f"read failed after {size} bytes: "
+                                              f"{exc.strerror}") from None
+            if not chunk:
+                break
+            file_hash.update(chunk)
+            try:
+                pwrite_all(tmp_fd, memoryview(chunk), size)
+            except OSError as exc:
+                raise_store_error(exc, "writing a file")
+            size += len(chunk)
+            if progress is not None:
+                progress(len(chunk))
+        return file_hash, size
 
     def _copy_and_hash(self, src_fd: int, tmp_fd: int, progress: Callable[[int], None] | None,
                        limit: int, writes: list[Future[None]]) -> tuple[FileHash, int]:
@@ -390,9 +547,10 @@ class ContentStore:
                 raise_store_error(exc, "writing a file")
             return None
 
-        # The digests are not waited for: a staged file's are read when its batch is made
-        # durable, by which time the workers have long finished them.
-        file_hash = self._hasher.start(one_worker=limit <= INLINE_BELOW)
+        # A small file is hashed here, in the copying thread. A larger one's digests are not
+        # waited for: they are read when its batch is made durable, by which time the
+        # workers have long finished them.
+        file_hash = self._hasher.start(inline=limit <= INLINE_BELOW)
         size = self._pump(self._copy_ring, read, limit, file_hash, write=write, progress=progress,
                           writes=writes)
         return file_hash, size
@@ -433,6 +591,42 @@ class ContentStore:
             wait(writes)  # the caller closes the file next: no write of it may be queued
             raise
         return size
+
+
+def object_relpath(sha256: str, fanout: int) -> str:
+    """An object's path relative to the store's root, for a fan-out of ``fanout`` levels."""
+    levels = "".join(f"{sha256[2 * i:2 * i + 2]}/" for i in range(fanout))
+    return f"{OBJECTS_DIR}/{levels}{sha256}"
+
+
+def read_fanout(root: Path) -> int:
+    """The store's fan-out: from ``objects.fanout``. A store without that file was made
+    before it (it has a catalog already, or objects): the two levels of the first layout,
+    whose items' paths the catalog keeps; a new store gets the current one."""
+    try:
+        text = (root / FANOUT_FILE).read_text(encoding="ascii").strip()
+    except FileNotFoundError:
+        if (root / CATALOG_FILE).exists():
+            return 2
+        try:
+            with os.scandir(root / OBJECTS_DIR) as it:
+                legacy = any(True for _ in it)
+        except FileNotFoundError:
+            legacy = False
+        return 2 if legacy else FANOUT_LEVELS
+    if text not in ("1", "2"):
+        raise StoreUnavailableError(
+            f"{root / FANOUT_FILE} says {text[:20]!r}: not a fan-out this dockd knows (1 or 2)")
+    return int(text)
+
+
+def settle_fanout(root: Path) -> int:
+    """:func:`read_fanout`, written down the first time (under the store's setup lock), so
+    the layout never changes under a store."""
+    fanout = read_fanout(root)
+    if not (root / FANOUT_FILE).exists():
+        write_file_atomic(root / FANOUT_FILE, f"{fanout}\n".encode(), mode=0o440)
+    return fanout
 
 
 class _BufferRing:

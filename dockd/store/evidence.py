@@ -106,20 +106,22 @@ def undo_intents(store: EvidenceStore) -> list[str]:
             try:
                 data = json.loads(intent.read_bytes())
                 shas = [s for s in data["shas"] if isinstance(s, str) and _SHA256.match(s)]
-                folder = Path(str(data["folder"])).resolve()
+                named = Path(str(data["folder"])).resolve() if data["folder"] else None
             except (ValueError, KeyError, TypeError, OSError) as exc:
                 log.error("unreadable batch intent removed", extra={"file": intent.name,
                                                                     "error": str(exc)})
                 intent.unlink(missing_ok=True)
                 continue
             sessions = (store.root / SESSIONS_DIR).resolve()
-            removed = [sha for sha in shas if _undo_object(store, sha, folder
-                                                            if folder.is_relative_to(sessions)
-                                                            else None)]
+            # Links are only ever undone inside the store's session folders.
+            folder = named if named is not None and named.is_relative_to(sessions) else None
+            removed = [sha for sha in shas if _undo_object(store, sha, folder)]
             if removed:
-                store.custody.append(BatchUndone(tuple(removed), str(folder)), actor())
+                store.custody.append(BatchUndone(tuple(removed),
+                                                 str(named) if named is not None else ""),
+                                     actor())
                 log.warning("undid a batch a crash left uncommitted",
-                            extra={"objects": len(removed), "folder": str(folder)})
+                            extra={"objects": len(removed), "folder": str(named)})
             undone += removed
             intent.unlink(missing_ok=True)
     return undone

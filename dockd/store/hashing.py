@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Protocol
 
@@ -47,12 +47,15 @@ class MultiHasher:
         return out
 
 
+# Constructors by name (hashlib.new looks the name up each time: per small file it showed).
+_NEW: dict[str, Callable[[], _Hash]] = {
+    "sha256": hashlib.sha256, "c4": hashlib.sha512, "xxh128": xxhash.xxh3_128,
+    "sm3": lambda: hashlib.new("sm3"),
+}
+
+
 def _new(algorithm: str) -> _Hash:
-    if algorithm == "xxh128":
-        return xxhash.xxh3_128()
-    if algorithm == "c4":
-        return hashlib.sha512()
-    return hashlib.new(algorithm)
+    return _NEW[algorithm]()
 
 
 def c4_from_sha512_hex(sha512_hex: str) -> str:
@@ -108,16 +111,20 @@ class ParallelHasher:
         self._workers = [ThreadPoolExecutor(1, thread_name_prefix=f"hash-{g[0]}")
                          for g in self.groups]
 
-    def start(self, inline: bool = False, one_worker: bool = False) -> FileHash:
-        """The digests of a new file. ``inline``: hash in the caller's thread (when the
-        result is needed at once and the file is small, waking a worker costs more).
-        ``one_worker``: every algorithm on the first worker, one wake-up per chunk instead
-        of one per worker (for a small file, the wake-ups cost more than the hashing)."""
+    def start(self, inline: bool = False) -> FileHash:
+        """The digests of a new file. ``inline`` is for a small file (one chunk or a few):
+        the cheap algorithms (SHA-256, xxh128) run in the caller's thread, and the costly
+        ones (c4's SHA-512, SM3) on their workers, each given a copy of the chunk, so the
+        caller never waits to reuse its buffer. Handing a small file's one chunk to a worker
+        and waiting for the buffer to be free again had cost more than its hashing (the
+        copying thread waited for it a quarter of its time, py-spy on 64 KiB files)."""
         if inline:
-            return FileHash([MultiHasher(g) for g in self.groups], None)
-        if one_worker:
-            return FileHash([MultiHasher([a for g in self.groups for a in g])], self._workers[:1])
-        return FileHash([MultiHasher(g) for g in self.groups], self._workers)
+            shared = self.groups[0] if self.groups and self.groups[0][0] not in _SOLO else []
+            solo = [(w, MultiHasher(g)) for w, g in zip(self._workers, self.groups, strict=True)
+                    if g is not shared]
+            return FileHash([MultiHasher(shared)] if shared else [], solo, copy=True)
+        return FileHash([], [(w, MultiHasher(g))
+                             for w, g in zip(self._workers, self.groups, strict=True)])
 
     def close(self) -> None:
         for worker in self._workers:
@@ -125,30 +132,36 @@ class ParallelHasher:
 
 
 class FileHash:
-    """One file's digests, computed on the workers (or inline) as chunks are fed."""
+    """One file's digests: some algorithms computed in the caller's thread as chunks are
+    fed, the others on worker threads (each in order on its single worker)."""
 
-    def __init__(self, hashers: list[MultiHasher],
-                 workers: list[ThreadPoolExecutor] | None) -> None:
-        self._hashers = hashers
-        self._workers = workers
+    def __init__(self, inline: list[MultiHasher],
+                 on_workers: list[tuple[ThreadPoolExecutor, MultiHasher]],
+                 copy: bool = False) -> None:
+        self._inline = inline
+        self._on_workers = on_workers
+        self._copy = copy
         self._last: list[Future[None]] = []
 
-    def update(self, chunk: memoryview) -> list[Future[None]]:
+    def update(self, chunk: memoryview | bytes) -> list[Future[None]]:
         """Feed a chunk. Returns the jobs still using it: the caller keeps the buffer
-        untouched until they are done."""
-        if self._workers is None:
-            for hasher in self._hashers:
-                hasher.update(chunk)
+        untouched until they are done (none when the workers were given a copy; ``bytes``
+        are immutable and given as they are)."""
+        for hasher in self._inline:
+            hasher.update(chunk)
+        if not self._on_workers:
             return []
-        self._last = [w.submit(h.update, chunk)
-                      for w, h in zip(self._workers, self._hashers, strict=True)]
-        return self._last
+        data: bytes | memoryview = bytes(chunk) if self._copy else chunk
+        self._last = [w.submit(h.update, data) for w, h in self._on_workers]
+        return [] if self._copy else self._last
 
     def digests(self) -> dict[str, str]:
         """Wait for the chunks fed so far, then the digest text per algorithm."""
         for future in self._last:
             future.result()  # each worker runs in order: its last job done means all done
         out: dict[str, str] = {}
-        for hasher in self._hashers:
+        for hasher in self._inline:
+            out.update(hasher.digests())
+        for _worker, hasher in self._on_workers:
             out.update(hasher.digests())
         return out

@@ -8,8 +8,10 @@ with the manifest's c4, which the reference tool (``ascmhl-debug verify``) check
 from __future__ import annotations
 
 import datetime as dt
+import json
 import socket
-from collections.abc import Iterator, Sequence
+import tempfile
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from xml.sax.saxutils import escape
@@ -32,9 +34,39 @@ class MhlEntry:
     hashed_at: dt.datetime
 
 
-def write_session_mhl(folder: Path, entries: Sequence[MhlEntry], hash_formats: Sequence[str],
+class MhlSpool:
+    """A session's manifest entries, kept on disk until the manifest is written (in a
+    nameless temp file in ``directory``, gone when closed or when the process dies), so
+    that a session of 500,000 files does not hold 500,000 entries in memory."""
+
+    def __init__(self, directory: Path) -> None:
+        self._file = tempfile.TemporaryFile(dir=directory)  # noqa: SIM115 - closed in close()
+        self.count = 0
+
+    def append(self, entry: MhlEntry) -> None:
+        line = json.dumps([entry.path, entry.size, entry.modified.isoformat(), entry.digests,
+                           entry.hashed_at.isoformat()], separators=(",", ":"))
+        self._file.write(line.encode("utf-8") + b"\n")
+        self.count += 1
+
+    def entries(self) -> Iterator[MhlEntry]:
+        """The entries in the order they were appended."""
+        self._file.flush()
+        self._file.seek(0)
+        for line in self._file:
+            path, size, modified, digests, hashed_at = json.loads(line)
+            yield MhlEntry(path, size, dt.datetime.fromisoformat(modified), digests,
+                           dt.datetime.fromisoformat(hashed_at))
+        self._file.seek(0, 2)  # appending again goes on at the end
+
+    def close(self) -> None:
+        self._file.close()
+
+
+def write_session_mhl(folder: Path, entries: Iterable[MhlEntry], hash_formats: Sequence[str],
                       now: dt.datetime) -> str:
-    """Write the history into ``folder/ascmhl``; return the manifest's c4 ID."""
+    """Write the history into ``folder/ascmhl``; return the manifest's c4 ID. The entries
+    are written in the order given (an offload gives them in the volume's order)."""
     mhl_dir = folder / MHL_DIR
     make_dirs(mhl_dir, DIR_MODE)
     stamp = now.astimezone(dt.UTC)
@@ -65,7 +97,7 @@ def write_session_mhl(folder: Path, entries: Sequence[MhlEntry], hash_formats: S
     return manifest_c4
 
 
-def _manifest_xml(entries: Sequence[MhlEntry], hash_formats: Sequence[str],
+def _manifest_xml(entries: Iterable[MhlEntry], hash_formats: Sequence[str],
                   now: dt.datetime) -> Iterator[str]:
     """The manifest's text, one file's ``<hash>`` element at a time."""
     yield "\n".join([
@@ -87,7 +119,7 @@ def _manifest_xml(entries: Sequence[MhlEntry], hash_formats: Sequence[str],
         "  <hashes>",
         "",
     ])
-    for entry in sorted(entries, key=lambda e: e.path):
+    for entry in entries:
         lines = ["    <hash>",
                  f'      <path size="{entry.size}" lastmodificationdate="{_date(entry.modified)}">'
                  f"{escape(entry.path)}</path>"]

@@ -33,6 +33,18 @@ def enqueue(tx: Transaction, kind: str, topic: str, payload: JsonObject, *, ref_
                 created_at))
 
 
+def enqueue_encoded(tx: Transaction, kind: str, topic: str,
+                    messages: Sequence[tuple[int | None, str, str]], *, qos: int,
+                    retain: bool) -> None:
+    """Put many messages in the outbox in one statement, each (ref_seq, payload already in
+    canonical JSON, created_at): for a batch of custody records."""
+    tx.conn.executemany(
+        "INSERT INTO outbox (kind, ref_seq, topic, payload, qos, retain, created_at)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?)",
+        [(kind, ref_seq, topic, text, qos, int(retain), created_at)
+         for ref_seq, text, created_at in messages])
+
+
 def alert_payload(dock: str, time: str, reason: str, *, bay: int | None = None,
                   recorder: str | None = None, detail: str = "") -> JsonObject:
     """``…/alert``: a fault to be seen at once (art. 5(6)); ``reason`` is a FaultReason

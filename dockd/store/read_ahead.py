@@ -2,7 +2,7 @@
 
 Copying file after file, each open and first read waits a full round trip to the disk
 (0.1 ms on the project machine's virtio disk, far more over USB). While one file is copied,
-the next few are opened (the same safe way, :func:`open_beneath`) and, for the small ones
+the next few are opened (the same safe way, :class:`BeneathOpener`) and, for the small ones
 that are read through the page cache, the kernel is asked to read them
 (``POSIX_FADV_WILLNEED``), so the disk serves them in parallel. (Larger files are read with
 ``O_DIRECT``, which would not use those pages.)
@@ -19,7 +19,7 @@ from collections import deque
 from pathlib import Path
 
 from dockd.store.hashing import INLINE_BELOW
-from dockd.store.source import SourceEntry, display_path, open_beneath
+from dockd.store.source import BeneathOpener, SourceEntry, display_path
 
 log = logging.getLogger(__name__)
 
@@ -40,10 +40,13 @@ class ReadAhead:
     """Opens the next files of ``entries`` (in the order they will be copied) ahead of time.
 
     :meth:`take` hands the copy an fd it owns from then on; :meth:`close` closes the rest.
+    Files are opened through ``opener`` (the session's, shared with the copy); given the
+    volume's root instead, it makes one of its own and closes it with the rest.
     """
 
-    def __init__(self, root: Path, entries: list[SourceEntry]) -> None:
-        self._root = root
+    def __init__(self, opener: BeneathOpener | Path, entries: list[SourceEntry]) -> None:
+        self._owns_opener = isinstance(opener, Path)
+        self._opener = BeneathOpener(opener) if isinstance(opener, Path) else opener
         self._entries = entries
         self._next = 0
         self._window: deque[tuple[SourceEntry, int | None]] = deque()
@@ -65,6 +68,8 @@ class ReadAhead:
         while self._window:
             self._discard()
         self._next = len(self._entries)
+        if self._owns_opener:
+            self._opener.close()
 
     def _discard(self) -> None:
         fd = self._pop()
@@ -86,7 +91,7 @@ class ReadAhead:
 
     def _open(self, entry: SourceEntry) -> int | None:
         try:
-            fd = open_beneath(self._root, entry)
+            fd = self._opener.open(entry)
         except OSError as exc:
             log.debug("not read ahead", extra={"path": display_path(entry.relpath),
                                                "error": exc.strerror})

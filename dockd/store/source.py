@@ -3,23 +3,45 @@
 Names are handled as bytes (lossless for names that are not UTF-8). Nothing but regular
 files and directories is ever opened: symlinks, FIFOs, devices and sockets are reported,
 never followed; a directory met twice (a bind-mount loop) is reported once and not entered.
-Files are opened component by component with O_NOFOLLOW relative to directory fds, so a
-volume that changes under us cannot redirect a read outside itself.
+Directories and files are opened component by component with O_NOFOLLOW relative to
+directory fds, so a volume that changes under us cannot redirect a read outside itself.
+The walk is iterative and streamed (flat memory in the number of files, no recursion
+limit) and enters no directory nested deeper than :data:`MAX_DEPTH`.
 """
 
 from __future__ import annotations
 
+import enum
 import errno
 import os
+import re
 import stat
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from dockd.errors import SourceUnavailableError
 
+_CONTROL = re.compile("[\x00-\x1f\x7f]")
 _OPEN_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+# The volume's root is the path the caller named (a mount point); only what is below it
+# comes from the recorder and is never followed.
+_ROOT_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
+
+
+class EntryKind(enum.StrEnum):
+    """What an entry of the volume is; anything but ``file`` is why it is not stored."""
+
+    FILE = "file"
+    SYMLINK = "symlink"
+    FIFO = "fifo"
+    DEVICE = "device"
+    SOCKET = "socket"
+    DIRECTORY_LOOP = "directory_loop"  # a directory met twice (a bind-mount loop)
+    TOO_DEEP = "too_deep"  # a directory below MAX_DEPTH: not entered
+    OTHER = "other"
+    UNREADABLE = "unreadable"  # its directory or its metadata could not be read
 
 
 @dataclass(frozen=True, slots=True)  # one per file: no __dict__ each
@@ -27,7 +49,7 @@ class SourceEntry:
     """One thing found on the volume. ``kind`` is ``file`` or why it is not stored."""
 
     relpath: bytes
-    kind: str
+    kind: EntryKind
     size: int = 0
     mtime_ns: int = 0
     dev: int = 0
@@ -36,13 +58,20 @@ class SourceEntry:
 
     @property
     def is_file(self) -> bool:
-        return self.kind == "file"
+        return self.kind is EntryKind.FILE
 
 
 # kinds that are not regular files; each becomes a file.skipped custody event
-SKIP_KINDS = {"symlink", "fifo", "device", "socket", "directory_loop", "other"}
+SKIP_KINDS = frozenset({EntryKind.SYMLINK, EntryKind.FIFO, EntryKind.DEVICE, EntryKind.SOCKET,
+                        EntryKind.DIRECTORY_LOOP, EntryKind.TOO_DEEP, EntryKind.OTHER})
 # kinds that mean something could not be read; each makes the ingest incomplete
-ERROR_KINDS = {"unreadable"}
+ERROR_KINDS = frozenset({EntryKind.UNREADABLE})
+
+MAX_DEPTH = 32
+"""Directories nested deeper than this below the volume's root are not entered (each is
+reported once, ``too_deep``). A recorder writes a few levels (``DCIM/100MEDIA``); a volume
+nested hundreds deep is damaged or hostile, and the walk keeps one open directory per
+level."""
 
 
 def check_source(root: Path) -> None:
@@ -64,75 +93,162 @@ def check_source(root: Path) -> None:
             from None
 
 
-def walk_volume(root: Path) -> Iterator[SourceEntry]:
-    """Every entry below ``root`` in a stable (sorted) order, directories descended."""
-    root_st = os.stat(root)
-    seen_dirs = {(root_st.st_dev, root_st.st_ino)}
-    yield from _walk(os.fsencode(root), b"", seen_dirs)
+def walk_volume(root: Path, max_depth: int = MAX_DEPTH) -> Generator[SourceEntry, None, None]:
+    """Every entry below ``root`` in a stable order (each directory's names sorted as
+    bytes, directories descended where met), streamed: what is kept is one sorted name
+    list and one open directory per level being walked, never the whole volume.
 
-
-def _walk(root: bytes, rel: bytes, seen_dirs: set[tuple[int, int]]) -> Iterator[SourceEntry]:
-    directory = os.path.join(root, rel) if rel else root
+    Iterative (no recursion limit). Directories are opened relative to their parent with
+    ``O_NOFOLLOW``, so a volume that changes under the walk cannot lead it elsewhere.
+    """
+    root_fd = os.open(root, _ROOT_FLAGS)
+    # One frame per directory being walked: its fd, its path, its names still to visit.
+    stack: list[tuple[int, bytes, Iterator[bytes]]] = []
     try:
-        with os.scandir(directory) as it:
-            entries = sorted(it, key=lambda e: e.name)
-    except OSError as exc:
-        yield SourceEntry(rel or b".", "unreadable", detail=exc.strerror or str(exc))
-        return
-    for entry in entries:
-        relpath = os.path.join(rel, entry.name) if rel else entry.name
-        try:
-            st = entry.stat(follow_symlinks=False)
-        except OSError as exc:
-            yield SourceEntry(relpath, "unreadable", detail=exc.strerror or str(exc))
-            continue
-        mode = st.st_mode
-        if stat.S_ISDIR(mode):
-            key = (st.st_dev, st.st_ino)
-            if key in seen_dirs:
-                yield SourceEntry(relpath, "directory_loop", dev=st.st_dev, ino=st.st_ino)
+        root_st = os.fstat(root_fd)
+        seen_dirs = {(root_st.st_dev, root_st.st_ino)}
+        listed = _list(root_fd)
+        if isinstance(listed, str):
+            yield SourceEntry(b".", EntryKind.UNREADABLE, detail=listed)
+            return
+        stack.append((root_fd, b"", iter(listed)))
+        while stack:
+            dir_fd, rel, names = stack[-1]
+            name = next(names, None)
+            if name is None:
+                stack.pop()
+                if dir_fd != root_fd:
+                    os.close(dir_fd)
                 continue
-            seen_dirs.add(key)
-            yield from _walk(root, relpath, seen_dirs)
-        elif stat.S_ISREG(mode):
-            yield SourceEntry(relpath, "file", st.st_size, st.st_mtime_ns, st.st_dev, st.st_ino)
-        else:
-            yield SourceEntry(relpath, _kind_of(mode), dev=st.st_dev, ino=st.st_ino)
+            relpath = rel + b"/" + name if rel else name
+            try:
+                st = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+            except OSError as exc:
+                yield SourceEntry(relpath, EntryKind.UNREADABLE, detail=exc.strerror or str(exc))
+                continue
+            mode = st.st_mode
+            if stat.S_ISREG(mode):
+                yield SourceEntry(relpath, EntryKind.FILE, st.st_size, st.st_mtime_ns, st.st_dev,
+                                  st.st_ino)
+            elif not stat.S_ISDIR(mode):
+                yield SourceEntry(relpath, _kind_of(mode), dev=st.st_dev, ino=st.st_ino)
+            elif (st.st_dev, st.st_ino) in seen_dirs:
+                yield SourceEntry(relpath, EntryKind.DIRECTORY_LOOP, dev=st.st_dev, ino=st.st_ino)
+            elif len(stack) > max_depth:
+                yield SourceEntry(relpath, EntryKind.TOO_DEEP, dev=st.st_dev, ino=st.st_ino,
+                                  detail=f"nested more than {max_depth} directories deep")
+            else:
+                seen_dirs.add((st.st_dev, st.st_ino))
+                entered = _enter(dir_fd, name, relpath)
+                if isinstance(entered, SourceEntry):
+                    yield entered
+                else:
+                    stack.append(entered)
+    finally:
+        for dir_fd, _rel, _names in stack:
+            if dir_fd != root_fd:
+                os.close(dir_fd)
+        os.close(root_fd)
 
 
-def _kind_of(mode: int) -> str:
+def count_volume(root: Path, max_depth: int = MAX_DEPTH) -> tuple[int, int]:
+    """(regular files, their bytes) that :func:`walk_volume` will find: the totals that
+    offload progress is measured against, without keeping the entries."""
+    files = size = 0
+    for entry in walk_volume(root, max_depth):
+        if entry.kind is EntryKind.FILE:
+            files += 1
+            size += entry.size
+    return files, size
+
+
+def _list(dir_fd: int) -> list[bytes] | str:
+    """The sorted names in a directory, or why it cannot be read."""
+    try:
+        # scandir on an fd gives str names (the file system encoding, surrogateescape):
+        # os.fsencode gives back the exact bytes.
+        return sorted(os.fsencode(name) for name in os.listdir(dir_fd))
+    except OSError as exc:
+        return exc.strerror or str(exc)
+
+
+def _enter(parent_fd: int, name: bytes,
+           relpath: bytes) -> tuple[int, bytes, Iterator[bytes]] | SourceEntry:
+    """A new stack frame for the subdirectory ``name``, or the entry saying it is unreadable."""
+    try:
+        fd = os.open(name, _DIR_FLAGS, dir_fd=parent_fd)
+    except OSError as exc:
+        return SourceEntry(relpath, EntryKind.UNREADABLE, detail=exc.strerror or str(exc))
+    listed = _list(fd)
+    if isinstance(listed, str):
+        os.close(fd)
+        return SourceEntry(relpath, EntryKind.UNREADABLE, detail=listed)
+    return fd, relpath, iter(listed)
+
+
+def _kind_of(mode: int) -> EntryKind:
     if stat.S_ISLNK(mode):
-        return "symlink"
+        return EntryKind.SYMLINK
     if stat.S_ISFIFO(mode):
-        return "fifo"
+        return EntryKind.FIFO
     if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
-        return "device"
+        return EntryKind.DEVICE
     if stat.S_ISSOCK(mode):
-        return "socket"
-    return "other"
+        return EntryKind.SOCKET
+    return EntryKind.OTHER
 
 
 def open_beneath(root: Path, entry: SourceEntry) -> int:
     """Open ``entry`` read-only without following any symlink on the way.
 
     Raises OSError (ELOOP/ENOTDIR when a component was swapped for a link, ENOENT when it
-    vanished) or SourceEntryChanged when the opened file is not the one that was scanned.
+    vanished, ESTALE when the opened file is not the one that was scanned).
     """
-    parts = entry.relpath.split(b"/")
-    dir_fd = os.open(root, _DIR_FLAGS)
-    try:
-        for part in parts[:-1]:
-            next_fd = os.open(part, _DIR_FLAGS, dir_fd=dir_fd)
+    return BeneathOpener(root).open(entry)
+
+
+class BeneathOpener:
+    """:func:`open_beneath` for many files of one volume: the directory of the last file
+    opened is kept open, so the next file of the same directory (a recorder's files come
+    directory by directory) is one ``openat`` instead of one per path component.
+
+    The kept directory was reached the same safe way, component by component with
+    ``O_NOFOLLOW``; a file opened through it is still checked to be the one scanned.
+    """
+
+    def __init__(self, root: Path) -> None:
+        self._root = os.fsencode(root)
+        self._dir: tuple[bytes, int] | None = None
+
+    def open(self, entry: SourceEntry) -> int:
+        head, _sep, name = entry.relpath.rpartition(b"/")
+        fd = os.open(name, _OPEN_FLAGS, dir_fd=self._dir_fd(head))
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode) or (st.st_dev, st.st_ino) != (entry.dev, entry.ino):
+            os.close(fd)
+            raise OSError(errno.ESTALE, "the file was replaced after it was listed")
+        return fd
+
+    def close(self) -> None:
+        if self._dir is not None:
+            os.close(self._dir[1])
+            self._dir = None
+
+    def _dir_fd(self, head: bytes) -> int:
+        if self._dir is not None and self._dir[0] == head:
+            return self._dir[1]
+        self.close()
+        dir_fd = os.open(self._root, _ROOT_FLAGS)
+        try:
+            for part in head.split(b"/") if head else ():
+                next_fd = os.open(part, _DIR_FLAGS, dir_fd=dir_fd)
+                os.close(dir_fd)
+                dir_fd = next_fd
+        except BaseException:
             os.close(dir_fd)
-            dir_fd = next_fd
-        fd = os.open(parts[-1], _OPEN_FLAGS, dir_fd=dir_fd)
-    finally:
-        os.close(dir_fd)
-    st = os.fstat(fd)
-    if not stat.S_ISREG(st.st_mode) or (st.st_dev, st.st_ino) != (entry.dev, entry.ino):
-        os.close(fd)
-        raise OSError(errno.ESTALE, "the file was replaced after it was listed")
-    return fd
+            raise
+        self._dir = (head, dir_fd)
+        return dir_fd
 
 
 def display_path(raw: bytes) -> str:
@@ -142,9 +258,9 @@ def display_path(raw: bytes) -> str:
     kept. The exact bytes are kept separately (``source_path_raw``), so nothing is lost.
     """
     text = raw.decode("utf-8", errors="backslashreplace")
-    if not any(ord(c) < 0x20 or ord(c) == 0x7F for c in text):
+    if _CONTROL.search(text) is None:  # nearly every name: one scan in C
         return text
-    return "".join(f"\\x{ord(c):02x}" if ord(c) < 0x20 or ord(c) == 0x7F else c for c in text)
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
 
 
 def is_lossless(raw: bytes) -> bool:

@@ -9,12 +9,13 @@ from __future__ import annotations
 import bisect
 import json
 import os
-from collections.abc import Callable, Iterator
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from dockd.store.canonical import JsonObject
-from dockd.store.content_store import OBJECTS_DIR
+from dockd.store.catalog import Catalog, catalog_path
 from dockd.store.custody import (
     CHECKPOINT_FILE,
     CORRUPT_SUFFIX,
@@ -27,6 +28,7 @@ from dockd.store.events import VerifyCompleted, VerifyFailed
 from dockd.store.evidence import EvidenceStore
 from dockd.store.hashing import hash_fd
 from dockd.store.keys import fingerprint, rotation_message, verify_signature
+from dockd.store.object_check import ObjectTally, check_objects
 from dockd.store.replay import Replay
 
 MAX_PROBLEMS_IN_LOG = 100
@@ -74,21 +76,33 @@ class VerifyReport:
 
 def verify_store(store: EvidenceStore, actor_name: str,
                  on_item: Callable[[int], None] | None = None) -> VerifyReport:
-    """Check everything and log the result as a custody event."""
+    """Check everything and log the result as a custody event.
+
+    The stored files are re-hashed on worker threads (:mod:`dockd.store.object_check`)
+    while this thread checks the session links, the chain and the checkpoints: the disk
+    and the hashing set verify's speed, and the log's checks run in their shadow. A check
+    of the log added here (a replay of the custody records) runs in the same shadow.
+    """
     report = VerifyReport()
-    _check_items(store, report, on_item)
-    _check_extra_objects(store, report)
-    _check_session_links(store, report)
-    replay = Replay()
-    # One read snapshot for the chain, its checkpoints and the catalog they are compared
-    # with: a session committing meanwhile is either wholly in it or wholly out.
-    store.catalog.conn.execute("BEGIN")
+    findings: list[Problem] = []
+    objects = _ObjectPass(store, findings, on_item)
+    objects.start()
     try:
-        _check_chain(store, report, replay)
-        signed_upto = _check_checkpoints(store, report, _key_schedule(store, replay, report))
-        replay.compare(store.catalog.conn, signed_upto, report.add)
+        _check_session_links(store, report)
+        replay = Replay()
+        # One read snapshot for the chain, its checkpoints and the catalog they are compared
+        # with: a session committing meanwhile is either wholly in it or wholly out.
+        store.catalog.conn.execute("BEGIN")
+        try:
+            _check_chain(store, report, replay)
+            signed_upto = _check_checkpoints(store, report, _key_schedule(store, replay, report))
+            replay.compare(store.catalog.conn, signed_upto, report.add)
+        finally:
+            store.catalog.conn.execute("COMMIT")
     finally:
-        store.catalog.conn.execute("COMMIT")
+        tally = objects.join()
+    report.items_checked, report.bytes_checked = tally.items_checked, tally.bytes_checked
+    report.problems[:0] = findings  # the files' problems first, as they were found
     summary = report.to_json_dict()
     summary["problems"] = [p.to_json_dict() for p in report.problems[:MAX_PROBLEMS_IN_LOG]]
     summary["problem_count"] = len(report.problems)
@@ -97,35 +111,36 @@ def verify_store(store: EvidenceStore, actor_name: str,
     return report
 
 
-def _check_items(store: EvidenceStore, report: VerifyReport,
+class _ObjectPass(threading.Thread):
+    """:func:`check_objects` on a thread of its own, with its own catalog connection."""
+
+    def __init__(self, store: EvidenceStore, findings: list[Problem],
                  on_item: Callable[[int], None] | None) -> None:
-    rows = store.catalog.query("SELECT sha256, size, sm3, path FROM items"
-                               " WHERE deleted_at IS NULL ORDER BY sha256")
-    for row in rows:
-        report.items_checked += 1
-        expected_path = store.content.object_relpath(row["sha256"])
-        if row["path"] != expected_path:
-            report.problems.append(Problem("catalog_path", row["sha256"],
-                                           f"catalog names {row['path']}, expected {expected_path}"))
-        path = store.root / expected_path
-        algorithms = ["sha256"] + (["sm3"] if row["sm3"] else [])
+        super().__init__(name="verify-objects", daemon=True)
+        self.store = store
+        self.findings = findings
+        self.on_item = on_item
+        self.tally: ObjectTally | None = None
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        catalog = Catalog(catalog_path(self.store.root), read_only=True)
         try:
-            digests, size = hash_file(path, algorithms, store.config.ingest.chunk_bytes)
-        except FileNotFoundError:
-            report.problems.append(Problem("missing", row["sha256"], f"{expected_path} is gone"))
-            continue
-        except OSError as exc:
-            report.problems.append(Problem("unreadable", row["sha256"], str(exc)))
-            continue
-        report.bytes_checked += size
-        if size != row["size"] or digests["sha256"] != row["sha256"]:
-            report.problems.append(Problem(
-                "altered", row["sha256"],
-                f"{expected_path}: now {size} bytes with sha256 {digests['sha256']}"))
-        elif row["sm3"] and digests["sm3"] != row["sm3"]:
-            report.problems.append(Problem("altered", row["sha256"], "SM3 differs"))
-        if on_item is not None:
-            on_item(size)
+            self.tally = check_objects(
+                self.store.root, catalog,
+                lambda f: self.findings.append(Problem(f.kind, f.subject, f.detail)),
+                self.on_item)
+        except BaseException as exc:  # handed to the caller in join()
+            self.error = exc
+        finally:
+            catalog.close()
+
+    def join(self, timeout: float | None = None) -> ObjectTally:  # type: ignore[override]
+        super().join(timeout)
+        if self.error is not None:
+            raise self.error
+        assert self.tally is not None
+        return self.tally
 
 
 def hash_file(path: Path, algorithms: list[str], chunk_bytes: int) -> tuple[dict[str, str], int]:
@@ -135,15 +150,6 @@ def hash_file(path: Path, algorithms: list[str], chunk_bytes: int) -> tuple[dict
         return hash_fd(fd, algorithms, chunk_bytes)
     finally:
         os.close(fd)
-
-
-def _check_extra_objects(store: EvidenceStore, report: VerifyReport) -> None:
-    known = {row[0] for row in store.catalog.query("SELECT sha256 FROM items"
-                                                   " WHERE deleted_at IS NULL")}
-    for path in _files_under(store.root / OBJECTS_DIR):
-        if path.name not in known:
-            report.problems.append(Problem("extra", path.name,
-                                           f"{path.relative_to(store.root)} is not in the catalog"))
 
 
 def _check_session_links(store: EvidenceStore, report: VerifyReport) -> None:
@@ -279,9 +285,3 @@ def _check_one_checkpoint(store: EvidenceStore, cp: Checkpoint, key: str, kind: 
     elif row["hash"] != cp.hash:
         report.problems.append(Problem(kind, subject, "the log's hash differs from the signed one"))
     return len(report.problems) == before
-
-
-def _files_under(root: Path) -> Iterator[Path]:
-    for dirpath, _dirs, files in os.walk(root):
-        for name in files:
-            yield Path(dirpath) / name

@@ -1,0 +1,273 @@
+"""Small files at disk speed (issue 17): ``dockd ingest`` of many 64 KiB files against the
+naive single-pass Python loop, ``cp -r`` + ``sha256sum`` and ``cp -r`` + ``sync``; time per
+file at 50,000 files; peak RSS at 50,000 and 500,000; ``dockd verify`` against
+``sha256sum`` over the same objects; a re-dock of the unchanged volume against a stat walk;
+``catalog --json`` and ``log --json`` against ``sqlite3 -json``.
+
+    flock /work/team/heavy.lock .venv/bin/python bench/small_files.py [--rounds 5]
+        [--files 10000] [--large 50000] [--huge 500000] [--skip huge,verify,...]
+
+Run as root: the recorder's volume is a loop-mounted ext4 of its own, each dockd or
+baseline run writes into a fresh loop-mounted journaled ext4 (made before the run, not
+timed), and ``sync`` + ``drop_caches`` come before every timed run. Every measure runs in
+``--rounds`` interleaved rounds (baselines and dockd alternate; the machine is shared, so
+only ratios within one round mean anything); the table gives each round's ratio and their
+median. The 500,000-file set (1 KiB files, RSS only) is generated on a source file system
+with enough inodes and run once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import fsbench
+from fsbench import Run, fmt_range, median
+
+KiB = 1 << 10
+
+
+class Table:
+    """Per-round ratios and figures, printed as one table at the end."""
+
+    def __init__(self) -> None:
+        self.rows: dict[str, tuple[str, list[float], str]] = {}
+
+    def add(self, name: str, value: float, target: str = "", spec: str = ".2f") -> None:
+        self.rows.setdefault(name, (target, [], spec))[1].append(value)
+
+    def print(self) -> None:
+        width = max(len(n) for n in self.rows) + 2
+        print(f"\n{'measure':<{width}} {'target':<10} {'median':>9}   rounds")
+        for name, (target, values, spec) in self.rows.items():
+            print(f"{name:<{width}} {target:<10} {format(median(values), spec):>9}   "
+                  f"{fmt_range(values, spec)}")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--workdir", type=Path, default=Path("/var/tmp"))
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--files", type=int, default=10_000)
+    parser.add_argument("--large", type=int, default=50_000)
+    parser.add_argument("--huge", type=int, default=500_000)
+    parser.add_argument("--skip", default="", help="comma-separated: small,large,huge,verify,"
+                                                   "redock,json")
+    args = parser.parse_args()
+    if os.geteuid() != 0:
+        raise SystemExit("run as root: loop mounts and drop_caches")
+    skip = set(filter(None, args.skip.split(",")))
+    fsbench.byte_compile()
+    work = Path(tempfile.mkdtemp(prefix="dockd-small-", dir=args.workdir))
+    table = Table()
+    try:
+        bench = Bench(work, args.rounds, table)
+        print(f"cpu: {os.cpu_count()} cores; {args.rounds} interleaved rounds; caches dropped "
+              "before each run; source and store each on a loop-mounted journaled ext4")
+        total = (args.files + args.large) * 64 * KiB
+        with fsbench.loop_fs(work / "src.img", work / "src", total + (total // 5) + (1 << 30)) \
+                as src_fs:
+            small = src_fs / "small"
+            large = src_fs / "large"
+            fsbench.make_files(small / "DCIM", args.files, 64 * KiB, seed=3, per_dir=1000)
+            if "large" not in skip or "verify" not in skip or "json" not in skip:
+                fsbench.make_files(large / "DCIM", args.large, 64 * KiB, seed=4, per_dir=1000)
+            if "small" not in skip:
+                bench.small(small, args.files)
+            if "redock" not in skip:
+                bench.redock(small)
+            if "large" not in skip:
+                bench.large(large, args.large, small, args.files)
+            if "verify" not in skip or "json" not in skip:
+                bench.kept_store(large, skip)
+        if "huge" not in skip:
+            with fsbench.loop_fs(work / "huge.img", work / "huge",
+                                 args.huge * 6 * KiB + (1 << 30),
+                                 inodes=args.huge + 100_000) as huge_fs:
+                fsbench.make_files(huge_fs / "DCIM", args.huge, KiB, seed=5, per_dir=1000)
+                bench.huge(huge_fs, args.huge)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    table.print()
+    return 0
+
+
+class Bench:
+    def __init__(self, work: Path, rounds: int, table: Table) -> None:
+        self.work = work
+        self.rounds = rounds
+        self.table = table
+        self.per_file_10k: list[float] = []  # seconds per file of each round's 10k run
+
+    def store_fs(self, size: int, inodes: int | None = None):  # type: ignore[no-untyped-def]
+        """A fresh journaled ext4 for one run (made before the run, not timed)."""
+        return fsbench.loop_fs(self.work / "dst.img", self.work / "dst", size, inodes=inodes)
+
+    def dockd_ingest(self, name: str, src: Path, dst: Path, ingest_toml: str = "") -> Run:
+        store = dst / "store"
+        config = fsbench.write_config(self.work / "bench.toml", store, ingest_toml)
+        return fsbench.timed_process(name, fsbench.dockd("ingest", src, "--recorder", "BENCH-1",
+                                                         "--config", config),
+                                     env=fsbench.dockd_env())
+
+    def in_fresh_store(self, size: int, run: Callable[[Path], Run]) -> Run:
+        with self.store_fs(size) as dst:
+            return run(dst)
+
+    # -- 10,000 x 64 KiB ----------------------------------------------------------------
+
+    def small(self, src: Path, n: int) -> None:
+        size = n * 64 * KiB * 3 + (1 << 30)
+        for _ in range(self.rounds):
+            naive = self.in_fresh_store(size, lambda d: fsbench.timed_python(
+                "naive", fsbench.NAIVE_COPY, str(src), str(d / "copy")))
+            cp_sha = self.in_fresh_store(size, lambda d: fsbench.timed_shell(
+                "cp+sha256sum", f"cp -r {src} {d}/copy && find {d}/copy -type f -print0"
+                                f" | xargs -0 sha256sum > /dev/null && sync"))
+            cp_sync = self.in_fresh_store(size, lambda d: fsbench.timed_shell(
+                "cp+sync", f"cp -r {src} {d}/copy && sync"))
+            default = self.in_fresh_store(size, lambda d: self.dockd_ingest(
+                "dockd default", src, d))
+            none = self.in_fresh_store(size, lambda d: self.dockd_ingest(
+                "dockd none", src, d, 'verify_after_copy = "none"'))
+            t = self.table
+            t.add(f"{n} x 64 KiB: naive Python copy+sha256+sync, s", naive.seconds)
+            t.add(f"{n} x 64 KiB: cp -r + sha256sum + sync, s", cp_sha.seconds)
+            t.add(f"{n} x 64 KiB: cp -r + sync, s", cp_sync.seconds)
+            t.add(f"{n} x 64 KiB: dockd default (read-back on), s", default.seconds)
+            t.add(f"{n} x 64 KiB: dockd read-back off, s", none.seconds)
+            t.add("  default vs naive Python", naive.seconds / default.seconds, ">= 0.8")
+            t.add("  default vs cp -r + sha256sum", cp_sha.seconds / default.seconds, ">= 1.0")
+            t.add("  read-back off vs cp -r + sync", cp_sync.seconds / none.seconds, ">= 0.9")
+            t.add("  default, files/s", n / default.seconds, "", ".0f")
+            t.add("  default, peak RSS MB", default.max_rss_mb or 0, "", ".0f")
+            self.per_file_10k.append(default.seconds / n)
+
+    # -- re-dock of the unchanged volume ---------------------------------------------
+
+    def redock(self, src: Path) -> None:
+        n = sum(1 for _ in src.rglob("*.MP4"))
+        with self.store_fs(n * 64 * KiB * 3 + (1 << 30)) as dst:
+            self.dockd_ingest("first dock", src, dst)
+            config = fsbench.write_config(self.work / "bench.toml", dst / "store")
+            in_process = (
+                "import sys, time\n"
+                "from pathlib import Path\n"
+                "from dockd.clock import SystemClock\n"
+                "from dockd.config import load_config\n"
+                "from dockd.store.evidence import open_store\n"
+                "from dockd.store.ingest import Ingestor\n"
+                "store = open_store(load_config(Path(sys.argv[1])), SystemClock())\n"
+                "t0 = time.perf_counter()\n"
+                "r = Ingestor(store).ingest(Path(sys.argv[2]), 'BENCH-1', list_files=False)\n"
+                "print(time.perf_counter() - t0, r.count('known'))\n")
+            for _ in range(self.rounds):
+                walk = fsbench.timed_shell("stat walk", f"find {src} -printf '%s %T@\\n'"
+                                                        " > /dev/null")
+                fsbench.drop_caches()
+                out = subprocess.run([sys.executable, "-c", in_process, str(config), str(src)],
+                                     env=fsbench.dockd_env(), capture_output=True, text=True,
+                                     check=True).stdout.split()
+                assert int(out[1]) == n, out
+                cli = fsbench.timed_process("re-dock CLI", fsbench.dockd(
+                    "ingest", src, "--recorder", "BENCH-1", "--config", config),
+                    env=fsbench.dockd_env())
+                self.table.add(f"re-dock {n} unchanged: stat walk (find), s", walk.seconds)
+                self.table.add(f"re-dock {n} unchanged: dockd ingest in-process, s",
+                               float(out[0]))
+                self.table.add(f"re-dock {n} unchanged: dockd ingest CLI (with start-up), s",
+                               cli.seconds)
+                self.table.add("  in-process re-dock / stat walk", float(out[0]) / walk.seconds,
+                               "<= 2.0")
+
+    # -- 50,000 x 64 KiB ----------------------------------------------------------------
+
+    def large(self, src: Path, n: int, small: Path, n_small: int) -> None:
+        size = n * 64 * KiB * 2 + (2 << 30)
+        per_file_10k = self.per_file_10k
+        for i in range(self.rounds):
+            cp_sync = self.in_fresh_store(size, lambda d: fsbench.timed_shell(
+                "cp+sync", f"cp -r {src} {d}/copy && sync"))
+            default = self.in_fresh_store(size, lambda d: self.dockd_ingest(
+                "dockd default", src, d))
+            if not per_file_10k or i >= len(per_file_10k):
+                ten = self.in_fresh_store(n_small * 64 * KiB * 3 + (1 << 30),
+                                          lambda d: self.dockd_ingest("dockd 10k", small, d))
+                ten_per_file = ten.seconds / n_small
+            else:
+                ten_per_file = per_file_10k[i]
+            t = self.table
+            t.add(f"{n} x 64 KiB: cp -r + sync, s", cp_sync.seconds)
+            t.add(f"{n} x 64 KiB: dockd default, s", default.seconds)
+            t.add("  time per file vs the 10k run", default.seconds / n / ten_per_file,
+                  "<= 1.10")
+            t.add(f"  {n}: peak RSS MB", default.max_rss_mb or 0, "<= 80", ".0f")
+
+    # -- verify and the JSON listings on a kept 50,000-object store ----------------------
+
+    def kept_store(self, src: Path, skip: set[str]) -> None:
+        n = sum(1 for _ in src.rglob("*.MP4"))
+        with self.store_fs(n * 64 * KiB * 2 + (2 << 30)) as dst:
+            store = dst / "store"
+            self.dockd_ingest("dockd", src, dst)
+            config = fsbench.write_config(self.work / "bench.toml", store)
+            objects = store / "objects"
+            for _ in range(self.rounds if "verify" not in skip else 0):
+                sha = fsbench.timed_shell(
+                    "sha256sum", f"find {objects} -type f -print0 | xargs -0 sha256sum"
+                                 " > /dev/null")
+                ver = fsbench.timed_process("dockd verify", fsbench.dockd(
+                    "verify", "--config", config), env=fsbench.dockd_env())
+                self.table.add(f"verify {n} objects: sha256sum, s", sha.seconds)
+                self.table.add(f"verify {n} objects: dockd verify, s", ver.seconds)
+                self.table.add("  dockd verify vs sha256sum", sha.seconds / ver.seconds,
+                               ">= 0.9")
+                self.table.add("  dockd verify peak RSS MB", ver.max_rss_mb or 0, "", ".0f")
+            if "json" in skip:
+                return
+            db = store / "catalog.sqlite"
+            catalog_sql = (
+                "SELECT s.sha256, i.size, i.sm3, s.recorder, s.source_path, i.path,"
+                " s.seen_at AS ingested_at, s.mtime_ns, s.session_id,"
+                " ses.folder AS session_folder, s.session_path, m.format, m.start_time,"
+                " m.end_time, m.duration_s FROM sightings s JOIN items i ON i.sha256 = s.sha256"
+                " JOIN sessions ses ON ses.id = s.session_id"
+                " LEFT JOIN metadata m ON m.sha256 = s.sha256"
+                " WHERE i.deleted_at IS NULL ORDER BY s.seen_at, s.id")
+            log_sql = "SELECT * FROM custody ORDER BY seq"
+            for _ in range(self.rounds):
+                for what, sql, args in (("catalog", catalog_sql, ["catalog"]),
+                                        ("log", log_sql, ["log"])):
+                    base = fsbench.timed_process(f"sqlite3 {what}", ["sqlite3", "-json",
+                                                                     str(db), sql])
+                    ours = fsbench.timed_process(f"dockd {what}", fsbench.dockd(
+                        *args, "--json", "--config", config), env=fsbench.dockd_env())
+                    self.table.add(f"{what} --json, {n} items: sqlite3 -json, s", base.seconds)
+                    self.table.add(f"{what} --json, {n} items: dockd, s", ours.seconds)
+                    self.table.add(f"  {what} --json: dockd / sqlite3", ours.seconds
+                                   / base.seconds, "<= 2.0")
+                    self.table.add(f"  {what} --json: dockd peak RSS MB", ours.max_rss_mb or 0,
+                                   "", ".0f")
+
+    # -- 500,000 x 1 KiB: memory ------------------------------------------------------------
+
+    def huge(self, src: Path, n: int) -> None:
+        t0 = time.perf_counter()
+        with self.store_fs(n * 12 * KiB + (4 << 30), inodes=3 * n + 100_000) as dst:
+            run = self.dockd_ingest("dockd 500k", src, dst)
+        self.table.add(f"{n} x 1 KiB: dockd default, s (one run)", run.seconds)
+        self.table.add(f"  {n}: peak RSS MB", run.max_rss_mb or 0, "<= 80", ".0f")
+        print(f"500k run done in {time.perf_counter() - t0:.0f} s", flush=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
