@@ -222,7 +222,8 @@ class _Session:
         self.folder = SessionFolder(self.store.root, recorder, now.date(), self.id)
         self.batch = _Batch()
         self._outcomes: list[tuple[int, FileOutcome]] = []
-        self._mhl: MhlSpool | None = None
+        self._mhl: MhlSpool | None = None  # made at the first link when ASC MHL is on
+        self._linked = 0  # files linked into the session folder
         self._waited_for_removal = False
         self._opener = BeneathOpener(source)
         self._room_unclaimed = 0
@@ -303,14 +304,13 @@ class _Session:
             report.result = SessionResult.INCOMPLETE if report.count(Outcome.FAILED) \
                 else SessionResult.COMPLETED
         if self._mhl is not None and self._mhl.count:
-            if self.ing.settings.mhl:
-                try:
-                    report.mhl_c4 = write_session_mhl(self.folder.path, self._mhl.entries(),
-                                                      self.ing.settings.mhl_hashes,
-                                                      self.store.clock.now())
-                except OSError as exc:
-                    log.error("ASC MHL not written", extra={"session": self.id,
-                                                            "error": str(exc)})
+            try:
+                report.mhl_c4 = write_session_mhl(self.folder.path, self._mhl.entries(),
+                                                  self.ing.settings.mhl_hashes,
+                                                  self.store.clock.now())
+            except OSError as exc:
+                log.error("ASC MHL not written", extra={"session": self.id, "error": str(exc)})
+        if self._linked:
             report.folder = self.folder.relpath
         ended = SessionInterrupted if report.result is SessionResult.INTERRUPTED \
             else SessionCompleted
@@ -505,6 +505,8 @@ class _Session:
             for item, row, new in zip(published, rows, fresh, strict=True):
                 pending = batch.files[item.index]
                 if item.session_path is not None:
+                    self._linked += 1
+                if item.session_path is not None and self.ing.settings.mhl:
                     if self._mhl is None:
                         self._mhl = MhlSpool(self.store.root / TMP_DIR)
                     self._mhl.append(MhlEntry(
