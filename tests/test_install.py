@@ -17,6 +17,34 @@ def test_example_config_is_valid_and_names_every_section() -> None:
     assert {m.driver for m in settings.models} == {"amba", "gat947", "msc"}
 
 
+def test_example_config_documents_records_homeassistant_archive_and_the_two_line_credentials(
+        tmp_path: Path) -> None:
+    text = (REPO_ROOT / "config" / "dockd.toml").read_text()
+    config = load_config(REPO_ROOT / "config" / "dockd.toml")
+    assert {"records", "mqtt", "archive"} <= set(config.extra_sections)
+    assert "[mqtt.homeassistant]" in text and "[records]" in text
+    # the commented [archive] block is a working section once uncommented
+    lines, inside = [], False
+    for line in text.splitlines():
+        inside = inside or line == "# [archive]"
+        lines.append(line[2:] if (inside and line.startswith("# ") and "=" in line) or line == "# [archive]"
+                     else line)
+    uncommented = tmp_path / "dockd.toml"
+    uncommented.write_text("\n".join(lines) + "\n")
+    archive = load_config(uncommented).extra_sections["archive"]
+    assert archive is not None and archive.bucket == "dockd-evidence"
+    # the MQTT credentials file the example describes is the one the code reads
+    from dockd.report.mqtt.config import read_credentials
+
+    described = next(line for line in text.splitlines() if "credentials_file" in line and "mqtt" in line)
+    assert "line 1 the username, line 2 the password" in described
+    creds = tmp_path / "mqtt.credentials"
+    creds.write_text("dock-01\ns3cret:with:colons\n")
+    creds.chmod(0o600)
+    assert read_credentials(creds).username == "dock-01"
+    assert read_credentials(creds).password == "s3cret:with:colons"
+
+
 def test_install_writes_unit_rules_and_config_without_overwriting(tmp_path: Path) -> None:
     first = run_dockd(["install", "--root", tmp_path, "--no-reload"])
     assert first.returncode == 0, first.stderr
@@ -26,6 +54,17 @@ def test_install_writes_unit_rules_and_config_without_overwriting(tmp_path: Path
     assert parser["Service"]["ExecStart"].split()[0].endswith("/dockd")
     assert Path(parser["Service"]["ExecStart"].split()[0]).exists()
     assert (tmp_path / "etc/udev/rules.d/70-dockd-recorders.rules").read_text().count("dockd") > 3
+    assert parser["Service"]["Group"] == "dockd"
+    # users and groups for the first boot of an image (systemd-sysusers), /run/dockd at boot
+    sysusers = (tmp_path / "etc/sysusers.d/dockd.conf").read_text().splitlines()
+    entries = [line.split()[:2] for line in sysusers if line and not line.startswith("#")]
+    assert entries == [["u", "dockd"], ["g", "dockd-admin"], ["g", "dockd-audit"]]
+    tmpfiles = (tmp_path / "etc/tmpfiles.d/dockd.conf").read_text()
+    assert "d /run/dockd 0750 root dockd -" in tmpfiles.splitlines()
+    kiosk = _unit(tmp_path / "etc/systemd/system/dockd-console.service")
+    assert kiosk["Service"]["ExecStart"].split()[1:3] == ["console", "--kiosk"]
+    assert kiosk["Service"]["TTYPath"] == "/dev/tty1" and kiosk["Service"]["User"] == "dockd"
+    assert kiosk["Unit"]["Conflicts"] == "getty@tty1.service"
     for job, command in (("archive", ["archive", "sync"]), ("prune", ["prune"])):
         timer = _unit(tmp_path / f"etc/systemd/system/dockd-{job}.timer")
         assert timer["Timer"]["Unit"] == f"dockd-{job}.service"

@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import argparse
+import logging
+import os
+import shutil
 import sys
 from pathlib import Path
 
 from dockd.commands.common import add_config_options, config_from_args
 from dockd.errors import UsageError
+
+log = logging.getLogger("dockd.console")
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -15,6 +20,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     add_config_options(p, store=False)
     p.add_argument("--socket", metavar="PATH", type=Path,
                    help="state channel (default: daemon.status_socket)")
+    p.add_argument("--kiosk", action="store_true",
+                   help="on the dock's own text console (dockd-console.service): a Chinese view "
+                        "runs inside fbterm, or falls back to English where fbterm cannot run")
     p.set_defaults(func=run)
 
 
@@ -23,7 +31,22 @@ def run(args: argparse.Namespace) -> int:
     if not sys.stdout.isatty():
         raise UsageError("dockd console needs a terminal; use `dockd status` (or --json) for output "
                          "to a file or pipe")
+    if args.kiosk:
+        _enter_kiosk()
     path = args.socket or config_from_args(args).daemon.status_socket
     from dockd.report.console import run_console
 
     return run_console(path)
+
+
+def _enter_kiosk() -> None:
+    """Re-run inside fbterm, or switch to English, as :func:`plan_kiosk` decides."""
+    from dockd.report.kiosk import plan_kiosk
+
+    argv = [sys.executable, "-m", "dockd.cli", *sys.argv[1:]]
+    plan = plan_kiosk(argv, os.environ, shutil.which, os.path.exists)
+    os.environ.update(plan.env)
+    if plan.note:
+        log.warning(plan.note)
+    if plan.exec_argv is not None:
+        os.execv(plan.exec_argv[0], list(plan.exec_argv))

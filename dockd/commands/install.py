@@ -1,16 +1,22 @@
 """``dockd install``: put dockd's unit, udev rules and example config on a real dock.
 
-Copies the systemd units (``dockd.service``, and the ``dockd-archive`` and ``dockd-prune``
-services and timers, which the administrator enables; ExecStart pointed at this
-installation's ``dockd``), ``udev-rules/*.rules`` and, when absent, ``config/dockd.toml``;
-creates the store and runtime directories; then reloads systemd and udev unless ``--root``
-names another tree (an image being built) or ``--no-reload`` is given. Existing config is
-never overwritten.
+The route for a dock installed with pip; the Debian package (``./dev deb``) installs the same
+files by itself. Copies the systemd units (``dockd.service``; the ``dockd-archive`` and
+``dockd-prune`` services and timers and the dock's screen ``dockd-console.service``, which
+the administrator enables; ExecStart pointed at this installation's ``dockd``),
+``udev-rules/*.rules``, the sysusers.d and tmpfiles.d entries (user and group ``dockd``, the
+role groups ``dockd-admin`` and ``dockd-audit``, ``/run/dockd``) and, when absent,
+``config/dockd.toml``; creates the store and runtime directories; then, unless ``--root``
+names another tree (an image being built: its first boot creates the users) or
+``--no-reload`` is given, creates the users and groups, gives the config and directories to
+group ``dockd`` and reloads systemd and udev. Existing config is never overwritten.
 """
 
 from __future__ import annotations
 
 import argparse
+import grp
+import os
 import shutil
 import subprocess
 import sys
@@ -22,6 +28,9 @@ from dockd.errors import UsageError
 UNIT_DIR = Path("etc/systemd/system")
 RULES_DIR = Path("etc/udev/rules.d")
 CONFIG_DIR = Path("etc/dockd")
+SYSUSERS = Path("etc/sysusers.d/dockd.conf")
+TMPFILES = Path("etc/tmpfiles.d/dockd.conf")
+SERVICE_GROUP = "dockd"
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -43,6 +52,10 @@ def run(args: argparse.Namespace) -> int:
             _write(root / UNIT_DIR / name, unit, 0o644)
         elif name.endswith(".rules"):
             _write(root / RULES_DIR / name, text, 0o644)
+        elif name.endswith(".sysusers"):
+            _write(root / SYSUSERS, text, 0o644)
+        elif name.endswith(".tmpfiles"):
+            _write(root / TMPFILES, text, 0o644)
     config = root / CONFIG_DIR / "dockd.toml"
     if config.exists():
         print(f"kept existing {config}")
@@ -51,13 +64,28 @@ def run(args: argparse.Namespace) -> int:
     for directory in ("var/lib/dockd", "run/dockd"):
         (root / directory).mkdir(parents=True, exist_ok=True, mode=0o750)
     if root == Path("/") and not args.no_reload:
+        _create_users()
         for cmd in (["systemctl", "daemon-reload"], ["udevadm", "control", "--reload"]):
             if shutil.which(cmd[0]):
                 subprocess.run(cmd, check=False)
         print("next: edit /etc/dockd/dockd.toml, then `systemctl enable --now dockd`; "
               "with an [archive] section, also dockd-archive.timer; for retention, "
-              "dockd-prune.timer")
+              "dockd-prune.timer; for the dock's screen on tty1, dockd-console")
     return 0
+
+
+def _create_users() -> None:
+    """Users and groups from sysusers.d, /run/dockd from tmpfiles.d; then the config and
+    directories the service shares with group dockd."""
+    for cmd in (["systemd-sysusers", f"/{SYSUSERS}"], ["systemd-tmpfiles", "--create", f"/{TMPFILES}"]):
+        if shutil.which(cmd[0]) is None:
+            raise UsageError(f"{cmd[0]} is missing: dockd install needs systemd")
+        subprocess.run(cmd, check=True)
+    gid = grp.getgrnam(SERVICE_GROUP).gr_gid
+    for path, mode in ((Path("/") / CONFIG_DIR, 0o750), (Path("/") / CONFIG_DIR / "dockd.toml", 0o640),
+                       (Path("/var/lib/dockd"), 0o750)):
+        os.chown(path, 0, gid)
+        path.chmod(mode)
 
 
 def _packaged_files() -> dict[str, str]:
@@ -65,7 +93,7 @@ def _packaged_files() -> dict[str, str]:
     data = resources.files("dockd") / "data"
     out = {}
     for entry in data.iterdir():
-        if entry.name.endswith((".service", ".timer", ".rules", ".toml")):
+        if entry.name.endswith((".service", ".timer", ".rules", ".toml", ".sysusers", ".tmpfiles")):
             out[entry.name] = entry.read_text(encoding="utf-8")
     if "dockd.service" not in out or "dockd.toml" not in out:
         raise UsageError("this dockd installation lacks its data files (dockd/data)")
