@@ -34,6 +34,10 @@ from tests.conftest import REPO_ROOT
 
 pytestmark = [
     pytest.mark.deb,
+    # Minutes, not seconds: out of the quick suite (-m "not slow"); ./dev test and CI run it.
+    pytest.mark.slow,
+    # Building the package (and, the first time, the root) happens in the first test's setup.
+    pytest.mark.timeout(1500),
     pytest.mark.skipif(os.geteuid() != 0, reason="chroot and mmdebstrap need root"),
 ]
 
