@@ -50,6 +50,14 @@ def test_dock_states_health_alerts_and_every_custody_record_reach_the_broker(
         assert collector.wait_for(lambda m: any(json.loads(p).get("seq") == last_seq
                                                 for t, p, _ in m if t.endswith("/custody")), 15)
         out, err = watch.communicate(timeout=60)
+        # A clean stop: the daemon's own dock.stopped reaches the broker now (not at the next
+        # start), and no bay is left saying "ready" for a dock that is gone.
+        assert h.stop() == 0
+        assert collector.wait_for(lambda m: any(
+            t.endswith("/custody") and json.loads(p)["type"] == "dock.stopped" for t, p, _ in m), 10)
+        assert collector.wait_for(lambda m: [p for t, p, _ in m if t == f"{PREFIX}/bay/1/state"][-1]
+                                  == b"", 10)
+        assert json.loads(collector.on(f"{PREFIX}/status")[-1])["state"] == "offline"
     finally:
         if watch.poll() is None:
             watch.kill()

@@ -370,3 +370,61 @@ def test_example_acl_lets_a_dock_write_only_its_own_subtree(tmp_path: Path) -> N
         central.close()
     finally:
         b.stop()
+
+
+def test_clean_stop_drains_the_outbox_and_clears_the_bay_states(
+        tmp_path: Path, broker: MosquittoBroker, made: list[Any]) -> None:  # noqa: F811
+    collector = Collector(broker, "dockd/#")
+    made.append(collector)
+    config = make_config(tmp_path, broker.url, poll_interval_s=5.0)
+    store, reporter = start(made, config)
+    for bay in (1, 2):
+        reporter.bay_changed(BayStatus(bay=bay, label=f"Bay {bay}", state=BayState.READY,
+                                       recorder=f"SN{bay}"))
+    assert collector.wait_for(lambda m: len([t for t, _, _ in m if "/bay/" in t]) >= 2)
+    # Rows the link has not been told about (no wake, slow poll) when the stop comes: the last
+    # records of a shift, and the daemon's dock.stopped.
+    append(store, 300)
+    reporter.stop()
+    made.remove(reporter)
+    assert pending(store) == 0
+    assert collector.wait_for(lambda m: len([t for t, _, _ in m if t.endswith("/custody")]) >= 300)
+    assert seqs(collector) == list(range(1, 301))
+    # what a consumer that arrives later finds: no bay state, the dock offline
+    late = Collector(broker, "dockd/#")
+    made.append(late)
+    assert late.wait_for(lambda m: any(t.endswith("/status") for t, _, _ in m))
+    time.sleep(0.3)
+    assert [t for t, _, _ in late.messages if "/bay/" in t] == []
+    assert json.loads(late.on("/status")[-1])["state"] == "offline"
+    cleared = [(t, p) for t, p, _ in collector.messages if "/bay/" in t][-2:]
+    assert sorted(cleared) == [(f"{BASE}/bay/1/state", b""), (f"{BASE}/bay/2/state", b"")]
+
+
+def test_clean_stop_waits_for_an_unresponsive_broker_no_longer_than_drain_on_stop_s(
+        tmp_path: Path, made: list[Any], caplog: pytest.LogCaptureFixture) -> None:
+    import signal
+
+    b = MosquittoBroker(tmp_path / "broker")
+    b.start()
+    try:
+        config = make_config(tmp_path, b.url, drain_on_stop_s=0.5, poll_interval_s=5.0)
+        store, reporter = start(made, config)
+        assert wait_until(lambda: reporter.link_state().connected)
+        assert b.proc is not None
+        b.proc.send_signal(signal.SIGSTOP)  # the broker hangs: no PUBACK will come
+        try:
+            append(store, 50)
+            began = time.monotonic()
+            reporter.stop()
+            took = time.monotonic() - began
+            made.remove(reporter)
+        finally:
+            b.proc.send_signal(signal.SIGCONT)
+        # drain_on_stop_s, then at most STOP_GRACE_S for the farewell messages
+        assert 0.5 <= took < 0.5 + 2.0 + 1.0, took
+        # nothing marked sent without its PUBACK (50 records and their checkpoints); kept for later
+        assert pending(store) == 55
+        assert "outbox rows unsent" in caplog.text
+    finally:
+        b.stop()

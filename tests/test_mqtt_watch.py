@@ -274,3 +274,15 @@ def test_random_payloads_never_crash_watch(payload: bytes, suffix: str, json_mod
     if json_mode:
         for line in lines:
             json.loads(line)
+
+
+def test_a_cleared_bay_state_reads_as_cleared_not_as_garbage() -> None:
+    from dockd.commands.watch import _line
+
+    verifier = StreamVerifier("dockd")
+    cleared = verifier.feed("dockd/site-01/dock-01/bay/2/state", b"")
+    assert cleared.cleared and cleared.kind == "bay"
+    assert _line(cleared) == "bay        dock-01 dockd/site-01/dock-01/bay/2/state cleared (the dock stopped)"
+    garbage = verifier.feed("dockd/site-01/dock-01/bay/2/state", b"{not json")
+    assert not garbage.cleared and "unreadable payload" in _line(garbage)
+    assert verifier.findings == []

@@ -195,6 +195,8 @@ def _check_args(args: argparse.Namespace) -> None:
 def _line(event: Event) -> str:
     m = event.message if isinstance(event.message, dict) else {}
     dock = event.dock or "?"
+    if event.cleared and event.kind == "bay":
+        return f"bay        {dock} {event.topic} cleared (the dock stopped)"
     if event.kind == "unknown" or not m:
         return f"{event.kind:<10} {dock} {event.topic} (unreadable payload)"
     if event.kind == "custody":

@@ -19,6 +19,7 @@
     reconnect_min_s = 1.0
     reconnect_max_s = 60.0
     poll_interval_s = 0.2                            # how often rows of other processes are looked for
+    drain_on_stop_s = 3.0                            # a clean stop publishes the outbox for up to this long
     [mqtt.homeassistant]
     enabled = false
     prefix = "homeassistant"
@@ -86,6 +87,7 @@ class MqttSection:
     reconnect_min_s: float = 1.0
     reconnect_max_s: float = 60.0
     poll_interval_s: float = 0.2
+    drain_on_stop_s: float = 3.0
     homeassistant: HomeAssistantSection = field(default_factory=HomeAssistantSection)
 
 
@@ -112,6 +114,7 @@ def parse_mqtt(t: TableReader) -> MqttSection:
         reconnect_min_s=t.number("reconnect_min_s", d.reconnect_min_s, minimum=0.05, maximum=3600),
         reconnect_max_s=t.number("reconnect_max_s", d.reconnect_max_s, minimum=0.05, maximum=3600),
         poll_interval_s=t.number("poll_interval_s", d.poll_interval_s, minimum=0.01, maximum=60),
+        drain_on_stop_s=t.number("drain_on_stop_s", d.drain_on_stop_s, minimum=0, maximum=60),
         homeassistant=_homeassistant(t.table("homeassistant")),
     )
     if section.reconnect_max_s < section.reconnect_min_s:

@@ -197,6 +197,11 @@ class _Shared:
         with self._lock:
             self._dirty.add(topic)
 
+    def bays(self) -> list[int]:
+        """Every bay whose state was handed over."""
+        with self._lock:
+            return sorted(self._bays)
+
     def take_changes(self, birth: bool, status_topic: str, discovered: set[int]
                      ) -> tuple[list[str], dict[str, bytes | None], list[int]]:
         """The retained topics to publish now (all of them at birth, status first), their
@@ -543,14 +548,37 @@ class _Link:
 
     # -- stopping -----------------------------------------------------------------
 
+    def _drain(self) -> None:
+        """Serve the link until every outbox row is acknowledged, or ``drain_on_stop_s`` ends."""
+        deadline = self.r.clock.monotonic() + self.r.section.drain_on_stop_s
+        self.db_dirty = True
+        while self.connected and self.r.clock.monotonic() < deadline:
+            if not (self.db_dirty or self.buffer or self.inflight or self.direct):
+                break
+            if not self._step():
+                return
+        self._flush_acks(force=True)
+        left = self.outbox.pending_count()
+        if left:
+            log.warning("MQTT: stopped with outbox rows unsent; they go out at the next start "
+                        "(or with dockd publish)",
+                        extra={"pending": left, "drain_on_stop_s": self.r.section.drain_on_stop_s})
+
     def _shutdown(self) -> None:
-        """Say ``offline`` ourselves (a clean disconnect suppresses the Will), then close."""
+        """A clean stop: publish what the outbox holds (the daemon's ``dock.stopped`` among it)
+        for up to ``drain_on_stop_s``, clear the retained bay states (a stopped dock vouches
+        for no bay), say ``offline`` ourselves (a clean disconnect suppresses the Will), close."""
         try:
             if self.connected:
-                info = self.client.publish(self.r.topics.status, self.r.status_payload(False),
-                                           qos=1, retain=True)
+                self._drain()
+            if self.connected:
+                farewell = [(self.r.topics.bay(bay), b"") for bay in self.shared.bays()]
+                farewell.append((self.r.topics.status, self.r.status_payload(False)))
+                sent = [self.client.publish(topic, payload, qos=1, retain=True)
+                        for topic, payload in farewell]
                 deadline = self.r.clock.monotonic() + STOP_GRACE_S
-                while not info.is_published() and self.r.clock.monotonic() < deadline:
+                while not all(info.is_published() for info in sent) and \
+                        self.r.clock.monotonic() < deadline:
                     if self.client.loop(0.05) != mqtt.MQTT_ERR_SUCCESS:
                         break
                 self._flush_acks(force=True)

@@ -71,6 +71,8 @@ class Event:
     dock: str | None
     message: Any
     findings: tuple[Finding, ...] = ()
+    # An empty retained payload: the dock withdrew this fact (a bay state at a clean stop).
+    cleared: bool = False
 
 
 @dataclass
@@ -116,7 +118,7 @@ class StreamVerifier:
         elif parsed.kind == "status":
             found = self._status(parsed, message)
         self.findings.extend(found)
-        return Event(topic, parsed.kind, parsed.dock, message, tuple(found))
+        return Event(topic, parsed.kind, parsed.dock, message, tuple(found), cleared=payload == b"")
 
     # -- results --------------------------------------------------------------------
 
