@@ -30,6 +30,7 @@ from dockd.dock.health import HealthReport
 from dockd.dock.reporting import DockInfo, RecorderChecked, Reporter
 from dockd.dock.states import BayStatus
 from dockd.errors import ConfigError
+from dockd.report.mqtt.payloads import LED_FAULT
 from dockd.report.state_channel import DockStateChannel
 from dockd.store.events import DockStarted, DockStopped
 from dockd.store.evidence import EvidenceStore, open_store
@@ -256,7 +257,7 @@ class Daemon:
         # A failing LED never stops an offload: it becomes a dock alert.
         log.error("LED fault", extra={"detail": message})
         with self._store_lock, self.store.catalog.transaction() as tx:
-            enqueue_alert(tx, self.config.dock.id, utc_iso(self.clock.now()), "led_fault",
+            enqueue_alert(tx, self.config.dock.id, utc_iso(self.clock.now()), LED_FAULT,
                           detail=message)
         self._records_committed()
 

@@ -294,9 +294,9 @@ def test_home_assistant_discovery_when_enabled(
     config = make_config(tmp_path, broker.url, homeassistant={"enabled": True})
     _, reporter = start(made, config)
     reporter.bay_changed(BayStatus(bay=2, label="B"))
-    assert collector.wait_for(lambda m: any("bay2_state" in t for t, _, _ in m))
-    topics = {t for t, _, _ in collector.messages}
-    assert "homeassistant/binary_sensor/dock-01/online/config" in topics
+    device = "homeassistant/device/dock-01/dockd_site-01_dock-01/config"
+    assert collector.wait_for(lambda m: any(t == device and b"bay2_state" in p for t, p, _ in m))
+    # (the device message's content: tests/test_mqtt_discovery.py)
 
 
 def test_no_discovery_by_default(tmp_path: Path, broker: MosquittoBroker,  # noqa: F811

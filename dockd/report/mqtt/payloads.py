@@ -11,13 +11,16 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from dockd.dock.states import BayStatus
+from dockd.dock.states import BayStatus, FaultReason
 from dockd.store.canonical import canonical_json
 from dockd.store.outbox import PAYLOAD_VERSION
 
 ONLINE = "online"
 OFFLINE = "offline"
 OUTBOX_BACKLOG = "outbox_backlog"
+LED_FAULT = "led_fault"
+# Every ``reason`` an alert can carry: a bay's fault, the outbox backlog, a broken LED board.
+ALERT_REASONS: tuple[str, ...] = (*(f.value for f in FaultReason), OUTBOX_BACKLOG, LED_FAULT)
 
 
 @dataclass(frozen=True)

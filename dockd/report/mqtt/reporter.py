@@ -450,12 +450,10 @@ class _Link:
             self._send_backlog_alert()
 
     def _discovery(self, birth: bool, bays: list[int]) -> None:
-        ha = self.r.section.homeassistant.prefix
-        messages = discovery.dock_messages(ha, self.r.topics) if birth else []
-        for bay in bays:
-            messages += discovery.bay_messages(ha, self.r.topics, bay)
-            self.discovered.add(bay)
-        for topic, payload in messages:
+        """The dock's one device discovery message, again whenever a new bay shows up."""
+        self.discovered.update(bays)
+        for topic, payload in discovery.device_messages(self.r.section.homeassistant.prefix,
+                                                        self.r.topics, self.discovered):
             self._direct(topic, payload, retain=True)
 
     def _direct(self, topic: str, payload: bytes, retain: bool) -> None:
