@@ -64,7 +64,7 @@ def test_device_discovery_and_every_template_on_the_real_payloads(
     late = Collector(broker, DEVICE_TOPIC)
     made.append(late)
     assert late.wait_for(lambda m: bool(m))
-    topic, payload, retained = late.messages[-1]
+    _topic, payload, retained = late.messages[-1]
     assert retained and payload == [p for t, p, _ in collector.messages if t == DEVICE_TOPIC][-1]
     config = json.loads(payload)
 
