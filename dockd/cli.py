@@ -17,6 +17,7 @@ from dockd.commands import (
     archive,
     case,
     catalog,
+    check_config,
     console,
     demo,
     export,
@@ -40,7 +41,7 @@ from dockd.logs import setup_logging
 
 # The command modules, in the order `dockd --help` lists them.
 COMMANDS = (ingest, catalog, log, verify, key, recorders, run, status, console, demo, install,
-            archive, hold, prune, case, export, access, report, watch, publish, ledger)
+            check_config, archive, hold, prune, case, export, access, report, watch, publish, ledger)
 
 
 
