@@ -77,7 +77,8 @@ class Daemon:
         self.source: EventSource = self._source()
         self.uplink: MqttReporter | None = self._mqtt()
         self.reporters: list[Reporter] = [DockStateChannel(self.settings.status_socket),
-                                          *self._leds(), *([self.uplink] if self.uplink else [])]
+                                          *self._leds(), *([self.uplink] if self.uplink else []),
+                                          *self._metrics()]
 
     # -- life cycle -----------------------------------------------------------------------
 
@@ -260,6 +261,15 @@ class Daemon:
             enqueue_alert(tx, self.config.dock.id, utc_iso(self.clock.now()), LED_FAULT,
                           detail=message)
         self._records_committed()
+
+    def _metrics(self) -> list[Reporter]:
+        if not self.config.metrics.enabled:
+            return []
+        from dockd.report.metrics import MetricsReporter, store_last_verify
+
+        section = self.config.metrics
+        return [MetricsReporter(section.host, section.port,
+                                store_last_verify(self.config.dock.store_dir))]
 
     def _mqtt(self) -> MqttReporter | None:
         if not self.config.mqtt.enabled:

@@ -15,6 +15,7 @@ from dockd.config.health import HealthSection, parse_health
 from dockd.config.ingest import IngestSection, parse_ingest
 from dockd.config.ledger import LedgerSection, parse_ledger
 from dockd.config.leds import LedsSection, parse_leds
+from dockd.config.metrics import MetricsSection, parse_metrics
 from dockd.config.mqtt import MqttSection, parse_mqtt
 from dockd.config.reader import Problems, TableReader, TomlValue
 from dockd.config.records import RecordsSection, parse_records
@@ -35,6 +36,7 @@ class Config:
     records: RecordsSection = field(default_factory=RecordsSection)
     archive: ArchiveSection | None = None
     ledger: LedgerSection | None = None  # the bureau's central ledger; None on a dock
+    metrics: MetricsSection = field(default_factory=MetricsSection)
     source: Path | None = None
 
     def with_store(self, store_dir: Path) -> Config:
@@ -74,6 +76,7 @@ def check_document(data: dict[str, TomlValue]) -> tuple[Config, Problems]:
         records=section("records", parse_records),
         archive=section("archive", parse_archive),
         ledger=section("ledger", parse_ledger),
+        metrics=section("metrics", parse_metrics),
     )
     root.finish()
     return config, root.problems

@@ -140,3 +140,13 @@ def is_archived(source: Catalog | Transaction, sha256: str) -> bool:
         return False
     return conn.execute("SELECT 1 FROM archive_objects WHERE sha256=?", (sha256,)).fetchone() \
         is not None
+
+
+def last_verification(catalog: Catalog) -> tuple[str, bool] | None:
+    """The time (RFC 3339 UTC) of the newest ``dockd verify`` in the custody log and whether it
+    found the store intact; None when verify never ran."""
+    from dockd.store.events import VerifyCompleted, VerifyFailed
+
+    row = catalog.query_one("SELECT time, type FROM custody WHERE type IN (?, ?) "
+                            "ORDER BY seq DESC LIMIT 1", (VerifyCompleted.TYPE, VerifyFailed.TYPE))
+    return None if row is None else (str(row[0]), row[1] == VerifyCompleted.TYPE)
