@@ -118,5 +118,5 @@ def test_listens_on_loopback_only_and_a_taken_port_is_a_config_error(
             parse_config({"metrics": {"enabled": True, "host": host}})
     assert parse_config({"metrics": {"host": "::1"}}).metrics.host == "::1"
     second = MetricsReporter("127.0.0.1", reporter.port, store_last_verify(store))
-    with pytest.raises(ConfigError, match="metrics.port: cannot listen on 127.0.0.1"):
+    with pytest.raises(ConfigError, match=r"metrics\.port: cannot listen on 127\.0\.0\.1"):
         second.start()
