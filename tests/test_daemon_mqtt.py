@@ -4,9 +4,11 @@ checked by the central side's own verifier (`dockd watch --verify`)."""
 from __future__ import annotations
 
 import json
+import socket
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 from dockd.sim.recorders import SimRecorderSpec
@@ -30,7 +32,12 @@ def test_dock_states_health_alerts_and_every_custody_record_reach_the_broker(
                               "--verify", "--idle-timeout", "4", "--json"],
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     time.sleep(1.0)  # let the verifier subscribe before the first record exists
-    h = DaemonRunner(tmp_path / "dock", broker_url=broker.url)
+    # the metrics endpoint rides along (no daemon of its own): scraped once the bays settle
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        metrics_port = probe.getsockname()[1]
+    h = DaemonRunner(tmp_path / "dock", broker_url=broker.url,
+                     extra=f"[metrics]\nenabled = true\nport = {metrics_port}\n")
     try:
         h.start()
         h.dock.plug("1-1.1", "gat947", spec=SimRecorderSpec(serial="ZFYMQ1", battery_percent=90))
@@ -46,6 +53,14 @@ def test_dock_states_health_alerts_and_every_custody_record_reach_the_broker(
         status = [json.loads(p) for p in collector.on(f"{PREFIX}/status")]
         assert status[-1]["state"] == "online"
         assert status[-1]["public_key"] == h.state()["dock"]["public_key"]
+        from prometheus_client.parser import text_string_to_metric_families
+
+        with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=10) as r:
+            families = {f.name: f for f in text_string_to_metric_families(r.read().decode())}
+        bays = {s.labels["state"]: s.value for s in families["dockd_bays"].samples}
+        assert (bays["ready"], bays["fault"], bays["empty"]) == (1, 1, 1)
+        assert families["dockd_offload_bytes"].samples[0].value > 0
+        assert families["dockd_mqtt_connected"].samples[0].value == 1
         last_seq = h.custody()[-1]["seq"]
         assert collector.wait_for(lambda m: any(json.loads(p).get("seq") == last_seq
                                                 for t, p, _ in m if t.endswith("/custody")), 15)
