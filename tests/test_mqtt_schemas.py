@@ -97,12 +97,14 @@ def test_any_bay_status_validates(bay: int, state: BayState, fault: FaultReason 
 
 def test_home_assistant_discovery_points_at_published_topics() -> None:
     topics = Topics("dockd", "site-01", "dock-01")
-    messages = discovery.dock_messages("homeassistant", topics) + \
-        discovery.bay_messages("homeassistant", topics, 3)
-    for topic, body in messages:
-        config = json.loads(body)
-        assert topic.startswith("homeassistant/") and topic.endswith("/config")
-        assert config["state_topic"] in (topics.status, topics.bay(3))
-        assert config["availability"][0]["topic"] == topics.status
-    unique = [json.loads(b)["unique_id"] for _, b in messages]
+    messages = [(t, b) for t, b in discovery.device_messages("homeassistant", topics, [3]) if b]
+    assert len(messages) == 1
+    topic, body = messages[0]
+    assert topic.startswith("homeassistant/device/") and topic.endswith("/config")
+    components = json.loads(body)["components"]
+    for obj, config in components.items():
+        assert config["state_topic"] in (topics.status, topics.bay(3), topics.alert), obj
+        if obj != "online":
+            assert config["availability"][0]["topic"] == topics.status
+    unique = [c["unique_id"] for c in components.values()]
     assert len(unique) == len(set(unique))
