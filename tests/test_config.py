@@ -25,7 +25,7 @@ def test_every_table_is_a_typed_section_with_defaults() -> None:
     config = parse_config({})
     assert config.daemon == DaemonSection() and config.archive is None
     assert SECTIONS == ["dock", "ingest", "daemon", "health", "mqtt", "leds", "records", "archive",
-                        "ledger"]
+                        "ledger", "metrics"]
 
 
 def test_every_problem_is_collected_and_the_error_names_the_first() -> None:
