@@ -10,6 +10,7 @@ import sys
 import time
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 from dockd.sim.recorders import SimRecorderSpec
 from dockd.sim.runner import DaemonRunner
@@ -55,12 +56,19 @@ def test_dock_states_health_alerts_and_every_custody_record_reach_the_broker(
         assert status[-1]["public_key"] == h.state()["dock"]["public_key"]
         from prometheus_client.parser import text_string_to_metric_families
 
-        with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=10) as r:
-            families = {f.name: f for f in text_string_to_metric_families(r.read().decode())}
+        def scrape() -> dict[str, Any]:
+            with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=10) as r:
+                return {f.name: f for f in text_string_to_metric_families(r.read().decode())}
+
+        families = scrape()
         bays = {s.labels["state"]: s.value for s in families["dockd_bays"].samples}
         assert (bays["ready"], bays["fault"], bays["empty"]) == (1, 1, 1)
         assert families["dockd_offload_bytes"].samples[0].value > 0
-        assert families["dockd_mqtt_connected"].samples[0].value == 1
+        # the dock line (and so the broker link) is refreshed every few seconds
+        deadline = time.monotonic() + 15
+        while scrape()["dockd_mqtt_connected"].samples[0].value != 1:
+            assert time.monotonic() < deadline, "metrics never showed the broker link up"
+            time.sleep(0.5)
         last_seq = h.custody()[-1]["seq"]
         assert collector.wait_for(lambda m: any(json.loads(p).get("seq") == last_seq
                                                 for t, p, _ in m if t.endswith("/custody")), 15)
