@@ -12,10 +12,12 @@ from pathlib import Path
 
 import pytest
 
+from dockd.records.access import AccessRequest, register_access
 from dockd.records.holds import HoldRequest, add_hold
 from dockd.records.periods import parse_week, previous_week
 from dockd.records.reports import supervision_report, weekly_report
-from dockd.store.events import FileFailed, SessionInterrupted, SessionStarted
+from dockd.store.events import ExportCreated, FileFailed, SessionInterrupted, SessionStarted
+from dockd.store.registry import set_state
 from dockd.store.verify import verify_store
 from tests.conftest import run_dockd
 from tests.records_support import (
@@ -58,6 +60,14 @@ def week_store(tmp_path: Path, ffmpeg: str) -> Path:
             "session_id": "s-int", "recorder": "CAM001", "result": "interrupted",
             "reason": "source_removed"}), "test")
     add_hold(store, HoldRequest("recorder", "CAM001", "信访 2026-3", "chief"), "test")
+    set_state(store, "chief", "CAM002", "in_repair")
+    shas = tuple(r[0] for r in store.catalog.query("SELECT sha256 FROM items ORDER BY sha256"))
+    register_access(store, AccessRequest(shas[:1], None, "李法官", "某某县人民法院", "庭审质证",
+                                         "王所长"), "test")
+    with store.catalog.transaction() as tx:  # as dockd export registers a package
+        store.custody.record(tx, ExportCreated(
+            "exp-1", None, shas, "张检察官", "某某县人民检察院", "审查起诉", "王所长", False,
+            "0" * 64, "/media/out", None, None, len(shas), 1_234_567_890), "test")
     assert verify_store(store, "test").ok
     store.close()
     (tmp_path / "dockd.toml").write_text(
@@ -98,6 +108,12 @@ def test_supervision_numbers(week_store: Path) -> None:
     assert report.never_docked == ["CAM002"]
     assert [h.target for h in report.holds] == ["CAM001"]
     assert report.days[1].problems == 1  # the interrupted session on Tuesday
+    assert [(r["recorder"], r["state"], r["by"]) for r in report.out_of_service] == \
+        [("CAM002", "in_repair", "chief")]
+    assert [(e["export_id"], e["recordings"], e["approved_by"]) for e in report.exports] == \
+        [("exp-1", 3, "王所长")]
+    assert [(a["items"], a["requester"], a["requester_unit"]) for a in report.access] == \
+        [(1, "李法官", "某某县人民法院")]
 
 
 def test_previous_week_is_the_last_complete_one() -> None:
@@ -115,10 +131,122 @@ def test_weekly_text_and_csv_in_both_languages(week_store: Path, lang: str, titl
     text = run_dockd(["report", "weekly", "--week", WEEK, "--config", cfg], env=env)
     assert text.returncode == 0, text.stderr
     assert title in text.stdout and "CAM001" in text.stdout
-    out = run_dockd(["report", "weekly", "--week", WEEK, "--format", "csv", "--config", cfg],
-                    env=env)
-    rows = list(csv.reader(io.StringIO(out.stdout)))
+    assert f"\n  {col} | " in text.stdout  # the table's header row
+    out = week_store / f"csv-{lang}"
+    done = run_dockd(["report", "weekly", "--week", WEEK, "--format", "csv", "--out", out,
+                      "--config", cfg], env=env)
+    assert done.returncode == 0, done.stderr
+    rows = _read_csv(out / f"weekly-{WEEK}-activity.csv")
     assert rows[0][0] == col and rows[1][:3] == ["赵六", "CAM001", "1"]
+
+
+def _read_csv(path: Path) -> list[list[str]]:
+    raw = path.read_bytes()
+    assert raw.startswith(b"\xef\xbb\xbf"), f"{path.name} has no UTF-8 byte-order mark"
+    return list(csv.reader(io.StringIO(raw.decode("utf-8-sig"), newline="")))
+
+
+@pytest.mark.parametrize("kind", ["weekly", "supervision"])
+def test_csv_one_rectangular_file_per_table(week_store: Path, kind: str) -> None:
+    cfg = week_store / "dockd.toml"
+    out = week_store / "csv"
+    done = run_dockd(["report", kind, "--week", WEEK, "--format", "csv", "--out", out,
+                      "--config", cfg], env={"LANGUAGE": "zh_CN"})
+    assert done.returncode == 0, done.stderr
+    files = sorted(out.iterdir())
+    expected = {"weekly": {"activity", "overdue"},
+                "supervision": {"integrity", "offload_failures", "files_not_stored", "faults",
+                                "out_of_service", "never_docked", "overdue", "holds", "exports",
+                                "access"}}[kind]
+    assert {f.name.removeprefix(f"{kind}-{WEEK}-").removesuffix(".csv") for f in files} \
+        == expected
+    for f in files:
+        rows = _read_csv(f)
+        assert rows and all(len(r) == len(rows[0]) for r in rows), f.name
+        assert rows[0][0] and not any(c == "" for c in rows[0]), f.name  # a header row
+    if kind == "supervision":
+        exports = _read_csv(out / f"supervision-{WEEK}-exports.csv")
+        assert exports[0][:2] == ["时间", "导出编号"]
+        assert exports[1][1:5] == ["exp-1", "—", "3", "1234567890"]  # bytes, summable
+        assert exports[1][0] == "2026-11-24 09:00:00"  # local time, sortable
+        access = _read_csv(out / f"supervision-{WEEK}-access.csv")
+        assert access[1][3:] == ["李法官", "某某县人民法院", "庭审质证", "王所长"]
+        repair = _read_csv(out / f"supervision-{WEEK}-out_of_service.csv")
+        assert repair[1][:2] == ["CAM002", "维修中"]
+    # A directory that is not empty is refused before anything is read or written.
+    done = run_dockd(["report", kind, "--week", WEEK, "--format", "csv", "--out", out,
+                      "--config", cfg])
+    assert done.returncode == 2 and "new or empty directory" in done.stderr
+    assert sorted(out.iterdir()) == files
+
+
+def _title_pixels(pdf: Path, word: str, tmp: Path) -> tuple[int, int]:
+    """(dark pixels, all pixels) of the box pdftotext gives for ``word`` on page 1,
+    rendered at 72 dpi (one pixel per point)."""
+    from PIL import Image
+
+    html = subprocess.run(["pdftotext", "-bbox", "-f", "1", "-l", "1", str(pdf), "-"],
+                          capture_output=True, text=True, check=True).stdout
+    for line in html.splitlines():
+        if f">{word}<" in line:
+            box = {k: float(line.split(f'{k}="')[1].split('"')[0])
+                   for k in ("xMin", "yMin", "xMax", "yMax")}
+            break
+    else:
+        raise AssertionError(f"{word!r} not found in the text of {pdf.name}")
+    subprocess.run(["pdftoppm", "-r", "72", "-f", "1", "-l", "1", "-png", "-singlefile",
+                    str(pdf), str(tmp / "page")], check=True)
+    with Image.open(tmp / "page.png") as page:
+        crop = page.convert("L").crop((int(box["xMin"]), int(box["yMin"]),
+                                       int(box["xMax"]) + 1, int(box["yMax"]) + 1))
+        pixels = list(crop.tobytes())
+    return sum(1 for p in pixels if p < 128), len(pixels)
+
+
+@pytest.mark.parametrize("kind,word", [("weekly", "周报"), ("supervision", "监督检查报告")])
+def test_pdf_title_glyphs_are_drawn(week_store: Path, kind: str, word: str) -> None:
+    cfg = week_store / "dockd.toml"
+    pdf = week_store / f"{kind}.pdf"
+    done = run_dockd(["report", kind, "--week", WEEK, "--format", "pdf", "--out", pdf,
+                      "--config", cfg], env={"LANGUAGE": "zh_CN"})
+    assert done.returncode == 0, done.stderr
+    dark, total = _title_pixels(pdf, word, week_store)
+    assert total > 100 and dark > total // 10, (dark, total)  # ink, not blank boxes
+
+
+def test_pdf_has_headers_page_numbers_and_human_sizes(week_store: Path) -> None:
+    cfg = week_store / "dockd.toml"
+    for kind, lang, expect in (
+            ("weekly", "zh_CN", ["执法人员", "记录仪", "第 1 页，共 1 页", "kB"]),
+            ("supervision", "en", ["Evidence exports", "requester", "page 1 of", "1.2 GB",
+                                   "Access register", "李法官", "in repair"])):
+        pdf = week_store / f"{kind}-{lang}.pdf"
+        done = run_dockd(["report", kind, "--week", WEEK, "--format", "pdf", "--out", pdf,
+                          "--config", cfg], env={"LANGUAGE": lang})
+        assert done.returncode == 0, done.stderr
+        text = subprocess.run(["pdftotext", "-layout", str(pdf), "-"], capture_output=True,
+                              text=True, check=True).stdout
+        for wanted in expect:
+            assert wanted in text, (kind, lang, wanted)
+        assert "1234567890" not in text  # sizes are for people in the PDF
+
+
+@pytest.mark.parametrize("values,integers,expected", [
+    ([0, 0, 0], True, (5.0, 1.0)),
+    ([0.0, 0.0], False, (1.0, 0.2)),
+    ([3, 1], True, (3.0, 1.0)),
+    ([17], True, (20.0, 5.0)),
+    ([0.004], False, (0.004, 0.001)),
+    ([0.011], False, (0.0125, 0.0025)),
+    ([7.3, 2.0], False, (8.0, 2.0)),
+])
+def test_axis_scale(values: list[float], integers: bool,
+                    expected: tuple[float, float]) -> None:
+    from dockd.records.render import axis_scale
+
+    top, step = axis_scale(values, integers)
+    assert (top, step) == pytest.approx(expected)
+    assert top >= max(values) and top / step <= 10
 
 
 def test_json_and_pdf_outputs(week_store: Path) -> None:
@@ -147,6 +275,7 @@ def test_bad_report_arguments(week_store: Path) -> None:
     cfg = week_store / "dockd.toml"
     for args, message in ((["--week", "2026-48"], "not an ISO week"),
                           (["--week", "2026-W54"], "not an ISO week"),
-                          (["--format", "pdf"], "needs --out")):
+                          (["--format", "pdf"], "needs --out"),
+                          (["--format", "csv"], "needs --out DIR")):
         done = run_dockd(["report", "weekly", *args, "--config", cfg])
         assert done.returncode == 2 and message in done.stderr

@@ -30,8 +30,10 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         r.add_argument("--week", metavar="YYYY-Www",
                        help=_("ISO week (default: the last complete week)"))
         r.add_argument("--format", choices=FORMATS, default="text", help=_("output format"))
-        r.add_argument("--out", type=Path, metavar="FILE",
-                       help=_("write to FILE (required for pdf)"))
+        r.add_argument("--out", type=Path, metavar="PATH",
+                       help=_("write to PATH instead of the terminal: a new file for text,"
+                              " json and pdf (required for pdf); a new or empty directory for"
+                              " csv, one file per table (required for csv)"))
         add_config_options(r)
         r.set_defaults(func=run, report_kind=name)
 
@@ -39,8 +41,14 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 def run(args: argparse.Namespace) -> int:
     if args.format == "pdf" and args.out is None:
         raise UsageError(_("--format pdf needs --out FILE"))
-    if args.out is not None and args.out.exists():
+    if args.format == "csv" and args.out is None:
+        raise UsageError(_("--format csv needs --out DIR (one CSV file per table)"))
+    if args.out is not None and args.out.exists() and args.format != "csv":
         raise UsageError(_("--out {path} already exists").format(path=args.out))
+    if args.format == "csv":
+        from dockd.records.render import check_csv_dir
+
+        check_csv_dir(args.out)
     config = config_from_args(args)
     settings = config.records
     now = SystemClock().now()
@@ -54,15 +62,21 @@ def run(args: argparse.Namespace) -> int:
         write_pdf(report, args.out)
         print(_("wrote {path}").format(path=args.out))
         return 0
+    if args.format == "csv":
+        from dockd.records.render import write_csv
+
+        for path in write_csv(report, args.out):
+            print(_("wrote {path}").format(path=path))
+        return 0
     if args.format == "json":
         if args.out is None:
             print_json(report.to_json_dict())
             return 0
         text = json.dumps(report.to_json_dict(), ensure_ascii=False, indent=2) + "\n"
     else:
-        from dockd.records.render import to_csv, to_text
+        from dockd.records.render import to_text
 
-        text = to_csv(report) if args.format == "csv" else to_text(report)
+        text = to_text(report)
     if args.out is None:
         sys.stdout.write(text)
     else:

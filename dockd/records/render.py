@@ -1,19 +1,26 @@
-"""The reports as text, CSV and PDF (with a bar chart of the week), in the language the
-environment asks for; JSON is the reports' ``to_json_dict``."""
+"""The reports as text, CSV and PDF, in the language the environment asks for; JSON is the
+reports' ``to_json_dict``. All three show the tables of :mod:`dockd.records.reports_tables`.
+
+CSV is one file per table (``<report>-<week>-<table>.csv``): UTF-8 with a byte-order mark so
+Excel on a Chinese Windows reads it as UTF-8, a header row, and the same number of cells on
+every row; times are local ``YYYY-MM-DD HH:MM:SS`` and sizes are byte counts, so a
+spreadsheet can sort and sum them.
+"""
 
 from __future__ import annotations
 
 import csv
-import io
+import math
 from pathlib import Path
+from typing import Any
 
 from reportlab.graphics.charts.barcharts import VerticalBarChart  # type: ignore[import-untyped]
-from reportlab.graphics.charts.legends import Legend  # type: ignore[import-untyped]
-from reportlab.graphics.shapes import Drawing  # type: ignore[import-untyped]
+from reportlab.graphics.shapes import Drawing, Group, String  # type: ignore[import-untyped]
 from reportlab.lib import colors  # type: ignore[import-untyped]
-from reportlab.lib.pagesizes import A4  # type: ignore[import-untyped]
+from reportlab.lib.pagesizes import A4, landscape  # type: ignore[import-untyped]
 from reportlab.lib.styles import ParagraphStyle  # type: ignore[import-untyped]
 from reportlab.lib.units import mm  # type: ignore[import-untyped]
+from reportlab.pdfgen.canvas import Canvas  # type: ignore[import-untyped]
 from reportlab.platypus import (  # type: ignore[import-untyped]
     Flowable,
     Paragraph,
@@ -23,150 +30,183 @@ from reportlab.platypus import (  # type: ignore[import-untyped]
     TableStyle,
 )
 
+from dockd.errors import UsageError
 from dockd.i18n import _
-from dockd.records.pdf import register_font, shown
-from dockd.records.reports import DayTotals, SupervisionReport, WeeklyReport
+from dockd.records.pdf import register_font
+from dockd.records.reports import DayTotals, WeeklyReport
+from dockd.records.reports_tables import Report, ReportTable, Style, period_line, tables, title
 
-Report = WeeklyReport | SupervisionReport
-
-
-def weekly_columns() -> list[str]:
-    return [_("officer"), _("recorder"), _("docks"), _("sessions"), _("files"),
-            _("hours"), _("bytes"), _("faults"), _("files without length")]
+CSV_ENCODING = "utf-8-sig"  # the BOM tells Excel the file is UTF-8
 
 
-def _weekly_cells(report: WeeklyReport) -> list[list[str]]:
-    return [[shown(r.officer), r.recorder, str(r.docks), str(r.sessions), str(r.files),
-             f"{r.hours:.2f}", str(r.bytes), str(r.faults), str(r.files_without_length)]
-            for r in report.rows]
-
-
-def _supervision_sections(report: SupervisionReport) -> list[tuple[str, list[list[str]]]]:
-    return [
-        (_("Integrity checks"), [[i["time"], _("intact") if i["ok"] else _("FAILED"),
-                                  _("{n} problem(s)").format(n=i["problem_count"])]
-                                 for i in report.integrity]),
-        (_("Offload failures"), [[f["time"], f["recorder"], f["result"], shown(f["reason"]),
-                                  _("{n} file(s) failed").format(n=f["files_failed"])]
-                                 for f in report.offload_failures]),
-        (_("Files not stored"), [[f["time"], f["recorder"], shown(f["path"]), shown(f["reason"])]
-                                 for f in report.file_failures]),
-        (_("Faults"), [[f["time"], f["recorder"], shown(f["reason"]), shown(f["detail"])]
-                       for f in report.faults]),
-        (_("Recorders never docked"), [[s] for s in report.never_docked]),
-        (_("Recorders not docked for more than {h} hours").format(h=report.alert_hours),
-         [[o.recorder, shown(o.officer), shown(o.last_docked), shown(o.hours_since)]
-          for o in report.overdue]),
-        (_("Holds in force"), [[str(h.id), h.scope, h.target, h.reason, h.created_by,
-                                h.created_at] for h in report.holds]),
-    ]
-
-
-def title(report: Report) -> str:
-    if isinstance(report, WeeklyReport):
-        return _("Weekly report {week} (art. 12(2))").format(week=report.period.label)
-    return _("Supervision report {week} (art. 15-16)").format(week=report.period.label)
-
-
-def to_text(report: Report) -> str:
-    """Plain text for the terminal."""
-    lines = [title(report), _("period {start} – {end} (UTC); generated {now}").format(
-        start=report.period.start_utc, end=report.period.end_utc, now=report.generated_at), ""]
-    if isinstance(report, WeeklyReport):
-        lines.append(" | ".join(weekly_columns()))
-        lines += [" | ".join(c) for c in _weekly_cells(report)] or [_("no activity")]
-        lines += ["", _("Recorders not docked for more than {h} hours").format(
-            h=report.alert_hours)]
-        lines += [f"  {o.recorder} ({shown(o.officer)}): {shown(o.last_docked)}"
-                  for o in report.overdue] or [_("  none")]
-    else:
-        for name, rows in _supervision_sections(report):
-            lines.append(f"{name}: {len(rows)}")
-            lines += ["  " + " | ".join(r) for r in rows]
+def to_text(report: Report, bureau: str | None = None) -> str:
+    """Plain text for the terminal: every table with its header row."""
+    lines = [bureau] if bureau else []
+    lines += [title(report), period_line(report)]
+    for table in tables(report):
+        lines += ["", f"{table.title}: {len(table.rows)}"]
+        if table.rows:
+            lines += ["  " + " | ".join(r) for r in [table.columns, *table.rows]]
     return "\n".join(lines) + "\n"
 
 
-def to_csv(report: Report) -> str:
-    """CSV: weekly, one row per officer and recorder; supervision, one row per finding
-    with its section in the first column."""
-    buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\n")
-    if isinstance(report, WeeklyReport):
-        writer.writerow(weekly_columns())
-        writer.writerows(_weekly_cells(report))
-    else:
-        writer.writerow([_("section"), _("details")])
-        for name, rows in _supervision_sections(report):
-            for r in rows:
-                writer.writerow([name, *r])
-    return buf.getvalue()
+def csv_name(report: Report, table: ReportTable) -> str:
+    """The file name of one table's CSV."""
+    return f"{report_kind(report)}-{report.period.label}-{table.key}.csv"
 
 
-def write_pdf(report: Report, path: Path) -> None:
-    """A printable PDF: title, a bar chart of the week, then the tables."""
+def report_kind(report: Report) -> str:
+    return "weekly" if isinstance(report, WeeklyReport) else "supervision"
+
+
+def check_csv_dir(out_dir: Path) -> None:
+    """UsageError unless ``out_dir`` is new or an empty directory."""
+    if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())):
+        raise UsageError(_("--out {path} must be a new or empty directory for CSV (one file"
+                           " per table)").format(path=out_dir))
+
+
+def write_csv(report: Report, out_dir: Path) -> list[Path]:
+    """One CSV per table in ``out_dir`` (created; it must be new or empty); the paths."""
+    check_csv_dir(out_dir)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UsageError(_("cannot create {path}: {error}").format(
+            path=out_dir, error=exc.strerror)) from None
+    written = []
+    for table in tables(report, Style.SHEET):
+        path = out_dir / csv_name(report, table)
+        with open(path, "w", encoding=CSV_ENCODING, newline="") as fh:
+            writer = csv.writer(fh)  # \r\n line ends, as RFC 4180 and Excel expect
+            writer.writerow(table.columns)
+            writer.writerows(table.rows)
+        written.append(path)
+    return written
+
+
+def write_pdf(report: Report, path: Path, bureau: str | None = None) -> None:
+    """A printable landscape A4 PDF: the bureau, title and period, the week's chart(s), then
+    every table with its header row (repeated on each page); page x of y in the footer."""
     font = register_font()
-    styles = {"title": ParagraphStyle("t", fontName=font, fontSize=14, leading=18),
-              "h": ParagraphStyle("h", fontName=font, fontSize=10, leading=13, spaceBefore=6),
-              "cell": ParagraphStyle("c", fontName=font, fontSize=7, leading=9, wordWrap="CJK")}
-    story: list[Flowable] = [
-        Paragraph(_esc(title(report)), styles["title"]),
-        Paragraph(_esc(_("period {start} – {end} (UTC); generated {now}").format(
-            start=report.period.start_utc, end=report.period.end_utc, now=report.generated_at)),
-            styles["cell"]),
-        Spacer(1, 4 * mm),
-        _chart(report.days, font, isinstance(report, WeeklyReport)),
-        Spacer(1, 4 * mm),
-    ]
+    styles = {"bureau": ParagraphStyle("b", fontName=font, fontSize=11, leading=14),
+              "title": ParagraphStyle("t", fontName=font, fontSize=15, leading=19),
+              "h": ParagraphStyle("h", fontName=font, fontSize=10, leading=13, spaceBefore=8,
+                                  spaceAfter=2, keepWithNext=1),
+              "cell": ParagraphStyle("c", fontName=font, fontSize=7.5, leading=9.5,
+                                     wordWrap="CJK"),
+              "num": ParagraphStyle("n", fontName=font, fontSize=7.5, leading=9.5,
+                                    alignment=2)}
+    story: list[Flowable] = []
+    if bureau:
+        story.append(Paragraph(_esc(bureau), styles["bureau"]))
+    story += [Paragraph(_esc(title(report)), styles["title"]),
+              Paragraph(_esc(period_line(report)), styles["cell"]), Spacer(1, 3 * mm),
+              _charts(report, font), Spacer(1, 2 * mm)]
+    for table in tables(report):
+        story.append(Paragraph(_esc(f"{table.title}: {len(table.rows)}"), styles["h"]))
+        if table.rows:
+            story.append(_table(table, styles["cell"], styles["num"]))
+    footer = " · ".join(p for p in (bureau, title(report)) if p)
+    doc = SimpleDocTemplate(str(path), pagesize=landscape(A4), leftMargin=12 * mm,
+                            rightMargin=12 * mm, topMargin=12 * mm, bottomMargin=14 * mm,
+                            title=title(report), author="dockd", invariant=1)
+    doc.build(story, canvasmaker=_numbered(footer, font))
+
+
+def axis_scale(values: list[float], integers: bool) -> tuple[float, float]:
+    """``(maximum, step)`` of a value axis starting at 0: about five round steps above the
+    largest value; counts get whole steps, and all-zero data still gets a readable 0..1
+    (hours) or 0..5 (counts) axis instead of 0..0.01."""
+    top = max(values, default=0)
+    if top <= 0:
+        return (5.0, 1.0) if integers else (1.0, 0.2)
+    raw = top / 5
+    magnitude = 10 ** math.floor(math.log10(raw))
+    step = next(m * magnitude for m in (1, 2, 2.5, 5, 10) if m * magnitude >= raw)
+    if integers:
+        step = max(1.0, math.ceil(step))
+    return step * math.ceil(top / step), step
+
+
+def _charts(report: Report, font: str) -> Drawing:
+    days = report.days
     if isinstance(report, WeeklyReport):
-        story.append(_table([weekly_columns(), *_weekly_cells(report)], styles["cell"]))
-        story.append(Paragraph(_esc(_("Recorders not docked for more than {h} hours").format(
-            h=report.alert_hours)), styles["h"]))
-        story.append(_table([[o.recorder, shown(o.officer), shown(o.last_docked),
-                              shown(o.hours_since)] for o in report.overdue]
-                            or [[_("none")]], styles["cell"]))
-    else:
-        for name, rows in _supervision_sections(report):
-            story.append(Paragraph(_esc(f"{name}: {len(rows)}"), styles["h"]))
-            if rows:
-                story.append(_table(rows, styles["cell"]))
-    doc = SimpleDocTemplate(str(path), pagesize=A4, leftMargin=12 * mm, rightMargin=12 * mm,
-                            topMargin=12 * mm, bottomMargin=12 * mm, title=title(report),
-                            author="dockd", invariant=1)
-    doc.build(story)
-
-
-def _chart(days: list[DayTotals], font: str, weekly: bool) -> Drawing:
-    drawing = Drawing(180 * mm, 60 * mm)
-    chart = VerticalBarChart()
-    chart.x, chart.y, chart.width, chart.height = 12 * mm, 10 * mm, 130 * mm, 45 * mm
-    if weekly:
-        chart.data = [[d.files for d in days], [d.hours for d in days]]
-        names = [_("files"), _("hours")]
-    else:
-        chart.data = [[d.problems for d in days]]
-        names = [_("failures and faults")]
-    chart.categoryAxis.categoryNames = [d.day[5:] for d in days]
-    chart.categoryAxis.labels.fontName = font
-    chart.valueAxis.labels.fontName = font
-    chart.valueAxis.valueMin = 0
-    palette = (colors.steelblue, colors.orange)
-    for i in range(len(chart.data)):
-        chart.bars[i].fillColor = palette[i % len(palette)]
-    legend = Legend()
-    legend.x, legend.y = 148 * mm, 50 * mm
-    legend.fontName = font
-    legend.colorNamePairs = [(palette[i], names[i]) for i in range(len(names))]
-    drawing.add(chart)
-    drawing.add(legend)
+        drawing = Drawing(270 * mm, 60 * mm)
+        drawing.add(_bar_chart(days, [d.files for d in days], _("files per day"), font,
+                               0, True, colors.steelblue))
+        drawing.add(_bar_chart(days, [d.hours for d in days], _("hours recorded per day"), font,
+                               135 * mm, False, colors.darkorange))
+        return drawing
+    drawing = Drawing(270 * mm, 60 * mm)
+    drawing.add(_bar_chart(days, [d.problems for d in days],
+                           _("failures and faults per day"), font, 0, True, colors.firebrick))
     return drawing
 
 
-def _table(rows: list[list[str]], style: ParagraphStyle) -> Table:
-    table = Table([[Paragraph(_esc(c), style) for c in r] for r in rows], repeatRows=1)
-    table.setStyle(TableStyle([("GRID", (0, 0), (-1, -1), 0.3, colors.grey),
-                               ("VALIGN", (0, 0), (-1, -1), "TOP")]))
-    return table
+def _bar_chart(days: list[DayTotals], values: list[float], caption: str, font: str,
+               x: float, integers: bool, colour: colors.Color) -> Group:
+    group = Group()
+    chart = VerticalBarChart()
+    chart.x, chart.y, chart.width, chart.height = x + 14 * mm, 8 * mm, 110 * mm, 40 * mm
+    chart.data = [values]
+    chart.bars[0].fillColor = colour
+    chart.categoryAxis.categoryNames = [d.day[5:] for d in days]
+    chart.categoryAxis.labels.fontName = font
+    chart.valueAxis.labels.fontName = font
+    top, step = axis_scale(values, integers)
+    chart.valueAxis.valueMin, chart.valueAxis.valueMax, chart.valueAxis.valueStep = 0, top, step
+    chart.valueAxis.labelTextFormat = _number
+    chart.barLabels.fontName = font
+    chart.barLabelFormat = lambda v: _number(v) if v else ""  # no row of zeros
+    chart.barLabels.nudge = 5
+    group.add(chart)
+    group.add(String(x + 14 * mm, 54 * mm, caption, fontName=font, fontSize=9))
+    return group
+
+
+def _number(value: float) -> str:
+    return f"{value:.6g}"  # 3, 0.25, 0.01: no 0.0 for a small value, no 3.000000
+
+
+def _table(table: ReportTable, cell: ParagraphStyle, num: ParagraphStyle) -> Table:
+    head = [Paragraph(_esc(c), cell) for c in table.columns]
+    body = [[Paragraph(_esc(c), num if i in table.numeric else cell) for i, c in enumerate(r)]
+            for r in table.rows]
+    out = Table([head, *body], repeatRows=1, hAlign="LEFT")
+    out.setStyle(TableStyle([("GRID", (0, 0), (-1, -1), 0.3, colors.grey),
+                             ("BACKGROUND", (0, 0), (-1, 0), colors.HexColor("#e8eef4")),
+                             ("VALIGN", (0, 0), (-1, -1), "TOP")]))
+    return out
 
 
 def _esc(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def _numbered(footer: str, font: str) -> type[Canvas]:
+    """A canvas that keeps every page until the end, so each can print ``page x of y``."""
+
+    class Numbered(Canvas):  # type: ignore[misc]
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            self._kept: list[dict[str, Any]] = []
+
+        def showPage(self) -> None:  # reportlab's name
+            self._kept.append(dict(self.__dict__))
+            self._startPage()
+
+        def save(self) -> None:
+            pages = len(self._kept)
+            for number, state in enumerate(self._kept, start=1):
+                self.__dict__.update(state)
+                width = self._pagesize[0]
+                self.setFont(font, 8)
+                self.setFillGray(0.35)
+                self.drawString(12 * mm, 7 * mm, footer)
+                self.drawRightString(width - 12 * mm, 7 * mm, _("page {page} of {pages}").format(
+                    page=number, pages=pages))
+                super().showPage()
+            super().save()
+
+    return Numbered

@@ -1,13 +1,15 @@
-"""The reports for supervisors, as data (rendering is in :mod:`dockd.records.render`).
+"""The reports for supervisors, as data (tables: :mod:`dockd.records.reports_tables`; text, CSV, PDF: :mod:`dockd.records.render`).
 
 * weekly (art. 12(2)): per officer and recorder -- docks, offload sessions, files, hours
   recorded, bytes, faults; and the recorders not docked for longer than
   ``[records] undocked_alert_hours``;
-* supervision (art. 15-16): integrity checks, offload failures, faults, recorders never
-  docked or overdue, and the holds in force.
+* supervision (art. 13-16): integrity checks, offload failures, faults, recorders marked
+  faulty or in repair, never docked or overdue, the holds in force, and the exports and
+  access-register entries of the period.
 
 Sources: sessions and sightings (the core), ``recorder.docked`` and ``bay.fault`` custody
-events (the dock runtime), the recorder registry, holds. Hours come from the files' own
+events (the dock runtime), ``export.created`` and ``access.registered`` (records), the
+recorder registry, holds. Hours come from the files' own
 durations; a file whose length is unknown adds nothing and is counted as such.
 """
 
@@ -24,7 +26,15 @@ from dockd.records.holds import Hold, list_holds
 from dockd.records.people import officer_at
 from dockd.records.periods import Period
 from dockd.store.catalog import Catalog
-from dockd.store.events import BayFault, FileFailed, RecorderDocked, VerifyCompleted
+from dockd.store.events import (
+    AccessRegistered,
+    BayFault,
+    ExportCreated,
+    FileFailed,
+    RecorderDocked,
+    RecorderStateChanged,
+    VerifyCompleted,
+)
 
 DOCK_EVENT = RecorderDocked.TYPE
 FAULT_EVENT = BayFault.TYPE
@@ -110,6 +120,9 @@ class SupervisionReport:
     never_docked: list[str] = field(default_factory=list)
     overdue: list[Overdue] = field(default_factory=list)
     holds: list[Hold] = field(default_factory=list)
+    out_of_service: list[dict[str, Any]] = field(default_factory=list)
+    exports: list[dict[str, Any]] = field(default_factory=list)
+    access: list[dict[str, Any]] = field(default_factory=list)
     days: list[DayTotals] = field(default_factory=list)
 
     def to_json_dict(self) -> dict[str, Any]:
@@ -121,7 +134,8 @@ class SupervisionReport:
                 "never_docked": self.never_docked,
                 "overdue": [asdict(o) for o in self.overdue],
                 "holds": [h.to_json_dict() for h in self.holds],
-                "days": [asdict(d) for d in self.days]}
+                "out_of_service": self.out_of_service, "exports": self.exports,
+                "access": self.access, "days": [asdict(d) for d in self.days]}
 
 
 def weekly_report(catalog: Catalog, period: Period, now: dt.datetime,
@@ -171,6 +185,7 @@ def supervision_report(catalog: Catalog, period: Period, now: dt.datetime,
     per_day: dict[str, list[float]] = defaultdict(lambda: [0, 0.0, 0])
     for e in _events(catalog, "verify.%", span):
         p = e["payload"]
+        per_day[_local_day(e["time"], period)][2] += e["type"] != VerifyCompleted.TYPE
         report.integrity.append({"time": e["time"], "ok": e["type"] == VerifyCompleted.TYPE,
                                  "items_checked": p.get("items_checked"),
                                  "problem_count": p.get("problem_count",
@@ -195,8 +210,42 @@ def supervision_report(catalog: Catalog, period: Period, now: dt.datetime,
     report.never_docked = never_docked(catalog)
     report.overdue = overdue_recorders(catalog, min(now, period.end), alert_hours)
     report.holds = list_holds(catalog)
+    report.out_of_service = out_of_service(catalog)
+    for e in _events(catalog, ExportCreated.TYPE, span):
+        p = e["payload"]
+        report.exports.append({"time": e["time"], "export_id": p.get("export_id"),
+                               "case": p.get("case"), "recordings": p.get("recordings"),
+                               "bytes": p.get("bytes"), "requester": p.get("requester"),
+                               "requester_unit": p.get("requester_unit"),
+                               "reason": p.get("reason"), "approved_by": p.get("approved_by"),
+                               "public_use": p.get("public_use")})
+    for e in _events(catalog, AccessRegistered.TYPE, span):
+        p = e["payload"]
+        report.access.append({"time": e["time"], "case": p.get("case"),
+                              "items": len(p.get("items", [])),
+                              "requester": p.get("requester"),
+                              "requester_unit": p.get("requester_unit"),
+                              "reason": p.get("reason"), "approved_by": p.get("approved_by")})
     report.days = _days(period, per_day)
     return report
+
+
+def out_of_service(catalog: Catalog) -> list[dict[str, Any]]:
+    """Enrolled recorders marked faulty or in repair now, with when and by whom that was
+    recorded (the latest ``recorder.state_changed``)."""
+    if not catalog.has_table("recorders"):
+        return []
+    out = []
+    for r in catalog.query("SELECT serial, state, officer_id, officer_name FROM recorders"
+                           " WHERE state IN ('faulty', 'in_repair') ORDER BY serial"):
+        change = catalog.query_one(
+            "SELECT time, actor FROM custody WHERE type = ? AND subject = ?"
+            " ORDER BY seq DESC LIMIT 1", (RecorderStateChanged.TYPE, r["serial"]))
+        out.append({"recorder": r["serial"], "state": r["state"],
+                    "officer": r["officer_name"] or r["officer_id"],
+                    "since": change["time"] if change else None,
+                    "by": change["actor"] if change else None})
+    return out
 
 
 def never_docked(catalog: Catalog) -> list[str]:
