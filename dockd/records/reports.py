@@ -1,4 +1,5 @@
-"""The reports for supervisors, as data (tables: :mod:`dockd.records.reports_tables`; text, CSV, PDF: :mod:`dockd.records.render`).
+"""The reports for supervisors, as data (tables: :mod:`dockd.records.reports_tables`;
+text, CSV, PDF: :mod:`dockd.records.render`).
 
 * weekly (art. 12(2)): per officer and recorder -- docks, offload sessions, files, hours
   recorded, bytes, faults; and the recorders not docked for longer than
