@@ -8,6 +8,7 @@ is the source text; ``dockd/locale/<lang>/LC_MESSAGES/dockd.mo`` holds the trans
 
 from __future__ import annotations
 
+import datetime as dt
 import functools
 import gettext
 import os
@@ -32,6 +33,34 @@ def in_language(language: str, message: str) -> str:
     """``message`` in ``language`` (e.g. ``zh_CN``) whatever the environment says: the
     sign-off sheet is always bilingual."""
     return _translation((language,)).gettext(message)
+
+
+# The one way a person reads a time and a length (rules' forms, sheets, reports, console).
+TIME_FORMAT = N_("{year:04d}-{month:02d}-{day:02d} {hour:02d}:{minute:02d}:{second:02d}")
+DATE_FORMAT = N_("{year:04d}-{month:02d}-{day:02d}")
+
+
+def local_time(moment: dt.datetime, tz: dt.tzinfo, language: str | None = None) -> str:
+    """``moment`` in ``tz`` to the second, as a person reads it: ``2026年12月01日 09:10:00``
+    in zh_CN, ``2026-12-01 09:10:00`` in English (``language`` overrides the environment)."""
+    m = moment.astimezone(tz)
+    form = in_language(language, TIME_FORMAT) if language else _(TIME_FORMAT)
+    return form.format(year=m.year, month=m.month, day=m.day, hour=m.hour, minute=m.minute,
+                       second=m.second)
+
+
+def local_date(day: dt.date, language: str | None = None) -> str:
+    """A calendar day as a person reads it: ``2026年12月01日``, ``2026-12-01``."""
+    form = in_language(language, DATE_FORMAT) if language else _(DATE_FORMAT)
+    return form.format(year=day.year, month=day.month, day=day.day)
+
+
+def length_text(seconds: float) -> str:
+    """A recording's length as 时:分:秒 (H:MM:SS), to the nearest second: ``0:00:03``,
+    ``1:02:05``. The same in every language."""
+    whole = max(0, round(seconds))
+    hours, rest = divmod(whole, 3600)
+    return f"{hours}:{rest // 60:02d}:{rest % 60:02d}"
 
 
 def _env_languages() -> tuple[str, ...]:

@@ -38,8 +38,8 @@ def two_days(tmp_path: Path) -> dict[str, object]:
     second = ingest(store, tmp_path / "s2", {"DCIM/wed.mp4": b"wednesday"}).files[0].sha256
     store.close()
     cfg = tmp_path / "dockd.toml"
-    cfg.write_text(f'[dock]\nstore_dir = "{tmp_path / "store"}"\n[records]\n'
-                   'utc_offset = "+08:00"\n', encoding="utf-8")
+    cfg.write_text(f'[dock]\nstore_dir = "{tmp_path / "store"}"\n'
+                   'timezone = "Asia/Shanghai"\n', encoding="utf-8")
     return {"cfg": cfg, "store": tmp_path / "store", "mon": first, "wed": second}
 
 

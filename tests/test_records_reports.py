@@ -39,7 +39,7 @@ WEEK = "2026-W48"
 def week_store(tmp_path: Path, ffmpeg: str) -> Path:
     clock = SettableClock(T0 - dt.timedelta(days=10))
     store = open_clocked_store(tmp_path / "store", clock,
-                               records={"utc_offset": "+08:00", "undocked_alert_hours": 48})
+                               records={"undocked_alert_hours": 48})
     ingest(store, tmp_path / "old", {"a.mp4": b"old"}, recorder="CAM003")  # before the week
     clock.t = T0
     enrol(store, "CAM001", "Hikvision", "DSJ-X1", "0451", "赵六")
@@ -71,7 +71,7 @@ def week_store(tmp_path: Path, ffmpeg: str) -> Path:
     assert verify_store(store, "test").ok
     store.close()
     (tmp_path / "dockd.toml").write_text(
-        f'[dock]\nstore_dir = "{tmp_path / "store"}"\n[records]\nutc_offset = "+08:00"\n',
+        f'[dock]\nstore_dir = "{tmp_path / "store"}"\ntimezone = "Asia/Shanghai"\n',
         encoding="utf-8")
     return tmp_path
 

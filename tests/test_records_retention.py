@@ -63,14 +63,10 @@ def test_retention_below_90_days_is_refused_citing_the_rule() -> None:
 
 def test_records_section_defaults_and_values() -> None:
     cfg = parse_config({"records": {"retention_days": 120, "case_retention_days": 730,
-                                    "undocked_alert_hours": 24, "utc_offset": "+08:00"}})
+                                    "undocked_alert_hours": 24}})
     s = cfg.records
     assert (s.retention_days, s.case_retention_days, s.undocked_alert_hours) == (120, 730, 24)
-    assert s.utc_offset == dt.timedelta(hours=8)
     assert parse_config({}).records.retention_days == 90
-    for bad in ("8", "+8:00", "+15:00", "+08:60"):
-        with pytest.raises(ConfigError, match="utc_offset"):
-            parse_config({"records": {"utc_offset": bad}})
     with pytest.raises(ConfigError, match="unknown key"):
         parse_config({"records": {"retention": 120}})
     assert (parse_config({"archive": ARCHIVE}).archive is not None)

@@ -21,7 +21,7 @@ from dockd.store.catalog import Catalog
 
 
 def add_range_options(parser: argparse.ArgumentParser) -> None:
-    """``--from DATE --to DATE`` (local days, inclusive; ``[records] utc_offset``)."""
+    """``--from DATE --to DATE`` (local days, inclusive; ``[dock] timezone``)."""
     parser.add_argument("--from", dest="date_from", metavar="DATE",
                         help=_("first day, YYYY-MM-DD (local time)"))
     parser.add_argument("--to", dest="date_to", metavar="DATE",
@@ -31,7 +31,7 @@ def add_range_options(parser: argparse.ArgumentParser) -> None:
 def date_range(config: Config, args: argparse.Namespace
                ) -> tuple[dt.datetime | None, dt.datetime | None]:
     """The ``--from``/``--to`` days as a half-open instant range (either end may be open)."""
-    tz = config.records.tz
+    tz = config.dock.tz
     start = parse_day(args.date_from, tz, "--from").start if args.date_from else None
     end = parse_day(args.date_to, tz, "--to").end if args.date_to else None
     if start and end:

@@ -52,7 +52,8 @@ def run(args: argparse.Namespace) -> int:
     config = config_from_args(args)
     settings = config.records
     now = SystemClock().now()
-    period = parse_week(args.week, settings.tz) if args.week else previous_week(now, settings.tz)
+    tz = config.dock.tz
+    period = parse_week(args.week, tz) if args.week else previous_week(now, tz)
     with reading_catalog(config) as catalog:
         build = weekly_report if args.report_kind == "weekly" else supervision_report
         report = build(catalog, period, now, settings.undocked_alert_hours)

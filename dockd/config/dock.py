@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass
 from pathlib import Path
 
+from dockd.clock import system_zone, zone_named
 from dockd.config.reader import TableReader
+from dockd.i18n import _
 from dockd.names import DOCK_ID_HINT, DOCK_ID_PATTERN
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
@@ -20,6 +23,14 @@ class DockSection:
     store_dir: Path = Path("/var/lib/dockd")
     signing_key: Path | None = None  # default: <store_dir>/keys/custody.ed25519
     log_level: str = "INFO"
+    # IANA name of the bureau's local time (sheets, reports, console, --day); None: the
+    # system's. Custody records and MQTT stay UTC whatever this says.
+    timezone: str | None = None
+
+    @property
+    def tz(self) -> dt.tzinfo:
+        """The local time zone in which people read times and name days and weeks."""
+        return zone_named(self.timezone) if self.timezone else system_zone()
 
     @property
     def signing_key_path(self) -> Path:
@@ -35,4 +46,18 @@ def parse_dock(t: TableReader) -> DockSection:
         store_dir=t.path("store_dir", d.store_dir) or d.store_dir,
         signing_key=t.path("signing_key", None),
         log_level=t.choice("log_level", d.log_level, LOG_LEVELS),
+        timezone=_timezone(t),
     )
+
+
+def _timezone(t: TableReader) -> str | None:
+    name = t.get("timezone", str, "")
+    if not name:
+        return None
+    try:
+        zone_named(name)
+    except ValueError:
+        t.problem("timezone", _("{name!r} is not an IANA time zone name (e.g. \"Asia/Shanghai\");"
+                                " 'timedatectl list-timezones' lists them").format(name=name))
+        return None
+    return name

@@ -1,4 +1,5 @@
-"""The ``[records]`` section: retention, reporting thresholds, the local day.
+"""The ``[records]`` section: retention, reporting thresholds, what the printed
+documents say and how they are printed.
 
 ::
 
@@ -6,24 +7,27 @@
     retention_days = 90           # untagged recordings; never below 90 (rules art. 12(3))
     case_retention_days = 365     # recordings tagged with a case number
     undocked_alert_hours = 48     # reports flag a recorder not docked for longer
-    utc_offset = "+08:00"         # the bureau's local time: days and weeks of reports
+    unit_name = "某某县公安局"      # the bureau/unit printed on sheets and reports
+    pdf_font = "/usr/share/fonts/truetype/wqy/wqy-zenhei.ttc"   # embedded in every PDF
+    operator_defaults_to_officer = false  # art. 12(4) operator: the recorder's officer
 
 A retention below 90 days is refused, whatever the category: the rules ask for at least
-three months and a config cannot lower that.
+three months and a config cannot lower that. The local time zone is ``[dock] timezone``.
 """
 
 from __future__ import annotations
 
-import datetime as dt
-import re
 from dataclasses import dataclass
+from pathlib import Path
 
 from dockd.config.reader import TableReader
 from dockd.i18n import _
 
 MIN_RETENTION_DAYS = 90
 MAX_RETENTION_DAYS = 36_500
-_OFFSET = re.compile(r"^([+-])(\d{2}):(\d{2})$")
+# fonts-wqy-zenhei: TrueType outlines, which reportlab can subset and embed (Noto CJK's
+# are CFF, which it cannot).
+DEFAULT_PDF_FONT = Path("/usr/share/fonts/truetype/wqy/wqy-zenhei.ttc")
 
 
 @dataclass(frozen=True)
@@ -33,23 +37,27 @@ class RecordsSection:
     retention_days: int = MIN_RETENTION_DAYS
     case_retention_days: int = 365
     undocked_alert_hours: int = 48
-    utc_offset: dt.timedelta = dt.timedelta(0)
-
-    @property
-    def tz(self) -> dt.timezone:
-        """The local time zone of reports and day views (a fixed offset)."""
-        return dt.timezone(self.utc_offset)
+    unit_name: str = ""
+    pdf_font: Path = DEFAULT_PDF_FONT
+    operator_defaults_to_officer: bool = False
 
 
 def parse_records(t: TableReader) -> RecordsSection:
     """Validate ``[records]``."""
     d = RecordsSection
+    if "utc_offset" in t.data:
+        t.seen.add("utc_offset")
+        t.problem("utc_offset", _("replaced by [dock] timezone, an IANA name that knows the"
+                                  " calendar (e.g. timezone = \"Asia/Shanghai\"); remove it"))
     return RecordsSection(
         retention_days=_retention(t, "retention_days", d.retention_days),
         case_retention_days=_retention(t, "case_retention_days", d.case_retention_days),
         undocked_alert_hours=t.integer("undocked_alert_hours", d.undocked_alert_hours, minimum=1,
                                        maximum=24 * 366),
-        utc_offset=_offset(t, "utc_offset", "+00:00"),
+        unit_name=t.string("unit_name", d.unit_name).strip(),
+        pdf_font=t.path("pdf_font", d.pdf_font) or d.pdf_font,
+        operator_defaults_to_officer=t.boolean("operator_defaults_to_officer",
+                                               d.operator_defaults_to_officer),
     )
 
 
@@ -63,12 +71,3 @@ def _retention(t: TableReader, name: str, default: int) -> int:
         return default
     return value
 
-
-def _offset(t: TableReader, name: str, default: str) -> dt.timedelta:
-    text = t.string(name, default)
-    match = _OFFSET.match(text)
-    if not match or int(match[2]) > 14 or int(match[3]) >= 60:
-        t.problem(name, _("{value!r} is not a UTC offset; expected e.g. '+08:00'").format(value=text))
-        return dt.timedelta(0)
-    sign = -1 if match[1] == "-" else 1
-    return sign * dt.timedelta(hours=int(match[2]), minutes=int(match[3]))
