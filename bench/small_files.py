@@ -19,8 +19,10 @@ with enough inodes and run once.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import shutil
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -61,6 +63,8 @@ def main() -> int:
     parser.add_argument("--files", type=int, default=10_000)
     parser.add_argument("--large", type=int, default=50_000)
     parser.add_argument("--huge", type=int, default=500_000)
+    parser.add_argument("--large-rounds", type=int, default=0,
+                        help="rounds of the 10k + 50k pair (default: --rounds)")
     parser.add_argument("--skip", default="", help="comma-separated: small,large,huge,verify,"
                                                    "redock,json")
     args = parser.parse_args()
@@ -87,9 +91,12 @@ def main() -> int:
                 bench.small(small, args.files)
             if "redock" not in skip:
                 bench.redock(small)
+            measure_kept = ("verify" not in skip or "json" not in skip)
             if "large" not in skip:
-                bench.large(large, args.large, small, args.files)
-            if "verify" not in skip or "json" not in skip:
+                bench.large(large, args.large, small, args.files, args.large_rounds or args.rounds,
+                            (lambda store: bench.on_kept_store(store, skip)) if measure_kept
+                            else None)
+            elif measure_kept:
                 bench.kept_store(large, skip)
         if "huge" not in skip:
             with fsbench.loop_fs(work / "huge.img", work / "huge",
@@ -102,6 +109,12 @@ def main() -> int:
     table.print()
     print(f"load average at the end: {load_average()}")
     return 0
+
+
+def ingest_catalog_count(store: Path) -> int:
+    """Objects in a store (its catalog's items)."""
+    with contextlib.closing(sqlite3.connect(store / "catalog.sqlite")) as db:
+        return int(db.execute("SELECT count(*) FROM items").fetchone()[0])
 
 
 def load_average() -> str:
@@ -197,71 +210,76 @@ class Bench:
 
     # -- 50,000 x 64 KiB ----------------------------------------------------------------
 
-    def large(self, src: Path, n: int, small: Path, n_small: int) -> None:
+    def large(self, src: Path, n: int, small: Path, n_small: int, rounds: int,
+              then: Callable[[Path], None] | None) -> None:
+        """``rounds`` rounds of a 10k run and a 50k run; ``then`` gets the last 50k run's
+        store (verify and the listings are measured on it: no extra ingest)."""
         size = n * 64 * KiB * 2 + (2 << 30)
-        for _ in range(self.rounds):
-            cp_sync = self.in_fresh_store(size, lambda d: fsbench.timed_shell(
-                "cp+sync", f"cp -r {src} {d}/copy && sync"))
+        for i in range(rounds):
             # The 10k run it is compared with runs in the same round (the machine's load
             # changes between the 10k rounds and these).
             ten = self.in_fresh_store(n_small * 64 * KiB * 3 + (1 << 30),
                                       lambda d: self.dockd_ingest("dockd 10k", small, d))
-            default = self.in_fresh_store(size, lambda d: self.dockd_ingest(
-                "dockd default", src, d))
-            t = self.table
-            t.add(f"{n} x 64 KiB: cp -r + sync, s", cp_sync.seconds)
-            t.add(f"{n_small} x 64 KiB in the same round: dockd default, s", ten.seconds)
-            t.add(f"{n} x 64 KiB: dockd default, s", default.seconds)
-            t.add("  time per file vs the 10k run", default.seconds / n
-                  / (ten.seconds / n_small), "<= 1.10")
-            t.add(f"  {n} vs cp -r + sync", cp_sync.seconds / default.seconds, "", ".2f")
-            t.add(f"  {n}: peak RSS MB", default.max_rss_mb or 0, "<= 80", ".0f")
+            with self.store_fs(size) as dst:
+                default = self.dockd_ingest("dockd default", src, dst)
+                t = self.table
+                t.add(f"{n_small} x 64 KiB in the same round: dockd default, s", ten.seconds)
+                t.add(f"{n} x 64 KiB: dockd default, s", default.seconds)
+                t.add("  time per file vs the 10k run", default.seconds / n
+                      / (ten.seconds / n_small), "<= 1.10")
+                t.add(f"  {n}: peak RSS MB", default.max_rss_mb or 0, "<= 80", ".0f")
+                if then is not None and i == rounds - 1:
+                    then(dst / "store")
 
     # -- verify and the JSON listings on a kept 50,000-object store ----------------------
 
     def kept_store(self, src: Path, skip: set[str]) -> None:
-        n = sum(1 for _ in src.rglob("*.MP4"))
-        with self.store_fs(n * 64 * KiB * 2 + (2 << 30)) as dst:
-            store = dst / "store"
+        """A 50,000-object store of its own for verify and the listings."""
+        with self.store_fs(sum(1 for _ in src.rglob("*.MP4")) * 64 * KiB * 2 + (2 << 30)) \
+                as dst:
             self.dockd_ingest("dockd", src, dst)
-            config = fsbench.write_config(self.work / "bench.toml", store)
-            objects = store / "objects"
-            for _ in range(self.rounds if "verify" not in skip else 0):
-                sha = fsbench.timed_shell(
-                    "sha256sum", f"find {objects} -type f -print0 | xargs -0 sha256sum"
-                                 " > /dev/null")
-                ver = fsbench.timed_process("dockd verify", fsbench.dockd(
-                    "verify", "--config", config), env=fsbench.dockd_env())
-                self.table.add(f"verify {n} objects: sha256sum, s", sha.seconds)
-                self.table.add(f"verify {n} objects: dockd verify, s", ver.seconds)
-                self.table.add("  dockd verify vs sha256sum", sha.seconds / ver.seconds,
-                               ">= 0.9")
-                self.table.add("  dockd verify peak RSS MB", ver.max_rss_mb or 0, "", ".0f")
-            if "json" in skip:
-                return
-            db = store / "catalog.sqlite"
-            catalog_sql = (
-                "SELECT s.sha256, i.size, i.sm3, s.recorder, s.source_path, i.path,"
-                " s.seen_at AS ingested_at, s.mtime_ns, s.session_id,"
-                " ses.folder AS session_folder, s.session_path, m.format, m.start_time,"
-                " m.end_time, m.duration_s FROM sightings s JOIN items i ON i.sha256 = s.sha256"
-                " JOIN sessions ses ON ses.id = s.session_id"
-                " LEFT JOIN metadata m ON m.sha256 = s.sha256"
-                " WHERE i.deleted_at IS NULL ORDER BY s.seen_at, s.id")
-            log_sql = "SELECT * FROM custody ORDER BY seq"
-            for _ in range(self.rounds):
-                for what, sql, args in (("catalog", catalog_sql, ["catalog"]),
-                                        ("log", log_sql, ["log"])):
-                    base = fsbench.timed_process(f"sqlite3 {what}", ["sqlite3", "-json",
-                                                                     str(db), sql])
-                    ours = fsbench.timed_process(f"dockd {what}", fsbench.dockd(
-                        *args, "--json", "--config", config), env=fsbench.dockd_env())
-                    self.table.add(f"{what} --json, {n} items: sqlite3 -json, s", base.seconds)
-                    self.table.add(f"{what} --json, {n} items: dockd, s", ours.seconds)
-                    self.table.add(f"  {what} --json: dockd / sqlite3", ours.seconds
-                                   / base.seconds, "<= 2.0")
-                    self.table.add(f"  {what} --json: dockd peak RSS MB", ours.max_rss_mb or 0,
-                                   "", ".0f")
+            self.on_kept_store(dst / "store", skip)
+
+    def on_kept_store(self, store: Path, skip: set[str]) -> None:
+        n = ingest_catalog_count(store)
+        config = fsbench.write_config(self.work / "bench.toml", store)
+        objects = store / "objects"
+        for _ in range(self.rounds if "verify" not in skip else 0):
+            sha = fsbench.timed_shell(
+                "sha256sum", f"find {objects} -type f -print0 | xargs -0 sha256sum"
+                             " > /dev/null")
+            ver = fsbench.timed_process("dockd verify", fsbench.dockd(
+                "verify", "--config", config), env=fsbench.dockd_env())
+            self.table.add(f"verify {n} objects: sha256sum, s", sha.seconds)
+            self.table.add(f"verify {n} objects: dockd verify, s", ver.seconds)
+            self.table.add("  dockd verify vs sha256sum", sha.seconds / ver.seconds,
+                           ">= 0.9")
+            self.table.add("  dockd verify peak RSS MB", ver.max_rss_mb or 0, "", ".0f")
+        if "json" in skip:
+            return
+        db = store / "catalog.sqlite"
+        catalog_sql = (
+            "SELECT s.sha256, i.size, i.sm3, s.recorder, s.source_path, i.path,"
+            " s.seen_at AS ingested_at, s.mtime_ns, s.session_id,"
+            " ses.folder AS session_folder, s.session_path, m.format, m.start_time,"
+            " m.end_time, m.duration_s FROM sightings s JOIN items i ON i.sha256 = s.sha256"
+            " JOIN sessions ses ON ses.id = s.session_id"
+            " LEFT JOIN metadata m ON m.sha256 = s.sha256"
+            " WHERE i.deleted_at IS NULL ORDER BY s.seen_at, s.id")
+        log_sql = "SELECT * FROM custody ORDER BY seq"
+        for _ in range(self.rounds):
+            for what, sql, args in (("catalog", catalog_sql, ["catalog"]),
+                                    ("log", log_sql, ["log"])):
+                base = fsbench.timed_process(f"sqlite3 {what}", ["sqlite3", "-json",
+                                                                 str(db), sql])
+                ours = fsbench.timed_process(f"dockd {what}", fsbench.dockd(
+                    *args, "--json", "--config", config), env=fsbench.dockd_env())
+                self.table.add(f"{what} --json, {n} items: sqlite3 -json, s", base.seconds)
+                self.table.add(f"{what} --json, {n} items: dockd, s", ours.seconds)
+                self.table.add(f"  {what} --json: dockd / sqlite3", ours.seconds
+                               / base.seconds, "<= 2.0")
+                self.table.add(f"  {what} --json: dockd peak RSS MB", ours.max_rss_mb or 0,
+                               "", ".0f")
 
     # -- 500,000 x 1 KiB: memory ------------------------------------------------------------
 

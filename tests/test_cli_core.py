@@ -3,6 +3,7 @@ verify, key show; exit codes 0 / 1 / 2 / 3 / 66 / 73 / 78."""
 
 from __future__ import annotations
 
+import argparse
 import base64
 import json
 import os
@@ -13,6 +14,8 @@ from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
 import pytest
+
+from dockd.cli import COMMANDS, build_parser
 
 Cli = Callable[..., subprocess.CompletedProcess[str]]
 Tree = Callable[[Path, Mapping[str | bytes, bytes]], Path]
@@ -109,6 +112,23 @@ def test_bad_serial_exits_2_and_touches_nothing(dockd_cli: Cli, src: Path, store
     done = dockd_cli(["ingest", src, f"--recorder={serial}", "--store", store_dir])
     assert done.returncode == 2
     assert "serial" in done.stderr and not store_dir.exists()
+
+
+def _commands_of(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    return dict(sub.choices)
+
+
+def test_a_command_alone_parses_and_helps_as_in_the_full_parser() -> None:
+    """A run of one command builds a parser with that command's module alone: it must be
+    the same command, with the same help, as in the full parser (a wrong name in the map
+    would register another command, or none)."""
+    full = _commands_of(build_parser())
+    assert list(full) == list(COMMANDS)
+    for name in COMMANDS:
+        alone = _commands_of(build_parser(only=name))
+        assert list(alone) == [name]
+        assert alone[name].format_help() == full[name].format_help()
 
 
 def test_usage_errors_exit_2(dockd_cli: Cli, src: Path, store_dir: Path) -> None:
