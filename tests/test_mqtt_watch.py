@@ -233,6 +233,11 @@ def test_bad_password_exits_69_and_an_unreadable_tree_is_a_gap(tmp_path: Path) -
     (["--broker", "mqtt://h", "--cert", "/x"], "--cert and --key"),
     (["--broker", "mqtts://h", "--ca", "/nonexistent.pem"], "--ca: /nonexistent.pem does not exist"),
     (["--broker", "http://h"], "--broker"),
+    # Certificates with a plaintext URL are refused, as the daemon's config refuses them.
+    (["--broker", "mqtt://h", "--ca", __file__],
+     "--ca is set but the broker URL mqtt://h:1883 is plaintext; use mqtts://"),
+    (["--broker", "mqtt://h", "--cert", __file__, "--key", __file__],
+     "--cert is set but the broker URL mqtt://h:1883 is plaintext; use mqtts://"),
 ])
 def test_usage_errors(args: list[str], words: str) -> None:
     result = run_dockd(["watch", *args])

@@ -164,6 +164,11 @@ def _settings(args: argparse.Namespace) -> tuple[ConnectionSettings, str]:
         ca_file=args.ca or section.ca_file,
         cert_file=args.cert or section.cert_file,
         key_file=args.key or section.key_file)
+    if not broker.tls and (settings.ca_file or settings.cert_file):
+        # As the daemon's config refuses it: certificates given must not be ignored silently.
+        given = "--ca" if args.ca else "--cert" if args.cert else "the config's ca_file/cert_file"
+        raise UsageError(f"{given} is set but the broker URL {broker.url} is plaintext; use "
+                         "mqtts:// so the certificates are used")
     check_tls_files(MqttSection(ca_file=settings.ca_file, cert_file=settings.cert_file,
                                 key_file=settings.key_file))
     return settings, args.prefix or section.prefix
