@@ -69,6 +69,11 @@ class StoreUnavailableError(DockdError):
     exit_code = 73
 
 
+class CatalogDamagedError(StoreUnavailableError):
+    """The catalog database is damaged (not SQLite any more, malformed pages, undecodable
+    rows). ``dockd verify`` reports it as an integrity problem (exit 1) instead."""
+
+
 class ArchiveUnavailableError(DockdError):
     """The archive endpoint did not answer or answered with an unexpected error; try again
     later (EX_TEMPFAIL). Wrong credentials, a missing bucket or one without Object Lock are

@@ -13,7 +13,7 @@ from typing import Any
 from dockd.clock import SystemClock
 from dockd.config import Config, load_config, resolve_config_path
 from dockd.logs import setup_logging
-from dockd.store.catalog import Catalog
+from dockd.store.catalog import Catalog, catalog_errors, catalog_path
 from dockd.store.evidence import EvidenceStore, open_store
 from dockd.store.queries import open_catalog_read_only
 
@@ -43,10 +43,12 @@ def config_from_args(args: argparse.Namespace) -> Config:
 
 @contextlib.contextmanager
 def reading_catalog(config: Config) -> Iterator[Catalog]:
-    """The store's catalog, read-only (works on a read-only file system); closed after."""
+    """The store's catalog, read-only (works on a read-only file system); closed after. An
+    SQLite error in the block is the administrator's error (damaged, locked…)."""
     catalog = open_catalog_read_only(config.dock.store_dir)
     try:
-        yield catalog
+        with catalog_errors(catalog.path):
+            yield catalog
     finally:
         catalog.close()
 
@@ -54,12 +56,14 @@ def reading_catalog(config: Config) -> Iterator[Catalog]:
 @contextlib.contextmanager
 def writing_store(config: Config, recover: bool = True) -> Iterator[EvidenceStore]:
     """The store opened for writing with the system clock (``recover``: close sessions a
-    crash left open); closed after."""
-    store = open_store(config, SystemClock(), recover=recover)
-    try:
-        yield store
-    finally:
-        store.close()
+    crash left open); closed after. An SQLite error in the block is the administrator's error
+    (damaged, full, locked…)."""
+    with catalog_errors(catalog_path(config.dock.store_dir), write=True):
+        store = open_store(config, SystemClock(), recover=recover)
+        try:
+            yield store
+        finally:
+            store.close()
 
 
 def print_json(value: Any) -> None:

@@ -14,7 +14,7 @@ from dockd.commands.common import (
     writing_store,
 )
 from dockd.config import Config
-from dockd.errors import IntegrityError
+from dockd.errors import CatalogDamagedError, IntegrityError
 from dockd.i18n import _
 from dockd.store.evidence import EvidenceStore, actor
 from dockd.store.queries import require_existing_store
@@ -39,9 +39,13 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 def run(args: argparse.Namespace) -> int:
     config = config_from_args(args)
     require_existing_store(config.dock.store_dir)
-    with writing_store(config) as store:
-        report = verify_store(store, actor())
-        witnesses = _witnesses(args, config, store)
+    try:
+        with writing_store(config) as store:
+            report = verify_store(store, actor())
+            witnesses = _witnesses(args, config, store)
+    except CatalogDamagedError as exc:
+        # For verify a damaged catalog is what it looks for: an integrity problem.
+        raise IntegrityError(f"verification failed: {exc}") from None
     witness_problems = [p for w in witnesses for p in w.problems]
     if args.json:
         out = report.to_json_dict()

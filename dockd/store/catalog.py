@@ -15,14 +15,20 @@ from pathlib import Path
 
 import sqlite_utils
 
-from dockd.errors import StoreUnavailableError
+from dockd.errors import CatalogDamagedError, StoreFullError, StoreUnavailableError
+from dockd.store.guard import DENIED, permission_denied
 from dockd.store.schema import CATALOG_DDL
 
 SCHEMA_VERSION = 1
 CATALOG_FILE = "catalog.sqlite"
 CATALOG_MODE = 0o640
-
-
+RESTORE_HINT = ("restore it from the store's backup (the archive keeps the objects and the "
+                "custody log: docs/archive.md)")
+# SQLITE_ERROR: dockd's statements are fixed, so "no such table", "malformed schema" and
+# the like mean the schema's bytes changed.
+_DAMAGE_CODES = (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB, sqlite3.SQLITE_ERROR)
+_DENIED_CODES = (sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_PERM, sqlite3.SQLITE_READONLY,
+                 sqlite3.SQLITE_AUTH)
 
 
 class Transaction:
@@ -63,9 +69,15 @@ class Catalog:
                     conn.executescript(ddl)
                 self._init_meta(conn)
             conn.execute("PRAGMA foreign_keys=ON")
-        except (sqlite3.OperationalError, sqlite3.DatabaseError) as exc:
-            raise StoreUnavailableError(f"catalog {path} cannot be opened: {exc}") from None
+        except sqlite3.ProgrammingError:
+            raise
+        except sqlite3.DatabaseError as exc:
+            raise catalog_error(path, exc, write=not read_only) from None
+        except UnicodeDecodeError as exc:
+            raise _undecodable(path, exc) from None
         except OSError as exc:
+            if exc.errno in DENIED:
+                raise permission_denied(path, write=not read_only) from None
             raise StoreUnavailableError(f"catalog {path} cannot be created: {exc.strerror}") \
                 from None
         self.conn = conn
@@ -75,6 +87,9 @@ class Catalog:
         conn.execute("INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', ?)",
                      (str(SCHEMA_VERSION),))
         row = conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+        if row is None or not str(row[0]).isdigit():
+            raise CatalogDamagedError(f"the catalog {self.path} is damaged (its schema version "
+                                      f"is {row[0] if row else 'gone'!r}); {RESTORE_HINT}")
         if int(row[0]) > SCHEMA_VERSION:
             raise StoreUnavailableError(
                 f"catalog {self.path} has schema {row[0]}, newer than this dockd ({SCHEMA_VERSION})"
@@ -108,6 +123,55 @@ class Catalog:
 
     def close(self) -> None:
         self.conn.close()
+
+
+def catalog_error(path: Path, exc: sqlite3.DatabaseError,
+                  write: bool = False) -> StoreUnavailableError | StoreFullError:
+    """The administrator's error for an SQLite error met on the catalog at ``path``: damage
+    (:class:`CatalogDamagedError`), a full or failing disk, a permission, a lock."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    primary = code & 0xFF if isinstance(code, int) else None
+    if primary in _DAMAGE_CODES or primary is None:
+        # No code: the sqlite3 module's own complaint about what it read (text that is not
+        # UTF-8): the bytes of a row changed under SQLite's checks.
+        return CatalogDamagedError(f"the catalog {path} is damaged ({exc}); {RESTORE_HINT}")
+    if primary == sqlite3.SQLITE_FULL:
+        return StoreFullError(f"the evidence store is full while writing the catalog {path}")
+    if primary == sqlite3.SQLITE_IOERR:
+        return StoreUnavailableError(
+            f"the evidence store's disk failed while using the catalog {path} ({exc}); check "
+            "the disk and the kernel log (dmesg), repair it (fsck), then try again")
+    if primary in _DENIED_CODES:
+        if not os.access(path, os.R_OK | (os.W_OK if write else 0)):
+            return permission_denied(path, write)
+        if not os.access(path.parent, os.W_OK):
+            # Reading a WAL database takes its -shm index, made beside it when missing.
+            return permission_denied(path.parent, write=True)
+    if primary in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
+        return StoreUnavailableError(f"the catalog {path} is locked by another process ({exc});"
+                                     " try again")
+    return StoreUnavailableError(f"the catalog {path} cannot be used: {exc}")
+
+
+@contextlib.contextmanager
+def catalog_errors(path: Path, write: bool = False) -> Iterator[None]:
+    """Turn the SQLite errors of the block into :func:`catalog_error`'s; a ProgrammingError
+    (dockd misusing the API: a bug) is left as it is."""
+    try:
+        yield
+    except sqlite3.ProgrammingError:
+        raise
+    except sqlite3.DatabaseError as exc:
+        raise catalog_error(path, exc, write) from None
+    except UnicodeDecodeError as exc:
+        raise _undecodable(path, exc) from None
+
+
+def _undecodable(path: Path, exc: UnicodeDecodeError) -> CatalogDamagedError:
+    # SQLite's message quotes the damaged bytes (a name in a mangled schema), which the
+    # sqlite3 module then fails to decode.
+    return CatalogDamagedError(f"the catalog {path} is damaged (SQLite reported bytes that are "
+                               f"not text: {exc.object[:40]!r}); {RESTORE_HINT}")
 
 
 def _immutable_if_read_only_fs(path: Path) -> str:

@@ -52,6 +52,7 @@ from dockd.store.fsutil import (
     try_lock,
     write_file_atomic,
 )
+from dockd.store.guard import DENIED, permission_denied
 from dockd.store.hashing import INLINE_BELOW, FileHash, ParallelHasher, digest_bytes
 from dockd.store.session_folder import SessionFolder
 
@@ -169,7 +170,9 @@ class ContentStore:
                                   os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
                 fcntl.flock(lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as exc:
-            if exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+            if exc.errno in DENIED:
+                raise permission_denied(Path(exc.filename or self.root), write=True) from None
+            if exc.errno == errno.EROFS:
                 raise StoreUnavailableError(
                     f"the evidence store {self.root} is not writable: {exc.strerror}"
                 ) from None

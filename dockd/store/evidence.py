@@ -63,8 +63,12 @@ def open_store(config: Config, clock: Clock, recover: bool = True,
                            config.ingest.verify_after_copy == "destination",
                            config.ingest.readback_hash)
     content.open()  # proves the store is writable before anything else is touched
-    make_dirs(root / LOCKS_DIR, DIR_MODE)
-    catalog = Catalog(catalog_path(root))
+    try:
+        make_dirs(root / LOCKS_DIR, DIR_MODE)
+        catalog = Catalog(catalog_path(root))
+    except BaseException:
+        content.close()
+        raise
     try:
         key = signer or store_signer(catalog, config.dock.signing_key_path)
     except BaseException:

@@ -12,6 +12,7 @@ from typing import Any, TextIO
 
 from dockd.errors import IntegrityError, UsageError
 from dockd.store.catalog import Catalog, Transaction, catalog_path
+from dockd.store.guard import permission_denied
 
 
 def open_catalog_read_only(store_dir: Path) -> Catalog:
@@ -24,7 +25,11 @@ def require_existing_store(store_dir: Path) -> None:
     """UsageError (exit 2) when ``store_dir`` holds no catalog: reading or verifying a store
     must never create an empty one and then report it intact."""
     path = catalog_path(store_dir)
-    if not path.exists():
+    try:
+        exists = path.exists()
+    except PermissionError:
+        raise permission_denied(path) from None
+    if not exists:
         raise UsageError(f"no evidence store at {store_dir} (no {path.name}); "
                          "check --store or dock.store_dir")
 
