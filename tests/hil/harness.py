@@ -172,9 +172,12 @@ class FirmwareRecorder:
     """A two-phase recorder run by tests/hil/guest/recorder_fw.py on a guest UDC.
 
     Control mode: `kind` "amba" is a vendor bulk interface (FunctionFS) speaking Ambarella B1
-    frames, "gat947" a CDC-ACM port speaking our GA/T 947 framing (firmware side /dev/ttyGS<n>).
-    After @ATH / SetMSDC it drops off the bus and re-enumerates as mass storage with
+    frames, "gat947" a CDC-ACM port speaking our GA/T 947 framing (firmware side /dev/ttyGS<n>),
+    "dv16" a mass-storage interface (FunctionFS, Bulk-Only Transport answered by
+    guest/dv16_device.py) that the guest's usb-storage, sd and sg drivers bind to. After @ATH /
+    SetMSDC it drops off the bus and re-enumerates as mass storage with
     storage_vendor_id:storage_product_id and `image` (in the exchange dir) as its disk.
+    `quirks` change how it behaves (guest/recorder_fw.py lists them).
     """
 
     name: str
@@ -188,6 +191,7 @@ class FirmwareRecorder:
     image: Path
     battery: int = 80
     udc: str = "dummy_udc.0"
+    quirks: tuple[str, ...] = ()
 
     @property
     def port_path(self) -> str:
@@ -580,6 +584,7 @@ class Guest:
             "password": spec.password,
             "battery": spec.battery,
             "image": str(spec.image),
+            "quirks": list(spec.quirks),
         }
         self.run(["rm", "-f", fifo])
         self.run(["mkfifo", fifo])

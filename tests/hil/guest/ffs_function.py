@@ -47,11 +47,17 @@ def main(argv: list[str]) -> int:
                 echo.start()
 
 
-def descriptors() -> bytes:
-    """FunctionFS v2 descriptor blob: FS and HS copies of interface + two bulk endpoints."""
+VENDOR_CLASS = (0xFF, 0x00, 0x00)
+# Mass storage, SCSI transparent command set, Bulk-Only Transport: what usb-storage binds to.
+MASS_STORAGE_BOT = (0x08, 0x06, 0x50)
+
+
+def descriptors(interface_class: tuple[int, int, int] = VENDOR_CLASS) -> bytes:
+    """FunctionFS v2 descriptor blob: FS and HS copies of interface + two bulk endpoints
+    (interface class, subclass and protocol as given; vendor-specific by default)."""
 
     def interface() -> bytes:
-        return struct.pack("<BBBBBBBBB", 9, 4, 0, 0, 2, 0xFF, 0x00, 0x00, 1)
+        return struct.pack("<BBBBBBBBB", 9, 4, 0, 0, 2, *interface_class, 1)
 
     def endpoint(address: int, max_packet: int) -> bytes:
         return struct.pack("<BBBBHB", 7, 5, address, 2, max_packet, 0)
@@ -66,9 +72,9 @@ def descriptors() -> bytes:
     return struct.pack("<III", DESCRIPTORS_MAGIC_V2, 12 + len(body), flags) + body
 
 
-def strings() -> bytes:
+def strings(name: bytes = b"Recorder bulk") -> bytes:
     """One language (en-US) with the interface name."""
-    body = struct.pack("<H", 0x0409) + b"Recorder bulk\0"
+    body = struct.pack("<H", 0x0409) + name + b"\0"
     return struct.pack("<IIII", STRINGS_MAGIC, 16 + len(body), 1, 1) + body
 
 

@@ -4,18 +4,27 @@ re-enumerates as mass storage — the way two-phase recorders do on a dock.
     recorder_fw.py '<spec json>' <ready fifo>
 
 Spec keys: name, kind ("amba": FunctionFS vendor bulk interface speaking Ambarella B1 frames;
-"gat947": CDC-ACM port speaking our GA/T 947 framing, firmware side /dev/ttyGS<n>), udc,
-vendor_id, product_id (control mode), storage_vendor_id, storage_product_id (mass-storage mode),
-serial (USB serial and device ID), password, battery, image (FAT32 image for the LUN).
+"gat947": CDC-ACM port speaking our GA/T 947 framing, firmware side /dev/ttyGS<n>; "dv16": a
+FunctionFS mass-storage interface whose Bulk-Only Transport is answered here, see
+dv16_device.py), udc, vendor_id, product_id (control mode), storage_vendor_id,
+storage_product_id (mass-storage mode), serial (USB serial and device ID), password, battery,
+image (FAT32 image for the LUN), quirks (list):
 
-The protocol logic is the simulator's (dockd.sim.recorders.AmbaResponder / Gat947Responder), so
-the bytes on the emulated USB are what dockd's drivers exchange with a simulated recorder.
+* "no_ath_reply" (amba): @ATH is never answered; the recorder switches a second later anyway;
+* "nul_padded" (amba): every reply is padded with NULs to 64 bytes;
+* "drop_on_msdc" (dv16): SET_MSDC is never completed (no CSW): the recorder drops off the bus;
+* "no_sd_card" (dv16): GET_SD_STATUS says no card, SET_MSDC is refused.
+
+The amba and gat947 protocol logic is the simulator's (dockd.sim.recorders.AmbaResponder /
+Gat947Responder), so the bytes on the emulated USB are what dockd's drivers exchange with a
+simulated recorder. The dv16 logic is dv16_device.py, written from the public facts only.
 Writes "READY" (or "ERROR ...") to the FIFO once the control-mode gadget is bound. SIGTERM pulls
 the cable (unbind) and removes the gadget(s). Progress lines go to stdout (the spawn log).
 """
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import signal
@@ -28,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import dv16_device
 import ffs_function
 import gadget
 
@@ -68,6 +78,8 @@ class Firmware:
 
     def __init__(self, spec: dict[str, Any]) -> None:
         self.spec = spec
+        self.kind = spec["kind"]
+        self.quirks = set(spec.get("quirks", ()))
         protocol = "amba-stream" if spec["kind"] == "amba" else "gat947-serial"
         state = RecorderState(
             SimRecorderSpec(serial=spec["serial"], protocol=protocol,
@@ -81,7 +93,7 @@ class Firmware:
         self.control = {**base, "name": f"{spec['name']}_ctl", "vendor_id": spec["vendor_id"],
                         "product_id": spec["product_id"], "product": "Recorder (control)",
                         "image": None, "acm": spec["kind"] == "gat947",
-                        "vendor_bulk": spec["kind"] == "amba"}
+                        "vendor_bulk": spec["kind"] in ("amba", "dv16")}
         self.storage = {**base, "name": f"{spec['name']}_msc",
                         "vendor_id": spec["storage_vendor_id"],
                         "product_id": spec["storage_product_id"], "product": "Recorder (disk)",
@@ -95,12 +107,16 @@ class Firmware:
     def plug_control(self) -> None:
         """Create and bind the control-mode gadget (FunctionFS descriptors first for amba)."""
         self._create(self.control)
-        if self.spec["kind"] == "amba":
+        if self.kind in ("amba", "dv16"):
             mount = gadget.FFS_ROOT / self.control["name"]
             ep0 = os.open(mount / "ep0", os.O_RDWR)
             self.fds.append(ep0)
-            os.write(ep0, ffs_function.descriptors())
-            os.write(ep0, ffs_function.strings())
+            if self.kind == "dv16":
+                os.write(ep0, ffs_function.descriptors(ffs_function.MASS_STORAGE_BOT))
+                os.write(ep0, ffs_function.strings(b"DV16 control LUN"))
+            else:
+                os.write(ep0, ffs_function.descriptors())
+                os.write(ep0, ffs_function.strings())
         self._bind(self.control)
         print(f"fw: control mode bound ({self.spec['kind']})", flush=True)
 
@@ -129,8 +145,10 @@ class Firmware:
     # -- protocols ------------------------------------------------------------------------------
     def serve(self) -> None:
         """Answer the host until the switch to mass storage (or the cable pull)."""
+        serve = {"amba": self._serve_amba, "gat947": self._serve_gat947,
+                 "dv16": self._serve_dv16}[self.kind]
         try:
-            switch = self._serve_amba() if self.spec["kind"] == "amba" else self._serve_gat947()
+            switch = serve()
         except OSError as exc:
             print(f"fw: control port closed: {exc}", flush=True)
             return
@@ -151,13 +169,50 @@ class Firmware:
                 while True:
                     frame = os.read(out_fd, 512)
                     reply, switch = self.amba.handle(frame)
-                    print(f"fw: {frame[:5]!r} -> {reply[:12]!r}", flush=True)
+                    if switch and "no_ath_reply" in self.quirks:
+                        print(f"fw: {frame[:5]!r} -> no reply (quirk)", flush=True)
+                        time.sleep(1.0)  # the host's read is still pending when we leave
+                        return True
+                    if "nul_padded" in self.quirks:
+                        reply = reply.ljust(64, b"\0")
+                    print(f"fw: {frame[:5]!r} -> {reply[:12]!r} ({len(reply)} bytes)", flush=True)
                     os.write(in_fd, reply)  # returns once the host has read the reply
                     if switch:
                         return True
             except OSError as exc:
                 # ESHUTDOWN: the host sent SET_CONFIGURATION again (pyusb's set_configuration()
                 # does, even on a configured device); the endpoints come back with ENABLE.
+                print(f"fw: endpoints disabled ({exc}); waiting for ENABLE", flush=True)
+            finally:
+                os.close(out_fd)
+                os.close(in_fd)
+
+    def _serve_dv16(self) -> bool:
+        """Bulk-Only Transport on the FunctionFS endpoints; class requests on ep0 in a thread."""
+        ep0 = self.fds[0]
+        mount = gadget.FFS_ROOT / self.control["name"]
+        facts = dv16_device.RecorderFacts(serial=self.spec["serial"],
+                                          battery=int(self.spec.get("battery", 80)),
+                                          password=self.spec["password"].encode(),
+                                          sd_card="no_sd_card" not in self.quirks)
+        target = dv16_device.Dv16Target(facts, log=lambda line: print(f"fw: {line}", flush=True))
+        mode = (dv16_device.SwitchMode.DROP if "drop_on_msdc" in self.quirks
+                else dv16_device.SwitchMode.ACK)
+        enabled = threading.Event()
+        threading.Thread(target=_dv16_ep0, args=(ep0, enabled), daemon=True).start()
+        while True:
+            enabled.wait()
+            enabled.clear()
+            out_fd = os.open(mount / "ep1", os.O_RDWR)
+            in_fd = os.open(mount / "ep2", os.O_RDWR)
+            try:
+                dv16_device.serve_bot(lambda n, fd=out_fd: os.read(fd, max(n, 512)),
+                                      lambda data, fd=in_fd: _write_all(fd, data), target, mode,
+                                      log=lambda line: print(f"fw: {line}", flush=True))
+                print(f"fw: SET_MSDC ({mode.value}); clock sets: "
+                      f"{[t.isoformat() for t in target.clock_sets]}", flush=True)
+                return True
+            except OSError as exc:  # DISABLE (reconfiguration or reset): wait for ENABLE
                 print(f"fw: endpoints disabled ({exc}); waiting for ENABLE", flush=True)
             finally:
                 os.close(out_fd)
@@ -209,6 +264,51 @@ class Firmware:
             except OSError as exc:  # already gone with the function: nothing left to close
                 print(f"fw: close: {exc}", flush=True)
         self.fds.clear()
+
+
+# Mass-storage class requests (BOT 3.1, 3.2), bmRequestType class|interface
+GET_MAX_LUN = (0xA1, 0xFE)
+BULK_ONLY_RESET = (0x21, 0xFF)
+
+
+def _dv16_ep0(ep0: int, enabled: threading.Event) -> None:
+    """Answer the mass-storage class requests that FunctionFS hands to user space; tell the
+    bulk loop when the host enables the interface. Ends when the function goes away."""
+    try:
+        while True:
+            event = os.read(ep0, ffs_function.EVENT_SIZE)
+            kind = ffs_function.EVENT_NAMES.get(event[8], str(event[8]))
+            if kind == "ENABLE":
+                enabled.set()
+            elif kind == "SETUP":
+                request = (event[0], event[1])
+                print(f"fw: ep0 setup {event[:8].hex()}", flush=True)
+                if request == GET_MAX_LUN:
+                    os.write(ep0, b"\0")  # one LUN
+                elif request == BULK_ONLY_RESET:
+                    os.read(ep0, 0)  # status stage: acknowledged
+                else:
+                    _stall(ep0, event[0])
+    except OSError as exc:
+        print(f"fw: ep0 closed: {exc}", flush=True)
+
+
+def _stall(ep0: int, request_type: int) -> None:
+    """Refuse a control request: FunctionFS stalls ep0 on an I/O in the wrong direction."""
+    try:
+        if request_type & 0x80:
+            os.read(ep0, 0)
+        else:
+            os.write(ep0, b"")
+    except OSError as exc:
+        if exc.errno != errno.EL2HLT:  # EL2HLT: the stall was done
+            raise
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
 
 
 def _report(fifo: str, line: str) -> None:
