@@ -345,9 +345,10 @@ class Bay:
         spec = TransportSpec(kind="volume", mount_path=str(mount), usb_serial=docked.identity.serial,
                              timezone=model.timezone, options=model.options)
         with self.ctx.driver_for("msc").open(spec, None, self.ctx.clock) as session:
-            writable = session.capabilities.set_clock
-            if writable:
-                self.ctx.mounter.remount(mount, writable=True)
+            # A volume that cannot be written (one mounted without journal recovery) keeps its
+            # clock: the set fails and is recorded as such.
+            writable = session.capabilities.set_clock and self._remount_writable(
+                mount, "the recorder's clock file not written")
             try:
                 self._read_health(session, docked)
             finally:
@@ -395,11 +396,7 @@ class Bay:
     def _clear(self, mount: Path, docked: _Docked) -> None:
         assert docked.identity is not None
         require_archived = self.ctx.config.archive is not None
-        try:
-            self.ctx.mounter.remount(mount, writable=True)
-        except MountError as exc:
-            log.error("recorder not cleared: cannot remount read-write",
-                      extra={"bay": self.number, "error": str(exc)})
+        if not self._remount_writable(mount, "recorder not cleared"):
             return
         try:
             result = clear_recorder(self._open_store(), mount, docked.identity.serial,
@@ -408,6 +405,16 @@ class Bay:
                                                 "kept": len(result.kept)})
         finally:
             self.ctx.mounter.remount(mount, writable=False)
+
+    def _remount_writable(self, mount: Path, consequence: str) -> bool:
+        """Remount the recorder's volume read-write; False (logged) when it cannot be."""
+        try:
+            self.ctx.mounter.remount(mount, writable=True)
+        except MountError as exc:
+            log.error(f"{consequence}: cannot remount read-write",
+                      extra={"bay": self.number, "error": str(exc)})
+            return False
+        return True
 
     # -- health ----------------------------------------------------------------------------------
 

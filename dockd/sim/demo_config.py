@@ -30,16 +30,19 @@ def demo_paths(root: Path, store: Path | None) -> DemoPaths:
 def write_demo_config(paths: DemoPaths, recorders: int, broker_url: str | None,
                       clock_sync: str = "assume_synced", storage_wait_s: float = 30,
                       extra: str = "", daemon_extra: str = "", mqtt_extra: str = "",
-                      dock_id: str = "demo-dock", site: str = "demo-site") -> None:
+                      dock_id: str = "demo-dock", site: str = "demo-site",
+                      mounter: str = "directory") -> None:
     """The TOML a real dock would have, pointed at the simulator (``extra`` is appended;
-    ``dock_id``/``site`` let several simulated docks share one broker)."""
+    ``dock_id``/``site`` let several simulated docks share one broker; ``mounter = "mount"``
+    for events naming real block devices)."""
     (paths.root / "admin.pw").write_text(ADMIN_PASSWORD + "\n")
     os.chmod(paths.root / "admin.pw", 0o400)
     lines = [
         "[dock]", f'id = "{dock_id}"', f'site = "{site}"', f'store_dir = "{paths.store}"', "",
         "[ingest]", "store_reserve_bytes = 0", "",
         "[daemon]", 'device_source = "spool"', f'spool_dir = "{paths.spool}"',
-        'mounter = "directory"', f'status_socket = "{paths.socket}"',
+        f'mounter = "{mounter}"', f'mount_root = "{paths.root / "bays"}"',
+        f'status_socket = "{paths.socket}"',
         f'clock_sync = "{clock_sync}"  # the demo machine may have no NTP; a real dock uses "auto"',
         f"storage_wait_s = {storage_wait_s}", daemon_extra, "",
     ]
