@@ -54,9 +54,13 @@ def evidence(tmp_path: Path, ffmpeg: str) -> dict[str, object]:
     return {"store": tmp_path / "store", "mp4": shas[0], "junk": shas[1]}
 
 
-def _export(evidence: dict[str, object], out: Path, *extra: object):
-    return run_dockd(["export", "--case", CASE, *REG, "--out", out,
-                      "--store", evidence["store"], "--json", *extra])
+def _export(evidence: dict[str, object], out: Path, *extra: object, complete: bool = False,
+            env: dict[str, str] | None = None):
+    """Export CASE (whose junk file lacks most art. 12(4) fields: --allow-incomplete unless
+    ``complete``)."""
+    allow = [] if complete else ["--allow-incomplete"]
+    return run_dockd(["export", "--case", CASE, *REG, "--out", out, "--store", evidence["store"],
+                      "--json", *allow, *extra], env=env)
 
 
 def test_manifest_has_every_art_12_4_field_known_or_null(evidence, tmp_path: Path) -> None:
@@ -116,19 +120,153 @@ def test_ascmhl_reference_tool_accepts_the_package(evidence, tmp_path: Path,
     assert done.returncode != 0
 
 
-def test_sheet_pdf_renders_with_chinese_and_english(evidence, tmp_path: Path) -> None:
-    assert _export(evidence, tmp_path / "out").returncode == 0
-    pdf = tmp_path / "out" / "sign-off-sheet.pdf"
-    png = subprocess.run(["pdftoppm", "-r", "40", "-png", "-f", "1", "-l", "1", str(pdf),
-                          str(tmp_path / "page")], capture_output=True, check=False)
-    assert png.returncode == 0 and (tmp_path / "page-1.png").stat().st_size > 1000
+def _pdf_text(pdf: Path) -> str:
     text = subprocess.run(["pdftotext", "-raw", str(pdf), "-"], capture_output=True,
                           text=True, check=True).stdout
-    text = "".join(text.split())  # narrow cells wrap labels over lines
-    for words in ("执法人员签名", "Officer's signature", "单位领导签字", "Leader's signature",
-                  "本单位印章", "Unit seal", "摄录人员姓名", "设备品牌型号", "赵六", "钱七",
-                  "威县城关镇", "威县人民法院", "李局长", "Hikvision", CASE):
-        assert "".join(words.split()) in text, words
+    return "".join(text.split())  # narrow cells wrap labels over lines
+
+
+def test_sheet_pdf_renders_with_chinese_and_english(evidence, tmp_path: Path) -> None:
+    cfg = tmp_path / "dockd.toml"
+    cfg.write_text(f'[dock]\nstore_dir = "{evidence["store"]}"\ntimezone = "Asia/Shanghai"\n'
+                   '[records]\nunit_name = "威县公安局城关派出所"\n', encoding="utf-8")
+    for language in ("zh_CN", "en"):
+        out = tmp_path / f"out-{language}"
+        done = run_dockd(["export", "--case", CASE, *REG, "--out", out, "--config", cfg,
+                          "--allow-incomplete"], env={"LANGUAGE": language})
+        assert done.returncode == 0, done.stderr
+        pdf = out / "sign-off-sheet.pdf"
+        fonts = subprocess.run(["pdffonts", str(pdf)], capture_output=True, text=True,
+                               check=True).stdout.splitlines()[2:]
+        assert fonts and all(line.split()[-5] == "yes" for line in fonts), fonts  # emb
+        text = _pdf_text(pdf)
+        for words in ("音像证据刻盘登记表", "Audio-visual evidence disc record",
+                      "威县公安局城关派出所", "刻录人", "Burned by", "保管人", "Custodian",
+                      "执法人员", "单位负责人", "Unit leader", "本单位印章", "Unit seal",
+                      "摄录人员姓名", "设备品牌型号", "赵六", "钱七", "威县城关镇", "威县人民法院",
+                      "李局长", "Hikvision", CASE, "1/1·2026_12", "0:00:02",
+                      "第1页，共", "page1of"):
+            assert "".join(words.split()) in text, (language, words)
+        # the recording started 2026-11-23T00:30Z: 08:30 in Shanghai, to the second
+        start = "2026年11月23日08:30:00" if language == "zh_CN" else "2026-11-2308:30:00"
+        assert start in text and "00:30:00.000000Z" not in text
+        # the junk file's missing fields are listed on the sheet
+        assert "Missingart.12(4)fields" in text and "0002_broken.MP4" in text
+
+
+def test_sheet_title_is_drawn_without_any_font_on_the_machine(evidence, tmp_path: Path) -> None:
+    """Rendered with fontconfig pointed at an empty font directory: only the embedded font
+    can draw the Chinese title, and the title area has dark pixels."""
+    from PIL import Image
+
+    assert _export(evidence, tmp_path / "out").returncode == 0
+    empty = tmp_path / "fonts"
+    empty.mkdir()
+    conf = tmp_path / "fonts.conf"
+    conf.write_text(f"<?xml version='1.0'?><fontconfig><dir>{empty}</dir>"
+                    f"<cachedir>{tmp_path / 'cache'}</cachedir></fontconfig>")
+    env = {"FONTCONFIG_FILE": str(conf), "PATH": "/usr/bin:/bin"}
+    subprocess.run(["pdftoppm", "-r", "50", "-png", "-f", "1", "-l", "1",
+                    str(tmp_path / "out" / "sign-off-sheet.pdf"), str(tmp_path / "page")],
+                   check=True, env=env, capture_output=True)
+    page = Image.open(tmp_path / "page-1.png").convert("L")
+    width, height = page.size
+    # the unit name and the Chinese half of the title (left of the centre line)
+    title = page.crop((int(width * 0.27), int(height * 0.06), int(width * 0.45),
+                       int(height * 0.13)))
+    dark = sum(title.histogram()[:128])
+    assert dark > 150, dark
+    margin = page.crop((0, 0, width, int(height * 0.02)))  # above the unit name: blank
+    assert sum(margin.histogram()[:128]) == 0
+
+
+def test_missing_art_12_4_fields_refuse_the_export_listing_them(evidence,
+                                                              tmp_path: Path) -> None:
+    before = snapshot(evidence["store"])
+    done = _export(evidence, tmp_path / "out", complete=True)
+    assert done.returncode == 2
+    assert "1 of 2 recording(s) lack art. 12(4) fields: broken.MP4" in done.stderr
+    for field in ("Officer name", "Recording operator name", "Start time", "End time",
+                  "Device brand", "Device model", "Format", "Length"):
+        assert field in done.stderr, field
+    assert "--allow-incomplete" in done.stderr and "dockd case annotate" in done.stderr
+    assert not (tmp_path / "out").exists() and snapshot(evidence["store"]) == before
+    zh = _export(evidence, tmp_path / "out", complete=True, env={"LANGUAGE": "zh_CN"})
+    assert zh.returncode == 2 and "缺少第十二条第四项规定的信息" in zh.stderr
+
+
+def test_allow_incomplete_records_what_is_missing_in_the_manifest(evidence,
+                                                                 tmp_path: Path) -> None:
+    assert _export(evidence, tmp_path / "out").returncode == 0
+    manifest = json.loads((tmp_path / "out" / MANIFEST).read_text(encoding="utf-8"))
+    assert manifest["allow_incomplete"] is True
+    assert manifest["missing_fields"] == [{"file": "files/0002_broken.MP4", "fields": [
+        "officer_name", "operator_name", "start_time", "end_time", "device_brand",
+        "device_model", "format", "length_s"]}]
+
+
+def test_complete_export_needs_no_flag_and_reads_chronologically(tmp_path: Path,
+                                                                  ffmpeg: str) -> None:
+    """Three recordings made out of docking order, the operator from the officer (config):
+    no field missing, no flag needed, rows in the order they were recorded."""
+    clock = SettableClock(T0)
+    store = open_clocked_store(tmp_path / "store", clock,
+                               records={"operator_defaults_to_officer": True})
+    enrol(store, "CAM001", "Hikvision", "DSJ-X1", "0451", "赵六")
+    docked_event(store, "CAM001", "0451", "赵六")
+    shas = []
+    for i, created in enumerate(("2026-11-23T00:40:00Z", "2026-11-22T23:00:00Z",
+                                 "2026-11-23T00:10:00Z")):
+        mp4 = make_mp4(tmp_path / "m" / f"{i}.MP4", creation=created).read_bytes()
+        shas.append(ingest(store, tmp_path / f"s{i}", {f"DCIM/c{i}.MP4": mp4}).files[0].sha256)
+    tag_items(store, "C-9", shas, "clerk", "test", place="城关镇")
+    store.close()
+    cfg = tmp_path / "dockd.toml"
+    cfg.write_text(f'[dock]\nstore_dir = "{tmp_path / "store"}"\n'
+                   '[records]\noperator_defaults_to_officer = true\n', encoding="utf-8")
+    done = run_dockd(["export", "--case", "C-9", *REG, "--out", tmp_path / "out",
+                      "--config", cfg])
+    assert done.returncode == 0, done.stderr
+    manifest = json.loads((tmp_path / "out" / MANIFEST).read_text(encoding="utf-8"))
+    assert [r["sha256"] for r in manifest["recordings"]] == [shas[1], shas[2], shas[0]]
+    assert [r["file"] for r in manifest["recordings"]] == [
+        "files/0001_c1.MP4", "files/0002_c2.MP4", "files/0003_c0.MP4"]
+    assert {r["operator_name"] for r in manifest["recordings"]} == {"赵六"}
+    assert manifest["missing_fields"] == [] and manifest["allow_incomplete"] is False
+
+
+def test_missing_font_stops_the_export_naming_the_package(evidence, tmp_path: Path) -> None:
+    before = snapshot(evidence["store"])
+    cfg = tmp_path / "dockd.toml"
+    cfg.write_text(f'[dock]\nstore_dir = "{evidence["store"]}"\n[records]\n'
+                   f'pdf_font = "{tmp_path / "no-such-font.ttc"}"\n', encoding="utf-8")
+    done = run_dockd(["export", "--case", CASE, *REG, "--out", tmp_path / "out", "--config",
+                      cfg, "--allow-incomplete"])
+    assert done.returncode == 69, done.stderr
+    assert "fonts-wqy-zenhei" in done.stderr and "no-such-font.ttc" in done.stderr
+    assert not (tmp_path / "out").exists() and snapshot(evidence["store"]) == before
+
+
+@given(st.one_of(st.none(), st.text(max_size=80)))
+def test_volume_label_follows_iso9660_rules(case_no: str | None) -> None:
+    import re
+
+    from dockd.records.iso import volume_label
+
+    for disc, discs in ((1, 1), (2, 3), (12, 12)):
+        label = volume_label(case_no, "8d1ab985-298f", disc, discs)
+        assert re.fullmatch(r"[A-Z0-9_]{1,32}", label), label
+        if discs > 1:
+            assert label.endswith(f"_{disc}")
+
+
+def test_volume_label_from_the_case_number() -> None:
+    from dockd.records.iso import volume_label
+
+    assert volume_label(CASE, "8d1ab985-298f") == "2026_12"
+    assert volume_label("xz-2026/0042", "8d1ab985") == "XZ_2026_0042"
+    assert volume_label("刑字号", "8d1ab985-298f") == "DOCKD_8D1AB985"
+    assert volume_label(None, "8d1ab985-298f", 2, 3) == "DOCKD_8D1AB985_2"
 
 
 def test_iso_lists_verifies_and_tampering_is_found(evidence, tmp_path: Path) -> None:

@@ -48,6 +48,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
                    help=_("for public use (art. 13: the principal leader approves)"))
     p.add_argument("--out", type=Path, metavar="DIR", help=_("a new or empty directory"))
     p.add_argument("--iso", type=Path, metavar="FILE", help=_("also write an ISO 9660 image"))
+    p.add_argument("--allow-incomplete", action="store_true",
+                   help=_("export even when art. 12(4) fields are missing; the manifest records"
+                          " and the sheet prints which"))
     add_config_options(p)
     add_json_option(p)
     p.set_defaults(func=run)
@@ -75,7 +78,7 @@ def run(args: argparse.Namespace) -> int:
         shas, case_no = select_shas(store.catalog, config, args, strict=True)
         result = create_export(store, ExportRequest(
             tuple(shas), case_no, args.requester, args.requester_unit, args.reason,
-            args.approved_by, args.public, args.out, args.iso), actor())
+            args.approved_by, args.public, args.out, args.iso, args.allow_incomplete), actor())
     if args.json:
         print_json(result.to_json_dict())
     else:

@@ -26,8 +26,8 @@ from typing import Any
 from dockd.clock import utc_iso
 from dockd.errors import IntegrityError, UsageError
 from dockd.i18n import _
-from dockd.records.fields import RecordingFields, recording_fields
-from dockd.records.iso import IsoReader, write_iso
+from dockd.records.fields import FIELD_LABELS, RecordingFields, recording_fields
+from dockd.records.iso import IsoReader, volume_label, write_iso
 from dockd.records.package import (
     FILES_DIR,
     MANIFEST,
@@ -67,6 +67,7 @@ class ExportRequest:
     public_use: bool
     out: Path
     iso: Path | None = None
+    allow_incomplete: bool = False
 
 
 @dataclass(frozen=True)
@@ -103,13 +104,35 @@ def check_registration(requester: str, unit: str, reason: str, approved_by: str,
                                " which unit and why)").format(option=option))
 
 
+def check_complete(fields: list[RecordingFields]) -> None:
+    """UsageError listing every recording whose art. 12(4) fields are not all known."""
+    lacking = [f for f in fields if f.missing()]
+    if not lacking:
+        return
+    listed = "; ".join(
+        "{name} ({sha}…): {fields}".format(
+            name=f.source_name.rsplit("/", 1)[-1], sha=f.sha256[:12],
+            fields=", ".join(_(FIELD_LABELS[k]) for k in f.missing()))
+        for f in lacking)
+    raise UsageError(_(
+        "{n} of {total} recording(s) lack art. 12(4) fields: {list}. Fill place and operator"
+        " with 'dockd case annotate --items SHA256 --place … --operator …' (the recorder"
+        " registry gives officer and device; the file itself start, end, format and length),"
+        " or export with --allow-incomplete to record and print what is missing; nothing was"
+        " exported").format(n=len(lacking), total=len(fields), list=listed))
+
+
 def create_export(store: EvidenceStore, request: ExportRequest, actor: str) -> ExportResult:
     """Write, check and register the package ``request`` asks for."""
     check_registration(request.requester, request.requester_unit, request.reason,
                        request.approved_by, request.public_use)
     if not request.shas:
         raise UsageError(_("nothing to export: the selection has no stored recordings"))
-    fields = [recording_fields(store.catalog, sha, request.case_no) for sha in request.shas]
+    by_officer = store.config.records.operator_defaults_to_officer
+    fields = sorted((recording_fields(store.catalog, sha, request.case_no, by_officer)
+                     for sha in request.shas), key=RecordingFields.chronological_key)
+    if not request.allow_incomplete:
+        check_complete(fields)
     _check_iso_target(request.iso, request.out)
     created_out = _prepare_out(request.out)
     try:
@@ -121,38 +144,45 @@ def create_export(store: EvidenceStore, request: ExportRequest, actor: str) -> E
 
 def _build(store: EvidenceStore, request: ExportRequest, fields: list[RecordingFields],
            actor: str) -> ExportResult:
+    # reportlab is heavy: load it only when a sheet is written, not for every CLI start.
+    from dockd.records.sheet import SheetHeader, SheetRow, write_sheet
+
     export_id = str(uuid.uuid4())
-    created_at = utc_iso(store.clock.now())
+    now = store.clock.now()
+    created_at = utc_iso(now)
+    label = volume_label(request.case_no, export_id)
     with_sm3 = "sm3" in store.config.ingest.hashes
     requester, unit = request.requester.strip(), request.requester_unit.strip()
     reason, approver = request.reason.strip(), request.approved_by.strip()
     mhl_entries: list[MhlEntry] = []
     recordings: list[dict[str, Any]] = []
-    names: list[tuple[str, RecordingFields]] = []
+    rows: list[SheetRow] = []
     for n, f in enumerate(fields, start=1):
         rel = f"{FILES_DIR}/{package_name(n, f.source_name)}"
         digests = _copy_verified(store, f, request.out / rel, with_sm3)
         mhl_entries.append(_mhl_entry(request.out, rel, digests, store))
         recordings.append(_manifest_entry(rel, f, digests, with_sm3))
-        names.append((rel, f))
+        rows.append(SheetRow(rel, f, f.missing()))
     manifest = {
         "format": MANIFEST_FORMAT, "version": MANIFEST_VERSION, "export_id": export_id,
         "created_at": created_at, "dock": store.config.dock.id, "site": store.config.dock.site,
         "case": request.case_no, "requester": requester, "requester_unit": unit,
         "reason": reason, "approved_by": approver, "public_use": request.public_use,
+        "unit_name": store.config.records.unit_name or None, "volume_label": label,
         "hash_algorithms": ["sha256", "sm3"] if with_sm3 else ["sha256"],
         "recordings": recordings,
+        # Exported with --allow-incomplete: which art. 12(4) fields each recording lacks.
+        "allow_incomplete": request.allow_incomplete,
+        "missing_fields": [{"file": r.file, "fields": list(r.missing)} for r in rows if r.missing],
     }
     manifest_bytes = json.dumps(manifest, ensure_ascii=False, indent=2).encode("utf-8") + b"\n"
     manifest_sha = digest_bytes(manifest_bytes, ["sha256"])["sha256"]
     _write_new(request.out / MANIFEST, manifest_bytes)
     mhl_entries.append(_mhl_entry(request.out, MANIFEST, None, store))
-    # reportlab is heavy: load it only when a sheet is written, not for every CLI start.
-    from dockd.records.sheet import SheetHeader, write_sheet
-
-    header = SheetHeader(export_id, created_at, request.case_no, requester, unit, reason,
-                         approver, request.public_use, manifest_sha)
-    write_sheet(request.out / SHEET, header, names)
+    header = SheetHeader(export_id, now, request.case_no, requester, unit, reason, approver,
+                         request.public_use, manifest_sha, store.config.records.unit_name,
+                         store.config.dock.tz, label)
+    write_sheet(request.out / SHEET, header, rows, store.config.records.pdf_font)
     os.chmod(request.out / SHEET, PACKAGE_FILE_MODE)
     mhl_entries.append(_mhl_entry(request.out, SHEET, None, store))
     write_session_mhl(request.out, sorted(mhl_entries, key=lambda e: e.path), MHL_FORMATS,
@@ -160,7 +190,7 @@ def _build(store: EvidenceStore, request: ExportRequest, fields: list[RecordingF
     _must_verify(DirectoryReader(request.out), str(request.out))
     iso_sha = None
     if request.iso is not None:
-        write_iso(request.out, request.iso, f"DOCKD_{export_id[:8]}")
+        write_iso(request.out, request.iso, label)
         reader = IsoReader(request.iso)
         try:
             _must_verify(reader, str(request.iso))

@@ -7,6 +7,7 @@ from one named source; a field no source knows is None (null in JSON), never gue
 * officer name -- the officer named when the recorder was docked (``recorder.docked``),
   else the registry's assignment (:mod:`dockd.records.people`);
 * operator name, place -- annotations (``dockd case annotate``); place also from the case;
+  the operator falls back to the officer when ``[records] operator_defaults_to_officer``;
 * start, end, format, length -- the file's own metadata, as read at ingest;
 * brand, model -- the recorder registry.
 """
@@ -16,12 +17,19 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from dockd.i18n import N_
 from dockd.records.people import officer_at, recorder_entry
 from dockd.store.catalog import Catalog
 
 # The keys of one recording in manifest.json, in order (tests and docs use this list).
 ART_12_4_FIELDS = ("officer_name", "operator_name", "start_time", "end_time", "place",
                    "device_brand", "device_model", "format", "length_s")
+FIELD_LABELS = {
+    "officer_name": N_("Officer name"), "operator_name": N_("Recording operator name"),
+    "start_time": N_("Start time"), "end_time": N_("End time"), "place": N_("Place"),
+    "device_brand": N_("Device brand"), "device_model": N_("Device model"),
+    "format": N_("Format"), "length_s": N_("Length"),
+}
 
 
 @dataclass(frozen=True)
@@ -42,14 +50,26 @@ class RecordingFields:
     device_model: str | None
     format: str | None
     length_s: float | None
+    seen_at: str = ""  # when the dock first stored it (UTC text)
 
     def art_12_4(self) -> dict[str, Any]:
         """The art. 12(4) fields as a dict, keys in :data:`ART_12_4_FIELDS` order."""
         return {k: getattr(self, k) for k in ART_12_4_FIELDS}
 
+    def missing(self) -> tuple[str, ...]:
+        """The art. 12(4) fields no source knows, in :data:`ART_12_4_FIELDS` order."""
+        return tuple(k for k in ART_12_4_FIELDS if getattr(self, k) in (None, ""))
 
-def recording_fields(catalog: Catalog, sha256: str, case_no: str | None = None) -> RecordingFields:
-    """The fields of stored item ``sha256``; ``case_no`` gives the case's place as fallback."""
+    def chronological_key(self) -> tuple[str, str, str]:
+        """Sorts recordings by when they were made (their start time; when unknown, when
+        the dock stored them), so a sheet reads in the order events happened."""
+        return (self.start_time or self.seen_at, self.seen_at, self.sha256)
+
+
+def recording_fields(catalog: Catalog, sha256: str, case_no: str | None = None,
+                     operator_defaults_to_officer: bool = False) -> RecordingFields:
+    """The fields of stored item ``sha256``; ``case_no`` gives the case's place as fallback;
+    with ``operator_defaults_to_officer`` an operator nobody annotated is the officer."""
     item = catalog.query_one("SELECT size, sm3 FROM items WHERE sha256 = ?", (sha256,))
     if item is None:
         raise KeyError(sha256)
@@ -62,6 +82,8 @@ def recording_fields(catalog: Catalog, sha256: str, case_no: str | None = None) 
     officer = officer_at(catalog, recorder, sighting["seen_at"]) if sighting else None
     entry = recorder_entry(catalog, recorder) if recorder else None
     place, operator = _annotations(catalog, sha256)
+    if operator is None and operator_defaults_to_officer and officer is not None:
+        operator = officer.name
     return RecordingFields(
         sha256=sha256, size=int(item["size"]), sm3=item["sm3"], recorder=recorder,
         source_name=str(sighting["source_path"]) if sighting else sha256,
@@ -74,6 +96,7 @@ def recording_fields(catalog: Catalog, sha256: str, case_no: str | None = None) 
         device_model=entry.model if entry else None,
         format=meta["format"] if meta else None,
         length_s=meta["duration_s"] if meta else None,
+        seen_at=str(sighting["seen_at"]) if sighting else "",
     )
 
 

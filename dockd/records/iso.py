@@ -15,7 +15,9 @@ import pycdlib
 
 ISO_INTERCHANGE_LEVEL = 3
 JOLIET_LEVEL = 3
+VOLUME_ID_MAX = 32
 _ISO_NAME_CHARS = re.compile(r"[^A-Z0-9_]")
+_RUNS = re.compile(r"_+")
 
 
 def write_iso(package: Path, target: Path, volume_id: str) -> None:
@@ -69,6 +71,18 @@ class IsoReader:
 
     def close(self) -> None:
         self.iso.close()
+
+
+def volume_label(case_no: str | None, export_id: str, disc: int = 1, discs: int = 1) -> str:
+    """The image's ISO 9660 volume identifier: the case number in d-characters (A-Z, 0-9,
+    ``_``; at most 32), e.g. ``威公(刑)字〔2026〕12号`` → ``2026_12``; ``DOCKD_<export>``
+    when the case number has no such character or there is none; ``_2`` etc. per disc of a
+    split export."""
+    base = _RUNS.sub("_", _ISO_NAME_CHARS.sub("_", (case_no or "").upper())).strip("_")
+    if not base:
+        base = f"DOCKD_{export_id[:8].upper()}"
+    suffix = f"_{disc}" if discs > 1 else ""
+    return _ISO_NAME_CHARS.sub("_", base[: VOLUME_ID_MAX - len(suffix)].rstrip("_") + suffix)
 
 
 def _paths(rel: Path, counter: int | None = None) -> tuple[str, str]:

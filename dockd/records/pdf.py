@@ -18,7 +18,7 @@ from reportlab.lib.units import mm  # type: ignore[import-untyped]
 from reportlab.pdfbase import pdfmetrics  # type: ignore[import-untyped]
 from reportlab.pdfbase.ttfonts import TTFError, TTFont  # type: ignore[import-untyped]
 from reportlab.pdfgen.canvas import Canvas  # type: ignore[import-untyped]
-from reportlab.platypus import SimpleDocTemplate  # type: ignore[import-untyped]
+from reportlab.platypus import SimpleDocTemplate, Table, TableStyle  # type: ignore[import-untyped]
 
 from dockd.config.records import DEFAULT_PDF_FONT
 from dockd.errors import UnavailableError
@@ -81,6 +81,15 @@ def document(path: Path, font: str, pagesize: tuple[float, float], title: str,
                             author="dockd", invariant=1, initialFontName=font)
     doc.build = functools.partial(doc.build, canvasmaker=_numbered(font, footer))
     return doc
+
+
+def table(data: list[list[Any]], font: str, style: list[tuple[Any, ...]],
+          **kwargs: Any) -> Table:
+    """A reportlab Table whose cells use ``font``: a Table otherwise sets its default
+    Helvetica, which would be listed in the PDF and never embedded."""
+    made = Table(data, **kwargs)
+    made.setStyle(TableStyle([("FONTNAME", (0, 0), (-1, -1), font), *style]))
+    return made
 
 
 def _numbered(font: str, footer: Callable[[int, int], str]) -> type[Canvas]:
