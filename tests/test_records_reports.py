@@ -71,7 +71,8 @@ def week_store(tmp_path: Path, ffmpeg: str) -> Path:
     assert verify_store(store, "test").ok
     store.close()
     (tmp_path / "dockd.toml").write_text(
-        f'[dock]\nstore_dir = "{tmp_path / "store"}"\ntimezone = "Asia/Shanghai"\n',
+        f'[dock]\nstore_dir = "{tmp_path / "store"}"\ntimezone = "Asia/Shanghai"\n'
+        '[records]\nunit_name = "某某县公安局"\n',
         encoding="utf-8")
     return tmp_path
 
@@ -217,9 +218,11 @@ def test_pdf_title_glyphs_are_drawn(week_store: Path, kind: str, word: str) -> N
 def test_pdf_has_headers_page_numbers_and_human_sizes(week_store: Path) -> None:
     cfg = week_store / "dockd.toml"
     for kind, lang, expect in (
-            ("weekly", "zh_CN", ["执法人员", "记录仪", "第 1 页，共 1 页", "kB"]),
-            ("supervision", "en", ["Evidence exports", "requester", "page 1 of", "1.2 GB",
-                                   "Access register", "李法官", "in repair"])):
+            ("weekly", "zh_CN", ["某某县公安局", "执法人员", "记录仪", "第 1 页，共 1 页", "kB",
+                                 "0:00:03", "2026年11月24日 09:00:00"]),
+            ("supervision", "en", ["某某县公安局", "Evidence exports", "requester", "page 1 of",
+                                   "1.2 GB", "Access register", "李法官", "in repair",
+                                   "2026-11-24 09:00:00"])):
         pdf = week_store / f"{kind}-{lang}.pdf"
         done = run_dockd(["report", kind, "--week", WEEK, "--format", "pdf", "--out", pdf,
                           "--config", cfg], env={"LANGUAGE": lang})
@@ -229,6 +232,21 @@ def test_pdf_has_headers_page_numbers_and_human_sizes(week_store: Path) -> None:
         for wanted in expect:
             assert wanted in text, (kind, lang, wanted)
         assert "1234567890" not in text  # sizes are for people in the PDF
+        fonts = subprocess.run(["pdffonts", str(pdf)], capture_output=True, text=True,
+                               check=True).stdout.splitlines()[2:]
+        # name, type ..., emb, sub, uni, object, id: every font embedded (a subset)
+        assert fonts and all(f.split()[-5:-2] == ["yes", "yes", "yes"] for f in fonts), fonts
+
+
+def test_pdf_refused_without_its_font(week_store: Path) -> None:
+    cfg = week_store / "dockd.toml"
+    cfg.write_text(cfg.read_text(encoding="utf-8") + f'pdf_font = "{week_store / "no.ttf"}"\n',
+                   encoding="utf-8")
+    pdf = week_store / "weekly.pdf"
+    done = run_dockd(["report", "weekly", "--week", WEEK, "--format", "pdf", "--out", pdf,
+                      "--config", cfg])
+    assert done.returncode == 69 and "fonts-wqy-zenhei" in done.stderr
+    assert not pdf.exists()
 
 
 @pytest.mark.parametrize("values,integers,expected", [

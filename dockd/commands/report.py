@@ -60,7 +60,7 @@ def run(args: argparse.Namespace) -> int:
     if args.format == "pdf":
         from dockd.records.render import write_pdf  # reportlab: only when a PDF is asked for
 
-        write_pdf(report, args.out)
+        write_pdf(report, args.out, settings.pdf_font, settings.unit_name or None)
         print(_("wrote {path}").format(path=args.out))
         return 0
     if args.format == "csv":
@@ -77,7 +77,7 @@ def run(args: argparse.Namespace) -> int:
     else:
         from dockd.records.render import to_text
 
-        text = to_text(report)
+        text = to_text(report, settings.unit_name or None)
     if args.out is None:
         sys.stdout.write(text)
     else:

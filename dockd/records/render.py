@@ -12,7 +12,6 @@ from __future__ import annotations
 import csv
 import math
 from pathlib import Path
-from typing import Any
 
 from reportlab.graphics.charts.barcharts import VerticalBarChart  # type: ignore[import-untyped]
 from reportlab.graphics.shapes import Drawing, Group, String  # type: ignore[import-untyped]
@@ -20,19 +19,12 @@ from reportlab.lib import colors  # type: ignore[import-untyped]
 from reportlab.lib.pagesizes import A4, landscape  # type: ignore[import-untyped]
 from reportlab.lib.styles import ParagraphStyle  # type: ignore[import-untyped]
 from reportlab.lib.units import mm  # type: ignore[import-untyped]
-from reportlab.pdfgen.canvas import Canvas  # type: ignore[import-untyped]
-from reportlab.platypus import (  # type: ignore[import-untyped]
-    Flowable,
-    Paragraph,
-    SimpleDocTemplate,
-    Spacer,
-    Table,
-    TableStyle,
-)
+from reportlab.platypus import Flowable, Paragraph, Spacer, Table  # type: ignore[import-untyped]
 
 from dockd.errors import UsageError
 from dockd.i18n import _
-from dockd.records.pdf import register_font
+from dockd.records.pdf import check_glyphs, document, page_of, register_font
+from dockd.records.pdf import table as pdf_table
 from dockd.records.reports import DayTotals, WeeklyReport
 from dockd.records.reports_tables import Report, ReportTable, Style, period_line, tables, title
 
@@ -85,10 +77,13 @@ def write_csv(report: Report, out_dir: Path) -> list[Path]:
     return written
 
 
-def write_pdf(report: Report, path: Path, bureau: str | None = None) -> None:
+def write_pdf(report: Report, path: Path, font_path: Path, bureau: str | None = None) -> None:
     """A printable landscape A4 PDF: the bureau, title and period, the week's chart(s), then
-    every table with its header row (repeated on each page); page x of y in the footer."""
-    font = register_font()
+    every table with its header row (repeated on each page); the bureau, title and page x of
+    y in the footer. The font (``[records] pdf_font``) is embedded; FontMissingError before
+    anything is written when it is missing or lacks a character of the report."""
+    font = register_font(font_path)
+    check_glyphs(font, _all_text(report, bureau))
     styles = {"bureau": ParagraphStyle("b", fontName=font, fontSize=11, leading=14),
               "title": ParagraphStyle("t", fontName=font, fontSize=15, leading=19),
               "h": ParagraphStyle("h", fontName=font, fontSize=10, leading=13, spaceBefore=8,
@@ -106,12 +101,17 @@ def write_pdf(report: Report, path: Path, bureau: str | None = None) -> None:
     for table in tables(report):
         story.append(Paragraph(_esc(f"{table.title}: {len(table.rows)}"), styles["h"]))
         if table.rows:
-            story.append(_table(table, styles["cell"], styles["num"]))
-    footer = " · ".join(p for p in (bureau, title(report)) if p)
-    doc = SimpleDocTemplate(str(path), pagesize=landscape(A4), leftMargin=12 * mm,
-                            rightMargin=12 * mm, topMargin=12 * mm, bottomMargin=14 * mm,
-                            title=title(report), author="dockd", invariant=1)
-    doc.build(story, canvasmaker=_numbered(footer, font))
+            story.append(_table(table, font, styles["cell"], styles["num"]))
+    heading = " · ".join(p for p in (bureau, title(report)) if p)
+    document(path, font, landscape(A4), title(report),
+             lambda page, pages: f"{heading}    {page_of(page, pages)}").build(story)
+
+
+def _all_text(report: Report, bureau: str | None) -> list[str]:
+    out = [bureau or "", title(report), period_line(report)]
+    for t in tables(report):
+        out += [t.title, *t.columns, *(c for r in t.rows for c in r)]
+    return out
 
 
 def axis_scale(values: list[float], integers: bool) -> tuple[float, float]:
@@ -131,14 +131,14 @@ def axis_scale(values: list[float], integers: bool) -> tuple[float, float]:
 
 def _charts(report: Report, font: str) -> Drawing:
     days = report.days
+    drawing = Drawing(270 * mm, 60 * mm)
+    drawing.initialFontName = font  # else the renderer starts with Helvetica, never embedded
     if isinstance(report, WeeklyReport):
-        drawing = Drawing(270 * mm, 60 * mm)
         drawing.add(_bar_chart(days, [d.files for d in days], _("files per day"), font,
                                0, True, colors.steelblue))
         drawing.add(_bar_chart(days, [d.hours for d in days], _("hours recorded per day"), font,
                                135 * mm, False, colors.darkorange))
         return drawing
-    drawing = Drawing(270 * mm, 60 * mm)
     drawing.add(_bar_chart(days, [d.problems for d in days],
                            _("failures and faults per day"), font, 0, True, colors.firebrick))
     return drawing
@@ -169,44 +169,17 @@ def _number(value: float) -> str:
     return f"{value:.6g}"  # 3, 0.25, 0.01: no 0.0 for a small value, no 3.000000
 
 
-def _table(table: ReportTable, cell: ParagraphStyle, num: ParagraphStyle) -> Table:
+def _table(table: ReportTable, font: str, cell: ParagraphStyle, num: ParagraphStyle) -> Table:
     head = [Paragraph(_esc(c), cell) for c in table.columns]
     body = [[Paragraph(_esc(c), num if i in table.numeric else cell) for i, c in enumerate(r)]
             for r in table.rows]
-    out = Table([head, *body], repeatRows=1, hAlign="LEFT")
-    out.setStyle(TableStyle([("GRID", (0, 0), (-1, -1), 0.3, colors.grey),
-                             ("BACKGROUND", (0, 0), (-1, 0), colors.HexColor("#e8eef4")),
-                             ("VALIGN", (0, 0), (-1, -1), "TOP")]))
-    return out
+    return pdf_table([head, *body], font, [("GRID", (0, 0), (-1, -1), 0.3, colors.grey),
+                                           ("BACKGROUND", (0, 0), (-1, 0),
+                                            colors.HexColor("#e8eef4")),
+                                           ("VALIGN", (0, 0), (-1, -1), "TOP")],
+                     repeatRows=1, hAlign="LEFT")
 
 
 def _esc(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
-
-def _numbered(footer: str, font: str) -> type[Canvas]:
-    """A canvas that keeps every page until the end, so each can print ``page x of y``."""
-
-    class Numbered(Canvas):  # type: ignore[misc]
-        def __init__(self, *args: Any, **kwargs: Any) -> None:
-            super().__init__(*args, **kwargs)
-            self._kept: list[dict[str, Any]] = []
-
-        def showPage(self) -> None:  # reportlab's name
-            self._kept.append(dict(self.__dict__))
-            self._startPage()
-
-        def save(self) -> None:
-            pages = len(self._kept)
-            for number, state in enumerate(self._kept, start=1):
-                self.__dict__.update(state)
-                width = self._pagesize[0]
-                self.setFont(font, 8)
-                self.setFillGray(0.35)
-                self.drawString(12 * mm, 7 * mm, footer)
-                self.drawRightString(width - 12 * mm, 7 * mm, _("page {page} of {pages}").format(
-                    page=number, pages=pages))
-                super().showPage()
-            super().save()
-
-    return Numbered

@@ -17,7 +17,8 @@ from dataclasses import dataclass, field
 from rich.filesize import decimal
 
 from dockd.clock import parse_utc_iso
-from dockd.i18n import N_, _
+from dockd.i18n import N_, _, length_text, local_date
+from dockd.i18n import local_time as local_moment
 from dockd.records.pdf import shown
 from dockd.records.reports import SupervisionReport, WeeklyReport
 
@@ -59,7 +60,7 @@ def period_line(report: Report) -> str:
     tz = _tz(report)
     last_day = (report.period.end - dt.timedelta(days=1)).date()
     return _("period {start} – {end} ({zone}); generated {now}").format(
-        start=_day(report.period.start.date()), end=_day(last_day), zone=_zone(tz),
+        start=local_date(report.period.start.date()), end=local_date(last_day), zone=_zone(tz),
         now=local_time(report.generated_at, tz))
 
 
@@ -74,16 +75,10 @@ def local_time(utc_text: str | None, tz: dt.tzinfo, style: Style = Style.PERSON)
     """A catalog time (UTC text) as the bureau's local time, to the second."""
     if not utc_text:
         return shown(None)
-    local = parse_utc_iso(utc_text).astimezone(tz)
+    moment = parse_utc_iso(utc_text)
     if style is Style.SHEET:
-        return local.strftime("%Y-%m-%d %H:%M:%S")
-    return _("{date} {time}").format(date=_day(local.date()), time=local.strftime("%H:%M:%S"))
-
-
-def length_text(seconds: float) -> str:
-    """A length as H:MM:SS to the nearest second (``0:00:03``, ``12:05:00``)."""
-    hours, rest = divmod(max(0, round(seconds)), 3600)
-    return f"{hours}:{rest // 60:02d}:{rest % 60:02d}"
+        return moment.astimezone(tz).strftime("%Y-%m-%d %H:%M:%S")
+    return local_moment(moment, tz)
 
 
 def human_size(size: int | None) -> str:
@@ -180,10 +175,6 @@ def _tz(report: Report) -> dt.tzinfo:
     tz = report.period.start.tzinfo
     assert tz is not None  # periods are built from the config's zone
     return tz
-
-
-def _day(day: dt.date) -> str:
-    return _("{y:04d}-{m:02d}-{d:02d}").format(y=day.year, m=day.month, d=day.day)
 
 
 def _zone(tz: dt.tzinfo) -> str:
