@@ -269,6 +269,79 @@ def test_volume_label_from_the_case_number() -> None:
     assert volume_label(None, "8d1ab985-298f", 2, 3) == "DOCKD_8D1AB985_2"
 
 
+def test_disc_can_be_checked_by_a_clerk_with_sha256sum(evidence, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    assert _export(evidence, out).returncode == 0
+    done = subprocess.run(["sha256sum", "-c", "SHA256SUMS"], cwd=out, capture_output=True,
+                          text=True, check=False, env={"LC_ALL": "C", "PATH": "/usr/bin:/bin"})
+    assert done.returncode == 0, done.stdout + done.stderr
+    checked = {line.rsplit(": ", 1)[0] for line in done.stdout.splitlines()
+               if line.endswith(": OK")}
+    on_disc = {p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file()}
+    assert checked == {p for p in on_disc if not p.startswith("ascmhl/")} - {"SHA256SUMS"}
+    assert {"说明.txt", "README.txt", "custody/dock-public-key.pem", "custody/checkpoint.json",
+            "custody/history.json", "custody/history.pdf", "manifest.json",
+            "sign-off-sheet.pdf"} <= checked
+    # a changed file is caught by the same command
+    copy = tmp_path / "copy"
+    shutil.copytree(out, copy)
+    (copy / "manifest.json").chmod(0o644)
+    with open(copy / "manifest.json", "ab") as fh:
+        fh.write(b" ")
+    bad = subprocess.run(["sha256sum", "-c", "SHA256SUMS"], cwd=copy, capture_output=True,
+                         text=True, check=False, env={"LC_ALL": "C", "PATH": "/usr/bin:/bin"})
+    assert bad.returncode == 1 and "manifest.json: FAILED" in bad.stdout
+
+
+def test_readme_files_say_what_is_on_the_disc_and_how_to_check_it(evidence,
+                                                                   tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    assert _export(evidence, out).returncode == 0
+    sums = dict(line.split("  ", 1)[::-1] for line in
+                (out / "SHA256SUMS").read_text(encoding="utf-8").splitlines())
+    for name, words in (("说明.txt", ("光盘内容", "sha256sum -c SHA256SUMS", "如何核对", CASE)),
+                        ("README.txt", ("What is on this disc", "sha256sum -c SHA256SUMS",
+                                        CASE))):
+        raw = (out / name).read_bytes()
+        assert raw.startswith(b"\xef\xbb\xbf") and b"\r\n" in raw  # Notepad-safe
+        text = raw.decode("utf-8-sig")
+        for word in words:
+            assert word in text, (name, word)
+        for rel in sums:
+            if rel.startswith("files/"):  # a certutil line per recording, Windows paths
+                assert f"certutil -hashfile {rel.replace('/', chr(92))} SHA256" in text
+
+
+def test_disc_carries_the_items_custody_history_under_a_signed_checkpoint(
+        evidence, tmp_path: Path) -> None:
+    from cryptography.hazmat.primitives.serialization import load_pem_public_key
+
+    from dockd.store.custody import checkpoint_from_dict
+
+    out = tmp_path / "out"
+    assert _export(evidence, out).returncode == 0
+    history = json.loads((out / "custody/history.json").read_text(encoding="utf-8"))
+    checkpoint = checkpoint_from_dict(json.loads(
+        (out / "custody/checkpoint.json").read_text(encoding="utf-8")))
+    key = load_pem_public_key((out / "custody/dock-public-key.pem").read_bytes())
+    assert key.public_bytes_raw().hex() == checkpoint.public_key == history["public_key"]
+    import base64
+
+    key.verify(base64.b64decode(checkpoint.signature), checkpoint.signed_bytes())  # raises
+    records = history["records"]
+    subjects = {r["subject"] for r in records}
+    assert {evidence["mp4"], evidence["junk"]} <= subjects
+    types = {r["type"] for r in records}
+    assert {"case.tagged", "item.annotated"} <= types
+    assert max(r["seq"] for r in records) <= checkpoint.seq
+    # the records are the dock's own: the same hashes as its custody log
+    log = json.loads(run_dockd(["log", "--json", "--store", evidence["store"]]).stdout)
+    by_seq = {r["seq"]: r["hash"] for r in log}
+    assert all(by_seq[r["seq"]] == r["hash"] for r in records)
+    text = _pdf_text(out / "custody/history.pdf")
+    assert "保管链记录" in text and "case.tagged" in text
+
+
 def test_iso_lists_verifies_and_tampering_is_found(evidence, tmp_path: Path) -> None:
     image = tmp_path / "evidence.iso"
     done = _export(evidence, tmp_path / "out", "--iso", image)
@@ -276,8 +349,12 @@ def test_iso_lists_verifies_and_tampering_is_found(evidence, tmp_path: Path) -> 
     listing = subprocess.run(["xorriso", "-indev", str(image), "-find", "/"],
                              capture_output=True, text=True, check=True).stdout
     for name in ("/manifest.json", "/sign-off-sheet.pdf", "/files/0001_20261123_083000.MP4",
-                 "/files/0002_broken.MP4", "/ascmhl/ascmhl_chain.xml"):
+                 "/files/0002_broken.MP4", "/ascmhl/ascmhl_chain.xml", "/SHA256SUMS",
+                 "/说明.txt", "/README.txt", "/custody/history.pdf"):
         assert f"'{name}'" in listing, name
+    pvd = subprocess.run(["xorriso", "-indev", str(image), "-pvd_info"], capture_output=True,
+                         text=True, check=True).stdout
+    assert "Volume Id    : 2026_12\n" in pvd  # from the case number
     ok = run_dockd(["export", "verify", image, "--store", evidence["store"]])
     assert ok.returncode == 0, ok.stdout + ok.stderr
     assert "matches the custody log" in ok.stdout

@@ -26,6 +26,13 @@ from typing import Any
 from dockd.clock import utc_iso
 from dockd.errors import IntegrityError, UsageError
 from dockd.i18n import _
+from dockd.records.disc import (
+    DiscInfo,
+    items_history,
+    write_custody,
+    write_readmes,
+    write_sums,
+)
 from dockd.records.fields import FIELD_LABELS, RecordingFields, recording_fields
 from dockd.records.iso import IsoReader, volume_label, write_iso
 from dockd.records.package import (
@@ -178,13 +185,19 @@ def _build(store: EvidenceStore, request: ExportRequest, fields: list[RecordingF
     manifest_bytes = json.dumps(manifest, ensure_ascii=False, indent=2).encode("utf-8") + b"\n"
     manifest_sha = digest_bytes(manifest_bytes, ["sha256"])["sha256"]
     _write_new(request.out / MANIFEST, manifest_bytes)
-    mhl_entries.append(_mhl_entry(request.out, MANIFEST, None, store))
+    tz, font = store.config.dock.tz, store.config.records.pdf_font
     header = SheetHeader(export_id, now, request.case_no, requester, unit, reason, approver,
                          request.public_use, manifest_sha, store.config.records.unit_name,
-                         store.config.dock.tz, label)
-    write_sheet(request.out / SHEET, header, rows, store.config.records.pdf_font)
-    os.chmod(request.out / SHEET, PACKAGE_FILE_MODE)
-    mhl_entries.append(_mhl_entry(request.out, SHEET, None, store))
+                         tz, label)
+    write_sheet(request.out / SHEET, header, rows, font)
+    _write_disc_notes(store, request, fields, DiscInfo(
+        store.config.records.unit_name, request.case_no, export_id, now, tz, label, 1, 1,
+        [r.file for r in rows], sum(f.size for f in fields)))
+    listed = {e.path for e in mhl_entries}
+    for rel in DirectoryReader(request.out).files():
+        if rel not in listed:
+            os.chmod(request.out / rel, PACKAGE_FILE_MODE)
+            mhl_entries.append(_mhl_entry(request.out, rel, None, store))
     write_session_mhl(request.out, sorted(mhl_entries, key=lambda e: e.path), MHL_FORMATS,
                       store.clock.now())
     _must_verify(DirectoryReader(request.out), str(request.out))
@@ -209,6 +222,21 @@ def _build(store: EvidenceStore, request: ExportRequest, fields: list[RecordingF
                                                   "recordings": len(fields)})
     return ExportResult(export_id, request.out, request.iso, len(fields), total, manifest_sha,
                         record.seq)
+
+
+def _write_disc_notes(store: EvidenceStore, request: ExportRequest,
+                      fields: list[RecordingFields], info: DiscInfo) -> None:
+    """The items' custody history with the dock's key and a checkpoint covering it, the
+    read-me files, and SHA256SUMS of everything (written last)."""
+    checkpoint = store.custody.checkpoint_head()
+    if checkpoint is None:  # items are in the log, so it is never empty; say so if it is
+        raise IntegrityError(_("the custody log is empty although items are stored; run"
+                               " 'dockd verify'; nothing was registered"))
+    history = items_history(store.catalog, [f.sha256 for f in fields])
+    write_custody(request.out, history, checkpoint, info.tz, store.config.records.pdf_font,
+                  _write_new)
+    write_readmes(request.out, info, _write_new)
+    write_sums(request.out, _write_new)
 
 
 def package_name(n: int, source_name: str) -> str:

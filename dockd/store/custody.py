@@ -197,6 +197,19 @@ class CustodyLog:
         with self.catalog.transaction() as tx:
             return self.record(tx, event, actor, checkpoint)
 
+    def checkpoint_head(self) -> Checkpoint | None:
+        """A signed checkpoint of the log's last record (made now unless one exists), so a
+        copy of records up to here can be checked against the dock's key; None when empty."""
+        with self.catalog.transaction() as tx:
+            last = tx.execute("SELECT seq, hash FROM custody ORDER BY seq DESC LIMIT 1").fetchone()
+            if last is None:
+                return None
+            if tx.execute("SELECT 1 FROM checkpoints WHERE seq = ?", (last[0],)).fetchone() is None:
+                self._checkpoint(tx, last[0], last[1], utc_iso(self.clock.now()))
+            row = tx.execute("SELECT dock, seq, hash, time, public_key, signature FROM checkpoints"
+                             " WHERE seq = ?", (last[0],)).fetchone()
+        return Checkpoint(row[0], row[1], row[2], row[3], row[4], row[5])
+
     def _checkpoint(self, tx: Transaction, seq: int, hash_: str, time: str,
                     write_file: bool = True) -> None:
         public_key = self.signer.public_key_hex

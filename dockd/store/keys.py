@@ -108,3 +108,11 @@ def verify_signature(public_hex: str, message: bytes, signature_b64: str) -> boo
     except (InvalidSignature, ValueError):
         return False
     return True
+
+
+def public_key_pem(public_hex: str) -> bytes:
+    """The Ed25519 public key ``public_hex`` as PEM (SubjectPublicKeyInfo), the form
+    ``openssl pkey -pubin`` and other tools read."""
+    key = Ed25519PublicKey.from_public_bytes(bytes.fromhex(public_hex))
+    return key.public_bytes(serialization.Encoding.PEM,
+                            serialization.PublicFormat.SubjectPublicKeyInfo)
