@@ -112,6 +112,27 @@ def test_status_text_in_chinese(chinese: None) -> None:
     assert "Battery" not in text and "Ready" not in text
 
 
+def test_ready_unchecked_names_the_checks_not_done_in_both_languages(
+        monkeypatch: pytest.MonkeyPatch, english: None) -> None:
+    state = three_bay_snapshot()
+    state["bays"][1] = BayStatus(2, "2", BayState.READY_UNCHECKED, recorder="AMBA-B1-01",
+                                 storage_free_bytes=60_000_000_000,
+                                 storage_total_bytes=64_000_000_000,
+                                 unchecked=("battery", "clock")).to_json_dict()
+    text = squash(render_status_text(state, width=180))
+    bay2 = next(line for line in text.splitlines() if line.startswith("2 "))
+    assert "Ready (unchecked) AMBA-B1-01" in bay2
+    assert "Not checked: battery, clock — check before the shift" in bay2
+    assert "you may take" not in bay2
+    monkeypatch.setenv("LANG", "zh_CN.UTF-8")
+    text = squash(render_status_text(state, width=180))
+    assert "就绪（未全部检查）" in text and "未能检查：电量、时钟——领用前请自行检查" in text
+    # what a daemon of another version might send is shown, never raised
+    state["bays"][1]["unchecked"] = ["battery", 7, "\x1b[2Jspare", None]
+    text = render_status_text(state, width=180)
+    assert "\x1b" not in text and "电量、\ufffd[2Jspare" in text
+
+
 def test_narrow_status_puts_what_to_do_below_the_table(english: None) -> None:
     text = render_status_text(three_bay_snapshot(), width=80)
     assert max(len(line) for line in text.splitlines()) <= 80
@@ -267,7 +288,8 @@ json_leaf = (st.none() | st.booleans() | st.integers(min_value=-(10**30), max_va
 json_value = st.recursive(json_leaf, lambda inner: st.lists(inner, max_size=4)
                           | st.dictionaries(st.text(max_size=10), inner, max_size=4), max_leaves=12)
 BAY_KEYS = ["bay", "label", "state", "fault", "recorder", "officer", "battery_percent",
-            "storage_free_bytes", "storage_total_bytes", "clock_drift_s", "progress", "updated_at"]
+            "storage_free_bytes", "storage_total_bytes", "clock_drift_s", "progress", "updated_at",
+            "unchecked"]
 PROGRESS_KEYS = ["files_done", "files_total", "bytes_done", "bytes_total", "rate_bytes_per_s",
                  "seconds_left"]
 state_names = st.sampled_from([s.value for s in BayState] + ["", "weird"])

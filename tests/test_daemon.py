@@ -50,11 +50,19 @@ def _types(records: list[dict[str, Any]], subject: str | None = None) -> list[st
     return [r["type"] for r in records if subject is None or r["subject"] == subject]
 
 
+# What each simulated kind can check (art. 4): the GA/T 947 simulator reports battery, storage
+# and clock; Ambarella recorders have no battery command; a plain disk has neither battery nor
+# clock. Only the first may be called ``ready``.
+READY_AS = {"gat947": ("ready", []), "amba": ("ready_unchecked", ["battery"]),
+            "msc": ("ready_unchecked", ["battery", "clock"])}
+
+
 def test_three_recorders_of_every_kind_end_ready_and_stored_once(dock: DaemonRunner) -> None:
     plugged = [dock.dock.plug(f"1-1.{n}", kind) for n, kind in
                enumerate(("gat947", "amba", "msc"), start=1)]
-    for n in (1, 2, 3):
-        dock.wait_bay(n, "ready")
+    for n, p in enumerate(plugged, start=1):
+        state, unchecked = READY_AS[p.kind]
+        assert dock.wait_bay(n, state)["unchecked"] == unchecked
     for p in plugged:
         items = _catalog(dock, p.serial)
         on_card = _card_hashes(p.volume)
@@ -70,12 +78,58 @@ def test_three_recorders_of_every_kind_end_ready_and_stored_once(dock: DaemonRun
     assert verify.returncode == 0, verify.stdout + verify.stderr
 
 
+def test_ready_unchecked_says_what_was_not_checked_on_the_state_channel_console_and_custody(
+        dock: DaemonRunner) -> None:
+    amba = dock.dock.plug("1-1.2", "amba")
+    bay = dock.wait_bay(2, "ready_unchecked")
+    assert (bay["unchecked"], bay["fault"], bay["battery_percent"]) == (["battery"], None, None)
+    health = next(r["payload"] for r in dock.custody()
+                  if r["type"] == "recorder.health" and r["subject"] == amba.serial)
+    assert health["unchecked"] == ["battery"] and health["faults"] == []
+    status = dock.dockd("status")
+    assert status.returncode == 0, status.stderr
+    # (the sentence may wrap inside its table cell)
+    assert "Not checked: battery — check before the shift" in " ".join(status.stdout.split()), \
+        status.stdout
+    # the next recorder in the same bay starts from a clean slate
+    dock.dock.unplug("1-1.2")
+    assert dock.wait_bay(2, "empty")["unchecked"] == []
+    dock.dock.plug("1-1.2", "gat947", spec=SimRecorderSpec(serial="ZFYNEXT"))
+    assert dock.wait_bay(2, "ready")["unchecked"] == []
+
+
+def test_require_checks_turns_an_unknown_reading_into_a_fault_for_that_model(
+        tmp_path: Path) -> None:
+    h = DaemonRunner(tmp_path / "dock", model_extra={"amba": 'require_checks = ["battery"]'})
+    h.start()
+    try:
+        amba = h.dock.plug("1-1.1", "amba")
+        gat = h.dock.plug("1-1.2", "gat947")  # reports its battery: unaffected
+        bay = h.wait_bay(1, "fault")
+        assert (bay["fault"], bay["fault_scope"], bay["unchecked"]) == \
+            ("check_unavailable", "recorder", [])
+        assert h.wait_bay(2, "ready")["unchecked"] == []
+        records = h.custody()
+        fault = next(r["payload"] for r in records if r["type"] == "bay.fault")
+        assert fault["reason"] == "check_unavailable" and fault["recorder"] == amba.serial
+        assert "battery" in fault["detail"] and "require_checks" in fault["detail"], fault
+        health = next(r["payload"] for r in records
+                      if r["type"] == "recorder.health" and r["subject"] == amba.serial)
+        assert health["required_checks"] == ["battery"]
+        assert health["faults"] == ["check_unavailable"]
+        # the evidence is safe all the same: offloaded before the verdict
+        assert len(_catalog(h, amba.serial)) == len(_card_hashes(amba.volume))
+        assert len(_catalog(h, gat.serial)) == len(_card_hashes(gat.volume))
+    finally:
+        h.close()
+
+
 def test_undock_is_a_check_out_naming_the_assigned_officer(dock: DaemonRunner) -> None:
     add = dock.dockd("recorders", "add", "MSC9", "--brand", "Acme", "--model", "X1",
                      "--officer-id", "007", "--officer-name", "李四")
     assert add.returncode == 0, add.stderr
     dock.dock.plug("1-1.1", "msc", usb_serial="MSC9")
-    assert dock.wait_bay(1, "ready")["officer"] == "李四"
+    assert dock.wait_bay(1, "ready_unchecked")["officer"] == "李四"
     dock.dock.unplug("1-1.1")
     dock.wait_bay(1, "empty")
     records = dock.custody()
@@ -102,7 +156,7 @@ def test_pull_out_mid_offload_then_redock_resumes_without_loss_or_duplicates(
 
     dock.dock.put_card_back("PULL1")
     dock.dock.plug("1-1.1", "msc", usb_serial="PULL1", files=files)
-    dock.wait_bay(1, "ready", timeout=120)
+    dock.wait_bay(1, "ready_unchecked", timeout=120)
     items = _catalog(dock, "PULL1")
     assert sorted(i["source_path"] for i in items) == sorted(f for f, _ in files)
     assert {i["sha256"] for i in items} == set(_card_hashes(plugged.volume).values())
@@ -214,7 +268,7 @@ def test_the_disk_decides_the_storage_phase_and_its_faults_say_what_was_seen(
 
         assert h.wait_bay(1, "fault", timeout=30)["fault"] == "offload_failed"
         assert h.wait_bay(2, "fault", timeout=30)["fault"] == "storage_switch_failed"
-        assert h.wait_bay(3, "ready", timeout=30)["recorder"] == "AMBMUTE"
+        assert h.wait_bay(3, "ready_unchecked", timeout=30)["recorder"] == "AMBMUTE"
         records = h.custody()
         faults = {r["payload"]["bay"]: r["payload"] for r in records if r["type"] == "bay.fault"}
         assert "file system" in faults[1]["detail"] and "(no file system)" in faults[1]["detail"]
@@ -237,14 +291,16 @@ def test_the_disk_decides_the_storage_phase_and_its_faults_say_what_was_seen(
         h.dock.plugged.pop("1-1.2")
         h.dock.plug("1-1.2", "msc", usb_serial="NEXT0001")
         h.wait_until(lambda st: st["bays"][1]["recorder"] == "NEXT0001"
-                     and st["bays"][1]["state"] == "ready", 30, "bay 2 takes the next recorder")
+                     and st["bays"][1]["state"] == "ready_unchecked", 30,
+                     "bay 2 takes the next recorder")
     finally:
         h.close()
 
 
 def test_port_missing_from_the_config_gets_a_derived_bay(dock: DaemonRunner) -> None:
     dock.dock.plug("2-4", "msc", usb_serial="ELSEWHERE")
-    found = dock.wait_until(lambda s: any(b["label"] == "port 2-4" and b["state"] == "ready"
+    found = dock.wait_until(lambda s: any(b["label"] == "port 2-4"
+                                          and b["state"] == "ready_unchecked"
                                           for b in s["bays"]), 60, "derived bay ready")
     assert any(b["bay"] >= 100 for b in found["bays"])
     assert "missing from the config" in dock.log()
@@ -266,7 +322,7 @@ def test_sigterm_mid_offload_interrupts_cleanly_and_restart_recovers(dock: Daemo
     dock.dock.unplug("1-1.1")
     dock.start()
     dock.dock.plug("1-1.1", "msc", usb_serial="TERM1", files=files)
-    dock.wait_bay(1, "ready", timeout=120)
+    dock.wait_bay(1, "ready_unchecked", timeout=120)
     assert len(_catalog(dock, "TERM1")) == len(files)
 
 
@@ -291,7 +347,7 @@ def test_clear_after_offload_deletes_only_verified_files_each_with_a_custody_eve
     try:
         p = h.dock.plug("1-1.1", "msc", usb_serial="CLEAR1",
                         files=[("DCIM/A.MP4", 100_000), ("DCIM/B.MP4", 200_000)])
-        h.wait_bay(1, "ready")
+        h.wait_bay(1, "ready_unchecked")
         assert sorted(x.name for x in p.volume.rglob("*") if x.is_file()) == []
         records = h.custody()
         deleted = [r for r in records if r["type"] == "recorder.file_deleted"]
@@ -334,14 +390,22 @@ def test_bay_leds_follow_the_daemon_and_a_broken_led_never_stops_the_offload(
     h = DaemonRunner(tmp_path / "dock", extra=extra)
     h.start()
     try:
-        h.dock.plug("1-1.1", "msc", usb_serial="LED1")
+        h.dock.plug("1-1.1", "gat947", spec=SimRecorderSpec(serial="LED1"))
         h.dock.plug("1-1.2", "msc", usb_serial="LED2")
         h.wait_bay(1, "ready")
-        h.wait_bay(2, "ready")
+        h.wait_bay(2, "ready_unchecked")
         bay1 = (leds / "bay1:status").resolve()
         h.wait_until(lambda _s: (bay1 / "multi_intensity").read_text().split()[1] != "0"
                      and (bay1 / "multi_intensity").read_text().split()[0] == "0", 10, "green LED")
         assert int((bay1 / "brightness").read_text()) > 0
+        # bay 1's recorder leaves; a plain disk in its place cannot report battery or clock:
+        # amber (red and green together on this LED), never green
+        h.dock.unplug("1-1.1")
+        h.wait_bay(1, "empty")
+        h.dock.plug("1-1.1", "msc", usb_serial="LED3")
+        h.wait_bay(1, "ready_unchecked")
+        h.wait_until(lambda _s: "0" not in (bay1 / "multi_intensity").read_text().split()[:2],
+                     10, "amber LED")
         assert len(_catalog(h, "LED2")) == 3
         assert "LED fault" in h.log()
     finally:
@@ -365,7 +429,7 @@ def test_pull_out_whose_reads_fail_before_the_remove_event_is_still_a_pull_out(
     assert session_end["payload"]["reason"] == "removed_during_offload"
     dock.dock.put_card_back("LATE1")
     dock.dock.plug("1-1.1", "msc", usb_serial="LATE1", files=files)
-    dock.wait_bay(1, "ready", timeout=120)
+    dock.wait_bay(1, "ready_unchecked", timeout=120)
     assert sorted(i["source_path"] for i in _catalog(dock, "LATE1")) == sorted(f for f, _ in files)
 
 

@@ -43,10 +43,19 @@ def test_dock_states_health_alerts_and_every_custody_record_reach_the_broker(
         h.start()
         h.dock.plug("1-1.1", "gat947", spec=SimRecorderSpec(serial="ZFYMQ1", battery_percent=90))
         h.dock.plug("1-1.2", "msc", usb_serial="STICK", vendor_product=("0781", "5567"))
+        h.dock.plug("1-1.3", "amba", spec=SimRecorderSpec(serial="AMBMQ3", protocol="amba-stream"))
         h.wait_bay(1, "ready")
         h.wait_bay(2, "fault")
+        h.wait_bay(3, "ready_unchecked")
         assert collector.wait_for(lambda m: _last_state(m, 1) == "ready", 15)
         assert collector.wait_for(lambda m: _last_state(m, 2) == "fault", 15)
+        assert collector.wait_for(lambda m: _last_state(m, 3) == "ready_unchecked", 15)
+        # an Ambarella recorder has no battery command: MQTT says so, it is not "ready"
+        bay3 = json.loads([p for t, p, _ in collector.messages
+                           if t == f"{PREFIX}/bay/3/state" and p][-1])
+        assert bay3["unchecked"] == ["battery"] and bay3["battery_percent"] is None
+        assert json.loads([p for t, p, _ in collector.messages
+                           if t == f"{PREFIX}/bay/1/state" and p][-1])["unchecked"] == []
         health = [json.loads(p) for p in collector.on("/recorder/ZFYMQ1/health")]
         assert health and health[-1]["battery_percent"] == 90
         alerts = [json.loads(p) for p in collector.on("/alert")]
@@ -62,7 +71,8 @@ def test_dock_states_health_alerts_and_every_custody_record_reach_the_broker(
 
         families = scrape()
         bays = {s.labels["state"]: s.value for s in families["dockd_bays"].samples}
-        assert (bays["ready"], bays["fault"], bays["empty"]) == (1, 1, 1)
+        assert (bays["ready"], bays["fault"], bays["ready_unchecked"], bays["empty"]) == \
+            (1, 1, 1, 0)
         assert families["dockd_offload_bytes"].samples[0].value > 0
         # the dock line (and so the broker link) is refreshed every few seconds
         deadline = time.monotonic() + 15
@@ -108,7 +118,7 @@ def test_broker_with_a_wrong_ca_is_named_in_dockd_status_and_the_offload_goes_on
     try:
         h.start()
         h.dock.plug("1-1.1", "msc", usb_serial="TLS1")
-        h.wait_bay(1, "ready")
+        h.wait_bay(1, "ready_unchecked")
         state = h.wait_until(lambda s: "TLS" in str(s["dock"]["broker"].get("error")), 30,
                              "the TLS error in the dock state")
         assert state["dock"]["broker"]["connected"] is False

@@ -62,6 +62,37 @@ def test_a_clock_that_cannot_be_read_is_set_and_counts_as_checked_unverified() -
     assert accepted.to_json_dict()["clock_set_verified"] is False
 
 
+def test_required_checks_turn_an_unknown_reading_into_a_fault() -> None:
+    required = ("battery", "clock")
+    # storage unknown but not required: still only unchecked
+    report = evaluate(SETTINGS, None, None, None, ClockCheck(None), required)
+    assert report.faults == (FaultReason.CHECK_UNAVAILABLE,)
+    assert report.unchecked == ("battery", "storage", "clock")
+    assert report.missing_required == ("battery", "clock")
+    assert report.to_json_dict()["required_checks"] == ["battery", "clock"]
+    # the reading's own fault comes first; a required check that was done is no fault
+    low = evaluate(SETTINGS, 5, None, None, ClockCheck(None), required)
+    assert low.faults == (FaultReason.BATTERY_LOW, FaultReason.CHECK_UNAVAILABLE)
+    assert low.missing_required == ("clock",)
+    done = evaluate(SETTINGS, 80, None, None, ClockCheck(None, None, True, True, True, True),
+                    required)
+    assert done.faults == () and done.unchecked == ("storage",) and done.missing_required == ()
+
+
+def test_required_checks_are_config_words_per_model() -> None:
+    model = {"name": "a", "vendor_id": "4255", "product_id": "0001", "driver": "amba",
+             "control": "usb", "require_checks": ["clock", "battery"], "read_timeout_s": 5,
+             "write_timeout_s": 12.5}
+    spec = parse_config({"daemon": {"models": [model]}}).daemon.models[0]
+    assert spec.require_checks == ("clock", "battery")
+    assert (spec.read_timeout_s, spec.write_timeout_s) == (5.0, 12.5)
+    plain = parse_config({"daemon": {"models": [{**model, "require_checks": []}]}}).daemon
+    assert plain.models[0].require_checks == ()
+    default = {k: v for k, v in model.items() if not k.endswith(("_s", "checks"))}
+    spec = parse_config({"daemon": {"models": [default]}}).daemon.models[0]
+    assert (spec.require_checks, spec.read_timeout_s, spec.write_timeout_s) == ((), None, None)
+
+
 @given(battery=st.one_of(st.none(), st.integers(0, 100)),
        drift=st.one_of(st.none(), st.floats(-1e10, 1e10)), synced=st.booleans())
 def test_health_decisions_are_total(battery: int | None, drift: float | None, synced: bool) -> None:
@@ -88,6 +119,18 @@ def test_health_decisions_are_total(battery: int | None, drift: float | None, sy
     ({"max_concurrent_offloads": 0}, "daemon.max_concurrent_offloads"),
     ({"clock_sync": "maybe"}, "daemon.clock_sync"),
     ({"bays": [{"port": "1-1", "number": 1, "colour": "red"}]}, "daemon.bays[0].colour"),
+    ({"models": [{"name": "x", "vendor_id": "4255", "product_id": "0001", "driver": "amba",
+                  "control": "usb", "require_checks": ["spare_battery"]}]},
+     "daemon.models[0].require_checks"),
+    ({"models": [{"name": "x", "vendor_id": "4255", "product_id": "0001", "driver": "amba",
+                  "control": "usb", "require_checks": "battery"}]},
+     "daemon.models[0].require_checks"),
+    ({"models": [{"name": "x", "vendor_id": "4255", "product_id": "0001", "driver": "amba",
+                  "control": "usb", "read_timeout_s": 0}]}, "daemon.models[0].read_timeout_s"),
+    ({"models": [{"name": "x", "vendor_id": "4255", "product_id": "0001", "driver": "amba",
+                  "control": "usb", "write_timeout_s": 600}]}, "daemon.models[0].write_timeout_s"),
+    ({"models": [{"name": "x", "vendor_id": "2ca3", "product_id": "0001",
+                  "read_timeout_s": 2}]}, "daemon.models[0].read_timeout_s"),
 ])
 def test_bad_runtime_config_names_the_key(daemon: dict[str, Any], key: str) -> None:
     with pytest.raises(ConfigError, match=key.replace("[", r"\[").replace("]", r"\]")):

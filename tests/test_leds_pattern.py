@@ -15,6 +15,8 @@ from dockd.report.leds.pattern import (
     LED_OFF,
     READY,
     READY_OFFLINE,
+    READY_UNCHECKED,
+    READY_UNCHECKED_OFFLINE,
     RECORDER_FAULT,
     Colour,
     LedPattern,
@@ -71,6 +73,25 @@ def test_ready_is_green_and_winks_while_the_broker_is_offline(
     assert pattern.colour is Colour.GREEN
     if not online:
         # Mostly on: still reads as green, the short gap says "not reporting".
+        assert pattern.mode is Mode.BLINK and pattern.on_ms > 10 * pattern.off_ms
+
+
+@pytest.mark.parametrize("online,expected", [(True, READY_UNCHECKED),
+                                             (False, READY_UNCHECKED_OFFLINE)])
+def test_ready_unchecked_is_never_green_and_differs_from_every_waiting_state(
+        online: bool, expected: LedPattern) -> None:
+    pattern = led_pattern(status(BayState.READY_UNCHECKED), online)
+    assert pattern == expected
+    assert pattern.colour is Colour.AMBER
+    # Told apart from checking (even blink) and offloading (pulse) by mode or rhythm, also
+    # on hardware that can only blink.
+    waiting = [led_pattern(status(s), online) for s in (BayState.CHECKING, BayState.OFFLOADING)]
+    for other in waiting:
+        assert (pattern.mode, pattern.on_ms, pattern.off_ms) != \
+            (other.mode, other.on_ms, other.off_ms)
+    if online:
+        assert pattern.mode is Mode.STEADY
+    else:
         assert pattern.mode is Mode.BLINK and pattern.on_ms > 10 * pattern.off_ms
 
 

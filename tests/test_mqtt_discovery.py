@@ -48,7 +48,9 @@ def test_device_discovery_and_every_template_on_the_real_payloads(
                                                      bytes_total=1 << 31, rate_bytes_per_s=2.5e7)))
     reporter.bay_changed(BayStatus(bay=2, label="Bay 2", state=BayState.FAULT,
                                    fault=FaultReason.BATTERY_LOW, recorder="SN2", battery_percent=7))
-    reporter.bay_changed(BayStatus(bay=3, label="Bay 3"))  # empty: every figure null
+    # ready, but battery and clock could not be checked: every figure null
+    reporter.bay_changed(BayStatus(bay=3, label="Bay 3", state=BayState.READY_UNCHECKED,
+                                   recorder="SN3", unchecked=("battery", "clock")))
     with store.catalog.transaction() as tx:
         enqueue_alert(tx, "dock-01", utc_iso(reporter.clock.now()), "battery_low", bay=2,
                       recorder="SN2", detail="battery 7 %")
@@ -103,6 +105,14 @@ def test_device_discovery_and_every_template_on_the_real_payloads(
         ("offloading", "81", "25.0")
     assert (rendered["bay2_fault"], rendered["bay3_battery"], rendered["bay3_progress"]) == \
         ("battery_low", "None", "None")
+    assert rendered["bay3_state"] == "ready_unchecked"
+    attributes = {obj: json.loads(_render(c["json_attributes_template"], latest[c["state_topic"]]))
+                  for obj, c in components.items() if obj.endswith("_state")}
+    assert attributes["bay3_state"] == {"unchecked": ["battery", "clock"]}
+    assert attributes["bay1_state"] == {"unchecked": []}
+    # a dock that sends no list (older version) renders an empty one, not an error
+    assert json.loads(_render(components["bay3_state"]["json_attributes_template"],
+                              b'{"state": "ready"}')) == {"unchecked": []}
     problem = {obj: _render(c["value_template"], latest[c["state_topic"]])
                for obj, c in components.items() if obj.endswith("_problem")}
     assert problem == {"bay1_problem": "OFF", "bay2_problem": "ON", "bay3_problem": "OFF"}

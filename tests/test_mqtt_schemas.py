@@ -14,6 +14,7 @@ import dockd.report.mqtt
 from dockd import __version__
 from dockd.clock import SystemClock, utc_iso
 from dockd.config import parse_config
+from dockd.config.health import CHECKS
 from dockd.dock.states import BayState, BayStatus, FaultReason, Progress
 from dockd.report.mqtt import discovery, payloads
 from dockd.report.mqtt.topics import Topics
@@ -84,15 +85,35 @@ def test_alert_and_health_validate() -> None:
        fault=st.none() | st.sampled_from(list(FaultReason)),
        battery=st.none() | st.integers(0, 100), done=st.integers(0, 10**12),
        total=st.integers(0, 10**12), rate=st.floats(0, 1e10),
-       label=st.text(max_size=20), officer=st.none() | st.text(max_size=20))
+       label=st.text(max_size=20), officer=st.none() | st.text(max_size=20),
+       unchecked=st.lists(st.sampled_from(CHECKS), unique=True))
 def test_any_bay_status_validates(bay: int, state: BayState, fault: FaultReason | None,
                                   battery: int | None, done: int, total: int, rate: float,
-                                  label: str, officer: str | None) -> None:
+                                  label: str, officer: str | None, unchecked: list[str]) -> None:
     status = BayStatus(bay=bay, label=label, state=state, fault=fault, recorder="SN1",
                        officer=officer, battery_percent=battery,
                        progress=Progress(done % 1000, 1000, done, total, rate),
-                       updated_at="2026-01-02T03:04:05.000006Z")
+                       updated_at="2026-01-02T03:04:05.000006Z", unchecked=tuple(unchecked))
     validator("bay_state").validate(roundtrip(payloads.bay_payload("dock-01", status)))
+
+
+def test_bay_schema_knows_exactly_the_codes_words() -> None:
+    schema = json.loads((SCHEMAS / "bay_state.v1.json").read_text())["properties"]
+    assert schema["state"]["enum"] == [s.value for s in BayState]
+    assert schema["fault"]["oneOf"][0]["enum"] == [f.value for f in FaultReason]
+    assert schema["unchecked"]["items"]["enum"] == list(CHECKS)
+
+
+def test_ready_unchecked_names_its_checks_and_nothing_else() -> None:
+    v = validator("bay_state")
+    status = BayStatus(bay=1, label="Bay 1", state=BayState.READY_UNCHECKED,
+                       unchecked=("battery", "clock"))
+    payload = roundtrip(payloads.bay_payload("dock-01", status))
+    assert isinstance(payload, dict) and payload["unchecked"] == ["battery", "clock"]
+    v.validate(payload)
+    for bad in (["battery", "battery"], ["spare_battery"], "battery"):
+        with pytest.raises(jsonschema.ValidationError):
+            v.validate({**payload, "unchecked": bad})
 
 
 def test_home_assistant_discovery_points_at_published_topics() -> None:

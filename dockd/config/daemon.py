@@ -9,6 +9,7 @@ from importlib.metadata import entry_points
 from pathlib import Path
 from types import MappingProxyType
 
+from dockd.config.health import CHECKS
 from dockd.config.reader import TableReader, unique
 
 RECORDER_DRIVER_GROUP = "dockd.recorders"
@@ -44,6 +45,15 @@ class ModelSpec:
     timezone: str | None = None
     brand: str = ""
     options: MappingProxyType[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    #: Art. 4 checks (``battery``, ``storage``, ``clock``) the bureau requires of this model:
+    #: a reading the recorder cannot give is then the fault ``check_unavailable`` instead of
+    #: ``ready_unchecked``.
+    require_checks: tuple[str, ...] = ()
+    #: Per-command timeouts of the control protocol; None: the protocol's own (DV16: 2 s reads,
+    #: 10 s writes; Ambarella B1: 3 s). ``write_timeout_s`` applies where the protocol has a
+    #: separate one (DV16).
+    read_timeout_s: float | None = None
+    write_timeout_s: float | None = None
 
     def matches(self, vendor_id: str | None, product_id: str | None) -> bool:
         ids = {(self.vendor_id, self.product_id)}
@@ -145,15 +155,28 @@ def _parse_model(t: TableReader, drivers: tuple[str, ...]) -> ModelSpec | None:
         timezone=t.optional_string("timezone"),
         brand=t.string("brand", ""),
         options=MappingProxyType(opts),
+        require_checks=t.string_list("require_checks", (), CHECKS),
+        read_timeout_s=_optional_seconds(t, "read_timeout_s"),
+        write_timeout_s=_optional_seconds(t, "write_timeout_s"),
     )
     if driver == "msc" and control != "none":
         t.problem("control", "the msc driver has no control port; use 'none'")
     if driver != "msc" and control == "none":
         t.problem("control", f"the {driver} driver needs a control transport")
+    if control == "none":
+        for key in ("read_timeout_s", "write_timeout_s"):
+            if key in t.data:
+                t.problem(key, "only a model with a control transport has command timeouts")
     t.finish()
     if not (name and vendor_id and product_id) or t.has_problem("driver"):
         return None
     return model
+
+
+def _optional_seconds(t: TableReader, name: str) -> float | None:
+    if name not in t.data:
+        return None
+    return t.number(name, 0.0, minimum=0.1, maximum=120)
 
 
 def _optional_hex(t: TableReader, name: str) -> str | None:

@@ -6,6 +6,10 @@ from dataclasses import dataclass
 
 from dockd.config.reader import TableReader
 
+#: The art. 4 checks made at every dock, in the order an officer is told about them; the
+#: words of ``require_checks`` (docs/runtime.md) and of ``unchecked`` (docs/mqtt.md).
+CHECKS = ("battery", "storage", "clock")
+
 
 @dataclass(frozen=True)
 class HealthSection:

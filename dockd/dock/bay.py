@@ -199,7 +199,7 @@ class Bay:
         self._docked = docked = _Docked(model)
         self._set(BayState.IDENTIFYING, fault=None, recorder=None, officer=None,
                   battery_percent=None, storage_free_bytes=None, storage_total_bytes=None,
-                  clock_drift_s=None, progress=Progress())
+                  clock_drift_s=None, progress=Progress(), unchecked=())
         try:
             block = first if first.kind == "block" else None
             if model.two_phase and not self._in_storage_mode(model, first):
@@ -245,19 +245,20 @@ class Bay:
 
     def _control_spec(self, model: ModelSpec, first: DeviceEvent) -> TransportSpec:
         # No bay-wide timeout: each driver uses its protocol's own per-command timeouts
-        # (DV16: 2 s reads, 10 s writes; Ambarella B1: 3 s).
-        timeout = None
+        # (DV16: 2 s reads, 10 s writes; Ambarella B1: 3 s) unless the model sets its own.
+        timeout, write_timeout = model.read_timeout_s, model.write_timeout_s
         if model.control in ("usb", "usb-a9"):
             return TransportSpec(kind=model.control, usb_serial=first.usb_serial,
                                  usb_bus=first.usb_bus, usb_address=first.usb_address,
                                  timezone=model.timezone, timeout_s=timeout,
-                                 options=model.options)
+                                 write_timeout_s=write_timeout, options=model.options)
         kind = "tty" if model.control == "serial" else "sg"
         node = self._wait(lambda e: e.action == "add" and e.kind == kind and bool(e.device_node),
                           self.ctx.daemon.control_wait_s, f"the recorder's {kind} control port",
                           FaultReason.LOGIN_FAILED)
         return TransportSpec(kind=model.control, path=node.device_node, timezone=model.timezone,
-                             timeout_s=timeout, options=model.options)
+                             timeout_s=timeout, write_timeout_s=write_timeout,
+                             options=model.options)
 
     def _in_storage_mode(self, model: ModelSpec, event: DeviceEvent) -> bool:
         """A two-phase recorder already in mass-storage mode (e.g. the dock restarted)."""
@@ -435,7 +436,8 @@ class Bay:
         storage = docked.storage
         report = evaluate(self.ctx.health, docked.battery,
                           storage.total_bytes if storage else None,
-                          storage.free_bytes if storage else None, docked.clock)
+                          storage.free_bytes if storage else None, docked.clock,
+                          docked.model.require_checks if docked.model else ())
         docked.health = report
         docked.faults = list(report.faults)
         self._set(BayState.CHECKING, storage_free_bytes=storage.free_bytes if storage else None,
@@ -499,17 +501,29 @@ class Bay:
             decode_warnings=identity.warnings))
 
     def _finish(self, docked: _Docked) -> None:
+        """``ready`` only when every art. 4 check passed; ``ready_unchecked`` (naming the
+        checks) when some could not be done and the model does not require them."""
+        report = docked.health
         if docked.faults:
             reason = docked.faults[0]
-            self._fault(reason, ", ".join(f.value for f in docked.faults), docked)
+            detail = ", ".join(f.value for f in docked.faults)
+            if report is not None and report.missing_required:
+                model = docked.model.name if docked.model else "?"
+                detail += (f"; not reported by the recorder: {', '.join(report.missing_required)}"
+                           f" (required by model {model!r}: require_checks)")
+            self._fault(reason, detail, docked)
+        elif report is not None and report.unchecked:
+            log.info("recorder ready, not every check done", extra={
+                "bay": self.number, "unchecked": ", ".join(report.unchecked)})
+            self._set(BayState.READY_UNCHECKED, fault=None, unchecked=report.unchecked)
         else:
-            self._set(BayState.READY, fault=None)
+            self._set(BayState.READY, fault=None, unchecked=())
 
     def _fault(self, reason: FaultReason, detail: str, docked: _Docked | None) -> None:
         serial = docked.identity.serial if docked and docked.identity else None
         log.warning("bay fault", extra={"bay": self.number, "reason": reason.value,
                                         "detail": detail, "recorder": serial or ""})
-        self._set(BayState.FAULT, fault=reason)
+        self._set(BayState.FAULT, fault=reason, unchecked=())
         self._record(BayFault(self.number, self.label, self.port, reason.value, detail, serial,
                               reason.is_dock_problem))
 
@@ -535,7 +549,7 @@ class Bay:
             return
         self._set(BayState.EMPTY, fault=None, recorder=None, officer=None, battery_percent=None,
                   storage_free_bytes=None, storage_total_bytes=None, clock_drift_s=None,
-                  progress=Progress())
+                  progress=Progress(), unchecked=())
 
     # -- helpers ------------------------------------------------------------------------------------
 

@@ -1,9 +1,10 @@
 """Health checks made at every dock (rules art. 4): battery, recorder storage, clock.
 
 Pure decisions on readings; the bay gathers the readings through the recorder driver.
-Unknown readings (None) are never faults: the dock does not invent values. They are
-*unchecked*, and the report says so (``HealthReport.unchecked``), so that a bay never calls a
-recorder ready whose checks were not done.
+Unknown readings (None) are not faults by themselves: the dock does not invent values. They
+are *unchecked*, and the report says so (``HealthReport.unchecked``), so that a bay never calls
+a recorder ``ready`` whose checks were not done (it is ``ready_unchecked``). A model's
+``require_checks`` makes an unknown reading of those checks the fault ``check_unavailable``.
 """
 
 from __future__ import annotations
@@ -11,11 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from dockd.config.health import HealthSection
+from dockd.config.health import CHECKS, HealthSection
 from dockd.dock.states import FaultReason
-
-#: The art. 4 checks, in the order an officer is told about them.
-CHECKS = ("battery", "storage", "clock")
 
 
 @dataclass(frozen=True)
@@ -50,6 +48,12 @@ class HealthReport:
     clock: ClockCheck = field(default_factory=lambda: ClockCheck(None))
     faults: tuple[FaultReason, ...] = ()
     unchecked: tuple[str, ...] = ()
+    required: tuple[str, ...] = ()  # the model's require_checks
+
+    @property
+    def missing_required(self) -> tuple[str, ...]:
+        """Checks the model requires that could not be done (the ``check_unavailable`` fault)."""
+        return tuple(c for c in self.unchecked if c in self.required)
 
     def to_json_dict(self) -> dict[str, Any]:
         return {"battery_percent": self.battery_percent,
@@ -61,12 +65,15 @@ class HealthReport:
                 "clock_set_verified": self.clock.verified,
                 "dock_clock_synchronised": self.clock.dock_synchronised,
                 "faults": [f.value for f in self.faults],
-                "unchecked": list(self.unchecked)}
+                "unchecked": list(self.unchecked),
+                "required_checks": list(self.required)}
 
 
 def evaluate(settings: HealthSection, battery_percent: int | None, storage_total: int | None,
-             storage_free: int | None, clock: ClockCheck) -> HealthReport:
-    """Faults implied by the readings, and which checks had nothing to go on."""
+             storage_free: int | None, clock: ClockCheck,
+             required: tuple[str, ...] = ()) -> HealthReport:
+    """Faults implied by the readings, and which checks had nothing to go on; an unchecked
+    check that is ``required`` is the fault ``check_unavailable`` (after the others)."""
     faults: list[FaultReason] = []
     if battery_percent is not None and battery_percent < settings.battery_min_percent:
         faults.append(FaultReason.BATTERY_LOW)
@@ -82,8 +89,10 @@ def evaluate(settings: HealthSection, battery_percent: int | None, storage_total
         unchecked.append("storage")
     if not clock_wrong and not clock.set_accepted and clock.drift_before_s is None:
         unchecked.append("clock")
+    if any(c in required for c in unchecked):
+        faults.append(FaultReason.CHECK_UNAVAILABLE)
     return HealthReport(battery_percent, storage_total, storage_free, clock, tuple(faults),
-                        tuple(unchecked))
+                        tuple(unchecked), tuple(c for c in CHECKS if c in required))
 
 
 def clock_faults(settings: HealthSection, clock: ClockCheck) -> list[FaultReason]:

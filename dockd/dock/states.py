@@ -20,6 +20,9 @@ class BayState(enum.StrEnum):
     CHECKING = "checking"
     OFFLOADING = "offloading"
     READY = "ready"
+    #: Offloaded and nothing wrong found, but some art. 4 check could not be done (the model
+    #: cannot report its battery, storage or clock): ``BayStatus.unchecked`` says which.
+    READY_UNCHECKED = "ready_unchecked"
     FAULT = "fault"
 
 
@@ -36,6 +39,8 @@ class FaultReason(enum.StrEnum):
     OFFLOAD_FAILED = "offload_failed"
     REMOVED_DURING_OFFLOAD = "removed_during_offload"
     STORE_FULL = "store_full"
+    #: A check the model's ``require_checks`` asks for could not be done (unknown reading).
+    CHECK_UNAVAILABLE = "check_unavailable"
 
     @property
     def is_dock_problem(self) -> bool:
@@ -60,6 +65,9 @@ class BayStatus:
     clock_drift_s: float | None = None
     progress: Progress = field(default_factory=Progress)
     updated_at: str = ""
+    #: The art. 4 checks (``battery``, ``storage``, ``clock``) that could not be done on the
+    #: recorder in the bay; shown with ``ready_unchecked``.
+    unchecked: tuple[str, ...] = ()
 
     def to_json_dict(self) -> dict[str, Any]:
         """The one JSON shape of a bay: the state channel's, and MQTT's ``bay/<n>/state``
@@ -78,4 +86,5 @@ class BayStatus:
                              "bytes_done": p.bytes_done, "bytes_total": p.bytes_total,
                              "rate_bytes_per_s": round(p.rate_bytes_per_s, 1),
                              "seconds_left": p.seconds_left},
+                "unchecked": list(self.unchecked),
                 "updated_at": self.updated_at or None}

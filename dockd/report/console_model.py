@@ -16,6 +16,7 @@ from typing import Any
 
 MAX_TEXT = 64  # characters of any one name shown; longer is cut with "…"
 MAX_BAYS = 64  # a dock has a handful of bays; more is not a dock state we can draw
+MAX_WORDS = 8  # of a list of words such as the unchecked checks (there are three)
 # Larger than any real byte count or rate (an exabyte); beyond it a number is nonsense.
 MAX_QUANTITY = 10**18
 
@@ -55,6 +56,7 @@ class BayView:
     clock_drift_s: float | None = None
     progress: ProgressView = field(default_factory=ProgressView)
     updated_at: str | None = None
+    unchecked: tuple[str, ...] = ()  # art. 4 checks not done (``ready_unchecked``)
 
 
 @dataclass(frozen=True)
@@ -169,7 +171,16 @@ def _bay(raw: dict[str, Any]) -> BayView:
         storage_free_bytes=_count(raw.get("storage_free_bytes")),
         storage_total_bytes=_count(raw.get("storage_total_bytes")),
         clock_drift_s=_real(raw.get("clock_drift_s"), -MAX_QUANTITY, MAX_QUANTITY),
-        progress=_progress(raw.get("progress")), updated_at=clean_text(raw.get("updated_at")))
+        progress=_progress(raw.get("progress")), updated_at=clean_text(raw.get("updated_at")),
+        unchecked=_words(raw.get("unchecked")))
+
+
+def _words(raw: object) -> tuple[str, ...]:
+    """A short list of short words (the unchecked checks); anything else is left out."""
+    if not isinstance(raw, list):
+        return ()
+    words = (clean_text(item, 16) for item in raw[:MAX_WORDS] if isinstance(item, str))
+    return tuple(word for word in words if word)
 
 
 def _progress(raw: object) -> ProgressView:

@@ -30,6 +30,7 @@ from dockd.report.console_words import (
     is_dock_fault,
     state_hint,
     state_name,
+    unchecked_sentence,
 )
 
 DEFAULT_WIDTH = 120
@@ -38,7 +39,8 @@ WIDE = 110  # columns from which the bay table carries its own "what to do" colu
 _STATE_STYLE = {
     BayState.EMPTY.value: "dim", BayState.IDENTIFYING.value: "yellow",
     BayState.CHECKING.value: "yellow", BayState.OFFLOADING.value: "bold yellow",
-    BayState.READY.value: "bold green", BayState.FAULT.value: "bold red",
+    BayState.READY.value: "bold green", BayState.READY_UNCHECKED.value: "bold yellow",
+    BayState.FAULT.value: "bold red",
 }
 
 
@@ -197,6 +199,8 @@ def _detail(bay: BayView, live: bool) -> RenderableType:
     if bay.state == BayState.FAULT.value:
         sentence = fault_sentence(bay.fault)
         return Text(sentence, style="bold red" if is_dock_fault(bay.fault) else "red")
+    if bay.state == BayState.READY_UNCHECKED.value:
+        return Text(unchecked_sentence(bay.unchecked), style="yellow")
     if bay.state != BayState.OFFLOADING.value:
         return Text(state_hint(bay.state), style="green" if bay.state == BayState.READY.value else "")
     head, tail = _progress_words(bay)

@@ -8,6 +8,8 @@ as on the LEDs in ``docs/leds.md``) always end with "call the administrator".
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from dockd.dock.states import BayState, FaultReason
 from dockd.i18n import _
 
@@ -20,6 +22,7 @@ def state_name(state: str) -> str:
         BayState.CHECKING.value: _("Checking"),
         BayState.OFFLOADING.value: _("Offloading"),
         BayState.READY.value: _("Ready"),
+        BayState.READY_UNCHECKED.value: _("Ready (unchecked)"),
         BayState.FAULT.value: _("Fault"),
     }
     return names.get(state, state)
@@ -36,6 +39,14 @@ def state_hint(state: str) -> str:
     return hints.get(state, "")
 
 
+def unchecked_sentence(unchecked: Sequence[str]) -> str:
+    """What the officer is told for ``ready_unchecked``: which art. 4 checks the dock could not
+    do, so that they are done by hand before the shift."""
+    names = {"battery": _("battery"), "storage": _("storage"), "clock": _("clock")}
+    listed = _(", ").join(names.get(check, check) for check in unchecked) or _("some checks")
+    return _("Not checked: {checks} — check before the shift").format(checks=listed)
+
+
 def fault_sentence(fault: str | None) -> str:
     """Why a bay is red, as one sentence an officer can act on."""
     sentences = {
@@ -49,6 +60,9 @@ def fault_sentence(fault: str | None) -> str:
         FaultReason.CLOCK_UNSYNCED.value: _("Dock clock not synchronised — call the administrator"),
         FaultReason.OFFLOAD_FAILED.value: _("Copying the recordings failed — call the administrator"),
         FaultReason.STORE_FULL.value: _("Dock evidence store is full — call the administrator"),
+        FaultReason.CHECK_UNAVAILABLE.value: _(
+            "The dock could not check this recorder's battery, storage or clock — "
+            "hand it to the administrator"),
     }
     if fault is None:
         return _("Fault — call the administrator")

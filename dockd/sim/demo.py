@@ -3,8 +3,9 @@
 It writes a demo config (simulator device source, directory "mounts", a local broker),
 starts ``dockd run`` as a subprocess, docks recorders of every kind (GA/T 947 over a
 serial port, Ambarella, plain mass storage), shows the bays until each is settled,
-stops the daemon and runs ``dockd verify``. Exit 0 only when every bay is ``ready`` and
-the store verifies.
+stops the daemon and runs ``dockd verify``. Exit 0 only when every bay is ``ready`` (or
+``ready_unchecked``: Ambarella and plain mass-storage recorders cannot report their battery,
+and the dock says so) and the store verifies.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ from typing import Any
 from dockd.errors import SoftwareError
 from dockd.sim.dock import KINDS
 from dockd.sim.runner import DaemonRunner, RunnerError
+
+READY = ("ready", "ready_unchecked")
 
 
 class DemoFailed(SoftwareError):
@@ -52,7 +55,7 @@ def run_demo(recorders: int, broker_url: str | None, store: Path | None, keep_ru
         if broker_proc is not None:
             broker_proc.terminate()
             broker_proc.wait(10)
-    faults = [b for b in state["bays"] if b["state"] != "ready"]
+    faults = [b for b in state["bays"] if b["state"] not in READY]
     if faults:
         raise DemoFailed("bays not ready: " + ", ".join(f"{b['label']}={b['state']}({b['fault']})"
                                                          for b in faults) + f"; log: {runner.log_path}")
@@ -73,7 +76,7 @@ def _watch_until_settled(runner: DaemonRunner, recorders: int,
     def settled(state: dict[str, Any]) -> bool:
         show(state)
         bays = [b for b in state["bays"] if b["bay"] <= recorders]
-        return len(bays) == recorders and all(b["state"] in ("ready", "fault") for b in bays)
+        return len(bays) == recorders and all(b["state"] in (*READY, "fault") for b in bays)
 
     return runner.wait_until(settled, timeout_s, "every bay settled", interval=0.3)
 

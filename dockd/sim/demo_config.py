@@ -4,6 +4,7 @@ pointed at the simulator (spool device source, directory "mounts")."""
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,10 +32,12 @@ def write_demo_config(paths: DemoPaths, recorders: int, broker_url: str | None,
                       clock_sync: str = "assume_synced", storage_wait_s: float = 30,
                       extra: str = "", daemon_extra: str = "", mqtt_extra: str = "",
                       dock_id: str = "demo-dock", site: str = "demo-site",
-                      mounter: str = "directory") -> None:
+                      mounter: str = "directory",
+                      model_extra: Mapping[str, str] | None = None) -> None:
     """The TOML a real dock would have, pointed at the simulator (``extra`` is appended;
-    ``dock_id``/``site`` let several simulated docks share one broker; ``mounter = "mount"``
-    for events naming real block devices)."""
+    ``model_extra`` adds lines to the model of a recorder kind; ``dock_id``/``site`` let
+    several simulated docks share one broker; ``mounter = "mount"`` for events naming real
+    block devices)."""
     (paths.root / "admin.pw").write_text(ADMIN_PASSWORD + "\n")
     os.chmod(paths.root / "admin.pw", 0o400)
     lines = [
@@ -56,6 +59,8 @@ def write_demo_config(paths: DemoPaths, recorders: int, broker_url: str | None,
             lines += ['control = "serial"', f'storage_vendor_id = "{svid}"',
                       f'storage_product_id = "{spid}"',
                       f'password_file = "{paths.root / "admin.pw"}"', 'timezone = "Asia/Shanghai"']
+        if model_extra and kind in model_extra:
+            lines.append(model_extra[kind])
         lines.append("")
     if broker_url:
         lines += ["[mqtt]", "enabled = true", f'broker = "{broker_url}"', mqtt_extra, ""]

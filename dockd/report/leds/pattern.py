@@ -54,14 +54,18 @@ class LedPattern:
 LED_OFF: Final = LedPattern(Colour.OFF, Mode.OFF)
 
 # The table of docs/leds.md. Timings are chosen so that each state has its own rhythm even
-# on an LED that can only blink: checking 1 Hz even, offloading mostly-on, recorder fault
-# slow, dock fault fast.
+# on an LED that can only blink: checking 1 Hz even, offloading mostly-on, ready but
+# unchecked steady amber, recorder fault slow, dock fault fast.
 CHECKING: Final = LedPattern(Colour.AMBER, Mode.BLINK, 500, 500)
 OFFLOADING_MS: Final = (1500, 500)
 READY: Final = LedPattern(Colour.GREEN, Mode.STEADY)
 # Broker offline: a ready bay keeps its green but "winks" (a short dark gap every 3 s), so
 # an officer still sees green while the dock shows it is not reporting.
 READY_OFFLINE: Final = LedPattern(Colour.GREEN, Mode.BLINK, 2850, 150)
+# Ready, but some art. 4 check could not be done: never green. Amber steady (checking blinks,
+# offloading pulses), winking the same way while the broker is offline.
+READY_UNCHECKED: Final = LedPattern(Colour.AMBER, Mode.STEADY)
+READY_UNCHECKED_OFFLINE: Final = LedPattern(Colour.AMBER, Mode.BLINK, 2850, 150)
 RECORDER_FAULT: Final = LedPattern(Colour.RED, Mode.BLINK, 1000, 1000)
 DOCK_FAULT: Final = LedPattern(Colour.RED, Mode.BLINK, 150, 150)
 DOCK_ONLINE: Final = LedPattern(Colour.GREEN, Mode.STEADY)
@@ -81,6 +85,8 @@ def led_pattern(status: BayStatus, broker_online: bool) -> LedPattern:
                           offload_percent(status.progress))
     if state is BayState.READY:
         return READY if broker_online else READY_OFFLINE
+    if state is BayState.READY_UNCHECKED:
+        return READY_UNCHECKED if broker_online else READY_UNCHECKED_OFFLINE
     return fault_pattern(status.fault)
 
 

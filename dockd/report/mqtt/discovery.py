@@ -120,8 +120,11 @@ def _bay_components(topics: Topics, bay: int) -> dict[str, Component]:
 
     # A null in the bay's JSON renders as "None", which HA takes as "unknown".
     return dict([
+        # ready_unchecked names the art. 4 checks not done; older docks send no list.
         sensor("state", "state", "{{ value_json.state }}", device_class="enum",
-               options=[s.value for s in BayState]),
+               options=[s.value for s in BayState], json_attributes_topic=state,
+               json_attributes_template="{{ {'unchecked': value_json.unchecked or []}"
+                                        " | tojson }}"),
         (f"bay{bay}_problem", {
             "platform": "binary_sensor", "name": f"{name} problem", "device_class": "problem",
             "state_topic": state,
