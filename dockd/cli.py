@@ -11,8 +11,10 @@ import argparse
 import importlib
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from dockd import __version__
+from dockd.commands.helptext import EXIT_TEXTS, HelpFormatter, epilog, group_epilog
 from dockd.errors import DockdError, UsageError
 from dockd.logs import setup_logging
 
@@ -30,7 +32,12 @@ COMMANDS = {
 
 
 class _ArgumentParser(argparse.ArgumentParser):
-    """argparse that raises UsageError instead of printing and exiting."""
+    """argparse that raises UsageError instead of printing and exiting, and whose help
+    marks required options and keeps the epilogs' examples as laid out."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", HelpFormatter)
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str) -> None:  # type: ignore[override]
         raise UsageError(f"{self.prog}: {message}")
@@ -39,14 +46,29 @@ class _ArgumentParser(argparse.ArgumentParser):
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     """The full parser with every registered command; with ``only`` (a command's name),
     one that knows that command alone."""
-    parser = _ArgumentParser(prog="dockd", description="Body-worn recorder docking station.")
+    parser = _ArgumentParser(
+        prog="dockd", description="Body-worn recorder docking station.",
+        epilog=epilog(["dockd status", "dockd catalog --day 2026-12-01",
+                       "dockd ingest --help   # each command's options, examples, exit status"],
+                      EXIT_TEXTS))
     parser.add_argument("--version", action="version", version=f"dockd {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_ArgumentParser)
     sub.required = True
     for name, module in COMMANDS.items():
         if only is None or name == only:
             importlib.import_module(f"dockd.commands.{module}").register(sub)
+    _point_groups_to_their_actions(parser)
     return parser
+
+
+def _point_groups_to_their_actions(parser: argparse.ArgumentParser) -> None:
+    """A command made of actions (``dockd recorders``) says where their examples are."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                if any(isinstance(a, argparse._SubParsersAction) for a in sub._actions):
+                    sub.epilog = sub.epilog or group_epilog(sub.prog)
+                _point_groups_to_their_actions(sub)
 
 
 def _command_named(argv: Sequence[str]) -> str | None:

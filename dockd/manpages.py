@@ -16,6 +16,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from dockd import __version__
+from dockd.commands.helptext import HelpFormatter
 from dockd.errors import DockdError
 
 SECTION = "1"
@@ -141,14 +142,13 @@ def _usage(parser: argparse.ArgumentParser) -> list[str]:
 
 
 def _options(parser: argparse.ArgumentParser) -> list[str]:
-    formatter = argparse.HelpFormatter(parser.prog, width=USAGE_WIDTH)
+    # dockd's formatter: the same "(required)" marks as --help shows.
+    formatter = HelpFormatter(parser.prog, width=USAGE_WIDTH)
     out: list[str] = []
     for action in parser._actions:
         if isinstance(action, argparse._SubParsersAction) or action.help == argparse.SUPPRESS:
             continue
         help_text = formatter._expand_help(action) if action.help else ""
-        if action.required and action.option_strings:
-            help_text = f"{help_text} (required)" if help_text else "(required)"
         out += [".TP", _invocation(formatter, action), _esc(help_text)]
     return out
 

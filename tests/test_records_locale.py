@@ -23,7 +23,7 @@ PO = REPO_ROOT / "dockd/locale/zh_CN/LC_MESSAGES/dockd.po"
 MO = PO.with_suffix(".mo")
 SOURCES = sorted((REPO_ROOT / "dockd/records").glob("*.py")) + [
     REPO_ROOT / f"dockd/commands/{n}.py"
-    for n in ("hold", "prune", "case", "export", "access", "report")]
+    for n in ("hold", "prune", "case", "export", "access", "report", "helptext")]
 
 
 def _messages() -> dict[str, Path]:

@@ -11,6 +11,7 @@ from dockd.commands.common import (
     print_json,
     writing_store,
 )
+from dockd.commands.helptext import STORE_CODES, epilog
 from dockd.commands.records_args import select_shas
 from dockd.i18n import _
 from dockd.records.access import AccessRequest, register_access
@@ -22,15 +23,19 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = sub.add_parser("access", help=_("the access register (art. 14)"))
     asub = p.add_subparsers(dest="access_command", metavar="ACTION", parser_class=type(p))
     asub.required = True
-    reg = asub.add_parser("register", help=_("register who views which recordings and why"))
+    reg = asub.add_parser("register", help=_("register who views which recordings and why"),
+                          epilog=epilog(["dockd access register --case XA-2026-0042 --requester"
+                                         " 李法官 --unit 某某县人民法院 --reason 庭审质证"
+                                         " --approved-by 王所长"], STORE_CODES))
     which = reg.add_mutually_exclusive_group(required=True)
     which.add_argument("--item", dest="items", nargs="+", metavar="SHA256",
                        help=_("stored items"))
     which.add_argument("--case", metavar="CASE_NO", help=_("every recording of a case"))
-    reg.add_argument("--requester", default="", help=_("who views"))
-    reg.add_argument("--unit", default="", help=_("the requester's unit"))
-    reg.add_argument("--reason", default="", help=_("why"))
-    reg.add_argument("--approved-by", default="", metavar="NAME", help=_("the approving leader"))
+    reg.add_argument("--requester", required=True, metavar="NAME", help=_("who views"))
+    reg.add_argument("--unit", required=True, help=_("the requester's unit"))
+    reg.add_argument("--reason", required=True, metavar="TEXT", help=_("why"))
+    reg.add_argument("--approved-by", required=True, metavar="NAME",
+                     help=_("the approving leader"))
     add_config_options(reg)
     add_json_option(reg)
     reg.set_defaults(func=run_register)

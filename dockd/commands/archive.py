@@ -14,6 +14,7 @@ from dockd.commands.common import (
     reading_catalog,
     writing_store,
 )
+from dockd.commands.helptext import STORE_CODES, epilog
 from dockd.errors import IntegrityError
 
 
@@ -21,12 +22,15 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = sub.add_parser("archive", help="sync the store to the central WORM archive (S3 Object Lock)")
     group = p.add_subparsers(dest="archive_command", metavar="ACTION", parser_class=type(p))
     group.required = True
-    sync = group.add_parser("sync", help="archive items, manifests and ASC MHL; mirror legal holds")
+    sync = group.add_parser("sync", help="archive items, manifests and ASC MHL; mirror legal holds",
+                            epilog=epilog(["dockd archive sync", "dockd archive sync --limit 100"
+                                           " --json"], (*STORE_CODES, 1, 75)))
     add_config_options(sync)
     sync.add_argument("--limit", type=_positive, metavar="N", help="archive at most N items")
     add_json_option(sync)
     sync.set_defaults(func=run_sync)
-    status = group.add_parser("status", help="what is archived and what is pending")
+    status = group.add_parser("status", help="what is archived and what is pending",
+                              epilog=epilog(["dockd archive status --json"], STORE_CODES))
     add_config_options(status)
     add_json_option(status)
     status.set_defaults(func=run_status)

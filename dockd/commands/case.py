@@ -12,6 +12,7 @@ from dockd.commands.common import (
     reading_catalog,
     writing_store,
 )
+from dockd.commands.helptext import STORE_CODES, epilog
 from dockd.commands.records_args import add_range_options, select_shas
 from dockd.i18n import _
 from dockd.records.cases import annotate_items, list_cases, tag_items
@@ -24,7 +25,10 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     csub = p.add_subparsers(dest="case_command", metavar="ACTION", parser_class=type(p))
     csub.required = True
 
-    tag = csub.add_parser("tag", help=_("tag recordings with a case number"))
+    tag = csub.add_parser("tag", help=_("tag recordings with a case number"), epilog=epilog([
+        "dockd case tag XA-2026-0042 --recorder CAM001 --from 2026-12-01 --to 2026-12-01"
+        " --place 城关镇",
+        "dockd case tag XA-2026-0042 --items 3f5a9c0e12ab 77c0aa91d2f0"], STORE_CODES))
     tag.add_argument("case_no", metavar="CASE_NO", help=_("the case number"))
     which = tag.add_mutually_exclusive_group(required=True)
     which.add_argument("--items", nargs="+", metavar="SHA256", help=_("stored items"))
@@ -37,7 +41,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     add_json_option(tag)
     tag.set_defaults(func=run_tag)
 
-    ann = csub.add_parser("annotate", help=_("record place and recording operator"))
+    ann = csub.add_parser("annotate", help=_("record place and recording operator"),
+                          epilog=epilog(["dockd case annotate --items 3f5a9c0e12ab --place 城关镇"
+                                         " --operator 赵六 --by 王所长"], STORE_CODES))
     ann.add_argument("--items", nargs="+", required=True, metavar="SHA256",
                      help=_("stored items"))
     ann.add_argument("--place", help=_("where it was recorded"))
@@ -46,7 +52,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     add_config_options(ann)
     ann.set_defaults(func=run_annotate)
 
-    lst = csub.add_parser("list", help=_("list cases"))
+    lst = csub.add_parser("list", help=_("list cases"),
+                          epilog=epilog(["dockd case list --json"], STORE_CODES))
     add_config_options(lst)
     add_json_option(lst)
     lst.set_defaults(func=run_list)

@@ -13,6 +13,7 @@ from dockd.commands.common import (
     config_from_args,
     reading_catalog,
 )
+from dockd.commands.helptext import STORE_CODES, epilog
 from dockd.i18n import _, local_time
 from dockd.records.periods import parse_day
 from dockd.records.views import filter_items
@@ -20,7 +21,9 @@ from dockd.store.queries import iter_catalog_items, write_json_lines_array
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    p = sub.add_parser("catalog", help="list stored files")
+    p = sub.add_parser("catalog", help="list stored files", epilog=epilog([
+        "dockd catalog --day 2026-12-01", "dockd catalog --recorder CAM001 --since 2026-11-23",
+        "dockd catalog --case 'XA-2026-0042' --json"], STORE_CODES))
     add_config_options(p)
     p.add_argument("--recorder", metavar="SERIAL", help="only this recorder's files")
     p.add_argument("--since", metavar="DATE",

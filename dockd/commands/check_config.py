@@ -18,6 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from dockd.commands.common import add_json_option, print_json
+from dockd.commands.helptext import epilog
 from dockd.config import Config, check_config_file, resolve_config_path
 from dockd.errors import ConfigError
 
@@ -28,7 +29,10 @@ _PORT = re.compile(r"^(\d+)-(\d+(?:\.\d+)*)$")
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = sub.add_parser("check-config", help="list every problem of a config (exit 78 if any)",
                        description="Check a config file and what it names on this machine: "
-                                   "every problem at once, one line each.")
+                                   "every problem at once, one line each.",
+                       epilog=epilog(["dockd check-config",
+                                      "dockd check-config --config /etc/dockd/dockd.toml --json"],
+                                     (0, 2, 78)))
     p.add_argument("--config", metavar="PATH",
                    help="config file (default: $DOCKD_CONFIG or /etc/dockd/dockd.toml)")
     p.add_argument("--sys-root", metavar="DIR", type=Path, default=SYS_ROOT,

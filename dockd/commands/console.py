@@ -10,13 +10,17 @@ import sys
 from pathlib import Path
 
 from dockd.commands.common import add_config_options, config_from_args
+from dockd.commands.helptext import epilog
 from dockd.errors import UsageError
 
 log = logging.getLogger("dockd.console")
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    p = sub.add_parser("console", help="live view of the dock's bays (q or Ctrl-C quits)")
+    p = sub.add_parser("console", help="live view of the dock's bays (q or Ctrl-C quits)",
+                       epilog=epilog(["dockd console", "LANGUAGE=zh_CN dockd console",
+                                      "dockd console --kiosk   # dockd-console.service on tty1"],
+                                     (0, 2, 69, 78)))
     add_config_options(p, store=False)
     p.add_argument("--socket", metavar="PATH", type=Path,
                    help="state channel (default: daemon.status_socket)")

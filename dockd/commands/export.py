@@ -16,6 +16,7 @@ from dockd.commands.common import (
     reading_catalog,
     writing_store,
 )
+from dockd.commands.helptext import STORE_CODES, epilog, required
 from dockd.commands.records_args import select_shas
 from dockd.config import resolve_config_path
 from dockd.errors import IntegrityError, UsageError
@@ -36,17 +37,34 @@ from dockd.store.evidence import actor
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    p = sub.add_parser("export", help=_("export evidence for a case or items (art. 12(4), 13, 14)"))
+    # --requester … --out are checked by run() (citing art. 13/14), not by argparse: this
+    # parser also holds `export verify`, which needs none of them.
+    p = sub.add_parser(
+        "export", help=_("export evidence for a case or items (art. 12(4), 13, 14)"),
+        usage="%(prog)s (--case CASE_NO | --items SHA256 [SHA256 ...]) --requester NAME\n"
+              "                    --requester-unit UNIT --reason TEXT --approved-by NAME\n"
+              "                    --out DIR [--public] [--iso FILE] [--allow-incomplete]\n"
+              "                    [--config PATH] [--store DIR] [--json]",
+        epilog=epilog([
+            "dockd export --case XA-2026-0042 --requester 张检察官 --requester-unit"
+            " 某某县人民检察院 --reason 审查起诉 --approved-by 王所长 --out /media/disc"
+            " --iso /tmp/XA-2026-0042.iso",
+            "dockd export verify /media/cdrom"], (*STORE_CODES, 1, 69)))
     which = p.add_mutually_exclusive_group()
-    which.add_argument("--case", metavar="CASE_NO", help=_("every recording of a case"))
-    which.add_argument("--items", nargs="+", metavar="SHA256", help=_("stored items"))
-    p.add_argument("--requester", help=_("who asks for the evidence"))
-    p.add_argument("--requester-unit", metavar="UNIT", help=_("the requester's unit"))
-    p.add_argument("--reason", help=_("why it is needed"))
-    p.add_argument("--approved-by", metavar="NAME", help=_("the approving leader"))
+    which.add_argument("--case", metavar="CASE_NO",
+                       help=_("every recording of a case (this or --items)"))
+    which.add_argument("--items", nargs="+", metavar="SHA256",
+                       help=_("stored items: full hashes or unique prefixes of 12+ digits"))
+    p.add_argument("--requester", metavar="NAME", help=required(_("who asks for the evidence")))
+    p.add_argument("--requester-unit", metavar="UNIT", help=required(_("the requester's unit")))
+    p.add_argument("--reason", metavar="TEXT", help=required(_("why it is needed")))
+    p.add_argument("--approved-by", metavar="NAME",
+                   help=required(_("the approving leader (art. 14; with --public the principal"
+                                   " leader, art. 13)")))
     p.add_argument("--public", action="store_true",
                    help=_("for public use (art. 13: the principal leader approves)"))
-    p.add_argument("--out", type=Path, metavar="DIR", help=_("a new or empty directory"))
+    p.add_argument("--out", type=Path, metavar="DIR",
+                   help=required(_("a new or empty directory for the package")))
     p.add_argument("--iso", type=Path, metavar="FILE", help=_("also write an ISO 9660 image"))
     p.add_argument("--allow-incomplete", action="store_true",
                    help=_("export even when art. 12(4) fields are missing; the manifest records"
@@ -55,8 +73,14 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     add_json_option(p)
     p.set_defaults(func=run)
 
-    vsub = p.add_subparsers(dest="export_command", metavar="verify", parser_class=type(p))
-    v = vsub.add_parser("verify", help=_("re-check a package directory or ISO image"))
+    # prog given: argparse would otherwise prefix the action with the custom usage above.
+    vsub = p.add_subparsers(dest="export_command", metavar="verify", parser_class=type(p),
+                            prog=p.prog)
+    v = vsub.add_parser("verify", help=_("re-check a package directory or ISO image"),
+                        epilog=epilog(["dockd export verify /media/cdrom",
+                                       "dockd export verify XA-2026-0042.iso --store"
+                                       " /var/lib/dockd   # also against the custody log"],
+                                      (*STORE_CODES, 1)))
     v.add_argument("package", type=Path, metavar="DIR|ISO", help=_("the package or its image"))
     add_config_options(v)
     add_json_option(v)

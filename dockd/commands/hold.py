@@ -12,6 +12,7 @@ from dockd.commands.common import (
     reading_catalog,
     writing_store,
 )
+from dockd.commands.helptext import STORE_CODES, epilog
 from dockd.commands.records_args import add_range_options, date_range
 from dockd.errors import UsageError
 from dockd.i18n import _
@@ -24,7 +25,12 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     hsub = p.add_subparsers(dest="hold_command", metavar="ACTION", parser_class=type(p))
     hsub.required = True
 
-    add = hsub.add_parser("add", help=_("place a hold on an item, a case or a recorder"))
+    add = hsub.add_parser("add", help=_("place a hold on an item, a case or a recorder"),
+                          epilog=epilog([
+                              "dockd hold add --case XA-2026-0042 --reason '信访 2026-3'"
+                              " --by 王所长",
+                              "dockd hold add --recorder CAM001 --from 2026-11-23 --to"
+                              " 2026-11-29 --reason 投诉 --by 王所长"], STORE_CODES))
     target = add.add_mutually_exclusive_group(required=True)
     target.add_argument("--item", metavar="SHA256", help=_("one stored item"))
     target.add_argument("--case", metavar="CASE_NO", help=_("every item of a case"))
@@ -36,14 +42,17 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     add_json_option(add)
     add.set_defaults(func=run_add)
 
-    rel = hsub.add_parser("release", help=_("release a hold"))
+    rel = hsub.add_parser("release", help=_("release a hold"),
+                          epilog=epilog(["dockd hold release 3 --by 王所长"], STORE_CODES))
     rel.add_argument("hold_id", metavar="ID", type=int, help=_("the hold's id"))
     rel.add_argument("--by", required=True, metavar="NAME", help=_("who releases it"))
     add_config_options(rel)
     add_json_option(rel)
     rel.set_defaults(func=run_release)
 
-    lst = hsub.add_parser("list", help=_("list holds"))
+    lst = hsub.add_parser("list", help=_("list holds"),
+                          epilog=epilog(["dockd hold list", "dockd hold list --all --json"],
+                                        STORE_CODES))
     lst.add_argument("--all", action="store_true", help=_("include released holds"))
     add_config_options(lst)
     add_json_option(lst)

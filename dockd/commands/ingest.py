@@ -14,6 +14,7 @@ from dockd.commands.common import (
     print_json,
     writing_store,
 )
+from dockd.commands.helptext import STORE_CODES, epilog
 from dockd.errors import IncompleteIngestError, StoreFullError
 from dockd.i18n import _
 from dockd.store.ingest import Ingestor, validate_serial
@@ -21,7 +22,10 @@ from dockd.store.outcomes import Outcome, SessionResult, StopReason
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    p = sub.add_parser("ingest", help="offload a mounted recorder volume into the store")
+    p = sub.add_parser("ingest", help="offload a mounted recorder volume into the store",
+                       epilog=epilog(["dockd ingest /media/dockd/CAM001 --recorder CAM001",
+                                      "dockd ingest /mnt/sd --recorder CAM001 --json"],
+                                     (*STORE_CODES, 3, 66)))
     p.add_argument("source", metavar="SOURCE_DIR", type=Path, help="the recorder's mounted volume")
     p.add_argument("--recorder", required=True, metavar="SERIAL", help="the recorder's serial")
     add_config_options(p)

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from dockd.clock import SystemClock
 from dockd.commands.common import add_config_options, add_json_option, config_from_args, print_json
+from dockd.commands.helptext import STORE_CODES, epilog
 from dockd.errors import ConfigError
 from dockd.store.evidence import actor
 from dockd.store.key_rotation import rotate_key
@@ -18,12 +19,17 @@ from dockd.store.queries import require_existing_store
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = sub.add_parser("key", help="the dock's checkpoint signing key")
     keysub = p.add_subparsers(dest="key_command", metavar="ACTION", required=True)
-    show = keysub.add_parser("show", help="print the public key (never creates one)")
+    show = keysub.add_parser("show", help="print the public key (never creates one)",
+                             epilog=epilog(["dockd key show", "dockd key show --json"],
+                                           STORE_CODES))
     add_config_options(show)
     add_json_option(show)
     show.set_defaults(func=run_show)
     rotate = keysub.add_parser(
-        "rotate", help="give the store a new signing key, signed by the old one (key.rotated)")
+        "rotate", help="give the store a new signing key, signed by the old one (key.rotated)",
+        epilog=epilog(["dockd key rotate",
+                       "dockd key rotate --old-key /root/old-signing.key",
+                       "dockd key rotate --old-key-lost"], STORE_CODES))
     group = rotate.add_mutually_exclusive_group()
     group.add_argument("--old-key", metavar="PATH", type=Path,
                        help="the store's current key file, when it is not at dock.signing_key")

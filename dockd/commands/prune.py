@@ -12,6 +12,7 @@ from dockd.commands.common import (
     print_json,
     writing_store,
 )
+from dockd.commands.helptext import STORE_CODES, epilog
 from dockd.i18n import _
 from dockd.records.retention import (
     HELD,
@@ -25,7 +26,9 @@ from dockd.store.evidence import actor
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    p = sub.add_parser("prune", help=_("delete recordings past retention (art. 12(3))"))
+    p = sub.add_parser("prune", help=_("delete recordings past retention (art. 12(3))"),
+                       epilog=epilog(["dockd prune --dry-run", "dockd prune --json"],
+                                     (*STORE_CODES, 75)))
     p.add_argument("--dry-run", action="store_true", help=_("decide and list, delete nothing"))
     add_config_options(p)
     add_json_option(p)

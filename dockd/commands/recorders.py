@@ -12,6 +12,7 @@ from dockd.commands.common import (
     reading_catalog,
     writing_store,
 )
+from dockd.commands.helptext import STORE_CODES, epilog
 from dockd.store import registry
 from dockd.store.evidence import actor
 
@@ -20,37 +21,51 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = sub.add_parser("recorders", help="enrol recorders and assign them to officers")
     rsub = p.add_subparsers(dest="recorders_command", metavar="ACTION", required=True)
 
-    add = rsub.add_parser("add", help="enrol a recorder")
-    add.add_argument("serial")
-    add.add_argument("--brand", required=True)
-    add.add_argument("--model", required=True)
-    add.add_argument("--officer-id")
-    add.add_argument("--officer-name")
-    add.add_argument("--unit")
+    add = rsub.add_parser("add", help="enrol a recorder", epilog=epilog([
+        "dockd recorders add CAM001 --brand Hikvision --model DSJ-X1 --officer-id 0451"
+        " --officer-name 赵六 --unit 城关派出所"], STORE_CODES))
+    add.add_argument("serial", metavar="SERIAL", help="the recorder's serial number")
+    add.add_argument("--brand", required=True, help="maker, as on the label")
+    add.add_argument("--model", required=True, help="model, as on the label")
+    _officer_options(add, required=False)
     add.set_defaults(func=_add)
 
-    ls = rsub.add_parser("list", help="list enrolled recorders")
+    ls = rsub.add_parser("list", help="list enrolled recorders",
+                         epilog=epilog(["dockd recorders list", "dockd recorders list --json"],
+                                       STORE_CODES))
     ls.set_defaults(func=_list)
 
-    assign = rsub.add_parser("assign", help="make an officer responsible for a recorder")
-    assign.add_argument("serial")
-    assign.add_argument("--officer-id", required=True)
-    assign.add_argument("--officer-name")
-    assign.add_argument("--unit")
+    assign = rsub.add_parser("assign", help="make an officer responsible for a recorder",
+                             epilog=epilog(["dockd recorders assign CAM001 --officer-id 0452"
+                                            " --officer-name 孙八"], STORE_CODES))
+    assign.add_argument("serial", metavar="SERIAL", help="an enrolled recorder's serial")
+    _officer_options(assign, required=True)
     assign.set_defaults(func=_assign)
 
-    retire = rsub.add_parser("retire", help="take a recorder out of service for good")
-    retire.add_argument("serial")
+    retire = rsub.add_parser("retire", help="take a recorder out of service for good",
+                             epilog=epilog(["dockd recorders retire CAM001"], STORE_CODES))
+    retire.add_argument("serial", metavar="SERIAL", help="an enrolled recorder's serial")
     retire.set_defaults(func=_retire)
 
-    state = rsub.add_parser("set-state", help="in_service, faulty or in_repair")
-    state.add_argument("serial")
-    state.add_argument("state", choices=registry.STATES[:3])
+    state = rsub.add_parser("set-state", help="in_service, faulty or in_repair",
+                            epilog=epilog(["dockd recorders set-state CAM001 in_repair",
+                                           "dockd recorders set-state CAM001 in_service"],
+                                          STORE_CODES))
+    state.add_argument("serial", metavar="SERIAL", help="an enrolled recorder's serial")
+    state.add_argument("state", choices=registry.STATES[:3],
+                       help="in_service, faulty or in_repair (shown in the supervision report)")
     state.set_defaults(func=_set_state)
 
     for parser in (add, ls, assign, retire, state):
         add_config_options(parser)
         add_json_option(parser)
+
+
+def _officer_options(parser: argparse.ArgumentParser, required: bool) -> None:
+    parser.add_argument("--officer-id", required=required, metavar="ID",
+                        help="police number of the responsible officer")
+    parser.add_argument("--officer-name", metavar="NAME", help="the officer's name")
+    parser.add_argument("--unit", metavar="UNIT", help="the officer's unit (police station)")
 
 
 def _write(args: argparse.Namespace, change: str) -> int:

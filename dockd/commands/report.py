@@ -10,6 +10,7 @@ from pathlib import Path
 
 from dockd.clock import SystemClock
 from dockd.commands.common import add_config_options, config_from_args, print_json, reading_catalog
+from dockd.commands.helptext import STORE_CODES, epilog
 from dockd.errors import UsageError
 from dockd.i18n import _
 from dockd.records.periods import parse_week, previous_week
@@ -26,7 +27,10 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
                                         " bytes, faults")),
                            ("supervision", _("integrity checks, offload failures, recorders"
                                              " never docked, holds"))):
-        r = rsub.add_parser(name, help=helptext)
+        r = rsub.add_parser(name, help=helptext, epilog=epilog([
+            f"dockd report {name}            # last complete week, in the terminal",
+            f"dockd report {name} --week 2026-W48 --format pdf --out {name}-2026-W48.pdf",
+            f"dockd report {name} --format csv --out {name}-csv/"], (*STORE_CODES, 69)))
         r.add_argument("--week", metavar="YYYY-Www",
                        help=_("ISO week (default: the last complete week)"))
         r.add_argument("--format", choices=FORMATS, default="text", help=_("output format"))

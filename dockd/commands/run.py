@@ -5,10 +5,13 @@ from __future__ import annotations
 import argparse
 
 from dockd.commands.common import add_config_options, config_from_args
+from dockd.commands.helptext import STORE_CODES, epilog
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    p = sub.add_parser("run", help="run the dock daemon (systemd Type=notify)")
+    p = sub.add_parser("run", help="run the dock daemon (systemd Type=notify)", epilog=epilog([
+        "systemctl start dockd   # as installed", "dockd run --config /etc/dockd/dockd.toml"],
+        (*STORE_CODES, 69)))
     add_config_options(p)
     p.set_defaults(func=run)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from dockd.commands.common import add_config_options, add_json_option, config_from_args, print_json
+from dockd.commands.helptext import epilog
 from dockd.errors import UnavailableError
 from dockd.report.state_channel import read_state
 
@@ -14,7 +15,8 @@ class DaemonUnreachableError(UnavailableError):
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    p = sub.add_parser("status", help="show the dock's bays (from the running daemon)")
+    p = sub.add_parser("status", help="show the dock's bays (from the running daemon)",
+                       epilog=epilog(["dockd status", "dockd status --json"], (0, 2, 69, 78)))
     add_config_options(p, store=False)
     p.add_argument("--socket", metavar="PATH", help="state channel (default: daemon.status_socket)")
     add_json_option(p)

@@ -13,6 +13,7 @@ from dockd.commands.common import (
     print_json,
     writing_store,
 )
+from dockd.commands.helptext import STORE_CODES, epilog
 from dockd.config import Config
 from dockd.errors import CatalogDamagedError, IntegrityError
 from dockd.i18n import _
@@ -22,7 +23,13 @@ from dockd.store.verify import verify_store
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    p = sub.add_parser("verify", help="check every stored file and the custody log")
+    p = sub.add_parser("verify", help="check every stored file and the custody log",
+                       epilog=epilog([
+                           "dockd verify",
+                           "dockd verify --against-archive --json",
+                           "dockd verify --against-ledger https://ledger.example/ "
+                           "--ledger-credentials /etc/dockd/ledger.cred"],
+                           (*STORE_CODES, 1, 69, 75)))
     p.add_argument("--against-ledger", metavar="URL",
                    help="also prove the log was not rolled back: compare it with the bureau's "
                         "ledger page (https://…)")

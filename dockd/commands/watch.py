@@ -20,6 +20,7 @@ from types import FrameType
 from typing import Any
 
 from dockd.commands.common import add_json_option
+from dockd.commands.helptext import epilog
 from dockd.config import load_config, resolve_config_path
 from dockd.config.mqtt import PROTOCOLS, TOPIC_LEVEL_PATTERN, MqttSection, parse_broker_url
 from dockd.errors import IntegrityError, UsageError
@@ -35,7 +36,11 @@ _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    p = sub.add_parser("watch", help="print MQTT events live; --verify checks the custody chain")
+    p = sub.add_parser("watch", help="print MQTT events live; --verify checks the custody chain",
+                       epilog=epilog(["dockd watch --config /etc/dockd/dockd.toml",
+                                      "dockd watch --broker mqtts://broker.bureau:8883 --ca ca.pem"
+                                      " --dock dock-01 --verify --idle-timeout 60"],
+                                     (0, 1, 2, 69, 78)))
     p.add_argument("--broker", metavar="URL",
                    help="mqtt://HOST[:PORT] or mqtts://HOST[:PORT] (default: [mqtt] broker)")
     p.add_argument("--config", metavar="PATH",

@@ -1,0 +1,93 @@
+"""What ``dockd COMMAND --help`` shows besides the options: required options marked as
+such, and an epilog with examples and the command's exit codes (the man pages are made
+from the same parsers, see :mod:`dockd.manpages`)."""
+
+from __future__ import annotations
+
+import argparse
+import re
+from collections.abc import Iterable, Sequence
+
+from rich.cells import cell_len
+
+from dockd.i18n import N_, _
+
+# One line per exit code of dockd.errors (tests/test_cli_help.py keeps them in step).
+EXIT_TEXTS: dict[int, str] = {
+    0: N_("success"),
+    1: N_("an integrity check failed: store, catalog, custody log, package or stream"),
+    2: N_("the command line is wrong (option, serial, item, date) or names something unknown"),
+    3: N_("some files were not stored; each is named"),
+    66: N_("the recorder volume is missing or unreadable"),
+    69: N_("a device or service did not answer: recorder, MQTT broker, daemon, PDF font"),
+    70: N_("dockd did not reach the state it promised (demo, simulated dock)"),
+    73: N_("the evidence store cannot be read or written (read-only, owner, damaged, locked)"),
+    75: N_("the archive or ledger did not answer; try again later"),
+    77: N_("you lack the role the command needs"),
+    78: N_("the configuration is missing, unreadable or has a bad value"),
+    130: N_("interrupted (Ctrl-C)"),
+}
+
+# Example lines are wrapped at this width with a shell continuation (" \\").
+EXAMPLE_WIDTH = 86
+# A shell word: a quoted string, a trailing comment, or anything up to a space.
+_WORD = re.compile(r"#.*$|'[^']*'\S*|\S+")
+
+# The codes most commands share: success, bad command line, unreadable store, bad config.
+STORE_CODES = (0, 2, 73, 78)
+
+
+class HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """argparse's formatter keeping epilog lines as written and marking required options
+    ``(required)``: argparse lists them among the optional ones."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = super()._get_help_string(action)
+        if action.required and action.option_strings and text:
+            return required(text)
+        return text
+
+
+def required(text: str) -> str:
+    """Help text of an option the command refuses to run without although argparse cannot
+    require it (the parser also serves a subcommand, or the check cites a rule)."""
+    return _("{text} (required)").format(text=text)
+
+
+def epilog(examples: Sequence[str], codes: Iterable[int]) -> str:
+    """The epilog of one command: its examples (command lines, with a ``# comment`` when
+    useful) and what each of its exit codes means."""
+    lines = [_("examples:")]
+    for example in examples:
+        lines += _wrapped(example)
+    lines += ["", _("exit status:")]
+    lines += [f"  {code:<4} {_(EXIT_TEXTS[code])}" for code in sorted(set(codes))]
+    return "\n".join(lines)
+
+
+def group_epilog(prog: str) -> str:
+    """The epilog of a command with actions: where each action's examples are."""
+    return _("Each action has its own options, examples and exit status:"
+             " {prog} ACTION --help").format(prog=prog)
+
+
+def _wrapped(example: str) -> list[str]:
+    """One example as lines of at most EXAMPLE_WIDTH terminal cells (a Chinese character
+    takes two), broken before an option so it stays with its value; a trailing comment
+    may run over."""
+    pieces: list[str] = []
+    for word in _WORD.findall(example):
+        if pieces and not word.startswith(("-", "#")):
+            pieces[-1] += " " + word
+        else:
+            pieces.append(word)
+    lines: list[str] = []
+    line = " "
+    for piece in pieces:
+        # A comment stays on its line: after a continuation it would end the command.
+        if (cell_len(line) + 1 + cell_len(piece) > EXAMPLE_WIDTH and line.strip()
+                and not piece.startswith("#")):
+            lines.append(line + " \\")
+            line = "     "
+        line += " " + piece
+    return [*lines, line]
