@@ -77,11 +77,11 @@ number = 3
 label = "Bay 3"
 
 [[daemon.models]]
-name = "gat947-cdc"
+name = "gat947-dv16"
 vendor_id = "2ca3"
 product_id = "0947"
 driver = "gat947"
-control = "serial"
+control = "sg"
 password_file = "{place}/gat947.password"
 
 [[daemon.models]]

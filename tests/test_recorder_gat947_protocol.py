@@ -108,18 +108,26 @@ def test_id_code() -> None:
             gat.decode_id_code(bad)
 
 
+def test_the_function_set_is_the_public_one_and_the_test_framing_adds_to_it_apart() -> None:
+    # 1..8 are the DV16 sub-command numbers of the eight public functions; the clock read and
+    # the storage query are the test framing's own and live with it, not in the protocol.
+    assert [c.value for c in gat.Command] == list(range(1, 9))
+    assert not {c.value for c in gat.Command} & {c.value for c in framing.ExtraCommand}
+    assert not hasattr(gat, "decode_storage") and not hasattr(gat, "decode_time14")
+
+
 def test_time_encodings() -> None:
     wall = dt.datetime(2099, 12, 31, 23, 59, 58)
     assert gat.encode_time7(wall) == struct.pack("<H", 2099) + bytes([12, 31, 23, 59, 58])
     assert gat.decode_time7(gat.encode_time7(wall)) == wall
-    assert gat.encode_time14(wall) == b"20991231235958"
-    assert gat.decode_time14(b"19700101000000") == dt.datetime(1970, 1, 1)
+    assert framing.encode_time14(wall) == b"20991231235958"
+    assert framing.decode_time14(b"19700101000000") == dt.datetime(1970, 1, 1)
     with pytest.raises(ProtocolError, match="not a valid"):
         gat.decode_time7(struct.pack("<HBBBBB", 2024, 13, 1, 0, 0, 0))
     with pytest.raises(ProtocolError, match="14 ASCII digits"):
-        gat.decode_time14(b"2024-01-01 000")
+        framing.decode_time14(b"2024-01-01 000")
     with pytest.raises(ProtocolError, match="not a valid"):
-        gat.decode_time14(b"20240230000000")
+        framing.decode_time14(b"20240230000000")
 
 
 def test_battery_resolution_storage() -> None:
@@ -130,9 +138,9 @@ def test_battery_resolution_storage() -> None:
     assert gat.decode_resolution(struct.pack("<ii", 2688, 1512)) == gat.Resolution(2688, 1512)
     with pytest.raises(ProtocolError, match="plausible"):
         gat.decode_resolution(struct.pack("<ii", 0, 1080))
-    assert gat.decode_storage(gat.encode_storage(True, 10, 4)) == (True, 10, 4)
+    assert framing.decode_storage(framing.encode_storage(True, 10, 4)) == (True, 10, 4)
     with pytest.raises(ProtocolError, match="inconsistent"):
-        gat.decode_storage(gat.encode_storage(True, 4, 10))
+        framing.decode_storage(framing.encode_storage(True, 4, 10))
 
 
 @pytest.mark.parametrize(("command", "code", "error"), [
@@ -194,8 +202,8 @@ def test_splitter_resynchronises_after_garbage() -> None:
 
 # --- property tests: random bytes never raise anything but ProtocolError -------------------
 
-DECODERS = [gat.decode_zfy_info, gat.decode_id_code, gat.decode_time7, gat.decode_time14,
-            gat.decode_battery, gat.decode_resolution, gat.decode_storage,
+DECODERS = [gat.decode_zfy_info, gat.decode_id_code, gat.decode_time7, framing.decode_time14,
+            gat.decode_battery, gat.decode_resolution, framing.decode_storage,
             framing.decode_response, framing.decode_request]
 
 

@@ -64,7 +64,7 @@ def start(clock: ManualClock | SystemClock, **spec: object) -> SimRecorder:
 
 def connect(rec: SimRecorder, clock: ManualClock | SystemClock,
             password: bytes | None = PASSWORD, timeout_s: float = TIMEOUT_S) -> RecorderSession:
-    spec = TransportSpec("serial", path=rec.port, timezone=ZONE, timeout_s=timeout_s)
+    spec = TransportSpec("test-serial", path=rec.port, timezone=ZONE, timeout_s=timeout_s)
     return get_driver("gat947").open(spec, password, clock)
 
 
@@ -165,7 +165,7 @@ def test_pull_out_between_calls(rec: SimRecorder, clock: ManualClock) -> None:
 
 
 def test_port_that_does_not_exist(clock: ManualClock, tmp_path: os.PathLike[str]) -> None:
-    spec = TransportSpec("serial", path=os.path.join(tmp_path, "ttyACM9"), timezone=ZONE)
+    spec = TransportSpec("test-serial", path=os.path.join(tmp_path, "ttyACM9"), timezone=ZONE)
     with pytest.raises(RecorderGone, match="cannot open"):
         get_driver("gat947").open(spec, PASSWORD, clock)
 

@@ -36,7 +36,7 @@ ZONE = "Asia/Shanghai"
 def test_registry_loads_the_three_drivers() -> None:
     drivers = load_drivers()
     assert {"gat947", "amba", "msc"} <= set(drivers)
-    assert drivers["gat947"].transports() == frozenset({"serial", "sg"})
+    assert drivers["gat947"].transports() == frozenset({"sg", "test-serial"})
     assert get_driver("msc").name == "msc"
     with pytest.raises(ConfigError, match=r"unknown recorder driver 'nope'.*gat947"):
         get_driver("nope")

@@ -50,7 +50,9 @@ def _display() -> Iterator[Callable[[dict[str, Any]], None]]:
                 now = (bay.get("state"), bay.get("fault"))
                 if shown.get(bay.get("bay")) != now:
                     shown[bay.get("bay")] = now
+                    unchecked = ", ".join(bay.get("unchecked") or ())
                     print(f"{bay.get('label')}: {now[0]}{f' ({now[1]})' if now[1] else ''}"
+                          f"{f' (not checked: {unchecked})' if unchecked else ''}"
                           f"  recorder={bay.get('recorder') or '-'}", flush=True)
 
         yield log_changes

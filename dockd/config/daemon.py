@@ -14,7 +14,8 @@ from dockd.config.reader import TableReader, unique
 
 RECORDER_DRIVER_GROUP = "dockd.recorders"
 """The entry-point group recorder driver plugins register in."""
-CONTROL_TRANSPORTS = ("serial", "sg", "usb", "usb-a9", "none")
+#: ``test-serial`` is the simulator's GA/T 947 test framing: no recorder speaks it.
+CONTROL_TRANSPORTS = ("serial", "sg", "usb", "usb-a9", "test-serial", "none")
 _HEX4 = re.compile(r"^[0-9a-fA-F]{4}$")
 _HEX4_HINT = "four hex digits such as '4255'"
 _PORT = re.compile(r"^\d+-\d+(\.\d+)*$")
@@ -163,6 +164,9 @@ def _parse_model(t: TableReader, drivers: tuple[str, ...]) -> ModelSpec | None:
         t.problem("control", "the msc driver has no control port; use 'none'")
     if driver != "msc" and control == "none":
         t.problem("control", f"the {driver} driver needs a control transport")
+    if driver == "gat947" and control == "serial":
+        t.problem("control", "no recorder speaks GA/T 947 over a serial port: use 'sg' (the "
+                             "DV16 SCSI path); 'test-serial' is the simulator's test framing")
     if control == "none":
         for key in ("read_timeout_s", "write_timeout_s"):
             if key in t.data:

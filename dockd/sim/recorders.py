@@ -1,6 +1,7 @@
 """Virtual body-worn recorders on real pseudo-terminals, and their SD-card volumes.
 
-A ``SimRecorder`` speaks ``gat947-serial`` (our framing) or ``amba-stream`` (Ambarella B1
+A ``SimRecorder`` speaks ``gat947-serial`` (the test framing of the GA/T 947 function set, which
+no recorder speaks: the dock's ``test-serial`` transport) or ``amba-stream`` (Ambarella B1
 frames) on the slave side of ``os.openpty()`` from a thread, as a real recorder would on its
 CDC-ACM port: admin password checked by the device, battery, a drifting clock, optional missing
 SD card, reply delays, and injected faults (silence, garbage, short replies, pull-out).  "Switch
@@ -10,7 +11,8 @@ simulator can present the volume.
 Usage::
 
     with SimRecorder(SimRecorderSpec(serial="ZFY0001"), SystemClock()) as rec:
-        session = get_driver("gat947").open(TransportSpec("serial", rec.port), b"123456", clock)
+        session = get_driver("gat947").open(TransportSpec("test-serial", rec.port), b"123456",
+                                            clock)
 """
 
 from __future__ import annotations
@@ -139,17 +141,21 @@ class RecorderState:
 
 
 class Gat947Responder:
-    """Answers our GA/T 947 serial frames from a ``RecorderState``."""
+    """Answers the GA/T 947 test framing from a ``RecorderState``."""
 
-    _NEEDS_PASSWORD = frozenset(gat.Command) - {gat.Command.INIT, gat.Command.GET_ID_CODE}
+    _NEEDS_PASSWORD = frozenset({*gat.Command, *framing.ExtraCommand}) - {
+        gat.Command.INIT, gat.Command.GET_ID_CODE}
 
     def __init__(self, state: RecorderState) -> None:
         self._state = state
 
     def handle(self, request: framing.Request) -> tuple[bytes, bool]:
         """Return (reply frame, switch to mass storage after sending it)."""
+        command: gat.Command | framing.ExtraCommand
         try:
-            command = gat.Command(request.command)
+            command = (framing.ExtraCommand(request.command)
+                       if request.command in framing.ExtraCommand._value2member_map_
+                       else gat.Command(request.command))
         except ValueError:
             return framing.encode_response(request.command, gat.ResultCode.FAILED), False
         if command in self._NEEDS_PASSWORD and not self._state.password_ok(request.password):
@@ -157,7 +163,8 @@ class Gat947Responder:
         code, payload, switch = self._run(command, request.payload)
         return framing.encode_response(command, code, payload), switch
 
-    def _run(self, command: gat.Command, payload: bytes) -> tuple[int, bytes, bool]:
+    def _run(self, command: gat.Command | framing.ExtraCommand,
+             payload: bytes) -> tuple[int, bytes, bool]:
         state, ok = self._state, gat.ResultCode.CONNECT_SUCCESS
         if command in (gat.Command.INIT, gat.Command.GET_ID_CODE):
             return ok, state.spec.id_code.encode("ascii").ljust(gat.ID_CODE_WIRE_LEN, b"\0"), False
@@ -173,12 +180,13 @@ class Gat947Responder:
             return ok, gat.encode_battery(state.battery_percent), False
         if command is gat.Command.READ_RESOLUTION:
             return ok, gat.encode_resolution(gat.Resolution(*state.spec.resolution)), False
-        if command is gat.Command.GET_DEV_TIME:
-            return ok, gat.encode_time14(state.clock.now()), False
-        if command is gat.Command.GET_STORAGE:
+        if command is framing.ExtraCommand.GET_DEV_TIME:
+            return ok, framing.encode_time14(state.clock.now()), False
+        if command is framing.ExtraCommand.GET_STORAGE:
             spec = state.spec
-            return ok, gat.encode_storage(state.has_sd, spec.total_bytes if state.has_sd else 0,
-                                          spec.free_bytes if state.has_sd else 0), False
+            return ok, framing.encode_storage(state.has_sd,
+                                              spec.total_bytes if state.has_sd else 0,
+                                              spec.free_bytes if state.has_sd else 0), False
         if command is gat.Command.SYNC_DEV_TIME:
             return self._sync_time(payload), b"", False
         # SET_MSDC: like USBJL, the SD status decides.
@@ -430,10 +438,10 @@ class SimRecorder:
 
 
 def _command_name(number: int) -> str:
-    try:
-        return gat.Command(number).name
-    except ValueError:
-        return str(number)
+    for kind in (gat.Command, framing.ExtraCommand):
+        if number in kind._value2member_map_:
+            return kind(number).name
+    return str(number)
 
 
 def _unread_bytes(fd: int) -> int:

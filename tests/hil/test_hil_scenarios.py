@@ -228,7 +228,7 @@ product_id = "0947"
 storage_vendor_id = "2ca3"
 storage_product_id = "0948"
 driver = "gat947"
-control = "serial"
+control = "test-serial"
 password_file = "/etc/dockd/gat947.pw"
 timezone = "Asia/Shanghai"
 

@@ -13,13 +13,14 @@ from dockd.errors import ConfigError
 
 
 class Gat947Driver:
-    """GA/T 947 function set over our serial framing or DV16 SCSI pass-through."""
+    """GA/T 947 function set over DV16 SCSI pass-through (``sg``, the public JL layout), or over
+    the simulator's test framing (``test-serial``, which no recorder speaks)."""
 
     name = "gat947"
 
     def transports(self) -> frozenset[str]:
-        """``serial`` and ``sg``."""
-        return frozenset({"serial", "sg"})
+        """``sg`` and ``test-serial``."""
+        return frozenset({"sg", "test-serial"})
 
     def open(self, spec: TransportSpec, password: bytes | None, clock: Clock) -> RecorderSession:
         """Connect, run Init_Device and the battery read that checks the password."""
@@ -27,11 +28,11 @@ class Gat947Driver:
 
         zone = recorder_zone(spec.timezone)
         _check_kind(self, spec)
-        if spec.kind == "serial":
-            from dockd.devices.recorders.gat947_serial import open_serial_link
+        if spec.kind == "test-serial":
+            from dockd.devices.recorders.gat947_serial import SimFramingSession, open_serial_link
 
-            return Gat947Session(open_serial_link(_need_path(spec), spec.timeout_s), password,
-                                 clock, zone)
+            return SimFramingSession(open_serial_link(_need_path(spec), spec.timeout_s),
+                                     password, clock, zone)
         from dockd.devices.recorders.gat947_scsi import open_scsi_link
 
         return Gat947Session(open_scsi_link(spec.path, spec.timeout_s, spec.write_timeout_s),

@@ -1,23 +1,28 @@
-"""Our frame format for the GA/T 947 function set over a serial (CDC-ACM) port.
+"""The simulator's test framing of the GA/T 947 function set over a serial (CDC-ACM) port.
 
-No public wire format exists for GA/T 947 over serial, so this one is ours
-(docs/recorder-protocols.md §"Our serial framing")::
+**No recorder speaks this.** No public wire format exists for GA/T 947 over serial; this one
+is ours, for the simulator, the demo and the tests (control transport ``test-serial``,
+docs/recorder-protocols.md §"Test framing")::
 
     request : 5A A5 | len u16 LE | cmd u8        | password 6 | payload | crc u16 LE
     response: 5A A5 | len u16 LE | cmd|0x80 u8   | iRet u16 LE | payload | crc u16 LE
 
 ``len`` counts the bytes between itself and the CRC; the CRC is CRC-16/CCITT-FALSE over the
-``len`` field and those bytes.  Pure codec: both the host transport and the simulator use it.
+``len`` field and those bytes.  Commands 1..8 are the function set's; ``ExtraCommand`` adds a
+clock read and a storage query that no public recorder interface has.  Pure codec: both the
+host transport and the simulator use it.
 """
 
 from __future__ import annotations
 
 import binascii
+import datetime as dt
+import enum
 import struct
 from dataclasses import dataclass
 
 from dockd.devices.recorders.base import ProtocolError
-from dockd.devices.recorders.gat947_protocol import PASSWORD_LEN
+from dockd.devices.recorders.gat947_protocol import PASSWORD_LEN, make_time
 
 MAGIC = b"\x5a\xa5"
 HEADER_LEN = 4  # magic + len
@@ -25,6 +30,47 @@ CRC_LEN = 2
 MAX_PAYLOAD = 256
 MAX_BODY = 1 + PASSWORD_LEN + MAX_PAYLOAD
 REPLY_FLAG = 0x80
+
+
+class ExtraCommand(enum.IntEnum):
+    """The test framing's additions to the function set (no recorder has them)."""
+
+    GET_DEV_TIME = 0x21  # 14 ASCII digits, the format of LibBodycam's BC_GetDevTime
+    GET_STORAGE = 0x22  # u8 card present, u64 total, u64 free (LE)
+
+
+STORAGE_LEN = 17
+
+
+def encode_time14(wall: dt.datetime) -> bytes:
+    """GET_DEV_TIME payload: ``YYYYMMDDhhmmss`` ASCII."""
+    return (f"{wall.year:04d}{wall.month:02d}{wall.day:02d}"
+            f"{wall.hour:02d}{wall.minute:02d}{wall.second:02d}").encode("ascii")
+
+
+def decode_time14(data: bytes) -> dt.datetime:
+    """Inverse of :func:`encode_time14`; naive local wall time."""
+    if len(data) != 14 or not all(0x30 <= b <= 0x39 for b in data):
+        raise ProtocolError(f"device time {data!r} is not 14 ASCII digits YYYYMMDDhhmmss")
+    t = data.decode("ascii")
+    return make_time(int(t[0:4]), int(t[4:6]), int(t[6:8]), int(t[8:10]), int(t[10:12]),
+                     int(t[12:14]), data)
+
+
+def encode_storage(present: bool, total: int, free: int) -> bytes:
+    """GET_STORAGE payload: u8 card present, u64 total bytes, u64 free bytes, LE."""
+    return struct.pack("<BQQ", 1 if present else 0, total, free)
+
+
+def decode_storage(data: bytes) -> tuple[bool, int, int]:
+    """Inverse of :func:`encode_storage`: (card present, total, free)."""
+    if len(data) != STORAGE_LEN:
+        raise ProtocolError(f"storage reply is {len(data)} bytes; expected {STORAGE_LEN}")
+    present, total, free = struct.unpack("<BQQ", data)
+    if present not in (0, 1) or free > total:
+        raise ProtocolError(f"storage reply is inconsistent (present={present}, "
+                            f"total={total}, free={free})")
+    return present == 1, int(total), int(free)
 
 
 @dataclass(frozen=True)

@@ -1,9 +1,8 @@
 """GA/T 947 function set: result codes, ZFY_INFO layouts, ID code, battery, resolution, time.
 
-Pure codec, no I/O.  The facts come from public vendor DLL headers (see
-docs/recorder-protocols.md §GA/T 947); the GET_DEV_TIME and GET_STORAGE payloads are our own
-additions, carried only by the simulator's test protocol.  Every decoder raises only
-``ProtocolError`` on bad bytes.
+Pure codec, no I/O.  The facts come from public vendor DLL headers and the JL "DV16" DLL (see
+docs/recorder-protocols.md §GA/T 947); nothing here is ours but the names.  Every decoder raises
+only ``ProtocolError`` on bad bytes.
 
 Text is decoded as tolerantly as the stations that wrote it (CP936, user-defined characters
 included, see ``cp936``): a text field that still cannot be decoded is ``None`` with a warning,
@@ -49,7 +48,7 @@ class ResultCode(enum.IntEnum):
 
 
 class Command(enum.IntEnum):
-    """Function numbers.  1..8 follow the public DV16 sub-command numbering; 0x21+ are ours."""
+    """The eight functions, numbered as the public DV16 sub-commands."""
 
     INIT = 1
     GET_ID_CODE = 2
@@ -59,23 +58,22 @@ class Command(enum.IntEnum):
     SET_MSDC = 6
     READ_RESOLUTION = 7
     READ_BATTERY = 8
-    GET_DEV_TIME = 0x21
-    GET_STORAGE = 0x22
 
 
-SUCCESS_CODE: dict[Command, ResultCode] = {
+SUCCESS_CODE: dict[int, ResultCode] = {
     Command.SYNC_DEV_TIME: ResultCode.SET_SYSTEMTIME_SUCCESS,
     Command.SET_MSDC: ResultCode.MSDC_SUCCESS,
 }
 
 
-def success_code(command: Command) -> ResultCode:
+def success_code(command: enum.IntEnum) -> ResultCode:
     """The ``iRet`` that means success for ``command`` (5 for time, 7 for MSDC, else 1)."""
     return SUCCESS_CODE.get(command, ResultCode.CONNECT_SUCCESS)
 
 
-def check_result(command: Command, code: int) -> None:
-    """Raise the error an ``iRet`` of ``code`` means for ``command``; return on success."""
+def check_result(command: enum.IntEnum, code: int) -> None:
+    """Raise the error an ``iRet`` of ``code`` means for ``command`` (a function, or a command of
+    the simulator's test framing); return on success."""
     if code == success_code(command):
         return
     name = command.name
@@ -250,22 +248,7 @@ def decode_time7(data: bytes) -> dt.datetime:
     if len(data) != 7:
         raise ProtocolError(f"packed time is {len(data)} bytes; expected 7")
     year, month, day, hour, minute, second = struct.unpack("<HBBBBB", data)
-    return _make_time(year, month, day, hour, minute, second, data)
-
-
-def encode_time14(wall: dt.datetime) -> bytes:
-    """GET_DEV_TIME payload: ``YYYYMMDDhhmmss`` ASCII, as LibBodycam's BC_GetDevTime."""
-    return (f"{wall.year:04d}{wall.month:02d}{wall.day:02d}"
-            f"{wall.hour:02d}{wall.minute:02d}{wall.second:02d}").encode("ascii")
-
-
-def decode_time14(data: bytes) -> dt.datetime:
-    """Inverse of :func:`encode_time14`; naive local wall time."""
-    if len(data) != 14 or not all(0x30 <= b <= 0x39 for b in data):
-        raise ProtocolError(f"device time {data!r} is not 14 ASCII digits YYYYMMDDhhmmss")
-    t = data.decode("ascii")
-    return _make_time(int(t[0:4]), int(t[4:6]), int(t[6:8]), int(t[8:10]), int(t[10:12]),
-                      int(t[12:14]), data)
+    return make_time(year, month, day, hour, minute, second, data)
 
 
 def encode_battery(percent: int) -> bytes:
@@ -298,25 +281,6 @@ def decode_resolution(data: bytes) -> Resolution:
     return Resolution(width, height)
 
 
-STORAGE_LEN = 17
-
-
-def encode_storage(present: bool, total: int, free: int) -> bytes:
-    """GET_STORAGE payload (ours): u8 card present, u64 total bytes, u64 free bytes, LE."""
-    return struct.pack("<BQQ", 1 if present else 0, total, free)
-
-
-def decode_storage(data: bytes) -> tuple[bool, int, int]:
-    """Inverse of :func:`encode_storage`: (card present, total, free)."""
-    if len(data) != STORAGE_LEN:
-        raise ProtocolError(f"storage reply is {len(data)} bytes; expected {STORAGE_LEN}")
-    present, total, free = struct.unpack("<BQQ", data)
-    if present not in (0, 1) or free > total:
-        raise ProtocolError(f"storage reply is inconsistent (present={present}, "
-                            f"total={total}, free={free})")
-    return present == 1, int(total), int(free)
-
-
 def _decode_serial(raw: bytes) -> str:
     # The serial files every recording: no guessing, no replacement characters.
     try:
@@ -342,8 +306,10 @@ def _decode_text(raw: bytes, name: str, warnings: list[str]) -> ZfyText:
     return ZfyText(value, raw)
 
 
-def _make_time(year: int, month: int, day: int, hour: int, minute: int, second: int,
-               raw: bytes) -> dt.datetime:
+def make_time(year: int, month: int, day: int, hour: int, minute: int, second: int,
+              raw: bytes) -> dt.datetime:
+    """A naive wall time from a recorder's fields; ``ProtocolError`` naming ``raw`` when they
+    are no date and time."""
     try:
         return dt.datetime(year, month, day, hour, minute, second)
     except ValueError:

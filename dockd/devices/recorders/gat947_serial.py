@@ -1,27 +1,44 @@
-"""GA/T 947 over a serial (CDC-ACM) port with our framing, via pyserial."""
+"""The simulator's test framing over a serial (CDC-ACM) port, via pyserial: control transport
+``test-serial``. **No recorder speaks it** (see ``gat947_framing``); it exists so that the
+simulator, the demo and the tests can run a GA/T 947 session, with a clock read and a storage
+query, over a pseudo-terminal."""
 
 from __future__ import annotations
 
+import datetime as dt
+import enum
+import logging
 import termios
 import time
 
 import serial
 
+from dockd.clock import Clock
+from dockd.devices.recorders import gat947_framing as framing
 from dockd.devices.recorders.base import (
+    Capabilities,
+    ClockReading,
+    NoSdCard,
     ProtocolError,
     RecorderError,
     RecorderGone,
     RecorderTimeout,
+    StorageInfo,
     SwitchOutcome,
 )
 from dockd.devices.recorders.gat947_framing import (
     CRC_LEN,
     HEADER_LEN,
+    ExtraCommand,
     body_length,
     decode_response,
     encode_request,
 )
 from dockd.devices.recorders.gat947_protocol import Command, ZfyLayout, check_result
+from dockd.devices.recorders.gat947_session import Gat947Session
+from dockd.devices.recorders.wallclock import from_wall
+
+log = logging.getLogger(__name__)
 
 DEFAULT_TIMEOUT_S = 2.0  # same as the DV16 SCSI read timeout; our choice for serial
 BAUDRATE = 115200  # CDC-ACM ignores it; a real UART bridge would not
@@ -47,11 +64,8 @@ class SerialGat947Link:
         self._port = port
         self._timeout_s = timeout_s
 
-    def supports(self, command: Command) -> bool:
-        """Our serial protocol carries every function, including clock read and storage."""
-        return True
-
-    def call(self, command: Command, password: bytes, payload: bytes = b"") -> tuple[int, bytes]:
+    def call(self, command: enum.IntEnum, password: bytes,
+             payload: bytes = b"") -> tuple[int, bytes]:
         """Send one framed call and read its framed reply."""
         deadline = time.monotonic() + self._timeout_s
         try:
@@ -90,7 +104,7 @@ class SerialGat947Link:
         except (serial.SerialException, OSError) as exc:
             raise RecorderError(f"closing recorder control port failed: {exc}") from exc
 
-    def _read_exact(self, size: int, deadline: float, command: Command, already: int) -> bytes:
+    def _read_exact(self, size: int, deadline: float, command: enum.IntEnum, already: int) -> bytes:
         data = bytearray()
         while len(data) < size:
             remaining = deadline - time.monotonic()
@@ -106,3 +120,44 @@ class SerialGat947Link:
             raise ProtocolError(f"short reply to {command.name}: {already + len(data)} bytes, "
                                 f"then silence")
         return bytes(data)
+
+
+class SimFramingSession(Gat947Session):
+    """A GA/T 947 session over the test framing, which adds what the function set lacks: the
+    recorder's clock (``GET_DEV_TIME``) and its card (``GET_STORAGE``)."""
+
+    def __init__(self, link: SerialGat947Link, password: bytes | None, clock: Clock,
+                 zone: dt.tzinfo) -> None:
+        log.warning("control transport test-serial: the simulator's test framing, which no "
+                    "recorder speaks; for tests and the demo only")
+        self._test_link = link
+        super().__init__(link, password, clock, zone)
+
+    @property
+    def capabilities(self) -> Capabilities:
+        """Everything: battery, clock read and set, storage (the recorder checks the password)."""
+        return Capabilities(battery=True, read_clock=True, set_clock=True, storage=True,
+                            authenticated=True)
+
+    def read_clock(self) -> ClockReading:
+        """GET_DEV_TIME, with the dock's time at the middle of the exchange."""
+        before = self._clock.now()
+        raw = self._extra(ExtraCommand.GET_DEV_TIME)
+        after = self._clock.now()
+        # The recorder read its clock somewhere inside the exchange; the midpoint halves the error.
+        return ClockReading(from_wall(framing.decode_time14(raw), self._zone),
+                            before + (after - before) / 2)
+
+    def storage(self) -> StorageInfo:
+        """GET_STORAGE; ``NoSdCard`` when the card is missing."""
+        present, total, free = framing.decode_storage(self._extra(ExtraCommand.GET_STORAGE))
+        if not present:
+            raise NoSdCard("recorder reports no SD card")
+        return StorageInfo(total_bytes=total, free_bytes=free)
+
+    def _extra(self, command: ExtraCommand) -> bytes:
+        if self._closed:
+            raise ProtocolError(f"session is closed; cannot send {command.name}")
+        code, data = self._test_link.call(command, self._password)
+        check_result(command, code)
+        return data

@@ -1,4 +1,9 @@
-"""A GA/T 947 recorder session over any link that can make one function call at a time."""
+"""A GA/T 947 recorder session over any link that can make one function call at a time.
+
+The session speaks the public function set only (``Init_Device`` … ``SetMSDC``): none of it
+reads the clock back or the card's capacity, so neither is claimed (the bay reads free space
+from the mounted disk). The simulator's test framing adds both (``gat947_serial``).
+"""
 
 from __future__ import annotations
 
@@ -13,7 +18,6 @@ from dockd.devices.recorders.base import (
     ClockReading,
     ClockSetFailed,
     ClockSetResult,
-    NoSdCard,
     ProtocolError,
     RecorderIdentity,
     RecorderSession,
@@ -21,7 +25,7 @@ from dockd.devices.recorders.base import (
     SwitchOutcome,
 )
 from dockd.devices.recorders.gat947_protocol import Command
-from dockd.devices.recorders.wallclock import from_wall, to_wall_seconds
+from dockd.devices.recorders.wallclock import to_wall_seconds
 
 log = logging.getLogger(__name__)
 
@@ -39,10 +43,6 @@ class Gat947Link(Protocol):
     @property
     def zfy_layout(self) -> proto.ZfyLayout | None:
         """The one ZFY_INFO layout the transport carries, or None when the recorder chooses."""
-        ...
-
-    def supports(self, command: Command) -> bool:
-        """Whether this transport can carry ``command`` at all."""
         ...
 
     def call(self, command: Command, password: bytes, payload: bytes = b"") -> tuple[int, bytes]:
@@ -84,14 +84,10 @@ class Gat947Session(RecorderSession):
 
     @property
     def capabilities(self) -> Capabilities:
-        """Battery always; clock read and storage only where the link carries our additions."""
-        return Capabilities(
-            battery=True,
-            read_clock=self._link.supports(Command.GET_DEV_TIME),
-            set_clock=True,
-            storage=self._link.supports(Command.GET_STORAGE),
-            authenticated=self._link.authenticates,
-        )
+        """Battery and clock set (ReadDeviceBatteryDumpEnergy, SyncDevTime); no clock read and no
+        storage query exist in the function set."""
+        return Capabilities(battery=True, read_clock=False, set_clock=True, storage=False,
+                            authenticated=self._link.authenticates)
 
     def identify(self) -> RecorderIdentity:
         """ID code from ``Init_Device`` plus the ZFY_INFO block (text decoded tolerantly)."""
@@ -118,15 +114,8 @@ class Gat947Session(RecorderSession):
         return proto.decode_battery(self._call(Command.READ_BATTERY))
 
     def read_clock(self) -> ClockReading:
-        """Our GET_DEV_TIME where the link has it; otherwise only the dock's time."""
-        if not self._link.supports(Command.GET_DEV_TIME):
-            return ClockReading(None, self._clock.now())
-        before = self._clock.now()
-        raw = self._call(Command.GET_DEV_TIME)
-        after = self._clock.now()
-        # The recorder read its clock somewhere inside the exchange; the midpoint halves the error.
-        return ClockReading(from_wall(proto.decode_time14(raw), self._zone),
-                            before + (after - before) / 2)
+        """The function set cannot read the recorder's clock: only the dock's time."""
+        return ClockReading(None, self._clock.now())
 
     def set_clock(self, moment: dt.datetime) -> ClockSetResult:
         """SyncDevTime with ``moment`` as local wall time; ``ClockSetFailed`` on iRet 6."""
@@ -138,13 +127,8 @@ class Gat947Session(RecorderSession):
         return ClockSetResult(wall, f"SYNC_DEV_TIME {payload.hex(' ')}")
 
     def storage(self) -> StorageInfo | None:
-        """Our GET_STORAGE where the link has it; ``NoSdCard`` when the card is missing."""
-        if not self._link.supports(Command.GET_STORAGE):
-            return None
-        present, total, free = proto.decode_storage(self._call(Command.GET_STORAGE))
-        if not present:
-            raise NoSdCard("recorder reports no SD card")
-        return StorageInfo(total_bytes=total, free_bytes=free)
+        """The function set has no capacity query (SetMSDC checks the SD card itself)."""
+        return None
 
     def resolution(self) -> proto.Resolution:
         """ReadDeviceResolution."""
