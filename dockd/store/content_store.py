@@ -52,7 +52,7 @@ from dockd.store.fsutil import (
     try_lock,
     write_file_atomic,
 )
-from dockd.store.guard import DENIED, permission_denied
+from dockd.store.guard import DENIED, check_store_tree, permission_denied
 from dockd.store.hashing import INLINE_BELOW, FileHash, ParallelHasher, digest_bytes
 from dockd.store.session_folder import SessionFolder
 
@@ -153,7 +153,16 @@ class ContentStore:
     # -- life cycle -------------------------------------------------------------------
 
     def open(self) -> None:
-        """Create the layout, prove the store is writable, clear dead processes' scratch."""
+        """Refuse a store dockd does not own (:func:`check_store_tree`), create the layout,
+        prove the store is writable, clear dead processes' scratch."""
+        try:
+            levels = read_fanout(self.root)
+        except OSError:
+            levels = FANOUT_LEVELS  # no store yet, or one this user may not read: said next
+        # The object fan-out directories are not listed: they hold only objects (one entry
+        # per file), written by link(), which never follows or replaces a name.
+        check_store_tree(self.root, lambda rel: rel.startswith(f"{OBJECTS_DIR}/")
+                         and rel.count("/") == OBJECTS_DIR.count("/") + levels)
         try:
             make_dirs(self.root, DIR_MODE)
             make_dirs(self.root / OBJECTS_DIR, DIR_MODE)

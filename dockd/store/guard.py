@@ -1,4 +1,5 @@
-"""Who may touch the store: the errors that name a path the user may not read or write.
+"""Who may touch the store: that the store is dockd's own (checked at open), and the errors
+that name a path the user may not read or write.
 
 An unprivileged user running a command on the service's store (``/var/lib/dockd``, 0750
 root:dockd) meets EACCES somewhere on the way in; the error names the path that stopped
@@ -8,16 +9,20 @@ the command as root.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import grp
 import os
 import pwd
 import stat
+from collections.abc import Callable
 from pathlib import Path
 
 from dockd.errors import StoreUnavailableError
 
 DENIED = (errno.EACCES, errno.EPERM)
+SERVICE_GROUP = "dockd"
+"""The daemon's group (``Group=dockd`` in its unit; sysusers.d creates it)."""
 
 
 def permission_denied(path: Path, write: bool = False) -> StoreUnavailableError:
@@ -65,3 +70,99 @@ def _group_name(gid: int) -> str:
     except KeyError:
         return str(gid)
 
+
+def check_store_tree(root: Path, is_leaf: Callable[[str], bool] = lambda rel: False) -> None:
+    """Refuse a store dockd does not own: at open, before anything is written.
+
+    The store's directory and every directory below it must belong to root or to the user
+    running dockd, and be writable by nobody else (group write only for root's group, the
+    process's group or the service group ``dockd``); the files at its top likewise; no
+    symbolic link anywhere in it. Once that holds, only dockd (or root) can change the
+    tree, so nothing planted later can send a write outside it. The entries of a directory
+    for which ``is_leaf(relative path)`` holds are not listed (the object fan-out directories
+    hold only objects, written with ``link``, which never follows or replaces; reading them
+    uses ``O_NOFOLLOW``): their own owner and mode are checked. StoreUnavailableError (exit 73)
+    naming the path otherwise. The root itself may be a link (an administrator's choice).
+    """
+    try:
+        top = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return  # a new store: dockd creates it
+    except OSError as exc:
+        if exc.errno in DENIED:
+            raise permission_denied(root, write=True) from None
+        raise StoreUnavailableError(f"the evidence store {root} cannot be opened: "
+                                    f"{exc.strerror}") from None
+    trusted = _trusted_groups()
+    pending = [(top, "")]
+    try:
+        _check_owner(root, os.fstat(top), trusted)
+        while pending:
+            fd, rel = pending.pop()
+            try:
+                pending += _check_entries(root, fd, rel, trusted, is_leaf)
+            finally:
+                os.close(fd)
+    finally:
+        for fd, _rel in pending:
+            os.close(fd)
+
+
+def _check_entries(root: Path, fd: int, rel: str, trusted: frozenset[int],
+                   is_leaf: Callable[[str], bool]) -> list[tuple[int, str]]:
+    """Check the entries of one directory; the subdirectories to walk, opened."""
+    below: list[tuple[int, str]] = []
+    try:
+        with os.scandir(fd) as entries:
+            # Per entry only what the directory listing already says (d_type): a store's
+            # session folders hold one entry per file.
+            for entry in entries:
+                if entry.is_symlink():
+                    target = os.readlink(entry.name, dir_fd=fd)
+                    raise StoreUnavailableError(
+                        f"{root / rel / entry.name} is a symbolic link (to {target}) inside "
+                        "the evidence store; dockd never follows links there: remove it (or "
+                        "move what it points to into the store), then try again")
+                if entry.is_dir(follow_symlinks=False):
+                    name = f"{rel}/{entry.name}" if rel else entry.name
+                    if is_leaf(name):
+                        _check_owner(root / name, entry.stat(follow_symlinks=False), trusted)
+                        continue
+                    try:
+                        sub = os.open(entry.name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW
+                                      | os.O_CLOEXEC, dir_fd=fd)
+                    except PermissionError:  # a user who may read the store, not write it
+                        raise permission_denied(root / name, write=True) from None
+                    below.append((sub, name))
+                    _check_owner(root / name, os.fstat(sub), trusted)
+                elif not rel:  # the store's own files: catalog, checkpoint, fan-out, locks
+                    _check_owner(root / entry.name, entry.stat(follow_symlinks=False), trusted)
+    except BaseException:
+        for sub, _name in below:
+            os.close(sub)
+        raise
+    return below
+
+
+def _check_owner(path: Path, st: os.stat_result, trusted: frozenset[int]) -> None:
+    what = "directory" if stat.S_ISDIR(st.st_mode) else "file"
+    if st.st_uid not in (0, os.geteuid()):
+        raise StoreUnavailableError(
+            f"the evidence store's {what} {path} belongs to {_user_name(st.st_uid)}, not to "
+            f"{_user_name(os.geteuid())} who runs dockd: anyone who owns it can redirect or "
+            f"alter evidence; check it, then chown it to {_user_name(os.geteuid())} (or use "
+            "another store_dir)")
+    if st.st_mode & stat.S_IWOTH or (st.st_mode & stat.S_IWGRP and st.st_gid not in trusted):
+        who = "everyone" if st.st_mode & stat.S_IWOTH else f"group {_group_name(st.st_gid)}"
+        raise StoreUnavailableError(
+            f"the evidence store's {what} {path} (mode {stat.S_IMODE(st.st_mode):04o}) is "
+            f"writable by {who}: anyone who may write it can redirect or alter evidence; "
+            f"check it, then chmod go-w {path}")
+
+
+def _trusted_groups() -> frozenset[int]:
+    """Groups that may have write on the store: root's, the process's, the service's."""
+    groups = {0, os.getegid()}
+    with contextlib.suppress(KeyError):  # a machine without the service group trusts none
+        groups.add(grp.getgrnam(SERVICE_GROUP).gr_gid)
+    return frozenset(groups)

@@ -1,0 +1,163 @@
+"""A store dockd owns: at open, the store's directories (and its top files) must belong to
+root or the user running dockd and be writable by nobody else, and no symbolic link may be
+in it; anything else is refused with exit 73 naming the path, before anything is written."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Callable, Mapping
+from pathlib import Path
+
+import pytest
+
+from dockd.errors import StoreUnavailableError
+from dockd.store.evidence import EvidenceStore
+
+Cli = Callable[..., subprocess.CompletedProcess[str]]
+Tree = Callable[[Path, Mapping[str | bytes, bytes]], Path]
+OTHER_UID = 54321  # no user has it on the test machine
+OTHER_GID = 54321
+NOBODY = 65534
+
+
+@pytest.fixture
+def stored(dockd_cli: Cli, make_tree: Tree, tmp_path: Path, store_dir: Path) -> Path:
+    """A store with one session of files (sessions/REC-1/…, objects/sha256/xx/…)."""
+    src = make_tree(tmp_path / "src", {"DCIM/A.MP4": os.urandom(4000), "DCIM/B.MP4": b"b"})
+    done = dockd_cli(["ingest", src, "--recorder", "REC-1", "--store", store_dir])
+    assert done.returncode == 0, done.stderr
+    return store_dir
+
+
+def _snapshot(*roots: Path) -> dict[str, tuple[int, int]]:
+    """Every path under ``roots`` (links not followed) with its size and mtime."""
+    out = {}
+    for root in roots:
+        for dirpath, dirs, files in os.walk(root):
+            for name in dirs + files:
+                st = os.lstat(Path(dirpath) / name)
+                out[str(Path(dirpath) / name)] = (st.st_size, st.st_mtime_ns)
+    return out
+
+
+def test_planted_objects_link_is_refused_and_nothing_is_written_outside(
+        dockd_cli: Cli, stored: Path, make_tree: Tree, tmp_path: Path) -> None:
+    elsewhere = tmp_path / "elsewhere"
+    (stored / "objects").rename(elsewhere)  # what was stored, moved out of the store
+    (stored / "objects").symlink_to(elsewhere)
+    src = make_tree(tmp_path / "new", {"DCIM/C.MP4": os.urandom(3000)})
+    before = _snapshot(stored, elsewhere)
+    done = dockd_cli(["ingest", src, "--recorder", "REC-1", "--store", stored])
+    assert done.returncode == 73, done.stderr
+    (line,) = [x for x in done.stderr.splitlines() if x.startswith("dockd: error:")]
+    assert f"{stored}/objects is a symbolic link (to {elsewhere}) inside the evidence store" in line
+    assert "Traceback" not in done.stderr
+    assert _snapshot(stored, elsewhere) == before
+
+
+def _session_folder(store: Path, out: Path) -> None:
+    (store / "sessions" / "REC-1").rename(out)
+    (store / "sessions" / "REC-1").symlink_to(out)
+
+
+def _fanout_dir(store: Path, out: Path) -> None:
+    out.mkdir()
+    (store / "objects/sha256/00").symlink_to(out)
+
+
+def _keys(store: Path, out: Path) -> None:
+    (store / "keys").rename(out)
+    (store / "keys").symlink_to(out)
+
+
+def _top_file(store: Path, out: Path) -> None:
+    out.write_bytes(b"1\n")
+    (store / "objects.fanout").unlink()
+    (store / "objects.fanout").symlink_to(out)
+
+
+def _scratch(store: Path, out: Path) -> None:
+    out.mkdir()
+    (store / "tmp" / "1-deadbeef").symlink_to(out)
+
+
+@pytest.mark.parametrize("plant", [_session_folder, _fanout_dir, _keys, _top_file, _scratch])
+def test_a_link_anywhere_in_the_store_is_refused(open_test_store: Callable[..., EvidenceStore],
+                                                 stored: Path, tmp_path: Path,
+                                                 plant: Callable[[Path, Path], object]) -> None:
+    out = tmp_path / "outside"
+    plant(stored, out)
+    before = _snapshot(stored, out)
+    with pytest.raises(StoreUnavailableError, match=r"is a symbolic link .* inside the evidence store"):
+        open_test_store()
+    assert _snapshot(stored, out) == before
+
+
+@pytest.mark.parametrize("where", ["", "sessions", "sessions/REC-1", "objects/sha256",
+                                   "catalog.sqlite", "tmp"])
+def test_a_store_path_owned_by_another_user_is_refused(
+        open_test_store: Callable[..., EvidenceStore], stored: Path, where: str) -> None:
+    path = stored / where
+    os.chown(path, OTHER_UID, -1)
+    before = _snapshot(stored)
+    with pytest.raises(StoreUnavailableError,
+                       match=f"{path} belongs to uid {OTHER_UID}, not to root who runs dockd"):
+        open_test_store()
+    assert _snapshot(stored) == before
+
+
+def test_an_object_fanout_dir_owned_by_another_user_is_refused(
+        open_test_store: Callable[..., EvidenceStore], stored: Path) -> None:
+    leaf = next((stored / "objects/sha256").iterdir())
+    os.chown(leaf, OTHER_UID, -1)
+    with pytest.raises(StoreUnavailableError, match=f"directory {leaf} belongs to uid {OTHER_UID}"):
+        open_test_store()
+
+
+@pytest.mark.parametrize("where, mode, gid, words", [
+    ("sessions", 0o777, None, "(mode 0777) is writable by everyone"),
+    ("", 0o757, None, "(mode 0757) is writable by everyone"),
+    ("objects", 0o770, OTHER_GID, f"(mode 0770) is writable by group {OTHER_GID}"),
+    ("locks", 0o750, None, None),  # the default: accepted
+    ("locks", 0o770, 0, None),  # root's group may write: accepted
+])
+def test_a_store_path_writable_by_others_is_refused(
+        open_test_store: Callable[..., EvidenceStore], stored: Path, where: str, mode: int,
+        gid: int | None, words: str | None) -> None:
+    path = stored / where
+    if gid is not None:
+        os.chown(path, -1, gid)
+    path.chmod(mode)
+    if words is None:
+        open_test_store().close()
+        return
+    before = _snapshot(stored)
+    with pytest.raises(StoreUnavailableError) as caught:
+        open_test_store()
+    assert f"{path} {words}" in str(caught.value).replace("directory ", "")
+    assert _snapshot(stored) == before
+
+
+def test_a_store_owned_by_the_user_running_dockd_is_accepted(dockd_cli: Cli,
+                                                             make_tree: Tree) -> None:
+    """Not root: a user's own store (a developer's dock) is theirs to use."""
+    top = Path(tempfile.mkdtemp(prefix="dockd-own-"))  # pytest's tmp_path is root-only
+    try:
+        top.chmod(0o755)
+        src = make_tree(top / "src", {"A.MP4": b"a"})
+        for p in (src, src / "A.MP4"):
+            p.chmod(0o755 if p.is_dir() else 0o644)
+        store = top / "store"
+        store.mkdir(mode=0o750)
+        os.chown(store, NOBODY, NOBODY)
+        for _ in range(2):  # made, then opened again with its directories in place
+            done = dockd_cli(["ingest", src, "--recorder", "R1", "--store", store], user=NOBODY)
+            assert done.returncode == 0, done.stderr
+        # root running dockd on it is what the check is for: refused
+        done = dockd_cli(["ingest", src, "--recorder", "R1", "--store", store])
+        assert done.returncode == 73 and "belongs to nobody, not to root" in done.stderr
+    finally:
+        shutil.rmtree(top, ignore_errors=True)
