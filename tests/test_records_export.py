@@ -6,6 +6,7 @@ found), the custody registration, the access register, and every refusal changin
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -515,3 +516,84 @@ def test_malformed_manifests_never_crash_and_never_touch_files(tmp_path_factory,
     assert (pkg / "files" / "x").read_bytes() == b"content"
     assert outside.read_bytes() == b"secret"
     assert all(".." not in d.path.split("/") for d in check.differences)
+
+
+@pytest.fixture
+def three_large(tmp_path: Path) -> dict[str, object]:
+    """Three 700 kB recordings (unreadable as video: exported with --allow-incomplete)."""
+    import os as _os
+
+    store = open_clocked_store(tmp_path / "store", SettableClock(T0))
+    shas = [ingest(store, tmp_path / f"s{i}", {f"DCIM/big{i}.MP4": _os.urandom(700_000)},
+                   recorder="CAM777").files[0].sha256 for i in range(3)]
+    tag_items(store, "XZ-2026/7", shas, "clerk", "test", place="城关镇")
+    store.close()
+    return {"store": tmp_path / "store", "shas": shas}
+
+
+def test_split_at_makes_numbered_discs_that_each_verify(three_large, tmp_path: Path) -> None:
+    out, iso = tmp_path / "out", tmp_path / "case.iso"
+    done = run_dockd(["export", "--case", "XZ-2026/7", *REG, "--out", out, "--iso", iso,
+                      "--split-at", "2M", "--allow-incomplete", "--store",
+                      three_large["store"], "--json"])
+    assert done.returncode == 0, done.stderr
+    discs = json.loads(done.stdout)["discs"]
+    assert [d["iso"] for d in discs] == [str(tmp_path / f"case-{n}.iso") for n in (1, 2, 3)]
+    assert [d["out"] for d in discs] == [str(out / f"disc{n}") for n in (1, 2, 3)]
+    exported, groups = [], set()
+    for n, disc in enumerate(discs, start=1):
+        image = Path(disc["iso"])
+        assert image.stat().st_size <= 2_000_000
+        ok = run_dockd(["export", "verify", image, "--store", three_large["store"]])
+        assert ok.returncode == 0 and "matches the custody log" in ok.stdout, ok.stdout
+        manifest = json.loads((out / f"disc{n}" / MANIFEST).read_text(encoding="utf-8"))
+        assert (manifest["disc"], manifest["discs"]) == (n, 3)
+        groups.add(manifest["split_group"])
+        exported += [r["sha256"] for r in manifest["recordings"]]
+        pvd = subprocess.run(["xorriso", "-indev", str(image), "-pvd_info"],
+                             capture_output=True, text=True, check=True).stdout
+        assert f"Volume Id    : XZ_2026_7_{n}\n" in pvd
+        assert f"{n}/3·XZ_2026_7_{n}" in _pdf_text(out / f"disc{n}" / "sign-off-sheet.pdf")
+        assert subprocess.run(["sha256sum", "-c", "--quiet", "SHA256SUMS"],
+                              cwd=out / f"disc{n}").returncode == 0
+    assert sorted(exported) == sorted(three_large["shas"]) and len(groups) == 1
+    log = json.loads(run_dockd(["log", "--type", "export.created", "--json", "--store",
+                                three_large["store"]]).stdout)
+    assert sorted(r["subject"] for r in log) == sorted(d["export_id"] for d in discs)
+
+
+def test_export_larger_than_the_disc_is_refused_with_its_size(three_large,
+                                                              tmp_path: Path) -> None:
+    before = snapshot(three_large["store"])
+    cfg = tmp_path / "dockd.toml"
+    cfg.write_text(f'[dock]\nstore_dir = "{three_large["store"]}"\n[records]\n'
+                   'disc_size = "2M"\n', encoding="utf-8")
+    done = run_dockd(["export", "--case", "XZ-2026/7", *REG, "--out", tmp_path / "out",
+                      "--iso", tmp_path / "x.iso", "--allow-incomplete", "--config", cfg])
+    assert done.returncode == 2, done.stderr
+    from dockd.records.export import disc_reserve
+
+    needed = 3 * 700_000 + disc_reserve(3)  # the recordings and room for the notes
+    assert f"the export needs 3.2 MB ({needed:,} bytes)" in done.stderr
+    assert "more than the 2.0 MB (2,000,000 bytes) disc" in done.stderr
+    assert "--split-at" in done.stderr
+    big = run_dockd(["export", "--case", "XZ-2026/7", *REG, "--out", tmp_path / "out",
+                     "--iso", tmp_path / "x.iso", "--allow-incomplete", "--config", cfg,
+                     "--split-at", "1.5M"])
+    assert big.returncode == 2, big.stderr
+    assert re.search(r"big\d\.MP4 alone is 700\.0 KB .* a recording is never cut", big.stderr)
+    for bad in ("4.7X", "0", "-1G", "lots"):
+        done = run_dockd(["export", "--case", "XZ-2026/7", *REG, "--out", tmp_path / "out",
+                          "--allow-incomplete", "--config", cfg, f"--split-at={bad}"])
+        assert done.returncode == 2 and "is not a size" in done.stderr, (bad, done.stderr)
+    assert not (tmp_path / "out").exists() and not (tmp_path / "x.iso").exists()
+    assert snapshot(three_large["store"]) == before
+
+
+@given(st.text(max_size=20))
+def test_disc_sizes_parse_or_are_refused(text: str) -> None:
+    from dockd.config.records import parse_size
+
+    size = parse_size(text)
+    assert size is None or 0 < size <= 10 ** 15
+    assert parse_size("4.7G") == 4_700_000_000 and parse_size("25G") == 25_000_000_000

@@ -19,6 +19,7 @@ from dockd.commands.common import (
 from dockd.commands.helptext import STORE_CODES, epilog, required
 from dockd.commands.records_args import select_shas
 from dockd.config import resolve_config_path
+from dockd.config.records import parse_size
 from dockd.errors import IntegrityError, UsageError
 from dockd.i18n import _
 from dockd.records.export import ExportRequest, check_registration, create_export
@@ -43,12 +44,15 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         "export", help=_("export evidence for a case or items (art. 12(4), 13, 14)"),
         usage="%(prog)s (--case CASE_NO | --items SHA256 [SHA256 ...]) --requester NAME\n"
               "                    --requester-unit UNIT --reason TEXT --approved-by NAME\n"
-              "                    --out DIR [--public] [--iso FILE] [--allow-incomplete]\n"
-              "                    [--config PATH] [--store DIR] [--json]",
+              "                    --out DIR [--public] [--iso FILE] [--split-at SIZE]\n"
+              "                    [--allow-incomplete] [--config PATH] [--store DIR] [--json]",
         epilog=epilog([
             "dockd export --case XA-2026-0042 --requester 张检察官 --requester-unit"
             " 某某县人民检察院 --reason 审查起诉 --approved-by 王所长 --out /media/disc"
             " --iso /tmp/XA-2026-0042.iso",
+            "dockd export --case XA-2026-0042 --requester 张检察官 --requester-unit"
+            " 某某县人民检察院 --reason 审查起诉 --approved-by 王所长 --out /srv/export/0042"
+            " --iso /srv/export/XA-2026-0042.iso --split-at 4.7G",
             "dockd export verify /media/cdrom"], (*STORE_CODES, 1, 69)))
     which = p.add_mutually_exclusive_group()
     which.add_argument("--case", metavar="CASE_NO",
@@ -66,6 +70,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--out", type=Path, metavar="DIR",
                    help=required(_("a new or empty directory for the package")))
     p.add_argument("--iso", type=Path, metavar="FILE", help=_("also write an ISO 9660 image"))
+    p.add_argument("--split-at", type=_size, metavar="SIZE",
+                   help=_("split into numbered discs of at most SIZE (4.7G for DVD, 25G for"
+                          " Blu-ray): --out DIR/discN and FILE-N.iso, each complete"))
     p.add_argument("--allow-incomplete", action="store_true",
                    help=_("export even when art. 12(4) fields are missing; the manifest records"
                           " and the sheet prints which"))
@@ -100,12 +107,17 @@ def run(args: argparse.Namespace) -> int:
     config = config_from_args(args)
     with writing_store(config) as store:
         shas, case_no = select_shas(store.catalog, config, args, strict=True)
-        result = create_export(store, ExportRequest(
+        results = create_export(store, ExportRequest(
             tuple(shas), case_no, args.requester, args.requester_unit, args.reason,
-            args.approved_by, args.public, args.out, args.iso, args.allow_incomplete), actor())
+            args.approved_by, args.public, args.out, args.iso, args.allow_incomplete,
+            args.split_at), actor())
     if args.json:
-        print_json(result.to_json_dict())
-    else:
+        print_json(results[0].to_json_dict() if len(results) == 1
+                   else {"discs": [r.to_json_dict() for r in results]})
+        return 0
+    for n, result in enumerate(results, start=1):
+        if len(results) > 1:
+            print(_("disc {n} of {total}:").format(n=n, total=len(results)))
         print(_("export {id}: {n} recording(s), {bytes} bytes in {out}; manifest SHA-256 {sha};"
                 " registered as custody record {seq}").format(
             id=result.export_id, n=result.recordings, bytes=result.bytes, out=result.out,
@@ -113,6 +125,14 @@ def run(args: argparse.Namespace) -> int:
         if result.iso:
             print(_("ISO image: {path}").format(path=result.iso))
     return 0
+
+
+def _size(text: str) -> int:
+    size = parse_size(text)
+    if size is None:
+        raise argparse.ArgumentTypeError(_("{value!r} is not a size; use e.g. 4.7G or 25G")
+                                         .format(value=text))
+    return size
 
 
 def run_verify(args: argparse.Namespace) -> int:

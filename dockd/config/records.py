@@ -10,6 +10,7 @@ documents say and how they are printed.
     unit_name = "某某县公安局"      # the bureau/unit printed on sheets and reports
     pdf_font = "/usr/share/fonts/truetype/wqy/wqy-zenhei.ttc"   # embedded in every PDF
     operator_defaults_to_officer = false  # art. 12(4) operator: the recorder's officer
+    disc_size = "4.7G"            # the disc an --iso export must fit without --split-at
 
 A retention below 90 days is refused, whatever the category: the rules ask for at least
 three months and a config cannot lower that. The local time zone is ``[dock] timezone``.
@@ -17,6 +18,7 @@ three months and a config cannot lower that. The local time zone is ``[dock] tim
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,6 +29,9 @@ MIN_RETENTION_DAYS = 90
 MAX_RETENTION_DAYS = 36_500
 # fonts-wqy-zenhei: TrueType outlines, which reportlab can subset and embed (Noto CJK's
 # are CFF, which it cannot).
+_SIZE = re.compile(r"^(\d+(?:\.\d+)?)([KMGT]?)B?$")
+_SCALE = {"": 1, "K": 10 ** 3, "M": 10 ** 6, "G": 10 ** 9, "T": 10 ** 12}
+DVD_BYTES = 4_700_000_000
 DEFAULT_PDF_FONT = Path("/usr/share/fonts/truetype/wqy/wqy-zenhei.ttc")
 
 
@@ -40,6 +45,7 @@ class RecordsSection:
     unit_name: str = ""
     pdf_font: Path = DEFAULT_PDF_FONT
     operator_defaults_to_officer: bool = False
+    disc_size: int = DVD_BYTES
 
 
 def parse_records(t: TableReader) -> RecordsSection:
@@ -58,7 +64,29 @@ def parse_records(t: TableReader) -> RecordsSection:
         pdf_font=t.path("pdf_font", d.pdf_font) or d.pdf_font,
         operator_defaults_to_officer=t.boolean("operator_defaults_to_officer",
                                                d.operator_defaults_to_officer),
+        disc_size=_disc_size(t, "disc_size", "4.7G"),
     )
+
+
+def parse_size(text: str) -> int | None:
+    """``4.7G``, ``25G``, ``700M``, ``650000000``: bytes in decimal units, as discs are sold
+    (4.7G = 4,700,000,000, a little under a DVD's real 4,700,372,992); None when malformed
+    or zero."""
+    match = _SIZE.match(text.strip().upper())
+    if not match:
+        return None
+    value = int(float(match[1]) * _SCALE[match[2]])
+    return value if 0 < value <= 10 ** 15 else None
+
+
+def _disc_size(t: TableReader, name: str, default: str) -> int:
+    text = t.string(name, default)
+    size = parse_size(text)
+    if size is None:
+        t.problem(name, _("{value!r} is not a disc size; expected e.g. \"4.7G\" or \"25G\"")
+                  .format(value=text))
+        return DVD_BYTES
+    return size
 
 
 def _retention(t: TableReader, name: str, default: int) -> int:

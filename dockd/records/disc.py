@@ -109,11 +109,12 @@ def _json(data: Any) -> bytes:
     return json.dumps(data, ensure_ascii=False, indent=2).encode("utf-8") + b"\n"
 
 
-def _size(n: int) -> str:
+def human_bytes(n: int) -> str:
+    """``4.7 GB (4,700,000,000 bytes)``: decimal units, as disc capacities are sold."""
     for unit, scale in (("GB", 10 ** 9), ("MB", 10 ** 6), ("KB", 10 ** 3)):
         if n >= scale:
             return f"{n / scale:.1f} {unit} ({n:,} bytes)"
-    return f"{n} bytes"
+    return f"{n:,} bytes"
 
 
 def _certutil_lines(info: DiscInfo) -> str:
@@ -131,7 +132,7 @@ def _readme_zh(i: DiscInfo) -> str:
 导出编号：{i.export_id}
 导出时间：{created}（{i.tz}）
 光盘：第 {i.disc} 张，共 {i.discs} 张（卷标 {i.volume_label}）
-录像：{len(i.recordings)} 个，共 {_size(i.total_bytes).replace("bytes", "字节")}
+录像：{len(i.recordings)} 个，共 {human_bytes(i.total_bytes).replace("bytes", "字节")}
 
 光盘内容
   files\\                       录像文件，与工作站保存的原始文件逐字节相同
@@ -167,7 +168,7 @@ Case number: {i.case_no or "-"}
 Export: {i.export_id}
 Exported at: {created} ({i.tz})
 Disc: {i.disc} of {i.discs} (volume label {i.volume_label})
-Recordings: {len(i.recordings)}, {_size(i.total_bytes)}
+Recordings: {len(i.recordings)}, {human_bytes(i.total_bytes)}
 
 What is on this disc
   files\\                       the recordings, byte for byte as the dock stored them

@@ -12,6 +12,7 @@ export exists only if it is registered.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 import logging
@@ -28,6 +29,7 @@ from dockd.errors import IntegrityError, UsageError
 from dockd.i18n import _
 from dockd.records.disc import (
     DiscInfo,
+    human_bytes,
     items_history,
     write_custody,
     write_readmes,
@@ -75,6 +77,7 @@ class ExportRequest:
     out: Path
     iso: Path | None = None
     allow_incomplete: bool = False
+    split_at: int | None = None  # bytes per disc: numbered discs and images
 
 
 @dataclass(frozen=True)
@@ -129,8 +132,11 @@ def check_complete(fields: list[RecordingFields]) -> None:
         " exported").format(n=len(lacking), total=len(fields), list=listed))
 
 
-def create_export(store: EvidenceStore, request: ExportRequest, actor: str) -> ExportResult:
-    """Write, check and register the package ``request`` asks for."""
+def create_export(store: EvidenceStore, request: ExportRequest,
+                  actor: str) -> list[ExportResult]:
+    """Write, check and register the package ``request`` asks for: one, or with
+    ``split_at`` one per disc (``--out``/disc1…, ``<iso>-1.iso``…), each complete and
+    verifiable on its own and registered as its own export, all in one transaction."""
     check_registration(request.requester, request.requester_unit, request.reason,
                        request.approved_by, request.public_use)
     if not request.shas:
@@ -140,24 +146,95 @@ def create_export(store: EvidenceStore, request: ExportRequest, actor: str) -> E
                      for sha in request.shas), key=RecordingFields.chronological_key)
     if not request.allow_incomplete:
         check_complete(fields)
-    _check_iso_target(request.iso, request.out)
+    parts = plan_discs(fields, request.split_at, store.config.records.disc_size,
+                       request.iso is not None)
+    targets = _disc_targets(request, len(parts))
+    for _out, iso in targets:
+        _check_iso_target(iso, request.out)
     created_out = _prepare_out(request.out)
     try:
-        return _build(store, request, fields, actor)
+        built = []
+        group = str(uuid.uuid4()) if len(parts) > 1 else None
+        for n, (part, (out, iso)) in enumerate(zip(parts, targets, strict=True), start=1):
+            if out != request.out:
+                os.mkdir(out, PACKAGE_DIR_MODE)
+            built.append(_build(store, request, part, out, iso, n, len(parts), group))
+        with store.catalog.transaction() as tx:
+            results = []
+            for i, (event, result) in enumerate(built):
+                record = store.custody.record(tx, event, actor, checkpoint=i == len(built) - 1)
+                results.append(dataclasses.replace(result, custody_seq=record.seq))
     except BaseException:
-        _remove_partial(request.out, created_out, request.iso)
+        for _out, iso in targets:
+            if iso is not None and iso.exists():
+                iso.unlink()
+        _remove_partial(request.out, created_out, None)
         raise
+    for r in results:
+        log.info("evidence export registered", extra={"export_id": r.export_id,
+                                                      "seq": r.custody_seq,
+                                                      "recordings": r.recordings})
+    return results
+
+
+def plan_discs(fields: list[RecordingFields], split_at: int | None, disc_size: int,
+               imaging: bool) -> list[list[RecordingFields]]:
+    """The recordings of each disc, in order. Without ``split_at`` one disc, refused when
+    an image is asked for and it would not fit ``disc_size``; with it, as many discs as
+    needed, each filled in recording order up to ``split_at`` less room for the notes."""
+    total = sum(f.size for f in fields) + disc_reserve(len(fields))
+    if split_at is None:
+        if imaging and total > disc_size:
+            raise UsageError(_(
+                "the export needs {size} with its notes, more than the {disc} disc"
+                " ([records] disc_size): split it with --split-at 4.7G (DVD) or --split-at"
+                " 25G (Blu-ray); nothing was exported").format(
+                    size=human_bytes(total), disc=human_bytes(disc_size)))
+        return [fields]
+    parts: list[list[RecordingFields]] = [[]]
+    used = 0
+    for f in fields:
+        need = f.size + disc_reserve(1) - disc_reserve(0)
+        if disc_reserve(0) + need > split_at:
+            raise UsageError(_(
+                "{name} alone is {size}, more than a {disc} disc holds with its notes; a"
+                " recording is never cut: choose a larger --split-at; nothing was exported"
+            ).format(name=f.source_name.rsplit("/", 1)[-1], size=human_bytes(f.size),
+                     disc=human_bytes(split_at)))
+        if parts[-1] and disc_reserve(0) + used + need > split_at:
+            parts.append([])
+            used = 0
+        parts[-1].append(f)
+        used += need
+    return parts
+
+
+def disc_reserve(recordings: int) -> int:
+    """Room kept on a disc besides the recordings: the sheet, the custody history, the
+    manifest, the read-me files, the ASC MHL and the ISO 9660/Joliet structures (measured:
+    about 120 KB for four recordings; kept generous)."""
+    return (1 << 20) + recordings * (32 << 10)
+
+
+def _disc_targets(request: ExportRequest, discs: int) -> list[tuple[Path, Path | None]]:
+    if discs == 1:
+        return [(request.out, request.iso)]
+    iso = request.iso
+    return [(request.out / f"disc{n}",
+             iso.with_name(f"{iso.stem}-{n}{iso.suffix or '.iso'}") if iso else None)
+            for n in range(1, discs + 1)]
 
 
 def _build(store: EvidenceStore, request: ExportRequest, fields: list[RecordingFields],
-           actor: str) -> ExportResult:
+           out: Path, iso: Path | None, disc: int, discs: int,
+           group: str | None) -> tuple[ExportCreated, ExportResult]:
     # reportlab is heavy: load it only when a sheet is written, not for every CLI start.
     from dockd.records.sheet import SheetHeader, SheetRow, write_sheet
 
     export_id = str(uuid.uuid4())
     now = store.clock.now()
     created_at = utc_iso(now)
-    label = volume_label(request.case_no, export_id)
+    label = volume_label(request.case_no, group or export_id, disc, discs)
     with_sm3 = "sm3" in store.config.ingest.hashes
     requester, unit = request.requester.strip(), request.requester_unit.strip()
     reason, approver = request.reason.strip(), request.approved_by.strip()
@@ -166,8 +243,8 @@ def _build(store: EvidenceStore, request: ExportRequest, fields: list[RecordingF
     rows: list[SheetRow] = []
     for n, f in enumerate(fields, start=1):
         rel = f"{FILES_DIR}/{package_name(n, f.source_name)}"
-        digests = _copy_verified(store, f, request.out / rel, with_sm3)
-        mhl_entries.append(_mhl_entry(request.out, rel, digests, store))
+        digests = _copy_verified(store, f, out / rel, with_sm3)
+        mhl_entries.append(_mhl_entry(out, rel, digests, store))
         recordings.append(_manifest_entry(rel, f, digests, with_sm3))
         rows.append(SheetRow(rel, f, f.missing()))
     manifest = {
@@ -181,51 +258,50 @@ def _build(store: EvidenceStore, request: ExportRequest, fields: list[RecordingF
         # Exported with --allow-incomplete: which art. 12(4) fields each recording lacks.
         "allow_incomplete": request.allow_incomplete,
         "missing_fields": [{"file": r.file, "fields": list(r.missing)} for r in rows if r.missing],
+        # A split export: this disc's number, how many, and the id they share.
+        "disc": disc, "discs": discs, "split_group": group,
     }
     manifest_bytes = json.dumps(manifest, ensure_ascii=False, indent=2).encode("utf-8") + b"\n"
     manifest_sha = digest_bytes(manifest_bytes, ["sha256"])["sha256"]
-    _write_new(request.out / MANIFEST, manifest_bytes)
+    _write_new(out / MANIFEST, manifest_bytes)
     tz, font = store.config.dock.tz, store.config.records.pdf_font
     header = SheetHeader(export_id, now, request.case_no, requester, unit, reason, approver,
                          request.public_use, manifest_sha, store.config.records.unit_name,
-                         tz, label)
-    write_sheet(request.out / SHEET, header, rows, font)
-    _write_disc_notes(store, request, fields, DiscInfo(
-        store.config.records.unit_name, request.case_no, export_id, now, tz, label, 1, 1,
+                         tz, label, disc, discs)
+    write_sheet(out / SHEET, header, rows, font)
+    _write_disc_notes(store, out, fields, DiscInfo(
+        store.config.records.unit_name, request.case_no, export_id, now, tz, label, disc, discs,
         [r.file for r in rows], sum(f.size for f in fields)))
     listed = {e.path for e in mhl_entries}
-    for rel in DirectoryReader(request.out).files():
+    for rel in DirectoryReader(out).files():
         if rel not in listed:
-            os.chmod(request.out / rel, PACKAGE_FILE_MODE)
-            mhl_entries.append(_mhl_entry(request.out, rel, None, store))
-    write_session_mhl(request.out, sorted(mhl_entries, key=lambda e: e.path), MHL_FORMATS,
+            os.chmod(out / rel, PACKAGE_FILE_MODE)
+            mhl_entries.append(_mhl_entry(out, rel, None, store))
+    write_session_mhl(out, sorted(mhl_entries, key=lambda e: e.path), MHL_FORMATS,
                       store.clock.now())
-    _must_verify(DirectoryReader(request.out), str(request.out))
+    _must_verify(DirectoryReader(out), str(out))
     iso_sha = None
-    if request.iso is not None:
-        write_iso(request.out, request.iso, label)
-        reader = IsoReader(request.iso)
+    if iso is not None:
+        write_iso(out, iso, label)
+        reader = IsoReader(iso)
         try:
-            _must_verify(reader, str(request.iso))
+            _must_verify(reader, str(iso))
         finally:
             reader.close()
-        with open(request.iso, "rb") as fh:
+        with open(iso, "rb") as fh:
             iso_sha = hash_stream(fh, ["sha256"])[0]["sha256"]
     total = sum(f.size for f in fields)
-    record = store.custody.append(ExportCreated(
-        export_id=export_id, case=request.case_no, items=tuple(request.shas), requester=requester,
-        requester_unit=unit, reason=reason, approved_by=approver, public_use=request.public_use,
-        manifest_sha256=manifest_sha, out=str(request.out),
-        iso=str(request.iso) if request.iso else None, iso_sha256=iso_sha,
-        recordings=len(fields), bytes=total), actor, checkpoint=True)
-    log.info("evidence export registered", extra={"export_id": export_id, "seq": record.seq,
-                                                  "recordings": len(fields)})
-    return ExportResult(export_id, request.out, request.iso, len(fields), total, manifest_sha,
-                        record.seq)
+    event = ExportCreated(
+        export_id=export_id, case=request.case_no, items=tuple(f.sha256 for f in fields),
+        requester=requester, requester_unit=unit, reason=reason, approved_by=approver,
+        public_use=request.public_use, manifest_sha256=manifest_sha, out=str(out),
+        iso=str(iso) if iso else None, iso_sha256=iso_sha, recordings=len(fields),
+        bytes=total)
+    return event, ExportResult(export_id, out, iso, len(fields), total, manifest_sha, 0)
 
 
-def _write_disc_notes(store: EvidenceStore, request: ExportRequest,
-                      fields: list[RecordingFields], info: DiscInfo) -> None:
+def _write_disc_notes(store: EvidenceStore, out: Path, fields: list[RecordingFields],
+                      info: DiscInfo) -> None:
     """The items' custody history with the dock's key and a checkpoint covering it, the
     read-me files, and SHA256SUMS of everything (written last)."""
     checkpoint = store.custody.checkpoint_head()
@@ -233,10 +309,9 @@ def _write_disc_notes(store: EvidenceStore, request: ExportRequest,
         raise IntegrityError(_("the custody log is empty although items are stored; run"
                                " 'dockd verify'; nothing was registered"))
     history = items_history(store.catalog, [f.sha256 for f in fields])
-    write_custody(request.out, history, checkpoint, info.tz, store.config.records.pdf_font,
-                  _write_new)
-    write_readmes(request.out, info, _write_new)
-    write_sums(request.out, _write_new)
+    write_custody(out, history, checkpoint, info.tz, store.config.records.pdf_font, _write_new)
+    write_readmes(out, info, _write_new)
+    write_sums(out, _write_new)
 
 
 def package_name(n: int, source_name: str) -> str:
