@@ -7,8 +7,10 @@ change to the state channel's JSON shows up here.
 from __future__ import annotations
 
 import ast
+import datetime as dt
 import re
 import string
+import zoneinfo
 from pathlib import Path
 from typing import Any
 
@@ -67,15 +69,28 @@ def chinese(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("LANG", "zh_CN.UTF-8")
 
 
+SHANGHAI = zoneinfo.ZoneInfo("Asia/Shanghai")
+
+
+def test_console_shows_the_dock_time_in_the_configured_zone(english: None) -> None:
+    link = LinkView("/run/dockd/status.sock", True)
+    assert "2026-11-29 02:20:00" in frame_text(three_bay_snapshot(), link, tz=SHANGHAI)
+    assert "2026-11-28 18:20:00" in frame_text(three_bay_snapshot(), link, tz=dt.UTC)
+    garbled = three_bay_snapshot()
+    garbled["dock"]["time"] = "yesterday"  # not a time: shown as sent, never a crash
+    assert "yesterday" in frame_text(garbled, link, tz=SHANGHAI)
+
+
 def squash(text: str) -> str:
     """Rendered text with runs of spaces made one (table padding varies with width)."""
     return re.sub(r"[ \t]+", " ", text)
 
 
-def frame_text(state: object, link: LinkView, width: int = 150) -> str:
+def frame_text(state: object, link: LinkView, width: int = 150,
+               tz: dt.tzinfo | None = None) -> str:
     console = Console(width=width, color_system=None, force_terminal=False, record=True,
                       file=open("/dev/null", "w"), _environ={})  # noqa: SIM115
-    console.print(render_console(state, link, width))
+    console.print(render_console(state, link, width, tz))
     console.file.close()
     return console.export_text()
 
@@ -84,8 +99,8 @@ def frame_text(state: object, link: LinkView, width: int = 150) -> str:
 
 
 def test_status_text_shows_every_bay_and_the_dock_line(english: None) -> None:
-    text = squash(render_status_text(three_bay_snapshot(), width=180))
-    assert "Dock D-0427 Weixian 2026-11-28T18:20:00Z" in text
+    text = squash(render_status_text(three_bay_snapshot(), width=180, tz=SHANGHAI))
+    assert "Dock D-0427 Weixian 2026-11-29 02:20:00" in text  # 18:20 UTC, in [dock] timezone
     assert "Store: 412.3 GB free of 1.0 TB" in text
     assert "Broker: offline: TLS: wrong CA" in text
     assert "Clock: synchronised" in text
@@ -104,7 +119,9 @@ def test_status_text_shows_every_bay_and_the_dock_line(english: None) -> None:
 
 
 def test_status_text_in_chinese(chinese: None) -> None:
-    text = squash(render_status_text(three_bay_snapshot(broker_connected=True), width=180))
+    text = squash(render_status_text(three_bay_snapshot(broker_connected=True), width=180,
+                                     tz=SHANGHAI))
+    assert "2026年11月29日 02:20:00" in text
     for words in ("采集站 D-0427", "证据存储：剩余 412.3 GB，共 1.0 TB", "上报服务器：已连接", "时钟：已同步",
                   "待发消息：3 条", "仓位", "状态", "记录仪", "执法人员", "电量", "导出中", "就绪", "故障",
                   "12/40 个文件", "剩余 1 分 28 秒", "就绪——可以领用", "电量低——请充电后再领用"):

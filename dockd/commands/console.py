@@ -37,10 +37,11 @@ def run(args: argparse.Namespace) -> int:
                          "to a file or pipe")
     if args.kiosk:
         _enter_kiosk()
-    path = args.socket or config_from_args(args).daemon.status_socket
+    config = config_from_args(args)
+    path = args.socket or config.daemon.status_socket
     from dockd.report.console import run_console
 
-    return run_console(path)
+    return run_console(path, tz=config.dock.tz)
 
 
 def _enter_kiosk() -> None:

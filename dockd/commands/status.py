@@ -35,5 +35,5 @@ def run(args: argparse.Namespace) -> int:
     else:
         from dockd.report.console_view import render_status_text
 
-        print(render_status_text(state))
+        print(render_status_text(state, tz=config.dock.tz))
     return 0

@@ -11,6 +11,7 @@ away the last state stays on screen, marked stale, and the console reconnects ev
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import json
 import logging
 import os
@@ -27,7 +28,7 @@ from typing import Any
 from rich.console import Console, RenderableType
 from rich.live import Live
 
-from dockd.clock import Clock, SystemClock
+from dockd.clock import Clock, SystemClock, system_zone
 from dockd.i18n import _
 from dockd.report.console_view import LinkView, render_console
 from dockd.report.state_channel import MAX_LINE_BYTES, LineTooLongError, SnapshotLines
@@ -41,9 +42,11 @@ QUIT_KEYS = (b"q", b"Q")
 class ConsoleSession:
     """What the console knows: the newest snapshot and the state of the link (no I/O)."""
 
-    def __init__(self, socket_label: str, clock: Clock, max_line: int = MAX_LINE_BYTES) -> None:
+    def __init__(self, socket_label: str, clock: Clock, max_line: int = MAX_LINE_BYTES,
+                 tz: dt.tzinfo | None = None) -> None:
         self.socket_label = socket_label
         self.clock = clock
+        self.tz = tz or system_zone()  # [dock] timezone: what the person reads
         self.state: Any = None
         self.connected = False
         self.detail: str | None = None
@@ -72,7 +75,7 @@ class ConsoleSession:
     def view(self, width: int) -> RenderableType:
         """The frame to draw now."""
         link = LinkView(self.socket_label, self.connected, self.detail, self.received_at)
-        return render_console(self.state, link, width)
+        return render_console(self.state, link, width, self.tz)
 
     def _take(self, line: bytes) -> bool:
         try:
@@ -83,16 +86,17 @@ class ConsoleSession:
             return True
         self.state = state
         self.detail = None
-        self.received_at = self.clock.now().astimezone().strftime("%H:%M:%S")
+        self.received_at = self.clock.now().astimezone(self.tz).strftime("%H:%M:%S")
         return True
 
 
 def run_console(path: Path, console: Console | None = None, keys_fd: int | None = 0,
-                clock: Clock | None = None, retry_s: float = 1.0, min_frame_s: float = 0.25) -> int:
+                clock: Clock | None = None, retry_s: float = 1.0, min_frame_s: float = 0.25,
+                tz: dt.tzinfo | None = None) -> int:
     """Show the dock live until ``q``/Ctrl-C (exit 0); ``keys_fd`` None: no keyboard."""
     console = console or Console()
     clock = clock or SystemClock()
-    session = ConsoleSession(str(path), clock)
+    session = ConsoleSession(str(path), clock, tz=tz)
     try:
         with _keyboard(keys_fd) as keys, _wakeups() as wake_fd, \
                 Live(console=console, screen=True, auto_refresh=False, transient=False) as live:

@@ -8,6 +8,7 @@ markup for data, so a name like ``[red]`` is shown as typed.
 
 from __future__ import annotations
 
+import datetime as dt
 import io
 import shutil
 from dataclasses import dataclass
@@ -18,8 +19,9 @@ from rich.console import Console, Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
+from dockd.clock import parse_utc_iso, system_zone
 from dockd.dock.states import BayState, FaultReason
-from dockd.i18n import _
+from dockd.i18n import _, local_time
 from dockd.report.console_model import BayView, ConsoleState, DockView, parse_state
 from dockd.report.console_words import (
     broker_words,
@@ -58,27 +60,40 @@ class LinkView:
     received_at: str | None = None  # local time the shown state arrived, "HH:MM:SS"
 
 
-def render_status_text(state: object, width: int | None = None) -> str:
+def render_status_text(state: object, width: int | None = None,
+                       tz: dt.tzinfo | None = None) -> str:
     """``dockd status``: the dock line and one table row per bay, as plain text (no colours,
-    no escape sequences). ``width`` defaults to the terminal's, else 120 columns."""
+    no escape sequences). ``width`` defaults to the terminal's, else 120 columns; times in
+    ``tz`` (``[dock] timezone``; default the system's)."""
     if width is None:
         width = shutil.get_terminal_size((DEFAULT_WIDTH, 24)).columns
     view = parse_state(state)
     out = io.StringIO()
     console = Console(file=out, width=max(40, width), color_system=None, force_terminal=False,
                       no_color=True, highlight=False, emoji=False, markup=False, _environ={})
-    console.print(Group(*_dock_lines(view.dock, width), Text(""), *_bays(view, live=False, width=width),
+    console.print(Group(*_dock_lines(view.dock, width, tz), Text(""), *_bays(view, live=False, width=width),
                         *_problem_lines(view)))
     return "\n".join(line.rstrip() for line in out.getvalue().rstrip("\n").split("\n"))
 
 
-def render_console(state: object | None, link: LinkView, width: int = DEFAULT_WIDTH) -> RenderableType:
+def _local(utc_text: str, tz: dt.tzinfo | None) -> str:
+    """The daemon's UTC time as a person reads it; as sent when it is not a time."""
+    try:
+        moment = parse_utc_iso(utc_text)
+    except (ValueError, OverflowError):
+        return utc_text
+    return local_time(moment, tz or system_zone())
+
+
+def render_console(state: object | None, link: LinkView, width: int = DEFAULT_WIDTH,
+                   tz: dt.tzinfo | None = None) -> RenderableType:
     """One frame of ``dockd console`` for a terminal ``width`` columns wide: link line, dock
-    line, bays with progress bars, footer. ``state`` None: nothing received yet."""
+    line, bays with progress bars, footer. ``state`` None: nothing received yet. Times in
+    ``tz`` (``[dock] timezone``; default the system's)."""
     parts: list[RenderableType] = [_link_line(link)]
     if state is not None:
         view = parse_state(state)
-        parts += [*_dock_lines(view.dock, width), Text(""), *_bays(view, live=True, width=width),
+        parts += [*_dock_lines(view.dock, width, tz), Text(""), *_bays(view, live=True, width=width),
                   *_problem_lines(view)]
     parts += [Text(""), Text(_("Press q to quit"), style="dim")]
     return Group(*parts)
@@ -87,12 +102,12 @@ def render_console(state: object | None, link: LinkView, width: int = DEFAULT_WI
 # -- dock ---------------------------------------------------------------------------------------
 
 
-def _dock_lines(dock: DockView, width: int) -> list[Text]:
+def _dock_lines(dock: DockView, width: int, tz: dt.tzinfo | None) -> list[Text]:
     title = Text(_("Dock {id}").format(id=dock.id or "?"), style="bold")
     if dock.site:
         title.append(f"  {dock.site}")
     if dock.time:
-        title.append(f"  {dock.time}", style="dim")
+        title.append(f"  {_local(dock.time, tz)}", style="dim")
     broker = dock.broker
     depth = dock.outbox_depth
     if dock.clock_synchronised is True:
