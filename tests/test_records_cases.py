@@ -98,7 +98,7 @@ def test_annotations_and_fields(two_days) -> None:
         f = recording_fields(store.catalog, two_days["mon"])
         assert (f.place, f.operator_name) == ("乙村", "吴十")  # the latest of each counts
         assert recording_fields(store.catalog, two_days["wed"]).officer_name == "周九"
-        with pytest.raises(UsageError, match="--place and/or --operator"):
+        with pytest.raises(UsageError, match="at least one of --place, --operator"):
             annotate_items(store, [two_days["mon"]], "clerk", "test")
         with pytest.raises(UsageError, match="already has the place"):
             tag_items(store, "CASE-8", [two_days["wed"]], "clerk", "test", place="丙村")

@@ -597,3 +597,95 @@ def test_disc_sizes_parse_or_are_refused(text: str) -> None:
     size = parse_size(text)
     assert size is None or 0 < size <= 10 ** 15
     assert parse_size("4.7G") == 4_700_000_000 and parse_size("25G") == 25_000_000_000
+
+
+def _annotate(evidence: dict[str, object], sha: object, *args: str,
+              env: dict[str, str] | None = None):
+    cfg_env = {"LANGUAGE": "en", **(env or {})}
+    return run_dockd(["case", "annotate", "--items", str(sha), *args, "--by", "王所长",
+                      "--store", evidence["store"]], env=cfg_env)
+
+
+def test_case_annotate_fills_every_missing_field_and_the_sheet_says_so(
+        evidence, tmp_path: Path) -> None:
+    cfg = tmp_path / "dockd.toml"
+    cfg.write_text(f'[dock]\nstore_dir = "{evidence["store"]}"\ntimezone = "Asia/Shanghai"\n',
+                   encoding="utf-8")
+    done = run_dockd(["case", "annotate", "--items", evidence["junk"], "--operator", "钱七",
+                      "--officer", "孙八", "--start", "2026-11-23 08:40:00", "--end",
+                      "2026-11-23 08:41:05", "--format", "mp4", "--length", "0:01:05",
+                      "--brand", "Hikvision", "--model", "DSJ-X1", "--by", "王所长",
+                      "--config", cfg])
+    assert done.returncode == 0, done.stderr
+    # a value from the file wins over one typed by hand
+    assert run_dockd(["case", "annotate", "--items", evidence["mp4"], "--start",
+                      "2030-01-01 00:00:00", "--by", "王所长", "--config", cfg]).returncode == 0
+    out = tmp_path / "out"
+    done = run_dockd(["export", "--case", CASE, *REG, "--out", out, "--config", cfg, "--json"])
+    assert done.returncode == 0, done.stderr  # complete now: no --allow-incomplete needed
+    manifest = json.loads((out / MANIFEST).read_text(encoding="utf-8"))
+    by_sha = {r["sha256"]: r for r in manifest["recordings"]}
+    junk, mp4 = by_sha[evidence["junk"]], by_sha[evidence["mp4"]]
+    assert (junk["officer_name"], junk["operator_name"], junk["format"]) == ("孙八", "钱七", "mp4")
+    assert junk["start_time"] == "2026-11-23T00:40:00.000000Z"  # typed as Shanghai time
+    assert junk["end_time"] == "2026-11-23T00:41:05.000000Z" and junk["length_s"] == 65.0
+    assert mp4["start_time"] == "2026-11-23T00:30:00.000000Z"
+    assert manifest["missing_fields"] == []
+    assert manifest["annotated_fields"] == [{"file": junk["file"], "fields": [
+        "officer_name", "start_time", "end_time", "device_brand", "device_model", "format",
+        "length_s"]}]
+    text = _pdf_text(out / "sign-off-sheet.pdf")
+    assert "0:01:05*" in text and "enteredbyhandwith'dockdcaseannotate'" in text
+    log = json.loads(run_dockd(["log", "--type", "item.annotated", "--json", "--store",
+                                evidence["store"]]).stdout)
+    assert log[-2]["payload"]["fields"]["length_s"] == "65.0"
+    assert run_dockd(["verify", "--store", evidence["store"]]).returncode == 0
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--start", "yesterday"], "--start 'yesterday' is not a time"),
+    (["--start", "2026-11-23 09:00", "--end", "2026-11-23 08:00"], "--end is before --start"),
+    (["--length", "1:75:00"], "--length '1:75:00' is not a length"),
+    (["--length", "-5"], "is not a length"),
+    (["--officer", "赵\x07六"], "--officer"),
+    ([], "at least one of --place"),
+])
+def test_bad_annotations_exit_2_and_change_nothing(evidence, args: list[str],
+                                                   message: str) -> None:
+    before = snapshot(evidence["store"])
+    done = _annotate(evidence, evidence["junk"], *args)
+    assert done.returncode == 2 and message in done.stderr, done.stderr
+    assert snapshot(evidence["store"]) == before
+
+
+def test_a_field_annotation_not_in_the_custody_log_is_found(evidence) -> None:
+    import sqlite3
+
+    assert _annotate(evidence, evidence["junk"], "--format", "mp4").returncode == 0
+    assert run_dockd(["verify", "--store", evidence["store"]]).returncode == 0
+    conn = sqlite3.connect(evidence["store"] / "catalog.sqlite")
+    with conn:
+        conn.execute("INSERT INTO item_field_annotations (sha256, field, value, annotated_by,"
+                     " annotated_at) VALUES (?, 'officer_name', '假名', 'x', 'x')",
+                     (evidence["junk"],))
+    conn.close()
+    done = run_dockd(["verify", "--store", evidence["store"], "--json"])
+    assert done.returncode == 1
+    assert "officer_name='假名' without item.annotated" in done.stdout
+
+
+@given(st.text(max_size=30), st.text(max_size=30), st.text(max_size=12))
+def test_annotation_values_accept_or_refuse_never_crash(start: str, end: str,
+                                                        length: str) -> None:
+    import zoneinfo
+
+    from dockd.errors import UsageError
+    from dockd.records.fields import annotation_values
+
+    try:
+        values = annotation_values(zoneinfo.ZoneInfo("Asia/Shanghai"), start=start, end=end,
+                                   length=length)
+    except UsageError:
+        return
+    assert float(values["length_s"]) >= 0
+    assert values["start_time"].endswith("Z") and values["end_time"] >= values["start_time"]

@@ -16,6 +16,7 @@ from dockd.commands.helptext import STORE_CODES, epilog
 from dockd.commands.records_args import add_range_options, select_shas
 from dockd.i18n import _
 from dockd.records.cases import annotate_items, list_cases, tag_items
+from dockd.records.fields import annotation_values
 from dockd.records.selection import resolve_items, validate_case_no
 from dockd.store.evidence import actor
 
@@ -41,13 +42,30 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     add_json_option(tag)
     tag.set_defaults(func=run_tag)
 
-    ann = csub.add_parser("annotate", help=_("record place and recording operator"),
+    ann = csub.add_parser("annotate", help=_("record place, recording operator and other art."
+                                             " 12(4) fields no source knows"),
                           epilog=epilog(["dockd case annotate --items 3f5a9c0e12ab --place 城关镇"
-                                         " --operator 赵六 --by 王所长"], STORE_CODES))
+                                         " --operator 赵六 --by 王所长",
+                                         "dockd case annotate --items 3f5a9c0e12ab --start"
+                                         " '2026-12-01 09:10:00' --end '2026-12-01 09:12:30'"
+                                         " --format mp4 --length 0:02:30 --by 王所长"],
+                                        STORE_CODES))
     ann.add_argument("--items", nargs="+", required=True, metavar="SHA256",
                      help=_("stored items"))
     ann.add_argument("--place", help=_("where it was recorded"))
     ann.add_argument("--operator", help=_("who operated the recorder"))
+    # The other art. 12(4) fields, for files and recorders no source knows them for; a
+    # value read from the file or the registry always wins over one typed here.
+    ann.add_argument("--officer", metavar="NAME", help=_("the officer (art. 12(4))"))
+    ann.add_argument("--start", metavar="TIME",
+                     help=_("start time, YYYY-MM-DD HH:MM:SS local ([dock] timezone)"))
+    ann.add_argument("--end", metavar="TIME",
+                     help=_("end time, YYYY-MM-DD HH:MM:SS local ([dock] timezone)"))
+    ann.add_argument("--format", dest="media_format", metavar="FORMAT",
+                     help=_("recording format, e.g. mp4"))
+    ann.add_argument("--length", metavar="H:MM:SS", help=_("length, H:MM:SS or seconds"))
+    ann.add_argument("--brand", metavar="BRAND", help=_("the recorder's brand"))
+    ann.add_argument("--model", metavar="MODEL", help=_("the recorder's model"))
     ann.add_argument("--by", required=True, metavar="NAME", help=_("who annotates"))
     add_config_options(ann)
     ann.set_defaults(func=run_annotate)
@@ -77,9 +95,11 @@ def run_tag(args: argparse.Namespace) -> int:
 
 def run_annotate(args: argparse.Namespace) -> int:
     config = config_from_args(args)
+    fields = annotation_values(config.dock.tz, args.officer, args.start, args.end,
+                               args.media_format, args.length, args.brand, args.model)
     with writing_store(config) as store:
         shas = resolve_items(store.catalog, args.items)
-        n = annotate_items(store, shas, args.by, actor(), args.place, args.operator)
+        n = annotate_items(store, shas, args.by, actor(), args.place, args.operator, fields)
     print(_("annotated {n} recording(s)").format(n=n))
     return 0
 

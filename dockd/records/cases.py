@@ -7,6 +7,7 @@ with a custody event (``case.tagged``, ``item.annotated``).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -77,18 +78,28 @@ def tag_items(store: EvidenceStore, case_no: str, shas: list[str], by: str, acto
 
 
 def annotate_items(store: EvidenceStore, shas: list[str], by: str, actor: str,
-                   place: str | None = None, operator_name: str | None = None) -> int:
-    """Record the place and/or the recording operator of ``shas``; the latest counts."""
+                   place: str | None = None, operator_name: str | None = None,
+                   fields: Mapping[str, str] | None = None) -> int:
+    """Record the place, the recording operator and/or other art. 12(4) ``fields``
+    (already checked by :func:`dockd.records.fields.annotation_values`) of ``shas``; the
+    latest of each counts."""
     place, operator_name = _clean(place), _clean(operator_name)
-    if place is None and operator_name is None:
-        raise UsageError(_("give --place and/or --operator to annotate"))
+    fields = dict(fields or {})
+    if place is None and operator_name is None and not fields:
+        raise UsageError(_("give at least one of --place, --operator, --officer, --start,"
+                           " --end, --format, --length, --brand, --model to annotate"))
     now = utc_iso(store.clock.now())
     with store.catalog.transaction() as tx:
         for sha in shas:
-            tx.execute("INSERT INTO item_annotations (sha256, place, operator_name,"
-                       " annotated_by, annotated_at) VALUES (?,?,?,?,?)",
-                       (sha, place, operator_name, by, now))
-            store.custody.record(tx, ItemAnnotated(sha, place, operator_name, by), actor)
+            if place is not None or operator_name is not None:
+                tx.execute("INSERT INTO item_annotations (sha256, place, operator_name,"
+                           " annotated_by, annotated_at) VALUES (?,?,?,?,?)",
+                           (sha, place, operator_name, by, now))
+            for name, value in sorted(fields.items()):
+                tx.execute("INSERT INTO item_field_annotations (sha256, field, value,"
+                           " annotated_by, annotated_at) VALUES (?,?,?,?,?)",
+                           (sha, name, value, by, now))
+            store.custody.record(tx, ItemAnnotated(sha, place, operator_name, by, fields), actor)
     return len(shas)
 
 

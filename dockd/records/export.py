@@ -125,11 +125,10 @@ def check_complete(fields: list[RecordingFields]) -> None:
             fields=", ".join(_(FIELD_LABELS[k]) for k in f.missing()))
         for f in lacking)
     raise UsageError(_(
-        "{n} of {total} recording(s) lack art. 12(4) fields: {list}. Fill place and operator"
-        " with 'dockd case annotate --items SHA256 --place … --operator …' (the recorder"
-        " registry gives officer and device; the file itself start, end, format and length),"
-        " or export with --allow-incomplete to record and print what is missing; nothing was"
-        " exported").format(n=len(lacking), total=len(fields), list=listed))
+        "{n} of {total} recording(s) lack art. 12(4) fields: {list}. Enter them with 'dockd"
+        " case annotate --items SHA256' and --place, --operator, --officer, --start, --end,"
+        " --format, --length, --brand or --model, or export with --allow-incomplete to record"
+        " and print what is missing; nothing was exported").format(n=len(lacking), total=len(fields), list=listed))
 
 
 def create_export(store: EvidenceStore, request: ExportRequest,
@@ -258,6 +257,9 @@ def _build(store: EvidenceStore, request: ExportRequest, fields: list[RecordingF
         # Exported with --allow-incomplete: which art. 12(4) fields each recording lacks.
         "allow_incomplete": request.allow_incomplete,
         "missing_fields": [{"file": r.file, "fields": list(r.missing)} for r in rows if r.missing],
+        # Fields a person entered (dockd case annotate) where no source knew them.
+        "annotated_fields": [{"file": r.file, "fields": list(r.fields.annotated)}
+                             for r in rows if r.fields.annotated],
         # A split export: this disc's number, how many, and the id they share.
         "disc": disc, "discs": discs, "split_group": group,
     }

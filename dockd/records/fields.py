@@ -14,16 +14,23 @@ from one named source; a field no source knows is None (null in JSON), never gue
 
 from __future__ import annotations
 
+import dataclasses
+import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
-from dockd.i18n import N_
+from dockd.clock import utc_iso
+from dockd.errors import UsageError
+from dockd.i18n import N_, _
 from dockd.records.people import officer_at, recorder_entry
 from dockd.store.catalog import Catalog
 
 # The keys of one recording in manifest.json, in order (tests and docs use this list).
 ART_12_4_FIELDS = ("officer_name", "operator_name", "start_time", "end_time", "place",
                    "device_brand", "device_model", "format", "length_s")
+# What a person may enter by hand (place and operator have their own annotations).
+HAND_FIELDS = ("officer_name", "start_time", "end_time", "format", "length_s", "device_brand",
+               "device_model")
 FIELD_LABELS = {
     "officer_name": N_("Officer name"), "operator_name": N_("Recording operator name"),
     "start_time": N_("Start time"), "end_time": N_("End time"), "place": N_("Place"),
@@ -51,6 +58,7 @@ class RecordingFields:
     format: str | None
     length_s: float | None
     seen_at: str = ""  # when the dock first stored it (UTC text)
+    annotated: tuple[str, ...] = ()  # fields entered by hand (dockd case annotate)
 
     def art_12_4(self) -> dict[str, Any]:
         """The art. 12(4) fields as a dict, keys in :data:`ART_12_4_FIELDS` order."""
@@ -84,7 +92,7 @@ def recording_fields(catalog: Catalog, sha256: str, case_no: str | None = None,
     place, operator = _annotations(catalog, sha256)
     if operator is None and operator_defaults_to_officer and officer is not None:
         operator = officer.name
-    return RecordingFields(
+    known = RecordingFields(
         sha256=sha256, size=int(item["size"]), sm3=item["sm3"], recorder=recorder,
         source_name=str(sighting["source_path"]) if sighting else sha256,
         officer_name=officer.name if officer else None,
@@ -98,6 +106,92 @@ def recording_fields(catalog: Catalog, sha256: str, case_no: str | None = None,
         length_s=meta["duration_s"] if meta else None,
         seen_at=str(sighting["seen_at"]) if sighting else "",
     )
+    return _with_hand_entries(known, _field_annotations(catalog, sha256))
+
+
+def _with_hand_entries(known: RecordingFields, entered: dict[str, str]) -> RecordingFields:
+    """Fill what no source knows with what a person entered; a source always wins."""
+    filled: dict[str, Any] = {}
+    for name, value in entered.items():
+        if name in HAND_FIELDS and getattr(known, name) is None:
+            filled[name] = float(value) if name == "length_s" else value
+    if not filled:
+        return known
+    return dataclasses.replace(known, annotated=tuple(k for k in ART_12_4_FIELDS if k in filled),
+                               **filled)
+
+
+def _field_annotations(catalog: Catalog, sha256: str) -> dict[str, str]:
+    """The latest hand-entered value of each field of ``sha256``."""
+    if not catalog.has_table("item_field_annotations"):
+        return {}
+    rows = catalog.query("SELECT field, value FROM item_field_annotations WHERE sha256 = ?"
+                         " ORDER BY id", (sha256,))
+    return {str(r[0]): str(r[1]) for r in rows}
+
+
+def annotation_values(tz: dt.tzinfo, officer: str | None = None, start: str | None = None,
+                      end: str | None = None, format_: str | None = None,
+                      length: str | None = None, brand: str | None = None,
+                      model: str | None = None) -> dict[str, str]:
+    """The art. 12(4) fields a person gives ``dockd case annotate``, checked and in the
+    catalog's form: times as UTC text (typed as local ``YYYY-MM-DD HH:MM[:SS]`` in ``tz``,
+    or with an offset), length in seconds (typed ``H:MM:SS``, ``M:SS`` or seconds).
+    UsageError naming the option on a bad value."""
+    out: dict[str, str] = {}
+    for option, name, value in (("--officer", "officer_name", officer),
+                                ("--format", "format", format_),
+                                ("--brand", "device_brand", brand),
+                                ("--model", "device_model", model)):
+        text = _text(option, value)
+        if text is not None:
+            out[name] = text
+    for option, name, value in (("--start", "start_time", start), ("--end", "end_time", end)):
+        if value is not None:
+            out[name] = utc_iso(_moment(option, value, tz))
+    if "start_time" in out and "end_time" in out and out["end_time"] < out["start_time"]:
+        raise UsageError(_("--end is before --start"))
+    if length is not None:
+        out["length_s"] = repr(_seconds(length))
+    return out
+
+
+def _text(option: str, value: str | None) -> str | None:
+    if value is None or not value.strip():
+        return None
+    value = value.strip()
+    if len(value) > 200 or any(ord(c) < 32 or ord(c) == 127 for c in value):
+        raise UsageError(_("{option} {value!r} is not valid: use up to 200 printable characters")
+                         .format(option=option, value=value))
+    return value
+
+
+def _moment(option: str, text: str, tz: dt.tzinfo) -> dt.datetime:
+    try:
+        moment = dt.datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError:
+        moment = None
+    if moment is None or not 1970 <= moment.year <= 2100:
+        raise UsageError(_("{option} {value!r} is not a time: use YYYY-MM-DD HH:MM:SS (local"
+                           " time, [dock] timezone)").format(option=option, value=text))
+    return moment if moment.tzinfo else moment.replace(tzinfo=tz)
+
+
+def _seconds(text: str) -> float:
+    parts = text.strip().split(":")
+    try:
+        numbers = [float(p) for p in parts]
+    except ValueError:
+        numbers = []
+    ok = 1 <= len(numbers) <= 3 and all(n >= 0 and n == n and n < 1e7 for n in numbers) \
+        and all(n < 60 for n in numbers[1:])
+    if not ok:
+        raise UsageError(_("--length {value!r} is not a length: use H:MM:SS (时:分:秒) or"
+                           " seconds").format(value=text))
+    seconds = 0.0
+    for n in numbers:
+        seconds = seconds * 60 + n
+    return seconds
 
 
 def _annotations(catalog: Catalog, sha256: str) -> tuple[str | None, str | None]:

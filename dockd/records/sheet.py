@@ -83,6 +83,9 @@ def write_sheet(path: Path, header: SheetHeader, rows: Sequence[SheetRow],
                             " unit's leader and sealed, then filed with the case"), styles["small"]),
         Spacer(1, 2 * mm), tables[0], Spacer(1, 3 * mm), tables[1],
     ]
+    if any(r.fields.annotated for r in rows):
+        story.append(Paragraph(bilingual("* entered by hand with 'dockd case annotate': no"
+                                         " file or registry gave this value"), styles["small"]))
     if incomplete:
         story += [Spacer(1, 3 * mm), _missing_table(rows, styles)]
     story += [Spacer(1, 3 * mm), KeepTogether(_signature_block(styles))]
@@ -165,9 +168,13 @@ def _recordings_table(rows: Sequence[SheetRow], tz: dt.tzinfo,
         f = row.fields
         device = " ".join(v for v in (f.device_brand, f.device_model) if v) or None
         length = length_text(f.length_s) if f.length_s is not None else None
-        values = (str(n), row.file, f.officer_name, f.operator_name, _when(f.start_time, tz),
-                  _when(f.end_time, tz), f.place, device, f.format, length, f"{f.size:,}",
-                  f.sha256)
+        hand = set(f.annotated)
+        device = _mark(device, bool(hand & {"device_brand", "device_model"}))
+        values = (str(n), row.file, _mark(f.officer_name, "officer_name" in hand),
+                  f.operator_name, _mark(_when(f.start_time, tz), "start_time" in hand),
+                  _mark(_when(f.end_time, tz), "end_time" in hand), f.place, device,
+                  _mark(f.format, "format" in hand), _mark(length, "length_s" in hand),
+                  f"{f.size:,}", f.sha256)
         data.append([_p(shown(v), styles["cell"]) for v in values])
         for column in (4, 5):  # date over time, never broken inside either
             data[-1][column] = Paragraph("<br/>".join(
@@ -181,6 +188,11 @@ def _recordings_table(rows: Sequence[SheetRow], tz: dt.tzinfo,
               for i, row in enumerate(rows, start=1) if row.missing]
     return table(data, styles["font"].fontName, style,
                  colWidths=[w * mm for _n, w in _COLUMNS], repeatRows=1)
+
+
+def _mark(value: str | None, by_hand: bool) -> str | None:
+    """A value a person entered carries a star (explained under the table)."""
+    return f"{value} *" if value is not None and by_hand else value
 
 
 def _two_lines(label: str, style: ParagraphStyle) -> Paragraph:

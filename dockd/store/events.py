@@ -490,6 +490,9 @@ class ItemAnnotated(CustodyEvent):
     place: str | None
     operator_name: str | None
     by: str
+    # Other art. 12(4) fields entered by hand where no source knows them (officer_name,
+    # start_time, end_time, format, length_s, device_brand, device_model).
+    fields: Mapping[str, str] = optional_mapping()
 
 
 @dataclass(frozen=True)

@@ -80,6 +80,7 @@ class Replay:
     case_items: dict[tuple[str, str], int] = field(default_factory=dict)
     annotations: Counter[tuple[str, str | None, str | None]] = field(default_factory=Counter)
     annotation_seq: dict[tuple[str, str | None, str | None], int] = field(default_factory=dict)
+    field_annotations: Counter[tuple[str, str, str]] = field(default_factory=Counter)
     recorders: dict[str, int] = field(default_factory=dict)
     references: list[tuple[int, str, str]] = field(default_factory=list)  # (seq, type, sha)
     rotations: list[tuple[int, dict[str, Any]]] = field(default_factory=list)  # key.rotated
@@ -113,6 +114,16 @@ class Replay:
             _compare_annotations(self, _rows(
                 conn, "SELECT sha256, place, operator_name FROM item_annotations",
                 "item_annotations" in tables), report)
+        if self.field_annotations or "item_field_annotations" in tables:
+            rows = Counter((str(r[0]), str(r[1]), str(r[2])) for r in _rows(
+                conn, "SELECT sha256, field, value FROM item_field_annotations",
+                "item_field_annotations" in tables))
+            for key, n in (rows - self.field_annotations).items():
+                report("unlogged_row", f"item_field_annotations {key[0]}",
+                       f"{n} annotation(s) {key[1]}={key[2]!r} without item.annotated")
+            for key, n in (self.field_annotations - rows).items():
+                report("unlogged_removal", f"item_field_annotations {key[0]}",
+                       f"{n} annotation(s) {key[1]}={key[2]!r} are not in the catalog")
         if self.recorders or "recorders" in tables:
             _compare_recorders(self, _rows(conn, "SELECT serial FROM recorders",
                                            "recorders" in tables), report)
@@ -181,8 +192,11 @@ def _case_tagged(r: Replay, seq: int, p: dict[str, Any]) -> None:
 
 def _item_annotated(r: Replay, seq: int, p: dict[str, Any]) -> None:
     key = (str(p["sha256"]), p.get("place"), p.get("operator_name"))
-    r.annotations[key] += 1
-    r.annotation_seq.setdefault(key, seq)
+    if key[1] is not None or key[2] is not None:  # a record of other fields only has no row
+        r.annotations[key] += 1
+        r.annotation_seq.setdefault(key, seq)
+    for name, value in dict(p.get("fields") or {}).items():
+        r.field_annotations[(key[0], str(name), str(value))] += 1
 
 
 def _recorder_enrolled(r: Replay, seq: int, p: dict[str, Any]) -> None:

@@ -180,6 +180,23 @@ CREATE TABLE IF NOT EXISTS item_annotations (
     annotated_at TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS item_annotations_by_sha ON item_annotations (sha256, id);
+-- Other art. 12(4) fields entered by hand (dockd case annotate), one row per field; the
+-- latest of each counts, and only where the file, the registry or the dock knows nothing.
+CREATE TABLE IF NOT EXISTS item_field_annotations (
+    id INTEGER PRIMARY KEY,
+    sha256 TEXT NOT NULL REFERENCES items(sha256),
+    field TEXT NOT NULL,
+    value TEXT NOT NULL,
+    annotated_by TEXT NOT NULL,
+    annotated_at TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS item_field_annotations_by_sha ON item_field_annotations (sha256, id);
+CREATE TRIGGER IF NOT EXISTS item_field_annotations_no_update BEFORE UPDATE
+    ON item_field_annotations
+BEGIN SELECT RAISE(ABORT, 'annotations are append-only'); END;
+CREATE TRIGGER IF NOT EXISTS item_field_annotations_no_delete BEFORE DELETE
+    ON item_field_annotations
+BEGIN SELECT RAISE(ABORT, 'annotations are append-only'); END;
 
 CREATE TRIGGER IF NOT EXISTS holds_no_delete BEFORE DELETE ON holds
 BEGIN SELECT RAISE(ABORT, 'holds are never deleted; release them'); END;
