@@ -60,10 +60,17 @@ def _display() -> Iterator[Callable[[dict[str, Any]], None]]:
     from rich.console import Console
     from rich.live import Live
 
+    from dockd.report.console import keyboard, quit_pressed
+
     console = Console()
     last: dict[str, Any] = {}
-    with Live(console=console, refresh_per_second=4, transient=False) as live:
+    with keyboard(sys.stdin.fileno()) as keys, \
+            Live(console=console, refresh_per_second=4, transient=False) as live:
         def update(state: dict[str, Any]) -> None:
+            # The view says "Press q to quit": q does what Ctrl-C does (with --keep-running
+            # the demo then stops the daemon and verifies; before that it is interrupted).
+            if keys is not None and quit_pressed(keys):
+                raise KeyboardInterrupt
             last.update(state)
             link = LinkView(socket="demo", connected=True)
             live.update(render_console(state, link, width=console.width))

@@ -15,6 +15,7 @@ import datetime as dt
 import json
 import logging
 import os
+import select
 import selectors
 import signal
 import socket
@@ -98,7 +99,7 @@ def run_console(path: Path, console: Console | None = None, keys_fd: int | None 
     clock = clock or SystemClock()
     session = ConsoleSession(str(path), clock, tz=tz)
     try:
-        with _keyboard(keys_fd) as keys, _wakeups() as wake_fd, \
+        with keyboard(keys_fd) as keys, _wakeups() as wake_fd, \
                 Live(console=console, screen=True, auto_refresh=False, transient=False) as live:
             return _Loop(path, session, live, console, keys, wake_fd, clock, retry_s,
                          min_frame_s).run()
@@ -219,8 +220,15 @@ class _Loop:
         return max(0.0, min(waits)) if waits else None
 
 
+def quit_pressed(fd: int) -> bool:
+    """True when q was typed on ``fd`` (a terminal in :func:`keyboard` mode) since the last
+    call; never blocks. For views that draw between other work (``dockd demo``)."""
+    ready, _w, _x = select.select([fd], [], [], 0)
+    return bool(ready) and any(k in os.read(fd, 64) for k in QUIT_KEYS)
+
+
 @contextlib.contextmanager
-def _keyboard(fd: int | None) -> Iterator[int | None]:
+def keyboard(fd: int | None) -> Iterator[int | None]:
     """Keys one at a time without echo (Ctrl-C still interrupts); the terminal is restored."""
     if fd is None or not os.isatty(fd):
         yield None

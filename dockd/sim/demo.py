@@ -6,10 +6,16 @@ serial port, Ambarella, plain mass storage), shows the bays until each is settle
 stops the daemon and runs ``dockd verify``. Exit 0 only when every bay is ``ready`` (or
 ``ready_unchecked``: Ambarella and plain mass-storage recorders cannot report their battery,
 and the dock says so) and the store verifies.
+
+The recorders are enrolled (brand, model, officer) before they dock and carry real MP4
+recordings (:mod:`dockd.sim.media`), and the config names the unit and lets the operator
+default to the officer: the first export the demo suggests has every art. 12(4) field.
 """
 
 from __future__ import annotations
 
+import datetime as dt
+import shlex
 import sys
 import tempfile
 import time
@@ -19,9 +25,16 @@ from typing import Any
 
 from dockd.errors import SoftwareError
 from dockd.sim.dock import KINDS
+from dockd.sim.media import fill_card
 from dockd.sim.runner import DaemonRunner, RunnerError
 
 READY = ("ready", "ready_unchecked")
+RECORDINGS_PER_RECORDER = 4
+# Who carries the demo's recorders (police number, name); the unit of all of them.
+OFFICERS = (("0451", "赵六"), ("0452", "孙八"), ("0453", "周九"), ("0454", "吴十"))
+OFFICER_UNIT = "城关派出所"
+DEMO_RECORDS = '[records]\nunit_name = "演示县公安局"\noperator_defaults_to_officer = true\n'
+CASE = "DEMO-2026-001"
 
 
 class DemoFailed(SoftwareError):
@@ -39,11 +52,20 @@ def run_demo(recorders: int, broker_url: str | None, store: Path | None, keep_ru
 
         broker_proc, port = start_local_mosquitto(root / "broker")
         broker_url = f"mqtt://127.0.0.1:{port}"
-    runner = DaemonRunner(root, bays=recorders, broker_url=broker_url, store=store)
+    runner = DaemonRunner(root, bays=recorders, broker_url=broker_url, store=store,
+                          extra=DEMO_RECORDS)
     try:
+        now = dt.datetime.now(dt.UTC).replace(microsecond=0)
+        for n in range(1, recorders + 1):
+            _enrol(runner, n)
+            # The card is filled before the recorder docks: SimDock.card keeps what is there.
+            fill_card(runner.dock.cards_dir / serial_of(n), serial_of(n),
+                      [now - dt.timedelta(minutes=9 * (RECORDINGS_PER_RECORDER * (recorders - n)
+                                                       + RECORDINGS_PER_RECORDER - i))
+                       for i in range(RECORDINGS_PER_RECORDER)])
         runner.start()
         for n in range(1, recorders + 1):
-            runner.dock.plug(f"1-1.{n}", KINDS[(n - 1) % len(KINDS)], files=_demo_files(n))
+            runner.dock.plug(f"1-1.{n}", KINDS[(n - 1) % len(KINDS)], usb_serial=serial_of(n))
         state = _watch_until_settled(runner, recorders, show, timeout_s)
         if keep_running:
             _keep_running(runner, show)
@@ -64,11 +86,35 @@ def run_demo(recorders: int, broker_url: str | None, store: Path | None, keep_ru
     if verify.returncode != 0:
         raise DemoFailed(f"dockd verify failed ({verify.returncode}): {verify.stderr.strip()}")
     print(f"demo store: {runner.paths.store}  (config {runner.paths.config})")
+    print(first_export_hint(runner.paths.config, root / "export"))
     return 0
 
 
-def _demo_files(n: int) -> list[tuple[str, int]]:
-    return [(f"DCIM/100MEDIA/REC{n:02d}{i:03d}.MP4", (4 << 20) + i * 4096) for i in range(6)]
+def serial_of(n: int) -> str:
+    """The serial of the demo's ``n``-th recorder."""
+    return f"DSJ{n:04d}"  # GA/T 947 recorders hold at most 7 bytes
+
+
+def first_export_hint(config: Path, out: Path) -> str:
+    """The commands of a first export of the demo's recordings (every art. 12(4) field
+    known: the media give format, length, start and end; the registry brand, model and
+    officer; the case the place; the officer is the operator)."""
+    cfg = shlex.quote(str(config))
+    return "\n".join([
+        f"next: a first evidence export of recorder {serial_of(1)}'s recordings:",
+        f"  dockd case tag {CASE} --recorder {serial_of(1)} --place 城关镇人民路 --config {cfg}",
+        f"  dockd export --case {CASE} --requester 张检察官 --requester-unit 演示县人民检察院"
+        f" --reason 审查起诉 --approved-by 王所长 --out {shlex.quote(str(out))} --config {cfg}"])
+
+
+def _enrol(runner: DaemonRunner, n: int) -> None:
+    officer_id, name = OFFICERS[(n - 1) % len(OFFICERS)]
+    kind = KINDS[(n - 1) % len(KINDS)]
+    done = runner.dockd("recorders", "add", serial_of(n), "--brand", "Simulated",
+                        "--model", kind, "--officer-id", officer_id, "--officer-name", name,
+                        "--unit", OFFICER_UNIT)
+    if done.returncode != 0:
+        raise DemoFailed(f"enrolling {serial_of(n)} failed: {done.stderr.strip()}")
 
 
 def _watch_until_settled(runner: DaemonRunner, recorders: int,

@@ -1,0 +1,90 @@
+"""``dockd demo`` (issue 15 item 9): its recorders carry real MP4 recordings, so the first
+export it suggests has every art. 12(4) field; on a terminal ``q`` really quits."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+import shlex
+import shutil
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from dockd.records.fields import ART_12_4_FIELDS
+from dockd.sim.media import CLIP, clip_starting_at, fill_card
+from dockd.store.metadata import read_metadata
+from tests.conftest import run_dockd
+from tests.test_console_tmux import Terminal, workdir  # noqa: F401 (fixture)
+
+
+def test_clip_copies_carry_their_own_start(tmp_path: Path) -> None:
+    starts = [dt.datetime(2026, 12, 1, 1, 10, tzinfo=dt.UTC),
+              dt.datetime(2031, 6, 30, 23, 59, 59, tzinfo=dt.UTC)]
+    made = fill_card(tmp_path, "DSJ0001", starts)
+    datas = [(tmp_path / r.relpath).read_bytes() for r in made]
+    assert len(set(datas)) == 2 and all(len(d) == CLIP.stat().st_size for d in datas)
+    for recording in made:
+        meta = read_metadata(tmp_path / recording.relpath, recording.relpath)
+        assert (meta.format, meta.start_time) == ("mp4", recording.start)
+        assert meta.duration_s is not None and 5.5 < meta.duration_s < 6.5
+        assert meta.end_time == recording.start + dt.timedelta(seconds=meta.duration_s)
+    assert made[0].relpath == "DCIM/100MEDIA/DSJ0001_20261201_011000.MP4"
+    assert clip_starting_at(starts[0]) == datas[0]  # the same start, the same bytes
+
+
+def _demo_root(stdout: str) -> Path:
+    found = re.search(r"\(config (/\S+)/dockd\.toml\)", stdout)
+    assert found, stdout
+    return Path(found[1])
+
+
+@pytest.fixture
+def demo_roots() -> Iterator[list[Path]]:
+    roots: list[Path] = []
+    yield roots
+    for root in roots:  # the demo leaves its store for the user to explore
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def test_first_export_of_the_demo_has_every_art_12_4_field(demo_roots: list[Path]) -> None:
+    done = run_dockd(["demo", "--recorders", "2", "--no-broker"], timeout=180)
+    assert done.returncode == 0, done.stderr + done.stdout
+    demo_roots.append(_demo_root(done.stdout))
+    hint = done.stdout.split("next: ", 1)[1].splitlines()[1:3]
+    assert [h.split()[:3] for h in hint] == [["dockd", "case", "tag"],
+                                             ["dockd", "export", "--case"]]
+    for line in hint:
+        step = run_dockd(shlex.split(line)[1:])
+        assert step.returncode == 0, (line, step.stderr)
+    out = demo_roots[0] / "export"
+    manifest = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
+    assert len(manifest["recordings"]) == 4
+    for recording in manifest["recordings"]:
+        missing = [k for k in ART_12_4_FIELDS if recording[k] in (None, "")]
+        assert not missing, (recording["file"], missing)
+        assert recording["format"] == "mp4" and 5.5 < recording["length_s"] < 6.5
+    assert not manifest.get("missing_fields")
+
+
+# One language: the demo takes ~40 s; tests/test_console_tmux.py has q in English.
+@pytest.mark.parametrize("lang,quit_text,ready", [("zh_CN.UTF-8", "按 q 退出", "就绪")])
+def test_q_quits_the_demo_on_a_terminal(workdir: Path, lang: str,  # noqa: F811
+                                         quit_text: str, ready: str) -> None:
+    terminal = Terminal(workdir)
+    try:  # TMPDIR: the demo's directory lands in workdir, removed after the test
+        terminal.start(["env", f"TMPDIR={workdir}", sys.executable, "-m", "dockd.cli", "demo",
+                        "--recorders", "1", "--no-broker", "--keep-running"], lang)
+        terminal.wait_for(quit_text, "DSJ0001", ready, timeout=90)
+        terminal.tmux("send-keys", "q")
+        # With --keep-running, q ends the demo as it should end: daemon stopped, store
+        # verified, exit 0 (without the q the demo would run on).
+        assert terminal.exit_code(timeout=60) == 0
+    finally:
+        terminal.close()
+    [config] = workdir.glob("dockd-demo-*/dockd.toml")
+    verify = run_dockd(["verify", "--config", config])
+    assert verify.returncode == 0 and "intact" in verify.stdout, verify.stdout + verify.stderr
