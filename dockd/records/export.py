@@ -128,7 +128,8 @@ def check_complete(fields: list[RecordingFields]) -> None:
         "{n} of {total} recording(s) lack art. 12(4) fields: {list}. Enter them with 'dockd"
         " case annotate --items SHA256' and --place, --operator, --officer, --start, --end,"
         " --format, --length, --brand or --model, or export with --allow-incomplete to record"
-        " and print what is missing; nothing was exported").format(n=len(lacking), total=len(fields), list=listed))
+        " and print what is missing; nothing was exported").format(
+            n=len(lacking), total=len(fields), list=listed))
 
 
 def create_export(store: EvidenceStore, request: ExportRequest,

@@ -85,7 +85,7 @@ def write_sheet(path: Path, header: SheetHeader, rows: Sequence[SheetRow],
     ]
     if any(r.fields.annotated for r in rows):
         story.append(Paragraph(bilingual("* entered by hand with 'dockd case annotate': no"
-                                         " file or registry gave this value"), styles["small"]))
+                                         " file or registry gave this value"), styles["note"]))
     if incomplete:
         story += [Spacer(1, 3 * mm), _missing_table(rows, styles)]
     story += [Spacer(1, 3 * mm), KeepTogether(_signature_block(styles))]
@@ -108,12 +108,13 @@ def _styles(font: str) -> dict[str, ParagraphStyle]:
         "title": ParagraphStyle("title", fontName=font, fontSize=16, leading=20, spaceAfter=2,
                                 alignment=1),
         "small": ParagraphStyle("small", fontName=font, fontSize=8, leading=10, alignment=1),
+        "note": ParagraphStyle("note", fontName=font, fontSize=7.5, leading=10, spaceBefore=2),
         "cell": ParagraphStyle("cell", fontName=font, fontSize=7.5, leading=9.5,
                                wordWrap="CJK"),
         "head": ParagraphStyle("head", fontName=font, fontSize=7, leading=8.5, wordWrap="CJK"),
         "label": ParagraphStyle("label", fontName=font, fontSize=8, leading=9.5,
                                 wordWrap="CJK"),
-        "sign": ParagraphStyle("sign", fontName=font, fontSize=10, leading=13),
+        "sign": ParagraphStyle("sign", fontName=font, fontSize=9.5, leading=12),
         "warn": ParagraphStyle("warn", fontName=font, fontSize=8.5, leading=11,
                                textColor=colors.darkred),
     }
@@ -178,7 +179,7 @@ def _recordings_table(rows: Sequence[SheetRow], tz: dt.tzinfo,
         data.append([_p(shown(v), styles["cell"]) for v in values])
         for column in (4, 5):  # date over time, never broken inside either
             data[-1][column] = Paragraph("<br/>".join(
-                _escape(part) for part in shown(values[column]).rsplit(" ", 1)), styles["cell"])
+                _escape(part) for part in shown(values[column]).split(" ", 1)), styles["cell"])
     style: list[tuple[object, ...]] = [
         ("GRID", (0, 0), (-1, -1), 0.4, colors.grey),
         ("BACKGROUND", (0, 0), (-1, 0), colors.lightgrey),
@@ -219,8 +220,8 @@ def _signature_block(styles: dict[str, ParagraphStyle]) -> Table:
     """Two signers a row, each with a ruled line for the signature and one for the date,
     and the seal box to the right."""
     font = styles["font"].fontName
-    date = _p(bilingual("Date"), styles["sign"])
-    signers = [_p(bilingual(s), styles["sign"])
+    date = _two_lines("Date", styles["sign"])
+    signers = [_two_lines(s, styles["sign"])
                for s in ("Burned by", "Custodian", "Officer", "Unit leader")]
     rows = [[signers[0], "", date, "", signers[1], "", date, ""],
             [signers[2], "", date, "", signers[3], "", date, ""]]
