@@ -16,7 +16,15 @@ from reportlab.platypus import Flowable, Paragraph, Spacer  # type: ignore[impor
 from dockd.clock import parse_utc_iso
 from dockd.i18n import local_time
 from dockd.records.disc import history_rows
-from dockd.records.pdf import bilingual, check_glyphs, document, page_of, register_font, table
+from dockd.records.pdf import (
+    bilingual,
+    check_glyphs,
+    document,
+    escape,
+    page_of,
+    register_font,
+    table,
+)
 from dockd.store.custody import Checkpoint, CustodyRecord
 from dockd.store.keys import fingerprint
 
@@ -42,11 +50,11 @@ def write_history_pdf(path: Path, records: Sequence[CustodyRecord], checkpoint: 
     heads = [bilingual(h) for h in ("No.", "Time", "Event", "By", "Details")]
     rows = history_rows(records, tz)
     check_glyphs(font, [*lines, *heads, *(c for r in rows for c in r)])
-    data = [[Paragraph(_esc(h), head) for h in heads]]
-    data += [[Paragraph(_esc(c), cell) for c in r] for r in rows]
+    data = [[Paragraph(escape(h), head) for h in heads]]
+    data += [[Paragraph(escape(c), cell) for c in r] for r in rows]
     story: list[Flowable] = [
-        Paragraph(_esc(lines[0]), title), Paragraph(_esc(lines[1]), small),
-        Paragraph(_esc(lines[2]), small), Spacer(1, 4 * mm),
+        Paragraph(escape(lines[0]), title), Paragraph(escape(lines[1]), small),
+        Paragraph(escape(lines[2]), small), Spacer(1, 4 * mm),
         table(data, font, [("GRID", (0, 0), (-1, -1), 0.3, colors.grey),
                            ("BACKGROUND", (0, 0), (-1, 0), colors.lightgrey),
                            ("VALIGN", (0, 0), (-1, -1), "TOP")],
@@ -54,7 +62,3 @@ def write_history_pdf(path: Path, records: Sequence[CustodyRecord], checkpoint: 
     ]
     document(path, font, landscape(A4), lines[0], lambda page, pages:
              f"{page_of(page, pages, 'zh_CN')} / {page_of(page, pages, 'en')}").build(story)
-
-
-def _esc(text: str) -> str:
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")

@@ -123,6 +123,11 @@ def page_of(page: int, pages: int, language: str | None = None) -> str:
     return form.format(page=page, pages=pages)
 
 
+def escape(text: str) -> str:
+    """``text`` as literal Paragraph markup (reportlab reads ``<``, ``>`` and ``&``)."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
 def bilingual(message: str) -> str:
     """``中文 / English`` for a label (the Chinese from the zh_CN catalog)."""
     chinese = in_language("zh_CN", message)

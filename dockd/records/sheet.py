@@ -31,6 +31,7 @@ from dockd.records.pdf import (
     bilingual,
     check_glyphs,
     document,
+    escape,
     page_of,
     register_font,
     shown,
@@ -76,7 +77,7 @@ def write_sheet(path: Path, header: SheetHeader, rows: Sequence[SheetRow],
     tables = [_header_table(header, styles), _recordings_table(rows, header.tz, styles)]
     incomplete = [r for r in rows if r.missing]
     story: list[Flowable] = [
-        Paragraph(_escape(header.unit_name), styles["unit"]) if header.unit_name
+        Paragraph(escape(header.unit_name), styles["unit"]) if header.unit_name
         else Spacer(1, 1),
         Paragraph(bilingual("Audio-visual evidence disc record"), styles["title"]),
         Paragraph(bilingual("Rules art. 12(4): to be signed by the officer, signed by the"
@@ -121,11 +122,7 @@ def _styles(font: str) -> dict[str, ParagraphStyle]:
 
 
 def _p(text: str, style: ParagraphStyle) -> Paragraph:
-    return Paragraph(_escape(text), style)
-
-
-def _escape(text: str) -> str:
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return Paragraph(escape(text), style)
 
 
 def _when(utc_text: str | None, tz: dt.tzinfo) -> str | None:
@@ -179,7 +176,7 @@ def _recordings_table(rows: Sequence[SheetRow], tz: dt.tzinfo,
         data.append([_p(shown(v), styles["cell"]) for v in values])
         for column in (4, 5):  # date over time, never broken inside either
             data[-1][column] = Paragraph("<br/>".join(
-                _escape(part) for part in shown(values[column]).split(" ", 1)), styles["cell"])
+                escape(part) for part in shown(values[column]).split(" ", 1)), styles["cell"])
     style: list[tuple[object, ...]] = [
         ("GRID", (0, 0), (-1, -1), 0.4, colors.grey),
         ("BACKGROUND", (0, 0), (-1, 0), colors.lightgrey),
@@ -200,7 +197,7 @@ def _two_lines(label: str, style: ParagraphStyle) -> Paragraph:
     """A column head: Chinese over English."""
     chinese = in_language("zh_CN", label)
     lines = [chinese, label] if chinese != label else [label]
-    return Paragraph("<br/>".join(_escape(x) for x in lines), style)
+    return Paragraph("<br/>".join(escape(x) for x in lines), style)
 
 
 def _missing_table(rows: Sequence[SheetRow], styles: dict[str, ParagraphStyle]) -> Table:
