@@ -16,6 +16,7 @@ from typing import Any
 from dockd import __version__
 from dockd.commands.helptext import EXIT_TEXTS, HelpFormatter, epilog, group_epilog
 from dockd.errors import DockdError, UsageError
+from dockd.identity import require_role
 from dockd.logs import setup_logging
 
 # Each command's name and its module in dockd/commands, in the order `dockd --help` lists
@@ -77,6 +78,16 @@ def _command_named(argv: Sequence[str]) -> str | None:
     return argv[0] if argv and argv[0] in COMMANDS else None
 
 
+def _command_words(argv: Sequence[str]) -> list[str]:
+    """The command and its subcommand as typed (``hold add``), for messages."""
+    words = []
+    for arg in argv[:2]:
+        if arg.startswith("-"):
+            break
+        words.append(arg)
+    return words
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``dockd`` console script."""
     setup_logging("INFO")
@@ -84,6 +95,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         argv = sys.argv[1:] if argv is None else argv
         parser = build_parser(_command_named(argv))
         args = parser.parse_args(argv)
+        if getattr(args, "role", None) is not None:  # set by the command (dockd.identity.Role)
+            require_role(args.role, " ".join(["dockd", *_command_words(argv)]))
         result = args.func(args)
         return int(result or 0)
     except DockdError as exc:

@@ -23,6 +23,14 @@ from dockd.store.evidence import EvidenceStore, open_store
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
+
+def pytest_configure(config: pytest.Config) -> None:
+    """The tests run as root acting for no one: under ``sudo ./dev test`` the CLI would
+    otherwise check the roles of the user sudo ran it for (dockd.identity). A test that
+    wants sudo's variables sets them itself."""
+    for name in ("SUDO_UID", "SUDO_GID", "SUDO_USER", "DOCKD_ACTOR"):
+        os.environ.pop(name, None)
+
 # ---------------------------------------------------------------------------------------
 # running the real CLI
 # ---------------------------------------------------------------------------------------

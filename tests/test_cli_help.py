@@ -125,3 +125,10 @@ def test_help_through_the_real_command(lang: str, heading: str, required: str) -
     assert "dockd ingest /media/dockd/CAM001 --recorder CAM001" in done.stdout
     assert heading in done.stdout and required in done.stdout
     assert re.search(r"^\s+66\s+\S", done.stdout, re.M)  # its exit codes, each explained
+
+
+@pytest.mark.parametrize("parser", LEAVES, ids=lambda p: p.prog)
+def test_a_command_that_needs_a_role_lists_exit_77(parser: argparse.ArgumentParser) -> None:
+    """Issue 14 item 8: the commands gated by dockd.identity.Role say they may refuse."""
+    _examples, codes = _sections(parser)
+    assert (parser.get_default("role") is not None) == (77 in codes), parser.prog

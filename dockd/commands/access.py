@@ -11,12 +11,12 @@ from dockd.commands.common import (
     print_json,
     writing_store,
 )
-from dockd.commands.helptext import STORE_CODES, epilog
+from dockd.commands.helptext import ROLE_CODES, epilog
 from dockd.commands.records_args import select_shas
 from dockd.i18n import _
+from dockd.identity import Role, actor
 from dockd.records.access import AccessRequest, register_access
 from dockd.records.export import check_registration
-from dockd.store.evidence import actor
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -26,7 +26,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     reg = asub.add_parser("register", help=_("register who views which recordings and why"),
                           epilog=epilog(["dockd access register --case XA-2026-0042 --requester"
                                          " 李法官 --unit 某某县人民法院 --reason 庭审质证"
-                                         " --approved-by 王所长"], STORE_CODES))
+                                         " --approved-by 王所长"], ROLE_CODES))
     which = reg.add_mutually_exclusive_group(required=True)
     which.add_argument("--item", dest="items", nargs="+", metavar="SHA256",
                        help=_("stored items"))
@@ -38,7 +38,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
                      help=_("the approving leader"))
     add_config_options(reg)
     add_json_option(reg)
-    reg.set_defaults(func=run_register)
+    reg.set_defaults(func=run_register, role=Role.ADMIN)
 
 
 def run_register(args: argparse.Namespace) -> int:

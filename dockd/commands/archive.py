@@ -14,8 +14,9 @@ from dockd.commands.common import (
     reading_catalog,
     writing_store,
 )
-from dockd.commands.helptext import STORE_CODES, epilog
+from dockd.commands.helptext import ROLE_CODES, STORE_CODES, epilog
 from dockd.errors import IntegrityError
+from dockd.identity import Role
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -30,10 +31,10 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     add_json_option(sync)
     sync.set_defaults(func=run_sync)
     status = group.add_parser("status", help="what is archived and what is pending",
-                              epilog=epilog(["dockd archive status --json"], STORE_CODES))
+                              epilog=epilog(["dockd archive status --json"], ROLE_CODES))
     add_config_options(status)
     add_json_option(status)
-    status.set_defaults(func=run_status)
+    status.set_defaults(func=run_status, role=Role.AUDIT)
 
 
 def run_sync(args: argparse.Namespace) -> int:

@@ -12,13 +12,13 @@ from dockd.commands.common import (
     reading_catalog,
     writing_store,
 )
-from dockd.commands.helptext import STORE_CODES, epilog
+from dockd.commands.helptext import ROLE_CODES, epilog
 from dockd.commands.records_args import add_range_options, select_shas
 from dockd.i18n import _
+from dockd.identity import Role, actor
 from dockd.records.cases import annotate_items, list_cases, tag_items
 from dockd.records.fields import annotation_values
 from dockd.records.selection import resolve_items, validate_case_no
-from dockd.store.evidence import actor
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -29,7 +29,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     tag = csub.add_parser("tag", help=_("tag recordings with a case number"), epilog=epilog([
         "dockd case tag XA-2026-0042 --recorder CAM001 --from 2026-12-01 --to 2026-12-01"
         " --place 城关镇",
-        "dockd case tag XA-2026-0042 --items 3f5a9c0e12ab 77c0aa91d2f0"], STORE_CODES))
+        "dockd case tag XA-2026-0042 --items 3f5a9c0e12ab 77c0aa91d2f0"], ROLE_CODES))
     tag.add_argument("case_no", metavar="CASE_NO", help=_("the case number"))
     which = tag.add_mutually_exclusive_group(required=True)
     which.add_argument("--items", nargs="+", metavar="SHA256", help=_("stored items"))
@@ -40,7 +40,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     tag.add_argument("--by", metavar="NAME", default="", help=_("who tags (default: the user)"))
     add_config_options(tag)
     add_json_option(tag)
-    tag.set_defaults(func=run_tag)
+    tag.set_defaults(func=run_tag, role=Role.ADMIN)
 
     ann = csub.add_parser("annotate", help=_("record place, recording operator and other art."
                                              " 12(4) fields no source knows"),
@@ -49,7 +49,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
                                          "dockd case annotate --items 3f5a9c0e12ab --start"
                                          " '2026-12-01 09:10:00' --end '2026-12-01 09:12:30'"
                                          " --format mp4 --length 0:02:30 --by 王所长"],
-                                        STORE_CODES))
+                                        ROLE_CODES))
     ann.add_argument("--items", nargs="+", required=True, metavar="SHA256",
                      help=_("stored items"))
     ann.add_argument("--place", help=_("where it was recorded"))
@@ -68,13 +68,13 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     ann.add_argument("--model", metavar="MODEL", help=_("the recorder's model"))
     ann.add_argument("--by", required=True, metavar="NAME", help=_("who annotates"))
     add_config_options(ann)
-    ann.set_defaults(func=run_annotate)
+    ann.set_defaults(func=run_annotate, role=Role.ADMIN)
 
     lst = csub.add_parser("list", help=_("list cases"),
-                          epilog=epilog(["dockd case list --json"], STORE_CODES))
+                          epilog=epilog(["dockd case list --json"], ROLE_CODES))
     add_config_options(lst)
     add_json_option(lst)
-    lst.set_defaults(func=run_list)
+    lst.set_defaults(func=run_list, role=Role.AUDIT)
 
 
 def run_tag(args: argparse.Namespace) -> int:
@@ -82,7 +82,7 @@ def run_tag(args: argparse.Namespace) -> int:
     config = config_from_args(args)
     with writing_store(config) as store:
         shas, _case = select_shas(store.catalog, config, args, strict=True)
-        result = tag_items(store, args.case_no, shas, args.by or actor(), actor(), args.place)
+        result = tag_items(store, args.case_no, shas, args.by, actor(), args.place)
     if args.json:
         print_json({"case": result.case_no, "added": list(result.added),
                     "already": list(result.already), "created": result.created})

@@ -13,8 +13,9 @@ from dockd.commands.common import (
     config_from_args,
     reading_catalog,
 )
-from dockd.commands.helptext import STORE_CODES, epilog
+from dockd.commands.helptext import ROLE_CODES, epilog
 from dockd.i18n import _, local_time
+from dockd.identity import Role
 from dockd.records.periods import parse_day
 from dockd.records.views import filter_items
 from dockd.store.queries import iter_catalog_items, write_json_lines_array
@@ -23,7 +24,7 @@ from dockd.store.queries import iter_catalog_items, write_json_lines_array
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = sub.add_parser("catalog", help="list stored files", epilog=epilog([
         "dockd catalog --day 2026-12-01", "dockd catalog --recorder CAM001 --since 2026-11-23",
-        "dockd catalog --case 'XA-2026-0042' --json"], STORE_CODES))
+        "dockd catalog --case 'XA-2026-0042' --json"], ROLE_CODES))
     add_config_options(p)
     p.add_argument("--recorder", metavar="SERIAL", help="only this recorder's files")
     p.add_argument("--since", metavar="DATE",
@@ -34,7 +35,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--officer", metavar="ID_OR_NAME", help="only files of this officer")
     p.add_argument("--case", metavar="CASE_NO", help="only files tagged with this case")
     add_json_option(p)
-    p.set_defaults(func=run)
+    p.set_defaults(func=run, role=Role.AUDIT)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -16,12 +16,13 @@ from dockd.commands.common import (
     reading_catalog,
     writing_store,
 )
-from dockd.commands.helptext import STORE_CODES, epilog, required
+from dockd.commands.helptext import ROLE_CODES, STORE_CODES, epilog, required
 from dockd.commands.records_args import select_shas
 from dockd.config import resolve_config_path
 from dockd.config.records import parse_size
 from dockd.errors import IntegrityError, UsageError
 from dockd.i18n import _
+from dockd.identity import Role, actor
 from dockd.records.export import ExportRequest, check_registration, create_export
 from dockd.records.iso import IsoReader
 from dockd.records.package import (
@@ -34,7 +35,6 @@ from dockd.records.package import (
 from dockd.records.selection import validate_case_no
 from dockd.store.catalog import catalog_path
 from dockd.store.events import ExportCreated
-from dockd.store.evidence import actor
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -53,7 +53,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
             "dockd export --case XA-2026-0042 --requester 张检察官 --requester-unit"
             " 某某县人民检察院 --reason 审查起诉 --approved-by 王所长 --out /srv/export/0042"
             " --iso /srv/export/XA-2026-0042.iso --split-at 4.7G",
-            "dockd export verify /media/cdrom"], (*STORE_CODES, 1, 69)))
+            "dockd export verify /media/cdrom"], (*ROLE_CODES, 1, 69)))
     which = p.add_mutually_exclusive_group()
     which.add_argument("--case", metavar="CASE_NO",
                        help=_("every recording of a case (this or --items)"))
@@ -78,7 +78,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
                           " and the sheet prints which"))
     add_config_options(p)
     add_json_option(p)
-    p.set_defaults(func=run)
+    p.set_defaults(func=run, role=Role.ADMIN)
 
     # prog given: argparse would otherwise prefix the action with the custom usage above.
     vsub = p.add_subparsers(dest="export_command", metavar="verify", parser_class=type(p),
@@ -91,7 +91,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     v.add_argument("package", type=Path, metavar="DIR|ISO", help=_("the package or its image"))
     add_config_options(v)
     add_json_option(v)
-    v.set_defaults(func=run_verify)
+    v.set_defaults(func=run_verify, role=None)  # a package, not the store
 
 
 def run(args: argparse.Namespace) -> int:

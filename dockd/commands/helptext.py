@@ -35,6 +35,8 @@ _WORD = re.compile(r"#.*$|'[^']*'\S*|\S+")
 
 # The codes most commands share: success, bad command line, unreadable store, bad config.
 STORE_CODES = (0, 2, 73, 78)
+# ... and those of a command that needs a role (dockd.identity.Role): 77 without it.
+ROLE_CODES = (*STORE_CODES, 77)
 
 
 class HelpFormatter(argparse.RawDescriptionHelpFormatter):

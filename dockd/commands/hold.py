@@ -12,12 +12,12 @@ from dockd.commands.common import (
     reading_catalog,
     writing_store,
 )
-from dockd.commands.helptext import STORE_CODES, epilog
+from dockd.commands.helptext import ROLE_CODES, epilog
 from dockd.commands.records_args import add_range_options, date_range
 from dockd.errors import UsageError
 from dockd.i18n import _
+from dockd.identity import Role, actor
 from dockd.records.holds import Hold, HoldRequest, add_hold, list_holds, release_hold
-from dockd.store.evidence import actor
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -30,7 +30,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
                               "dockd hold add --case XA-2026-0042 --reason '信访 2026-3'"
                               " --by 王所长",
                               "dockd hold add --recorder CAM001 --from 2026-11-23 --to"
-                              " 2026-11-29 --reason 投诉 --by 王所长"], STORE_CODES))
+                              " 2026-11-29 --reason 投诉 --by 王所长"], ROLE_CODES))
     target = add.add_mutually_exclusive_group(required=True)
     target.add_argument("--item", metavar="SHA256", help=_("one stored item"))
     target.add_argument("--case", metavar="CASE_NO", help=_("every item of a case"))
@@ -40,23 +40,23 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     add.add_argument("--by", required=True, metavar="NAME", help=_("who places the hold"))
     add_config_options(add)
     add_json_option(add)
-    add.set_defaults(func=run_add)
+    add.set_defaults(func=run_add, role=Role.ADMIN)
 
     rel = hsub.add_parser("release", help=_("release a hold"),
-                          epilog=epilog(["dockd hold release 3 --by 王所长"], STORE_CODES))
+                          epilog=epilog(["dockd hold release 3 --by 王所长"], ROLE_CODES))
     rel.add_argument("hold_id", metavar="ID", type=int, help=_("the hold's id"))
     rel.add_argument("--by", required=True, metavar="NAME", help=_("who releases it"))
     add_config_options(rel)
     add_json_option(rel)
-    rel.set_defaults(func=run_release)
+    rel.set_defaults(func=run_release, role=Role.ADMIN)
 
     lst = hsub.add_parser("list", help=_("list holds"),
                           epilog=epilog(["dockd hold list", "dockd hold list --all --json"],
-                                        STORE_CODES))
+                                        ROLE_CODES))
     lst.add_argument("--all", action="store_true", help=_("include released holds"))
     add_config_options(lst)
     add_json_option(lst)
-    lst.set_defaults(func=run_list)
+    lst.set_defaults(func=run_list, role=Role.AUDIT)
 
 
 def run_add(args: argparse.Namespace) -> int:

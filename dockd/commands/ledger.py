@@ -168,7 +168,7 @@ def run_consumer(args: argparse.Namespace) -> int:
 
 
 def run_dock_add(args: argparse.Namespace) -> int:
-    from dockd.store.evidence import actor
+    from dockd.identity import actor
 
     if not DOCK_ID_PATTERN.match(args.dock_id):
         raise UsageError(f"dock id {args.dock_id!r}: letters, digits, '-' or '_', at most 64")

@@ -12,8 +12,9 @@ from dockd.commands.common import (
     print_json,
     writing_store,
 )
-from dockd.commands.helptext import STORE_CODES, epilog
+from dockd.commands.helptext import ROLE_CODES, epilog
 from dockd.i18n import _
+from dockd.identity import Role, actor
 from dockd.records.retention import (
     HELD,
     NOT_ARCHIVED,
@@ -22,17 +23,16 @@ from dockd.records.retention import (
     RetentionPolicy,
     prune,
 )
-from dockd.store.evidence import actor
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = sub.add_parser("prune", help=_("delete recordings past retention (art. 12(3))"),
                        epilog=epilog(["dockd prune --dry-run", "dockd prune --json"],
-                                     (*STORE_CODES, 75)))
+                                     (*ROLE_CODES, 75)))
     p.add_argument("--dry-run", action="store_true", help=_("decide and list, delete nothing"))
     add_config_options(p)
     add_json_option(p)
-    p.set_defaults(func=run)
+    p.set_defaults(func=run, role=Role.ADMIN)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -12,9 +12,9 @@ from dockd.commands.common import (
     reading_catalog,
     writing_store,
 )
-from dockd.commands.helptext import STORE_CODES, epilog
+from dockd.commands.helptext import ROLE_CODES, epilog
+from dockd.identity import Role, actor
 from dockd.store import registry
-from dockd.store.evidence import actor
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -23,38 +23,38 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
     add = rsub.add_parser("add", help="enrol a recorder", epilog=epilog([
         "dockd recorders add CAM001 --brand Hikvision --model DSJ-X1 --officer-id 0451"
-        " --officer-name 赵六 --unit 城关派出所"], STORE_CODES))
+        " --officer-name 赵六 --unit 城关派出所"], ROLE_CODES))
     add.add_argument("serial", metavar="SERIAL", help="the recorder's serial number")
     add.add_argument("--brand", required=True, help="maker, as on the label")
     add.add_argument("--model", required=True, help="model, as on the label")
     _officer_options(add, required=False)
-    add.set_defaults(func=_add)
+    add.set_defaults(func=_add, role=Role.ADMIN)
 
     ls = rsub.add_parser("list", help="list enrolled recorders",
                          epilog=epilog(["dockd recorders list", "dockd recorders list --json"],
-                                       STORE_CODES))
-    ls.set_defaults(func=_list)
+                                       ROLE_CODES))
+    ls.set_defaults(func=_list, role=Role.AUDIT)
 
     assign = rsub.add_parser("assign", help="make an officer responsible for a recorder",
                              epilog=epilog(["dockd recorders assign CAM001 --officer-id 0452"
-                                            " --officer-name 孙八"], STORE_CODES))
+                                            " --officer-name 孙八"], ROLE_CODES))
     assign.add_argument("serial", metavar="SERIAL", help="an enrolled recorder's serial")
     _officer_options(assign, required=True)
-    assign.set_defaults(func=_assign)
+    assign.set_defaults(func=_assign, role=Role.ADMIN)
 
     retire = rsub.add_parser("retire", help="take a recorder out of service for good",
-                             epilog=epilog(["dockd recorders retire CAM001"], STORE_CODES))
+                             epilog=epilog(["dockd recorders retire CAM001"], ROLE_CODES))
     retire.add_argument("serial", metavar="SERIAL", help="an enrolled recorder's serial")
-    retire.set_defaults(func=_retire)
+    retire.set_defaults(func=_retire, role=Role.ADMIN)
 
     state = rsub.add_parser("set-state", help="in_service, faulty or in_repair",
                             epilog=epilog(["dockd recorders set-state CAM001 in_repair",
                                            "dockd recorders set-state CAM001 in_service"],
-                                          STORE_CODES))
+                                          ROLE_CODES))
     state.add_argument("serial", metavar="SERIAL", help="an enrolled recorder's serial")
     state.add_argument("state", choices=registry.STATES[:3],
                        help="in_service, faulty or in_repair (shown in the supervision report)")
-    state.set_defaults(func=_set_state)
+    state.set_defaults(func=_set_state, role=Role.ADMIN)
 
     for parser in (add, ls, assign, retire, state):
         add_config_options(parser)

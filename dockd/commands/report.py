@@ -10,9 +10,10 @@ from pathlib import Path
 
 from dockd.clock import SystemClock
 from dockd.commands.common import add_config_options, config_from_args, print_json, reading_catalog
-from dockd.commands.helptext import STORE_CODES, epilog
+from dockd.commands.helptext import ROLE_CODES, epilog
 from dockd.errors import UsageError
 from dockd.i18n import _
+from dockd.identity import Role
 from dockd.records.periods import parse_week, previous_week
 from dockd.records.reports import supervision_report, weekly_report
 
@@ -30,7 +31,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         r = rsub.add_parser(name, help=helptext, epilog=epilog([
             f"dockd report {name}            # last complete week, in the terminal",
             f"dockd report {name} --week 2026-W48 --format pdf --out {name}-2026-W48.pdf",
-            f"dockd report {name} --format csv --out {name}-csv/"], (*STORE_CODES, 69)))
+            f"dockd report {name} --format csv --out {name}-csv/"], (*ROLE_CODES, 69)))
         r.add_argument("--week", metavar="YYYY-Www",
                        help=_("ISO week (default: the last complete week)"))
         r.add_argument("--format", choices=FORMATS, default="text", help=_("output format"))
@@ -39,7 +40,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
                               " json and pdf (required for pdf); a new or empty directory for"
                               " csv, one file per table (required for csv)"))
         add_config_options(r)
-        r.set_defaults(func=run, report_kind=name)
+        r.set_defaults(func=run, report_kind=name, role=Role.AUDIT)
 
 
 def run(args: argparse.Namespace) -> int:

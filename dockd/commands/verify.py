@@ -13,11 +13,12 @@ from dockd.commands.common import (
     print_json,
     writing_store,
 )
-from dockd.commands.helptext import STORE_CODES, epilog
+from dockd.commands.helptext import ROLE_CODES, epilog
 from dockd.config import Config
 from dockd.errors import CatalogDamagedError, IntegrityError
 from dockd.i18n import _
-from dockd.store.evidence import EvidenceStore, actor
+from dockd.identity import Role, actor
+from dockd.store.evidence import EvidenceStore
 from dockd.store.queries import require_existing_store
 from dockd.store.verify import verify_store
 
@@ -29,7 +30,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
                            "dockd verify --against-archive --json",
                            "dockd verify --against-ledger https://ledger.example/ "
                            "--ledger-credentials /etc/dockd/ledger.cred"],
-                           (*STORE_CODES, 1, 69, 75)))
+                           (*ROLE_CODES, 1, 69, 75)))
     p.add_argument("--against-ledger", metavar="URL",
                    help="also prove the log was not rolled back: compare it with the bureau's "
                         "ledger page (https://…)")
@@ -40,7 +41,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
                    help="also compare the log with its custody segments in the [archive] bucket")
     add_config_options(p)
     add_json_option(p)
-    p.set_defaults(func=run)
+    p.set_defaults(func=run, role=Role.AUDIT)
 
 
 def run(args: argparse.Namespace) -> int:

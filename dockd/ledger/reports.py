@@ -223,8 +223,9 @@ def holds_in_force(conn: psycopg.Connection[Any]) -> list[dict[str, Any]]:
     out = []
     for dock, subject, time, actor, payload in rows:
         p = json.loads(payload)
+        stated = p.get("stated_by") or p.get("by")  # "by" before issue 14
         out.append({"dock": dock, "hold_id": p.get("hold_id"), "time": time,
-                    "by": p.get("by") or actor, "scope": p.get("scope"), "target": subject,
+                    "by": stated or actor, "scope": p.get("scope"), "target": subject,
                     "reason": p.get("reason")})
     return out
 

@@ -45,9 +45,11 @@ class CaseSummary:
                 "bytes": self.bytes, "created_at": self.created_at}
 
 
-def tag_items(store: EvidenceStore, case_no: str, shas: list[str], by: str, actor: str,
-              place: str | None = None) -> TagResult:
-    """Tag ``shas`` (already resolved) with ``case_no``; creates the case when new."""
+def tag_items(store: EvidenceStore, case_no: str, shas: list[str], stated_by: str | None,
+              actor: str, place: str | None = None) -> TagResult:
+    """Tag ``shas`` (already resolved) with ``case_no``; creates the case when new. The
+    catalog names ``stated_by`` (``--by``) as the tagger, else the actor."""
+    by = stated_by or actor
     validate_case_no(case_no)
     if not shas:
         raise UsageError(_("no recordings match: nothing was tagged with case {case}")
@@ -73,7 +75,8 @@ def tag_items(store: EvidenceStore, case_no: str, shas: list[str], by: str, acto
                              " tagged_at) VALUES (?,?,?,?)", (case_no, sha, by, now))
             (added if cur.rowcount else already).append(sha)
         if added or created or place is not None:
-            store.custody.record(tx, CaseTagged(case_no, tuple(added), place, by, created), actor)
+            store.custody.record(tx, CaseTagged(case_no, tuple(added), place, created,
+                                                    stated_by or None), actor)
     return TagResult(case_no, tuple(added), tuple(already), created)
 
 

@@ -458,7 +458,7 @@ class HoldAdded(CustodyEvent):
     range_from: str | None = field(default=None, metadata=payload_key("from"))
     range_to: str | None = field(default=None, metadata=payload_key("to"))
     reason: str = ""
-    by: str = ""
+    stated_by: str = ""
 
 
 @dataclass(frozen=True)
@@ -468,7 +468,7 @@ class HoldReleased(CustodyEvent):
     hold_id: int
     scope: str
     target: str
-    by: str
+    stated_by: str
 
 
 @dataclass(frozen=True)
@@ -478,8 +478,8 @@ class CaseTagged(CustodyEvent):
     case: str
     items: tuple[str, ...]
     place: str | None
-    by: str
     case_created: bool
+    stated_by: str | None = optional(None)
 
 
 @dataclass(frozen=True)
@@ -489,7 +489,7 @@ class ItemAnnotated(CustodyEvent):
     sha256: str
     place: str | None
     operator_name: str | None
-    by: str
+    stated_by: str
     # Other art. 12(4) fields entered by hand where no source knows them (officer_name,
     # start_time, end_time, format, length_s, device_brand, device_model).
     fields: Mapping[str, str] = optional_mapping()

@@ -10,13 +10,13 @@ import contextlib
 import json
 import logging
 import os
-import pwd
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
 from dockd.clock import Clock, utc_iso
 from dockd.config import Config
+from dockd.identity import actor
 from dockd.store.catalog import Catalog, catalog_path
 from dockd.store.content_store import INTENT_PREFIX, TMP_DIR, ContentStore
 from dockd.store.custody import CHECKPOINT_FILE, CustodyLog
@@ -177,13 +177,3 @@ def recover_dead_sessions(store: EvidenceStore) -> list[str]:
             store.lock_path(f"session-{row['id']}").unlink(missing_ok=True)
     return recovered
 
-
-def actor() -> str:
-    """Who acts: the daemon's name under systemd, else ``cli:<user>``."""
-    if os.environ.get("DOCKD_ACTOR"):
-        return os.environ["DOCKD_ACTOR"]
-    try:
-        user = pwd.getpwuid(os.getuid()).pw_name
-    except KeyError:
-        user = str(os.getuid())
-    return f"cli:{user}"

@@ -33,6 +33,7 @@ from typing import Any
 
 from dockd.clock import utc_iso
 from dockd.errors import DockdError, StoreFullError, StoreUnavailableError, UsageError
+from dockd.identity import actor
 from dockd.names import SERIAL_PATTERN
 from dockd.store import ingest_catalog
 from dockd.store.catalog import Catalog, catalog_path
@@ -54,7 +55,7 @@ from dockd.store.events import (
     SessionInterrupted,
     SessionStarted,
 )
-from dockd.store.evidence import EvidenceStore, actor
+from dockd.store.evidence import EvidenceStore
 from dockd.store.fsutil import exclusive_lock, link_making_dirs
 from dockd.store.ingest_catalog import FileRow, SessionEnd
 from dockd.store.metadata import read_metadata

@@ -172,13 +172,18 @@ def _session_interrupted(r: Replay, seq: int, p: dict[str, Any]) -> None:
 
 def _hold_added(r: Replay, seq: int, p: dict[str, Any]) -> None:
     r.holds[int(p["hold_id"])] = _Hold(seq, str(p["scope"]), str(p["target"]), p.get("from"),
-                                       p.get("to"), str(p["reason"]), str(p["by"]))
+                                       p.get("to"), str(p["reason"]), _stated_by(p))
 
 
 def _hold_released(r: Replay, seq: int, p: dict[str, Any]) -> None:
     hold = r.holds.get(int(p["hold_id"]))
     if hold is not None:
-        hold.released_seq, hold.released_by = seq, str(p["by"])
+        hold.released_seq, hold.released_by = seq, _stated_by(p)
+
+
+def _stated_by(p: dict[str, Any]) -> str:
+    # "by" in records written before the actor came from the OS (issue 14).
+    return str(p.get("stated_by", p.get("by", "")))
 
 
 def _case_tagged(r: Replay, seq: int, p: dict[str, Any]) -> None:

@@ -30,6 +30,7 @@ from dockd.clock import utc_iso
 from dockd.config import Config
 from dockd.config.archive import ArchiveSection
 from dockd.errors import ConfigError, IntegrityError
+from dockd.identity import actor
 from dockd.records.archive.credentials import load_credentials
 from dockd.records.archive.custody_segments import Segment, segment_key
 from dockd.records.archive.holds import HeldItems, held_items_from_catalog
@@ -52,7 +53,7 @@ from dockd.store.events import (
     FileArchived,
     SessionArchived,
 )
-from dockd.store.evidence import EvidenceStore, actor
+from dockd.store.evidence import EvidenceStore
 from dockd.store.fsutil import exclusive_lock
 from dockd.store.mhl import MHL_DIR
 
