@@ -233,6 +233,63 @@ def test_silent_recorder_gives_a_clear_login_fault(dock: DaemonRunner) -> None:
     assert fault["payload"]["detail"]
 
 
+# A recorder that answers garbage, a short reply, nothing, or leaves the line at one step:
+# (kind, fault, command) → where its bay ends. Before the switch that is a named fault (the
+# exchange's step); after the command to switch, the disk decides.
+BAD_AT_EVERY_STEP = [
+    [("gat947", "SILENT", "GET_ZFY_INFO", "fault", "login_failed"),
+     ("amba", "SILENT", "Gdv", "fault", "login_failed"),
+     ("gat947", "GARBAGE", "SET_MSDC", "ready", None)],
+    [("gat947", "PULL_OUT", "GET_DEV_TIME", "fault", "login_failed"),
+     ("amba", "SHORT", "ATH", "ready_unchecked", None),
+     ("gat947", "SHORT", "SYNC_DEV_TIME", "fault", "clock_set_failed")],
+    [("gat947", "GARBAGE", "GET_STORAGE", "fault", "login_failed"),
+     # the port died at the clock; @ATH then cannot be sent, no disk comes: the switch failed
+     ("amba", "PULL_OUT", "Sdt", "fault", "storage_switch_failed"),
+     ("gat947", "SHORT", "READ_BATTERY", "fault", "login_failed")],
+]
+
+
+def test_bad_answers_at_any_step_end_in_a_named_state_and_the_bay_takes_the_next(
+        dock: DaemonRunner) -> None:
+    from dockd.sim.recorders import Fault
+
+    for round_no, scenarios in enumerate(BAD_AT_EVERY_STEP):
+        for bay, (kind, fault, command, _state, _reason) in enumerate(scenarios, start=1):
+            # an hour off, so that the GA/T 947 recorder's clock is set (read within bounds,
+            # it would not be)
+            spec = SimRecorderSpec(serial=f"BAD{round_no}{bay}", clock_offset_s=3600,
+                                   protocol="amba-stream" if kind == "amba" else "gat947-serial")
+            dock.dock.plug(f"1-1.{bay}", kind, spec=spec, faults=[(Fault[fault], command)])
+        for bay, (kind, fault, command, state, reason) in enumerate(scenarios, start=1):
+            # bounded: the protocol's timeouts (2-3 s) plus the offload, never a hang
+            ended = dock.wait_until(lambda st, n=bay: st["bays"][n - 1]["state"] in (
+                "ready", "ready_unchecked", "fault"), 30, f"bay {bay} settles")["bays"][bay - 1]
+            assert (ended["state"], ended["fault"]) == (state, reason), \
+                (kind, fault, command, ended)
+        last_fault = {r["payload"]["bay"]: r["payload"] for r in dock.custody()
+                      if r["type"] == "bay.fault"}  # the good recorders never fault
+        for bay, (kind, fault, command, _state, reason) in enumerate(scenarios, start=1):
+            if reason is not None:  # recorded with a detail an administrator can act on
+                recorded = last_fault[bay]
+                assert recorded["reason"] == reason and recorded["detail"], \
+                    (kind, fault, command, recorded)
+        # every bay takes the next recorder
+        for bay in (1, 2, 3):
+            dock.dock.unplug(f"1-1.{bay}")
+            dock.wait_bay(bay, "empty", timeout=30)
+        for bay, (kind, *_rest) in enumerate(scenarios, start=1):
+            dock.dock.plug(f"1-1.{bay}", kind,
+                           spec=SimRecorderSpec(serial=f"GOOD{round_no}{bay}", protocol=(
+                               "amba-stream" if kind == "amba" else "gat947-serial")))
+        for bay, (kind, *_rest) in enumerate(scenarios, start=1):
+            assert dock.wait_bay(bay, READY_AS[kind][0], timeout=30)["recorder"] == \
+                f"GOOD{round_no}{bay}"
+        for bay in (1, 2, 3):
+            dock.dock.unplug(f"1-1.{bay}")
+            dock.wait_bay(bay, "empty", timeout=30)
+
+
 def test_recorder_vanishing_during_login_leaves_the_bay_empty(dock: DaemonRunner) -> None:
     from dockd.sim.recorders import Fault
 

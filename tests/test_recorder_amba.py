@@ -496,3 +496,63 @@ def test_a9_wrong_password_and_missing_serial() -> None:
         A9Session(FakeA9Device(b"123456"), "SER9", b"999999", SystemClock(), 100)
     with pytest.raises(ProtocolError, match="serial"):
         A9Session(FakeA9Device(b"123456"), None, b"123456", SystemClock(), 100)
+
+
+# --- whole sessions on hostile replies: only the driver's own errors --------------------------
+
+class ScriptedLink:
+    """A B1 link whose replies are given: the right one, or random bytes at chosen steps."""
+
+    def __init__(self, replies: dict[str, bytes]) -> None:
+        self.replies = replies
+        self.closed = False
+        self._honest = AmbaResponder(RecorderState(amba_spec(), SystemClock()))
+
+    def exchange(self, frame: bytes) -> bytes:
+        command = frame[1:4].decode("ascii")
+        honest, _switch = self._honest.handle(frame)
+        return self.replies.get(command, honest)
+
+    def close(self) -> None:
+        self.closed = True
+
+
+@settings(max_examples=300, deadline=None)
+@given(replies=st.dictionaries(st.sampled_from(["Ver", "Gdv", "Sdt", "Stm", "ATH"]),
+                               st.binary(max_size=80), min_size=1))
+def test_a_b1_session_on_random_replies_raises_only_recorder_errors(
+        replies: dict[str, bytes]) -> None:
+    link = ScriptedLink(replies)
+    try:
+        s = AmbaSession(link, PASSWORD, SystemClock(), ZoneInfo(ZONE))
+        s.identify()
+        s.set_clock(dt.datetime.now(dt.UTC))
+        outcome = s.switch_to_mass_storage()
+    except RecorderError:
+        return
+    # got through: the switch closed the session, and an honest reply acknowledged it
+    assert link.closed
+    assert outcome.acknowledged or "ATH" in replies
+
+
+class HostileA9Device(FakeA9Device):
+    """The A9 firmware answering its status reads with the given bytes."""
+
+    def __init__(self, status: bytes) -> None:
+        super().__init__(b"123456")
+        self.hostile = status
+
+    def ctrl_transfer(self, bm: int, req: int, value: int = 0, index: int = 0,
+                      data: bytes | int | None = None, timeout: int | None = None) -> Any:
+        result = super().ctrl_transfer(bm, req, value, index, data, timeout)
+        return array.array("B", self.hostile) if bm == 0xC0 else result
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.binary(max_size=16))
+def test_a_b2_session_on_random_status_raises_only_recorder_errors(status: bytes) -> None:
+    try:
+        s = A9Session(HostileA9Device(status), "SER9", b"123456", SystemClock(), 100)
+        s.switch_to_mass_storage()
+    except RecorderError:
+        pass
