@@ -52,7 +52,7 @@ def test_non_finite_numbers_are_refused(tmp_path: Path, value: str) -> None:
 
 def test_unknown_driver_names_the_installed_plugins() -> None:
     model = {"name": "X", "vendor_id": "1234", "product_id": "5678", "driver": "nope",
-             "control": "serial"}
+             "control": "usb"}
     with pytest.raises(ConfigError) as info:
         parse_config({"daemon": {"models": [model]}})
     assert "daemon.models[0].driver: 'nope' is not an installed recorder driver" in str(info.value)

@@ -131,9 +131,11 @@ def test_health_decisions_are_total(battery: int | None, drift: float | None, sy
                   "control": "usb", "write_timeout_s": 600}]}, "daemon.models[0].write_timeout_s"),
     ({"models": [{"name": "x", "vendor_id": "2ca3", "product_id": "0001",
                   "read_timeout_s": 2}]}, "daemon.models[0].read_timeout_s"),
-    # no recorder speaks GA/T 947 over a serial port (the framing was the simulator's)
+    # no recorder speaks over a serial port (the framings were the simulator's)
     ({"models": [{"name": "x", "vendor_id": "2ca3", "product_id": "0947", "driver": "gat947",
-                  "control": "serial"}]}, "daemon.models[0].control: no recorder speaks"),
+                  "control": "serial"}]}, "daemon.models[0].control: no recorder is known"),
+    ({"models": [{"name": "x", "vendor_id": "4255", "product_id": "0001", "driver": "amba",
+                  "control": "serial"}]}, "daemon.models[0].control: no recorder is known"),
 ])
 def test_bad_runtime_config_names_the_key(daemon: dict[str, Any], key: str) -> None:
     with pytest.raises(ConfigError, match=key.replace("[", r"\[").replace("]", r"\]")):

@@ -136,7 +136,7 @@ def test_simulated_device_survives_random_frames(data: bytes) -> None:
 
 def connect_stream(rec: SimRecorder, password: bytes | None = PASSWORD,
                    timeout_s: float = 0.4) -> RecorderSession:
-    spec = TransportSpec("serial", path=rec.port, timezone=ZONE, timeout_s=timeout_s)
+    spec = TransportSpec("test-serial", path=rec.port, timezone=ZONE, timeout_s=timeout_s)
     return get_driver("amba").open(spec, password, SystemClock())
 
 
@@ -256,7 +256,7 @@ def test_stream_nul_padded_and_unchecked_replies_are_accepted() -> None:
 
 
 def connect_stream_path(path: str, timeout_s: float = 0.4) -> RecorderSession:
-    spec = TransportSpec("serial", path=path, timezone=ZONE, timeout_s=timeout_s)
+    spec = TransportSpec("test-serial", path=path, timezone=ZONE, timeout_s=timeout_s)
     return get_driver("amba").open(spec, PASSWORD, SystemClock())
 
 

@@ -14,8 +14,9 @@ from dockd.config.reader import TableReader, unique
 
 RECORDER_DRIVER_GROUP = "dockd.recorders"
 """The entry-point group recorder driver plugins register in."""
-#: ``test-serial`` is the simulator's GA/T 947 test framing: no recorder speaks it.
-CONTROL_TRANSPORTS = ("serial", "sg", "usb", "usb-a9", "test-serial", "none")
+#: ``test-serial`` is the simulator's pseudo-terminal (GA/T 947 test framing, or Ambarella B1
+#: frames as a byte stream): no recorder is known to speak over a serial port.
+CONTROL_TRANSPORTS = ("sg", "usb", "usb-a9", "test-serial", "none")
 _HEX4 = re.compile(r"^[0-9a-fA-F]{4}$")
 _HEX4_HINT = "four hex digits such as '4255'"
 _PORT = re.compile(r"^\d+-\d+(\.\d+)*$")
@@ -141,7 +142,7 @@ def _parse_model(t: TableReader, drivers: tuple[str, ...]) -> ModelSpec | None:
     if driver not in drivers:
         t.problem("driver", f"{driver!r} is not an installed recorder driver; installed: "
                             f"{', '.join(drivers) or 'none (is dockd installed?)'}")
-    control = t.choice("control", "none", CONTROL_TRANSPORTS)
+    control = _control(t)
     options = t.table("options")
     opts = {k: options.get(k, str, "") for k in list(options.data)}
     model = ModelSpec(
@@ -162,11 +163,8 @@ def _parse_model(t: TableReader, drivers: tuple[str, ...]) -> ModelSpec | None:
     )
     if driver == "msc" and control != "none":
         t.problem("control", "the msc driver has no control port; use 'none'")
-    if driver != "msc" and control == "none":
+    if driver != "msc" and control == "none" and not t.has_problem("control"):
         t.problem("control", f"the {driver} driver needs a control transport")
-    if driver == "gat947" and control == "serial":
-        t.problem("control", "no recorder speaks GA/T 947 over a serial port: use 'sg' (the "
-                             "DV16 SCSI path); 'test-serial' is the simulator's test framing")
     if control == "none":
         for key in ("read_timeout_s", "write_timeout_s"):
             if key in t.data:
@@ -175,6 +173,15 @@ def _parse_model(t: TableReader, drivers: tuple[str, ...]) -> ModelSpec | None:
     if not (name and vendor_id and product_id) or t.has_problem("driver"):
         return None
     return model
+
+
+def _control(t: TableReader) -> str:
+    if t.data.get("control") == "serial":  # what versions before 0.2 offered
+        t.problem("control", "no recorder is known to speak over a serial port: a GA/T 947 "
+                             "recorder uses 'sg' (the DV16 SCSI path), an Ambarella one 'usb' "
+                             "or 'usb-a9'; 'test-serial' is the simulator's")
+        return "none"
+    return t.choice("control", "none", CONTROL_TRANSPORTS)
 
 
 def _optional_seconds(t: TableReader, name: str) -> float | None:

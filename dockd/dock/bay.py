@@ -252,7 +252,7 @@ class Bay:
                                  usb_bus=first.usb_bus, usb_address=first.usb_address,
                                  timezone=model.timezone, timeout_s=timeout,
                                  write_timeout_s=write_timeout, options=model.options)
-        kind = "tty" if model.control in ("serial", "test-serial") else "sg"
+        kind = "tty" if model.control == "test-serial" else "sg"
         node = self._wait(lambda e: e.action == "add" and e.kind == kind and bool(e.device_node),
                           self.ctx.daemon.control_wait_s, f"the recorder's {kind} control port",
                           FaultReason.LOGIN_FAILED)

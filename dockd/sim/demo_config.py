@@ -56,10 +56,9 @@ def write_demo_config(paths: DemoPaths, recorders: int, broker_url: str | None,
         lines += ["[[daemon.models]]", f'name = "sim-{kind}"', f'vendor_id = "{vid}"',
                   f'product_id = "{pid}"', f'driver = "{kind}"', f'brand = "Simulated {kind}"']
         if kind != "msc":
-            # Ambarella B1 frames over the simulator's pty; GA/T 947 over the test framing
-            # (no recorder speaks it: a real GA/T 947 recorder is reached with control = "sg").
-            control = "test-serial" if kind == "gat947" else "serial"
-            lines += [f'control = "{control}"', f'storage_vendor_id = "{svid}"',
+            # The simulator's pty: B1 frames, or the GA/T 947 test framing (no recorder speaks
+            # it). Real recorders: control = "sg" (GA/T 947 DV16), "usb" / "usb-a9" (Ambarella).
+            lines += ['control = "test-serial"', f'storage_vendor_id = "{svid}"',
                       f'storage_product_id = "{spid}"',
                       f'password_file = "{paths.root / "admin.pw"}"', 'timezone = "Asia/Shanghai"']
         if model_extra and kind in model_extra:

@@ -6,10 +6,14 @@ pyusb or pyserial on a dock that never uses them.
 
 from __future__ import annotations
 
+import logging
+
 from dockd.clock import Clock
 from dockd.devices.recorders.base import RecorderSession, TransportSpec
 from dockd.devices.recorders.wallclock import recorder_zone
 from dockd.errors import ConfigError
+
+log = logging.getLogger(__name__)
 
 
 class Gat947Driver:
@@ -40,13 +44,14 @@ class Gat947Driver:
 
 
 class AmbaDriver:
-    """Ambarella 4255:0001: B1 frames over USB bulk or a byte stream, B2 control packets."""
+    """Ambarella 4255:0001: B1 frames over USB bulk, B2 control packets; B1 frames over the
+    simulator's pseudo-terminal (``test-serial``)."""
 
     name = "amba"
 
     def transports(self) -> frozenset[str]:
-        """``usb`` (B1 bulk), ``serial`` (B1 stream) and ``usb-a9`` (B2)."""
-        return frozenset({"usb", "serial", "usb-a9"})
+        """``usb`` (B1 bulk), ``usb-a9`` (B2) and ``test-serial`` (B1 stream, simulator)."""
+        return frozenset({"usb", "usb-a9", "test-serial"})
 
     def open(self, spec: TransportSpec, password: bytes | None, clock: Clock) -> RecorderSession:
         """Claim the device (or open the port), log in and read the device ID."""
@@ -54,9 +59,11 @@ class AmbaDriver:
 
         zone = recorder_zone(spec.timezone)
         _check_kind(self, spec)
-        if spec.kind == "serial":
+        if spec.kind == "test-serial":
             from dockd.devices.recorders.amba_stream import open_stream_link
 
+            log.warning("control transport test-serial: Ambarella B1 frames over a serial "
+                        "port, which no recorder is known to use; for tests and the demo only")
             return AmbaSession(open_stream_link(_need_path(spec), spec.timeout_s), password,
                                clock, zone)
         from dockd.devices.recorders import amba_usb
