@@ -176,7 +176,7 @@ def _parse_model(t: TableReader, drivers: tuple[str, ...]) -> ModelSpec | None:
 
 
 def _control(t: TableReader) -> str:
-    if t.data.get("control") == "serial":  # what versions before 0.2 offered
+    if t.data.get("control") == "serial":  # what earlier versions offered
         t.problem("control", "no recorder is known to speak over a serial port: a GA/T 947 "
                              "recorder uses 'sg' (the DV16 SCSI path), an Ambarella one 'usb' "
                              "or 'usb-a9'; 'test-serial' is the simulator's")
