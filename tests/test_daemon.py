@@ -290,6 +290,22 @@ def test_bad_answers_at_any_step_end_in_a_named_state_and_the_bay_takes_the_next
             dock.wait_bay(bay, "empty", timeout=30)
 
 
+def test_a_models_own_command_timeout_reaches_its_driver(tmp_path: Path) -> None:
+    from dockd.sim.recorders import Fault
+
+    h = DaemonRunner(tmp_path / "dock", model_extra={"gat947": "read_timeout_s = 0.5"})
+    h.start()
+    try:
+        h.dock.plug("1-1.1", "gat947", spec=SimRecorderSpec(serial="ZFYSLOW"),
+                    faults=[(Fault.SILENT, "GET_ZFY_INFO")])
+        assert h.wait_bay(1, "fault")["fault"] == "login_failed"
+        fault = next(r["payload"] for r in h.custody() if r["type"] == "bay.fault")
+        # the test framing's own default is 2 s; the model said 0.5 s
+        assert "within 0.5 s" in fault["detail"], fault
+    finally:
+        h.close()
+
+
 def test_recorder_vanishing_during_login_leaves_the_bay_empty(dock: DaemonRunner) -> None:
     from dockd.sim.recorders import Fault
 
