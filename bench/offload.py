@@ -1,6 +1,7 @@
 """Offload benchmark of the evidence core: ``dockd ingest`` against ``cp -r`` baselines.
 
     .venv/bin/python bench/offload.py [--workdir DIR] [--scale 1.0] [--rounds 3] [--fs ext4|workdir]
+        [--targets-only]
 
 Builds recorder-like files (4 x 256 MiB + 1,000 x 1 MiB = 2 GiB at scale 1) in a source
 directory. With ``--fs ext4`` (the default as root) the source is on a loop-mounted ext4 of
@@ -66,6 +67,9 @@ def main() -> int:
                         default="ext4" if os.geteuid() == 0 and shutil.which("mkfs.ext4")
                         else "workdir",
                         help="run on a fresh loop-mounted ext4 (default as root), or in the workdir")
+    parser.add_argument("--targets-only", action="store_true",
+                        help="only the issue's two modes and verify (no reported-only modes, no"
+                             " 10k small files: bench/small_files.py measures those)")
     args = parser.parse_args()
     # As installed: pip byte-compiles a package; without it every run pays for compiling.
     subprocess.run([sys.executable, "-m", "compileall", "-q", str(REPO_ROOT / "dockd")],
@@ -73,11 +77,11 @@ def main() -> int:
     work = Path(tempfile.mkdtemp(prefix="dockd-bench-", dir=args.workdir or "/var/tmp"))
     try:
         if args.fs == "workdir":
-            return run_all(work, work, args.scale, args.rounds)
+            return run_all(work, work, args.scale, args.rounds, args.targets_only)
         # The recorder's volume is another device: a file system of its own.
         with fresh_ext4(work / "card", size_gib=max(3, int(3 * args.scale) + 1)) as card, \
                 fresh_ext4(work, size_gib=max(4, int(10 * args.scale) + 2)) as mnt:
-            return run_all(mnt, card, args.scale, args.rounds)
+            return run_all(mnt, card, args.scale, args.rounds, args.targets_only)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
@@ -118,15 +122,18 @@ SMALL_MODES = {
 }
 
 
-def run_all(work: Path, card: Path, scale: float, rounds: int) -> int:
+def run_all(work: Path, card: Path, scale: float, rounds: int, targets_only: bool = False) -> int:
     big_n, big_size = 4, int(256 * MiB * scale)
     small_n = int(1000 * scale)
     src = card / "src"
     make_files(src / "DCIM" / "BIG", big_n, big_size, seed=1)
     make_files(src / "DCIM" / "SMALL", small_n, MiB, seed=2)
     total = big_n * big_size + small_n * MiB
-    n_small = int(10_000 * scale)
-    make_files(card / "small" / "DCIM", n_small, 64 << 10, seed=3)
+    n_small = 0 if targets_only else int(10_000 * scale)
+    if n_small:
+        make_files(card / "small" / "DCIM", n_small, 64 << 10, seed=3)
+    modes = {m: MODES[m] for m in TARGET_MODES} if targets_only else MODES
+    small_modes = {} if targets_only else SMALL_MODES
     print(f"data set: {big_n} x {big_size // MiB} MiB + {small_n} x 1 MiB = {total / MiB:.0f} MiB;"
           f" then {n_small} x 64 KiB")
     print(f"cpu: {os.cpu_count()} cores; caches dropped before each run: {can_drop_caches()};"
@@ -151,14 +158,14 @@ def run_all(work: Path, card: Path, scale: float, rounds: int) -> int:
             f"cp -r {src} {work}/cp2 && find {work}/cp2 -type f -print0 | xargs -0 sha256sum"
             " > /dev/null && sync")).seconds
         shutil.rmtree(work / "cp2")
-        for name, ingest in MODES.items():
+        for name, ingest in modes.items():
             run = note(timed_dockd(name, work, src, ingest))
             target = "(>= 1.5)" if name in TARGET_MODES else "(reported)"
             ratios.setdefault(f"{name} vs cp+sha256sum {target}", []).append(cp_sha / run.seconds)
             if "none" in name:
                 target = "(>= 0.9)" if name in TARGET_MODES else "(reported)"
                 ratios.setdefault(f"{name} vs cp+sync {target}", []).append(cp_sync / run.seconds)
-        for name, ingest in SMALL_MODES.items():
+        for name, ingest in small_modes.items():
             run = note(timed_dockd(name, work, card / "small", ingest))
             rates.setdefault(f"{name}, files/s (>= 1000)", []).append(n_small / run.seconds)
 
