@@ -30,6 +30,7 @@ class Run:
     name: str
     seconds: float
     max_rss_mb: float | None = None
+    cpu_seconds: float | None = None  # user + system: what the machine's load does not inflate
 
 
 @contextlib.contextmanager
@@ -117,7 +118,7 @@ def timed_process(name: str, cmd: Sequence[str], env: dict[str, str] | None = No
     if os.waitstatus_to_exitcode(status) != 0:
         err = proc.stderr.read().decode() if proc.stderr else ""
         raise SystemExit(f"{name}: {' '.join(map(str, cmd))} failed: {err[-2000:]}")
-    return Run(name, seconds, usage.ru_maxrss / 1024)
+    return Run(name, seconds, usage.ru_maxrss / 1024, usage.ru_utime + usage.ru_stime)
 
 
 def dockd_env() -> dict[str, str]:

@@ -170,6 +170,8 @@ class Bench:
             t.add("  read-back off vs cp -r + sync", cp_sync.seconds / none.seconds, ">= 0.9")
             t.add("  default, files/s", n / default.seconds, "", ".0f")
             t.add("  default, peak RSS MB", default.max_rss_mb or 0, "", ".0f")
+            t.add("  default, CPU ms per file", (default.cpu_seconds or 0) * 1000 / n)
+            t.add("  naive Python, CPU ms per file", (naive.cpu_seconds or 0) * 1000 / n)
 
     # -- re-dock of the unchanged volume ---------------------------------------------
 
@@ -228,6 +230,8 @@ class Bench:
                 t.add("  time per file vs the 10k run", default.seconds / n
                       / (ten.seconds / n_small), "<= 1.10")
                 t.add(f"  {n}: peak RSS MB", default.max_rss_mb or 0, "<= 80", ".0f")
+                t.add(f"  {n}: CPU per file vs the 10k run", (default.cpu_seconds or 0) / n
+                      / ((ten.cpu_seconds or 1) / n_small))
                 if then is not None and i == rounds - 1:
                     then(dst / "store")
 
@@ -289,6 +293,7 @@ class Bench:
             run = self.dockd_ingest("dockd 500k", src, dst)
         self.table.add(f"{n} x 1 KiB: dockd default, s (one run)", run.seconds)
         self.table.add(f"  {n}: peak RSS MB", run.max_rss_mb or 0, "<= 80", ".0f")
+        self.table.add(f"  {n}: CPU ms per file", (run.cpu_seconds or 0) * 1000 / n)
         print(f"500k run done in {time.perf_counter() - t0:.0f} s", flush=True)
 
 
