@@ -53,6 +53,32 @@ def test_log_json_is_the_decoded_log_and_an_altered_payload_is_refused(
         _log_json(store.catalog)
 
 
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(rows=st.lists(st.tuples(st.text(), st.text(), st.text(),
+                               st.dictionaries(st.text(), st.one_of(
+                                   st.none(), st.booleans(), st.integers(), st.text()))),
+                     max_size=6))
+def test_log_json_lines_written_by_sqlite_decode_as_the_log(
+        rows: list[tuple[str, str, str, dict[str, object]]]) -> None:
+    """Any text in a record's columns (quotes, backslashes, control characters, NUL, CJK)
+    and any payload: each line SQLite builds is JSON that decodes to the
+    record as custody_records decodes it."""
+    base = Path(tempfile.mkdtemp(prefix="dockd-logjson-"))
+    try:
+        catalog = Catalog(catalog_path(base))
+        with catalog.transaction() as tx:
+            for seq, (dock, actor, subject, payload) in enumerate(rows, start=1):
+                tx.execute("INSERT INTO custody (seq, dock, event_id, time, type, actor,"
+                           " subject, payload, prev_hash, hash) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                           (seq, dock, f"e{seq}", "2026-01-01T00:00:00Z", "file.skipped",
+                            actor, subject, json.dumps(payload, ensure_ascii=False),
+                            "0" * 64, f"{seq:064x}"))
+        assert _log_json(catalog) == custody_records(catalog)
+        catalog.close()
+    finally:
+        shutil.rmtree(base)
+
+
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(docks=st.lists(st.tuples(st.sampled_from(["R1", "R2"]), st.integers(0, 20),
                                 st.sampled_from([None, "", "O-7", "王警官"])), max_size=8),

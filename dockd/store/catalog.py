@@ -8,16 +8,19 @@ sighting that found it, its custody record and that record's outbox row.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import sqlite3
 from collections.abc import Callable, Iterator
 from pathlib import Path
-
-import sqlite_utils
+from typing import TYPE_CHECKING
 
 from dockd.errors import CatalogDamagedError, StoreFullError, StoreUnavailableError
 from dockd.store.guard import DENIED, permission_denied
 from dockd.store.schema import CATALOG_DDL
+
+if TYPE_CHECKING:
+    import sqlite_utils
 
 SCHEMA_VERSION = 1
 CATALOG_FILE = "catalog.sqlite"
@@ -47,6 +50,15 @@ class Transaction:
 
 class Catalog:
     """A connection to the catalog database. One per thread."""
+
+    @functools.cached_property
+    def db(self) -> sqlite_utils.Database:
+        """sqlite-utils over the connection, made when first used: importing sqlite-utils
+        (with click and pluggy) was a tenth of every CLI call's start-up, and dockd's own
+        queries do not use it."""
+        import sqlite_utils
+
+        return sqlite_utils.Database(self.conn)
 
     def __init__(self, path: Path, read_only: bool = False) -> None:
         self.path = path
@@ -81,7 +93,6 @@ class Catalog:
             raise StoreUnavailableError(f"catalog {path} cannot be created: {exc.strerror}") \
                 from None
         self.conn = conn
-        self.db = sqlite_utils.Database(conn)
 
     def _init_meta(self, conn: sqlite3.Connection) -> None:
         conn.execute("INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', ?)",

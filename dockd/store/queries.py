@@ -89,29 +89,33 @@ def custody_records_json(catalog: Catalog, after_seq: int = 0,
                          type_: str | None = None) -> Iterator[str]:
     """Custody records in seq order, each as one line of JSON text (the stored canonical
     payload spliced in as it is: it was hashed as that text, and re-encoding 50,000
-    payloads in Python cost more than the query). One query, streamed."""
-    dumps = json.JSONEncoder(ensure_ascii=False).encode
-    for row in _custody_rows(catalog, after_seq, type_, check_json=True):
-        head = {k: row[k] for k in ("seq", "dock", "event_id", "time", "type", "actor",
-                                    "subject")}
-        if not row["payload_ok"]:
-            raise IntegrityError(f"custody record seq {row['seq']} has a payload that is not "
+    payloads in Python cost more than the query). One query, streamed; SQLite writes each
+    line (``json_quote``): building it in Python from the row's columns had cost three
+    quarters of a listing's time (50,000 records: 4× ``sqlite3 -json``)."""
+    line = ("'{' || " + " || ', ' || ".join(
+        f"'\"{name}\": ' || {'payload' if name == 'payload' else f'json_quote({name})'}"
+        for name in _CUSTODY_COLUMNS) + " || '}'")
+    for seq, payload_ok, text in catalog.conn.execute(
+            f"SELECT seq, json_valid(payload), {line} FROM custody{_custody_where(type_)}",
+            {"after": after_seq, "type": type_}):
+        if not payload_ok:
+            raise IntegrityError(f"custody record seq {seq} has a payload that is not "
                                  "JSON: the log was altered; run dockd verify")
-        yield (f"{dumps(head)[:-1]}, \"payload\": {row['payload']}, "
-               f"{dumps({'prev_hash': row['prev_hash'], 'hash': row['hash']})[1:]}")
+        yield text
 
 
-def _custody_rows(catalog: Catalog, after_seq: int, type_: str | None,
-                  check_json: bool = False) -> Iterator[sqlite3.Row]:
-    columns = "seq, dock, event_id, time, type, actor, subject, payload, prev_hash, hash"
-    if check_json:
-        columns += ", json_valid(payload) AS payload_ok"
-    sql = f"SELECT {columns} FROM custody WHERE seq > :after"
-    params: dict[str, Any] = {"after": after_seq}
-    if type_:
-        sql += " AND type = :type"
-        params["type"] = type_
-    yield from catalog.conn.execute(sql + " ORDER BY seq", params)
+_CUSTODY_COLUMNS = ("seq", "dock", "event_id", "time", "type", "actor", "subject", "payload",
+                    "prev_hash", "hash")
+
+
+def _custody_where(type_: str | None) -> str:
+    return " WHERE seq > :after" + (" AND type = :type" if type_ else "") + " ORDER BY seq"
+
+
+def _custody_rows(catalog: Catalog, after_seq: int, type_: str | None) -> Iterator[sqlite3.Row]:
+    yield from catalog.conn.execute(
+        f"SELECT {', '.join(_CUSTODY_COLUMNS)} FROM custody{_custody_where(type_)}",
+        {"after": after_seq, "type": type_})
 
 
 def write_json_lines_array(out: TextIO, items: Iterable[str]) -> None:
