@@ -6,6 +6,7 @@ what it gives. The evidence-core fixtures are in the section "evidence store" be
 
 from __future__ import annotations
 
+import grp
 import os
 import shutil
 import subprocess
@@ -37,22 +38,39 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def run_dockd(args: Sequence[str | os.PathLike[str]], *, env: Mapping[str, str] | None = None,
-              timeout: float = 60, user: int | None = None,
+              timeout: float = 60, user: int | None = None, groups: Sequence[int] = (),
               cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
     """Run ``dockd ARGS`` as a real subprocess of this venv's Python and capture its output.
 
     ``env`` entries are added to (not replacing) the environment, minus ``DOCKD_CONFIG``
     unless given. ``user`` runs it as that uid/gid through ``setpriv`` (root ignores file
-    modes, so permission tests need an unprivileged user).
+    modes, so permission tests need an unprivileged user), with ``groups`` as its only
+    supplementary groups (e.g. a role group of :func:`role_groups`).
     """
     full_env = {k: v for k, v in os.environ.items() if k != "DOCKD_CONFIG"}
     full_env.update(env or {})
     full_env["PYTHONPATH"] = str(REPO_ROOT)
     cmd: list[str] = [sys.executable, "-m", "dockd.cli", *map(str, args)]
     if user is not None:
-        cmd = ["setpriv", f"--reuid={user}", f"--regid={user}", "--clear-groups", *cmd]
+        supplementary = f"--groups={','.join(map(str, groups))}" if groups else "--clear-groups"
+        cmd = ["setpriv", f"--reuid={user}", f"--regid={user}", supplementary, *cmd]
     return subprocess.run(cmd, capture_output=True, text=True, env=full_env, timeout=timeout,
                           cwd=cwd or REPO_ROOT, check=False)
+
+
+@pytest.fixture(scope="session")
+def role_groups() -> dict[str, int]:
+    """The role groups of dockd.identity (``dockd-admin``, ``dockd-audit``) by name, with
+    their gids. Made when the machine has none, and left in place: they are what
+    ``dockd install`` makes, and another test run on the machine may be using them."""
+    gids = {}
+    for name in ("dockd-admin", "dockd-audit"):
+        try:
+            gids[name] = grp.getgrnam(name).gr_gid
+        except KeyError:
+            subprocess.run(["groupadd", "--system", name], capture_output=True, check=False)
+            gids[name] = grp.getgrnam(name).gr_gid  # made here, or by a run beside this one
+    return gids
 
 
 @pytest.fixture

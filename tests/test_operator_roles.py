@@ -8,7 +8,6 @@ without the group is refused with exit 77 and one line naming it.
 
 from __future__ import annotations
 
-import grp
 import json
 import os
 import pwd
@@ -38,16 +37,9 @@ class Users:
 
 
 @pytest.fixture(scope="module")
-def users() -> Iterator[Users]:
+def users(role_groups: dict[str, int]) -> Iterator[Users]:
     """Three users made for the test (removed after): in no group, in dockd-admin, in
-    dockd-audit; the role groups are made too when the machine has none."""
-    made_groups = []
-    for group in (ADMIN_GROUP, AUDIT_GROUP):
-        try:
-            grp.getgrnam(group)
-        except KeyError:
-            subprocess.run(["groupadd", "--system", group], check=True)
-            made_groups.append(group)
+    dockd-audit."""
     made_users = []
     try:
         for name, groups in (("none", []), ("admin", [ADMIN_GROUP]), ("audit", [AUDIT_GROUP])):
@@ -58,12 +50,10 @@ def users() -> Iterator[Users]:
                            check=True)
             made_users.append(user)
         uid = {n: pwd.getpwnam(f"{PREFIX}-{n}").pw_uid for n in ("none", "admin", "audit")}
-        yield Users(uid["none"], uid["admin"], uid["audit"], grp.getgrnam(AUDIT_GROUP).gr_gid)
+        yield Users(uid["none"], uid["admin"], uid["audit"], role_groups[AUDIT_GROUP])
     finally:
         for user in made_users:
             subprocess.run(["userdel", user], check=False)
-        for group in made_groups:
-            subprocess.run(["groupdel", group], check=False)
 
 
 @pytest.fixture(scope="module")

@@ -173,8 +173,11 @@ def shared_store(real_store: tuple[Path, Path]) -> Iterator[Path]:
 
 @pytest.mark.parametrize("args", [["catalog"], ["log"], ["verify"], ["ingest", "/", "--recorder", "R"]])
 def test_a_user_outside_the_group_is_told_which_group_to_join(shared_store: Path,
+                                                               role_groups: dict[str, int],
                                                                args: list[str]) -> None:
-    done = run_dockd([*args, "--store", shared_store], user=NOBODY)
+    # An auditor (the role lets them ask) whom the store's modes stop.
+    done = run_dockd([*args, "--store", shared_store], user=NOBODY,
+                     groups=[role_groups["dockd-audit"]])
     assert done.returncode == 73, done.stderr
     line = _one_error_line(done.stderr)
     assert f"permission denied on {shared_store} (owner root, group root, mode 0750)" in line
@@ -185,11 +188,13 @@ def test_a_user_outside_the_group_is_told_which_group_to_join(shared_store: Path
         assert "join group root (usermod -aG root nobody" in line
 
 
-def test_a_group_member_who_cannot_write_is_told_to_use_root(shared_store: Path) -> None:
+def test_a_group_member_who_cannot_write_is_told_to_use_root(shared_store: Path,
+                                                             role_groups: dict[str, int]) -> None:
     for path in [shared_store, *shared_store.rglob("*")]:
         os.chown(path, 0, NOBODY, follow_symlinks=False)
     for args in (["catalog"], ["verify"]):
-        done = run_dockd([*args, "--store", shared_store], user=NOBODY)
+        done = run_dockd([*args, "--store", shared_store], user=NOBODY,
+                         groups=[NOBODY, role_groups["dockd-audit"]])
         assert done.returncode == 73, done.stderr
         line = _one_error_line(done.stderr)
         assert "group nogroup" in line and "run the command as root (sudo)" in line, line
