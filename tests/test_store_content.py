@@ -67,8 +67,12 @@ def test_stored_once_by_sha256_with_modes(tmp_path: Path) -> None:
     assert [p.name for p in (tmp_path / "store/objects").rglob("*") if p.is_file()] == [sha]
 
 
-def test_all_digests_in_one_pass_match_independent_implementations(tmp_path: Path) -> None:
-    data = os.urandom(1_000_003)  # not a multiple of the chunk size
+@pytest.mark.parametrize("size", [0, 1, 65_536, INLINE_BELOW, 1_000_003])
+def test_all_digests_in_one_pass_match_independent_implementations(tmp_path: Path,
+                                                                   size: int) -> None:
+    """Small files are hashed in the copying thread (SM3 on its worker), larger ones on
+    the workers chunk by chunk (1,000,003: not a multiple of the chunk size)."""
+    data = os.urandom(size)
     (tmp_path / "f").write_bytes(data)
     store = _store(tmp_path / "store", ("sha256", "sm3", "xxh128", "c4"), chunk=64 << 10)
     obj = _copy_file(store, tmp_path / "f")
