@@ -18,6 +18,7 @@ import pwd
 from dataclasses import dataclass
 
 from dockd.errors import NotPermittedError
+from dockd.i18n import _
 
 ADMIN_GROUP = "dockd-admin"
 AUDIT_GROUP = "dockd-audit"
@@ -89,10 +90,11 @@ def require_role(role: Role, command: str, who: Operator | None = None) -> Opera
     if who.may(role):
         return who
     group = role.value
-    also = f" (or {ADMIN_GROUP})" if role is Role.AUDIT else ""
+    also = _(" (or {group})").format(group=ADMIN_GROUP) if role is Role.AUDIT else ""
     raise NotPermittedError(
-        f"{command} needs group {group}{also}: user {who.name} is not in it; an administrator "
-        f"adds them with `usermod -aG {group} {who.name}` (they log in again after)")
+        _("{command} needs group {group}{also}: user {user} is not in it; an administrator "
+          "adds them with `usermod -aG {group} {user}` (they log in again after)")
+        .format(command=command, group=group, also=also, user=who.name))
 
 
 def _group_names(gids: list[int]) -> frozenset[str]:

@@ -72,10 +72,10 @@ def store(users: Users) -> Iterator[Path]:
     shutil.rmtree(top, ignore_errors=True)
 
 
-def _as(uid: int, args: list[str | Path]) -> subprocess.CompletedProcess[str]:
+def _as(uid: int, args: list[str | Path], **more: str) -> subprocess.CompletedProcess[str]:
     """``dockd ARGS`` as user ``uid`` with the groups the user database gives them."""
     env = {k: v for k, v in os.environ.items() if k not in ("DOCKD_CONFIG", "SUDO_UID")}
-    env["PYTHONPATH"] = str(REPO_ROOT)
+    env.update(PYTHONPATH=str(REPO_ROOT), LANGUAGE="", LC_ALL="", **more)
     cmd = ["setpriv", f"--reuid={uid}", f"--regid={pwd.getpwuid(uid).pw_gid}", "--init-groups",
            sys.executable, "-m", "dockd.cli", *map(str, args)]
     return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=60,
@@ -114,6 +114,15 @@ def test_a_user_in_no_role_group_is_refused_with_77(users: Users, store: Path,
     group = AUDIT_GROUP if args in READING else ADMIN_GROUP
     assert f"needs group {group}" in line and f"user {PREFIX}-none is not in it" in line
     assert f"usermod -aG {group} {PREFIX}-none" in line
+
+
+def test_the_refusal_speaks_the_dock_language(users: Users, store: Path) -> None:
+    done = _as(users.none, ["hold", "list", "--store", store], LANG="zh_CN.UTF-8")
+    assert done.returncode == 77
+    assert _error_line(done) == (
+        f"dockd: error: dockd hold list 需要用户组 {AUDIT_GROUP}（或 {ADMIN_GROUP}）：用户 "
+        f"{PREFIX}-none 不在该组；请管理员执行 `usermod -aG {AUDIT_GROUP} {PREFIX}-none` "
+        "将其加入（之后重新登录）")
 
 
 @pytest.mark.parametrize("args", CHANGING, ids=lambda a: " ".join(a[:2]))

@@ -96,6 +96,10 @@ def test_damaged_catalog_one_line_73_and_verify_exit_1(real_store: tuple[Path, P
     assert done.returncode == 1, done.stderr
     line = _one_error_line(done.stderr)
     assert line.startswith("dockd: error: verification failed: the catalog") and DAMAGED in line
+    zh = run_dockd(["log", "--store", copy], env={"LANG": "zh_CN.UTF-8", "LANGUAGE": "",
+                                                   "LC_ALL": ""})
+    assert zh.returncode == 73
+    assert f"目录数据库 {copy}/catalog.sqlite 已损坏（" in _one_error_line(zh.stderr)
     # Nothing was stored: the catalog is as it was and no object was added.
     assert (copy / "catalog.sqlite").read_bytes() == before
     assert sorted(p.name for p in (copy / "objects").rglob("*") if p.is_file()) == \
@@ -182,6 +186,11 @@ def test_a_user_outside_the_group_is_told_which_group_to_join(shared_store: Path
     line = _one_error_line(done.stderr)
     assert f"permission denied on {shared_store} (owner root, group root, mode 0750)" in line
     assert "for user nobody" in line
+    zh = run_dockd([*args, "--store", shared_store], user=NOBODY,
+                   groups=[role_groups["dockd-audit"]],
+                   env={"LANG": "zh_CN.UTF-8", "LANGUAGE": "", "LC_ALL": ""})
+    assert f"用户 nobody 无权访问 {shared_store}（属主 root，属组 root，权限 0750）：" in \
+        _one_error_line(zh.stderr)
     if args[0] == "ingest":  # a write: only the owner may
         assert "only root may write it; run the command as root (sudo)" in line
     else:

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from dockd.errors import CatalogDamagedError, StoreFullError, StoreUnavailableError
+from dockd.i18n import N_, _
 from dockd.store.guard import DENIED, permission_denied
 from dockd.store.schema import CATALOG_DDL
 
@@ -25,8 +26,8 @@ if TYPE_CHECKING:
 SCHEMA_VERSION = 1
 CATALOG_FILE = "catalog.sqlite"
 CATALOG_MODE = 0o640
-RESTORE_HINT = ("restore it from the store's backup (the archive keeps the objects and the "
-                "custody log: docs/archive.md)")
+_DAMAGED = N_("the catalog {path} is damaged ({detail}); restore it from the store's backup "
+              "(the archive keeps the objects and the custody log: docs/archive.md)")
 # SQLITE_ERROR: dockd's statements are fixed, so "no such table", "malformed schema" and
 # the like mean the schema's bytes changed.
 _DAMAGE_CODES = (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB, sqlite3.SQLITE_ERROR)
@@ -99,8 +100,7 @@ class Catalog:
                      (str(SCHEMA_VERSION),))
         row = conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
         if row is None or not str(row[0]).isdigit():
-            raise CatalogDamagedError(f"the catalog {self.path} is damaged (its schema version "
-                                      f"is {row[0] if row else 'gone'!r}); {RESTORE_HINT}")
+            raise damaged(self.path, f"its schema version is {row[0] if row else 'gone'!r}")
         if int(row[0]) > SCHEMA_VERSION:
             raise StoreUnavailableError(
                 f"catalog {self.path} has schema {row[0]}, newer than this dockd ({SCHEMA_VERSION})"
@@ -145,7 +145,7 @@ def catalog_error(path: Path, exc: sqlite3.DatabaseError,
     if primary in _DAMAGE_CODES or primary is None:
         # No code: the sqlite3 module's own complaint about what it read (text that is not
         # UTF-8): the bytes of a row changed under SQLite's checks.
-        return CatalogDamagedError(f"the catalog {path} is damaged ({exc}); {RESTORE_HINT}")
+        return damaged(path, str(exc))
     if primary == sqlite3.SQLITE_FULL:
         return StoreFullError(f"the evidence store is full while writing the catalog {path}")
     if primary == sqlite3.SQLITE_IOERR:
@@ -181,8 +181,12 @@ def catalog_errors(path: Path, write: bool = False) -> Iterator[None]:
 def _undecodable(path: Path, exc: UnicodeDecodeError) -> CatalogDamagedError:
     # SQLite's message quotes the damaged bytes (a name in a mangled schema), which the
     # sqlite3 module then fails to decode.
-    return CatalogDamagedError(f"the catalog {path} is damaged (SQLite reported bytes that are "
-                               f"not text: {exc.object[:40]!r}); {RESTORE_HINT}")
+    return damaged(path, f"SQLite reported bytes that are not text: {exc.object[:40]!r}")
+
+
+def damaged(path: Path, detail: str) -> CatalogDamagedError:
+    """The error for a damaged catalog: what SQLite said (``detail``) and how to recover."""
+    return CatalogDamagedError(_(_DAMAGED).format(path=path, detail=detail))
 
 
 def _immutable_if_read_only_fs(path: Path) -> str:

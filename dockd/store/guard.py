@@ -19,6 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from dockd.errors import StoreUnavailableError
+from dockd.i18n import _
 
 DENIED = (errno.EACCES, errno.EPERM)
 SERVICE_GROUP = "dockd"
@@ -34,17 +35,20 @@ def permission_denied(path: Path, write: bool = False) -> StoreUnavailableError:
     try:
         st = os.stat(blocked)
     except OSError:
-        return StoreUnavailableError(f"permission denied on {blocked} for user {user}; "
-                                     "run the command as root (sudo)")
-    group = _group_name(st.st_gid)
-    where = (f"permission denied on {blocked} (owner {_user_name(st.st_uid)}, group {group}, "
-             f"mode {stat.S_IMODE(st.st_mode):04o}) for user {user}")
+        return StoreUnavailableError(_("permission denied on {path} for user {user}; run the "
+                                       "command as root (sudo)").format(path=blocked, user=user))
+    group, owner = _group_name(st.st_gid), _user_name(st.st_uid)
+    where = _("permission denied on {path} (owner {owner}, group {group}, mode {mode}) for "
+              "user {user}").format(path=blocked, owner=owner, group=group, user=user,
+                                    mode=f"{stat.S_IMODE(st.st_mode):04o}")
     if st.st_gid in os.getgroups() or st.st_gid == os.getegid() or write:
-        return StoreUnavailableError(f"{where}: only {_user_name(st.st_uid)} may "
-                                     f"{'write' if write else 'read'} it; run the command as "
-                                     "root (sudo)")
-    return StoreUnavailableError(f"{where}: join group {group} (usermod -aG {group} {user}, "
-                                 "then log in again) or run the command as root (sudo)")
+        then = _("only {owner} may write it; run the command as root (sudo)") if write else \
+            _("only {owner} may read it; run the command as root (sudo)")
+    else:
+        then = _("join group {group} (usermod -aG {group} {user}, then log in again) or run "
+                 "the command as root (sudo)")
+    return StoreUnavailableError(_("{where}: {then}").format(
+        where=where, then=then.format(owner=owner, group=group, user=user)))
 
 
 def _first_blocked(path: Path) -> Path:
