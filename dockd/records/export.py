@@ -4,10 +4,12 @@ Everything is checked before anything is written: the approver and the other req
 registration fields, the items, and that ``--out`` is an empty (or new) writable
 directory and ``--iso`` a new file. Each recording is copied from the store and hashed in
 the same pass; the hash must equal the catalog's or the export stops (the store is then
-damaged: run ``dockd verify``). Then come ``manifest.json``, the sign-off sheet, the ASC
-MHL history, the optional ISO image, a re-check of the package (and image), and last the
-``export.created`` custody event. If any step fails, what was written is removed: an
-export exists only if it is registered.
+damaged: run ``dockd verify``). Then come ``manifest.json``, the sign-off sheet, the
+custody history with the dock's key and a checkpoint, the read-me files, ``SHA256SUMS``,
+the ASC MHL history, the optional ISO image, a re-check of the package (and image), and
+last the ``export.created`` custody event (one per disc of a split export, all in one
+transaction). If any step fails, what was written is removed: an export exists only if it
+is registered.
 """
 
 from __future__ import annotations

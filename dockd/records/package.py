@@ -6,6 +6,10 @@ Layout (the same in a directory and, with Joliet names, in an ISO image)::
                            fields, size, SHA-256 (and SM3 when the dock hashes with SM3)
     sign-off-sheet.pdf     the printable sheet to sign and seal
     files/NNNN_<name>      the recordings, byte for byte as stored
+    custody/               the items' custody history (JSON, PDF), the dock's public key
+                           and a signed checkpoint (dockd.records.disc)
+    说明.txt, README.txt    what is on the disc and how to check it
+    SHA256SUMS             for ``sha256sum -c``
     ascmhl/                ASC MHL history of every file above
 
 :func:`verify_package` re-hashes every file against the manifest and the ASC MHL
