@@ -18,7 +18,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from dockd.devices.events import KINDS, DeviceEvent
-from dockd.devices.udev_translate import UdevView, translate
+from dockd.devices.udev_translate import UdevView, fs_label, translate
 
 CAPTURES = Path(__file__).parent / "data" / "udev"
 
@@ -186,13 +186,35 @@ def test_ids_come_from_product_when_udev_had_no_database_entry() -> None:
         == ("4255", "0001", 1, 9, "/dev/bus/usb/001/009")
 
 
+def test_the_volume_label_is_the_file_systems_own_not_udevs_safe_form() -> None:
+    # udev replaces a space by "_" in ID_FS_LABEL; ID_FS_LABEL_ENC escapes it.
+    assert fs_label({"ID_FS_LABEL": "REC_01", "ID_FS_LABEL_ENC": "REC\\x2001"}) == "REC 01"
+    assert fs_label({"ID_FS_LABEL": "执法仪", "ID_FS_LABEL_ENC": "执法仪"}) == "执法仪"
+    # bytes that are not UTF-8 (a DOS code page label): udev's safe form
+    assert fs_label({"ID_FS_LABEL": "__", "ID_FS_LABEL_ENC": "\\xb7\\xa8"}) == "__"
+    assert fs_label({"ID_FS_LABEL": "NONAME"}) == "NONAME"
+    assert fs_label({}) is None and fs_label({"ID_FS_LABEL_ENC": ""}) is None
+
+
+def _udev_encode(text: str) -> str:
+    # what udev's encode_devnode_name does: keep UTF-8 and safe ASCII, escape the rest
+    return "".join(c if (ord(c) > 127 or c.isalnum() or c in "#+-.:=@_") and c.isprintable()
+                   else "".join(f"\\x{b:02x}" for b in c.encode("utf-8")) for c in text)
+
+
+@given(st.text(min_size=1, max_size=11))
+def test_any_label_survives_udevs_encoding(label: str) -> None:
+    assert fs_label({"ID_FS_LABEL": "x", "ID_FS_LABEL_ENC": _udev_encode(label)}) == label
+
+
 # --- random input never crashes --------------------------------------------------------------
 
 _PORTISH = st.from_regex(r"\A[0-9]{1,2}-[0-9]{1,2}(\.[0-9]{1,2}){0,3}\Z")
 _SEGMENT = st.one_of(_PORTISH, st.text(alphabet="abc:.-0123456789usb", min_size=1, max_size=12))
 _PATH = st.lists(_SEGMENT, max_size=8).map(lambda parts: "/sys/devices/" + "/".join(parts))
 _KEYS = st.sampled_from(["ID_VENDOR_ID", "ID_MODEL_ID", "PRODUCT", "BUSNUM", "DEVNUM", "TYPE",
-                         "ID_SERIAL_SHORT", "ID_FS_TYPE", "ID_FS_LABEL", "DEVNAME", "DEVTYPE"])
+                         "ID_SERIAL_SHORT", "ID_FS_TYPE", "ID_FS_LABEL", "ID_FS_LABEL_ENC",
+                         "DEVNAME", "DEVTYPE"])
 _PROPS = st.dictionaries(st.one_of(_KEYS, st.text(max_size=8)), st.text(max_size=16), max_size=10)
 _SUBSYSTEMS = st.sampled_from(["usb", "tty", "block", "scsi_generic", "gadget", "", "pci"])
 _DEVTYPES = st.sampled_from([None, "usb_device", "usb_interface", "disk", "partition", ""])

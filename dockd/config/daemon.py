@@ -80,6 +80,7 @@ class DaemonSection:
     status_socket: Path = Path("/run/dockd/status.sock")
     max_concurrent_offloads: int = 2
     clear_after_offload: bool = False
+    enrolled_only: bool = False  # a recorder known only by its disk must be enrolled
     clock_sync: str = "auto"
     storage_wait_s: float = 60.0
     control_wait_s: float = 10.0
@@ -113,6 +114,7 @@ def parse_daemon(t: TableReader) -> DaemonSection:
         max_concurrent_offloads=t.integer("max_concurrent_offloads", d.max_concurrent_offloads,
                                           minimum=1, maximum=64),
         clear_after_offload=t.boolean("clear_after_offload", d.clear_after_offload),
+        enrolled_only=t.boolean("enrolled_only", d.enrolled_only),
         clock_sync=t.choice("clock_sync", d.clock_sync, ("auto", "assume_synced", "never")),
         storage_wait_s=t.number("storage_wait_s", d.storage_wait_s, minimum=1, maximum=600),
         control_wait_s=t.number("control_wait_s", d.control_wait_s, minimum=0.5, maximum=120),

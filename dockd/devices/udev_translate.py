@@ -11,6 +11,7 @@ from types import MappingProxyType
 from dockd.devices.events import DeviceEvent
 
 _USB_DEVICE_NAME = re.compile(r"^\d+-\d+(\.\d+)*$")
+_ESCAPE = re.compile(rb"\\x([0-9a-fA-F]{2})")
 
 
 @dataclass(frozen=True)
@@ -56,9 +57,25 @@ def translate(view: UdevView) -> DeviceEvent | None:
         usb_bus=_int(usb_props.get("BUSNUM")),
         usb_address=_int(usb_props.get("DEVNUM")),
         fs_type=props.get("ID_FS_TYPE") or None,
-        fs_label=props.get("ID_FS_LABEL") or None,
+        fs_label=fs_label(props),
         properties=MappingProxyType(dict(props)),
     )
+
+
+def fs_label(props: Mapping[str, str]) -> str | None:
+    """The volume label as the file system holds it. udev's ``ID_FS_LABEL`` has spaces and
+    other unsafe characters replaced by ``_``; ``ID_FS_LABEL_ENC`` has them as ``\\xNN``
+    escapes, and is decoded (a label must equal the recorder's id, docs/runtime.md). A label
+    whose bytes are not UTF-8 (a FAT label in a DOS code page) keeps udev's safe form."""
+    encoded = props.get("ID_FS_LABEL_ENC")
+    if encoded:
+        raw = _ESCAPE.sub(lambda m: bytes([int(m.group(1), 16)]),
+                          encoded.encode("utf-8", "surrogateescape"))
+        try:
+            return raw.decode("utf-8") or None
+        except UnicodeDecodeError:
+            return props.get("ID_FS_LABEL") or None
+    return props.get("ID_FS_LABEL") or None
 
 
 def _usb_device(view: UdevView, port: str) -> UdevView | None:

@@ -51,6 +51,7 @@ from dockd.dock.clearing import clear_recorder
 from dockd.dock.faults import fault_for
 from dockd.dock.health import ClockCheck, HealthReport, evaluate, needs_clock_set
 from dockd.dock.states import BayState, BayStatus, FaultReason, Progress
+from dockd.dock.storage_identity import disk_serial, foreign_disk
 from dockd.errors import DockdError, StoreFullError
 from dockd.store import registry
 from dockd.store.events import (
@@ -206,6 +207,7 @@ class Bay:
                 self._control_phase(model, first, docked)
             if block is None or not block.fs_type:
                 block = self._wait_for_volume(docked)
+            self._check_disk(model, first, block, docked)
             self._storage_phase(model, first, block, docked)
         except _Removed:
             self._present = False
@@ -284,6 +286,27 @@ class Bay:
                           f"storage; {told}", FaultReason.STORAGE_SWITCH_FAILED,
                           allow_usb_remove=True)
 
+    def _check_disk(self, model: ModelSpec, first: DeviceEvent, block: DeviceEvent,
+                    docked: _Docked) -> None:
+        """The storage-switch identity rule (docs/runtime.md): a disk that is not the docked
+        recorder's own, or a recorder known only by its disk that is not enrolled when
+        ``enrolled_only`` is on, is unknown_device and never mounted."""
+        why = foreign_disk(model, first, block, docked.identity)
+        if why is None and docked.identity is None and self.ctx.daemon.enrolled_only:
+            why = self._not_enrolled(disk_serial(first, block))
+        if why is not None:
+            when = " after the switch to mass storage" if docked.switch is not None else ""
+            raise _Fault(FaultReason.UNKNOWN_DEVICE,
+                         f"the disk {block.device_node} on port {block.port}{when} is not the "
+                         f"recorder's: {why}; never mounted")
+
+    def _not_enrolled(self, serial: str | None) -> str | None:
+        entry = registry.lookup(self._open_store().catalog, serial) if serial else None
+        if entry is None:
+            return (f"its serial {serial!r} is not enrolled (enrolled_only = true; "
+                    "see 'dockd recorders add')")
+        return f"recorder {serial} is retired" if entry.state == "retired" else None
+
     def _storage_phase(self, model: ModelSpec, first: DeviceEvent, block: DeviceEvent,
                        docked: _Docked) -> None:
         assert block.device_node is not None
@@ -298,11 +321,6 @@ class Bay:
                 self._identified(docked)
                 self._set(BayState.CHECKING)
                 self._check_volume_health(model, first, mount, docked)
-            elif docked.identity.device_label and block.fs_label and not _labels_agree(
-                    docked.identity.device_label, block.fs_label):
-                raise _Fault(FaultReason.OFFLOAD_FAILED,
-                             f"the disk's label {block.fs_label!r} is not the recorder's id "
-                             f"{docked.identity.device_label!r}; not offloaded")
             if docked.health is None:
                 self._volume_storage(mount, docked)
                 self._evaluate_health(docked)
@@ -331,9 +349,9 @@ class Bay:
 
     def _identify_volume(self, model: ModelSpec, first: DeviceEvent, block: DeviceEvent,
                          mount: Path) -> RecorderIdentity:
-        serial = first.usb_serial or block.usb_serial or block.fs_label
-        spec = TransportSpec(kind="volume", mount_path=str(mount), usb_serial=serial,
-                             timezone=model.timezone, options=model.options)
+        spec = TransportSpec(kind="volume", mount_path=str(mount),
+                             usb_serial=disk_serial(first, block), timezone=model.timezone,
+                             options=model.options)
         try:
             with self.ctx.driver_for("msc").open(spec, None, self.ctx.clock) as session:
                 return session.identify()
@@ -666,10 +684,3 @@ def _zone_name(timezone: str | None) -> str:
         return timezone
     local = recorder_zone(None)
     return local.tzname(None) or str(local)
-
-
-def _labels_agree(device_id: str, label: str) -> bool:
-    # FAT labels hold 11 upper-case characters: compare what fits.
-    a, b = device_id.strip().upper(), label.strip().upper()
-    return a == b or (len(b) == 11 and a.startswith(b))
-

@@ -37,6 +37,20 @@ KINDS = tuple(SIM_IDS)
 _sys_counter = itertools.count(1)
 
 
+@dataclass(frozen=True)
+class ForeignDisk:
+    """A disk that appears on the port while a recorder switches to mass storage, instead of
+    the recorder's own: a stick pushed into the dock's hub, or a disk dressed up as the
+    recorder (its ids, serial and label are the test's to choose)."""
+
+    vendor_id: str = "0781"
+    product_id: str = "5567"
+    usb_serial: str | None = "4C530001"
+    label: str | None = "NONAME"
+    port: str | None = None  # None: the recorder's own port
+    files: Sequence[tuple[str, int]] | None = None
+
+
 @dataclass
 class Plugged:
     """One simulated recorder in a port."""
@@ -48,6 +62,7 @@ class Plugged:
     recorder: SimRecorder | None = None
     events: list[DeviceEvent] = field(default_factory=list)
     storage_mode: threading.Event = field(default_factory=threading.Event)
+    foreign: ForeignDisk | None = None
 
 
 class SimDock:
@@ -73,11 +88,12 @@ class SimDock:
              files: Sequence[tuple[str, int]] | None = None, usb_serial: str | None = None,
              vendor_product: tuple[str, str] | None = None,
              faults: Sequence[Fault | tuple[Fault, str]] = (),
-             comes_back: bool = True) -> Plugged:
+             comes_back: bool = True, foreign: ForeignDisk | None = None) -> Plugged:
         """Dock a recorder of ``kind`` (gat947, amba, msc) in ``port``; ``faults`` (a fault, or
         (fault, command)) are injected into its control port before the dock sees it. With
         ``comes_back=False`` a two-phase recorder leaves the bus on the switch and never
-        re-enumerates as a disk (a firmware that fails to mount its card)."""
+        re-enumerates as a disk (a firmware that fails to mount its card); with ``foreign``
+        that disk appears on the port in its stead (for a plain ``msc`` recorder: at once)."""
         if kind not in SIM_IDS:
             raise UsageError(f"simulated recorder kind {kind!r} is not one of {', '.join(KINDS)}")
         if port in self.plugged:
@@ -86,14 +102,17 @@ class SimDock:
                                        protocol="amba-stream" if kind == "amba" else "gat947-serial")
         serial = usb_serial or spec.serial
         volume = self.card(serial, files)
-        plugged = Plugged(port, kind, serial, volume)
+        plugged = Plugged(port, kind, serial, volume, foreign=foreign)
         self.plugged[port] = plugged
         vid, pid, svid, spid = SIM_IDS[kind]
         if vendor_product:
             vid, pid = svid, spid = vendor_product
         if kind == "msc":
             self._usb(plugged, "add", vid, pid, serial)
-            self._disk(plugged, "add", svid, spid)
+            if foreign is not None:
+                self._foreign_disk(plugged, foreign)
+            else:
+                self._disk(plugged, "add", svid, spid)
             plugged.storage_mode.set()
             return plugged
         recorder = SimRecorder(spec, self.clock, volume_dir=volume)
@@ -169,6 +188,10 @@ class SimDock:
         self._usb(plugged, "remove", None, None, None)
         if not comes_back:
             return
+        if plugged.foreign is not None:
+            self._foreign_disk(plugged, plugged.foreign)
+            plugged.storage_mode.set()
+            return
         self._usb(plugged, "add", svid, spid, plugged.serial)
         self._disk(plugged, "add", svid, spid)
         plugged.storage_mode.set()
@@ -193,6 +216,17 @@ class SimDock:
             action, "block", plugged.port, f"{self._usb_path(plugged.port)}:1.0/host0/block/sdx/sdx1",
             device_node=str(plugged.volume), vendor_id=vid, product_id=pid,
             usb_serial=plugged.serial, fs_type="vfat", fs_label=label))
+
+    def _foreign_disk(self, plugged: Plugged, disk: ForeignDisk) -> None:
+        port = disk.port or plugged.port
+        card = self.card(f"foreign-{disk.usb_serial or 'none'}-{port}", disk.files)
+        usb_path = self._usb_path(port)
+        self._post(plugged, DeviceEvent("add", "usb", port, usb_path, vendor_id=disk.vendor_id,
+                                        product_id=disk.product_id, usb_serial=disk.usb_serial))
+        self._post(plugged, DeviceEvent(
+            "add", "block", port, f"{usb_path}:1.0/host0/block/sdy/sdy1", device_node=str(card),
+            vendor_id=disk.vendor_id, product_id=disk.product_id, usb_serial=disk.usb_serial,
+            fs_type="vfat", fs_label=disk.label))
 
     def _post(self, plugged: Plugged, event: DeviceEvent) -> None:
         plugged.events.append(event)
