@@ -13,7 +13,7 @@ import struct
 BLKROSET = 0x125D
 BLKROGET = 0x125E
 # A device that left the bus (a recorder pulled out) answers with one of these.
-GONE = frozenset({errno.ENOENT, errno.ENXIO, errno.ENODEV})
+GONE = frozenset({errno.ENOENT, errno.ENXIO, errno.ENODEV, errno.ENOMEDIUM})
 
 
 def is_read_only(device_node: str) -> bool:
