@@ -199,3 +199,12 @@ def test_every_port_path_names_its_parent_hub(bus: int, ports: list[int]) -> Non
     assert number == ports[-1]
     assert hub == (f"usb{bus}" if len(ports) == 1 else f"{bus}-{'.'.join(map(str, ports[:-1]))}")
     assert os.sep not in hub
+
+
+def test_a_missing_pdf_font_is_named_with_its_package(place: Path) -> None:
+    config = write(place / "dockd.toml", f'[dock]\nstore_dir = "{place}/store"\n'
+                   f'[records]\npdf_font = "{place}/no-font.ttc"\n', 0o644)
+    result = run_dockd(["check-config", "--config", config])
+    assert result.returncode == 78, result.stderr
+    assert f"records.pdf_font: {place}/no-font.ttc is missing or unreadable" in result.stderr
+    assert "fonts-wqy-zenhei" in result.stderr

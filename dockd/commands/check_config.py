@@ -20,6 +20,7 @@ from pathlib import Path
 from dockd.commands.common import add_json_option, print_json
 from dockd.commands.helptext import epilog
 from dockd.config import Config, check_config_file, resolve_config_path
+from dockd.config.records import PDF_FONT_PACKAGE
 from dockd.errors import ConfigError
 
 SYS_ROOT = Path("/sys")
@@ -80,6 +81,11 @@ def machine_problems(config: Config, sys_root: Path = SYS_ROOT) -> list[str]:
         out += _check(lambda: load_credentials(archive.credentials_file), "archive.credentials_file")
         if archive.ca_bundle is not None:
             out += _readable("archive.ca_bundle", archive.ca_bundle)
+    font = config.records.pdf_font
+    if not font.is_file() or not os.access(font, os.R_OK):
+        out.append(f"records.pdf_font: {font} is missing or unreadable: install the Debian"
+                   f" package {PDF_FONT_PACKAGE} or name a TrueType font with Chinese glyphs;"
+                   " without it every export and PDF report is refused")
     if config.daemon.device_source == "udev":
         for i, bay in enumerate(config.daemon.bays):
             node = hub_port(bay.port)

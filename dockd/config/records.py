@@ -32,6 +32,7 @@ MAX_RETENTION_DAYS = 36_500
 _SIZE = re.compile(r"^(\d+(?:\.\d+)?)([KMGT]?)B?$")
 _SCALE = {"": 1, "K": 10 ** 3, "M": 10 ** 6, "G": 10 ** 9, "T": 10 ** 12}
 DVD_BYTES = 4_700_000_000
+PDF_FONT_PACKAGE = "fonts-wqy-zenhei"
 DEFAULT_PDF_FONT = Path("/usr/share/fonts/truetype/wqy/wqy-zenhei.ttc")
 
 

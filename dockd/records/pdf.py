@@ -20,11 +20,11 @@ from reportlab.pdfbase.ttfonts import TTFError, TTFont  # type: ignore[import-un
 from reportlab.pdfgen.canvas import Canvas  # type: ignore[import-untyped]
 from reportlab.platypus import SimpleDocTemplate, Table, TableStyle  # type: ignore[import-untyped]
 
-from dockd.config.records import DEFAULT_PDF_FONT
+from dockd.config.records import DEFAULT_PDF_FONT, PDF_FONT_PACKAGE
 from dockd.errors import UnavailableError
 from dockd.i18n import N_, _, in_language
 
-FONT_PACKAGE = "fonts-wqy-zenhei"
+FONT_PACKAGE = PDF_FONT_PACKAGE
 UNKNOWN = "—"
 PAGE_OF = N_("page {page} of {pages}")
 # Characters that are layout, not glyphs: a font need not draw them.
