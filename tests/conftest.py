@@ -17,12 +17,19 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import settings
 
 from dockd.clock import SystemClock
 from dockd.config import Config, parse_config
 from dockd.store.evidence import EvidenceStore, open_store
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+
+# No per-example deadline: it is a timed assert, and on a 2-core machine shared with the
+# daemon tests' subprocesses a first example (schema compilation, imports) can take 300 ms.
+# Speed is measured in bench/, never asserted in tests.
+settings.register_profile("dockd", deadline=None)
+settings.load_profile("dockd")
 
 
 def pytest_configure(config: pytest.Config) -> None:
