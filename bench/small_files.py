@@ -5,15 +5,18 @@ file at 50,000 files; peak RSS at 50,000 and 500,000; ``dockd verify`` against
 ``catalog --json`` and ``log --json`` against ``sqlite3 -json``.
 
     flock /work/team/heavy.lock .venv/bin/python bench/small_files.py [--rounds 5]
-        [--files 10000] [--large 50000] [--huge 500000] [--skip huge,verify,...]
+        [--files 10000] [--large 50000] [--huge 500000] [--large-rounds N]
+        [--skip small,redock,large,verify,json,huge]
 
 Run as root: the recorder's volume is a loop-mounted ext4 of its own, each dockd or
 baseline run writes into a fresh loop-mounted journaled ext4 (made before the run, not
 timed), and ``sync`` + ``drop_caches`` come before every timed run. Every measure runs in
 ``--rounds`` interleaved rounds (baselines and dockd alternate; the machine is shared, so
 only ratios within one round mean anything); the table gives each round's ratio and their
-median. The 500,000-file set (1 KiB files, RSS only) is generated on a source file system
-with enough inodes and run once.
+median. The 50,000-file runs are each compared with a 10,000-file run of the same round;
+``dockd verify`` and the listings are timed on the last 50,000-file run's store. The
+500,000-file set (1 KiB files, RSS only) is generated on a source file system with enough
+inodes and run once. Each run's CPU time (user + system) is given beside its wall time.
 """
 
 from __future__ import annotations
