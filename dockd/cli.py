@@ -14,8 +14,15 @@ from collections.abc import Sequence
 from typing import Any
 
 from dockd import __version__
-from dockd.commands.helptext import EXIT_TEXTS, HelpFormatter, epilog, group_epilog
+from dockd.commands.helptext import (
+    EXIT_TEXTS,
+    HelpFormatter,
+    epilog,
+    group_epilog,
+    translate_argparse_error,
+)
 from dockd.errors import DockdError, UsageError
+from dockd.i18n import _
 from dockd.identity import require_role
 from dockd.logs import setup_logging
 
@@ -39,20 +46,27 @@ class _ArgumentParser(argparse.ArgumentParser):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         kwargs.setdefault("formatter_class", HelpFormatter)
         super().__init__(*args, **kwargs)
+        # argparse's own words come from its gettext domain, which has no Chinese: ours.
+        self._positionals.title = _("positional arguments")
+        self._optionals.title = _("options")
+        for action in self._actions:
+            if isinstance(action, argparse._HelpAction):
+                action.help = _("show this help message and exit")
 
     def error(self, message: str) -> None:  # type: ignore[override]
-        raise UsageError(f"{self.prog}: {message}")
+        raise UsageError(f"{self.prog}: {translate_argparse_error(message)}")
 
 
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     """The full parser with every registered command; with ``only`` (a command's name),
     one that knows that command alone."""
     parser = _ArgumentParser(
-        prog="dockd", description="Body-worn recorder docking station.",
+        prog="dockd", description=_("Body-worn recorder docking station."),
         epilog=epilog(["dockd status", "dockd catalog --day 2026-12-01",
                        "dockd ingest --help   # each command's options, examples, exit status"],
                       EXIT_TEXTS))
-    parser.add_argument("--version", action="version", version=f"dockd {__version__}")
+    parser.add_argument("--version", action="version", version=f"dockd {__version__}",
+                        help=_("show the version and exit"))
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_ArgumentParser)
     sub.required = True
     for name, module in COMMANDS.items():

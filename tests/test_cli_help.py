@@ -132,3 +132,20 @@ def test_a_command_that_needs_a_role_lists_exit_77(parser: argparse.ArgumentPars
     """Issue 14 item 8: the commands gated by dockd.identity.Role say they may refuse."""
     _examples, codes = _sections(parser)
     assert (parser.get_default("role") is not None) == (77 in codes), parser.prog
+
+
+def test_every_help_text_has_its_chinese(monkeypatch: pytest.MonkeyPatch) -> None:
+    """With LANGUAGE=zh_CN every command, action and option is described in Chinese: a help
+    text left in English (no _() or no translation in dockd.po) fails here."""
+    monkeypatch.setenv("LANGUAGE", "zh_CN")
+    english = []
+    for parser in _parsers(build_parser()):
+        texts = [parser.epilog or ""]
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                texts += [c.help or "" for c in action._choices_actions]
+            else:
+                texts.append(action.help or "")
+        english += [f"{parser.prog}: {t!r}" for t in texts
+                    if not re.search(r"[\u4e00-\u9fff]", t)]
+    assert not english, "\n".join(english)

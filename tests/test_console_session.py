@@ -126,7 +126,7 @@ def test_dockd_status_prints_the_table(channel: StateChannel) -> None:
 def test_dockd_status_in_chinese(channel: StateChannel) -> None:
     result = run_dockd(["status", "--socket", channel.path], env={**ENGLISH, "LANG": "zh_CN.UTF-8"})
     assert result.returncode == 0, result.stderr
-    assert "电量低——请充电后再领用" in result.stdout and "导出中" in result.stdout
+    assert "电量低——请充电后再领用" in result.stdout and "采集中" in result.stdout
 
 
 def test_dockd_status_json_is_the_raw_state(channel: StateChannel) -> None:

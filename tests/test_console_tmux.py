@@ -148,7 +148,7 @@ def test_three_bays_in_chinese(terminal: Terminal, channels: Any) -> None:
         "上报服务器：离线：TLS: wrong CA",
         "时钟：已同步", "待发消息：3 条", "仓位", "状态", "记录仪", "执法人员", "电量", "剩余存储",
         "时钟偏差",
-        "导出中", "35 % · 12/40 个文件", "25.0 MB/秒 · 剩余 1 分 28 秒", "就绪——可以领用",
+        "采集中", "35 % · 12/40 个文件", "25.0 MB/秒 · 剩余 1 分 28 秒", "就绪——可以领用",
         "故障", "电量低——请充电后再领用", "按 q 退出")
     assert "Battery low" not in screen and "Press q" not in screen
     terminal.tmux("send-keys", "q")

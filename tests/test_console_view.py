@@ -123,7 +123,7 @@ def test_status_text_in_chinese(chinese: None) -> None:
                                      tz=SHANGHAI))
     assert "2026年11月29日 02:20:00" in text
     for words in ("采集站 D-0427", "证据存储：剩余 412.3 GB，共 1.0 TB", "上报服务器：已连接", "时钟：已同步",
-                  "待发消息：3 条", "仓位", "状态", "记录仪", "执法人员", "电量", "导出中", "就绪", "故障",
+                  "待发消息：3 条", "仓位", "状态", "记录仪", "执法人员", "电量", "采集中", "就绪", "故障",
                   "12/40 个文件", "剩余 1 分 28 秒", "就绪——可以领用", "电量低——请充电后再领用"):
         assert words in text, words
     assert "Battery" not in text and "Ready" not in text
@@ -353,3 +353,19 @@ def test_clean_text_keeps_no_control_characters(text: str) -> None:
     cleaned = clean_text(text)
     assert cleaned is not None and len(cleaned) <= 64
     assert not re.search(r"[\x00-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]", cleaned)
+
+
+@pytest.mark.parametrize("lang,heading", [("en", "Bay 3: Battery low"), ("zh_CN", "3 号仓位: 电量低")])
+def test_default_bay_labels_are_never_doubled(monkeypatch: pytest.MonkeyPatch, lang: str,
+                                              heading: str) -> None:
+    monkeypatch.setenv("LANGUAGE", lang)
+    state = three_bay_snapshot()
+    for bay in state["bays"]:
+        bay["label"] = f"Bay {bay['bay']}"  # the config's default label
+    state["bays"][1]["label"] = "左二"  # a label of the bureau's own stays as it is
+    text = render_status_text(state, width=80)
+    assert "Bay Bay" not in text and "仓位 Bay" not in text
+    assert heading in squash(text)
+    assert "左二" in text
+    wide = render_status_text(state, width=180)
+    assert "Bay 1" not in wide and "左二" in wide  # the table's column already says "Bay"

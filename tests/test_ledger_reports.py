@@ -105,7 +105,7 @@ def test_supervision_in_chinese_text_csv_and_pdf(reported: dict[str, Any]) -> No
     assert "全局监督报告" in done.stdout and "（第十五、十六条）" in done.stdout
     assert "从未接入的记录仪: 2" in done.stdout and "SN-NEVER" in done.stdout
     assert "生效中的保全: 2" in done.stdout and "信访" in done.stdout
-    assert "导出失败: 2" in done.stdout and "pulled out" in done.stdout
+    assert "采集失败: 2" in done.stdout and "pulled out" in done.stdout
     data = json.loads(report(reported, "supervision", "--format", "json").stdout)
     assert [i["ok"] for i in data["integrity"]] == [True, True]
     assert data["ledger_alerts"] == []

@@ -340,7 +340,7 @@ def test_disc_carries_the_items_custody_history_under_a_signed_checkpoint(
     by_seq = {r["seq"]: r["hash"] for r in log}
     assert all(by_seq[r["seq"]] == r["hash"] for r in records)
     text = _pdf_text(out / "custody/history.pdf")
-    assert "保管链记录" in text and "case.tagged" in text
+    assert "监管链记录" in text and "case.tagged" in text
 
 
 def test_iso_lists_verifies_and_tampering_is_found(evidence, tmp_path: Path) -> None:

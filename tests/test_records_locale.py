@@ -21,9 +21,10 @@ from tests.conftest import REPO_ROOT, run_dockd
 
 PO = REPO_ROOT / "dockd/locale/zh_CN/LC_MESSAGES/dockd.po"
 MO = PO.with_suffix(".mo")
-SOURCES = sorted((REPO_ROOT / "dockd/records").glob("*.py")) + [
-    REPO_ROOT / f"dockd/commands/{n}.py"
-    for n in ("hold", "prune", "case", "export", "access", "report", "helptext")]
+# Every command's texts (help, errors, output), the records code, the registry's words.
+SOURCES = sorted((REPO_ROOT / "dockd/records").glob("*.py")) + sorted(
+    (REPO_ROOT / "dockd/commands").glob("*.py")) + [REPO_ROOT / "dockd/cli.py",
+                                                    REPO_ROOT / "dockd/store/registry.py"]
 
 
 def _messages() -> dict[str, Path]:
@@ -120,3 +121,52 @@ def test_mo_round_trips_through_gettext(catalog: dict[str, str]) -> None:
 def test_po_parser_never_crashes_on_random_text(text: str) -> None:
     with contextlib.suppress(ValueError):  # refusing is fine; any other exception is a bug
         parse_po(text)
+
+
+GLOSSARY = REPO_ROOT / "docs/glossary.md"
+CATALOGS = [PO, PO.with_name("dockd_ledger.po")]
+
+
+def _glossary_rows() -> list[tuple[str, str, list[str]]]:
+    rows = []
+    for line in GLOSSARY.read_text(encoding="utf-8").splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) == 4 and cells[0] not in ("English", "---"):
+            rows.append((cells[0], cells[1], [w.strip() for w in cells[2].split(",") if w]))
+    return rows
+
+
+def _chinese_texts() -> list[tuple[str, str]]:
+    """(where, text) of every translation and every Chinese string literal of the code."""
+    out = []
+    for po in CATALOGS:
+        for msgid, msgstr in parse_po(po.read_text(encoding="utf-8")).items():
+            if msgid:
+                out.append((f"{po.name}: {msgid!r}", msgstr))
+    for path in (REPO_ROOT / "dockd").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Constant) and isinstance(node.value, str) \
+                    and any("\u4e00" <= c <= "\u9fff" for c in node.value):
+                out.append((f"{path.relative_to(REPO_ROOT)}:{node.lineno}", node.value))
+    return out
+
+
+def test_the_glossary_is_used() -> None:
+    rows = _glossary_rows()
+    assert ("offload", "采集", ["卸载"]) in rows and len(rows) > 20
+    texts = _chinese_texts()
+    assert len(texts) > 300
+    wrong = [f"{where}: {bad!r} (glossary: {zh})" for en, zh, nots in rows for bad in nots
+             for where, text in texts if bad in text]
+    assert not wrong, "\n".join(wrong)
+
+
+def test_offload_is_never_called_export_in_chinese() -> None:
+    wrong = []
+    for po in CATALOGS:
+        for msgid, msgstr in parse_po(po.read_text(encoding="utf-8")).items():
+            words = msgid.lower()
+            if ("offload" in words or "copying" in words) and "export" not in words \
+                    and "导出" in msgstr:
+                wrong.append(f"{po.name}: {msgid!r} -> {msgstr!r}")
+    assert not wrong, "offload is 采集 (docs/glossary.md):\n" + "\n".join(wrong)

@@ -16,21 +16,22 @@ from dockd.commands.common import (
 )
 from dockd.commands.helptext import ROLE_CODES, STORE_CODES, epilog
 from dockd.errors import IntegrityError
+from dockd.i18n import _
 from dockd.identity import Role
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    p = sub.add_parser("archive", help="sync the store to the central WORM archive (S3 Object Lock)")
+    p = sub.add_parser("archive", help=_("sync the store to the central WORM archive (S3 Object Lock)"))
     group = p.add_subparsers(dest="archive_command", metavar="ACTION", parser_class=type(p))
     group.required = True
-    sync = group.add_parser("sync", help="archive items, manifests and ASC MHL; mirror legal holds",
+    sync = group.add_parser("sync", help=_("archive items, manifests and ASC MHL; mirror legal holds"),
                             epilog=epilog(["dockd archive sync", "dockd archive sync --limit 100"
                                            " --json"], (*STORE_CODES, 1, 75)))
     add_config_options(sync)
-    sync.add_argument("--limit", type=_positive, metavar="N", help="archive at most N items")
+    sync.add_argument("--limit", type=_positive, metavar="N", help=_("archive at most N items"))
     add_json_option(sync)
     sync.set_defaults(func=run_sync)
-    status = group.add_parser("status", help="what is archived and what is pending",
+    status = group.add_parser("status", help=_("what is archived and what is pending"),
                               epilog=epilog(["dockd archive status --json"], ROLE_CODES))
     add_config_options(status)
     add_json_option(status)

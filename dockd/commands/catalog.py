@@ -22,18 +22,18 @@ from dockd.store.queries import iter_catalog_items, write_json_lines_array
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    p = sub.add_parser("catalog", help="list stored files", epilog=epilog([
+    p = sub.add_parser("catalog", help=_("list stored files"), epilog=epilog([
         "dockd catalog --day 2026-12-01", "dockd catalog --recorder CAM001 --since 2026-11-23",
         "dockd catalog --case 'XA-2026-0042' --json"], ROLE_CODES))
     add_config_options(p)
-    p.add_argument("--recorder", metavar="SERIAL", help="only this recorder's files")
+    p.add_argument("--recorder", metavar="SERIAL", help=_("only this recorder's files"))
     p.add_argument("--since", metavar="DATE",
                    help=_("only files stored on or after this local day, YYYY-MM-DD"
                           " ([dock] timezone)"))
     p.add_argument("--day", metavar="DATE",
                    help=_("only files stored on this local day, YYYY-MM-DD ([dock] timezone)"))
-    p.add_argument("--officer", metavar="ID_OR_NAME", help="only files of this officer")
-    p.add_argument("--case", metavar="CASE_NO", help="only files tagged with this case")
+    p.add_argument("--officer", metavar="ID_OR_NAME", help=_("only files of this officer"))
+    p.add_argument("--case", metavar="CASE_NO", help=_("only files tagged with this case"))
     add_json_option(p)
     p.set_defaults(func=run, role=Role.AUDIT)
 

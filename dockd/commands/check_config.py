@@ -22,22 +22,23 @@ from dockd.commands.helptext import epilog
 from dockd.config import Config, check_config_file, resolve_config_path
 from dockd.config.records import PDF_FONT_PACKAGE
 from dockd.errors import ConfigError
+from dockd.i18n import _
 
 SYS_ROOT = Path("/sys")
 _PORT = re.compile(r"^(\d+)-(\d+(?:\.\d+)*)$")
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    p = sub.add_parser("check-config", help="list every problem of a config (exit 78 if any)",
-                       description="Check a config file and what it names on this machine: "
-                                   "every problem at once, one line each.",
+    p = sub.add_parser("check-config", help=_("list every problem of a config (exit 78 if any)"),
+                       description=_("Check a config file and what it names on this machine: "
+                                   "every problem at once, one line each."),
                        epilog=epilog(["dockd check-config",
                                       "dockd check-config --config /etc/dockd/dockd.toml --json"],
                                      (0, 2, 78)))
     p.add_argument("--config", metavar="PATH",
-                   help="config file (default: $DOCKD_CONFIG or /etc/dockd/dockd.toml)")
+                   help=_("config file (default: $DOCKD_CONFIG or /etc/dockd/dockd.toml)"))
     p.add_argument("--sys-root", metavar="DIR", type=Path, default=SYS_ROOT,
-                   help="where sysfs is, for the bays' USB ports (default /sys)")
+                   help=_("where sysfs is, for the bays' USB ports (default /sys)"))
     add_json_option(p)
     p.set_defaults(func=run)
 

@@ -12,6 +12,7 @@ from typing import Any
 
 from dockd.clock import SystemClock
 from dockd.config import Config, load_config, resolve_config_path
+from dockd.i18n import _
 from dockd.logs import setup_logging
 from dockd.store.catalog import Catalog, catalog_errors, catalog_path
 from dockd.store.evidence import EvidenceStore, open_store
@@ -21,14 +22,14 @@ from dockd.store.queries import open_catalog_read_only
 def add_config_options(parser: argparse.ArgumentParser, store: bool = True) -> None:
     """``--config PATH`` (and ``--store DIR`` to override the config's store_dir)."""
     parser.add_argument("--config", metavar="PATH",
-                        help="config file (default: $DOCKD_CONFIG or /etc/dockd/dockd.toml)")
+                        help=_("config file (default: $DOCKD_CONFIG or /etc/dockd/dockd.toml)"))
     if store:
         parser.add_argument("--store", metavar="DIR", type=Path,
-                            help="evidence store directory (overrides dock.store_dir)")
+                            help=_("evidence store directory (overrides dock.store_dir)"))
 
 
 def add_json_option(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--json", action="store_true", help="machine-readable JSON output")
+    parser.add_argument("--json", action="store_true", help=_("machine-readable JSON output"))
 
 
 def config_from_args(args: argparse.Namespace) -> Config:

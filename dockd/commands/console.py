@@ -12,21 +12,22 @@ from pathlib import Path
 from dockd.commands.common import add_config_options, config_from_args
 from dockd.commands.helptext import epilog
 from dockd.errors import UsageError
+from dockd.i18n import _
 
 log = logging.getLogger("dockd.console")
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    p = sub.add_parser("console", help="live view of the dock's bays (q or Ctrl-C quits)",
+    p = sub.add_parser("console", help=_("live view of the dock's bays (q or Ctrl-C quits)"),
                        epilog=epilog(["dockd console", "LANGUAGE=zh_CN dockd console",
                                       "dockd console --kiosk   # dockd-console.service on tty1"],
                                      (0, 2, 69, 78)))
     add_config_options(p, store=False)
     p.add_argument("--socket", metavar="PATH", type=Path,
-                   help="state channel (default: daemon.status_socket)")
+                   help=_("state channel (default: daemon.status_socket)"))
     p.add_argument("--kiosk", action="store_true",
-                   help="on the dock's own text console (dockd-console.service): a Chinese view "
-                        "runs inside fbterm, or falls back to English where fbterm cannot run")
+                   help=_("on the dock's own text console (dockd-console.service): a Chinese view "
+                        "runs inside fbterm, or falls back to English where fbterm cannot run"))
     p.set_defaults(func=run)
 
 

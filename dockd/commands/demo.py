@@ -10,19 +10,20 @@ from pathlib import Path
 from typing import Any
 
 from dockd.commands.helptext import epilog
+from dockd.i18n import _
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    p = sub.add_parser("demo", help="run the daemon with simulated recorders docked",
+    p = sub.add_parser("demo", help=_("run the daemon with simulated recorders docked"),
                        epilog=epilog(["./dev demo                # from a checkout",
                                       "dockd demo --recorders 2 --no-broker",
                                       "dockd demo --store /tmp/demo-store --keep-running"],
                                      (0, 2, 69, 70)))
-    p.add_argument("--recorders", type=int, default=3, metavar="N", help="how many (default 3)")
-    p.add_argument("--broker", metavar="URL", help="MQTT broker (default: a local mosquitto)")
-    p.add_argument("--no-broker", action="store_true", help="run without MQTT")
-    p.add_argument("--store", type=Path, metavar="DIR", help="evidence store (default: temporary)")
-    p.add_argument("--keep-running", action="store_true", help="stay up after all bays are ready")
+    p.add_argument("--recorders", type=int, default=3, metavar="N", help=_("how many (default 3)"))
+    p.add_argument("--broker", metavar="URL", help=_("MQTT broker (default: a local mosquitto)"))
+    p.add_argument("--no-broker", action="store_true", help=_("run without MQTT"))
+    p.add_argument("--store", type=Path, metavar="DIR", help=_("evidence store (default: temporary)"))
+    p.add_argument("--keep-running", action="store_true", help=_("stay up after all bays are ready"))
     p.set_defaults(func=run)
 
 

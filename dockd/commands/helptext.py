@@ -39,9 +39,42 @@ STORE_CODES = (0, 2, 73, 78)
 ROLE_CODES = (*STORE_CODES, 77)
 
 
+# argparse's error messages (its gettext domain has no Chinese) and ours for them.
+_ARGPARSE_ERRORS = (
+    (re.compile(r"^the following arguments are required: (?P<args>.*)$"),
+     N_("the following arguments are required: {args}")),
+    (re.compile(r"^unrecognized arguments: (?P<args>.*)$"), N_("unrecognized arguments: {args}")),
+    (re.compile(r"^argument (?P<arg>\S+): invalid choice: (?P<value>.*?) \(choose from "
+                r"(?P<choices>.*)\)$"),
+     N_("argument {arg}: invalid choice: {value} (choose from {choices})")),
+    (re.compile(r"^argument (?P<arg>\S+): expected one argument$"),
+     N_("argument {arg}: expected one argument")),
+    (re.compile(r"^argument (?P<arg>\S+): invalid (?P<type>\w+) value: (?P<value>.*)$"),
+     N_("argument {arg}: invalid {type} value: {value}")),
+    (re.compile(r"^one of the arguments (?P<args>.*) is required$"),
+     N_("one of the arguments {args} is required")),
+    (re.compile(r"^argument (?P<arg>\S+): not allowed with argument (?P<other>\S+)$"),
+     N_("argument {arg}: not allowed with argument {other}")),
+)
+
+
+def translate_argparse_error(message: str) -> str:
+    """An argparse error message in the reader's language (unchanged when unknown)."""
+    for pattern, form in _ARGPARSE_ERRORS:
+        match = pattern.match(message)
+        if match:
+            return _(form).format(**match.groupdict())
+    return message
+
+
 class HelpFormatter(argparse.RawDescriptionHelpFormatter):
     """argparse's formatter keeping epilog lines as written and marking required options
     ``(required)``: argparse lists them among the optional ones."""
+
+    def add_usage(self, usage: str | None, actions: Iterable[argparse.Action],
+                  groups: Iterable[argparse._MutuallyExclusiveGroup],
+                  prefix: str | None = None) -> None:
+        super().add_usage(usage, actions, groups, _("usage: ") if prefix is None else prefix)
 
     def _get_help_string(self, action: argparse.Action) -> str | None:
         text = super()._get_help_string(action)

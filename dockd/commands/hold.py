@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 
+from dockd.clock import parse_utc_iso
 from dockd.commands.common import (
     add_config_options,
     add_json_option,
@@ -15,9 +17,16 @@ from dockd.commands.common import (
 from dockd.commands.helptext import ROLE_CODES, epilog
 from dockd.commands.records_args import add_range_options, date_range
 from dockd.errors import UsageError
-from dockd.i18n import _
+from dockd.i18n import _, local_time
 from dockd.identity import Role, actor
-from dockd.records.holds import Hold, HoldRequest, add_hold, list_holds, release_hold
+from dockd.records.holds import (
+    Hold,
+    HoldRequest,
+    add_hold,
+    list_holds,
+    release_hold,
+    scope_text,
+)
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -69,7 +78,7 @@ def run_add(args: argparse.Namespace) -> int:
         start, end = date_range(config, args)
         hold = add_hold(store, HoldRequest(scope, target, args.reason, args.by, start, end),
                         actor())
-    _show([hold], args.json, single=True)
+    _show([hold], args.json, config.dock.tz, single=True)
     return 0
 
 
@@ -77,7 +86,7 @@ def run_release(args: argparse.Namespace) -> int:
     config = config_from_args(args)
     with writing_store(config) as store:
         hold = release_hold(store, args.hold_id, args.by, actor())
-    _show([hold], args.json, single=True)
+    _show([hold], args.json, config.dock.tz, single=True)
     return 0
 
 
@@ -85,22 +94,25 @@ def run_list(args: argparse.Namespace) -> int:
     config = config_from_args(args)
     with reading_catalog(config) as catalog:
         holds = list_holds(catalog, include_released=args.all)
-    _show(holds, args.json)
+    _show(holds, args.json, config.dock.tz)
     return 0
 
 
-def _show(holds: list[Hold], as_json: bool, single: bool = False) -> None:
+def _show(holds: list[Hold], as_json: bool, tz: dt.tzinfo, single: bool = False) -> None:
+    def when(utc_text: str | None) -> str:
+        return local_time(parse_utc_iso(utc_text), tz) if utc_text else "…"
+
     if as_json:
         print_json(holds[0].to_json_dict() if single else [h.to_json_dict() for h in holds])
         return
     if not holds:
         print(_("no holds"))
     for h in holds:
-        span = f" {h.range_from or '…'} – {h.range_to or '…'}" if h.range_from or h.range_to \
+        span = f" {when(h.range_from)} – {when(h.range_to)}" if h.range_from or h.range_to \
             else ""
         state = _("active") if h.active else _("released by {by} at {when}").format(
-            by=h.released_by, when=h.released_at)
+            by=h.released_by, when=when(h.released_at))
         print(_("hold {id}: {scope} {target}{span}; {state}; placed by {by} at {when}:"
-                " {reason}").format(id=h.id, scope=h.scope, target=h.target, span=span,
-                                    state=state, by=h.created_by, when=h.created_at,
-                                    reason=h.reason))
+                " {reason}").format(id=h.id, scope=scope_text(h.scope), target=h.target,
+                                    span=span, state=state, by=h.created_by,
+                                    when=when(h.created_at), reason=h.reason))

@@ -22,12 +22,12 @@ from dockd.store.outcomes import Outcome, SessionResult, StopReason
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    p = sub.add_parser("ingest", help="offload a mounted recorder volume into the store",
+    p = sub.add_parser("ingest", help=_("offload a mounted recorder volume into the store"),
                        epilog=epilog(["dockd ingest /media/dockd/CAM001 --recorder CAM001",
                                       "dockd ingest /mnt/sd --recorder CAM001 --json"],
                                      (*STORE_CODES, 3, 66)))
-    p.add_argument("source", metavar="SOURCE_DIR", type=Path, help="the recorder's mounted volume")
-    p.add_argument("--recorder", required=True, metavar="SERIAL", help="the recorder's serial")
+    p.add_argument("source", metavar="SOURCE_DIR", type=Path, help=_("the recorder's mounted volume"))
+    p.add_argument("--recorder", required=True, metavar="SERIAL", help=_("the recorder's serial"))
     add_config_options(p)
     add_json_option(p)
     p.set_defaults(func=run)

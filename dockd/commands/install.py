@@ -25,6 +25,7 @@ from pathlib import Path
 
 from dockd.commands.helptext import epilog
 from dockd.errors import UsageError
+from dockd.i18n import _
 
 UNIT_DIR = Path("etc/systemd/system")
 RULES_DIR = Path("etc/udev/rules.d")
@@ -35,12 +36,12 @@ SERVICE_GROUP = "dockd"
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    p = sub.add_parser("install", help="install the systemd unit, udev rules and example config",
+    p = sub.add_parser("install", help=_("install the systemd unit, udev rules and example config"),
                        epilog=epilog(["sudo dockd install", "dockd install --root /tmp/image"
                                       " --no-reload   # into an image being built"],
                                      (0, 2, 73)))
-    p.add_argument("--root", type=Path, default=Path("/"), help="install into this tree (default /)")
-    p.add_argument("--no-reload", action="store_true", help="do not reload systemd and udev")
+    p.add_argument("--root", type=Path, default=Path("/"), help=_("install into this tree (default /)"))
+    p.add_argument("--no-reload", action="store_true", help=_("do not reload systemd and udev"))
     p.set_defaults(func=run)
 
 

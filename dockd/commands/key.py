@@ -10,6 +10,7 @@ from dockd.clock import SystemClock
 from dockd.commands.common import add_config_options, add_json_option, config_from_args, print_json
 from dockd.commands.helptext import ROLE_CODES, epilog
 from dockd.errors import ConfigError
+from dockd.i18n import _
 from dockd.identity import Role, actor
 from dockd.store.key_rotation import rotate_key
 from dockd.store.keys import fingerprint, load_signer
@@ -17,24 +18,24 @@ from dockd.store.queries import require_existing_store
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    p = sub.add_parser("key", help="the dock's checkpoint signing key")
+    p = sub.add_parser("key", help=_("the dock's checkpoint signing key"))
     keysub = p.add_subparsers(dest="key_command", metavar="ACTION", required=True)
-    show = keysub.add_parser("show", help="print the public key (never creates one)",
+    show = keysub.add_parser("show", help=_("print the public key (never creates one)"),
                              epilog=epilog(["dockd key show", "dockd key show --json"],
                                            ROLE_CODES))
     add_config_options(show)
     add_json_option(show)
     show.set_defaults(func=run_show, role=Role.AUDIT)
     rotate = keysub.add_parser(
-        "rotate", help="give the store a new signing key, signed by the old one (key.rotated)",
+        "rotate", help=_("give the store a new signing key, signed by the old one (key.rotated)"),
         epilog=epilog(["dockd key rotate",
                        "dockd key rotate --old-key /root/old-signing.key",
                        "dockd key rotate --old-key-lost"], ROLE_CODES))
     group = rotate.add_mutually_exclusive_group()
     group.add_argument("--old-key", metavar="PATH", type=Path,
-                       help="the store's current key file, when it is not at dock.signing_key")
+                       help=_("the store's current key file, when it is not at dock.signing_key"))
     group.add_argument("--old-key-lost", action="store_true",
-                       help="the old key is gone: record the rotation without its signature")
+                       help=_("the old key is gone: record the rotation without its signature"))
     add_config_options(rotate)
     add_json_option(rotate)
     rotate.set_defaults(func=run_rotate, role=Role.ADMIN)

@@ -25,6 +25,7 @@ from dockd.commands.helptext import epilog
 from dockd.config import Config, load_config
 from dockd.config.ledger import LedgerSection
 from dockd.errors import ConfigError, IntegrityError, UsageError
+from dockd.i18n import _
 from dockd.logs import setup_logging
 from dockd.names import DOCK_ID_PATTERN
 
@@ -33,94 +34,94 @@ REPORT_FORMATS = ("text", "json", "csv", "pdf")
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    p = sub.add_parser("ledger", help="the bureau's central ledger of every dock (PostgreSQL)")
+    p = sub.add_parser("ledger", help=_("the bureau's central ledger of every dock (PostgreSQL)"))
     group = p.add_subparsers(dest="ledger_command", metavar="ACTION", parser_class=type(p))
     group.required = True
 
-    run = group.add_parser("run", help="consume every dock's MQTT topics into the ledger",
+    run = group.add_parser("run", help=_("consume every dock's MQTT topics into the ledger"),
                            epilog=epilog(["dockd ledger run --config /etc/dockd/ledger.toml",
                                           "systemctl start dockd-ledger   # as installed"],
                                          (0, 2, 69, 75, 78)))
     run.add_argument("--client-id", metavar="ID",
-                     help="this instance's MQTT client id (default: [ledger.mqtt] client_id, "
-                          "else dockd-ledger-<host>); one per instance")
+                     help=_("this instance's MQTT client id (default: [ledger.mqtt] client_id, "
+                          "else dockd-ledger-<host>); one per instance"))
     _config_option(run)
     run.set_defaults(func=run_consumer)
 
-    dock = group.add_parser("dock", help="enrol docks and their checkpoint keys")
+    dock = group.add_parser("dock", help=_("enrol docks and their checkpoint keys"))
     dsub = dock.add_subparsers(dest="dock_command", metavar="ACTION", parser_class=type(p))
     dsub.required = True
-    add = dsub.add_parser("add", help="enrol a dock with its public key (`dockd key show`)",
+    add = dsub.add_parser("add", help=_("enrol a dock with its public key (`dockd key show`)"),
                           epilog=epilog(["dockd ledger dock add dock-01 --site 城关派出所"
                                          " --public-key HEX   # from dockd key show on the dock",
                                          "dockd ledger dock add dock-01 --public-key NEWKEY"
                                          " --replace --note 'key rotated 2026-12-01'"],
                                         (0, 2, 75, 78)))
-    add.add_argument("dock_id", metavar="ID", help="the dock's [dock] id, e.g. dock-01")
+    add.add_argument("dock_id", metavar="ID", help=_("the dock's [dock] id, e.g. dock-01"))
     add.add_argument("--public-key", required=True, metavar="HEX",
-                     help="the dock's Ed25519 public key, 64 hex digits")
-    add.add_argument("--site", metavar="SITE", help="where the dock stands ([dock] site)")
+                     help=_("the dock's Ed25519 public key, 64 hex digits"))
+    add.add_argument("--site", metavar="SITE", help=_("where the dock stands ([dock] site)"))
     add.add_argument("--archive-prefix", metavar="PREFIX",
-                     help="the dock's key prefix in the archive bucket (default: its id)")
+                     help=_("the dock's key prefix in the archive bucket (default: its id)"))
     add.add_argument("--note", default="", metavar="TEXT",
-                     help="a remark kept with the enrolment (e.g. why a key was replaced)")
+                     help=_("a remark kept with the enrolment (e.g. why a key was replaced)"))
     add.add_argument("--replace", action="store_true",
-                     help="the dock has a new key (the old one is kept on record)")
+                     help=_("the dock has a new key (the old one is kept on record)"))
     _config_option(add)
     add.set_defaults(func=run_dock_add)
-    lst = dsub.add_parser("list", help="enrolled docks",
+    lst = dsub.add_parser("list", help=_("enrolled docks"),
                           epilog=epilog(["dockd ledger dock list --json"], (0, 2, 75, 78)))
     _config_option(lst)
     add_json_option(lst)
     lst.set_defaults(func=run_dock_list)
 
-    status = group.add_parser("status", help="each dock's verification state",
+    status = group.add_parser("status", help=_("each dock's verification state"),
                               epilog=epilog(["dockd ledger status",
                                              "dockd ledger status --check   # for monitoring"],
                                             (0, 1, 2, 75, 78)))
     status.add_argument("--check", action="store_true",
-                        help="exit 1 when any alert is open (for monitoring)")
+                        help=_("exit 1 when any alert is open (for monitoring)"))
     _config_option(status)
     add_json_option(status)
     status.set_defaults(func=run_status)
 
-    serve = group.add_parser("serve", help="the read-only supervision web page",
+    serve = group.add_parser("serve", help=_("the read-only supervision web page"),
                              epilog=epilog(["dockd ledger serve --listen 127.0.0.1:8443"],
                                            (0, 2, 75, 78)))
-    serve.add_argument("--listen", metavar="HOST:PORT", help="override [ledger.web] listen")
+    serve.add_argument("--listen", metavar="HOST:PORT", help=_("override [ledger.web] listen"))
     _config_option(serve)
     serve.set_defaults(func=run_serve)
 
     hashpw = group.add_parser("hash-password",
-                              help="read a password on stdin, print its users-file hash",
+                              help=_("read a password on stdin, print its users-file hash"),
                               epilog=epilog(["dockd ledger hash-password   # type the password,"
                                              " Ctrl-D; add user:HASH to the users file"],
                                             (0, 2)))
     hashpw.set_defaults(func=run_hash_password)
 
-    report = group.add_parser("report", help="bureau-wide weekly and supervision reports")
+    report = group.add_parser("report", help=_("bureau-wide weekly and supervision reports"))
     rsub = report.add_subparsers(dest="report_kind", metavar="REPORT", parser_class=type(p))
     rsub.required = True
-    for name, text in (("weekly", "every dock: docks, sessions, files, faults, exports, "
-                                  "access, verification (art. 12(2))"),
-                       ("supervision", "integrity, offload failures, recorders never docked "
-                                       "or overdue, holds, ledger alerts (art. 15-16)")):
+    for name, text in (("weekly", _("every dock: docks, sessions, files, faults, exports, "
+                                    "access, verification (art. 12(2))")),
+                       ("supervision", _("integrity, offload failures, recorders never docked "
+                                         "or overdue, holds, ledger alerts (art. 15-16)"))):
         r = rsub.add_parser(name, help=text, epilog=epilog([
             f"dockd ledger report {name} --week 2026-W48",
             f"dockd ledger report {name} --format pdf --out bureau-{name}.pdf"],
             (0, 2, 69, 75, 78)))
-        r.add_argument("--week", metavar="YYYY-Www", help="ISO week (default: the last "
-                                                          "complete week)")
+        r.add_argument("--week", metavar="YYYY-Www", help=_("ISO week (default: the last "
+                                                          "complete week)"))
         r.add_argument("--format", choices=REPORT_FORMATS, default="text",
-                       help="output format (default text)")
-        r.add_argument("--out", type=Path, metavar="FILE", help="write to FILE (pdf needs it)")
+                       help=_("output format (default text)"))
+        r.add_argument("--out", type=Path, metavar="FILE", help=_("write to FILE (pdf needs it)"))
         _config_option(r)
         r.set_defaults(func=run_report)
 
 
 def _config_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", metavar="PATH",
-                        help="ledger config (default: $DOCKD_CONFIG or /etc/dockd/ledger.toml)")
+                        help=_("ledger config (default: $DOCKD_CONFIG or /etc/dockd/ledger.toml)"))
 
 
 def ledger_config(args: argparse.Namespace) -> tuple[Config, LedgerSection]:

@@ -13,16 +13,17 @@ from dockd.commands.common import (
     reading_catalog,
 )
 from dockd.commands.helptext import ROLE_CODES, epilog
+from dockd.i18n import _
 from dockd.identity import Role
 from dockd.store.queries import custody_records, custody_records_json, write_json_lines_array
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    p = sub.add_parser("log", help="show the chain-of-custody log", epilog=epilog([
+    p = sub.add_parser("log", help=_("show the chain-of-custody log"), epilog=epilog([
         "dockd log --type export.created", "dockd log --after 1200 --json"], ROLE_CODES))
     add_config_options(p)
-    p.add_argument("--after", type=int, default=0, metavar="SEQ", help="records after SEQ")
-    p.add_argument("--type", metavar="TYPE", help="only events of this type")
+    p.add_argument("--after", type=int, default=0, metavar="SEQ", help=_("records after SEQ"))
+    p.add_argument("--type", metavar="TYPE", help=_("only events of this type"))
     add_json_option(p)
     p.set_defaults(func=run, role=Role.AUDIT)
 

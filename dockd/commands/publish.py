@@ -14,12 +14,13 @@ from dockd.clock import SystemClock
 from dockd.commands.common import add_config_options, config_from_args
 from dockd.commands.helptext import STORE_CODES, epilog
 from dockd.errors import ConfigError
+from dockd.i18n import _
 from dockd.report.mqtt.reporter import MqttReporter
 from dockd.store.keys import load_or_create_signer
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    p = sub.add_parser("publish", help="drain the store's MQTT outbox without the daemon",
+    p = sub.add_parser("publish", help=_("drain the store's MQTT outbox without the daemon"),
                        epilog=epilog(["dockd publish   # while the daemon is stopped"],
                                      (*STORE_CODES, 69)))
     add_config_options(p)

@@ -3,7 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import shutil
 
+from rich import box
+from rich.console import Console
+from rich.table import Table
+
+from dockd.clock import parse_utc_iso
 from dockd.commands.common import (
     add_config_options,
     add_json_option,
@@ -13,47 +19,48 @@ from dockd.commands.common import (
     writing_store,
 )
 from dockd.commands.helptext import ROLE_CODES, epilog
+from dockd.i18n import _, local_date
 from dockd.identity import Role, actor
 from dockd.store import registry
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    p = sub.add_parser("recorders", help="enrol recorders and assign them to officers")
+    p = sub.add_parser("recorders", help=_("enrol recorders and assign them to officers"))
     rsub = p.add_subparsers(dest="recorders_command", metavar="ACTION", required=True)
 
-    add = rsub.add_parser("add", help="enrol a recorder", epilog=epilog([
+    add = rsub.add_parser("add", help=_("enrol a recorder"), epilog=epilog([
         "dockd recorders add CAM001 --brand Hikvision --model DSJ-X1 --officer-id 0451"
         " --officer-name 赵六 --unit 城关派出所"], ROLE_CODES))
-    add.add_argument("serial", metavar="SERIAL", help="the recorder's serial number")
-    add.add_argument("--brand", required=True, help="maker, as on the label")
-    add.add_argument("--model", required=True, help="model, as on the label")
+    add.add_argument("serial", metavar="SERIAL", help=_("the recorder's serial number"))
+    add.add_argument("--brand", required=True, help=_("maker, as on the label"))
+    add.add_argument("--model", required=True, help=_("model, as on the label"))
     _officer_options(add, required=False)
     add.set_defaults(func=_add, role=Role.ADMIN)
 
-    ls = rsub.add_parser("list", help="list enrolled recorders",
+    ls = rsub.add_parser("list", help=_("list enrolled recorders"),
                          epilog=epilog(["dockd recorders list", "dockd recorders list --json"],
                                        ROLE_CODES))
     ls.set_defaults(func=_list, role=Role.AUDIT)
 
-    assign = rsub.add_parser("assign", help="make an officer responsible for a recorder",
+    assign = rsub.add_parser("assign", help=_("make an officer responsible for a recorder"),
                              epilog=epilog(["dockd recorders assign CAM001 --officer-id 0452"
                                             " --officer-name 孙八"], ROLE_CODES))
-    assign.add_argument("serial", metavar="SERIAL", help="an enrolled recorder's serial")
+    assign.add_argument("serial", metavar="SERIAL", help=_("an enrolled recorder's serial"))
     _officer_options(assign, required=True)
     assign.set_defaults(func=_assign, role=Role.ADMIN)
 
-    retire = rsub.add_parser("retire", help="take a recorder out of service for good",
+    retire = rsub.add_parser("retire", help=_("take a recorder out of service for good"),
                              epilog=epilog(["dockd recorders retire CAM001"], ROLE_CODES))
-    retire.add_argument("serial", metavar="SERIAL", help="an enrolled recorder's serial")
+    retire.add_argument("serial", metavar="SERIAL", help=_("an enrolled recorder's serial"))
     retire.set_defaults(func=_retire, role=Role.ADMIN)
 
-    state = rsub.add_parser("set-state", help="in_service, faulty or in_repair",
+    state = rsub.add_parser("set-state", help=_("in_service, faulty or in_repair"),
                             epilog=epilog(["dockd recorders set-state CAM001 in_repair",
                                            "dockd recorders set-state CAM001 in_service"],
                                           ROLE_CODES))
-    state.add_argument("serial", metavar="SERIAL", help="an enrolled recorder's serial")
+    state.add_argument("serial", metavar="SERIAL", help=_("an enrolled recorder's serial"))
     state.add_argument("state", choices=registry.STATES[:3],
-                       help="in_service, faulty or in_repair (shown in the supervision report)")
+                       help=_("in_service, faulty or in_repair (shown in the supervision report)"))
     state.set_defaults(func=_set_state, role=Role.ADMIN)
 
     for parser in (add, ls, assign, retire, state):
@@ -63,9 +70,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 def _officer_options(parser: argparse.ArgumentParser, required: bool) -> None:
     parser.add_argument("--officer-id", required=required, metavar="ID",
-                        help="police number of the responsible officer")
-    parser.add_argument("--officer-name", metavar="NAME", help="the officer's name")
-    parser.add_argument("--unit", metavar="UNIT", help="the officer's unit (police station)")
+                        help=_("police number of the responsible officer"))
+    parser.add_argument("--officer-name", metavar="NAME", help=_("the officer's name"))
+    parser.add_argument("--unit", metavar="UNIT", help=_("the officer's unit (police station)"))
 
 
 def _write(args: argparse.Namespace, change: str) -> int:
@@ -84,7 +91,9 @@ def _write(args: argparse.Namespace, change: str) -> int:
     if args.json:
         print_json(rec.to_json_dict())
     else:
-        print(f"{rec.serial}: {rec.state}, officer {rec.officer_id or '-'} {rec.officer_name or ''}")
+        print(_("{serial}: {state}, officer {officer}").format(
+            serial=rec.serial, state=registry.state_text(rec.state),
+            officer=" ".join(x for x in (rec.officer_id, rec.officer_name) if x) or "—"))
     return 0
 
 
@@ -111,7 +120,17 @@ def _list(args: argparse.Namespace) -> int:
     if args.json:
         print_json([r.to_json_dict() for r in recs])
         return 0
+    if not recs:
+        print(_("no recorders enrolled"))
+        return 0
+    # rich measures Chinese names as two cells wide: columns stay aligned (ljust does not).
+    table = Table(box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False)
+    for column in (_("recorder"), _("state"), _("brand"), _("model"), _("police number"),
+                   _("officer"), _("unit"), _("enrolled")):
+        table.add_column(column, no_wrap=True)
     for r in recs:
-        print(f"{r.serial:<20} {r.state:<11} {r.brand or '':<10} {r.model or '':<12} "
-              f"{r.officer_id or '-':<10} {r.officer_name or ''}")
+        table.add_row(r.serial, registry.state_text(r.state), r.brand or "—", r.model or "—",
+                      r.officer_id or "—", r.officer_name or "—", r.unit or "—",
+                      local_date(parse_utc_iso(r.enrolled_at).astimezone(config.dock.tz).date()))
+    Console(width=max(shutil.get_terminal_size((160, 24)).columns, 100)).print(table)
     return 0

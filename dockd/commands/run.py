@@ -6,10 +6,11 @@ import argparse
 
 from dockd.commands.common import add_config_options, config_from_args
 from dockd.commands.helptext import STORE_CODES, epilog
+from dockd.i18n import _
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    p = sub.add_parser("run", help="run the dock daemon (systemd Type=notify)", epilog=epilog([
+    p = sub.add_parser("run", help=_("run the dock daemon (systemd Type=notify)"), epilog=epilog([
         "systemctl start dockd   # as installed", "dockd run --config /etc/dockd/dockd.toml"],
         (*STORE_CODES, 69)))
     add_config_options(p)

@@ -7,6 +7,7 @@ import argparse
 from dockd.commands.common import add_config_options, add_json_option, config_from_args, print_json
 from dockd.commands.helptext import epilog
 from dockd.errors import UnavailableError
+from dockd.i18n import _
 from dockd.identity import Role
 from dockd.report.state_channel import read_state
 
@@ -16,10 +17,10 @@ class DaemonUnreachableError(UnavailableError):
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    p = sub.add_parser("status", help="show the dock's bays (from the running daemon)",
+    p = sub.add_parser("status", help=_("show the dock's bays (from the running daemon)"),
                        epilog=epilog(["dockd status", "dockd status --json"], (0, 2, 69, 77, 78)))
     add_config_options(p, store=False)
-    p.add_argument("--socket", metavar="PATH", help="state channel (default: daemon.status_socket)")
+    p.add_argument("--socket", metavar="PATH", help=_("state channel (default: daemon.status_socket)"))
     add_json_option(p)
     p.set_defaults(func=run, role=Role.AUDIT)
 

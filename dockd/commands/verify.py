@@ -24,7 +24,7 @@ from dockd.store.verify import verify_store
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    p = sub.add_parser("verify", help="check every stored file and the custody log",
+    p = sub.add_parser("verify", help=_("check every stored file and the custody log"),
                        epilog=epilog([
                            "dockd verify",
                            "dockd verify --against-archive --json",
@@ -32,13 +32,13 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
                            "--ledger-credentials /etc/dockd/ledger.cred"],
                            (*ROLE_CODES, 1, 69, 75)))
     p.add_argument("--against-ledger", metavar="URL",
-                   help="also prove the log was not rolled back: compare it with the bureau's "
-                        "ledger page (https://…)")
+                   help=_("also prove the log was not rolled back: compare it with the bureau's "
+                        "ledger page (https://…)"))
     p.add_argument("--ledger-credentials", type=Path, metavar="FILE",
-                   help="user (line 1) and password (line 2) for the ledger page")
-    p.add_argument("--ledger-ca", type=Path, metavar="PEM", help="CA of the ledger's certificate")
+                   help=_("user (line 1) and password (line 2) for the ledger page"))
+    p.add_argument("--ledger-ca", type=Path, metavar="PEM", help=_("CA of the ledger's certificate"))
     p.add_argument("--against-archive", action="store_true",
-                   help="also compare the log with its custody segments in the [archive] bucket")
+                   help=_("also compare the log with its custody segments in the [archive] bucket"))
     add_config_options(p)
     add_json_option(p)
     p.set_defaults(func=run, role=Role.AUDIT)

@@ -24,6 +24,7 @@ from dockd.commands.helptext import epilog
 from dockd.config import load_config, resolve_config_path
 from dockd.config.mqtt import PROTOCOLS, TOPIC_LEVEL_PATTERN, MqttSection, parse_broker_url
 from dockd.errors import IntegrityError, UsageError
+from dockd.i18n import _
 from dockd.logs import setup_logging
 from dockd.names import DOCK_ID_PATTERN
 from dockd.report.mqtt.connection import ConnectionSettings
@@ -36,36 +37,36 @@ _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    p = sub.add_parser("watch", help="print MQTT events live; --verify checks the custody chain",
+    p = sub.add_parser("watch", help=_("print MQTT events live; --verify checks the custody chain"),
                        epilog=epilog(["dockd watch --config /etc/dockd/dockd.toml",
                                       "dockd watch --broker mqtts://broker.bureau:8883 --ca ca.pem"
                                       " --dock dock-01 --verify --idle-timeout 60"],
                                      (0, 1, 2, 69, 78)))
     p.add_argument("--broker", metavar="URL",
-                   help="mqtt://HOST[:PORT] or mqtts://HOST[:PORT] (default: [mqtt] broker)")
+                   help=_("mqtt://HOST[:PORT] or mqtts://HOST[:PORT] (default: [mqtt] broker)"))
     p.add_argument("--config", metavar="PATH",
-                   help="take broker, TLS and credentials from this config's [mqtt] section")
-    p.add_argument("--prefix", metavar="PREFIX", help="topic prefix (default: [mqtt] prefix)")
-    p.add_argument("--site", metavar="SITE", help="only this site")
-    p.add_argument("--dock", metavar="ID", help="only this dock")
+                   help=_("take broker, TLS and credentials from this config's [mqtt] section"))
+    p.add_argument("--prefix", metavar="PREFIX", help=_("topic prefix (default: [mqtt] prefix)"))
+    p.add_argument("--site", metavar="SITE", help=_("only this site"))
+    p.add_argument("--dock", metavar="ID", help=_("only this dock"))
     p.add_argument("--verify", action="store_true",
-                   help="check hash chain, checkpoints, gaps, duplicates and forgeries")
+                   help=_("check hash chain, checkpoints, gaps, duplicates and forgeries"))
     p.add_argument("--public-key", metavar="HEX",
-                   help="trust this dock key instead of the one on the status topic")
+                   help=_("trust this dock key instead of the one on the status topic"))
     p.add_argument("--from-seq", type=int, metavar="N",
-                   help="the first custody seq expected (default: the first one received)")
+                   help=_("the first custody seq expected (default: the first one received)"))
     p.add_argument("--until-seq", type=int, metavar="N",
-                   help="stop once every custody seq up to N has arrived")
+                   help=_("stop once every custody seq up to N has arrived"))
     p.add_argument("--idle-timeout", type=float, metavar="S",
-                   help="stop after S seconds without a message")
-    p.add_argument("--ca", type=Path, metavar="PEM", help="CA of the broker certificate")
-    p.add_argument("--cert", type=Path, metavar="PEM", help="client certificate")
-    p.add_argument("--key", type=Path, metavar="PEM", help="client certificate key")
+                   help=_("stop after S seconds without a message"))
+    p.add_argument("--ca", type=Path, metavar="PEM", help=_("CA of the broker certificate"))
+    p.add_argument("--cert", type=Path, metavar="PEM", help=_("client certificate"))
+    p.add_argument("--key", type=Path, metavar="PEM", help=_("client certificate key"))
     p.add_argument("--credentials-file", type=Path, metavar="PATH",
-                   help="file with the username (line 1) and password (line 2)")
-    p.add_argument("--mqtt-version", choices=PROTOCOLS, help="MQTT protocol (default 5)")
+                   help=_("file with the username (line 1) and password (line 2)"))
+    p.add_argument("--mqtt-version", choices=PROTOCOLS, help=_("MQTT protocol (default 5)"))
     p.add_argument("--client-id", metavar="ID",
-                   help="keep a broker session under this id (messages queue while away)")
+                   help=_("keep a broker session under this id (messages queue while away)"))
     add_json_option(p)
     p.set_defaults(func=run)
 

@@ -139,14 +139,14 @@ def _readme_zh(i: DiscInfo) -> str:
 录像：{len(i.recordings)} 个，共 {human_bytes(i.total_bytes).replace("bytes", "字节")}
 
 光盘内容
-  files\\                       录像文件，与工作站保存的原始文件逐字节相同
+  files\\                       录像文件，与采集站保存的原始文件逐字节相同
   manifest.json                导出清单：每个录像的执法人员、摄录人员、开始和结束时间、地点、
                                设备品牌型号、格式、时长、大小和 SHA-256 校验值
   sign-off-sheet.pdf           刻录登记表：执法人员签名、单位负责人签字并加盖印章后入卷备查
-  custody\\history.pdf          这些录像的保管链记录（采集入库、案件关联、标注等），可打印
+  custody\\history.pdf          这些录像的监管链记录（采集入库、案件关联、标注等），可打印
   custody\\history.json         同上，机器可读
-  custody\\dock-public-key.pem  工作站的签名公钥（Ed25519）
-  custody\\checkpoint.json      工作站用该公钥签名的检查点，覆盖以上保管链记录
+  custody\\dock-public-key.pem  采集站的签名公钥（Ed25519）
+  custody\\checkpoint.json      采集站用该公钥签名的检查点，覆盖以上监管链记录
   ascmhl\\                      ASC MHL 哈希历史
   SHA256SUMS                   光盘上每个文件的 SHA-256 校验值
   说明.txt / README.txt         本说明（中文 / 英文）

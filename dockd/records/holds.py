@@ -15,13 +15,20 @@ from typing import Any
 
 from dockd.clock import utc_iso
 from dockd.errors import UsageError
-from dockd.i18n import _
+from dockd.i18n import N_, _
 from dockd.records.selection import require_case, require_recorder, resolve_item
 from dockd.store.catalog import Catalog, Transaction
 from dockd.store.events import HoldAdded, HoldReleased
 from dockd.store.evidence import EvidenceStore
 
 SCOPES = ("item", "case", "recorder")
+# How a scope reads (translated where shown; the catalog and JSON keep the English key).
+SCOPE_WORDS = {"item": N_("item"), "case": N_("case"), "recorder": N_("recorder")}
+
+
+def scope_text(scope: str) -> str:
+    """A hold's scope in the reader's language (文件 / 案件 / 记录仪)."""
+    return _(SCOPE_WORDS.get(scope, scope))
 
 
 @dataclass(frozen=True)

@@ -17,16 +17,15 @@ from dataclasses import dataclass, field
 from rich.filesize import decimal
 
 from dockd.clock import parse_utc_iso
-from dockd.i18n import N_, _, length_text, local_date
+from dockd.i18n import _, length_text, local_date
 from dockd.i18n import local_time as local_moment
+from dockd.records.holds import scope_text
 from dockd.records.pdf import shown
 from dockd.records.reports import SupervisionReport, WeeklyReport
+from dockd.store.registry import state_text
 
 Report = WeeklyReport | SupervisionReport
 
-# Words stored in the catalog that a reader sees: recorder states and hold scopes.
-_STATE_WORDS = {"faulty": N_("faulty"), "in_repair": N_("in repair")}
-_SCOPE_WORDS = {"item": N_("item"), "case": N_("case"), "recorder": N_("recorder")}
 
 
 class Style(enum.Enum):
@@ -141,7 +140,7 @@ def _supervision_tables(report: SupervisionReport, style: Style) -> list[ReportT
                      for f in report.faults]),
         ReportTable("out_of_service", _("Recorders faulty or in repair"),
                     [_("recorder"), _("state"), _("officer"), _("since"), _("recorded by")],
-                    [[r["recorder"], _(_STATE_WORDS.get(r["state"], r["state"])),
+                    [[r["recorder"], state_text(r["state"]),
                       shown(r["officer"]), when(r["since"]), shown(r["by"])]
                      for r in report.out_of_service]),
         ReportTable("never_docked", _("Recorders never docked"), [_("recorder")],
@@ -150,7 +149,7 @@ def _supervision_tables(report: SupervisionReport, style: Style) -> list[ReportT
         ReportTable("holds", _("Holds in force"),
                     [_("hold"), _("scope"), _("target"), _("from"), _("to"), _("reason"),
                      _("by"), _("since")],
-                    [[str(h.id), _(_SCOPE_WORDS.get(h.scope, h.scope)), h.target,
+                    [[str(h.id), scope_text(h.scope), h.target,
                       when(h.range_from), when(h.range_to), h.reason, h.created_by,
                       when(h.created_at)] for h in report.holds]),
         ReportTable("exports", _("Evidence exports (art. 13, 14)"),

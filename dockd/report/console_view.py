@@ -156,6 +156,15 @@ def _problem_lines(view: ConsoleState) -> list[Text]:
 # -- bays ---------------------------------------------------------------------------------------
 
 
+def bay_name(bay: BayView) -> str:
+    """The bay as the dock's front names it: a label that is only its number (``1``) or
+    the config's default (``Bay 1``) is said in the reader's language ("Bay 1", "1 号仓位"),
+    never "Bay Bay 1" or "仓位 Bay 1"; any other label as configured."""
+    if bay.bay is not None and bay.label in (str(bay.bay), f"Bay {bay.bay}"):
+        return _("Bay {number}").format(number=bay.bay)
+    return bay.label
+
+
 def _bays(view: ConsoleState, live: bool, width: int) -> list[RenderableType]:
     # Wide enough: what to do sits in the bay's row. Narrow: it goes below the table, one
     # line per bay, so it is never the column that gets squeezed away.
@@ -177,7 +186,7 @@ def _bays(view: ConsoleState, live: bool, width: int) -> list[RenderableType]:
         if inline:
             cells.append(detail)
         else:
-            below.append((Text(_("Bay {label}:").format(label=bay.label), style="bold"), detail))
+            below.append((Text(f"{bay_name(bay)}:", style="bold"), detail))
         table.add_row(*cells)
     if not below:
         return [table]
@@ -192,7 +201,8 @@ def _bays(view: ConsoleState, live: bool, width: int) -> list[RenderableType]:
 def _bay_cells(bay: BayView) -> list[RenderableType]:
     fault = bay.fault if bay.state == BayState.FAULT.value else None
     return [
-        Text(bay.label, style="bold"),
+        # Under the "Bay" heading the default label "Bay 1" says only its number.
+        Text(str(bay.bay) if bay.label == f"Bay {bay.bay}" else bay.label, style="bold"),
         Text(state_name(bay.state), style=_STATE_STYLE.get(bay.state, "")),
         Text(bay.recorder or "—"),
         Text(bay.officer or "—"),

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from dockd.clock import utc_iso
 from dockd.errors import UsageError
+from dockd.i18n import N_, _
 from dockd.store.canonical import JsonObject
 from dockd.store.catalog import Catalog
 from dockd.store.events import RecorderAssigned, RecorderEnrolled, RecorderRetired, RecorderStateChanged
@@ -14,6 +15,14 @@ from dockd.store.evidence import EvidenceStore
 from dockd.store.ingest import validate_serial
 
 STATES = ("in_service", "faulty", "in_repair", "retired")
+# How a state reads (translated where shown; the catalog and JSON keep the English key).
+STATE_WORDS = {"in_service": N_("in service"), "faulty": N_("faulty"),
+               "in_repair": N_("in repair"), "retired": N_("retired")}
+
+
+def state_text(state: str) -> str:
+    """A recorder state in the reader's language (在用 / 故障 / 维修中 / 已报废)."""
+    return _(STATE_WORDS.get(state, state))
 
 
 
