@@ -18,9 +18,10 @@ from dockd.config import Config
 from dockd.errors import CatalogDamagedError, IntegrityError
 from dockd.i18n import _
 from dockd.identity import Role, actor
-from dockd.store.evidence import EvidenceStore
+from dockd.store.catalog import catalog_errors, catalog_path
 from dockd.store.queries import require_existing_store
-from dockd.store.verify import verify_store
+from dockd.store.read_only import read_only_view, store_is_read_only
+from dockd.store.verify import StoreView, check_store, store_view, verify_store
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -46,17 +47,28 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 def run(args: argparse.Namespace) -> int:
     config = config_from_args(args)
-    require_existing_store(config.dock.store_dir)
+    root = config.dock.store_dir
+    require_existing_store(root)
+    # A write-blocked copy (or a store this user may only read) is checked all the same;
+    # only the verification's own custody event cannot be written there.
+    read_only = store_is_read_only(root)
     try:
-        with writing_store(config) as store:
-            report = verify_store(store, actor())
-            witnesses = _witnesses(args, config, store)
+        if read_only:
+            with catalog_errors(catalog_path(root)), \
+                    read_only_view(root, config.dock.signing_key_path) as view:
+                report = check_store(view)
+                witnesses = _witnesses(args, config, view)
+        else:
+            with writing_store(config) as store:
+                report = verify_store(store, actor())
+                witnesses = _witnesses(args, config, store_view(store))
     except CatalogDamagedError as exc:
         # For verify a damaged catalog is what it looks for: an integrity problem.
         raise IntegrityError(f"verification failed: {exc}") from None
     witness_problems = [p for w in witnesses for p in w.problems]
     if args.json:
         out = report.to_json_dict()
+        out["recorded"] = not read_only
         if witnesses:
             out["witnesses"] = [{"witness": w.witness, "compared": w.compared,
                                  "witness_max_seq": w.witness_max_seq,
@@ -81,13 +93,18 @@ def run(args: argparse.Namespace) -> int:
                                                 seq=w.witness_max_seq, verdict=verdict))
             for wp in w.problems:
                 print(f"  {wp.kind}: {wp.subject}: {wp.detail}")
+        for note in report.notes:
+            print(_("note: {note}").format(note=note))
+        if read_only:
+            print(_("the store {store} is read-only: this verification could not be recorded "
+                    "in its custody log").format(store=root))
     if not report.ok or witness_problems:
         raise IntegrityError(f"verification found {len(report.problems) + len(witness_problems)}"
-                             f" problem(s) in {config.dock.store_dir}")
+                             f" problem(s) in {root}")
     return 0
 
 
-def _witnesses(args: argparse.Namespace, config: Config, store: EvidenceStore) -> list[Any]:
+def _witnesses(args: argparse.Namespace, config: Config, store: StoreView) -> list[Any]:
     """Compare the log with the ledger and/or the archive when asked."""
     if not args.against_ledger and not args.against_archive:
         return []
@@ -105,5 +122,5 @@ def _witnesses(args: argparse.Namespace, config: Config, store: EvidenceStore) -
 
         section, archive = open_archive(config)
         out.append(against_archive(archive, section.prefix(config.dock.id), config.dock.id,
-                                   store.custody.signer.public_key_hex, own_max, hashes.get))
+                                   store.public_key, own_max, hashes.get))
     return out

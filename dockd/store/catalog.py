@@ -191,12 +191,26 @@ def damaged(path: Path, detail: str) -> CatalogDamagedError:
 
 def _immutable_if_read_only_fs(path: Path) -> str:
     # A WAL database cannot create its -shm index on a read-only file system; nobody can
-    # write there either, so SQLite may treat the file as immutable (no locks, no WAL).
+    # write there either, so SQLite may treat the file as immutable (no locks, no WAL) —
+    # unless a -wal file holds transactions: immutable would silently read the catalog
+    # without them. With its -shm beside it SQLite reads them (nothing written); without
+    # it they cannot be read in place.
     try:
-        read_only_fs = bool(os.statvfs(path.parent).f_flag & os.ST_RDONLY)
+        if not os.statvfs(path.parent).f_flag & os.ST_RDONLY:
+            return ""
+        wal_bytes = os.stat(f"{path}-wal").st_size
+    except FileNotFoundError:
+        wal_bytes = 0
     except OSError:
         return ""
-    return "&immutable=1" if read_only_fs else ""
+    if not wal_bytes:
+        return "&immutable=1"
+    if os.path.exists(f"{path}-shm"):
+        return ""
+    raise StoreUnavailableError(
+        f"the catalog {path} is on a read-only file system and its write-ahead log ({path}-wal,"
+        f" {wal_bytes} bytes) holds transactions that cannot be read there without its -shm"
+        " file; copy the store (cp -a) to writable media and verify the copy")
 
 
 def _create_private(path: Path) -> None:

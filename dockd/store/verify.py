@@ -1,7 +1,8 @@
 """Integrity verification of a store: every stored file, the catalog, the custody chain,
 its signed checkpoints and the checkpoint file.
 
-The result is itself a custody event (``verify.completed`` or ``verify.failed``).
+The result is itself a custody event (``verify.completed`` or ``verify.failed``), except on
+a store that cannot be written (:mod:`dockd.store.read_only`): :func:`check_store` reads only.
 """
 
 from __future__ import annotations
@@ -74,16 +75,45 @@ class VerifyReport:
                 "problems": [p.to_json_dict() for p in self.problems], "notes": self.notes}
 
 
+@dataclass(frozen=True)
+class StoreView:
+    """What verification reads of a store: its directory, a catalog connection, the dock's
+    public key (in force before the first ``key.rotated``) and where an object lives."""
+
+    root: Path
+    catalog: Catalog
+    public_key: str
+    object_path: Callable[[str], Path]
+    notes: tuple[str, ...] = ()  # facts about how the store was read, for every report
+
+
+def store_view(store: EvidenceStore) -> StoreView:
+    """The view of a store opened for writing."""
+    return StoreView(store.root, store.catalog, store.custody.signer.public_key_hex,
+                     store.content.object_path)
+
+
 def verify_store(store: EvidenceStore, actor_name: str,
                  on_item: Callable[[int], None] | None = None) -> VerifyReport:
-    """Check everything and log the result as a custody event.
+    """Check everything (:func:`check_store`) and log the result as a custody event."""
+    report = check_store(store_view(store), on_item)
+    summary = report.to_json_dict()
+    summary["problems"] = [p.to_json_dict() for p in report.problems[:MAX_PROBLEMS_IN_LOG]]
+    summary["problem_count"] = len(report.problems)
+    event = VerifyCompleted(summary) if report.ok else VerifyFailed(summary)
+    store.custody.append(event, actor_name, checkpoint=True)
+    return report
+
+
+def check_store(store: StoreView, on_item: Callable[[int], None] | None = None) -> VerifyReport:
+    """Check everything; reads only (the store may be read-only).
 
     The stored files are re-hashed on worker threads (:mod:`dockd.store.object_check`)
     while this thread checks the session links, the chain and the checkpoints: the disk
     and the hashing set verify's speed, and the log's checks run in their shadow. A check
     of the log added here (a replay of the custody records) runs in the same shadow.
     """
-    report = VerifyReport()
+    report = VerifyReport(notes=list(store.notes))
     findings: list[Problem] = []
     objects = _ObjectPass(store, findings, on_item)
     objects.start()
@@ -104,15 +134,10 @@ def verify_store(store: EvidenceStore, actor_name: str,
         tally = objects.join()
     report.items_checked, report.bytes_checked = tally.items_checked, tally.bytes_checked
     report.problems[:0] = findings  # the files' problems first, as they were found
-    summary = report.to_json_dict()
-    summary["problems"] = [p.to_json_dict() for p in report.problems[:MAX_PROBLEMS_IN_LOG]]
-    summary["problem_count"] = len(report.problems)
-    event = VerifyCompleted(summary) if report.ok else VerifyFailed(summary)
-    store.custody.append(event, actor_name, checkpoint=True)
     return report
 
 
-def _check_database(store: EvidenceStore, report: VerifyReport) -> None:
+def _check_database(store: StoreView, report: VerifyReport) -> None:
     """SQLite's own check of the catalog's pages and indexes (``quick_check``): damage the
     queries below may not touch (an index page, a free page) is named too."""
     rows = [str(r[0]) for r in store.catalog.query("PRAGMA quick_check(20)")]
@@ -123,7 +148,7 @@ def _check_database(store: EvidenceStore, report: VerifyReport) -> None:
 class _ObjectPass(threading.Thread):
     """:func:`check_objects` on a thread of its own, with its own catalog connection."""
 
-    def __init__(self, store: EvidenceStore, findings: list[Problem],
+    def __init__(self, store: StoreView, findings: list[Problem],
                  on_item: Callable[[int], None] | None) -> None:
         super().__init__(name="verify-objects", daemon=True)
         self.store = store
@@ -161,7 +186,7 @@ def hash_file(path: Path, algorithms: list[str], chunk_bytes: int) -> tuple[dict
         os.close(fd)
 
 
-def _check_session_links(store: EvidenceStore, report: VerifyReport) -> None:
+def _check_session_links(store: StoreView, report: VerifyReport) -> None:
     rows = store.catalog.query(
         "SELECT s.sha256, s.session_path, ses.folder FROM sightings s"
         " JOIN sessions ses ON ses.id = s.session_id JOIN items i ON i.sha256 = s.sha256"
@@ -169,7 +194,7 @@ def _check_session_links(store: EvidenceStore, report: VerifyReport) -> None:
     for row in rows:
         report.session_links_checked += 1
         link = store.root / row["folder"] / row["session_path"]
-        obj = store.content.object_path(row["sha256"])
+        obj = store.object_path(row["sha256"])
         try:
             same = os.path.samefile(link, obj)
         except OSError:
@@ -179,7 +204,7 @@ def _check_session_links(store: EvidenceStore, report: VerifyReport) -> None:
                                            f"{link.relative_to(store.root)} is not the stored file"))
 
 
-def _check_chain(store: EvidenceStore, report: VerifyReport, replay: Replay) -> None:
+def _check_chain(store: StoreView, report: VerifyReport, replay: Replay) -> None:
     expected_seq, prev = 1, GENESIS_HASH
     for row in store.catalog.conn.execute("SELECT * FROM custody ORDER BY seq"):
         report.records_checked += 1
@@ -216,10 +241,10 @@ class KeySchedule:
         return self.keys[bisect.bisect_right(self.starts, seq) - 1]
 
 
-def _key_schedule(store: EvidenceStore, replay: Replay, report: VerifyReport) -> KeySchedule:
+def _key_schedule(store: StoreView, replay: Replay, report: VerifyReport) -> KeySchedule:
     """The keys in force, from the dock's key back through each rotation's old key."""
     first = (str(replay.rotations[0][1].get("old_public_key")) if replay.rotations
-             else store.custody.signer.public_key_hex)
+             else store.public_key)
     starts, keys = [0], [first]
     for seq, p in replay.rotations:
         subject = f"seq {seq}"
@@ -241,7 +266,7 @@ def _key_schedule(store: EvidenceStore, replay: Replay, report: VerifyReport) ->
     return KeySchedule(starts, keys)
 
 
-def _check_checkpoints(store: EvidenceStore, report: VerifyReport, keys: KeySchedule) -> int:
+def _check_checkpoints(store: StoreView, report: VerifyReport, keys: KeySchedule) -> int:
     """Check every checkpoint and the checkpoint file; the highest seq a valid one covers."""
     tail = store.catalog.query_one("SELECT MAX(seq) FROM custody")
     tail_seq = (tail[0] if tail else 0) or 0
@@ -277,7 +302,7 @@ def _check_checkpoints(store: EvidenceStore, report: VerifyReport, keys: KeySche
     return signed_upto
 
 
-def _check_one_checkpoint(store: EvidenceStore, cp: Checkpoint, key: str, kind: str,
+def _check_one_checkpoint(store: StoreView, cp: Checkpoint, key: str, kind: str,
                           report: VerifyReport) -> bool:
     """Report what is wrong with ``cp``; True when it is valid (so it vouches for its seq)."""
     before = len(report.problems)
