@@ -54,7 +54,8 @@ class _ArgumentParser(argparse.ArgumentParser):
                 action.help = _("show this help message and exit")
 
     def error(self, message: str) -> None:  # type: ignore[override]
-        raise UsageError(f"{self.prog}: {translate_argparse_error(message)}")
+        # The program name and argparse's message, in the reader's language.
+        raise UsageError(": ".join((self.prog, translate_argparse_error(message))))
 
 
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:

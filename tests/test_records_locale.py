@@ -23,8 +23,8 @@ PO = REPO_ROOT / "dockd/locale/zh_CN/LC_MESSAGES/dockd.po"
 MO = PO.with_suffix(".mo")
 # Every command's texts (help, errors, output), the records code, the registry's words.
 SOURCES = sorted((REPO_ROOT / "dockd/records").glob("*.py")) + sorted(
-    (REPO_ROOT / "dockd/commands").glob("*.py")) + [REPO_ROOT / "dockd/cli.py",
-                                                    REPO_ROOT / "dockd/store/registry.py"]
+    (REPO_ROOT / "dockd/commands").glob("*.py")) + [
+    REPO_ROOT / f"dockd/{n}.py" for n in ("cli", "store/registry", "store/queries", "store/ingest")]
 
 
 def _messages() -> dict[str, Path]:
@@ -170,3 +170,26 @@ def test_offload_is_never_called_export_in_chinese() -> None:
                     and "导出" in msgstr:
                 wrong.append(f"{po.name}: {msgid!r} -> {msgstr!r}")
     assert not wrong, "offload is 采集 (docs/glossary.md):\n" + "\n".join(wrong)
+
+
+def test_every_error_of_the_commands_goes_through_the_catalog() -> None:
+    """An error a command raises with a bare string or f-string would print in English
+    whatever the language: each must be ``_("...").format(...)`` (then the test above checks
+    its translation). Builtin exceptions (caught and reworded) and the .po compiler (a
+    developer's tool) are left out."""
+    import builtins
+
+    bare = []
+    for path in SOURCES:
+        if path.name == "pocompile.py":
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if not (isinstance(node, ast.Raise) and isinstance(node.exc, ast.Call)
+                    and node.exc.args):
+                continue
+            func = node.exc.func
+            name = func.id if isinstance(func, ast.Name) else getattr(func, "attr", "")
+            if name.endswith("Error") and not hasattr(builtins, name) \
+                    and isinstance(node.exc.args[0], ast.JoinedStr | ast.Constant | ast.BinOp):
+                bare.append(f"{path.relative_to(REPO_ROOT)}:{node.lineno}")
+    assert not bare, "wrap in _(): " + ", ".join(bare)

@@ -61,8 +61,9 @@ def run_sync(args: argparse.Namespace) -> int:
         for failure in report.failed:
             print(f"  failed: {failure.sha256}: {failure.reason}", file=sys.stderr)
     if report.failed:
-        raise IntegrityError(f"{len(report.failed)} item(s) not archived: their stored bytes "
-                             "differ from the catalog or are missing; run dockd verify")
+        raise IntegrityError(_("{n} item(s) not archived: their stored bytes differ from the"
+                               " catalog or are missing; run dockd verify")
+                             .format(n=len(report.failed)))
     return 0
 
 
@@ -87,7 +88,8 @@ def _positive(text: str) -> int:
     try:
         value = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        raise argparse.ArgumentTypeError(_("{value!r} is not a whole number")
+                                         .format(value=text)) from None
     if value < 1:
-        raise argparse.ArgumentTypeError("must be at least 1")
+        raise argparse.ArgumentTypeError(_("must be at least 1"))
     return value

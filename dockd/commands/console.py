@@ -34,8 +34,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 def run(args: argparse.Namespace) -> int:
     """Run the live console until the user quits."""
     if not sys.stdout.isatty():
-        raise UsageError("dockd console needs a terminal; use `dockd status` (or --json) for output "
-                         "to a file or pipe")
+        raise UsageError(_("dockd console needs a terminal; use `dockd status` (or --json) for"
+                           " output to a file or pipe"))
     if args.kiosk:
         _enter_kiosk()
     config = config_from_args(args)

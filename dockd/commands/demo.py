@@ -32,7 +32,7 @@ def run(args: argparse.Namespace) -> int:
     from dockd.sim.demo import run_demo
 
     if not 1 <= args.recorders <= 32:
-        raise UsageError("--recorders must be between 1 and 32")
+        raise UsageError(_("--recorders must be between 1 and 32"))
     with _display() as show:
         return run_demo(args.recorders, args.broker, args.store, args.keep_running, show,
                         local_broker=not args.no_broker)

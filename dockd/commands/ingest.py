@@ -53,13 +53,14 @@ def run(args: argparse.Namespace) -> int:
             if f.outcome in (Outcome.SKIPPED, Outcome.FAILED):
                 print(f"  {_(str(f.outcome))}: {f.source_path} ({f.reason})", file=sys.stderr)
     if report.reason is StopReason.STORE_FULL:
-        raise StoreFullError(
-            f"the evidence store {config.dock.store_dir} is full; the session was interrupted "
-            "and nothing partial was kept. Free space or add storage, then dock again")
+        raise StoreFullError(_(
+            "the evidence store {store} is full; the session was interrupted and nothing"
+            " partial was kept. Free space or add storage, then dock again").format(
+                store=config.dock.store_dir))
     if report.result is not SessionResult.COMPLETED:
         failed = [f"{f.source_path} ({f.reason})" for f in report.files if f.outcome is Outcome.FAILED]
         why = f"; interrupted: {report.reason}" if report.reason else ""
-        raise IncompleteIngestError(
-            f"{len(failed)} file(s) not stored{why}: " + "; ".join(failed[:10])
-            + (" …" if len(failed) > 10 else ""))
+        raise IncompleteIngestError(_("{n} file(s) not stored{why}: {files}").format(
+            n=len(failed), why=why,
+            files="; ".join(failed[:10]) + (" …" if len(failed) > 10 else "")))
     return 0

@@ -48,7 +48,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 def run(args: argparse.Namespace) -> int:
     root: Path = args.root
     if not root.is_dir():
-        raise UsageError(f"--root {root} is not a directory")
+        raise UsageError(_("--root {root} is not a directory").format(root=root))
     files = _packaged_files()
     dockd_bin = Path(sys.executable).with_name("dockd")
     for name, text in files.items():
@@ -84,7 +84,8 @@ def _create_users() -> None:
     directories the service shares with group dockd."""
     for cmd in (["systemd-sysusers", f"/{SYSUSERS}"], ["systemd-tmpfiles", "--create", f"/{TMPFILES}"]):
         if shutil.which(cmd[0]) is None:
-            raise UsageError(f"{cmd[0]} is missing: dockd install needs systemd")
+            raise UsageError(_("{command} is missing: dockd install needs systemd")
+                             .format(command=cmd[0]))
         subprocess.run(cmd, check=True)
     gid = grp.getgrnam(SERVICE_GROUP).gr_gid
     for path, mode in ((Path("/") / CONFIG_DIR, 0o750), (Path("/") / CONFIG_DIR / "dockd.toml", 0o640),
@@ -101,7 +102,7 @@ def _packaged_files() -> dict[str, str]:
         if entry.name.endswith((".service", ".timer", ".rules", ".toml", ".sysusers", ".tmpfiles")):
             out[entry.name] = entry.read_text(encoding="utf-8")
     if "dockd.service" not in out or "dockd.toml" not in out:
-        raise UsageError("this dockd installation lacks its data files (dockd/data)")
+        raise UsageError(_("this dockd installation lacks its data files (dockd/data)"))
     return out
 
 

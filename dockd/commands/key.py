@@ -46,8 +46,8 @@ def run_show(args: argparse.Namespace) -> int:
     path = config.dock.signing_key_path
     signer = load_signer(path)
     if signer is None:
-        raise ConfigError(f"no signing key at {path} (the store makes it when first opened;"
-                          " 'key show' never does)")
+        raise ConfigError(_("no signing key at {path} (the store makes it when first opened;"
+                            " 'key show' never does)").format(path=path))
     info = {"dock": config.dock.id, "algorithm": "ed25519", "public_key": signer.public_key_hex,
             "fingerprint": fingerprint(signer.public_key_hex), "key_file": str(path)}
     if args.json:

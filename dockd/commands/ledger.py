@@ -130,8 +130,9 @@ def ledger_config(args: argparse.Namespace) -> tuple[Config, LedgerSection]:
     config = load_config(path)
     setup_logging(config.dock.log_level)
     if config.ledger is None:
-        raise ConfigError(f"ledger: {path} has no [ledger] section (the ledger runs on a "
-                          "central server with its own config, see docs/ledger.md)")
+        raise ConfigError(_("ledger: {path} has no [ledger] section (the ledger runs on a"
+                            " central server with its own config, see docs/ledger.md)")
+                          .format(path=path))
     return config, config.ledger
 
 
@@ -172,7 +173,8 @@ def run_dock_add(args: argparse.Namespace) -> int:
     from dockd.identity import actor
 
     if not DOCK_ID_PATTERN.match(args.dock_id):
-        raise UsageError(f"dock id {args.dock_id!r}: letters, digits, '-' or '_', at most 64")
+        raise UsageError(_("dock id {value!r}: letters, digits, '-' or '_', at most 64")
+                         .format(value=args.dock_id))
     _config, section = ledger_config(args)
     db = open_ledger_db(section)
     try:
@@ -242,7 +244,7 @@ def run_status(args: argparse.Namespace) -> int:
         for a in alerts:
             print(f"  ALERT {a['kind']} {a['dock'] or '-'}: {a['detail']} (x{a['count']})")
     if args.check and alerts:
-        raise IntegrityError(f"{len(alerts)} open alert(s) in the ledger")
+        raise IntegrityError(_("{n} open alert(s) in the ledger").format(n=len(alerts)))
     return 0
 
 
@@ -256,9 +258,9 @@ def run_report(args: argparse.Namespace) -> int:
     from dockd.records.periods import parse_week, previous_week
 
     if args.format == "pdf" and args.out is None:
-        raise UsageError("--format pdf needs --out FILE")
+        raise UsageError(_("--format pdf needs --out FILE"))
     if args.out is not None and args.out.exists():
-        raise UsageError(f"--out {args.out} already exists")
+        raise UsageError(_("--out {path} already exists").format(path=args.out))
     _config, section = ledger_config(args)
     now = SystemClock().now()
     period = parse_week(args.week, section.tz) if args.week else previous_week(now, section.tz)
@@ -268,15 +270,15 @@ def run_report(args: argparse.Namespace) -> int:
                                section.undocked_alert_hours)
     finally:
         db.close()
-    _ = words(env_language())
+    said = words(env_language())  # the ledger's own catalog (dockd_ledger.po)
     if args.format == "pdf":
-        write_pdf(report, args.out, _)
+        write_pdf(report, args.out, said)
         print(f"wrote {args.out}")
         return 0
     if args.format == "json":
         text = json.dumps(report.to_json_dict(), ensure_ascii=False, indent=2) + "\n"
     else:
-        text = to_csv(report, _) if args.format == "csv" else to_text(report, _)
+        text = to_csv(report, said) if args.format == "csv" else to_text(report, said)
     if args.out is None:
         sys.stdout.write(text)
     else:
@@ -295,12 +297,12 @@ def run_serve(args: argparse.Namespace) -> int:
     _config, section = ledger_config(args)
     web = section.web
     if web is None:
-        raise UsageError("the config has no [ledger.web] section (listen, auth, users_file or "
-                         "the proxy header, TLS; see docs/ledger.md)")
+        raise UsageError(_("the config has no [ledger.web] section (listen, auth, users_file or"
+                           " the proxy header, TLS; see docs/ledger.md)"))
     if args.listen:
         listen = parse_listen(args.listen)
         if listen is None:
-            raise UsageError(f"--listen: {args.listen!r} is not HOST:PORT")
+            raise UsageError(_("--listen: {value!r} is not HOST:PORT").format(value=args.listen))
         web = dataclasses.replace(web, host=listen[0], port=listen[1])
     # Migrate once with a writing connection; the page's own connections are read-only.
     open_ledger_db(section).close()
@@ -324,6 +326,6 @@ def run_hash_password(args: argparse.Namespace) -> int:
     password = getpass.getpass("password: ") if sys.stdin.isatty() else sys.stdin.readline()
     password = password.rstrip("\n")
     if len(password) < 8:
-        raise UsageError("the password must have at least 8 characters")
+        raise UsageError(_("the password must have at least 8 characters"))
     print(hash_password(password))
     return 0

@@ -30,7 +30,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 def run(args: argparse.Namespace) -> int:
     config = config_from_args(args)
     if not config.mqtt.enabled:
-        raise ConfigError("mqtt.enabled: the [mqtt] section is not enabled")
+        raise ConfigError(_("mqtt.enabled: the [mqtt] section is not enabled"))
     signer = load_or_create_signer(config.dock.signing_key_path)
     reporter = MqttReporter(config, config.dock.store_dir, SystemClock(), signer.public_key_hex)
     stop = threading.Event()

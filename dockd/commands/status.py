@@ -31,7 +31,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         state = read_state(path)
     except (OSError, ValueError) as exc:
-        raise DaemonUnreachableError(f"dockd is not answering on {path}: {exc}") from None
+        raise DaemonUnreachableError(_("dockd is not answering on {path}: {error}")
+                                     .format(path=path, error=exc)) from None
     if args.json:
         print_json(state)
     else:

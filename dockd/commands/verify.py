@@ -64,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
                 witnesses = _witnesses(args, config, store_view(store))
     except CatalogDamagedError as exc:
         # For verify a damaged catalog is what it looks for: an integrity problem.
-        raise IntegrityError(f"verification failed: {exc}") from None
+        raise IntegrityError(_("verification failed: {error}").format(error=exc)) from None
     witness_problems = [p for w in witnesses for p in w.problems]
     if args.json:
         out = report.to_json_dict()
@@ -99,8 +99,8 @@ def run(args: argparse.Namespace) -> int:
             print(_("the store {store} is read-only: this verification could not be recorded "
                     "in its custody log").format(store=root))
     if not report.ok or witness_problems:
-        raise IntegrityError(f"verification found {len(report.problems) + len(witness_problems)}"
-                             f" problem(s) in {root}")
+        raise IntegrityError(_("verification found {n} problem(s) in {store}").format(
+            n=len(report.problems) + len(witness_problems), store=root))
     return 0
 
 

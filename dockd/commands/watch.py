@@ -90,7 +90,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"verified {docks}; {summary['problems']} problem(s), "
               f"{summary['duplicates']} duplicate(s)", flush=True)
     if args.verify and not summary["ok"]:
-        raise IntegrityError(f"the custody stream has {summary['problems']} problem(s)")
+        raise IntegrityError(_("the custody stream has {n} problem(s)")
+                             .format(n=summary["problems"]))
     return 0
 
 
@@ -158,7 +159,7 @@ def _settings(args: argparse.Namespace) -> tuple[ConnectionSettings, str]:
         section = config.mqtt
     broker = parse_broker_url(args.broker, "--broker") if args.broker else section.broker
     if args.broker is None and not section.enabled and args.config is None:
-        raise UsageError("give --broker URL (or --config with an [mqtt] section)")
+        raise UsageError(_("give --broker URL (or --config with an [mqtt] section)"))
     settings = ConnectionSettings(
         broker=broker,
         client_id=args.client_id or f"dockd-watch-{uuid.uuid4().hex[:12]}",
@@ -173,8 +174,8 @@ def _settings(args: argparse.Namespace) -> tuple[ConnectionSettings, str]:
     if not broker.tls and (settings.ca_file or settings.cert_file):
         # As the daemon's config refuses it: certificates given must not be ignored silently.
         given = "--ca" if args.ca else "--cert" if args.cert else "the config's ca_file/cert_file"
-        raise UsageError(f"{given} is set but the broker URL {broker.url} is plaintext; use "
-                         "mqtts:// so the certificates are used")
+        raise UsageError(_("{given} is set but the broker URL {url} is plaintext; use mqtts://"
+                           " so the certificates are used").format(given=given, url=broker.url))
     check_tls_files(MqttSection(ca_file=settings.ca_file, cert_file=settings.cert_file,
                                 key_file=settings.key_file))
     return settings, args.prefix or section.prefix
@@ -184,23 +185,25 @@ def _check_args(args: argparse.Namespace) -> None:
     for name in ("site", "dock"):
         value = getattr(args, name)
         if value is not None and not DOCK_ID_PATTERN.match(value):
-            raise UsageError(f"--{name}: {value!r} is not a dock/site id")
+            raise UsageError(_("--{name}: {value!r} is not a dock/site id")
+                             .format(name=name, value=value))
     if args.prefix is not None and not TOPIC_LEVEL_PATTERN.match(args.prefix):
-        raise UsageError(f"--prefix: {args.prefix!r} is not one topic level")
+        raise UsageError(_("--prefix: {value!r} is not one topic level").format(value=args.prefix))
     if args.public_key is not None and not _HEX64.match(args.public_key):
-        raise UsageError("--public-key: expected 64 lower-case hex digits (see `dockd key show`)")
+        raise UsageError(_("--public-key: expected 64 lower-case hex digits (see `dockd key show`)"))
     for name in ("from_seq", "until_seq"):
         value = getattr(args, name)
         if value is not None and value < 1:
-            raise UsageError(f"--{name.replace('_', '-')}: must be at least 1")
+            raise UsageError(_("--{name}: must be at least 1").format(name=name.replace("_", "-")))
     if args.idle_timeout is not None and args.idle_timeout <= 0:
-        raise UsageError("--idle-timeout: must be above 0")
+        raise UsageError(_("--idle-timeout: must be above 0"))
     if (args.cert is None) != (args.key is None):
-        raise UsageError("--cert and --key go together")
+        raise UsageError(_("--cert and --key go together"))
     for option, path in (("--ca", args.ca), ("--cert", args.cert), ("--key", args.key),
                          ("--credentials-file", args.credentials_file)):
         if path is not None and not path.is_file():
-            raise UsageError(f"{option}: {path} does not exist or is not a file")
+            raise UsageError(_("{option}: {path} does not exist or is not a file")
+                             .format(option=option, path=path))
 
 
 def _line(event: Event) -> str:

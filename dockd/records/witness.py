@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from dockd.errors import ArchiveUnavailableError, ConfigError, UsageError
+from dockd.i18n import _
 
 PAGE = 10_000  # the ledger API's largest range
 
@@ -61,7 +62,8 @@ def against_ledger(url: str, dock: str, own_max: int, own_hash: OwnHash,
     """Compare with what the ledger at ``url`` (``dockd ledger serve``) holds of ``dock``."""
     parsed = urllib.parse.urlsplit(url)
     if parsed.scheme not in ("https", "http") or not parsed.hostname or parsed.query:
-        raise UsageError(f"--against-ledger: {url!r} is not an https:// URL of the ledger page")
+        raise UsageError(_("--against-ledger: {url!r} is not an https:// URL of the ledger page")
+                         .format(url=url))
     base = url.rstrip("/")
     headers = {"Accept": "application/json"}
     if credentials_file is not None:
@@ -79,14 +81,17 @@ def against_ledger(url: str, dock: str, own_max: int, own_hash: OwnHash,
                 return json.loads(answer.read(64 << 20))
         except urllib.error.HTTPError as exc:
             if exc.code == 401:
-                raise ConfigError(f"the ledger {url} refused the credentials"
-                                  f"{' in ' + str(credentials_file) if credentials_file else ''}"
-                                  ) from None
+                raise ConfigError(_("the ledger {url} refused the credentials{where}").format(
+                    url=url, where=f" in {credentials_file}" if credentials_file else "")
+                ) from None
             if exc.code == 404:
-                raise UsageError(f"the ledger {url} has no dock {dock} enrolled") from None
-            raise WitnessUnavailableError(f"the ledger {url} answered {exc.code}") from None
+                raise UsageError(_("the ledger {url} has no dock {dock} enrolled")
+                                 .format(url=url, dock=dock)) from None
+            raise WitnessUnavailableError(_("the ledger {url} answered {code}")
+                                          .format(url=url, code=exc.code)) from None
         except (urllib.error.URLError, TimeoutError, OSError, ValueError) as exc:
-            raise WitnessUnavailableError(f"the ledger {url} cannot be reached: {exc}") from None
+            raise WitnessUnavailableError(_("the ledger {url} cannot be reached: {error}")
+                                          .format(url=url, error=exc)) from None
 
     head = get(f"/api/docks/{urllib.parse.quote(dock)}/head")
     witness_max = int(head.get("max_seq") or 0)
@@ -157,8 +162,9 @@ def _credentials(path: Path) -> tuple[str, str]:
     try:
         lines = path.read_text("utf-8").splitlines()
     except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"--ledger-credentials: {path} cannot be read: {exc}") from None
+        raise ConfigError(_("--ledger-credentials: {path} cannot be read: {error}")
+                          .format(path=path, error=exc)) from None
     if len(lines) < 2 or not lines[0].strip():
-        raise ConfigError(f"--ledger-credentials: {path} must hold the user on line 1 and the "
-                          "password on line 2")
+        raise ConfigError(_("--ledger-credentials: {path} must hold the user on line 1 and the"
+                            " password on line 2").format(path=path))
     return lines[0].strip(), lines[1]

@@ -33,6 +33,7 @@ from typing import Any
 
 from dockd.clock import utc_iso
 from dockd.errors import DockdError, StoreFullError, StoreUnavailableError, UsageError
+from dockd.i18n import _
 from dockd.identity import actor
 from dockd.names import SERIAL_PATTERN
 from dockd.store import ingest_catalog
@@ -141,10 +142,9 @@ REMOVAL_GRACE_S = 2.0
 def validate_serial(serial: str) -> str:
     """A recorder serial safe as a path component and a topic level, else UsageError."""
     if not SERIAL_PATTERN.match(serial):
-        raise UsageError(
-            f"recorder serial {serial!r} is not valid: use 1-64 letters, digits, '.', '_' or '-',"
-            " starting with a letter or digit"
-        )
+        raise UsageError(_(
+            "recorder serial {serial!r} is not valid: use 1-64 letters, digits, '.', '_' or"
+            " '-', starting with a letter or digit").format(serial=serial))
     return serial
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from dockd.errors import IntegrityError, UsageError
+from dockd.i18n import _
 from dockd.store.catalog import Catalog, Transaction, catalog_path
 from dockd.store.guard import permission_denied
 
@@ -30,8 +31,8 @@ def require_existing_store(store_dir: Path) -> None:
     except PermissionError:
         raise permission_denied(path) from None
     if not exists:
-        raise UsageError(f"no evidence store at {store_dir} (no {path.name}); "
-                         "check --store or dock.store_dir")
+        raise UsageError(_("no evidence store at {store_dir} (no {name}); check --store or"
+                           " dock.store_dir").format(store_dir=store_dir, name=path.name))
 
 
 def catalog_items(catalog: Catalog, recorder: str | None = None,
@@ -99,8 +100,8 @@ def custody_records_json(catalog: Catalog, after_seq: int = 0,
             f"SELECT seq, json_valid(payload), {line} FROM custody{_custody_where(type_)}",
             {"after": after_seq, "type": type_}):
         if not payload_ok:
-            raise IntegrityError(f"custody record seq {seq} has a payload that is not "
-                                 "JSON: the log was altered; run dockd verify")
+            raise IntegrityError(_("custody record seq {seq} has a payload that is not JSON:"
+                                   " the log was altered; run dockd verify").format(seq=seq))
         yield text
 
 
@@ -136,7 +137,8 @@ def _check_date(text: str) -> None:
     try:
         dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
-        raise UsageError(f"--since {text!r} is not a date (use YYYY-MM-DD)") from None
+        raise UsageError(_("--since {value!r} is not a date (use YYYY-MM-DD)")
+                         .format(value=text)) from None
 
 
 def is_archived(source: Catalog | Transaction, sha256: str) -> bool:

@@ -61,7 +61,7 @@ def enroll(store: EvidenceStore, actor: str, serial: str, brand: str, model: str
     validate_serial(serial)
     with store.catalog.transaction() as tx:
         if tx.execute("SELECT 1 FROM recorders WHERE serial=?", (serial,)).fetchone():
-            raise UsageError(f"recorder {serial} is already enrolled")
+            raise UsageError(_("recorder {serial} is already enrolled").format(serial=serial))
         now = utc_iso(store.clock.now())
         tx.execute("INSERT INTO recorders (serial, brand, model, officer_id, officer_name, unit,"
                    " state, enrolled_at) VALUES (?,?,?,?,?,?,?,?)",
@@ -77,7 +77,8 @@ def assign(store: EvidenceStore, actor: str, serial: str, officer_id: str,
     with store.catalog.transaction() as tx:
         before = _must(store.catalog, serial)
         if before.state == "retired":
-            raise UsageError(f"recorder {serial} is retired and cannot be assigned")
+            raise UsageError(_("recorder {serial} is retired and cannot be assigned")
+                             .format(serial=serial))
         tx.execute("UPDATE recorders SET officer_id=?, officer_name=?, unit=COALESCE(?, unit)"
                    " WHERE serial=?", (officer_id, officer_name, unit, serial))
         store.custody.record(tx, RecorderAssigned(serial, officer_id, officer_name, unit,
@@ -88,11 +89,12 @@ def assign(store: EvidenceStore, actor: str, serial: str, officer_id: str,
 def set_state(store: EvidenceStore, actor: str, serial: str, state: str) -> Recorder:
     """in_service | faulty | in_repair (art. 9); ``retire`` for taking it out for good."""
     if state not in STATES[:3]:
-        raise UsageError(f"state {state!r} is not one of in_service, faulty, in_repair")
+        raise UsageError(_("state {state!r} is not one of in_service, faulty, in_repair")
+                         .format(state=state))
     with store.catalog.transaction() as tx:
         before = _must(store.catalog, serial)
         if before.state == "retired":
-            raise UsageError(f"recorder {serial} is retired")
+            raise UsageError(_("recorder {serial} is retired").format(serial=serial))
         tx.execute("UPDATE recorders SET state=? WHERE serial=?", (state, serial))
         store.custody.record(tx, RecorderStateChanged(serial, before.state, state), actor)
     return _must(store.catalog, serial)
@@ -103,7 +105,7 @@ def retire(store: EvidenceStore, actor: str, serial: str) -> Recorder:
     with store.catalog.transaction() as tx:
         before = _must(store.catalog, serial)
         if before.state == "retired":
-            raise UsageError(f"recorder {serial} is already retired")
+            raise UsageError(_("recorder {serial} is already retired").format(serial=serial))
         now = utc_iso(store.clock.now())
         tx.execute("UPDATE recorders SET state='retired', retired_at=? WHERE serial=?", (now, serial))
         store.custody.record(tx, RecorderRetired(serial, before.state), actor)
@@ -113,5 +115,6 @@ def retire(store: EvidenceStore, actor: str, serial: str) -> Recorder:
 def _must(catalog: Catalog, serial: str) -> Recorder:
     found = lookup(catalog, serial)
     if found is None:
-        raise UsageError(f"recorder {serial} is not enrolled (see 'dockd recorders add')")
+        raise UsageError(_("recorder {serial} is not enrolled (see 'dockd recorders add')")
+                         .format(serial=serial))
     return found
