@@ -107,7 +107,7 @@ def test_intact_read_only_store_reports_without_writing(made: tuple[Path, Path],
     assert report["items_checked"] == 6 and report["checkpoints_checked"] >= 3
     zh = run_dockd(["verify", "--config", _config(tmp_path, ro, key)],
                    env={"LANGUAGE": "zh_CN", "LANG": "zh_CN.UTF-8"})
-    assert zh.returncode == 0 and "为只读：本次校验无法记入其监管日志" in zh.stdout, zh
+    assert zh.returncode == 0 and "为只读：本次校验无法记入其监管链记录" in zh.stdout, zh
     assert _snapshot(ro) == before
     # The same store writable: the verification is recorded there (and only there).
     records = len(json.loads(run_dockd(["log", "--store", store, "--json"]).stdout))
