@@ -55,7 +55,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         if read_only:
             with catalog_errors(catalog_path(root)), \
-                    read_only_view(root, config.dock.signing_key_path) as view:
+                    read_only_view(root, config.dock.signing_key_path,
+                                   config.dock.checkpoint_mirror) as view:
                 report = check_store(view)
                 witnesses = _witnesses(args, config, view)
         else:

@@ -22,6 +22,9 @@ class DockSection:
     site: str = "site-01"
     store_dir: Path = Path("/var/lib/dockd")
     signing_key: Path | None = None  # default: <store_dir>/keys/custody.ed25519
+    # A file outside the store to which every checkpoint is appended: a store restored
+    # from its backup does not take it back, and verify compares the log with it.
+    checkpoint_mirror: Path | None = None
     log_level: str = "INFO"
     # IANA name of the bureau's local time (sheets, reports, console, --day); None: the
     # system's. Custody records and MQTT stay UTC whatever this says.
@@ -45,9 +48,20 @@ def parse_dock(t: TableReader) -> DockSection:
         site=t.string("site", d.site, DOCK_ID_PATTERN, DOCK_ID_HINT),
         store_dir=t.path("store_dir", d.store_dir) or d.store_dir,
         signing_key=t.path("signing_key", None),
+        checkpoint_mirror=_checkpoint_mirror(t),
         log_level=t.choice("log_level", d.log_level, LOG_LEVELS),
         timezone=_timezone(t),
     )
+
+
+def _checkpoint_mirror(t: TableReader) -> Path | None:
+    path = t.path("checkpoint_mirror", None)
+    store = t.path("store_dir", DockSection.store_dir) or DockSection.store_dir
+    if path is not None and (not path.is_absolute() or path.is_relative_to(store)):
+        t.problem("checkpoint_mirror", f"must be an absolute path outside store_dir ({store}): "
+                  "a rollback of the store must not reach it")
+        return None
+    return path
 
 
 def _timezone(t: TableReader) -> str | None:

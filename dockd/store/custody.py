@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from dockd.clock import Clock, utc_iso
+from dockd.errors import StoreUnavailableError
 from dockd.store.canonical import JsonObject, canonical_json
 from dockd.store.catalog import Catalog, Transaction
 from dockd.store.events import CustodyEvent
@@ -110,8 +111,10 @@ class CustodyLog:
     """Appends custody records inside the caller's catalog transaction."""
 
     def __init__(self, catalog: Catalog, signer: Signer, dock_id: str, clock: Clock,
-                 checkpoint_every: int, checkpoint_file: Path) -> None:
+                 checkpoint_every: int, checkpoint_file: Path,
+                 mirror: Path | None = None) -> None:
         self.catalog = catalog
+        self.mirror = mirror
         self.signer = signer
         self.dock_id = dock_id
         self.clock = clock
@@ -222,6 +225,9 @@ class CustodyLog:
                 created_at=time)
         if write_file:
             tx.after_commit(lambda: write_checkpoint_file(self.checkpoint_file, cp))
+        if self.mirror is not None:
+            mirror = self.mirror
+            tx.after_commit(lambda: append_checkpoint_mirror(mirror, cp))
 
 
 def write_checkpoint_file(path: Path, cp: Checkpoint) -> None:
@@ -249,6 +255,47 @@ def _write_checkpoint_file_locked(path: Path, cp: Checkpoint) -> None:
     if current is not None and current.seq > cp.seq:
         return  # another process already wrote a later one
     write_file_atomic(path, canonical_json(cp.to_json_dict()) + b"\n", mode=0o644)
+
+
+def open_checkpoint_mirror(path: Path) -> int:
+    """An fd appending to the checkpoint mirror outside the store (``[dock]
+    checkpoint_mirror``), made when missing; opening the store tries it first, so a mirror
+    that cannot be written stops the store before anything is written."""
+    try:
+        return os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o640)
+    except OSError as exc:
+        raise _mirror_error(path, exc) from None
+
+
+def _mirror_error(path: Path, exc: OSError) -> StoreUnavailableError:
+    return StoreUnavailableError(f"the checkpoint mirror {path} cannot be written: "
+                                 f"{exc.strerror}; check [dock] checkpoint_mirror")
+
+
+def append_checkpoint_mirror(path: Path, cp: Checkpoint) -> None:
+    """Append ``cp`` as one JSON line to the checkpoint mirror; durable before returning."""
+    fd = open_checkpoint_mirror(path)
+    try:
+        # One write of one short line: O_APPEND keeps the lines of concurrent processes whole.
+        os.write(fd, canonical_json(cp.to_json_dict()) + b"\n")
+        os.fsync(fd)
+    except OSError as exc:
+        raise _mirror_error(path, exc) from None
+    finally:
+        os.close(fd)
+
+
+def read_checkpoint_mirror(path: Path) -> list[Checkpoint | str]:
+    """The checkpoints in the mirror file at ``path``, in order; a line that is not one is
+    given as its problem (text). FileNotFoundError when there is no file (never made here)."""
+    out: list[Checkpoint | str] = []
+    with open(path, "rb") as fh:
+        for n, raw in enumerate(fh, 1):
+            try:
+                out.append(checkpoint_from_dict(json.loads(raw)))
+            except (ValueError, RecursionError) as exc:
+                out.append(f"line {n}: {exc}")
+    return out
 
 
 def read_checkpoint_file(path: Path) -> Checkpoint | None:

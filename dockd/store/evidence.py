@@ -19,7 +19,7 @@ from dockd.config import Config
 from dockd.identity import actor
 from dockd.store.catalog import Catalog, catalog_path
 from dockd.store.content_store import INTENT_PREFIX, TMP_DIR, ContentStore
-from dockd.store.custody import CHECKPOINT_FILE, CustodyLog
+from dockd.store.custody import CHECKPOINT_FILE, CustodyLog, open_checkpoint_mirror
 from dockd.store.events import BatchUndone, SessionInterrupted
 from dockd.store.fsutil import DIR_MODE, make_dirs, try_lock
 from dockd.store.key_rotation import store_signer
@@ -75,8 +75,15 @@ def open_store(config: Config, clock: Clock, recover: bool = True,
         catalog.close()
         content.close()
         raise
+    if config.dock.checkpoint_mirror is not None:
+        try:
+            os.close(open_checkpoint_mirror(config.dock.checkpoint_mirror))
+        except BaseException:
+            catalog.close()
+            content.close()
+            raise
     custody = CustodyLog(catalog, key, config.dock.id, clock, config.ingest.checkpoint_every,
-                         root / CHECKPOINT_FILE)
+                         root / CHECKPOINT_FILE, config.dock.checkpoint_mirror)
     store = EvidenceStore(root, config, clock, catalog, content, custody)
     if signer is not None:
         return store

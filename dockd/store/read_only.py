@@ -32,7 +32,8 @@ def store_is_read_only(root: Path) -> bool:
 
 
 @contextlib.contextmanager
-def read_only_view(root: Path, key_path: Path) -> Iterator[StoreView]:
+def read_only_view(root: Path, key_path: Path,
+                   mirror: Path | None = None) -> Iterator[StoreView]:
     """The store at ``root`` opened for reading only, for :func:`~dockd.store.verify.check_store`.
 
     The checkpoints are checked against the key at ``key_path`` when this user can read
@@ -55,6 +56,6 @@ def read_only_view(root: Path, key_path: Path) -> Iterator[StoreView]:
                     "it with the dock's enrolled key (dockd ledger dock list)")
         fanout = read_fanout(root)
         yield StoreView(root, catalog, public_key,
-                        lambda sha: root / object_relpath(sha, fanout), tuple(notes))
+                        lambda sha: root / object_relpath(sha, fanout), tuple(notes), mirror)
     finally:
         catalog.close()

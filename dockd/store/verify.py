@@ -23,6 +23,7 @@ from dockd.store.custody import (
     GENESIS_HASH,
     Checkpoint,
     read_checkpoint_file,
+    read_checkpoint_mirror,
     record_hash,
 )
 from dockd.store.events import VerifyCompleted, VerifyFailed
@@ -85,12 +86,13 @@ class StoreView:
     public_key: str
     object_path: Callable[[str], Path]
     notes: tuple[str, ...] = ()  # facts about how the store was read, for every report
+    mirror: Path | None = None  # [dock] checkpoint_mirror: checkpoints kept outside the store
 
 
 def store_view(store: EvidenceStore) -> StoreView:
     """The view of a store opened for writing."""
     return StoreView(store.root, store.catalog, store.custody.signer.public_key_hex,
-                     store.content.object_path)
+                     store.content.object_path, mirror=store.custody.mirror)
 
 
 def verify_store(store: EvidenceStore, actor_name: str,
@@ -126,7 +128,10 @@ def check_store(store: StoreView, on_item: Callable[[int], None] | None = None) 
         try:
             _check_database(store, report)
             _check_chain(store, report, replay)
-            signed_upto = _check_checkpoints(store, report, _key_schedule(store, replay, report))
+            keys = _key_schedule(store, replay, report)
+            signed_upto = _check_checkpoints(store, report, keys)
+            if store.mirror is not None:
+                _check_mirror(store, store.mirror, report, keys)
             replay.compare(store.catalog.conn, signed_upto, report.add)
         finally:
             store.catalog.conn.execute("COMMIT")
@@ -300,6 +305,45 @@ def _check_checkpoints(store: StoreView, report: VerifyReport, keys: KeySchedule
         return signed_upto
     _check_one_checkpoint(store, file_cp, keys.key_at(file_cp.seq), "checkpoint_file", report)
     return signed_upto
+
+
+def _check_mirror(store: StoreView, mirror: Path, report: VerifyReport,
+                  keys: KeySchedule) -> None:
+    """Compare the log with the checkpoints kept outside the store: a store put back to an
+    earlier state (its own backup) has a log shorter than, or different from, what they
+    signed: ``rolled_back``."""
+    try:
+        entries = read_checkpoint_mirror(mirror)
+    except FileNotFoundError:
+        entries = []
+    except OSError as exc:
+        report.add("checkpoint_mirror", str(mirror), f"cannot be read: {exc.strerror}")
+        return
+    if report.checkpoints_checked and not any(isinstance(e, Checkpoint) for e in entries):
+        # Just configured, or emptied: this verify's own checkpoint starts it (again).
+        report.notes.append(f"the checkpoint mirror {mirror} holds no checkpoint yet: nothing "
+                            "outside the store vouches that the log was not rolled back")
+    tail = store.catalog.query_one("SELECT MAX(seq) FROM custody")
+    tail_seq = (tail[0] if tail else 0) or 0
+    for entry in entries:
+        if isinstance(entry, str):
+            report.add("checkpoint_mirror", str(mirror), entry)
+            continue
+        subject = f"seq {entry.seq}"
+        if entry.public_key != keys.key_at(entry.seq) or not verify_signature(
+                entry.public_key, entry.signed_bytes(), entry.signature):
+            report.add("checkpoint_mirror", subject,
+                       f"a checkpoint in {mirror} is not signed by the key in force")
+            continue
+        row = store.catalog.query_one("SELECT hash FROM custody WHERE seq=?", (entry.seq,))
+        if entry.seq > tail_seq:
+            report.add("rolled_back", subject,
+                       f"{mirror} holds a signed checkpoint of seq {entry.seq} but the log ends "
+                       f"at {tail_seq}: the store was put back to an earlier state")
+        elif row is None or row["hash"] != entry.hash:
+            report.add("rolled_back", subject,
+                       f"the log at seq {entry.seq} is not what {mirror} holds signed: the "
+                       "store was put back to an earlier state, or its log rewritten")
 
 
 def _check_one_checkpoint(store: StoreView, cp: Checkpoint, key: str, kind: str,
