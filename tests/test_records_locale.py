@@ -24,7 +24,8 @@ MO = PO.with_suffix(".mo")
 # Every command's texts (help, errors, output), the records code, the registry's words.
 SOURCES = sorted((REPO_ROOT / "dockd/records").glob("*.py")) + sorted(
     (REPO_ROOT / "dockd/commands").glob("*.py")) + [
-    REPO_ROOT / f"dockd/{n}.py" for n in ("cli", "store/registry", "store/queries", "store/ingest")]
+    REPO_ROOT / f"dockd/{n}.py"
+    for n in ("cli", "store/registry", "store/queries", "store/ingest", "config/reader")]
 
 
 def _messages() -> dict[str, Path]:

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from dockd.errors import ConfigError
+from dockd.i18n import N_, _
 
 T = TypeVar("T")
 TomlValue = object
@@ -56,7 +57,8 @@ class TableReader:
             self.data: dict[str, TomlValue] = data
         else:
             self.data = {}
-            self.problems.add(prefix, f"{prefix}: must be a table, got {type_name(data)}")
+            self.problems.add(prefix, _("{key}: must be a table, got {type}").format(
+                key=prefix, type=type_name(data)))
 
     def key(self, name: str) -> str:
         """The dotted name of a key, for messages."""
@@ -81,10 +83,11 @@ class TableReader:
         kinds = kind if isinstance(kind, tuple) else (kind,)
         # bool is an int in Python; a config that says `port = true` is wrong.
         if isinstance(value, bool) and bool not in kinds:
-            self.problem(name, f"expected {_kinds(kinds)}, got a boolean")
+            self.problem(name, _("expected {kinds}, got a boolean").format(kinds=_kinds(kinds)))
             return default
         if not isinstance(value, kinds):
-            self.problem(name, f"expected {_kinds(kinds)}, got {type_name(value)}")
+            self.problem(name, _("expected {kinds}, got {type}").format(kinds=_kinds(kinds),
+                                                                         type=type_name(value)))
             return default
         return value  # type: ignore[return-value]
 
@@ -92,7 +95,8 @@ class TableReader:
                hint: str = "") -> str:
         value = self.get(name, str, default)
         if pattern is not None and value != default and not pattern.match(value):
-            self.problem(name, f"{value!r} is not valid; expected {hint}")
+            self.problem(name, _("{value!r} is not valid; expected {hint}").format(value=value,
+                                                                                   hint=hint))
             return default
         return value
 
@@ -101,11 +105,12 @@ class TableReader:
         """A string that must be present (and match ``pattern``); "" when it is not."""
         if name not in self.data:
             self.seen.add(name)
-            self.problem(name, f"missing; expected {hint or 'a string'}")
+            self.problem(name, _("missing; expected {hint}").format(hint=hint or _("a string")))
             return ""
         value = self.get(name, str, "")
         if pattern is not None and value and not pattern.match(value):
-            self.problem(name, f"{value!r} is not valid; expected {hint}")
+            self.problem(name, _("{value!r} is not valid; expected {hint}").format(value=value,
+                                                                                   hint=hint))
             return ""
         return value
 
@@ -119,17 +124,19 @@ class TableReader:
         value = float(self.get(name, (int, float), default))
         # nan compares false with every bound: unchecked it would switch a check off.
         if not math.isfinite(value):
-            self.problem(name, f"{value} is not a finite number")
+            self.problem(name, _("{value} is not a finite number").format(value=value))
             return default
         return value if self._within(name, value, minimum, maximum) else default
 
     def _within(self, name: str, value: float, minimum: float | None,
                 maximum: float | None) -> bool:
         if minimum is not None and value < minimum:
-            self.problem(name, f"{value} is below the minimum {minimum}")
+            self.problem(name, _("{value} is below the minimum {minimum}").format(value=value,
+                                                                                   minimum=minimum))
             return False
         if maximum is not None and value > maximum:
-            self.problem(name, f"{value} is above the maximum {maximum}")
+            self.problem(name, _("{value} is above the maximum {maximum}").format(value=value,
+                                                                                   maximum=maximum))
             return False
         return True
 
@@ -139,7 +146,8 @@ class TableReader:
     def choice(self, name: str, default: str, choices: Sequence[str]) -> str:
         value = self.get(name, str, default)
         if value not in choices:
-            self.problem(name, f"{value!r} is not one of {', '.join(repr(c) for c in choices)}")
+            self.problem(name, _("{value!r} is not one of {choices}").format(
+                value=value, choices=", ".join(repr(c) for c in choices)))
             return default
         return value
 
@@ -148,8 +156,8 @@ class TableReader:
         if value is None:
             return None
         if not value or "\0" in value:
-            self.problem(name, "must be a path, got an empty string" if not value
-                         else "a path cannot contain a NUL character")
+            self.problem(name, _("must be a path, got an empty string") if not value
+                         else _("a path cannot contain a NUL character"))
             return default
         return Path(value)
 
@@ -158,7 +166,8 @@ class TableReader:
         """A string or nothing; a present value must match ``pattern``."""
         value = self.get(name, (str, type(None)), None)
         if value is not None and pattern is not None and not pattern.match(value):
-            self.problem(name, f"{value!r} is not valid; expected {hint}")
+            self.problem(name, _("{value!r} is not valid; expected {hint}").format(value=value,
+                                                                                   hint=hint))
             return None
         return value
 
@@ -167,10 +176,11 @@ class TableReader:
         value = self.get(name, list, list(default))
         for item in value:
             if not isinstance(item, str):
-                self.problem(name, "every entry must be a string")
+                self.problem(name, _("every entry must be a string"))
                 return tuple(default)
             if choices is not None and item not in choices:
-                self.problem(name, f"{item!r} is not one of {', '.join(repr(c) for c in choices)}")
+                self.problem(name, _("{value!r} is not one of {choices}").format(
+                    value=item, choices=", ".join(repr(c) for c in choices)))
                 return tuple(default)
         return tuple(value)
 
@@ -194,7 +204,7 @@ class TableReader:
         """Record a problem for every key that no reader asked for."""
         for unknown in sorted(set(self.data) - self.seen):
             known = ", ".join(sorted(self.seen)) or "none"
-            self.problem(unknown, f"unknown key (known keys here: {known})")
+            self.problem(unknown, _("unknown key (known keys here: {known})").format(known=known))
 
 
 def unique(t: TableReader, name: str, values: Sequence[str], what: str) -> None:
@@ -202,18 +212,20 @@ def unique(t: TableReader, name: str, values: Sequence[str], what: str) -> None:
     seen: set[str] = set()
     for value in values:
         if value in seen:
-            t.problem(name, f"{what} {value!r} appears twice")
+            t.problem(name, _("{what} {value!r} appears twice").format(what=what, value=value))
         seen.add(value)
 
 
 def type_name(value: object) -> str:
-    """A type as a config author would say it."""
-    return _KIND_NAMES.get(type(value), type(value).__name__)
+    """A type as a config author would say it (in the reader's language)."""
+    kind = _KIND_NAMES.get(type(value))
+    return _(kind) if kind else type(value).__name__
 
 
 def _kinds(kinds: tuple[type, ...]) -> str:
-    return " or ".join(_KIND_NAMES.get(k, k.__name__) for k in kinds)
+    return _(" or ").join(_(_KIND_NAMES[k]) if k in _KIND_NAMES else k.__name__ for k in kinds)
 
 
-_KIND_NAMES = {str: "a string", int: "an integer", float: "a number", bool: "true or false",
-               list: "an array", dict: "a table", type(None): "nothing"}
+_KIND_NAMES = {str: N_("a string"), int: N_("an integer"), float: N_("a number"),
+               bool: N_("true or false"), list: N_("an array"), dict: N_("a table"),
+               type(None): N_("nothing")}
