@@ -53,9 +53,9 @@ def run(args: argparse.Namespace) -> int:
     elif found:
         for line in found:
             print(f"dockd: config: {line}", file=sys.stderr)
-        print(f"dockd: {name}: {len(found)} problem(s)", file=sys.stderr)
+        print(_("dockd: {name}: {n} problem(s)").format(name=name, n=len(found)), file=sys.stderr)
     else:
-        print(f"{name}: OK")
+        print(_("{name}: OK").format(name=name))
     return ConfigError.exit_code if found else 0
 
 
