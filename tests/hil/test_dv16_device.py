@@ -214,6 +214,13 @@ def test_unsupported_commands_fail_with_illegal_request(device: Running, cdb: by
     assert (sense[2], sense[12]) == (5, asc)
 
 
+def test_a_cdb_shorter_than_its_group_is_an_illegal_request(device: Running) -> None:
+    data, csw = device.bus.command(bytes([0x28, 0, 0, 0, 0, 0]), data_in=512)  # READ(10) in 6
+    assert len(data) == 512 and csw[-1] == CSW_FAILED
+    sense, _ = device.bus.command(bytes([0x03, 0, 0, 0, 18, 0]), data_in=18)
+    assert (sense[2], sense[12]) == (5, 0x24)
+
+
 def test_write10_is_refused_as_write_protected_after_taking_the_data(device: Running) -> None:
     cdb = bytes([0x2A, 0, 0, 0, 0, 0, 0, 0, 1, 0])
     _, csw = device.bus.command(cdb, data_out=bytes(512))

@@ -172,8 +172,10 @@ class Dv16Target:
                    0x1A: self._mode_sense6, 0x1B: self._ok, 0x1E: self._ok,
                    0x25: self._read_capacity10, 0x28: self._read10, 0x2A: self._write10,
                    ISD_TOOL_READ: self._vendor, ISD_TOOL_WRITE: self._vendor}.get(op)
-        if handler is None or (op != 0x03 and len(cdb) < 6):
+        if handler is None:
             return self._fail(INVALID_OPCODE)
+        if len(cdb) < (10 if 0x20 <= op < 0x60 else 6):  # SPC group 0: 6 bytes, 1-2: 10
+            return self._fail(INVALID_FIELD_IN_CDB)
         reply = handler(cdb, data_out)
         if reply.ok and op != 0x03:
             self.sense = NO_SENSE
