@@ -128,6 +128,29 @@ def test_verify_names_damage_the_queries_do_not_touch(real_store: tuple[Path, Pa
     assert damage["subject"] == "catalog.sqlite" and f"tree page {root_page}" in damage["detail"]
 
 
+@pytest.mark.parametrize("args", [["log"], ["log", "--json"]])
+def test_a_custody_payload_that_is_no_longer_json_is_one_line(
+        real_store: tuple[Path, Path], tmp_path: Path, args: list[str]) -> None:
+    """A flipped byte inside a stored payload (SQLite still reads the page): the log says
+    which record was altered, exit 1, never a JSONDecodeError traceback (seen once in the
+    byte-flip property test)."""
+    store, _src = real_store
+    conn = sqlite3.connect(store / "catalog.sqlite")
+    (payload,) = conn.execute("SELECT payload FROM custody WHERE seq = 1").fetchone()
+    conn.close()
+
+    def spoil_first_payload(data: bytearray) -> bytes:
+        at = bytes(data).find(payload.encode())
+        assert at > 0 and payload.startswith("{")
+        data[at] = ord("x")
+        return bytes(data)
+
+    copy = _damaged_copy(store, tmp_path, spoil_first_payload)
+    code, stderr = _run_main([*args, "--store", str(copy)])
+    assert code == 1, stderr
+    assert "seq 1 has a payload that is not JSON" in _one_error_line(stderr)
+
+
 def _run_main(args: list[str]) -> tuple[int, str]:
     out, err = io.StringIO(), io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):

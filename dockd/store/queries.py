@@ -81,7 +81,10 @@ def custody_records(catalog: Catalog, after_seq: int = 0,
     out = []
     for row in _custody_rows(catalog, after_seq, type_):
         record = dict(row)
-        record["payload"] = json.loads(record.pop("payload"))
+        try:
+            record["payload"] = json.loads(record.pop("payload"))
+        except ValueError:
+            raise _altered_payload(record["seq"]) from None
         out.append(record)
     return out
 
@@ -100,9 +103,13 @@ def custody_records_json(catalog: Catalog, after_seq: int = 0,
             f"SELECT seq, json_valid(payload), {line} FROM custody{_custody_where(type_)}",
             {"after": after_seq, "type": type_}):
         if not payload_ok:
-            raise IntegrityError(_("custody record seq {seq} has a payload that is not JSON:"
-                                   " the log was altered; run dockd verify").format(seq=seq))
+            raise _altered_payload(seq)
         yield text
+
+
+def _altered_payload(seq: int) -> IntegrityError:
+    return IntegrityError(_("custody record seq {seq} has a payload that is not JSON:"
+                            " the log was altered; run dockd verify").format(seq=seq))
 
 
 _CUSTODY_COLUMNS = ("seq", "dock", "event_id", "time", "type", "actor", "subject", "payload",
