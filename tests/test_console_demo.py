@@ -3,21 +3,26 @@ export it suggests has every art. 12(4) field; on a terminal ``q`` really quits.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
+import os
 import re
 import shlex
 import shutil
+import signal
+import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+import psutil
 import pytest
 
 from dockd.records.fields import ART_12_4_FIELDS
 from dockd.sim.media import CLIP, clip_starting_at, fill_card
 from dockd.store.metadata import read_metadata
-from tests.conftest import run_dockd
+from tests.conftest import REPO_ROOT, run_dockd
 from tests.test_console_tmux import Terminal, workdir  # noqa: F401 (fixture)
 
 
@@ -88,3 +93,41 @@ def test_q_quits_the_demo_on_a_terminal(workdir: Path, lang: str,  # noqa: F811
     [config] = workdir.glob("dockd-demo-*/dockd.toml")
     verify = run_dockd(["verify", "--config", config])
     assert verify.returncode == 0 and "intact" in verify.stdout, verify.stdout + verify.stderr
+
+
+@pytest.mark.parametrize("sig", [signal.SIGHUP, signal.SIGTERM])
+def test_a_closed_terminal_stops_the_demo_and_its_daemon(sig: int,
+                                                        demo_roots: list[Path]) -> None:
+    """SIGHUP (the terminal or tmux session closed) or SIGTERM: the demo ends as Ctrl-C or q
+    end it (with --keep-running: the daemon stopped, the store verified, exit 0) and takes its
+    daemon and broker with it; nothing of it keeps running."""
+    demo = subprocess.Popen([sys.executable, "-m", "dockd.cli", "demo", "--recorders", "1",
+                             "--keep-running"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env=_demo_env())
+    everything = [psutil.Process(demo.pid)]
+    try:
+        assert demo.stdout is not None
+        for line in demo.stdout:  # one line per bay state change (not a terminal)
+            if "ready" in line:
+                break
+        children = everything[0].children(recursive=True)
+        everything += children
+        daemons = [c for c in children if "run" in c.cmdline()]
+        assert daemons, [c.cmdline() for c in children]
+        config = Path(daemons[0].cmdline()[-1])
+        demo_roots.append(config.parent)
+        demo.send_signal(sig)
+        assert demo.wait(60) == 0, demo.stderr.read() if demo.stderr else None
+        _gone, alive = psutil.wait_procs(children, timeout=30)
+        assert not alive, [c.cmdline() for c in alive]
+    finally:
+        for process in everything:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                process.kill()
+        demo.wait()
+
+
+def _demo_env() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k != "DOCKD_CONFIG"}
+    env["PYTHONPATH"] = str(REPO_ROOT)
+    return env

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import signal
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -33,9 +34,25 @@ def run(args: argparse.Namespace) -> int:
 
     if not 1 <= args.recorders <= 32:
         raise UsageError(_("--recorders must be between 1 and 32"))
-    with _display() as show:
+    with _signals_interrupt(), _display() as show:
         return run_demo(args.recorders, args.broker, args.store, args.keep_running, show,
                         local_broker=not args.no_broker)
+
+
+@contextlib.contextmanager
+def _signals_interrupt() -> Iterator[None]:
+    """SIGTERM and SIGHUP (a closed terminal or tmux session) end the demo as Ctrl-C does, so
+    its daemon and broker are stopped too: by default both signals kill the demo at once and
+    leave its daemon running."""
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    previous = {sig: signal.signal(sig, interrupt) for sig in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 @contextlib.contextmanager
