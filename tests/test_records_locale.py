@@ -21,11 +21,14 @@ from tests.conftest import REPO_ROOT, run_dockd
 
 PO = REPO_ROOT / "dockd/locale/zh_CN/LC_MESSAGES/dockd.po"
 MO = PO.with_suffix(".mo")
-# Every command's texts (help, errors, output), the records code, the registry's words.
+# Every command's texts (help, errors, output), the records code, the registry's words, the
+# errors of the daemon, the archive and the MQTT reporter.
 SOURCES = sorted((REPO_ROOT / "dockd/records").glob("*.py")) + sorted(
     (REPO_ROOT / "dockd/commands").glob("*.py")) + [
     REPO_ROOT / f"dockd/{n}.py"
-    for n in ("cli", "store/registry", "store/queries", "store/ingest", "config/reader")]
+    for n in ("cli", "daemon", "store/registry", "store/queries", "store/ingest", "config/reader")] + [
+    path for room in ("records/archive", "report/mqtt")
+    for path in sorted((REPO_ROOT / "dockd" / room).glob("*.py"))]
 
 
 def _messages() -> dict[str, Path]:
@@ -185,12 +188,12 @@ def test_every_error_of_the_commands_goes_through_the_catalog() -> None:
         if path.name == "pocompile.py":
             continue
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-            if not (isinstance(node, ast.Raise) and isinstance(node.exc, ast.Call)
-                    and node.exc.args):
+            # Every construction, not only ``raise X(...)``: a helper may build the error.
+            if not (isinstance(node, ast.Call) and node.args):
                 continue
-            func = node.exc.func
+            func = node.func
             name = func.id if isinstance(func, ast.Name) else getattr(func, "attr", "")
             if name.endswith("Error") and not hasattr(builtins, name) \
-                    and isinstance(node.exc.args[0], ast.JoinedStr | ast.Constant | ast.BinOp):
+                    and isinstance(node.args[0], ast.JoinedStr | ast.Constant | ast.BinOp):
                 bare.append(f"{path.relative_to(REPO_ROOT)}:{node.lineno}")
     assert not bare, "wrap in _(): " + ", ".join(bare)

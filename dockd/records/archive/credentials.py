@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from dockd.errors import ConfigError
+from dockd.i18n import _
 
 # Printable ASCII without spaces: what S3 implementations accept as keys.
 _TOKEN = re.compile(r"^[\x21-\x7e]{1,256}$")
@@ -38,14 +39,16 @@ def load_credentials(path: Path) -> ArchiveCredentials:
         st = os.stat(path)
         raw = path.read_bytes()
     except FileNotFoundError:
-        raise ConfigError(f"archive credentials file {path} does not exist") from None
+        raise ConfigError(_("archive credentials file {path} does not exist").format(path=path)) from None
     except OSError as exc:
-        raise ConfigError(f"archive credentials file {path} cannot be read: {exc.strerror}") from None
+        raise ConfigError(_("archive credentials file {path} cannot be read: {strerror}").format(
+                            path=path, strerror=exc.strerror)) from None
     if not stat.S_ISREG(st.st_mode):
-        raise ConfigError(f"archive credentials file {path} is not a regular file")
+        raise ConfigError(_("archive credentials file {path} is not a regular file").format(path=path))
     if st.st_mode & stat.S_IROTH:
-        raise ConfigError(f"archive credentials file {path} is readable by every user "
-                          f"(mode {stat.S_IMODE(st.st_mode):04o}); run chmod 600 on it")
+        raise ConfigError(_("archive credentials file {path} is readable by every user (mode "
+                            "{mode:04o}); run chmod 600 on it").format(
+                            path=path, mode=stat.S_IMODE(st.st_mode)))
     return parse_credentials(raw, str(path))
 
 
@@ -55,16 +58,17 @@ def parse_credentials(raw: bytes, name: str) -> ArchiveCredentials:
         data = tomllib.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, tomllib.TOMLDecodeError):
         # The parser's message may quote the line, and the line may hold the secret.
-        raise ConfigError(f"archive credentials file {name} is not valid UTF-8 TOML") from None
+        raise ConfigError(_("archive credentials file {name} is not valid UTF-8 TOML").format(
+                            name=name)) from None
     unknown = sorted(set(data) - {"access_key_id", "secret_access_key"})
     if unknown:
-        raise ConfigError(f"archive credentials file {name}: unknown key {unknown[0]!r} "
-                          "(known: access_key_id, secret_access_key)")
+        raise ConfigError(_("archive credentials file {name}: unknown key {value!r} (known: "
+                            "access_key_id, secret_access_key)").format(name=name, value=unknown[0]))
     values = []
     for key in ("access_key_id", "secret_access_key"):
         value = data.get(key)
         if not isinstance(value, str) or not _TOKEN.match(value):
-            raise ConfigError(f"archive credentials file {name}: {key} is missing or not "
-                              "1-256 printable characters without spaces")
+            raise ConfigError(_("archive credentials file {name}: {key} is missing or not 1-256 "
+                                "printable characters without spaces").format(name=name, key=key))
         values.append(value)
     return ArchiveCredentials(values[0], values[1])

@@ -23,6 +23,7 @@ import botocore.exceptions  # type: ignore[import-untyped]
 
 from dockd.config.archive import ArchiveSection
 from dockd.errors import ArchiveUnavailableError, ConfigError, IntegrityError
+from dockd.i18n import _
 from dockd.records.archive.credentials import ArchiveCredentials
 
 LOCK_MODE = "COMPLIANCE"
@@ -105,21 +106,22 @@ class S3Archive:
     def check_worm(self) -> None:
         """Raise ConfigError unless the bucket exists, our key may use it, and Object Lock
         is enabled (which implies versioning): a bucket that is not WORM is refused."""
-        with self._translate("reading the Object Lock configuration of"):
+        with self._translate(_("reading the Object Lock configuration of")):
             try:
                 answer = self._s3.get_object_lock_configuration(Bucket=self.bucket)
             except botocore.exceptions.ClientError as exc:
                 if _code(exc) in ("ObjectLockConfigurationNotFoundError",
                                   "ObjectLockConfigurationNotFound"):
-                    raise self._not_worm("it has no Object Lock configuration") from None
+                    raise self._not_worm(_("it has no Object Lock configuration")) from None
                 raise
         enabled = answer.get("ObjectLockConfiguration", {}).get("ObjectLockEnabled")
         if enabled != "Enabled":
-            raise self._not_worm(f"Object Lock is {enabled or 'not enabled'}")
-        with self._translate("reading the versioning of"):
+            raise self._not_worm(_("Object Lock is {state}").format(
+                state=enabled or _("not enabled")))
+        with self._translate(_("reading the versioning of")):
             versioning = self._s3.get_bucket_versioning(Bucket=self.bucket).get("Status")
         if versioning != "Enabled":
-            raise self._not_worm(f"versioning is {versioning or 'off'}")
+            raise self._not_worm(_("versioning is {state}").format(state=versioning or _("off")))
 
     # -- objects --------------------------------------------------------------------------
 
@@ -128,7 +130,7 @@ class S3Archive:
         args: dict[str, Any] = {"Bucket": self.bucket, "Key": key, "ChecksumMode": "ENABLED"}
         if version_id is not None:
             args["VersionId"] = version_id
-        with self._translate(f"reading {key} in"):
+        with self._translate(_("reading {key} in").format(key=key)):
             try:
                 answer = self._s3.head_object(**args)
             except botocore.exceptions.ClientError as exc:
@@ -140,7 +142,7 @@ class S3Archive:
     def list_keys(self, prefix: str) -> list[str]:
         """Every key under ``prefix`` (all pages), sorted."""
         keys: list[str] = []
-        with self._translate(f"listing {prefix} in"):
+        with self._translate(_("listing {prefix} in").format(prefix=prefix)):
             for page in self._s3.get_paginator("list_objects_v2").paginate(
                     Bucket=self.bucket, Prefix=prefix):
                 keys += [str(o["Key"]) for o in page.get("Contents", [])]
@@ -149,15 +151,17 @@ class S3Archive:
     def get_bytes(self, key: str, max_bytes: int = 64 << 20) -> bytes:
         """The latest version of a small object (segments, manifests); IntegrityError when
         it is larger than ``max_bytes`` or its bytes do not match its SHA-256 checksum."""
-        with self._translate(f"reading {key} in"):
+        with self._translate(_("reading {key} in").format(key=key)):
             answer = self._s3.get_object(Bucket=self.bucket, Key=key, ChecksumMode="ENABLED")
             if int(answer.get("ContentLength", 0)) > max_bytes:
-                raise IntegrityError(f"{key} is larger than {max_bytes} bytes")
+                raise IntegrityError(_("{key} is larger than {max_bytes} bytes").format(
+                                       key=key, max_bytes=max_bytes))
             data: bytes = answer["Body"].read(max_bytes + 1)
         checksum = answer.get("ChecksumSHA256")
         if checksum is not None and "-" not in checksum and \
                 checksum != sha256_b64(hashlib.sha256(data).hexdigest()):
-            raise IntegrityError(f"{key} read back with bytes that do not match its checksum")
+            raise IntegrityError(_("{key} read back with bytes that do not match its checksum").format(
+                                   key=key))
         return data
 
     def put(self, key: str, body: IO[bytes], size: int, sha256_hex: str, lock: Lock,
@@ -165,21 +169,21 @@ class S3Archive:
         """One PUT of ``size`` bytes, refused by the bucket unless their SHA-256 is
         ``sha256_hex``; written under COMPLIANCE retention (and the legal hold, if set)."""
         checksum = sha256_b64(sha256_hex)
-        with self._translate(f"uploading {key} to"):
+        with self._translate(_("uploading {key} to").format(key=key)):
             answer = self._s3.put_object(
                 Bucket=self.bucket, Key=key, Body=body, ContentLength=size,
                 ChecksumSHA256=checksum, ContentType=content_type,
                 Metadata={SHA256_METADATA: sha256_hex}, **_lock_args(lock))
         returned = answer.get("ChecksumSHA256")
         if returned is not None and returned != checksum:
-            raise IntegrityError(f"the archive stored {key} with checksum {returned}, "
-                                 f"expected {checksum}")
+            raise IntegrityError(_("the archive stored {key} with checksum {returned}, expected "
+                                   "{checksum}").format(key=key, returned=returned, checksum=checksum))
         return RemoteObject(key, _version(answer, key), checksum, size, sha256_hex, LOCK_MODE,
                             lock.retain_until, lock.legal_hold)
 
     def create_multipart(self, key: str, sha256_hex: str, lock: Lock, content_type: str) -> str:
         """Start a multipart upload with SHA-256 part checksums; its upload id."""
-        with self._translate(f"starting a multipart upload of {key} to"):
+        with self._translate(_("starting a multipart upload of {key} to").format(key=key)):
             answer = self._s3.create_multipart_upload(
                 Bucket=self.bucket, Key=key, ChecksumAlgorithm="SHA256", ContentType=content_type,
                 Metadata={SHA256_METADATA: sha256_hex}, **_lock_args(lock))
@@ -189,7 +193,8 @@ class S3Archive:
                     sha256_digest: bytes) -> UploadedPart:
         """Upload one part; the bucket refuses it unless its SHA-256 is ``sha256_digest``."""
         checksum = base64.b64encode(sha256_digest).decode("ascii")
-        with self._translate(f"uploading part {number} of {key} to"):
+        with self._translate(_("uploading part {number} of {key} to").format(
+                number=number, key=key)):
             answer = self._s3.upload_part(Bucket=self.bucket, Key=key, UploadId=upload_id,
                                           PartNumber=number, Body=data, ContentLength=len(data),
                                           ChecksumSHA256=checksum)
@@ -200,7 +205,7 @@ class S3Archive:
         knows the upload (completed, aborted or expired)."""
         parts: dict[int, tuple[str, int]] = {}
         marker = 0
-        with self._translate(f"listing the parts of {key} in"):
+        with self._translate(_("listing the parts of {key} in").format(key=key)):
             while True:
                 try:
                     answer = self._s3.list_parts(Bucket=self.bucket, Key=key, UploadId=upload_id,
@@ -221,7 +226,7 @@ class S3Archive:
         longer knows the upload (it may have been completed before a crash)."""
         listed = [{"PartNumber": p.number, "ETag": p.etag, "ChecksumSHA256": p.checksum_sha256}
                   for p in sorted(parts, key=lambda p: p.number)]
-        with self._translate(f"completing the multipart upload of {key} in"):
+        with self._translate(_("completing the multipart upload of {key} in").format(key=key)):
             try:
                 answer = self._s3.complete_multipart_upload(
                     Bucket=self.bucket, Key=key, UploadId=upload_id,
@@ -234,7 +239,7 @@ class S3Archive:
 
     def abort_multipart(self, key: str, upload_id: str) -> None:
         """Drop an upload in flight and its parts."""
-        with self._translate(f"aborting the multipart upload of {key} in"):
+        with self._translate(_("aborting the multipart upload of {key} in").format(key=key)):
             try:
                 self._s3.abort_multipart_upload(Bucket=self.bucket, Key=key, UploadId=upload_id)
             except botocore.exceptions.ClientError as exc:
@@ -243,7 +248,7 @@ class S3Archive:
 
     def set_legal_hold(self, key: str, version_id: str, on: bool) -> None:
         """Set (ON) or release (OFF) the legal hold of one version."""
-        with self._translate(f"setting the legal hold of {key} in"):
+        with self._translate(_("setting the legal hold of {key} in").format(key=key)):
             self._s3.put_object_legal_hold(Bucket=self.bucket, Key=key, VersionId=version_id,
                                            LegalHold={"Status": "ON" if on else "OFF"})
 
@@ -251,35 +256,41 @@ class S3Archive:
 
     @contextlib.contextmanager
     def _translate(self, what: str) -> Iterator[None]:
-        where = f"bucket {self.bucket} at {self.endpoint}"
+        where = _("bucket {bucket} at {endpoint}").format(bucket=self.bucket, endpoint=self.endpoint)
         try:
             yield
         except botocore.exceptions.ClientError as exc:
             code, message = _code(exc), _message(exc)
             if code in _CREDENTIAL_CODES:
                 raise ConfigError(
-                    f"the archive refused the credentials in {self._credentials_name} while "
-                    f"{what} {where} ({code}: {message}); check access_key_id, secret_access_key "
-                    "and the key's permissions") from None
+                    _("the archive refused the credentials in {credentials_name} while {what} {where} "
+                      "({code}: {message}); check access_key_id, secret_access_key and the key's "
+                      "permissions").format(
+                      credentials_name=self._credentials_name, what=what, where=where,
+                      code=code, message=message)) from None
             if code == "NoSuchBucket":
-                raise ConfigError(f"archive {where} does not exist; create it with Object Lock "
-                                  "enabled or correct [archive] bucket") from None
+                raise ConfigError(_("archive {where} does not exist; create it with Object Lock enabled "
+                                    "or correct [archive] bucket").format(where=where)) from None
             if code in _DIGEST_CODES:
-                raise IntegrityError(f"the archive received bytes whose SHA-256 differs from the "
-                                     f"store's while {what} {where} ({code}); the local copy "
-                                     "or the network is corrupting data") from None
-            raise ArchiveUnavailableError(f"the archive failed while {what} {where}: "
-                                          f"{code}: {message}") from None
+                raise IntegrityError(_("the archive received bytes whose SHA-256 differs from the "
+                                       "store's while {what} {where} ({code}); the local copy or the "
+                                       "network is corrupting data").format(
+                                       what=what, where=where, code=code)) from None
+            raise ArchiveUnavailableError(_("the archive failed while {what} {where}: {code}: "
+                                            "{message}").format(what=what, where=where, code=code,
+                                                                message=message)) from None
         except _NETWORK_ERRORS as exc:
-            raise ArchiveUnavailableError(f"the archive {where} cannot be reached while {what} "
-                                          f"it: {exc}") from None
+            raise ArchiveUnavailableError(_("the archive {where} cannot be reached while {what} it: "
+                                            "{exc}").format(where=where, what=what, exc=exc)) from None
         except botocore.exceptions.NoCredentialsError:
-            raise ConfigError(f"no archive credentials ({self._credentials_name})") from None
+            raise ConfigError(_("no archive credentials ({credentials_name})").format(
+                                credentials_name=self._credentials_name)) from None
 
     def _not_worm(self, why: str) -> ConfigError:
-        return ConfigError(f"archive bucket {self.bucket} at {self.endpoint} is not WORM: {why}. "
-                           "Evidence is only archived to a bucket created with Object Lock "
-                           "enabled (S3 --object-lock-enabled-for-bucket)")
+        return ConfigError(_("archive bucket {bucket} at {endpoint} is not WORM: {why}. Evidence is only "
+                             "archived to a bucket created with Object Lock enabled (S3 "
+                             "--object-lock-enabled-for-bucket)").format(
+                             bucket=self.bucket, endpoint=self.endpoint, why=why))
 
 
 def sha256_b64(sha256_hex: str) -> str:
@@ -318,8 +329,8 @@ def _version(answer: dict[str, Any], key: str) -> str:
     version = answer.get("VersionId")
     if not version or version == "null":
         # Without a version id nothing pins the archived bytes: the bucket is not versioned.
-        raise ConfigError(f"the archive returned no version id for {key}: the bucket is not "
-                          "versioned, so it is not WORM")
+        raise ConfigError(_("the archive returned no version id for {key}: the bucket is not versioned, "
+                            "so it is not WORM").format(key=key))
     return str(version)
 
 

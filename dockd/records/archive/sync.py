@@ -30,6 +30,7 @@ from dockd.clock import utc_iso
 from dockd.config import Config
 from dockd.config.archive import ArchiveSection
 from dockd.errors import ConfigError, IntegrityError
+from dockd.i18n import _
 from dockd.identity import actor
 from dockd.records.archive.credentials import load_credentials
 from dockd.records.archive.custody_segments import Segment, segment_key
@@ -107,8 +108,8 @@ def open_archive(config: Config) -> tuple[ArchiveSection, S3Archive]:
     section = config.archive
     if section is None:
         where = config.source or "the config"
-        raise ConfigError(f"no [archive] section in {where}: set endpoint_url, bucket and "
-                          "credentials_file to archive to a WORM bucket")
+        raise ConfigError(_("no [archive] section in {where}: set endpoint_url, bucket and "
+                            "credentials_file to archive to a WORM bucket").format(where=where))
     credentials = load_credentials(section.credentials_file)
     return section, S3Archive(section, credentials, str(section.credentials_file))
 
@@ -196,7 +197,7 @@ class _Run:
         sha, size = str(row["sha256"]), int(row["size"])
         path = self.store.root / row["path"]
         if not path.is_file():
-            raise IntegrityError(f"stored file {path} is missing; run dockd verify")
+            raise IntegrityError(_("stored file {path} is missing; run dockd verify").format(path=path))
         now = self.store.clock.now()
         lock = Lock(retain_until(recorded_at(row["start_time"], row["ingested_at"]),
                                  self.section.retention_days, now), sha in self.held)

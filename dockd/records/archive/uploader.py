@@ -27,6 +27,7 @@ from pathlib import Path
 
 from dockd.clock import Clock, parse_utc_iso, utc_iso
 from dockd.errors import IntegrityError
+from dockd.i18n import _
 from dockd.records.archive.objectstore import (
     LOCK_MODE,
     Lock,
@@ -113,8 +114,8 @@ class Uploader:
         upload_id = str(row["upload_id"])
         part_bytes = int(row["part_bytes"])
         if row["sha256"] != sha256_hex or int(row["size"]) != size:
-            raise IntegrityError(f"an unfinished upload of {key} is for other content "
-                                 f"({row['sha256']}); the catalog is inconsistent")
+            raise IntegrityError(_("an unfinished upload of {key} is for other content ({sha256}); the "
+                                   "catalog is inconsistent").format(key=key, sha256=row['sha256']))
         server = self.archive.list_parts(key, upload_id)
         if server is None:
             # The bucket no longer knows the upload: completed just before a crash, or
@@ -156,8 +157,9 @@ class Uploader:
                     part = done[number]
                     if part.checksum_sha256 != sha256_b64(digest.hex()):
                         self._give_up(key, upload_id)
-                        raise IntegrityError(f"part {number} of {path} changed since it was "
-                                             "uploaded; the stored file is not what it was")
+                        raise IntegrityError(_("part {number} of {path} changed since it was uploaded; "
+                                               "the stored file is not what it was").format(
+                                               number=number, path=path))
                     parts.append(part)
                     continue
                 part = self.archive.upload_part(key, upload_id, number, data, digest)
@@ -173,8 +175,9 @@ class Uploader:
             os.close(fd)
         if whole.hexdigest() != sha256_hex:
             self._give_up(key, upload_id)
-            raise IntegrityError(f"{path} no longer has SHA-256 {sha256_hex} (read "
-                                 f"{whole.hexdigest()}); not archived — run dockd verify")
+            raise IntegrityError(_("{path} no longer has SHA-256 {sha256_hex} (read {hexdigest}); not "
+                                   "archived — run dockd verify").format(
+                                   path=path, sha256_hex=sha256_hex, hexdigest=whole.hexdigest()))
         expected = composite_checksum(digests)
         completed = self.archive.complete_multipart(key, upload_id, parts)
         if completed is None:
@@ -183,13 +186,13 @@ class Uploader:
             until = parse_utc_iso(pending[0]) if pending else self.clock.now()
             adopted = self._adoptable(key, sha256_hex, size, until)
             if adopted is None:
-                raise IntegrityError(f"the archive lost the multipart upload of {key} while "
-                                     "completing it; run dockd archive sync again")
+                raise IntegrityError(_("the archive lost the multipart upload of {key} while completing "
+                                       "it; run dockd archive sync again").format(key=key))
             return adopted
         version_id, checksum = completed
         if checksum and checksum != expected:
-            raise IntegrityError(f"the archive assembled {key} with checksum {checksum}, "
-                                 f"expected {expected}")
+            raise IntegrityError(_("the archive assembled {key} with checksum {checksum}, expected "
+                                   "{expected}").format(key=key, checksum=checksum, expected=expected))
         row = self.catalog.query_one("SELECT retain_until, legal_hold FROM archive_uploads"
                                      " WHERE key=?", (key,))
         until = parse_utc_iso(row[0]) if row else self.clock.now()

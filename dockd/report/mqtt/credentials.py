@@ -12,6 +12,7 @@ from pathlib import Path
 
 from dockd.config.mqtt import MqttSection
 from dockd.errors import ConfigError
+from dockd.i18n import _
 
 log = logging.getLogger(__name__)
 
@@ -30,21 +31,23 @@ def read_credentials(path: Path) -> Credentials:
         mode = path.stat().st_mode
         text = path.read_text("utf-8")
     except FileNotFoundError:
-        raise ConfigError(f"mqtt.credentials_file: {path} does not exist") from None
+        raise ConfigError(_("mqtt.credentials_file: {path} does not exist").format(path=path)) from None
     except PermissionError:
-        raise ConfigError(f"mqtt.credentials_file: {path} is not readable by this user") from None
+        raise ConfigError(_("mqtt.credentials_file: {path} is not readable by this user").format(
+                            path=path)) from None
     except UnicodeDecodeError:
-        raise ConfigError(f"mqtt.credentials_file: {path} is not UTF-8 text") from None
+        raise ConfigError(_("mqtt.credentials_file: {path} is not UTF-8 text").format(path=path)) from None
     except OSError as exc:
-        raise ConfigError(f"mqtt.credentials_file: {path} cannot be read: {exc.strerror}") from None
+        raise ConfigError(_("mqtt.credentials_file: {path} cannot be read: {strerror}").format(
+                            path=path, strerror=exc.strerror)) from None
     if mode & 0o077:
         # Not fatal (the admin may be mid-setup), but a readable password must be seen.
         log.warning("MQTT credentials file is readable by group or others; chmod 600 it",
                     extra={"path": str(path)})
     lines = text.splitlines()
     if len(lines) < 2 or not lines[0].strip():
-        raise ConfigError(f"mqtt.credentials_file: {path} must hold the username on line 1 "
-                          "and the password on line 2")
+        raise ConfigError(_("mqtt.credentials_file: {path} must hold the username on line 1 and the "
+                            "password on line 2").format(path=path))
     return Credentials(lines[0].strip(), lines[1])
 
 
@@ -58,8 +61,10 @@ def check_tls_files(section: MqttSection) -> None:
             with path.open("rb"):
                 pass
         except FileNotFoundError:
-            raise ConfigError(f"mqtt.{name}: {path} does not exist") from None
+            raise ConfigError(_("mqtt.{name}: {path} does not exist").format(
+                                name=name, path=path)) from None
         except OSError as exc:
-            raise ConfigError(f"mqtt.{name}: {path} cannot be read: {exc.strerror}") from None
+            raise ConfigError(_("mqtt.{name}: {path} cannot be read: {strerror}").format(
+                                name=name, path=path, strerror=exc.strerror)) from None
 
 

@@ -16,6 +16,7 @@ from typing import Any
 import paho.mqtt.client as mqtt
 from paho.mqtt.reasoncodes import ReasonCode
 
+from dockd.i18n import _
 from dockd.report.mqtt.connection import ConnectionSettings, connect, new_client
 from dockd.report.mqtt.state import (
     BrokerUnavailableError,
@@ -83,7 +84,8 @@ class Subscriber:
         if self.fatal:
             raise BrokerUnavailableError(self.fatal)
         if not self.connected and first:
-            raise BrokerUnavailableError(f"broker {url} did not accept the connection in time")
+            raise BrokerUnavailableError(_("broker {url} did not accept the connection in time").format(
+                                           url=url))
 
     def _on_connect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: ReasonCode,
                     properties: Any) -> None:
