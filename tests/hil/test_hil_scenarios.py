@@ -12,6 +12,11 @@ so it survives the guest's restart and power cut). Recorders:
   AmbaResponder; after @ATH it re-enumerates as mass storage labelled with its device ID (bay 1);
 * gat947 2ca3:0947 — CDC-ACM control port (firmware on /dev/ttyGS<n>, Gat947Responder); after
   SetMSDC it re-enumerates as mass storage 2ca3:0948 (bay 2);
+* gat947 DV16 2ca3:0a16 — a mass-storage interface whose Bulk-Only Transport is answered in user
+  space (FunctionFS, guest/dv16_device.py): the guest's usb-storage, sd and sg drivers bind to
+  it and dockd's SG_IO reaches it through /dev/sg*; after SET_MSDC it re-enumerates as mass
+  storage 2ca3:0a17 (bay 2);
+* amba with quirks — @ATH never answered (it switches anyway), replies NUL-padded to 64 bytes;
 * plain mass storage — QEMU usb-storage behind its own hub, FAT32 image, 46f4:0001 (bay 3);
 * unknown stick — gadget mass storage with a Kingston DataTraveler's IDs 0951:1666 (bay 1).
 
@@ -57,6 +62,10 @@ PASSWORD = "123456"
 AMBA = dict(vendor_id=0x4255, product_id=0x0001, storage_vendor_id=0x4255, storage_product_id=0x0001)
 GAT947 = dict(vendor_id=0x2CA3, product_id=0x0947, storage_vendor_id=0x2CA3,
               storage_product_id=0x0948)
+# The public notes give no USB IDs for DV16 recorders (the host finds them by INQUIRY): these
+# are the test's own, distinct from the CDC-ACM gat947 ones.
+DV16 = dict(vendor_id=0x2CA3, product_id=0x0A16, storage_vendor_id=0x2CA3,
+            storage_product_id=0x0A17)
 BAY_AMBA, BAY_GAT, BAY_MSC = 1, 2, 3
 MSC_ROOT_PORT = 3  # hub at 1-3, disk at 1-3.1: bay 3 is port 1-3
 TIMINGS: dict[str, float] = {}
@@ -229,6 +238,17 @@ storage_vendor_id = "2ca3"
 storage_product_id = "0948"
 driver = "gat947"
 control = "test-serial"
+password_file = "/etc/dockd/gat947.pw"
+timezone = "Asia/Shanghai"
+
+[[daemon.models]]
+name = "gat947-dv16"
+vendor_id = "2ca3"
+product_id = "0a16"
+storage_vendor_id = "2ca3"
+storage_product_id = "0a17"
+driver = "gat947"
+control = "sg"
 password_file = "/etc/dockd/gat947.pw"
 timezone = "Asia/Shanghai"
 
@@ -434,6 +454,142 @@ def test_wrong_admin_password_faults_login_and_mounts_nothing(dock: Dock) -> Non
     assert not [r for r in records if r["type"] == "session.started" and r["subject"] == "GATBADPW"]
     assert [r for r in records if r["type"] == "bay.fault"
             and r["payload"]["reason"] == "login_failed"]
+    fw.terminate()
+    dock.wait_bay(BAY_GAT, ("empty",), timeout=60)
+
+
+def _clock_set(records: list[dict[str, Any]], serial: str) -> dict[str, Any]:
+    """The custody record of the clock dockd set on ``serial`` (exactly one per dock)."""
+    sets = [r for r in records if r["type"] == "clock.set" and r["subject"] == serial]
+    assert len(sets) == 1, (serial, _types(records, serial))
+    payload: dict[str, Any] = sets[0]["payload"]
+    assert payload["error"] is None and payload["sent"], payload
+    # neither family can read its clock back: the set is recorded as not verified
+    assert payload["verified"] is False, payload
+    return payload
+
+
+def _two_phase_ready(dock: Dock, serial: str, image: RecorderImage) -> list[dict[str, Any]]:
+    """The offload of a two-phase recorder is complete, once, and hashes as its card."""
+    assert _stored(dock, serial) == _hashes(image), serial
+    records = dock.custody()
+    types = _types(records, serial)
+    assert types.count("session.completed") == 1 and "recorder.docked" in types, (serial, types)
+    return records
+
+
+def _plug_pair(dock: Dock, recorders: dict[int, FirmwareRecorder], label: str
+               ) -> dict[int, GuestProcess]:
+    """Plug two firmware recorders at once; every bay must end `ready`; plug → ready recorded."""
+    plugged_at = time.monotonic()
+    fws = {bay: dock.guest.plug_firmware_recorder(spec) for bay, spec in recorders.items()}
+    for bay, spec in recorders.items():
+        status = dock.wait_bay(bay, ("ready", "fault"), timeout=180)
+        assert status["state"] == "ready", f"bay {bay} ({spec.name}): {status}\n{dock.log_tail()}"
+        TIMINGS[f"{label}_{spec.name}_plug_to_ready_s"] = time.monotonic() - plugged_at
+    return fws
+
+
+def _unplug(dock: Dock, fws: dict[int, GuestProcess]) -> None:
+    for bay, fw in fws.items():
+        fw.terminate()
+        dock.wait_bay(bay, ("empty",), timeout=60)
+
+
+def test_dv16_scsi_recorder_through_the_kernel_scsi_stack_and_nul_padded_amba(
+        dock: Dock) -> None:
+    """DV16 over the guest's usb-storage/sd/sg (SET_MSDC completed) beside an Ambarella
+    recorder whose replies are NUL-padded to 64 bytes; both end ready with the clock set."""
+    dv16_img = _image(dock, "dv16", "DV16001", _videos(2, 1_000_000))
+    amba_img = _image(dock, "ambanul", "AMBANUL1", _videos(2, 800_000))
+    dv16 = FirmwareRecorder("dv16", "dv16", serial="DV16001", password=PASSWORD,
+                            image=dv16_img.path, udc="dummy_udc.1", **DV16)
+    amba = FirmwareRecorder("ambanul", "amba", serial="AMBANUL1", password=PASSWORD,
+                            image=amba_img.path, udc="dummy_udc.0", quirks=("nul_padded",),
+                            **AMBA)
+    mark = dock.guest.udev_events.mark()
+    fws = _plug_pair(dock, {BAY_GAT: dv16, BAY_AMBA: amba}, "pair1")
+
+    # The kernel's SCSI stack bound the control-mode LUN: an sd disk and an sg node on the
+    # DV16's port, named by the INQUIRY the firmware answered.
+    control = [e for e in dock.guest.udev_events.events(mark)
+               if e.action == "add" and "/usb4/4-1/" in e.sys_path]
+    sg = [e for e in control if e.subsystem == "scsi_generic"]
+    disks = [e for e in control if e.subsystem == "block" and e.device_type == "disk"]
+    assert sg and sg[0].device_node and sg[0].device_node.startswith("/dev/sg"), control
+    assert disks[0].properties.get("ID_VENDOR") == "DV16", disks[0].properties
+    assert disks[0].properties.get("ID_MODEL") == "DEVICE_V1.00", disks[0].properties
+    assert "ID_FS_TYPE" not in disks[0].properties  # the blank control LUN is not the card
+    fw_log = (dock.guest.exchange_dir / "fw-dv16.log").read_text()
+    for sub in ("INIT_USB_DEVICE", "GET_ID_CODE", "GET_DEV_INFO", "READ_BATTERY_VAL",
+                "SYNC_DEV_TIME", "GET_SD_STATUS", "SET_MSDC"):
+        assert f"fw: {sub} ok" in fw_log, sub
+    assert "GET_JL_PASSWORD" not in fw_log  # dockd never reads the clear-text password
+    assert "SET_MSDC (ack)" in fw_log and "mass-storage mode bound" in fw_log
+
+    records = _two_phase_ready(dock, "DV16001", dv16_img)
+    docked = [r for r in records if r["type"] == "recorder.docked" and r["subject"] == "DV16001"]
+    assert docked[-1]["payload"]["officer_name"] == "张三", docked[-1]["payload"]
+    clock = _clock_set(records, "DV16001")
+    assert clock["sent"].startswith("SYNC_DEV_TIME ")
+    # what the recorder received is what dockd recorded it sent (Beijing wall time)
+    assert f"clock set to {clock['sent_wall_time']}" in fw_log, (clock, fw_log[-2000:])
+    assert dock.bay(BAY_GAT)["battery_percent"] == 80
+
+    _two_phase_ready(dock, "AMBANUL1", amba_img)
+    _clock_set(records, "AMBANUL1")
+    amba_log = (dock.guest.exchange_dir / "fw-ambanul.log").read_text()
+    assert "(64 bytes)" in amba_log and "b'@ATH;'" in amba_log
+    _unplug(dock, fws)
+
+
+def test_dv16_dropping_off_during_set_msdc_and_amba_silent_on_ath_still_end_ready(
+        dock: Dock) -> None:
+    """The switch is decided by the disk: a DV16 that leaves the bus before completing
+    SET_MSDC, and an Ambarella recorder that never answers @ATH, both switch; both ready."""
+    dv16_img = _image(dock, "dv16drop", "DV16002", _videos(2, 600_000))
+    amba_img = _image(dock, "ambaath", "AMBAATH1", _videos(2, 600_000))
+    dv16 = FirmwareRecorder("dv16drop", "dv16", serial="DV16002", password=PASSWORD,
+                            image=dv16_img.path, udc="dummy_udc.1", quirks=("drop_on_msdc",),
+                            **DV16)
+    amba = FirmwareRecorder("ambaath", "amba", serial="AMBAATH1", password=PASSWORD,
+                            image=amba_img.path, udc="dummy_udc.0", quirks=("no_ath_reply",),
+                            **AMBA)
+    fws = _plug_pair(dock, {BAY_GAT: dv16, BAY_AMBA: amba}, "pair2")
+    fw_log = (dock.guest.exchange_dir / "fw-dv16drop.log").read_text()
+    assert "SET_MSDC (drop)" in fw_log and "mass-storage mode bound" in fw_log
+    amba_log = (dock.guest.exchange_dir / "fw-ambaath.log").read_text()
+    assert "-> no reply (quirk)" in amba_log
+    records = _two_phase_ready(dock, "DV16002", dv16_img)
+    _clock_set(records, "DV16002")
+    _two_phase_ready(dock, "AMBAATH1", amba_img)
+    _clock_set(records, "AMBAATH1")
+    # dockd logged both switches as sent but not acknowledged, with what it saw
+    log = (dock.guest.exchange_dir / "dockd.log").read_text()
+    switched = {bay: [line for line in log.splitlines() if "recorder told to switch" in line
+                      and f" bay={bay} " in line] for bay in (BAY_GAT, BAY_AMBA)}
+    for bay, lines in switched.items():
+        assert lines and "acknowledged=False" in lines[-1], (bay, lines)
+    assert "SET_MSDC sent, not completed" in switched[BAY_GAT][-1]
+    assert "@ATH sent, no usable reply" in switched[BAY_AMBA][-1]
+    _unplug(dock, fws)
+
+
+def test_dv16_without_sd_card_faults_and_is_never_switched(dock: Dock) -> None:
+    image = _image(dock, "dv16nosd", "DV16003", _videos(1, 100_000))
+    spec = FirmwareRecorder("dv16nosd", "dv16", serial="DV16003", password=PASSWORD,
+                            image=image.path, udc="dummy_udc.1", quirks=("no_sd_card",), **DV16)
+    plugged_at = time.monotonic()
+    fw = dock.guest.plug_firmware_recorder(spec)
+    fault = dock.wait_bay(BAY_GAT, ("fault", "ready"), timeout=120)
+    TIMINGS["dv16_no_sd_card_plug_to_fault_s"] = time.monotonic() - plugged_at
+    assert fault["state"] == "fault" and fault["fault"] == "storage_full", fault
+    fw_log = (dock.guest.exchange_dir / "fw-dv16nosd.log").read_text()
+    assert "fw: GET_SD_STATUS ok" in fw_log and "SET_MSDC" not in fw_log
+    assert "mass-storage mode bound" not in fw_log
+    records = dock.custody()
+    _clock_set(records, "DV16003")  # the clock was set before the switch was tried
+    assert not [r for r in records if r["type"] == "session.started" and r["subject"] == "DV16003"]
     fw.terminate()
     dock.wait_bay(BAY_GAT, ("empty",), timeout=60)
 
