@@ -24,6 +24,15 @@ def _(message: str) -> str:
     return _translation(_env_languages()).gettext(message)
 
 
+def keep_english() -> None:
+    """From now on this process's messages are English whatever the locale: the daemon's
+    texts become custody events, MQTT payloads and journald lines, which others parse and
+    compare, so they must not change with the box's LANG (systemd passes /etc/locale.conf's
+    LANG to services). Child processes (mount) inherit it and answer in English too."""
+    # gettext stops at "C": no catalog, the English source text.
+    os.environ["LANGUAGE"] = "C"
+
+
 def N_(message: str) -> str:
     """Mark ``message`` for translation where it is defined; translate it where it is shown."""
     return message

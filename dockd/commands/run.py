@@ -6,7 +6,7 @@ import argparse
 
 from dockd.commands.common import add_config_options, config_from_args
 from dockd.commands.helptext import STORE_CODES, epilog
-from dockd.i18n import _
+from dockd.i18n import _, keep_english
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -20,5 +20,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 def run(args: argparse.Namespace) -> int:
     from dockd.daemon import Daemon
 
+    # Its fault details (device errors) go into custody events and MQTT payloads: English.
+    keep_english()
     config = config_from_args(args)
     return Daemon(config).run()

@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
+from dockd.i18n import _
+
 ACTIONS = ("add", "remove", "change")
 # usb: the USB device itself; tty: a serial control port; block: a disk or partition
 # with a file system; sg: a SCSI generic node of a recorder's disk.
@@ -49,21 +51,22 @@ class EventError(ValueError):
 def event_from_json_dict(data: Any) -> DeviceEvent:
     """Parse an event written by the simulator; EventError on anything malformed."""
     if not isinstance(data, dict):
-        raise EventError("event is not a JSON object")
+        raise EventError(_("event is not a JSON object"))
     action, kind, port, sys_path = (data.get(k) for k in ("action", "kind", "port", "sys_path"))
     if action not in ACTIONS:
-        raise EventError(f"action {action!r} is not one of {ACTIONS}")
+        raise EventError(_("action {action!r} is not one of {actions}").format(
+                           action=action, actions=ACTIONS))
     if kind not in KINDS:
-        raise EventError(f"kind {kind!r} is not one of {KINDS}")
+        raise EventError(_("kind {kind!r} is not one of {kinds}").format(kind=kind, kinds=KINDS))
     if not isinstance(port, str) or not port or not isinstance(sys_path, str):
-        raise EventError("port and sys_path must be non-empty strings")
+        raise EventError(_("port and sys_path must be non-empty strings"))
     text = {k: _opt_str(data, k) for k in ("device_node", "vendor_id", "product_id", "usb_serial",
                                            "fs_type", "fs_label")}
     numbers = {k: _opt_int(data, k) for k in ("usb_bus", "usb_address")}
     props = data.get("properties") or {}
     if not isinstance(props, dict) or not all(isinstance(k, str) and isinstance(v, str)
                                               for k, v in props.items()):
-        raise EventError("properties must map strings to strings")
+        raise EventError(_("properties must map strings to strings"))
     return DeviceEvent(action, kind, port, sys_path, **text, **numbers,  # type: ignore[arg-type]
                        properties=MappingProxyType(dict(props)))
 
@@ -71,12 +74,12 @@ def event_from_json_dict(data: Any) -> DeviceEvent:
 def _opt_str(data: dict[str, Any], key: str) -> str | None:
     value = data.get(key)
     if value is not None and not isinstance(value, str):
-        raise EventError(f"{key} must be a string")
+        raise EventError(_("{key} must be a string").format(key=key))
     return value
 
 
 def _opt_int(data: dict[str, Any], key: str) -> int | None:
     value = data.get(key)
     if value is not None and (not isinstance(value, int) or isinstance(value, bool)):
-        raise EventError(f"{key} must be an integer")
+        raise EventError(_("{key} must be an integer").format(key=key))
     return value

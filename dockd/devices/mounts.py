@@ -20,6 +20,7 @@ from typing import Protocol
 
 from dockd.devices.block_readonly import GONE, set_read_only
 from dockd.errors import DeviceError
+from dockd.i18n import _
 
 SAFE_OPTIONS = "nosuid,nodev,noexec"
 # vfat/exfat: show the recorder's names as UTF-8, and keep every file readable by us only.
@@ -70,22 +71,24 @@ class SystemMounter:
 
     def mount(self, device_node: str, name: str, fs_type: str | None) -> Path:
         if not fs_type:
-            raise MountError(f"{device_node} holds no file system udev recognises; not mounted")
+            raise MountError(_("{device_node} holds no file system udev recognises; not mounted").format(
+                               device_node=device_node))
         if fs_type not in ALLOWED_FS:
-            raise MountError(f"{device_node} has file system {fs_type!r}, which a recorder does not "
-                             f"use; not mounted (allowed: {', '.join(ALLOWED_FS)})")
+            raise MountError(_("{device_node} has file system {fs_type!r}, which a recorder does not "
+                               "use; not mounted (allowed: {join})").format(
+                               device_node=device_node, fs_type=fs_type, join=', '.join(ALLOWED_FS)))
         target = self.root / name
         target.mkdir(parents=True, exist_ok=True, mode=0o750)
         try:
-            was_read_only = _set_read_only(device_node, True, "make the recorder's disk read-only")
+            was_read_only = _set_read_only(device_node, True, _("make the recorder's disk read-only"))
         except MountError as exc:
-            raise MountError(f"{exc}; not mounted") from None
+            raise MountError(_("{exc}; not mounted").format(exc=exc)) from None
         try:
             _run(["mount", "-t", fs_type, "-o", mount_options(fs_type), device_node, str(target)],
-                 f"mounting {device_node}")
+                 _("mounting {device_node}").format(device_node=device_node))
         except MountError:
             if not was_read_only:
-                _set_read_only(device_node, False, "give the disk back its write flag")
+                _set_read_only(device_node, False, _("give the disk back its write flag"))
             raise
         with self._lock:
             self._mounted[target] = _Mounted(device_node, fs_type, was_read_only)
@@ -94,24 +97,26 @@ class SystemMounter:
     def remount(self, path: Path, writable: bool) -> None:
         mounted = self._mounted.get(path)
         if mounted is None:
-            raise MountError(f"{path} is not a recorder volume dockd mounted")
+            raise MountError(_("{path} is not a recorder volume dockd mounted").format(path=path))
         if not writable:
-            _run(["mount", "-o", f"remount,ro,{SAFE_OPTIONS}", str(path)], f"remounting {path} ro")
-            _set_read_only(mounted.device_node, True, "make the recorder's disk read-only")
+            _run(["mount", "-o", f"remount,ro,{SAFE_OPTIONS}", str(path)],
+                 _("remounting {path} ro").format(path=path))
+            _set_read_only(mounted.device_node, True, _("make the recorder's disk read-only"))
             return
         if mounted.fs_type in NO_RECOVERY:
             # Writing to a journaled volume whose journal was not replayed could corrupt it.
-            raise MountError(f"{path} holds a {mounted.fs_type} volume mounted without journal "
-                             "recovery; dockd never writes to it")
-        _set_read_only(mounted.device_node, False, "make the recorder's disk writable")
+            raise MountError(_("{path} holds a {fs_type} volume mounted without journal recovery; dockd "
+                               "never writes to it").format(path=path, fs_type=mounted.fs_type))
+        _set_read_only(mounted.device_node, False, _("make the recorder's disk writable"))
         try:
-            _run(["mount", "-o", f"remount,rw,{SAFE_OPTIONS}", str(path)], f"remounting {path} rw")
+            _run(["mount", "-o", f"remount,rw,{SAFE_OPTIONS}", str(path)],
+                 _("remounting {path} rw").format(path=path))
         except MountError:
-            _set_read_only(mounted.device_node, True, "make the recorder's disk read-only again")
+            _set_read_only(mounted.device_node, True, _("make the recorder's disk read-only again"))
             raise
 
     def unmount(self, path: Path, lazy: bool = False) -> None:
-        _run(["umount", *(["-l"] if lazy else []), str(path)], f"unmounting {path}")
+        _run(["umount", *(["-l"] if lazy else []), str(path)], _("unmounting {path}").format(path=path))
         # Not empty or already gone: left for the administrator to look at.
         with contextlib.suppress(OSError):
             os.rmdir(path)
@@ -119,7 +124,7 @@ class SystemMounter:
             mounted = self._mounted.pop(path, None)
         if mounted is not None and not mounted.was_read_only:
             # The disk as we found it (a loop device keeps the flag after it is detached).
-            _set_read_only(mounted.device_node, False, "give the disk back its write flag",
+            _set_read_only(mounted.device_node, False, _("give the disk back its write flag"),
                            gone_ok=True)
 
 
@@ -129,7 +134,8 @@ class DirectoryMounter:
     def mount(self, device_node: str, name: str, fs_type: str | None) -> Path:
         path = Path(device_node)
         if not path.is_dir():
-            raise MountError(f"{device_node} is not a file system (not a directory)")
+            raise MountError(_("{device_node} is not a file system (not a directory)").format(
+                               device_node=device_node))
         return path
 
     def remount(self, path: Path, writable: bool) -> None:
@@ -147,13 +153,15 @@ def _set_read_only(device_node: str, read_only: bool, what: str, gone_ok: bool =
         if gone_ok and exc.errno in GONE:
             log.info("disk gone before its write flag was restored", extra={"device": device_node})
             return read_only
-        raise MountError(f"cannot {what} ({device_node}: {exc.strerror})") from None
+        raise MountError(_("cannot {what} ({device_node}: {strerror})").format(
+                           what=what, device_node=device_node, strerror=exc.strerror)) from None
 
 
 def _run(argv: list[str], what: str) -> None:
     try:
         result = subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False)
     except (OSError, subprocess.TimeoutExpired) as exc:
-        raise MountError(f"{what} failed: {exc}") from None
+        raise MountError(_("{what} failed: {exc}").format(what=what, exc=exc)) from None
     if result.returncode != 0:
-        raise MountError(f"{what} failed: {result.stderr.strip() or result.returncode}")
+        raise MountError(_("{what} failed: {value}").format(
+                           what=what, value=result.stderr.strip() or result.returncode))

@@ -26,6 +26,7 @@ from dockd.devices.recorders.base import (
     StorageInfo,
     SwitchOutcome,
 )
+from dockd.i18n import _
 
 log = logging.getLogger(__name__)
 
@@ -40,13 +41,13 @@ class A9Session(RecorderSession):
         self._timeout_ms = timeout_ms
         self._closed = False
         if not serial:
-            raise ProtocolError("A9 recorder has no USB serial number to identify it by")
+            raise ProtocolError(_("A9 recorder has no USB serial number to identify it by"))
         self._serial = serial
         secret = proto.password_text(password).encode("ascii")
         self._control_out(proto.A9_REQUEST_LOGIN, proto.a9_packet(proto.A9_CMD_LOGIN, secret),
                           "A9 login")
         if not proto.a9_login_ok(self._status("A9 login status")):
-            raise LoginFailed("A9 recorder refused the password (status byte 2 is not 1)")
+            raise LoginFailed(_("A9 recorder refused the password (status byte 2 is not 1)"))
 
     @property
     def capabilities(self) -> Capabilities:
@@ -68,8 +69,8 @@ class A9Session(RecorderSession):
 
     def set_clock(self, moment: dt.datetime) -> ClockSetResult:
         """No public A9 clock command exists."""
-        raise ClockSetFailed("A9 recorders have no public clock command; set the clock with the "
-                             "vendor tool")
+        raise ClockSetFailed(_("A9 recorders have no public clock command; set the clock with the vendor "
+                               "tool"))
 
     def storage(self) -> StorageInfo | None:
         """Unknown."""
@@ -97,7 +98,8 @@ class A9Session(RecorderSession):
         written = usb_call(lambda: self._device.ctrl_transfer(
             proto.A9_REQUEST_TYPE_OUT, request, proto.A9_VALUE, 0, packet, self._timeout_ms), what)
         if written != len(packet):
-            raise ProtocolError(f"{what}: recorder took {written} of {len(packet)} bytes")
+            raise ProtocolError(_("{what}: recorder took {written} of {packet_len} bytes").format(
+                                  what=what, written=written, packet_len=len(packet)))
 
     def _status(self, what: str) -> bytes:
         return bytes(usb_call(lambda: self._device.ctrl_transfer(

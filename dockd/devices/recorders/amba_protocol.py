@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 from dockd.devices.recorders.base import LoginFailed, ProtocolError
 from dockd.errors import ConfigError
+from dockd.i18n import _
 
 MAX_REPLY = 64
 DEFAULT_PASSWORD = b"12345678"  # the value public hosts send; [inferred] a factory default
@@ -55,10 +56,9 @@ def password_text(password: bytes | None) -> str:
     try:
         text = raw.decode("ascii")
     except UnicodeDecodeError:
-        raise ConfigError("Ambarella recorder password must be ASCII") from None
+        raise ConfigError(_("Ambarella recorder password must be ASCII")) from None
     if not text or any(ch in text for ch in ";#@") or not text.isprintable():
-        raise ConfigError("Ambarella recorder password must be printable ASCII without ';', "
-                          "'#' or '@'")
+        raise ConfigError(_("Ambarella recorder password must be printable ASCII without ';', '#' or '@'"))
     return text
 
 
@@ -91,13 +91,14 @@ def mass_storage_frame(password: str) -> bytes:
 def parse_reply(raw: bytes) -> AmbaReply:
     """Decode one reply (≤ 64 bytes); framed ``@Cmd;…;#`` replies get their fields split."""
     if len(raw) > MAX_REPLY:
-        raise ProtocolError(f"reply of {len(raw)} bytes exceeds the {MAX_REPLY}-byte read")
+        raise ProtocolError(_("reply of {raw_len} bytes exceeds the {max_reply}-byte read").format(
+                              raw_len=len(raw), max_reply=MAX_REPLY))
     end = raw.find(b"#")
     if end >= 0:
         raw = raw[:end + 1]  # NUL padding, CR LF or junk after the frame
     text = raw.replace(b"\0", b"").decode("ascii", "replace").strip()
     if not text:
-        raise ProtocolError("empty reply")
+        raise ProtocolError(_("empty reply"))
     if not (text.startswith("@") and text.endswith("#")):
         return AmbaReply("", (), text)
     parts = text[1:-1].split(";")
@@ -118,27 +119,29 @@ def check_login(reply: AmbaReply) -> None:
     """``LoginFailed`` unless the reply contains ``Ver;OK`` (the public host's test)."""
     if "Ver;OK" in reply.text and not reply.is_error:
         return
-    raise LoginFailed(f"recorder refused the login handshake (replied {reply.text!r})")
+    raise LoginFailed(_("recorder refused the login handshake (replied {text!r})").format(text=reply.text))
 
 
 def parse_device_id(reply: AmbaReply) -> str:
     """The ID from ``@Gdv;<n>;<ID>;#``; ``LoginFailed`` when the recorder answers ERROR."""
     if reply.is_error:
-        raise LoginFailed(f"recorder refused the password with {reply.text!r} (or is already in"
-                          f" mass-storage mode; unplug and re-dock it)")
+        raise LoginFailed(_("recorder refused the password with {text!r} (or is already in mass-storage "
+                            "mode; unplug and re-dock it)").format(text=reply.text))
     # The public host's test is "starts with @Gdv"; the ID is the third field.
     if reply.command != "Gdv" or len(reply.fields) < 2:
-        raise ProtocolError(f"reply {reply.text!r} is not @Gdv;<n>;<ID>;#")
+        raise ProtocolError(_("reply {text!r} is not @Gdv;<n>;<ID>;#").format(text=reply.text))
     device_id = reply.fields[1]
     if not _ID_RE.fullmatch(device_id):
-        raise ProtocolError(f"device ID {device_id!r} is not 1..32 letters, digits, '_' or '-'")
+        raise ProtocolError(_("device ID {device_id!r} is not 1..32 letters, digits, '_' or '-'").format(
+                              device_id=device_id))
     return device_id
 
 
 def check_ack(reply: AmbaReply, command: str) -> None:
     """``ProtocolError`` for a framed reply to another command; the caller maps ``is_error``."""
     if reply.command and reply.command != command:
-        raise ProtocolError(f"recorder answered {reply.command!r} to {command!r}")
+        raise ProtocolError(_("recorder answered {command!r} to {command2!r}").format(
+                              command=reply.command, command2=command))
 
 
 # --- dialect B2: "A9" 64-byte vendor control transfers -----------------------------------
@@ -159,12 +162,14 @@ def a9_packet(command: int, data: bytes = b"") -> bytes:
     """``A1 cmd 00 cmd`` + data, zero-padded to 64 bytes."""
     body = bytes([0xA1, command, 0x00, command]) + data
     if len(body) > A9_PACKET_LEN:
-        raise ConfigError(f"A9 packet data of {len(data)} bytes does not fit 64 bytes")
+        raise ConfigError(_("A9 packet data of {data_len} bytes does not fit 64 bytes").format(
+                            data_len=len(data)))
     return body.ljust(A9_PACKET_LEN, b"\0")
 
 
 def a9_login_ok(status: bytes) -> bool:
     """Login status: byte[2] == 1 means the password was accepted."""
     if len(status) < 3:
-        raise ProtocolError(f"A9 status is {len(status)} bytes; need at least 3")
+        raise ProtocolError(_("A9 status is {status_len} bytes; need at least 3").format(
+                              status_len=len(status)))
     return status[2] == 1

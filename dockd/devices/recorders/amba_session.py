@@ -22,6 +22,7 @@ from dockd.devices.recorders.base import (
     SwitchRefused,
 )
 from dockd.devices.recorders.wallclock import to_wall_seconds
+from dockd.i18n import _
 
 log = logging.getLogger(__name__)
 
@@ -87,13 +88,14 @@ class AmbaSession(RecorderSession):
         refusal (``ClockSetFailed``), a garbled reply is logged and accepted."""
         wall = to_wall_seconds(moment, self._zone)
         if not 0 <= wall.year <= 9999:
-            raise ClockSetFailed(f"year {wall.year} cannot be sent")
+            raise ClockSetFailed(_("year {year} cannot be sent").format(year=wall.year))
         frames = ((proto.set_date_frame(wall), "Sdt"), (proto.set_time_frame(wall), "Stm"))
         for frame, command in frames:
             reply = self._ask_lenient(frame, command)
             if reply is not None and reply.is_error:
-                raise ClockSetFailed(f"recorder refused @{command} (replied {reply.text!r})")
-        return ClockSetResult(wall, " ".join(frame.decode("ascii") for frame, _ in frames))
+                raise ClockSetFailed(_("recorder refused @{command} (replied {text!r})").format(
+                                       command=command, text=reply.text))
+        return ClockSetResult(wall, " ".join(frame.decode("ascii") for frame, _reply in frames))
 
     def storage(self) -> StorageInfo | None:
         """Unknown: no public command."""
@@ -106,7 +108,7 @@ class AmbaSession(RecorderSession):
         only an explicit ``ERROR`` is a refusal; silence, a transport error or garbage is an
         unacknowledged outcome, and the disk that appears (or not) decides."""
         if self._closed:
-            raise ProtocolError("session is closed; cannot send @ATH")
+            raise ProtocolError(_("session is closed; cannot send @ATH"))
         try:
             reply = proto.parse_reply(self._link.exchange(
                 proto.mass_storage_frame(self._password)))
@@ -115,9 +117,9 @@ class AmbaSession(RecorderSession):
             log.info("recorder %s: no reply to @ATH (%s)", self._device_id, exc)
             return SwitchOutcome(False, f"@ATH sent, no usable reply: {exc}")
         if reply.is_error:  # the recorder stays as it was: the session stays open
-            raise SwitchRefused(f"recorder refused mass-storage mode (replied {reply.text!r}); "
-                                f"public hosts read this as 'already in storage mode': unplug "
-                                f"and re-dock it")
+            raise SwitchRefused(_("recorder refused mass-storage mode (replied {text!r}); public hosts "
+                                  "read this as 'already in storage mode': unplug and re-dock it").format(
+                                  text=reply.text))
         self.close()
         log.info("recorder %s acknowledged @ATH", self._device_id)
         return SwitchOutcome(True, f"@ATH answered {reply.text!r}")
@@ -130,7 +132,7 @@ class AmbaSession(RecorderSession):
 
     def _ask(self, frame: bytes, command: str) -> proto.AmbaReply:
         if self._closed:
-            raise ProtocolError(f"session is closed; cannot send @{command}")
+            raise ProtocolError(_("session is closed; cannot send @{command}").format(command=command))
         reply = proto.parse_reply(self._link.exchange(frame))
         proto.check_ack(reply, command)
         return reply

@@ -18,6 +18,7 @@ from dockd.devices.recorders.base import (
     RecorderGone,
     RecorderTimeout,
 )
+from dockd.i18n import _
 
 DEFAULT_TIMEOUT_S = 3.0  # the public host's USB read/write timeout
 
@@ -28,7 +29,8 @@ def open_stream_link(path: str, timeout_s: float | None) -> StreamAmbaLink:
     try:
         port = serial.Serial(path, 115200, timeout=0, write_timeout=timeout, exclusive=True)
     except (serial.SerialException, OSError) as exc:
-        raise RecorderGone(f"cannot open recorder control port {path}: {exc}") from exc
+        raise RecorderGone(_("cannot open recorder control port {path}: {exc}").format(
+                             path=path, exc=exc)) from exc
     return StreamAmbaLink(port, timeout)
 
 
@@ -54,17 +56,18 @@ class StreamAmbaLink:
                 self._port.timeout = remaining
                 reply += self._port.read(1)
                 if len(reply) > MAX_REPLY:
-                    raise ProtocolError(f"reply exceeds {MAX_REPLY} bytes without '#'")
+                    raise ProtocolError(_("reply exceeds {max_reply} bytes without '#'").format(
+                                          max_reply=MAX_REPLY))
         except serial.SerialTimeoutException as exc:
-            raise RecorderTimeout("recorder control port did not take the frame") from exc
+            raise RecorderTimeout(_("recorder control port did not take the frame")) from exc
         # pyserial lets termios.error (not an OSError) out of tcflush on a vanished port.
         except (serial.SerialException, OSError, termios.error) as exc:
-            raise RecorderGone(f"recorder control port went away: {exc}") from exc
+            raise RecorderGone(_("recorder control port went away: {exc}").format(exc=exc)) from exc
         if not reply:
-            raise RecorderTimeout(f"recorder did not answer {frame[:4]!r} within "
-                                  f"{self._timeout_s:g} s")
+            raise RecorderTimeout(_("recorder did not answer {value!r} within {timeout_s:g} s").format(
+                                    value=frame[:4], timeout_s=self._timeout_s))
         if not reply_complete(reply):
-            raise ProtocolError(f"short reply {bytes(reply)!r}, then silence")
+            raise ProtocolError(_("short reply {bytes!r}, then silence").format(bytes=bytes(reply)))
         return bytes(reply)
 
     def close(self) -> None:
@@ -72,4 +75,4 @@ class StreamAmbaLink:
         try:
             self._port.close()
         except (serial.SerialException, OSError) as exc:
-            raise RecorderError(f"closing recorder control port failed: {exc}") from exc
+            raise RecorderError(_("closing recorder control port failed: {exc}").format(exc=exc)) from exc

@@ -18,6 +18,7 @@ from dockd.devices.recorders.base import (
     RecorderTimeout,
     TransportSpec,
 )
+from dockd.i18n import _
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +46,7 @@ def find_usb_device(spec: TransportSpec) -> Any:
     try:
         devices = list(usb.core.find(find_all=True, idVendor=VENDOR_ID, idProduct=PRODUCT_ID))
     except usb.core.NoBackendError as exc:
-        raise RecorderError("pyusb finds no libusb backend; install libusb-1.0") from exc
+        raise RecorderError(_("pyusb finds no libusb backend; install libusb-1.0")) from exc
     for device in devices:
         if spec.usb_bus is not None and (device.bus, device.address) != (spec.usb_bus,
                                                                           spec.usb_address):
@@ -53,8 +54,10 @@ def find_usb_device(spec: TransportSpec) -> Any:
         if spec.usb_serial is not None and _serial_of(device) != spec.usb_serial:
             continue
         return device
-    raise RecorderGone(f"no USB device {VENDOR_ID:04x}:{PRODUCT_ID:04x} matches "
-                       f"serial={spec.usb_serial} bus={spec.usb_bus} address={spec.usb_address}")
+    raise RecorderGone(_("no USB device {vendor_id:04x}:{product_id:04x} matches serial={usb_serial} "
+                         "bus={usb_bus} address={usb_address}").format(
+                         vendor_id=VENDOR_ID, product_id=PRODUCT_ID, usb_serial=spec.usb_serial,
+                         usb_bus=spec.usb_bus, usb_address=spec.usb_address))
 
 
 def claim(device: Any) -> None:
@@ -69,16 +72,17 @@ def bulk_endpoints(device: Any, interface: int = INTERFACE) -> BulkEndpoints:
     config = usb_call(lambda: device.get_active_configuration(), "reading the configuration")
     intf = usb.util.find_descriptor(config, bInterfaceNumber=interface, bAlternateSetting=0)
     if intf is None:
-        raise ProtocolError(f"the USB device has no interface {interface}; "
-                            "not an Ambarella recorder's control interface")
+        raise ProtocolError(_("the USB device has no interface {interface}; not an Ambarella recorder's "
+                              "control interface").format(interface=interface))
     bulk = [ep.bEndpointAddress for ep in intf
             if usb.util.endpoint_type(ep.bmAttributes) == usb.util.ENDPOINT_TYPE_BULK]
     outs = [a for a in bulk if usb.util.endpoint_direction(a) == usb.util.ENDPOINT_OUT]
     ins = [a for a in bulk if usb.util.endpoint_direction(a) == usb.util.ENDPOINT_IN]
     if not outs or not ins:
         found = ", ".join(f"0x{a:02x}" for a in bulk) or "none"
-        raise ProtocolError(f"interface {interface} needs a bulk OUT and a bulk IN endpoint "
-                            f"(bulk endpoints found: {found}); not an Ambarella B1 recorder")
+        raise ProtocolError(_("interface {interface} needs a bulk OUT and a bulk IN endpoint (bulk "
+                              "endpoints found: {found}); not an Ambarella B1 recorder").format(
+                              interface=interface, found=found))
     if (outs[0], ins[0]) != (EP_OUT, EP_IN):
         log.info("recorder uses bulk endpoints OUT 0x%02x / IN 0x%02x", outs[0], ins[0])
     return BulkEndpoints(outs[0], ins[0])
@@ -89,11 +93,12 @@ def usb_call(action: Any, what: str) -> Any:
     try:
         return action()
     except usb.core.USBTimeoutError as exc:
-        raise RecorderTimeout(f"recorder did not answer {what} in time") from exc
+        raise RecorderTimeout(_("recorder did not answer {what} in time").format(what=what)) from exc
     except usb.core.USBError as exc:
         if exc.errno in (errno.ENODEV, errno.ENOENT, errno.EIO) or exc.backend_error_code == -4:
-            raise RecorderGone(f"recorder left the bus during {what}: {exc}") from exc
-        raise RecorderError(f"USB error during {what}: {exc}") from exc
+            raise RecorderGone(_("recorder left the bus during {what}: {exc}").format(
+                                 what=what, exc=exc)) from exc
+        raise RecorderError(_("USB error during {what}: {exc}").format(what=what, exc=exc)) from exc
 
 
 class UsbBulkAmbaLink:
@@ -119,7 +124,8 @@ class UsbBulkAmbaLink:
         written = usb_call(lambda: self._device.write(self.endpoints.out, frame, self._timeout_ms),
                            f"write {frame[:4]!r}")
         if written != len(frame):
-            raise ProtocolError(f"recorder took {written} of {len(frame)} bytes")
+            raise ProtocolError(_("recorder took {written} of {frame_len} bytes").format(
+                                  written=written, frame_len=len(frame)))
         data = usb_call(lambda: self._device.read(self.endpoints.in_, MAX_REPLY, self._timeout_ms),
                         f"reply to {frame[:4]!r}")
         return bytes(data)

@@ -12,6 +12,7 @@ from dockd.clock import Clock
 from dockd.devices.recorders.base import RecorderSession, TransportSpec
 from dockd.devices.recorders.wallclock import recorder_zone
 from dockd.errors import ConfigError
+from dockd.i18n import _
 
 log = logging.getLogger(__name__)
 
@@ -100,11 +101,12 @@ class MscDriver:
 
 def _check_kind(driver: Gat947Driver | AmbaDriver | MscDriver, spec: TransportSpec) -> None:
     if spec.kind not in driver.transports():
-        raise ConfigError(f"recorder driver {driver.name!r} cannot use transport {spec.kind!r}; "
-                          f"it speaks {', '.join(sorted(driver.transports()))}")
+        raise ConfigError(_("recorder driver {name!r} cannot use transport {kind!r}; it speaks "
+                            "{transports}").format(name=driver.name, kind=spec.kind,
+                                                   transports=", ".join(sorted(driver.transports()))))
 
 
 def _need_path(spec: TransportSpec) -> str:
     if not spec.path:
-        raise ConfigError(f"transport {spec.kind!r} needs a device path")
+        raise ConfigError(_("transport {kind!r} needs a device path").format(kind=spec.kind))
     return spec.path

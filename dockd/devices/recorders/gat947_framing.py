@@ -23,6 +23,7 @@ from dataclasses import dataclass
 
 from dockd.devices.recorders.base import ProtocolError
 from dockd.devices.recorders.gat947_protocol import PASSWORD_LEN, make_time
+from dockd.i18n import _
 
 MAGIC = b"\x5a\xa5"
 HEADER_LEN = 4  # magic + len
@@ -51,7 +52,8 @@ def encode_time14(wall: dt.datetime) -> bytes:
 def decode_time14(data: bytes) -> dt.datetime:
     """Inverse of :func:`encode_time14`; naive local wall time."""
     if len(data) != 14 or not all(0x30 <= b <= 0x39 for b in data):
-        raise ProtocolError(f"device time {data!r} is not 14 ASCII digits YYYYMMDDhhmmss")
+        raise ProtocolError(_("device time {data!r} is not 14 ASCII digits YYYYMMDDhhmmss").format(
+                              data=data))
     t = data.decode("ascii")
     return make_time(int(t[0:4]), int(t[4:6]), int(t[6:8]), int(t[8:10]), int(t[10:12]),
                      int(t[12:14]), data)
@@ -65,11 +67,12 @@ def encode_storage(present: bool, total: int, free: int) -> bytes:
 def decode_storage(data: bytes) -> tuple[bool, int, int]:
     """Inverse of :func:`encode_storage`: (card present, total, free)."""
     if len(data) != STORAGE_LEN:
-        raise ProtocolError(f"storage reply is {len(data)} bytes; expected {STORAGE_LEN}")
+        raise ProtocolError(_("storage reply is {data_len} bytes; expected {storage_len}").format(
+                              data_len=len(data), storage_len=STORAGE_LEN))
     present, total, free = struct.unpack("<BQQ", data)
     if present not in (0, 1) or free > total:
-        raise ProtocolError(f"storage reply is inconsistent (present={present}, "
-                            f"total={total}, free={free})")
+        raise ProtocolError(_("storage reply is inconsistent (present={present}, total={total}, "
+                              "free={free})").format(present=present, total=total, free=free))
     return present == 1, int(total), int(free)
 
 
@@ -106,12 +109,15 @@ def encode_response(command: int, result: int, payload: bytes = b"") -> bytes:
 def body_length(header: bytes) -> int:
     """Validate a 4-byte header and return how many body bytes (plus the CRC) follow."""
     if len(header) != HEADER_LEN:
-        raise ProtocolError(f"frame header is {len(header)} bytes; expected {HEADER_LEN}")
+        raise ProtocolError(_("frame header is {header_len} bytes; expected {header_len2}").format(
+                              header_len=len(header), header_len2=HEADER_LEN))
     if header[:2] != MAGIC:
-        raise ProtocolError(f"frame does not start with 5A A5 (got {header[:2].hex(' ')})")
+        raise ProtocolError(_("frame does not start with 5A A5 (got {hex})").format(
+                              hex=header[:2].hex(' ')))
     length: int = struct.unpack("<H", header[2:])[0]
     if not 1 <= length <= MAX_BODY:
-        raise ProtocolError(f"frame length {length} is outside 1..{MAX_BODY}")
+        raise ProtocolError(_("frame length {length} is outside 1..{max_body}").format(
+                              length=length, max_body=MAX_BODY))
     return length
 
 
@@ -119,7 +125,7 @@ def decode_response(frame: bytes) -> Response:
     """Parse one complete response frame, checking magic, length and CRC."""
     body = _unframe(frame)
     if len(body) < 3 or not body[0] & REPLY_FLAG:
-        raise ProtocolError(f"response body {body[:8].hex(' ')} is not a reply")
+        raise ProtocolError(_("response body {hex} is not a reply").format(hex=body[:8].hex(' ')))
     (result,) = struct.unpack("<H", body[1:3])
     return Response(body[0] & ~REPLY_FLAG & 0xFF, result, body[3:])
 
@@ -128,7 +134,7 @@ def decode_request(frame: bytes) -> Request:
     """Parse one complete request frame (used by the simulator)."""
     body = _unframe(frame)
     if len(body) < 1 + PASSWORD_LEN or body[0] & REPLY_FLAG:
-        raise ProtocolError(f"request body {body[:8].hex(' ')} is not a call")
+        raise ProtocolError(_("request body {hex} is not a call").format(hex=body[:8].hex(' ')))
     return Request(body[0], body[1:1 + PASSWORD_LEN], body[1 + PASSWORD_LEN:])
 
 
@@ -173,12 +179,12 @@ def _frame(body: bytes) -> bytes:
 def _unframe(frame: bytes) -> bytes:
     length = body_length(frame[:HEADER_LEN])
     if len(frame) != HEADER_LEN + length + CRC_LEN:
-        raise ProtocolError(f"frame is {len(frame)} bytes; its header announces "
-                            f"{HEADER_LEN + length + CRC_LEN}")
+        raise ProtocolError(_("frame is {frame_len} bytes; its header announces {value}").format(
+                              frame_len=len(frame), value=HEADER_LEN + length + CRC_LEN))
     covered = frame[2:HEADER_LEN + length]
     (crc,) = struct.unpack("<H", frame[HEADER_LEN + length:])
     if crc != _crc(covered):
-        raise ProtocolError("frame checksum does not match (line noise or garbage)")
+        raise ProtocolError(_("frame checksum does not match (line noise or garbage)"))
     return covered[2:]
 
 

@@ -26,6 +26,7 @@ from dockd.devices.recorders.base import (
     RecorderError,
 )
 from dockd.errors import ConfigError, UsageError
+from dockd.i18n import _
 
 PASSWORD_LEN = 6
 ID_CODE_WIRE_LEN = 6
@@ -78,31 +79,31 @@ def check_result(command: enum.IntEnum, code: int) -> None:
         return
     name = command.name
     if code == ResultCode.CHECK_PWD_FAILED:
-        raise LoginFailed(f"recorder refused the admin password ({name} answered iRet 4, "
-                          f"CHECK_PWD_FAILED); check the password enrolled for this recorder")
+        raise LoginFailed(_("recorder refused the admin password ({name} answered iRet 4, "
+                            "CHECK_PWD_FAILED); check the password enrolled for this recorder").format(
+                            name=name))
     if code == ResultCode.SET_SYSTEMTIME_FAILED:
-        raise ClockSetFailed("recorder refused the new time (iRet 6, SET_SYSTEMTIME_FAILED)")
+        raise ClockSetFailed(_("recorder refused the new time (iRet 6, SET_SYSTEMTIME_FAILED)"))
     if code == ResultCode.MSDC_FAILED:
-        raise NoSdCard("recorder cannot enter mass-storage mode: no SD card (iRet 8, "
-                       "MSDC_FAILED)")
+        raise NoSdCard(_("recorder cannot enter mass-storage mode: no SD card (iRet 8, MSDC_FAILED)"))
     if code == ResultCode.SD_STATUS_PENDING:
-        raise RecorderError("recorder stopped while reading its SD-card status (iRet 101)")
+        raise RecorderError(_("recorder stopped while reading its SD-card status (iRet 101)"))
     if code == ResultCode.ID_CODE_PENDING:
-        raise RecorderError("recorder stopped while reading its ID code (iRet 102)")
+        raise RecorderError(_("recorder stopped while reading its ID code (iRet 102)"))
     if code == ResultCode.CONNECT_FAILED:
-        raise RecorderError(f"recorder reports the link failed during {name} (iRet 2)")
+        raise RecorderError(_("recorder reports the link failed during {name} (iRet 2)").format(name=name))
     if code == ResultCode.FAILED:
-        raise RecorderError(f"recorder reports {name} failed (iRet 0)")
-    raise ProtocolError(f"recorder answered {name} with iRet {code}, which that call never "
-                        f"returns")
+        raise RecorderError(_("recorder reports {name} failed (iRet 0)").format(name=name))
+    raise ProtocolError(_("recorder answered {name} with iRet {code}, which that call never returns").format(
+                          name=name, code=code))
 
 
 def encode_password(password: bytes | None) -> bytes:
     """The 6-byte admin password field: NUL-padded, empty when ``None``."""
     raw = password or b""
     if len(raw) > PASSWORD_LEN:
-        raise ConfigError(f"recorder admin password is {len(raw)} bytes; GA/T 947 recorders "
-                          f"take at most {PASSWORD_LEN}")
+        raise ConfigError(_("recorder admin password is {raw_len} bytes; GA/T 947 recorders take at most "
+                            "{password_len}").format(raw_len=len(raw), password_len=PASSWORD_LEN))
     return raw.ljust(PASSWORD_LEN, b"\0")
 
 
@@ -193,12 +194,14 @@ def encode_zfy_info(info: ZfyInfo, layout: ZfyLayout) -> bytes:
         try:
             raw = cp936.encode(value)
         except ValueError as exc:
-            raise UsageError(f"{name} {value!r} cannot be written in CP936/GBK: {exc}") from exc
+            raise UsageError(_("{name} {value!r} cannot be written in CP936/GBK: {exc}").format(
+                               name=name, value=value, exc=exc)) from exc
         if len(raw) > limit:
-            raise UsageError(f"{name} {value!r} is {len(raw)} bytes in CP936/GBK; this recorder "
-                             f"holds at most {limit}")
+            raise UsageError(_("{name} {value!r} is {raw_len} bytes in CP936/GBK; this recorder holds at "
+                               "most {limit}").format(
+                               name=name, value=value, raw_len=len(raw), limit=limit))
         if b"\0" in raw:
-            raise UsageError(f"{name} {value!r} contains a NUL character")
+            raise UsageError(_("{name} {value!r} contains a NUL character").format(name=name, value=value))
         out += raw.ljust(size, b"\0")
     return bytes(out)
 
@@ -211,7 +214,8 @@ def decode_zfy_info(data: bytes) -> ZfyReading:
     try:
         layout = ZfyLayout(len(data))
     except ValueError:
-        raise ProtocolError(f"ZFY_INFO is {len(data)} bytes; expected 89 or 94") from None
+        raise ProtocolError(_("ZFY_INFO is {data_len} bytes; expected 89 or 94").format(
+                              data_len=len(data))) from None
     raws: list[bytes] = []
     offset = 0
     for size in layout.sizes:
@@ -230,10 +234,10 @@ def decode_zfy_info(data: bytes) -> ZfyReading:
 def decode_id_code(data: bytes) -> str:
     """The manufacturer/model ID code: printable ASCII up to the first NUL, 1..8 characters."""
     if not 1 <= len(data) <= 32:
-        raise ProtocolError(f"ID code reply is {len(data)} bytes; expected 6")
+        raise ProtocolError(_("ID code reply is {data_len} bytes; expected 6").format(data_len=len(data)))
     text = data.split(b"\0", 1)[0]
     if not 1 <= len(text) <= 8 or not all(0x21 <= b <= 0x7E for b in text):
-        raise ProtocolError(f"ID code {text!r} is not 1..8 printable ASCII characters")
+        raise ProtocolError(_("ID code {text!r} is not 1..8 printable ASCII characters").format(text=text))
     return text.decode("ascii")
 
 
@@ -246,7 +250,7 @@ def encode_time7(wall: dt.datetime) -> bytes:
 def decode_time7(data: bytes) -> dt.datetime:
     """Inverse of :func:`encode_time7`; naive local wall time."""
     if len(data) != 7:
-        raise ProtocolError(f"packed time is {len(data)} bytes; expected 7")
+        raise ProtocolError(_("packed time is {data_len} bytes; expected 7").format(data_len=len(data)))
     year, month, day, hour, minute, second = struct.unpack("<HBBBBB", data)
     return make_time(year, month, day, hour, minute, second, data)
 
@@ -259,10 +263,10 @@ def encode_battery(percent: int) -> bytes:
 def decode_battery(data: bytes) -> int:
     """Battery percent 0..100 from an int32 LE."""
     if len(data) != 4:
-        raise ProtocolError(f"battery reply is {len(data)} bytes; expected 4")
+        raise ProtocolError(_("battery reply is {data_len} bytes; expected 4").format(data_len=len(data)))
     (value,) = struct.unpack("<i", data)
     if not 0 <= value <= 100:
-        raise ProtocolError(f"battery reply {value}% is outside 0..100")
+        raise ProtocolError(_("battery reply {value}% is outside 0..100").format(value=value))
     return int(value)
 
 
@@ -274,10 +278,12 @@ def encode_resolution(res: Resolution) -> bytes:
 def decode_resolution(data: bytes) -> Resolution:
     """Inverse of :func:`encode_resolution`, with a sanity range."""
     if len(data) != 8:
-        raise ProtocolError(f"resolution reply is {len(data)} bytes; expected 8")
+        raise ProtocolError(_("resolution reply is {data_len} bytes; expected 8").format(
+                              data_len=len(data)))
     width, height = struct.unpack("<ii", data)
     if not (0 < width <= 16384 and 0 < height <= 16384):
-        raise ProtocolError(f"resolution {width}x{height} is not plausible")
+        raise ProtocolError(_("resolution {width}x{height} is not plausible").format(
+                              width=width, height=height))
     return Resolution(width, height)
 
 
@@ -286,10 +292,11 @@ def _decode_serial(raw: bytes) -> str:
     try:
         value = cp936.decode(raw)
     except ValueError as exc:
-        raise ProtocolError(f"ZFY_INFO serial {raw!r} is not valid CP936/GBK ({exc})") from None
+        raise ProtocolError(_("ZFY_INFO serial {raw!r} is not valid CP936/GBK ({exc})").format(
+                              raw=raw, exc=exc)) from None
     if any(unicodedata.category(ch) in ("Cc", "Cf", "Co", "Cs") for ch in value):
-        raise ProtocolError(f"ZFY_INFO serial {value!r} contains control or private-use "
-                            f"characters")
+        raise ProtocolError(_("ZFY_INFO serial {value!r} contains control or private-use characters").format(
+                              value=value))
     return value
 
 
@@ -313,4 +320,5 @@ def make_time(year: int, month: int, day: int, hour: int, minute: int, second: i
     try:
         return dt.datetime(year, month, day, hour, minute, second)
     except ValueError:
-        raise ProtocolError(f"recorder time {raw!r} is not a valid date and time") from None
+        raise ProtocolError(_("recorder time {raw!r} is not a valid date and time").format(
+                              raw=raw)) from None

@@ -28,6 +28,7 @@ from dockd.devices.recorders.sgio import (
     parse_inquiry,
     raise_for_status,
 )
+from dockd.i18n import _
 
 ISD_TOOL_READ = 0xFD
 ISD_TOOL_WRITE = 0xFB
@@ -88,7 +89,7 @@ def open_scsi_link(path: str | None, read_timeout_s: float | None = None,
     Timeouts default to the DLL's (2 s reads, 10 s writes)."""
     candidates = [path] if path else find_sg_nodes(KNOWN_IDS)
     if not candidates:
-        raise RecorderGone("no SCSI node answers INQUIRY as a DV16/DV12 recorder")
+        raise RecorderGone(_("no SCSI node answers INQUIRY as a DV16/DV12 recorder"))
     device = SgDevice.open(candidates[0])
     try:
         link = ScsiGat947Link(device, read_timeout_s, write_timeout_s)
@@ -118,8 +119,9 @@ class ScsiGat947Link:
         raise_for_status(result, "INQUIRY")
         inq = parse_inquiry(result.data)
         if not inquiry_matches(inq, KNOWN_IDS):
-            raise RecorderError(f"SCSI device {self._device.path} is {inq.vendor!r} "
-                                f"{inq.product!r}, not a DV16-family recorder")
+            raise RecorderError(_("SCSI device {path} is {vendor!r} {product!r}, not a DV16-family "
+                                  "recorder").format(
+                                  path=self._device.path, vendor=inq.vendor, product=inq.product))
 
     def supports(self, command: Command) -> bool:
         """The eight GA/T 947 functions; no clock read or storage query exists in DV16."""
@@ -134,7 +136,7 @@ class ScsiGat947Link:
             return (ResultCode.CONNECT_SUCCESS if code == ResultCode.CONNECT_SUCCESS
                     else ResultCode.ID_CODE_PENDING), data
         if command not in _PLAN:
-            raise ProtocolError(f"{command.name} has no DV16 SCSI command")
+            raise ProtocolError(_("{name} has no DV16 SCSI command").format(name=command.name))
         return self._planned(command, payload)
 
     def switch(self, password: bytes) -> SwitchOutcome:
@@ -145,10 +147,10 @@ class ScsiGat947Link:
         it is sent, a failure is only an unacknowledged outcome; the disk decides."""
         sd = self._transfer(SubCommand.GET_SD_STATUS, False, b"", 4)
         if len(sd) < 1:
-            raise ProtocolError("empty reply to GET_SD_STATUS")
+            raise ProtocolError(_("empty reply to GET_SD_STATUS"))
         if sd[0] == 0:
-            raise NoSdCard("recorder cannot enter mass-storage mode: no SD card (GET_SD_STATUS "
-                           "byte 0 is 0; the DLL's iRet 8, MSDC_FAILED)")
+            raise NoSdCard(_("recorder cannot enter mass-storage mode: no SD card (GET_SD_STATUS byte 0 "
+                             "is 0; the DLL's iRet 8, MSDC_FAILED)"))
         try:
             self._transfer(SubCommand.SET_MSDC, True, b"", 0)
         except RecorderError as exc:
@@ -162,8 +164,8 @@ class ScsiGat947Link:
     def _planned(self, command: Command, payload: bytes) -> tuple[int, bytes]:
         sub, write, length, check = _PLAN[command]
         if write and len(payload) != length:
-            raise ProtocolError(f"{command.name} payload is {len(payload)} bytes; DV16 takes "
-                                f"{length}")
+            raise ProtocolError(_("{name} payload is {payload_len} bytes; DV16 takes {length}").format(
+                                  name=command.name, payload_len=len(payload), length=length))
         data = self._transfer(sub, write, payload, length)
         if check and not self._status_ok():
             failed = (ResultCode.SET_SYSTEMTIME_FAILED if command is Command.SYNC_DEV_TIME
@@ -176,7 +178,7 @@ class ScsiGat947Link:
     def _status_ok(self) -> bool:
         status = self._transfer(SubCommand.GET_RETURN_STATUS, False, b"", 4)
         if len(status) < 1:
-            raise ProtocolError("empty reply to GET_RETURN_STATUS")
+            raise ProtocolError(_("empty reply to GET_RETURN_STATUS"))
         return status[0] == 0
 
     def _transfer(self, sub: SubCommand, write: bool, payload: bytes, length: int) -> bytes:

@@ -37,6 +37,7 @@ from dockd.devices.recorders.gat947_framing import (
 from dockd.devices.recorders.gat947_protocol import Command, ZfyLayout, check_result
 from dockd.devices.recorders.gat947_session import Gat947Session
 from dockd.devices.recorders.wallclock import from_wall
+from dockd.i18n import _
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +51,8 @@ def open_serial_link(path: str, timeout_s: float | None) -> SerialGat947Link:
         port = serial.Serial(path, BAUDRATE, timeout=0, write_timeout=timeout_s or
                              DEFAULT_TIMEOUT_S, exclusive=True)
     except (serial.SerialException, OSError) as exc:
-        raise RecorderGone(f"cannot open recorder control port {path}: {exc}") from exc
+        raise RecorderGone(_("cannot open recorder control port {path}: {exc}").format(
+                             path=path, exc=exc)) from exc
     return SerialGat947Link(port, timeout_s or DEFAULT_TIMEOUT_S)
 
 
@@ -77,21 +79,22 @@ class SerialGat947Link:
             length = body_length(header)
             rest = self._read_exact(length + CRC_LEN, deadline, command, HEADER_LEN)
         except serial.SerialTimeoutException as exc:
-            raise RecorderTimeout(f"recorder control port did not take {command.name}") from exc
+            raise RecorderTimeout(_("recorder control port did not take {name}").format(
+                                    name=command.name)) from exc
         # pyserial lets termios.error (not an OSError) out of tcflush on a vanished port.
         except (serial.SerialException, OSError, termios.error) as exc:
-            raise RecorderGone(f"recorder control port went away during {command.name}: "
-                               f"{exc}") from exc
+            raise RecorderGone(_("recorder control port went away during {name}: {exc}").format(
+                                 name=command.name, exc=exc)) from exc
         response = decode_response(header + rest)
         if response.command != command:
-            raise ProtocolError(f"recorder answered command {response.command:#x} to "
-                                f"{command.name}")
+            raise ProtocolError(_("recorder answered command {command:#x} to {name}").format(
+                                  command=response.command, name=command.name))
         return response.result, response.payload
 
     def switch(self, password: bytes) -> SwitchOutcome:
         """SetMSDC: a refusing iRet raises (8: ``NoSdCard``); a lost reply is unacknowledged."""
         try:
-            code, _ = self.call(Command.SET_MSDC, password)
+            code, _body = self.call(Command.SET_MSDC, password)
         except (RecorderTimeout, RecorderGone, ProtocolError) as exc:
             return SwitchOutcome(False, f"SetMSDC sent, no usable reply: {exc}")
         check_result(Command.SET_MSDC, code)
@@ -102,7 +105,7 @@ class SerialGat947Link:
         try:
             self._port.close()
         except (serial.SerialException, OSError) as exc:
-            raise RecorderError(f"closing recorder control port failed: {exc}") from exc
+            raise RecorderError(_("closing recorder control port failed: {exc}").format(exc=exc)) from exc
 
     def _read_exact(self, size: int, deadline: float, command: enum.IntEnum, already: int) -> bytes:
         data = bytearray()
@@ -115,10 +118,10 @@ class SerialGat947Link:
             data += chunk
         if len(data) < size:
             if already == 0 and not data:
-                raise RecorderTimeout(f"recorder did not answer {command.name} within "
-                                      f"{self._timeout_s:g} s")
-            raise ProtocolError(f"short reply to {command.name}: {already + len(data)} bytes, "
-                                f"then silence")
+                raise RecorderTimeout(_("recorder did not answer {name} within {timeout_s:g} s").format(
+                                        name=command.name, timeout_s=self._timeout_s))
+            raise ProtocolError(_("short reply to {name}: {value} bytes, then silence").format(
+                                  name=command.name, value=already + len(data)))
         return bytes(data)
 
 
@@ -152,12 +155,12 @@ class SimFramingSession(Gat947Session):
         """GET_STORAGE; ``NoSdCard`` when the card is missing."""
         present, total, free = framing.decode_storage(self._extra(ExtraCommand.GET_STORAGE))
         if not present:
-            raise NoSdCard("recorder reports no SD card")
+            raise NoSdCard(_("recorder reports no SD card"))
         return StorageInfo(total_bytes=total, free_bytes=free)
 
     def _extra(self, command: ExtraCommand) -> bytes:
         if self._closed:
-            raise ProtocolError(f"session is closed; cannot send {command.name}")
+            raise ProtocolError(_("session is closed; cannot send {name}").format(name=command.name))
         code, data = self._test_link.call(command, self._password)
         check_result(command, code)
         return data

@@ -26,6 +26,7 @@ from dockd.devices.recorders.base import (
 )
 from dockd.devices.recorders.gat947_protocol import Command
 from dockd.devices.recorders.wallclock import to_wall_seconds
+from dockd.i18n import _
 
 log = logging.getLogger(__name__)
 
@@ -95,8 +96,8 @@ class Gat947Session(RecorderSession):
         if self._link.zfy_layout is None:
             self._layout = reading.layout
         if not reading.serial.strip():
-            raise ProtocolError("recorder's ZFY_INFO has an empty serial; enrol it (WriteZFYInfo)"
-                                " before docking")
+            raise ProtocolError(_("recorder's ZFY_INFO has an empty serial; enrol it (WriteZFYInfo) "
+                                  "before docking"))
         for warning in reading.warnings:
             log.warning("recorder %s: %s", reading.serial, warning)
         texts = reading.texts
@@ -121,7 +122,8 @@ class Gat947Session(RecorderSession):
         """SyncDevTime with ``moment`` as local wall time; ``ClockSetFailed`` on iRet 6."""
         wall = to_wall_seconds(moment, self._zone)
         if not 0 < wall.year < 65536:
-            raise ClockSetFailed(f"year {wall.year} cannot be sent to a GA/T 947 recorder")
+            raise ClockSetFailed(_("year {year} cannot be sent to a GA/T 947 recorder").format(
+                                   year=wall.year))
         payload = proto.encode_time7(wall)
         self._call(Command.SYNC_DEV_TIME, payload)
         return ClockSetResult(wall, f"SYNC_DEV_TIME {payload.hex(' ')}")
@@ -142,7 +144,7 @@ class Gat947Session(RecorderSession):
     def switch_to_mass_storage(self) -> SwitchOutcome:
         """SetMSDC; ``NoSdCard`` on iRet 8.  The recorder then leaves the bus."""
         if self._closed:
-            raise ProtocolError("session is closed; cannot send SET_MSDC")
+            raise ProtocolError(_("session is closed; cannot send SET_MSDC"))
         outcome = self._link.switch(self._password)  # a refusal leaves the recorder as it was
         log.info("recorder %s told to switch to mass storage (%s)", self._id_code,
                  "acknowledged" if outcome.acknowledged else f"unacknowledged: {outcome.detail}")
@@ -157,7 +159,7 @@ class Gat947Session(RecorderSession):
 
     def _call(self, command: Command, payload: bytes = b"") -> bytes:
         if self._closed:
-            raise ProtocolError(f"session is closed; cannot send {command.name}")
+            raise ProtocolError(_("session is closed; cannot send {name}").format(name=command.name))
         code, data = self._link.call(command, self._password, payload)
         proto.check_result(command, code)
         return data

@@ -30,6 +30,7 @@ from dockd.devices.recorders.base import (
 )
 from dockd.devices.recorders.wallclock import recorder_zone, to_wall
 from dockd.errors import ConfigError
+from dockd.i18n import _
 
 log = logging.getLogger(__name__)
 
@@ -45,8 +46,8 @@ class MscSession(RecorderSession):
     def __init__(self, spec: TransportSpec, clock: Clock) -> None:
         serial = spec.usb_serial
         if serial is None or not _SERIAL_RE.fullmatch(serial):
-            raise ConfigError(f"mass-storage recorder needs a USB serial number of letters, "
-                              f"digits, '_', '.', '-' (got {serial!r})")
+            raise ConfigError(_("mass-storage recorder needs a USB serial number of letters, digits, "
+                                "'_', '.', '-' (got {serial!r})").format(serial=serial))
         self._serial = serial
         self._mount = Path(spec.mount_path) if spec.mount_path else None
         self._clock = clock
@@ -54,10 +55,11 @@ class MscSession(RecorderSession):
         self._time_file = spec.options.get("time_file")
         self._time_format = spec.options.get("time_format", DEFAULT_TIME_FORMAT)
         if self._time_file is not None and not _FILE_RE.fullmatch(self._time_file):
-            raise ConfigError(f"time_file {self._time_file!r} must be a plain file name in the "
-                              f"volume root")
+            raise ConfigError(_("time_file {time_file!r} must be a plain file name in the volume "
+                                "root").format(time_file=self._time_file))
         if self._time_file is not None and "%" not in self._time_format:
-            raise ConfigError(f"time_format {self._time_format!r} has no strftime fields")
+            raise ConfigError(_("time_format {time_format!r} has no strftime fields").format(
+                                time_format=self._time_format))
 
     @property
     def capabilities(self) -> Capabilities:
@@ -82,8 +84,8 @@ class MscSession(RecorderSession):
     def set_clock(self, moment: dt.datetime) -> ClockSetResult:
         """Write the configured time file (atomically, synced) into the volume root."""
         if self._mount is None or self._time_file is None:
-            raise ClockSetFailed("this recorder model has no clock file configured "
-                                 "(options time_file/time_format)")
+            raise ClockSetFailed(_("this recorder model has no clock file configured (options "
+                                   "time_file/time_format)"))
         wall = to_wall(moment, self._zone)
         text = wall.strftime(self._time_format) + "\n"
         target = self._mount / self._time_file
@@ -95,7 +97,8 @@ class MscSession(RecorderSession):
                 os.fsync(handle.fileno())
             os.replace(temp, target)
         except (OSError, UnicodeEncodeError) as exc:
-            raise ClockSetFailed(f"cannot write clock file {target}: {exc}") from exc
+            raise ClockSetFailed(_("cannot write clock file {target}: {exc}").format(
+                                   target=target, exc=exc)) from exc
         log.info("wrote clock file %s for recorder %s", target, self._serial)
         return ClockSetResult(wall, f"{self._time_file}: {text.rstrip()}")
 
@@ -106,7 +109,8 @@ class MscSession(RecorderSession):
         try:
             st = os.statvfs(self._mount)
         except OSError as exc:
-            raise RecorderGone(f"recorder volume {self._mount} is gone: {exc}") from exc
+            raise RecorderGone(_("recorder volume {mount} is gone: {exc}").format(
+                                 mount=self._mount, exc=exc)) from exc
         return StorageInfo(total_bytes=st.f_blocks * st.f_frsize,
                            free_bytes=st.f_bavail * st.f_frsize)
 

@@ -7,6 +7,7 @@ from importlib.metadata import EntryPoint, entry_points
 
 from dockd.devices.recorders.base import RecorderDriver
 from dockd.errors import ConfigError
+from dockd.i18n import _
 
 log = logging.getLogger(__name__)
 
@@ -30,8 +31,8 @@ def get_driver(name: str) -> RecorderDriver:
     matches = [ep for ep in entry_points(group=ENTRY_POINT_GROUP) if ep.name == name]
     if not matches:
         known = sorted(ep.name for ep in entry_points(group=ENTRY_POINT_GROUP))
-        raise ConfigError(f"unknown recorder driver {name!r}; installed drivers: "
-                          f"{', '.join(known) or 'none (is dockd installed?)'}")
+        raise ConfigError(_("unknown recorder driver {name!r}; installed drivers: {value}").format(
+                            name=name, value=', '.join(known) or _('none (is dockd installed?)')))
     return _instantiate(matches[0])
 
 
@@ -40,10 +41,11 @@ def _instantiate(ep: EntryPoint) -> RecorderDriver:
         factory = ep.load()
         driver: RecorderDriver = factory()
     except Exception as exc:
-        raise ConfigError(f"recorder driver plugin {ep.name!r} ({ep.value}) cannot be loaded: "
-                          f"{exc}") from exc
+        raise ConfigError(_("recorder driver plugin {name!r} ({value}) cannot be loaded: {exc}").format(
+                            name=ep.name, value=ep.value, exc=exc)) from exc
     if getattr(driver, "name", None) != ep.name:
-        raise ConfigError(f"recorder driver plugin {ep.name!r} ({ep.value}) calls itself "
-                          f"{getattr(driver, 'name', None)!r}; the names must agree")
+        raise ConfigError(_("recorder driver plugin {name!r} ({value}) calls itself {driver_name!r}; the "
+                            "names must agree").format(
+                            name=ep.name, value=ep.value, driver_name=getattr(driver, 'name', None)))
     log.debug("loaded recorder driver %s from %s", ep.name, ep.value)
     return driver

@@ -23,6 +23,7 @@ from dockd.devices.recorders.base import (
     RecorderGone,
     RecorderTimeout,
 )
+from dockd.i18n import _
 
 SG_IO = 0x2285
 SG_INTERFACE_ID = ord("S")
@@ -114,10 +115,10 @@ class SgDevice:
         try:
             fd = os.open(path, os.O_RDWR | os.O_NONBLOCK | os.O_CLOEXEC)
         except FileNotFoundError as exc:
-            raise RecorderGone(f"SCSI node {path} is gone: {exc}") from exc
+            raise RecorderGone(_("SCSI node {path} is gone: {exc}").format(path=path, exc=exc)) from exc
         except OSError as exc:
-            raise RecorderError(f"cannot open SCSI node {path}: {exc} (dockd needs read-write "
-                                f"access to /dev/sg*; see the udev rules)") from exc
+            raise RecorderError(_("cannot open SCSI node {path}: {exc} (dockd needs read-write access to "
+                                  "/dev/sg*; see the udev rules)").format(path=path, exc=exc)) from exc
         return cls(fd, path, ioctl)
 
     def execute(self, cdb: bytes, direction: Direction, data_out: bytes = b"",
@@ -132,8 +133,9 @@ class SgDevice:
             self._ioctl(self._fd, SG_IO, hdr, True)
         except OSError as exc:
             if exc.errno in (errno.ENODEV, errno.ENXIO, errno.ENOENT, errno.EIO):
-                raise RecorderGone(f"SCSI node {self.path} went away: {exc}") from exc
-            raise RecorderError(f"SG_IO on {self.path} failed: {exc}") from exc
+                raise RecorderGone(_("SCSI node {path} went away: {exc}").format(
+                                     path=self.path, exc=exc)) from exc
+            raise RecorderError(_("SG_IO on {path} failed: {exc}").format(path=self.path, exc=exc)) from exc
         return read_result(hdr, data_buf, sense_buf, direction)
 
     def close(self) -> None:
@@ -170,7 +172,8 @@ def read_result(hdr: SgIoHdr, data: ctypes.Array[ctypes.c_char],
     if direction is Direction.FROM_DEV and hdr.dxfer_len:
         resid = hdr.resid
         if not 0 <= resid <= hdr.dxfer_len:
-            raise ProtocolError(f"kernel reported residual {resid} for {hdr.dxfer_len} bytes")
+            raise ProtocolError(_("kernel reported residual {resid} for {dxfer_len} bytes").format(
+                                  resid=resid, dxfer_len=hdr.dxfer_len))
         received = data.raw[:hdr.dxfer_len - resid]
     return ScsiResult(status=hdr.status, host_status=hdr.host_status,
                       driver_status=hdr.driver_status,
@@ -180,29 +183,32 @@ def read_result(hdr: SgIoHdr, data: ctypes.Array[ctypes.c_char],
 def raise_for_status(result: ScsiResult, what: str) -> None:
     """Map SCSI, host and driver status to recorder errors; return when all is well."""
     if result.host_status == DID_TIME_OUT or (result.driver_status & 0x0F) == DRIVER_TIMEOUT:
-        raise RecorderTimeout(f"recorder did not answer {what} in time (SCSI timeout)")
+        raise RecorderTimeout(_("recorder did not answer {what} in time (SCSI timeout)").format(what=what))
     if result.host_status == DID_NO_CONNECT:
-        raise RecorderGone(f"recorder left the bus during {what}")
+        raise RecorderGone(_("recorder left the bus during {what}").format(what=what))
     if result.status == SCSI_STATUS_CHECK_CONDITION:
         key, asc, ascq = parse_sense(result.sense)
-        raise RecorderError(f"recorder rejected {what}: sense key {key:#x}, "
-                            f"ASC/ASCQ {asc:#04x}/{ascq:#04x}")
+        raise RecorderError(_("recorder rejected {what}: sense key {key:#x}, ASC/ASCQ "
+                              "{asc:#04x}/{ascq:#04x}").format(what=what, key=key, asc=asc, ascq=ascq))
     if result.status or result.host_status or result.driver_status:
         host = HOST_STATUS_NAMES.get(result.host_status, f"{result.host_status:#x}")
-        raise RecorderError(f"{what} failed: SCSI status {result.status:#x}, host {host}, "
-                            f"driver {result.driver_status:#x}")
+        raise RecorderError(_("{what} failed: SCSI status {status:#x}, host {host}, driver "
+                              "{driver_status:#x}").format(
+                              what=what, status=result.status, host=host,
+                              driver_status=result.driver_status))
 
 
 def parse_sense(sense: bytes) -> tuple[int, int, int]:
     """(sense key, ASC, ASCQ) from fixed (70h/71h) or descriptor (72h/73h) sense data."""
     if not sense:
-        raise ProtocolError("CHECK CONDITION without sense data")
+        raise ProtocolError(_("CHECK CONDITION without sense data"))
     code = sense[0] & 0x7F
     if code in (0x70, 0x71) and len(sense) >= 14:
         return sense[2] & 0x0F, sense[12], sense[13]
     if code in (0x72, 0x73) and len(sense) >= 4:
         return sense[1] & 0x0F, sense[2], sense[3]
-    raise ProtocolError(f"sense data {sense[:8].hex(' ')} is neither fixed nor descriptor format")
+    raise ProtocolError(_("sense data {hex} is neither fixed nor descriptor format").format(
+                          hex=sense[:8].hex(' ')))
 
 
 def inquiry_cdb(length: int = INQUIRY_LEN) -> bytes:
@@ -213,10 +219,11 @@ def inquiry_cdb(length: int = INQUIRY_LEN) -> bytes:
 def parse_inquiry(data: bytes) -> Inquiry:
     """Vendor (8..15), product (16..31) and revision (32..35) of standard INQUIRY data."""
     if len(data) < INQUIRY_LEN:
-        raise ProtocolError(f"INQUIRY data is {len(data)} bytes; need {INQUIRY_LEN}")
+        raise ProtocolError(_("INQUIRY data is {data_len} bytes; need {inquiry_len}").format(
+                              data_len=len(data), inquiry_len=INQUIRY_LEN))
     fields = (data[8:16], data[16:32], data[32:36])
     if not all(0x20 <= b <= 0x7E for f in fields for b in f):
-        raise ProtocolError(f"INQUIRY strings {data[8:36]!r} are not printable ASCII")
+        raise ProtocolError(_("INQUIRY strings {value!r} are not printable ASCII").format(value=data[8:36]))
     vendor, product, revision = (f.decode("ascii").rstrip() for f in fields)
     return Inquiry(vendor, product, revision)
 
@@ -255,7 +262,7 @@ def find_sg_nodes(known_ids: Iterable[str], sysfs: Path = Path("/sys"),
             continue  # the node vanished while we looked; it is not ours to report
         if inquiry_matches(inq, ids):
             found.append((int(match.group(1)), str(dev / entry.name)))
-    return [path for _, path in sorted(found, reverse=True)]
+    return [path for _rank, path in sorted(found, reverse=True)]
 
 
 def _real_ioctl(fd: int, request: int, hdr: SgIoHdr, mutate: bool) -> int:

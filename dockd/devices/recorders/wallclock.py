@@ -6,6 +6,7 @@ import datetime as dt
 import zoneinfo
 
 from dockd.errors import ConfigError
+from dockd.i18n import _
 
 
 def recorder_zone(name: str | None) -> dt.tzinfo:
@@ -17,8 +18,8 @@ def recorder_zone(name: str | None) -> dt.tzinfo:
     try:
         return zoneinfo.ZoneInfo(name)
     except (zoneinfo.ZoneInfoNotFoundError, ValueError) as exc:
-        raise ConfigError(f"unknown time zone {name!r} for recorder clocks: use an IANA "
-                          f"name such as 'Asia/Shanghai'") from exc
+        raise ConfigError(_("unknown time zone {name!r} for recorder clocks: use an IANA name such as "
+                            "'Asia/Shanghai'").format(name=name)) from exc
 
 
 def to_wall(moment: dt.datetime, zone: dt.tzinfo) -> dt.datetime:
