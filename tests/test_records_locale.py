@@ -28,8 +28,8 @@ MO = PO.with_suffix(".mo")
 SOURCES = sorted((REPO_ROOT / "dockd/records").glob("*.py")) + sorted(
     (REPO_ROOT / "dockd/commands").glob("*.py")) + [
     REPO_ROOT / f"dockd/{n}.py"
-    for n in ("cli", "daemon", "store/registry", "store/queries", "store/ingest", "config/reader")] + [
-    path for room in ("records/archive", "report/mqtt", "devices")
+    for n in ("cli", "daemon", "store/registry", "store/queries", "store/ingest")] + [
+    path for room in ("config", "records/archive", "report/mqtt", "devices")
     for path in sorted((REPO_ROOT / "dockd" / room).rglob("*.py"))]
 
 
@@ -93,6 +93,23 @@ def test_cli_errors_in_chinese(tmp_path: Path) -> None:
     cfg.write_text("[records]\nretention_days = 30\n", encoding="utf-8")
     done = run_dockd(["prune", "--config", cfg], env={"LANGUAGE": "zh_CN"})
     assert done.returncode == 78 and "法定最短保存期" in done.stderr
+
+
+def test_config_problems_and_their_hints_in_chinese(tmp_path: Path) -> None:
+    """check-config in zh_CN: the problems of [mqtt] and [archive] and the hints they give
+    (what a valid value looks like) are Chinese, one line each, nothing in English."""
+    cfg = tmp_path / "c.toml"
+    cfg.write_text('[archive]\nbucket = "x"\n[mqtt]\nbroker = "mqtt://u:p@host"\n',
+                   encoding="utf-8")
+    zh = run_dockd(["check-config", "--config", cfg], env={"LANGUAGE": "zh_CN"})
+    en = run_dockd(["check-config", "--config", cfg], env={"LANGUAGE": "en"})
+    assert zh.returncode == en.returncode == 78 and "Traceback" not in zh.stderr
+    assert "mqtt.broker: 请把用户名和密码写在 credentials_file 中" in zh.stderr
+    assert "archive.bucket: 'x' 无效；应为 S3 存储桶名称" in zh.stderr
+    assert "archive.endpoint_url: 缺失；应为 http:// 或 https:// 地址" in zh.stderr
+    assert "mqtt.broker: put the username and password in credentials_file" in en.stderr
+    assert "expected an S3 bucket name" in en.stderr
+    assert "expected" not in zh.stderr and "missing" not in zh.stderr
 
 
 def test_the_daemon_speaks_english_whatever_the_locale(tmp_path: Path) -> None:

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from dockd.config.reader import TableReader
+from dockd.i18n import _
 
 MIN_RETENTION_DAYS = 90  # rule art. 12(3): keep at least three months
 MIN_PART_BYTES = 5 << 20  # S3: every part but the last is at least 5 MiB
@@ -66,12 +67,12 @@ def parse_archive(t: TableReader) -> ArchiveSection | None:
     if not t.data:
         return None
     d = ArchiveSection
-    hint = "the archive needs endpoint_url, bucket and credentials_file"
-    endpoint_url = t.required_string("endpoint_url", URL_PATTERN, "an http:// or https:// URL")
+    hint = _("the archive needs endpoint_url, bucket and credentials_file")
+    endpoint_url = t.required_string("endpoint_url", URL_PATTERN, _("an http:// or https:// URL"))
     bucket = t.required_string("bucket", BUCKET_PATTERN,
-                               "an S3 bucket name (3-63 lowercase letters, digits, '.', '-')")
+                               _("an S3 bucket name (3-63 lowercase letters, digits, '.', '-')"))
     if "credentials_file" not in t.data:
-        t.problem("credentials_file", f"missing; {hint}")
+        t.problem("credentials_file", _("missing; {hint}").format(hint=hint))
     credentials_file = t.path("credentials_file", None)
     part_bytes = t.integer("part_bytes", d.part_bytes, minimum=MIN_PART_BYTES,
                            maximum=MAX_PART_BYTES)
@@ -80,9 +81,9 @@ def parse_archive(t: TableReader) -> ArchiveSection | None:
         bucket=bucket,
         credentials_file=credentials_file or Path(),
         region=t.string("region", d.region, re.compile(r"^[a-z0-9-]{1,32}$"),
-                        "a region name such as us-east-1"),
+                        _("a region name such as us-east-1")),
         key_prefix=t.optional_string("key_prefix", PREFIX_PATTERN,
-                                     "1-4 '/'-separated parts of letters, digits, '_', '.', '-'"),
+                                     _("1-4 '/'-separated parts of letters, digits, '_', '.', '-'")),
         retention_days=t.integer("retention_days", MIN_RETENTION_DAYS,
                                  minimum=MIN_RETENTION_DAYS, maximum=36500),
         addressing_style=t.choice("addressing_style", d.addressing_style, ("path", "virtual")),

@@ -11,6 +11,7 @@ from types import MappingProxyType
 
 from dockd.config.health import CHECKS
 from dockd.config.reader import TableReader, unique
+from dockd.i18n import _
 
 RECORDER_DRIVER_GROUP = "dockd.recorders"
 """The entry-point group recorder driver plugins register in."""
@@ -124,9 +125,9 @@ def parse_daemon(t: TableReader) -> DaemonSection:
 
 
 def _parse_bay(t: TableReader) -> BaySpec | None:
-    port = t.required_string("port", _PORT, "a USB port path such as '1-1.3'")
+    port = t.required_string("port", _PORT, _("a USB port path such as '1-1.3'"))
     if "number" not in t.data:
-        t.problem("number", "missing; every bay needs a number")
+        t.problem("number", _("missing; every bay needs a number"))
     number = t.integer("number", 0, minimum=1, maximum=999)
     label = t.string("label", f"Bay {number}")
     led = t.optional_string("led")
@@ -137,13 +138,14 @@ def _parse_bay(t: TableReader) -> BaySpec | None:
 
 
 def _parse_model(t: TableReader, drivers: tuple[str, ...]) -> ModelSpec | None:
-    name = t.required_string("name", hint="the model's name")
+    name = t.required_string("name", hint=_("the model's name"))
     vendor_id = t.required_string("vendor_id", _HEX4, _HEX4_HINT).lower()
     product_id = t.required_string("product_id", _HEX4, _HEX4_HINT).lower()
     driver = t.get("driver", str, "msc")
     if driver not in drivers:
-        t.problem("driver", f"{driver!r} is not an installed recorder driver; installed: "
-                            f"{', '.join(drivers) or 'none (is dockd installed?)'}")
+        t.problem("driver", _("{driver!r} is not an installed recorder driver; installed: "
+                              "{value}").format(driver=driver, value=", ".join(drivers)
+                                                or _("none (is dockd installed?)")))
     control = _control(t)
     options = t.table("options")
     opts = {k: options.get(k, str, "") for k in list(options.data)}
@@ -164,13 +166,13 @@ def _parse_model(t: TableReader, drivers: tuple[str, ...]) -> ModelSpec | None:
         write_timeout_s=_optional_seconds(t, "write_timeout_s"),
     )
     if driver == "msc" and control != "none":
-        t.problem("control", "the msc driver has no control port; use 'none'")
+        t.problem("control", _("the msc driver has no control port; use 'none'"))
     if driver != "msc" and control == "none" and not t.has_problem("control"):
-        t.problem("control", f"the {driver} driver needs a control transport")
+        t.problem("control", _("the {driver} driver needs a control transport").format(driver=driver))
     if control == "none":
         for key in ("read_timeout_s", "write_timeout_s"):
             if key in t.data:
-                t.problem(key, "only a model with a control transport has command timeouts")
+                t.problem(key, _("only a model with a control transport has command timeouts"))
     t.finish()
     if not (name and vendor_id and product_id) or t.has_problem("driver"):
         return None
@@ -179,9 +181,9 @@ def _parse_model(t: TableReader, drivers: tuple[str, ...]) -> ModelSpec | None:
 
 def _control(t: TableReader) -> str:
     if t.data.get("control") == "serial":  # what earlier versions offered
-        t.problem("control", "no recorder is known to speak over a serial port: a GA/T 947 "
-                             "recorder uses 'sg' (the DV16 SCSI path), an Ambarella one 'usb' "
-                             "or 'usb-a9'; 'test-serial' is the simulator's")
+        t.problem("control", _("no recorder is known to speak over a serial port: a GA/T 947 recorder "
+                               "uses 'sg' (the DV16 SCSI path), an Ambarella one 'usb' or 'usb-a9'; "
+                               "'test-serial' is the simulator's"))
         return "none"
     return t.choice("control", "none", CONTROL_TRANSPORTS)
 
@@ -193,5 +195,5 @@ def _optional_seconds(t: TableReader, name: str) -> float | None:
 
 
 def _optional_hex(t: TableReader, name: str) -> str | None:
-    value = t.optional_string(name, _HEX4, "four hex digits")
+    value = t.optional_string(name, _HEX4, _("four hex digits"))
     return value.lower() if value else None

@@ -58,8 +58,8 @@ def _checkpoint_mirror(t: TableReader) -> Path | None:
     path = t.path("checkpoint_mirror", None)
     store = t.path("store_dir", DockSection.store_dir) or DockSection.store_dir
     if path is not None and (not path.is_absolute() or path.is_relative_to(store)):
-        t.problem("checkpoint_mirror", f"must be an absolute path outside store_dir ({store}): "
-                  "a rollback of the store must not reach it")
+        t.problem("checkpoint_mirror", _("must be an absolute path outside store_dir ({store}): a "
+                                         "rollback of the store must not reach it").format(store=store))
         return None
     return path
 

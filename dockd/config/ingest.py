@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from dockd.config.reader import TableReader
+from dockd.i18n import _
 
 HASH_ALGORITHMS = ("sha256", "sm3")
 MHL_HASHES = ("xxh128", "c4")
@@ -33,7 +34,7 @@ def parse_ingest(t: TableReader) -> IngestSection:
     d = IngestSection
     hashes = t.string_list("hashes", d.hashes, HASH_ALGORITHMS)
     if "sha256" not in hashes:
-        t.problem("hashes", "must include 'sha256' (the store's address)")
+        t.problem("hashes", _("must include 'sha256' (the store's address)"))
         hashes = d.hashes
     section = IngestSection(
         hashes=hashes,
@@ -53,5 +54,5 @@ def parse_ingest(t: TableReader) -> IngestSection:
         commit_batch_bytes=t.integer("commit_batch_bytes", d.commit_batch_bytes, minimum=1 << 20),
     )
     if section.mhl and not section.mhl_hashes:
-        t.problem("mhl_hashes", "ASC MHL needs at least one of xxh128, c4")
+        t.problem("mhl_hashes", _("ASC MHL needs at least one of xxh128, c4"))
     return section

@@ -50,6 +50,7 @@ from pathlib import Path
 from dockd.config.archive import ArchiveSection, parse_archive
 from dockd.config.mqtt import MqttSection, parse_mqtt
 from dockd.config.reader import TableReader
+from dockd.i18n import _
 
 _SHARE_GROUP = re.compile(r"^[A-Za-z0-9_-]{0,64}$")
 _DATABASE = re.compile(r"^postgres(ql)?://\S+$")
@@ -119,18 +120,19 @@ def parse_ledger(t: TableReader) -> LedgerSection | None:
     try:
         zoneinfo.ZoneInfo(timezone)
     except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-        t.problem("timezone", f"{timezone!r} is not a time zone (e.g. Asia/Shanghai)")
+        t.problem("timezone", _("{timezone!r} is not a time zone (e.g. Asia/Shanghai)").format(
+                                timezone=timezone))
         timezone = d.timezone
-    database = t.required_string("database", _DATABASE, "a postgresql:// URL (the password "
-                                                        "goes in database_password_file)")
+    database = t.required_string("database", _DATABASE, _("a postgresql:// URL (the password goes in "
+                                                          "database_password_file)"))
     if "@" in database and ":" in database.split("://", 1)[-1].split("@", 1)[0]:
-        t.problem("database", "put the password in database_password_file, not in the URL")
+        t.problem("database", _("put the password in database_password_file, not in the URL"))
         database = ""
     section = LedgerSection(
         database=database,
         database_password_file=t.path("database_password_file", None),
         share_group=t.string("share_group", d.share_group, _SHARE_GROUP,
-                             "letters, digits, '_' or '-' (empty: no shared subscription)"),
+                             _("letters, digits, '_' or '-' (empty: no shared subscription)")),
         batch_max=t.integer("batch_max", d.batch_max, minimum=1, maximum=100_000),
         batch_wait_s=t.number("batch_wait_s", d.batch_wait_s, minimum=0.0, maximum=10),
         receive_maximum=t.integer("receive_maximum", d.receive_maximum, minimum=1,
@@ -152,10 +154,10 @@ def parse_ledger(t: TableReader) -> LedgerSection | None:
                                        minimum=1, maximum=8760),
         timezone=timezone, mqtt=mqtt, archive=archive, web=web)
     if section.batch_max > section.receive_maximum:
-        t.problem("batch_max", f"must not exceed receive_maximum ({section.receive_maximum}); "
-                               "a batch could never fill")
+        t.problem("batch_max", _("must not exceed receive_maximum ({receive_maximum}); a batch could "
+                                 "never fill").format(receive_maximum=section.receive_maximum))
     if section.reconnect_max_s < section.reconnect_min_s:
-        t.problem("reconnect_max_s", "must not be below reconnect_min_s")
+        t.problem("reconnect_max_s", _("must not be below reconnect_min_s"))
     return section
 
 
@@ -174,14 +176,14 @@ def _parse_web(t: TableReader) -> WebSection | None:
     listen = t.get("listen", str, f"{d.host}:{d.port}")
     host_port = parse_listen(listen)
     if host_port is None:
-        t.problem("listen", f"{listen!r} is not HOST:PORT")
+        t.problem("listen", _("{listen!r} is not HOST:PORT").format(listen=listen))
         host_port = (d.host, d.port)
     trusted = t.string_list("proxy_trusted", d.proxy_trusted)
     for net in trusted:
         try:
             ipaddress.ip_network(net, strict=False)
         except ValueError:
-            t.problem("proxy_trusted", f"{net!r} is not an address or network")
+            t.problem("proxy_trusted", _("{net!r} is not an address or network").format(net=net))
     section = WebSection(
         host=host_port[0], port=host_port[1],
         auth=t.choice("auth", d.auth, AUTH_MODES),
@@ -189,16 +191,16 @@ def _parse_web(t: TableReader) -> WebSection | None:
         tls_cert_file=t.path("tls_cert_file", None),
         tls_key_file=t.path("tls_key_file", None),
         proxy_user_header=t.string("proxy_user_header", d.proxy_user_header, _HEADER,
-                                   "an HTTP header name"),
+                                   _("an HTTP header name")),
         proxy_trusted=trusted,
         allow_plain_http=t.boolean("allow_plain_http", d.allow_plain_http))
     if (section.tls_cert_file is None) != (section.tls_key_file is None):
-        t.problem("tls_cert_file", "TLS needs both tls_cert_file and tls_key_file")
+        t.problem("tls_cert_file", _("TLS needs both tls_cert_file and tls_key_file"))
     if section.auth == "basic":
         if section.users_file is None:
-            t.problem("users_file", 'auth = "basic" needs a users_file')
+            t.problem("users_file", _('auth = "basic" needs a users_file'))
         elif section.tls_cert_file is None and not section.allow_plain_http:
-            t.problem("tls_cert_file", "HTTP basic auth sends the password with every request; "
-                                       "set tls_cert_file/tls_key_file (or auth = \"proxy\" "
-                                       "behind the bureau's TLS proxy)")
+            t.problem("tls_cert_file", _("HTTP basic auth sends the password with every request; set "
+                                         'tls_cert_file/tls_key_file (or auth = "proxy" behind the '
+                                         "bureau's TLS proxy)"))
     return section

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Final, Literal, TypeAlias
 
 from dockd.config.reader import TableReader
+from dockd.i18n import _
 
 DOCK: Final = "dock"
 LedTarget: TypeAlias = int | Literal["dock"]
@@ -86,11 +87,11 @@ def parse_leds(t: TableReader) -> LedsSection:
     seen: set[LedTarget] = set()
     for bay_table in t.tables("bay"):
         if "bay" not in bay_table.data:
-            bay_table.problem("bay", "missing; every [[leds.bay]] needs a bay")
+            bay_table.problem("bay", _("missing; every [[leds.bay]] needs a bay"))
             continue
         bay = bay_table.integer("bay", -1, minimum=0, maximum=255)
         if bay in seen:
-            bay_table.problem("bay", f"bay {bay} is listed twice")
+            bay_table.problem("bay", _("bay {bay} is listed twice").format(bay=bay))
         seen.add(bay)
         spec = _parse_sysfs_spec(bay_table, bay)
         if spec is not None and bay >= 0:
@@ -103,9 +104,9 @@ def parse_leds(t: TableReader) -> LedsSection:
         t.seen.add("dock")
     serial = _parse_serial(t.table("serial"))
     if driver == "sysfs" and not any(spec.target != DOCK for spec in leds) and not t.has_problem("bay"):
-        t.problem("bay", 'driver "sysfs" needs at least one [[leds.bay]]')
+        t.problem("bay", _('driver "sysfs" needs at least one [[leds.bay]]'))
     if driver == "serial" and serial.port is None:
-        t.problem("serial.port", 'driver "serial" needs the board\'s port')
+        t.problem("serial.port", _('driver "serial" needs the board\'s port'))
     return LedsSection(driver=driver, sysfs_root=root, sysfs_leds=tuple(leds), serial=serial)
 
 
@@ -116,12 +117,12 @@ def _parse_sysfs_spec(t: TableReader, target: LedTarget) -> SysfsLedSpec | None:
     if names["led"] is not None:
         extra = [k for k in ("red", "green", "amber") if names[k] is not None]
         if extra:
-            t.problem(extra[0], "give either led (multicolour) or red/green/amber LEDs, not both")
+            t.problem(extra[0], _("give either led (multicolour) or red/green/amber LEDs, not both"))
             return None
         return SysfsLedSpec(target, multicolor=names["led"])
     missing = [k for k in ("red", "green") if names[k] is None and not t.has_problem(k)]
     if missing:
-        t.problem(missing[0], "missing; give led (a multicolour LED) or both red and green")
+        t.problem(missing[0], _("missing; give led (a multicolour LED) or both red and green"))
         return None
     if names["red"] is None or names["green"] is None:
         return None
@@ -131,7 +132,8 @@ def _parse_sysfs_spec(t: TableReader, target: LedTarget) -> SysfsLedSpec | None:
 def _parse_serial(t: TableReader) -> SerialBoardSpec:
     baud = t.integer("baud", 115200)
     if baud not in BAUD_RATES:
-        t.problem("baud", f"{baud} is not one of {', '.join(str(b) for b in BAUD_RATES)}")
+        t.problem("baud", _("{baud} is not one of {rates}").format(
+                            baud=baud, rates=', '.join(str(b) for b in BAUD_RATES)))
         baud = 115200
     spec = SerialBoardSpec(
         port=t.path("port", None),

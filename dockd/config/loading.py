@@ -15,6 +15,7 @@ from pathlib import Path
 from dockd.config.reader import Problems, TomlValue
 from dockd.config.root import Config, check_document
 from dockd.errors import ConfigError
+from dockd.i18n import _
 
 DEFAULT_CONFIG_PATH = Path("/etc/dockd/dockd.toml")
 CONFIG_ENV = "DOCKD_CONFIG"
@@ -54,13 +55,14 @@ def read_toml(path: Path) -> dict[str, TomlValue]:
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
+        raise ConfigError(_("config file {path} is not valid TOML: {exc}").format(
+                            path=path, exc=exc)) from None
     except RecursionError:
-        raise ConfigError(f"config file {path} nests tables or arrays too deeply "
-                          f"(at most {MAX_NESTING} levels)") from None
+        raise ConfigError(_("config file {path} nests tables or arrays too deeply (at most {max_nesting} "
+                            "levels)").format(path=path, max_nesting=MAX_NESTING)) from None
     if _depth(data) > MAX_NESTING:
-        raise ConfigError(f"config file {path} nests tables or arrays too deeply "
-                          f"(at most {MAX_NESTING} levels)")
+        raise ConfigError(_("config file {path} nests tables or arrays too deeply (at most {max_nesting} "
+                            "levels)").format(path=path, max_nesting=MAX_NESTING))
     return data
 
 
@@ -69,28 +71,32 @@ def _read_small_regular_file(path: Path) -> str:
         # O_NONBLOCK: opening a FIFO must not wait for a writer; the type check refuses it.
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
     except FileNotFoundError:
-        raise ConfigError(f"config file {path} does not exist") from None
+        raise ConfigError(_("config file {path} does not exist").format(path=path)) from None
     except OSError as exc:
-        raise ConfigError(f"config file {path} cannot be read: {exc.strerror}") from None
+        raise ConfigError(_("config file {path} cannot be read: {strerror}").format(
+                            path=path, strerror=exc.strerror)) from None
     try:
         info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode):
-            raise ConfigError(f"config file {path} is not a regular file")
+            raise ConfigError(_("config file {path} is not a regular file").format(path=path))
         if info.st_size > MAX_CONFIG_BYTES:
-            raise ConfigError(f"config file {path} is {info.st_size} bytes; a config is at most "
-                              f"{MAX_CONFIG_BYTES} bytes")
+            raise ConfigError(_("config file {path} is {st_size} bytes; a config is at most "
+                                "{max_config_bytes} bytes").format(
+                                path=path, st_size=info.st_size, max_config_bytes=MAX_CONFIG_BYTES))
         with os.fdopen(fd, "rb", closefd=False) as f:
             raw = f.read(MAX_CONFIG_BYTES + 1)
     except OSError as exc:
-        raise ConfigError(f"config file {path} cannot be read: {exc.strerror}") from None
+        raise ConfigError(_("config file {path} cannot be read: {strerror}").format(
+                            path=path, strerror=exc.strerror)) from None
     finally:
         os.close(fd)
     if len(raw) > MAX_CONFIG_BYTES:
-        raise ConfigError(f"config file {path} is over {MAX_CONFIG_BYTES} bytes")
+        raise ConfigError(_("config file {path} is over {max_config_bytes} bytes").format(
+                            path=path, max_config_bytes=MAX_CONFIG_BYTES))
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError:
-        raise ConfigError(f"config file {path} is not UTF-8 text") from None
+        raise ConfigError(_("config file {path} is not UTF-8 text").format(path=path)) from None
 
 
 def _depth(value: TomlValue) -> int:

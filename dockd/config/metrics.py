@@ -17,6 +17,7 @@ import ipaddress
 from dataclasses import dataclass
 
 from dockd.config.reader import TableReader
+from dockd.i18n import _
 
 
 @dataclass(frozen=True)
@@ -33,8 +34,8 @@ def parse_metrics(t: TableReader) -> MetricsSection:
     d = MetricsSection
     host = t.get("host", str, d.host)
     if not _is_loopback(host):
-        t.problem("host", f"{host!r} is not a loopback address; the metrics endpoint listens "
-                          "only on 127.0.0.1, ::1 or localhost")
+        t.problem("host", _("{host!r} is not a loopback address; the metrics endpoint listens only on "
+                            "127.0.0.1, ::1 or localhost").format(host=host))
         host = d.host
     return MetricsSection(enabled=t.boolean("enabled", d.enabled), host=host,
                           port=t.integer("port", d.port, minimum=1, maximum=65535))

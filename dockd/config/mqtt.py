@@ -37,6 +37,7 @@ from pathlib import Path
 
 from dockd.config.reader import TableReader
 from dockd.errors import ConfigError
+from dockd.i18n import _
 
 PROTOCOLS = ("5", "3.1.1")
 # One topic level: no wildcards, no separators, no NUL; what MQTT and the ACL can express.
@@ -101,7 +102,7 @@ def parse_mqtt(t: TableReader) -> MqttSection:
         prefix=t.string("prefix", d.prefix, TOPIC_LEVEL_PATTERN, TOPIC_LEVEL_HINT),
         protocol=t.choice("protocol", d.protocol, PROTOCOLS),
         client_id=t.string("client_id", d.client_id, CLIENT_ID_PATTERN,
-                           "letters, digits, '_', '.', ':', '-' (at most 128)"),
+                           _("letters, digits, '_', '.', ':', '-' (at most 128)")),
         keepalive_s=t.integer("keepalive_s", d.keepalive_s, minimum=5, maximum=3600),
         session_expiry_s=t.integer("session_expiry_s", d.session_expiry_s, minimum=0,
                                    maximum=0xFFFFFFFF),
@@ -118,43 +119,50 @@ def parse_mqtt(t: TableReader) -> MqttSection:
         homeassistant=_homeassistant(t.table("homeassistant")),
     )
     if section.reconnect_max_s < section.reconnect_min_s:
-        t.problem("reconnect_max_s", "must not be below reconnect_min_s")
+        t.problem("reconnect_max_s", _("must not be below reconnect_min_s"))
     if (section.cert_file is None) != (section.key_file is None):
-        t.problem("cert_file", "a client certificate needs both cert_file and key_file")
+        t.problem("cert_file", _("a client certificate needs both cert_file and key_file"))
     if not broker.tls and (section.ca_file or section.cert_file):
-        t.problem("broker", "ca_file/cert_file are set but the broker URL is not mqtts://; "
-                            "use mqtts:// so the certificates are used")
+        t.problem("broker", _("ca_file/cert_file are set but the broker URL is not mqtts://; use "
+                              "mqtts:// so the certificates are used"))
     return section
 
 
 def parse_broker_url(url: str, key: str = "broker") -> Broker:
     """``mqtt://host[:port]`` or ``mqtts://host[:port]``; ConfigError with the key otherwise."""
+    broker = _broker_or_problem(url)
+    if isinstance(broker, str):
+        raise ConfigError(_("{key}: {problem}").format(key=key, problem=broker))
+    return broker
+
+
+def _broker_or_problem(url: str) -> Broker | str:
+    # The problem without the key: the config reader adds its own.
     parsed = urllib.parse.urlsplit(url)
     if parsed.scheme not in ("mqtt", "mqtts"):
-        raise ConfigError(f"{key}: {url!r} is not valid; expected mqtt://HOST[:PORT] or "
-                          "mqtts://HOST[:PORT]")
+        return _("{url!r} is not valid; expected mqtt://HOST[:PORT] or mqtts://HOST[:PORT]").format(
+            url=url)
     if parsed.username or parsed.password:
-        raise ConfigError(f"{key}: put the username and password in credentials_file, "
-                          "not in the URL")
+        return _("put the username and password in credentials_file, not in the URL")
     if parsed.path not in ("", "/") or parsed.query or parsed.fragment:
-        raise ConfigError(f"{key}: {url!r} has a path or query; expected mqtt(s)://HOST[:PORT]")
+        return _("{url!r} has a path or query; expected mqtt(s)://HOST[:PORT]").format(url=url)
     try:
         port = parsed.port
     except ValueError:
-        raise ConfigError(f"{key}: {url!r} has an invalid port") from None
+        return _("{url!r} has an invalid port").format(url=url)
     if not parsed.hostname:
-        raise ConfigError(f"{key}: {url!r} names no host")
+        return _("{url!r} names no host").format(url=url)
     tls = parsed.scheme == "mqtts"
     return Broker(parsed.hostname, port or (8883 if tls else 1883), tls)
 
 
 def _broker(t: TableReader) -> Broker:
     url = t.get("broker", str, DEFAULT_BROKER)
-    try:
-        return parse_broker_url(url, t.key("broker"))
-    except ConfigError as exc:
-        t.problem("broker", str(exc).split(": ", 1)[1])
+    broker = _broker_or_problem(url)
+    if isinstance(broker, str):
+        t.problem("broker", broker)
         return parse_broker_url(DEFAULT_BROKER)
+    return broker
 
 
 def _homeassistant(t: TableReader) -> HomeAssistantSection:
