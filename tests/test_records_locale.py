@@ -24,11 +24,13 @@ from tests.conftest import REPO_ROOT, run_dockd
 PO = REPO_ROOT / "dockd/locale/zh_CN/LC_MESSAGES/dockd.po"
 MO = PO.with_suffix(".mo")
 # Every command's texts (help, errors, output), the records code, the registry's words, the
-# errors of the daemon, the devices, the archive and the MQTT reporter.
+# errors of the config, the daemon, the devices, the archive, the MQTT reporter, the store's
+# catalog, keys and guard.
 SOURCES = sorted((REPO_ROOT / "dockd/records").glob("*.py")) + sorted(
     (REPO_ROOT / "dockd/commands").glob("*.py")) + [
     REPO_ROOT / f"dockd/{n}.py"
-    for n in ("cli", "daemon", "store/registry", "store/queries", "store/ingest")] + [
+    for n in ("cli", "daemon", "store/registry", "store/queries", "store/ingest", "store/catalog",
+              "store/keys", "store/key_rotation", "store/guard", "report/metrics")] + [
     path for room in ("config", "records/archive", "report/mqtt", "devices")
     for path in sorted((REPO_ROOT / "dockd" / room).rglob("*.py"))]
 

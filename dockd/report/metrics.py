@@ -22,6 +22,7 @@ from dockd import __version__
 from dockd.dock.reporting import DockInfo, RecorderChecked
 from dockd.dock.states import BayState, BayStatus
 from dockd.errors import ConfigError, DockdError
+from dockd.i18n import _
 from dockd.store.queries import last_verification, open_catalog_read_only
 
 log = logging.getLogger(__name__)
@@ -95,8 +96,8 @@ class MetricsReporter:
         try:
             self._server = http.server.ThreadingHTTPServer((self.host, self.port), Handler)
         except OSError as exc:
-            raise ConfigError(f"metrics.port: cannot listen on {self.host}:{self.port}: "
-                              f"{exc.strerror}") from None
+            raise ConfigError(_("metrics.port: cannot listen on {host}:{port}: {strerror}").format(
+                                host=self.host, port=self.port, strerror=exc.strerror)) from None
         self._server.daemon_threads = True
         self.port = self._server.server_address[1]
         self._thread = threading.Thread(target=self._server.serve_forever, name="dockd-metrics",

@@ -91,7 +91,8 @@ class Catalog:
         except OSError as exc:
             if exc.errno in DENIED:
                 raise permission_denied(path, write=not read_only) from None
-            raise StoreUnavailableError(f"catalog {path} cannot be created: {exc.strerror}") \
+            raise StoreUnavailableError(_("catalog {path} cannot be created: {strerror}").format(
+                                          path=path, strerror=exc.strerror)) \
                 from None
         self.conn = conn
 
@@ -103,7 +104,8 @@ class Catalog:
             raise damaged(self.path, f"its schema version is {row[0] if row else 'gone'!r}")
         if int(row[0]) > SCHEMA_VERSION:
             raise StoreUnavailableError(
-                f"catalog {self.path} has schema {row[0]}, newer than this dockd ({SCHEMA_VERSION})"
+                _("catalog {path} has schema {value}, newer than this dockd ({schema_version})").format(
+                  path=self.path, value=row[0], schema_version=SCHEMA_VERSION)
             )
 
     @contextlib.contextmanager
@@ -147,11 +149,12 @@ def catalog_error(path: Path, exc: sqlite3.DatabaseError,
         # UTF-8): the bytes of a row changed under SQLite's checks.
         return damaged(path, str(exc))
     if primary == sqlite3.SQLITE_FULL:
-        return StoreFullError(f"the evidence store is full while writing the catalog {path}")
+        return StoreFullError(_("the evidence store is full while writing the catalog {path}").format(
+                                path=path))
     if primary == sqlite3.SQLITE_IOERR:
         return StoreUnavailableError(
-            f"the evidence store's disk failed while using the catalog {path} ({exc}); check "
-            "the disk and the kernel log (dmesg), repair it (fsck), then try again")
+            _("the evidence store's disk failed while using the catalog {path} ({exc}); check the disk "
+              "and the kernel log (dmesg), repair it (fsck), then try again").format(path=path, exc=exc))
     if primary in _DENIED_CODES:
         if not os.access(path, os.R_OK | (os.W_OK if write else 0)):
             return permission_denied(path, write)
@@ -159,9 +162,9 @@ def catalog_error(path: Path, exc: sqlite3.DatabaseError,
             # Reading a WAL database takes its -shm index, made beside it when missing.
             return permission_denied(path.parent, write=True)
     if primary in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
-        return StoreUnavailableError(f"the catalog {path} is locked by another process ({exc});"
-                                     " try again")
-    return StoreUnavailableError(f"the catalog {path} cannot be used: {exc}")
+        return StoreUnavailableError(_("the catalog {path} is locked by another process ({exc}); try "
+                                       "again").format(path=path, exc=exc))
+    return StoreUnavailableError(_("the catalog {path} cannot be used: {exc}").format(path=path, exc=exc))
 
 
 @contextlib.contextmanager
@@ -208,9 +211,9 @@ def _immutable_if_read_only_fs(path: Path) -> str:
     if os.path.exists(f"{path}-shm"):
         return ""
     raise StoreUnavailableError(
-        f"the catalog {path} is on a read-only file system and its write-ahead log ({path}-wal,"
-        f" {wal_bytes} bytes) holds transactions that cannot be read there without its -shm"
-        " file; copy the store (cp -a) to writable media and verify the copy")
+        _("the catalog {path} is on a read-only file system and its write-ahead log ({path}-wal, "
+          "{wal_bytes} bytes) holds transactions that cannot be read there without its -shm file; copy "
+          "the store (cp -a) to writable media and verify the copy").format(path=path, wal_bytes=wal_bytes))
 
 
 def _create_private(path: Path) -> None:

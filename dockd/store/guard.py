@@ -95,8 +95,8 @@ def check_store_tree(root: Path, is_leaf: Callable[[str], bool] = lambda rel: Fa
     except OSError as exc:
         if exc.errno in DENIED:
             raise permission_denied(root, write=True) from None
-        raise StoreUnavailableError(f"the evidence store {root} cannot be opened: "
-                                    f"{exc.strerror}") from None
+        raise StoreUnavailableError(_("the evidence store {root} cannot be opened: {strerror}").format(
+                                      root=root, strerror=exc.strerror)) from None
     trusted = _trusted_groups()
     pending = [(top, "")]
     try:
@@ -124,9 +124,9 @@ def _check_entries(root: Path, fd: int, rel: str, trusted: frozenset[int],
                 if entry.is_symlink():
                     target = os.readlink(entry.name, dir_fd=fd)
                     raise StoreUnavailableError(
-                        f"{root / rel / entry.name} is a symbolic link (to {target}) inside "
-                        "the evidence store; dockd never follows links there: remove it (or "
-                        "move what it points to into the store), then try again")
+                        _("{value} is a symbolic link (to {target}) inside the evidence store; dockd "
+                          "never follows links there: remove it (or move what it points to into the "
+                          "store), then try again").format(value=root / rel / entry.name, target=target))
                 if entry.is_dir(follow_symlinks=False):
                     name = f"{rel}/{entry.name}" if rel else entry.name
                     if is_leaf(name):
@@ -149,19 +149,20 @@ def _check_entries(root: Path, fd: int, rel: str, trusted: frozenset[int],
 
 
 def _check_owner(path: Path, st: os.stat_result, trusted: frozenset[int]) -> None:
-    what = "directory" if stat.S_ISDIR(st.st_mode) else "file"
+    what = _("directory") if stat.S_ISDIR(st.st_mode) else _("file")
     if st.st_uid not in (0, os.geteuid()):
         raise StoreUnavailableError(
-            f"the evidence store's {what} {path} belongs to {_user_name(st.st_uid)}, not to "
-            f"{_user_name(os.geteuid())} who runs dockd: anyone who owns it can redirect or "
-            f"alter evidence; check it, then chown it to {_user_name(os.geteuid())} (or use "
-            "another store_dir)")
+            _("the evidence store's {what} {path} belongs to {user_name}, not to {user_name2} who runs "
+              "dockd: anyone who owns it can redirect or alter evidence; check it, then chown it to "
+              "{user_name2} (or use another store_dir)").format(
+              what=what, path=path, user_name=_user_name(st.st_uid), user_name2=_user_name(os.geteuid())))
     if st.st_mode & stat.S_IWOTH or (st.st_mode & stat.S_IWGRP and st.st_gid not in trusted):
-        who = "everyone" if st.st_mode & stat.S_IWOTH else f"group {_group_name(st.st_gid)}"
+        who = _("everyone") if st.st_mode & stat.S_IWOTH else _("group {group}").format(
+            group=_group_name(st.st_gid))
         raise StoreUnavailableError(
-            f"the evidence store's {what} {path} (mode {stat.S_IMODE(st.st_mode):04o}) is "
-            f"writable by {who}: anyone who may write it can redirect or alter evidence; "
-            f"check it, then chmod go-w {path}")
+            _("the evidence store's {what} {path} (mode {mode:04o}) is writable by {who}: anyone who may "
+              "write it can redirect or alter evidence; check it, then chmod go-w {path}").format(
+              what=what, path=path, mode=stat.S_IMODE(st.st_mode), who=who))
 
 
 def _trusted_groups() -> frozenset[int]:

@@ -18,6 +18,7 @@ from pathlib import Path
 from dockd.clock import Clock
 from dockd.config import Config
 from dockd.errors import ConfigError, UsageError
+from dockd.i18n import _
 from dockd.store.catalog import Catalog
 from dockd.store.events import KeyRotated
 from dockd.store.fsutil import fsync_dir
@@ -62,14 +63,17 @@ def store_signer(catalog: Catalog, key_path: Path) -> Signer:
     signer = load_signer(key_path)
     if signer is None:
         raise ConfigError(
-            f"the store's checkpoints are signed by key {fingerprint(expected)} but there is no"
-            f" signing key at {key_path}; restore that key file (or fix [dock] signing_key), or"
-            " run 'dockd key rotate' to continue with a new key (recorded as key.rotated)")
+            _("the store's checkpoints are signed by key {fingerprint} but there is no signing key at "
+              "{key_path}; restore that key file (or fix [dock] signing_key), or run 'dockd key rotate' "
+              "to continue with a new key (recorded as key.rotated)").format(
+              fingerprint=fingerprint(expected), key_path=key_path))
     if signer.public_key_hex != expected:
         raise ConfigError(
-            f"the signing key {key_path} ({fingerprint(signer.public_key_hex)}) is not the key"
-            f" of the store's checkpoints ({fingerprint(expected)}); fix [dock] signing_key, or"
-            " run 'dockd key rotate --old-key PATH' to make it the store's key")
+            _("the signing key {key_path} ({fingerprint}) is not the key of the store's checkpoints "
+              "({fingerprint2}); fix [dock] signing_key, or run 'dockd key rotate --old-key PATH' to "
+              "make it the store's key").format(
+              key_path=key_path, fingerprint=fingerprint(signer.public_key_hex),
+              fingerprint2=fingerprint(expected)))
     return signer
 
 
@@ -93,14 +97,14 @@ def rotate_key(config: Config, clock: Clock, actor: str, old_key_path: Path | No
     finally:
         probe.close()
     if expected is None:
-        raise UsageError("the store has no checkpoints yet: its key can simply be replaced")
+        raise UsageError(_("the store has no checkpoints yet: its key can simply be replaced"))
     configured = load_signer(key_path)
     old = _old_signer(expected, key_path, configured, old_key_path)
     if old is None and not old_key_lost:
         raise UsageError(
-            f"the store's key ({fingerprint(expected)}) is not at {key_path}: give --old-key"
-            " PATH, or --old-key-lost when it is gone for good (the rotation is then not"
-            " vouched for by the old key, and verify says so)")
+            _("the store's key ({fingerprint}) is not at {key_path}: give --old-key PATH, or "
+              "--old-key-lost when it is gone for good (the rotation is then not vouched for by the old "
+              "key, and verify says so)").format(fingerprint=fingerprint(expected), key_path=key_path))
     retired: Path | None = None
     if configured is not None and configured.public_key_hex != expected:
         new = configured
@@ -131,10 +135,13 @@ def _old_signer(expected: str, key_path: Path, configured: Signer | None,
     if old_key_path is not None:
         old = load_signer(old_key_path)
         if old is None:
-            raise ConfigError(f"--old-key {old_key_path}: no such key file")
+            raise ConfigError(_("--old-key {old_key_path}: no such key file").format(
+                                old_key_path=old_key_path))
         if old.public_key_hex != expected:
-            raise ConfigError(f"--old-key {old_key_path} ({fingerprint(old.public_key_hex)}) is"
-                              f" not the store's key ({fingerprint(expected)})")
+            raise ConfigError(_("--old-key {old_key_path} ({fingerprint}) is not the store's key "
+                                "({fingerprint2})").format(
+                                old_key_path=old_key_path, fingerprint=fingerprint(old.public_key_hex),
+                                fingerprint2=fingerprint(expected)))
         return old
     if configured is not None and configured.public_key_hex == expected:
         return configured

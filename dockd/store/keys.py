@@ -17,6 +17,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from dockd.errors import ConfigError
+from dockd.i18n import _
 from dockd.store.fsutil import fsync_dir, make_dirs, write_all
 
 KEY_FILE_MODE = 0o400
@@ -48,13 +49,13 @@ def load_signer(path: Path) -> Signer | None:
     except FileNotFoundError:
         return None
     except PermissionError:
-        raise ConfigError(f"signing key {path} is not readable by this user") from None
+        raise ConfigError(_("signing key {path} is not readable by this user").format(path=path)) from None
     try:
         key = serialization.load_pem_private_key(data, password=None)
     except ValueError:
-        raise ConfigError(f"signing key {path} is not a PEM private key") from None
+        raise ConfigError(_("signing key {path} is not a PEM private key").format(path=path)) from None
     if not isinstance(key, Ed25519PrivateKey):
-        raise ConfigError(f"signing key {path} is not an Ed25519 key")
+        raise ConfigError(_("signing key {path} is not an Ed25519 key").format(path=path))
     return Signer(key)
 
 
