@@ -208,3 +208,13 @@ def test_a_missing_pdf_font_is_named_with_its_package(place: Path) -> None:
     assert result.returncode == 78, result.stderr
     assert f"records.pdf_font: {place}/no-font.ttc is missing or unreadable" in result.stderr
     assert "fonts-wqy-zenhei" in result.stderr
+
+
+def test_an_archive_without_credentials_file_is_one_problem(place: Path) -> None:
+    config = write(place / "dockd.toml", f'[dock]\nstore_dir = "{place}/store"\n[archive]\n'
+                   'endpoint_url = "https://s3.example.internal"\nbucket = "evidence"\n', 0o644)
+    result = run_dockd(["check-config", "--config", config, "--json"])
+    assert result.returncode == 78, result.stderr
+    problems = [p for p in json.loads(result.stdout)["problems"] if p.startswith("archive.")]
+    assert len(problems) == 1 and problems[0].startswith("archive.credentials_file: missing"), \
+        problems

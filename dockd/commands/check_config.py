@@ -79,7 +79,11 @@ def machine_problems(config: Config, sys_root: Path = SYS_ROOT) -> list[str]:
         from dockd.records.archive.credentials import load_credentials
 
         archive = config.archive
-        out += _check(lambda: load_credentials(archive.credentials_file), "archive.credentials_file")
+        # Path() stands for a credentials_file the section lacks: that is already the config's
+        # own problem ("missing"); reading "." would only add a confusing second line.
+        if archive.credentials_file != Path():
+            out += _check(lambda: load_credentials(archive.credentials_file),
+                          "archive.credentials_file")
         if archive.ca_bundle is not None:
             out += _readable("archive.ca_bundle", archive.ca_bundle)
     font = config.records.pdf_font
