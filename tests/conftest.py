@@ -39,6 +39,15 @@ def pytest_configure(config: pytest.Config) -> None:
     for name in ("SUDO_UID", "SUDO_GID", "SUDO_USER", "DOCKD_ACTOR"):
         os.environ.pop(name, None)
 
+
+# An xdist worker starts with COLUMNS=80 and LINES=24 in its environment, which a serial run
+# does not have; every program a test starts would inherit them and draw at 80×24 whatever
+# its terminal's size (the console in a 160-column tmux pane did). Workers drop them.
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    os.environ.pop("COLUMNS", None)
+    os.environ.pop("LINES", None)
+
+
 # ---------------------------------------------------------------------------------------
 # running the real CLI
 # ---------------------------------------------------------------------------------------
@@ -232,3 +241,46 @@ def ffmpeg() -> str:
     if path is None:
         pytest.fail("ffmpeg is missing: run ./dev test (it apt-installs ffmpeg)")
     return path
+
+
+# ---------------------------------------------------------------------------------------
+# parallel runs (pytest-xdist: ./dev test runs two workers with --dist loadgroup)
+# ---------------------------------------------------------------------------------------
+
+# Test files whose tests share something that must be set up once or used by one test at a
+# time. Each group is one unit of work: one worker runs its tests one after the other. Every
+# other test is a unit of its own (it uses its own tmp dir, free ports, losetup -f).
+# (xdist's own xdist_group mark does not reach its scheduler under pytest 9: xdist renames
+# the node through an attribute pytest 9 no longer reads, so the groups are named here.)
+SERIAL_GROUPS: dict[str, str] = {
+    # the scenarios share one guest boot (module fixture); one guest at a time on 2 cores
+    "tests/hil/test_hil_scenarios.py": "hil-guest",
+    "tests/hil/test_hil_smoke.py": "hil-guest",
+    # the package and the Debian root are built once (module fixtures, one cache file)
+    "tests/test_deb_package.py": "deb",
+    # one bureau (daemons, broker, ledger, TLS server) and one browser for the module
+    "tests/test_ledger_web.py": "ledger-web",
+    # each test takes "the first free loop number from 240": two at once could take the same
+    "tests/test_udev_netlink.py": "private-loop-devices",
+    # the module makes and removes users with fixed names (dkt-*); the role groups are made
+    # once per machine (role_groups), so their two users run in turn
+    "tests/test_operator_roles.py": "role-users",
+    "tests/test_store_damaged.py": "role-users",
+}
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """With ``--dist loadgroup``: each SERIAL_GROUPS group is one unit, every other test alone.
+
+    Larger units are handed out first (xdist's order), so the long groups start at once.
+    """
+    if config.getvalue("dist") != "loadgroup":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class GroupScheduling(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return SERIAL_GROUPS.get(nodeid.split("::", 1)[0], nodeid)
+
+    return GroupScheduling(config, log)
