@@ -64,8 +64,11 @@ def deb(tmp_path_factory: pytest.TempPathFactory) -> Path:
     if given:
         return Path(given)
     out = tmp_path_factory.mktemp("deb")
+    # xz at level 1 instead of dpkg-deb's 6: the same format, a ~10 % larger file, a quarter
+    # of the CPU (over two minutes of this machine's for the release level).
     built = subprocess.run([REPO_ROOT / "packaging" / "build-deb.sh", "--out", out],
-                           capture_output=True, text=True, timeout=900)
+                           capture_output=True, text=True, timeout=900,
+                           env={**os.environ, "DPKG_DEB_COMPRESSOR_LEVEL": "1"})
     assert built.returncode == 0, built.stderr[-4000:]
     return Path(built.stdout.strip().splitlines()[-1])
 
