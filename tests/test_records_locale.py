@@ -25,19 +25,29 @@ PO = REPO_ROOT / "dockd/locale/zh_CN/LC_MESSAGES/dockd.po"
 MO = PO.with_suffix(".mo")
 # Every command's texts (help, errors, output), the records code, the registry's words, the
 # errors of the config, the daemon, the devices, the archive, the MQTT reporter, the store's
-# catalog, keys and guard.
+# catalog, keys and guard, the ledger (and its web page), the simulators and the LEDs' sysfs.
 SOURCES = sorted((REPO_ROOT / "dockd/records").glob("*.py")) + sorted(
     (REPO_ROOT / "dockd/commands").glob("*.py")) + [
     REPO_ROOT / f"dockd/{n}.py"
     for n in ("cli", "daemon", "store/registry", "store/queries", "store/ingest", "store/catalog",
               "store/keys", "store/key_rotation", "store/guard", "report/metrics")] + [
-    path for room in ("config", "records/archive", "report/mqtt", "devices")
-    for path in sorted((REPO_ROOT / "dockd" / room).rglob("*.py"))]
+    path for room in ("config", "records/archive", "report/mqtt", "devices", "ledger", "sim")
+    for path in sorted((REPO_ROOT / "dockd" / room).rglob("*.py"))] + [
+    REPO_ROOT / "dockd/report/leds/sysfs.py"]
 
 
-def _messages() -> dict[str, Path]:
+def _ledger_words(path: Path) -> bool:
+    """A ledger module whose ``_`` is the ledger's own translator (dockd/ledger/words.py,
+    domain dockd_ledger: its page and reports), not dockd's."""
+    return (REPO_ROOT / "dockd/ledger") in path.parents \
+        and "from dockd.i18n import _" not in path.read_text(encoding="utf-8")
+
+
+def _messages(ledger: bool = False) -> dict[str, Path]:
     found: dict[str, Path] = {}
     for path in SOURCES:
+        if _ledger_words(path) != ledger:
+            continue
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
             if (isinstance(node, ast.Call) and getattr(node.func, "id", None) in
                     ("_", "N_", "bilingual") and node.args
@@ -58,6 +68,15 @@ def test_every_records_message_has_a_chinese_translation() -> None:
         wanted = {f[1] for f in fmt.parse(message) if f[1] is not None}
         got = {f[1] for f in fmt.parse(catalog[message]) if f[1] is not None}
         assert wanted == got, f"placeholders differ for {message!r}"
+
+
+def test_every_ledger_word_has_a_chinese_translation() -> None:
+    """The ledger modules that speak its own domain find every word in dockd_ledger.po."""
+    catalog = parse_po(PO.with_name("dockd_ledger.po").read_text(encoding="utf-8"))
+    messages = _messages(ledger=True)
+    assert messages
+    missing = [f"{m!r} ({p.name})" for m, p in messages.items() if m not in catalog]
+    assert not missing, "add to dockd_ledger.po: " + "; ".join(missing)
 
 
 def test_committed_mo_is_the_po_compiled() -> None:

@@ -38,6 +38,7 @@ from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from dockd.clock import Clock
 from dockd.config.ledger import LedgerSection
+from dockd.i18n import _
 from dockd.ledger.db import BatchResult, LedgerDb
 from dockd.ledger.errors import LedgerUnavailableError
 from dockd.ledger.gaps import Filler, GapKeeper
@@ -142,7 +143,7 @@ class LedgerConsumer:
     def _drain(self) -> None:
         """Read what the socket already holds: paho's loop() handles one packet per call,
         and a select() per message is what a backlog of a million costs otherwise."""
-        for _ in range(self.section.batch_max):
+        for _read in range(self.section.batch_max):
             before = len(self.pending)
             if self.client.loop_read() != mqtt.MQTT_ERR_SUCCESS or len(self.pending) == before:
                 return
@@ -171,7 +172,8 @@ class LedgerConsumer:
         if self.fatal:
             raise BrokerUnavailableError(self.fatal)
         if not self.connected and first:
-            raise BrokerUnavailableError(f"broker {url} did not accept the connection in time")
+            raise BrokerUnavailableError(
+                _("broker {url} did not accept the connection in time").format(url=url))
 
     def _on_connect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: ReasonCode,
                     properties: Any) -> None:

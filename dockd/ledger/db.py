@@ -22,6 +22,7 @@ import psycopg
 from psycopg.types.json import Jsonb
 
 from dockd.errors import ConfigError, UsageError
+from dockd.i18n import _
 from dockd.ledger.errors import LedgerUnavailableError
 from dockd.ledger.judge import (
     REPLAYED,
@@ -79,8 +80,8 @@ def connect(dsn: str, password_file: Path | None = None, *,
     try:
         return psycopg.connect(dsn, **kwargs)
     except psycopg.OperationalError as exc:
-        raise LedgerUnavailableError(f"PostgreSQL {_safe(dsn)} cannot be used: "
-                                     f"{_first_line(exc)}") from None
+        raise LedgerUnavailableError(_("PostgreSQL {dsn} cannot be used: {reason}").format(
+            dsn=_safe(dsn), reason=_first_line(exc))) from None
 
 
 def migrate(conn: psycopg.Connection[Any], now: dt.datetime) -> None:
@@ -424,8 +425,8 @@ class LedgerDb:
         is a security event an administrator decides, never something the ledger learns.
         """
         if not HEX64.match(public_key):
-            raise UsageError("--public-key: expected 64 lower-case hex digits (the dock's "
-                             "`dockd key show`)")
+            raise UsageError(_("--public-key: expected 64 lower-case hex digits (the dock's "
+                               "`dockd key show`)"))
         with self.conn.transaction():
             row = self.conn.execute("SELECT public_key FROM docks WHERE dock = %s FOR UPDATE",
                                     (dock,)).fetchone()
@@ -435,8 +436,9 @@ class LedgerDb:
                                   (site, archive_prefix, note, dock))
                 return False
             if row is not None and not replace:
-                raise UsageError(f"dock {dock} is enrolled with another key "
-                                 f"({row[0][:16]}…); give --replace to enrol the new one")
+                raise UsageError(_("dock {dock} is enrolled with another key ({key}…); give "
+                                   "--replace to enrol the new one").format(
+                                       dock=dock, key=row[0][:16]))
             if row is None:
                 self.conn.execute("INSERT INTO docks (dock, public_key, site, archive_prefix,"
                                   " enrolled_by, note) VALUES (%s, %s, %s, %s, %s, %s)",
@@ -480,8 +482,8 @@ def _read_password(path: Path) -> str:
     try:
         return path.read_text("utf-8").splitlines()[0]
     except (OSError, UnicodeDecodeError, IndexError):
-        raise ConfigError(f"ledger.database_password_file: {path} cannot be read or is "
-                          "empty") from None
+        raise ConfigError(_("ledger.database_password_file: {path} cannot be read or is "
+                            "empty").format(path=path)) from None
 
 
 def _safe(dsn: str) -> str:

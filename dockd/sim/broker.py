@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 from dockd.errors import UsageError
+from dockd.i18n import _
 
 
 def free_port() -> int:
@@ -22,8 +23,8 @@ def start_local_mosquitto(workdir: Path) -> tuple[subprocess.Popen[bytes], int]:
     """Start mosquitto on 127.0.0.1:<free port>; returns the process and the port."""
     binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
     if not Path(binary).exists():
-        raise UsageError("mosquitto is not installed (apt-get install mosquitto), "
-                         "or pass --broker URL")
+        raise UsageError(_("mosquitto is not installed (apt-get install mosquitto), "
+                           "or pass --broker URL"))
     port = free_port()
     workdir.mkdir(parents=True, exist_ok=True)
     conf = workdir / "mosquitto.conf"
@@ -40,4 +41,5 @@ def start_local_mosquitto(workdir: Path) -> tuple[subprocess.Popen[bytes], int]:
                 break
             time.sleep(0.05)
     proc.kill()
-    raise UsageError(f"mosquitto did not start; see {workdir / 'mosquitto.log'}")
+    raise UsageError(_("mosquitto did not start; see {log}").format(
+        log=workdir / "mosquitto.log"))

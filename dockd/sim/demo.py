@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from dockd.errors import SoftwareError
+from dockd.i18n import _
 from dockd.sim.dock import KINDS
 from dockd.sim.media import fill_card
 from dockd.sim.runner import DaemonRunner, RunnerError
@@ -79,12 +80,14 @@ def run_demo(recorders: int, broker_url: str | None, store: Path | None, keep_ru
             broker_proc.wait(10)
     faults = [b for b in state["bays"] if b["state"] not in READY]
     if faults:
-        raise DemoFailed("bays not ready: " + ", ".join(f"{b['label']}={b['state']}({b['fault']})"
-                                                         for b in faults) + f"; log: {runner.log_path}")
+        raise DemoFailed(_("bays not ready: {bays}; log: {log}").format(
+            bays=", ".join(f"{b['label']}={b['state']}({b['fault']})" for b in faults),
+            log=runner.log_path))
     verify = runner.dockd("verify")
     sys.stdout.write(verify.stdout)
     if verify.returncode != 0:
-        raise DemoFailed(f"dockd verify failed ({verify.returncode}): {verify.stderr.strip()}")
+        raise DemoFailed(_("dockd verify failed ({code}): {detail}").format(
+            code=verify.returncode, detail=verify.stderr.strip()))
     print(f"demo store: {runner.paths.store}  (config {runner.paths.config})")
     print(first_export_hint(runner.paths.config, root / "export"))
     return 0
@@ -114,7 +117,8 @@ def _enrol(runner: DaemonRunner, n: int) -> None:
                         "--model", kind, "--officer-id", officer_id, "--officer-name", name,
                         "--unit", OFFICER_UNIT)
     if done.returncode != 0:
-        raise DemoFailed(f"enrolling {serial_of(n)} failed: {done.stderr.strip()}")
+        raise DemoFailed(_("enrolling {serial} failed: {detail}").format(
+            serial=serial_of(n), detail=done.stderr.strip()))
 
 
 def _watch_until_settled(runner: DaemonRunner, recorders: int,

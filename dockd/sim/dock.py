@@ -23,6 +23,7 @@ from dockd.clock import Clock, SystemClock
 from dockd.devices.events import DeviceEvent
 from dockd.devices.spool import SpoolWriter
 from dockd.errors import UsageError
+from dockd.i18n import _
 from dockd.sim.recorders import Fault, SimRecorder, SimRecorderSpec, make_sample_volume
 
 log = logging.getLogger(__name__)
@@ -95,9 +96,11 @@ class SimDock:
         re-enumerates as a disk (a firmware that fails to mount its card); with ``foreign``
         that disk appears on the port in its stead (for a plain ``msc`` recorder: at once)."""
         if kind not in SIM_IDS:
-            raise UsageError(f"simulated recorder kind {kind!r} is not one of {', '.join(KINDS)}")
+            raise UsageError(_("simulated recorder kind {kind} is not one of {kinds}").format(
+                kind=repr(kind), kinds=", ".join(KINDS)))
         if port in self.plugged:
-            raise UsageError(f"port {port} already holds a simulated recorder")
+            raise UsageError(_("port {port} already holds a simulated recorder").format(
+                port=port))
         spec = spec or SimRecorderSpec(serial=usb_serial or f"SIM{next(_sys_counter):04d}",
                                        protocol="amba-stream" if kind == "amba" else "gat947-serial")
         serial = usb_serial or spec.serial
@@ -132,7 +135,7 @@ class SimDock:
         """Take the recorder out normally."""
         plugged = self.plugged.pop(port, None)
         if plugged is None:
-            raise UsageError(f"no simulated recorder in port {port}")
+            raise UsageError(_("no simulated recorder in port {port}").format(port=port))
         self._remove_all(plugged)
 
     def pull_out(self, port: str, remove_delay_s: float = 0.0) -> Path:
@@ -145,7 +148,7 @@ class SimDock:
         can put it back with :meth:`put_card_back`."""
         plugged = self.plugged.pop(port, None)
         if plugged is None:
-            raise UsageError(f"no simulated recorder in port {port}")
+            raise UsageError(_("no simulated recorder in port {port}").format(port=port))
         away = plugged.volume.with_name(plugged.volume.name + ".pulled")
         if remove_delay_s <= 0:
             os.rename(plugged.volume, away)  # new opens fail at once, as on a vanished disk

@@ -40,6 +40,7 @@ from dockd.devices.recorders import gat947_protocol as gat
 from dockd.devices.recorders.base import ProtocolError
 from dockd.devices.recorders.wallclock import recorder_zone, to_wall
 from dockd.errors import UsageError
+from dockd.i18n import _
 
 log = logging.getLogger(__name__)
 
@@ -92,9 +93,11 @@ class SimRecorderSpec:
 
     def __post_init__(self) -> None:
         if self.protocol not in PROTOCOLS:
-            raise UsageError(f"simulated protocol {self.protocol!r} is not one of {PROTOCOLS}")
+            raise UsageError(_("simulated protocol {protocol} is not one of {protocols}").format(
+                protocol=repr(self.protocol), protocols=PROTOCOLS))
         if not 0 <= self.battery_percent <= 100:
-            raise UsageError(f"battery {self.battery_percent}% is outside 0..100")
+            raise UsageError(_("battery {percent}% is outside 0..100").format(
+                percent=self.battery_percent))
 
 
 class DriftingClock:
@@ -333,7 +336,7 @@ class SimRecorder:
         pending = bytearray()
         while not self.closed.is_set():
             try:
-                ready, _, _ = select.select([self._master, self._wake_r], [], [], 0.5)
+                ready, _w, _x = select.select([self._master, self._wake_r], [], [], 0.5)
             except (OSError, ValueError):
                 return  # the pty was closed under us (pull-out)
             if self._wake_r in ready:
@@ -486,8 +489,9 @@ def make_sample_volume(directory: Path, serial: str,
     for relpath, size in files:
         pure = PurePosixPath(relpath)
         if pure.is_absolute() or ".." in pure.parts or not pure.parts or size < 0:
-            raise UsageError(f"sample file {relpath!r} ({size} bytes) must be a relative path "
-                             f"inside the volume with a size >= 0")
+            raise UsageError(_("sample file {path} ({size} bytes) must be a relative path "
+                               "inside the volume with a size >= 0").format(
+                                   path=repr(relpath), size=size))
         target = directory.joinpath(*pure.parts)
         target.parent.mkdir(parents=True, exist_ok=True)
         rng = random.Random(f"{seed}:{serial}:{relpath}:{size}")

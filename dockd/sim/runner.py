@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from dockd.errors import SoftwareError
+from dockd.i18n import _
 from dockd.sim.demo_config import DemoPaths, demo_paths, write_demo_config
 from dockd.sim.dock import SimDock
 
@@ -112,8 +113,8 @@ class DaemonRunner:
         last: dict[str, Any] | None = None
         while time.monotonic() < deadline:
             if self.proc is not None and self.proc.poll() is not None:
-                raise RunnerError(f"daemon exited ({self.proc.returncode}) waiting for {what}:\n"
-                                     + self.log()[-3000:])
+                raise RunnerError(_("daemon exited ({code}) waiting for {what}:\n{log}").format(
+                    code=self.proc.returncode, what=what, log=self.log()[-3000:]))
             try:
                 last = self.state()
                 if predicate(last):
@@ -121,7 +122,8 @@ class DaemonRunner:
             except (OSError, ValueError):
                 pass
             time.sleep(interval)
-        raise RunnerError(f"timed out waiting for {what}; last state {last}\n" + self.log()[-3000:])
+        raise RunnerError(_("timed out waiting for {what}; last state {last}\n{log}").format(
+            what=what, last=last, log=self.log()[-3000:]))
 
     def wait_bay(self, number: int, state: str, timeout: float = 60) -> dict[str, Any]:
         """Wait for bay ``number`` to reach ``state``; returns that bay's status."""

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from dockd.errors import ConfigError
+from dockd.i18n import _
 
 ROLES = ("audit",)
 _SCRYPT = (16384, 8, 1)
@@ -74,7 +75,7 @@ class UsersFile:
         if not authorization or not authorization.startswith("Basic "):
             return None
         try:
-            name, _, password = base64.b64decode(authorization[6:], validate=True).decode(
+            name, _sep, password = base64.b64decode(authorization[6:], validate=True).decode(
                 "utf-8").partition(":")
         except (binascii.Error, UnicodeDecodeError):
             return None
@@ -96,29 +97,37 @@ def _load(path: Path) -> dict[str, tuple[str, str]]:
         mode = path.stat().st_mode
         data = tomllib.loads(path.read_text("utf-8"))
     except FileNotFoundError:
-        raise ConfigError(f"ledger.web.users_file: {path} does not exist") from None
+        raise ConfigError(_("ledger.web.users_file: {path} does not exist").format(
+            path=path)) from None
     except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"ledger.web.users_file: {path} cannot be read: {exc}") from None
+        raise ConfigError(_("ledger.web.users_file: {path} cannot be read: {reason}").format(
+            path=path, reason=exc)) from None
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"ledger.web.users_file: {path} is not valid TOML: {exc}") from None
+        raise ConfigError(_("ledger.web.users_file: {path} is not valid TOML: {reason}").format(
+            path=path, reason=exc)) from None
     if mode & 0o077:
-        raise ConfigError(f"ledger.web.users_file: {path} is readable by others; chmod 600 it")
+        raise ConfigError(_("ledger.web.users_file: {path} is readable by others; chmod 600 "
+                            "it").format(path=path))
     users: dict[str, tuple[str, str]] = {}
     entries = data.get("user", [])
     if not isinstance(entries, list) or set(data) - {"user"}:
-        raise ConfigError(f"ledger.web.users_file: {path} must hold only [[user]] tables")
+        raise ConfigError(_("ledger.web.users_file: {path} must hold only [[user]] "
+                            "tables").format(path=path))
     for i, entry in enumerate(entries):
         where = f"{path}: user[{i}]"
         if not isinstance(entry, dict) or set(entry) != {"name", "role", "password"}:
-            raise ConfigError(f"ledger.web.users_file: {where} needs exactly name, role, "
-                              "password")
+            raise ConfigError(_("ledger.web.users_file: {where} needs exactly name, role, "
+                                "password").format(where=where))
         if entry["role"] not in ROLES:
-            raise ConfigError(f"ledger.web.users_file: {where}: role {entry['role']!r}; the "
-                              f"page knows only {', '.join(ROLES)} (read-only)")
+            raise ConfigError(_("ledger.web.users_file: {where}: role {role}; the page knows "
+                                "only {roles} (read-only)").format(
+                                    where=where, role=repr(entry["role"]),
+                                    roles=", ".join(ROLES)))
         if not str(entry["password"]).startswith("scrypt$"):
-            raise ConfigError(f"ledger.web.users_file: {where}: password must be a hash from "
-                              "`dockd ledger hash-password`, never the password itself")
+            raise ConfigError(_("ledger.web.users_file: {where}: password must be a hash from "
+                                "`dockd ledger hash-password`, never the password "
+                                "itself").format(where=where))
         users[str(entry["name"])] = (str(entry["role"]), str(entry["password"]))
     if not users:
-        raise ConfigError(f"ledger.web.users_file: {path} names no user")
+        raise ConfigError(_("ledger.web.users_file: {path} names no user").format(path=path))
     return users

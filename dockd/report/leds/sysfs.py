@@ -27,6 +27,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 from dockd.config.leds import LedTarget, SysfsLedSpec
+from dockd.i18n import _
 from dockd.report.leds.driver import FaultCallback, FaultLatch
 from dockd.report.leds.pattern import Colour, LedPattern, Mode
 
@@ -137,7 +138,8 @@ class SysfsLedDriver:
             # The kernel has no timer trigger (the refused write left the trigger as it
             # was, i.e. none): a steady colour is better than a dark bay.
             self._write(name, "brightness", level)
-            raise LedWriteError(f"{exc}; showing it steady instead of blinking") from None
+            raise LedWriteError(_("{reason}; showing it steady instead of blinking").format(
+                reason=exc)) from None
         self._write(name, "delay_on", str(pattern.on_ms))
         self._write(name, "delay_off", str(pattern.off_ms))
         self._write(name, "brightness", level)
@@ -149,10 +151,11 @@ class SysfsLedDriver:
             try:
                 value = int(text)
             except ValueError:
-                raise LedWriteError(f"LED {name!r}: max_brightness is {text!r}, "
-                                    "not a number") from None
+                raise LedWriteError(_("LED {name}: max_brightness is {text}, not a number").format(
+                    name=repr(name), text=repr(text))) from None
             if value <= 0:
-                raise LedWriteError(f"LED {name!r}: max_brightness is {value}; it cannot light")
+                raise LedWriteError(_("LED {name}: max_brightness is {value}; it cannot "
+                                      "light").format(name=repr(name), value=value))
             self._max[name] = value
         return self._max[name]
 
@@ -160,7 +163,7 @@ class SysfsLedDriver:
         if name not in self._index:
             channels = tuple(self._read(name, "multi_index").split())
             if not channels:
-                raise LedWriteError(f"LED {name!r}: multi_index is empty")
+                raise LedWriteError(_("LED {name}: multi_index is empty").format(name=repr(name)))
             self._index[name] = channels
         return self._index[name]
 
@@ -170,8 +173,10 @@ class SysfsLedDriver:
             parts = self._read(name, "multi_max_intensity").split()
             if len(parts) == count and all(p.isdigit() for p in parts):
                 return [int(p) for p in parts]
-            raise LedWriteError(f"LED {name!r}: multi_max_intensity {' '.join(parts)!r} does "
-                                f"not give {count} numbers")
+            raise LedWriteError(_("LED {name}: multi_max_intensity {values} does not give "
+                                  "{count} numbers").format(
+                                      name=repr(name), values=repr(" ".join(parts)),
+                                      count=count))
         return [self._max_brightness(name)] * count
 
     def _read(self, name: str, attr: str) -> str:
@@ -180,7 +185,8 @@ class SysfsLedDriver:
             with open(path, encoding="ascii", errors="replace") as handle:
                 return handle.read(4096).strip()
         except OSError as exc:
-            raise LedWriteError(f"cannot read {path}: {_describe(exc)}") from exc
+            raise LedWriteError(_("cannot read {path}: {reason}").format(
+                path=path, reason=_describe(exc))) from exc
 
     def _write(self, name: str, attr: str, value: str) -> None:
         path = self.root / name / attr
@@ -192,10 +198,12 @@ class SysfsLedDriver:
             finally:
                 os.close(fd)
         except OSError as exc:
-            raise LedWriteError(f"cannot write {value!r} to {path}: {_describe(exc)}") from exc
+            raise LedWriteError(_("cannot write {value} to {path}: {reason}").format(
+                value=repr(value), path=path, reason=_describe(exc))) from exc
         if written != len(data):
-            raise LedWriteError(f"short write of {value!r} to {path} ({written} of "
-                                f"{len(data)} bytes)")
+            raise LedWriteError(_("short write of {value} to {path} ({written} of {total} "
+                                  "bytes)").format(value=repr(value), path=path,
+                                                   written=written, total=len(data)))
 
 
 def _lit_leds(spec: SysfsLedSpec, colour: Colour) -> tuple[str, ...]:
