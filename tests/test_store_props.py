@@ -1,4 +1,5 @@
-"""Property tests: random trees, random config documents, random mvhd bytes."""
+"""Property tests: random trees, random config documents, random mvhd bytes, random file
+heads against mutagen's own choice of container."""
 
 from __future__ import annotations
 
@@ -9,15 +10,23 @@ import shutil
 import tempfile
 from pathlib import Path
 
+import mutagen
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from dockd.clock import SystemClock
 from dockd.config import parse_config
 from dockd.errors import ConfigError
+from dockd.store.content_store import HEAD_BYTES
 from dockd.store.evidence import open_store
 from dockd.store.ingest import Ingestor
-from dockd.store.metadata import parse_mvhd_creation
+from dockd.store.metadata import (
+    CONTAINERS_BY_SUFFIX,
+    EMPTY,
+    claimed,
+    parse_mvhd_creation,
+    read_metadata,
+)
 from dockd.store.queries import catalog_items
 from dockd.store.verify import verify_store
 
@@ -97,3 +106,33 @@ def test_random_config_documents_only_raise_config_error(doc: dict[str, object])
 def test_random_mvhd_bytes_never_raise(data: bytes) -> None:
     result = parse_mvhd_creation(data)
     assert result is None or result.tzinfo is not None
+
+
+# What a recorder's file may start with: each container's signature, or random bytes.
+_SIGNATURES = [b"", b"RIFF\x00\x00\x00\x00WAVE", b"ID3", b"\xff\xfb", b"ADIF", b"fLaC",
+               b"OggS\x01vorbis", b"OggSOpusHead", b"OggSFLAC", b"OggSSpeex   ",
+               b"OggS\x80theora", b"\x00\x00\x00\x18ftypmp42", b"\x00\x00\x00\x08mp4 "]
+
+
+@settings(max_examples=300, deadline=None)
+@given(suffix=st.sampled_from(sorted(CONTAINERS_BY_SUFFIX)),
+       start=st.sampled_from(_SIGNATURES), rest=st.binary(max_size=200))
+def test_media_probe_from_the_kept_head_decides_as_mutagen_does(
+        suffix: str, start: bytes, rest: bytes) -> None:
+    """The copy keeps a file's first bytes; a file no container claims on them is passed
+    over without being opened. That must be exactly the files mutagen itself would not
+    parse: its answer (None, or a parse: a result or an error) from the stored object."""
+    data = start + rest
+    with tempfile.TemporaryDirectory() as tmp:
+        obj = Path(tmp) / hashlib.sha256(data).hexdigest()  # stored objects have no suffix
+        obj.write_bytes(data)
+        try:
+            parsed = mutagen.File(obj, options=CONTAINERS_BY_SUFFIX[suffix]) is not None
+        except Exception:
+            parsed = True  # it tried, and the file was malformed
+        probed = bool(CONTAINERS_BY_SUFFIX[suffix]) and claimed(
+            CONTAINERS_BY_SUFFIX[suffix], str(obj), data[:HEAD_BYTES])
+        assert probed == parsed
+        if not probed:  # then read_metadata gives the empty fields without opening it
+            obj.unlink()
+            assert read_metadata(obj, f"DCIM/F{suffix}", data[:HEAD_BYTES]) == EMPTY

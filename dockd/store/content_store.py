@@ -72,6 +72,9 @@ _INTENT_NAME = "batch.intent"
 INTENT_PREFIX = ".intent-"
 _RING = 4  # copy buffers: one being read, the others being hashed and written
 _READBACK_WINDOW = 32  # small staged files asked of the disk at once by the read-back
+HEAD_BYTES = 128
+"""A staged file's first bytes kept from its copy: what mutagen looks at to pick a
+container (dockd.store.metadata), so a file no container claims is never opened again."""
 
 log = logging.getLogger(__name__)
 
@@ -258,11 +261,13 @@ class ContentStore:
         writes: list[Future[None]] = []  # direct writes still queued on the writer thread
         try:
             os.fchmod(tmp_fd, FILE_MODE)  # the mode the object will have once linked
+            head: list[bytes] = []  # the file's first bytes, for the media probe
             if before.st_size <= INLINE_BELOW:
-                file_hash, size = self._copy_small(src_fd, tmp_fd, progress, before.st_size)
+                file_hash, size = self._copy_small(src_fd, tmp_fd, progress, before.st_size,
+                                                   head)
             else:
                 file_hash, size = self._copy_and_hash(src_fd, tmp_fd, progress, before.st_size,
-                                                      writes)
+                                                      writes, head)
             after = os.fstat(src_fd)
             if (size != before.st_size or after.st_size != before.st_size
                     or after.st_mtime_ns != before.st_mtime_ns):
@@ -282,7 +287,7 @@ class ContentStore:
             written = self._writer.close_after(tmp_fd, writes)
         else:
             os.close(tmp_fd)
-        return StagedFile(tmp_path, file_hash, size, written)
+        return StagedFile(tmp_path, file_hash, size, written, head[0] if head else b"")
 
     def publish_batch(self, files: Sequence[ToPublish], folder: SessionFolder | None,
                       commit: Callable[[list[Published], list[Rejected]], None]) -> None:
@@ -500,7 +505,7 @@ class ContentStore:
             (self._scratch / _INTENT_NAME).unlink(missing_ok=True)
 
     def _copy_small(self, src_fd: int, tmp_fd: int, progress: Callable[[int], None] | None,
-                    limit: int) -> tuple[FileHash, int]:
+                    limit: int, head: list[bytes]) -> tuple[FileHash, int]:
         """A small file's copy: read whole (one ``read`` for most), hashed in this thread
         (c4/SM3 on their workers, handed the same immutable bytes), written with one
         ``pwrite`` through the page cache; no buffer ring, no writer thread. Per file this
@@ -517,6 +522,8 @@ class ContentStore:
                                               f"{exc.strerror}") from None
             if not chunk:
                 break
+            if not size:
+                head.append(chunk[:HEAD_BYTES])
             file_hash.update(chunk)
             try:
                 pwrite_all(tmp_fd, memoryview(chunk), size)
@@ -528,7 +535,8 @@ class ContentStore:
         return file_hash, size
 
     def _copy_and_hash(self, src_fd: int, tmp_fd: int, progress: Callable[[int], None] | None,
-                       limit: int, writes: list[Future[None]]) -> tuple[FileHash, int]:
+                       limit: int, writes: list[Future[None]],
+                       head: list[bytes]) -> tuple[FileHash, int]:
         # Read no more than the size seen at open: a file the recorder keeps appending to
         # would otherwise be read forever; growth is caught by the fstat after the copy.
         # Small files are read and written in this thread through the page cache: one write,
@@ -543,7 +551,10 @@ class ContentStore:
         def read(view: memoryview, offset: int) -> int:
             try:
                 # pread_all goes back to the page cache for what direct I/O refuses.
-                return pread_all(src_fd, view, offset) if src_direct else os.readv(src_fd, [view])
+                n = pread_all(src_fd, view, offset) if src_direct else os.readv(src_fd, [view])
+                if not offset:
+                    head.append(bytes(view[:min(n, HEAD_BYTES)]))
+                return n
             except OSError as exc:
                 reason = "vanished" if exc.errno in (errno.ENOENT, errno.ENODEV, errno.ENXIO) \
                     else "read_error"
@@ -684,8 +695,9 @@ class StagedFile:
     still be computing on the hash workers; reading :attr:`digests` waits for them."""
 
     def __init__(self, tmp_path: Path, digests: dict[str, str] | FileHash, size: int,
-                 written: Future[None] | None = None) -> None:
+                 written: Future[None] | None = None, head: bytes = b"") -> None:
         self.tmp_path = tmp_path
+        self.head = head  # its first bytes (up to metadata.HEAD_BYTES), read in the copy
         self.size = size
         self._digests = digests
         self._written = written

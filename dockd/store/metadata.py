@@ -25,6 +25,8 @@ import mutagen.oggtheora
 import mutagen.oggvorbis
 import mutagen.wave
 
+from dockd.store.content_store import HEAD_BYTES
+
 log = logging.getLogger(__name__)
 
 _MP4_FAMILY: list[type[mutagen.FileType]] = [mutagen.mp4.MP4]
@@ -60,11 +62,15 @@ class RecordingMetadata:
 EMPTY = RecordingMetadata()
 
 
-def read_metadata(path: Path, name_hint: str) -> RecordingMetadata:
+def read_metadata(path: Path, name_hint: str, head: bytes | None = None) -> RecordingMetadata:
     """Metadata of the stored file at ``path``; ``name_hint`` (the recorder's name) picks
-    whether to look at all. Never raises for a malformed file."""
+    whether to look at all. ``head``, the file's first :data:`HEAD_BYTES` bytes kept from
+    its copy, lets a file that no container claims be passed over without opening it.
+    Never raises for a malformed file."""
     containers = CONTAINERS_BY_SUFFIX.get(Path(name_hint).suffix.lower())
     if not containers:
+        return EMPTY
+    if head is not None and not claimed(containers, str(path), head[:HEAD_BYTES]):
         return EMPTY
     try:
         media = mutagen.File(path, options=containers)
@@ -79,6 +85,17 @@ def read_metadata(path: Path, name_hint: str) -> RecordingMetadata:
     start = _mp4_creation_time(path) if isinstance(media, mutagen.mp4.MP4) else None
     end = start + dt.timedelta(seconds=duration) if start and duration else None
     return RecordingMetadata(fmt, start, end, duration, "mutagen")
+
+
+def claimed(containers: list[type[mutagen.FileType]], name: str, head: bytes) -> bool:
+    """Whether ``mutagen.File`` would parse the file: it scores each container on the
+    file's name and first 128 bytes and parses only when one scores above zero. Deciding
+    that from the bytes kept at the copy spares an open and a read of every small file
+    named like media that is not (a sixth of the committer's time on 64 KiB files)."""
+    try:
+        return max(kind.score(name, None, head) for kind in containers) > 0
+    except Exception:  # a score that wants more than name and header: let mutagen decide
+        return True
 
 
 def _mp4_creation_time(path: Path) -> dt.datetime | None:
