@@ -6,7 +6,7 @@ file at 50,000 files; peak RSS at 50,000 and 500,000; ``dockd verify`` against
 
     flock /work/team/heavy.lock .venv/bin/python bench/small_files.py [--rounds 5]
         [--files 10000] [--large 50000] [--huge 500000] [--large-rounds N]
-        [--skip small,redock,large,verify,json,huge]
+        [--skip small,redock,large,verify,json,huge] [--baseline-code DIR]
 
 Run as root: the recorder's volume is a loop-mounted ext4 of its own, each dockd or
 baseline run writes into a fresh loop-mounted journaled ext4 (made before the run, not
@@ -70,6 +70,9 @@ def main() -> int:
                         help="rounds of the 10k + 50k pair (default: --rounds)")
     parser.add_argument("--skip", default="", help="comma-separated: small,large,huge,verify,"
                                                    "redock,json")
+    parser.add_argument("--baseline-code", type=Path,
+                        help="a checkout of other dockd code (e.g. main before a change): its "
+                             "in-process re-dock is timed too, in the same rounds")
     args = parser.parse_args()
     if os.geteuid() != 0:
         raise SystemExit("run as root: loop mounts and drop_caches")
@@ -78,7 +81,7 @@ def main() -> int:
     work = Path(tempfile.mkdtemp(prefix="dockd-small-", dir=args.workdir))
     table = Table()
     try:
-        bench = Bench(work, args.rounds, table)
+        bench = Bench(work, args.rounds, table, args.baseline_code)
         print(f"cpu: {os.cpu_count()} cores; {args.rounds} interleaved rounds; caches dropped "
               "before each run; source and store each on a loop-mounted journaled ext4; "
               f"load average at start {load_average()}", flush=True)
@@ -126,10 +129,12 @@ def load_average() -> str:
 
 
 class Bench:
-    def __init__(self, work: Path, rounds: int, table: Table) -> None:
+    def __init__(self, work: Path, rounds: int, table: Table,
+                 baseline_code: Path | None = None) -> None:
         self.work = work
         self.rounds = rounds
         self.table = table
+        self.baseline_code = baseline_code
 
     def store_fs(self, size: int, inodes: int | None = None):  # type: ignore[no-untyped-def]
         """A fresh journaled ext4 for one run (made before the run, not timed)."""
@@ -194,23 +199,33 @@ class Bench:
                 "t0 = time.perf_counter()\n"
                 "r = Ingestor(store).ingest(Path(sys.argv[2]), 'BENCH-1', list_files=False)\n"
                 "print(time.perf_counter() - t0, r.count('known'))\n")
+
+            def redock_in_process(code: Path | None) -> float:
+                fsbench.drop_caches()
+                env = fsbench.dockd_env() if code is None else dict(fsbench.dockd_env(),
+                                                                    PYTHONPATH=str(code))
+                out = subprocess.run([sys.executable, "-c", in_process, str(config), str(src)],
+                                     env=env, capture_output=True, text=True,
+                                     check=True).stdout.split()
+                assert int(out[1]) == n, out
+                return float(out[0])
+
             for _ in range(self.rounds):
                 walk = fsbench.timed_shell("stat walk", f"find {src} -printf '%s %T@\\n'"
                                                         " > /dev/null")
-                fsbench.drop_caches()
-                out = subprocess.run([sys.executable, "-c", in_process, str(config), str(src)],
-                                     env=fsbench.dockd_env(), capture_output=True, text=True,
-                                     check=True).stdout.split()
-                assert int(out[1]) == n, out
+                seconds = redock_in_process(None)
+                if self.baseline_code is not None:
+                    before = redock_in_process(self.baseline_code)
+                    self.table.add(f"re-dock {n} unchanged: baseline code in-process, s", before)
+                    self.table.add("  baseline code re-dock / stat walk", before / walk.seconds)
                 cli = fsbench.timed_process("re-dock CLI", fsbench.dockd(
                     "ingest", src, "--recorder", "BENCH-1", "--config", config),
                     env=fsbench.dockd_env())
                 self.table.add(f"re-dock {n} unchanged: stat walk (find), s", walk.seconds)
-                self.table.add(f"re-dock {n} unchanged: dockd ingest in-process, s",
-                               float(out[0]))
+                self.table.add(f"re-dock {n} unchanged: dockd ingest in-process, s", seconds)
                 self.table.add(f"re-dock {n} unchanged: dockd ingest CLI (with start-up), s",
                                cli.seconds)
-                self.table.add("  in-process re-dock / stat walk", float(out[0]) / walk.seconds,
+                self.table.add("  in-process re-dock / stat walk", seconds / walk.seconds,
                                "<= 2.0")
 
     # -- 50,000 x 64 KiB ----------------------------------------------------------------

@@ -100,6 +100,67 @@ def test_reingest_adds_nothing_and_new_content_is_a_new_version(open_test_store:
     assert verify_store(store, "t").ok
 
 
+def _same_size_new_mtime(path: Path) -> None:
+    st = path.stat()
+    path.write_bytes(os.urandom(st.st_size))
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 1))  # one nanosecond later
+
+
+def _new_size_same_mtime(path: Path) -> None:
+    st = path.stat()
+    path.write_bytes(path.read_bytes() + b"!")
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+
+
+def _new_file(path: Path) -> None:
+    (path.parent / "NEW.MP4").write_bytes(b"recorded since the last dock")
+
+
+def _new_symlink(path: Path) -> None:
+    (path.parent / "LINK.MP4").symlink_to(path.name)
+
+
+@pytest.mark.parametrize("change, outcome", [(_same_size_new_mtime, "stored"),
+                                             (_new_size_same_mtime, "stored"),
+                                             (_new_file, "stored"), (_new_symlink, "skipped")])
+@pytest.mark.parametrize("list_files", [True, False])
+def test_a_redock_passes_over_unchanged_files_only(
+        open_test_store: Opener, make_tree: Tree, tmp_path: Path,
+        change: Callable[[Path], None], outcome: str, list_files: bool) -> None:
+    """A re-dock of an unchanged volume records every file as known without a second walk;
+    any one entry that may differ (same size but another mtime, another size with the same
+    mtime, a new file, a new non-file) is stored or skipped, and only it."""
+    files = {f"DCIM/{i:03}.MP4": os.urandom(300 + i) for i in range(600)}  # > 2 walk chunks
+    src = make_tree(tmp_path / "src", files)
+    store = open_test_store()
+    Ingestor(store, "t").ingest(src, "REC-1")
+    seen: list[Progress] = []
+    again = Ingestor(store, "t").ingest(src, "REC-1", list_files=list_files,
+                                        on_progress=seen.append)
+    assert again.summary()["known"] == 600 and again.summary()["stored"] == 0
+    assert [(f.source_path, f.outcome, f.sha256, f.size) for f in again.files] == ([
+        (rel, "known", hashlib.sha256(data).hexdigest(), len(data))
+        for rel, data in sorted(files.items())] if list_files else [])
+    total = sum(map(len, files.values()))
+    assert (seen[0].files_total, seen[0].bytes_total) == (600, total)
+    assert (seen[-1].files_done, seen[-1].bytes_done) == (600, total)
+    changed = src / "DCIM/299.MP4"  # in the middle of the second chunk
+    change(changed)
+    third = Ingestor(store, "t").ingest(src, "REC-1", list_files=list_files)
+    assert third.count(outcome) == 1 and third.count("known") == 600 - (outcome == "stored"
+                                                                         and change is not _new_file)
+    assert third.count("stored") + third.count("skipped") + third.count("known") \
+        == len(list(src.rglob("*.MP4")))
+    if outcome == "stored":
+        name = changed.name if change is not _new_file else "NEW.MP4"
+        stored = {r[0] for r in store.catalog.query(
+            "SELECT source_path FROM sightings WHERE session_id=?", (third.session_id,))}
+        assert stored == {f"DCIM/{name}"}
+        data = (src / "DCIM" / name).read_bytes()
+        assert store.content.object_path(hashlib.sha256(data).hexdigest()).read_bytes() == data
+    assert verify_store(store, "t").ok
+
+
 def test_special_files_are_skipped_never_opened(open_test_store: Opener, make_tree: Tree,
                                                 tmp_path: Path) -> None:
     src = make_tree(tmp_path / "src", {"DCIM/real.MP4": b"video"})

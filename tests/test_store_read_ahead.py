@@ -7,11 +7,13 @@ import threading
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
+import pytest
+
 from dockd.store.evidence import EvidenceStore
 from dockd.store.ingest import Ingestor
 from dockd.store.progress import Progress
 from dockd.store.read_ahead import WINDOW_FILES, ReadAhead
-from dockd.store.source import walk_volume
+from dockd.store.source import WalkAhead, walk_volume
 from dockd.store.verify import verify_store
 
 Opener = Callable[..., EvidenceStore]
@@ -78,3 +80,24 @@ def test_a_cancelled_session_keeps_no_file_of_the_volume_open(open_test_store: O
     assert report.result == "interrupted"
     assert _open_under(src) == []
     assert verify_store(store, "t").ok
+
+
+def test_walk_ahead_gives_the_walk_in_chunks_and_keeps_nothing_open_after_close(
+        make_tree: Tree, tmp_path: Path) -> None:
+    src = make_tree(tmp_path / "src", {f"D{i // 50}/{i:03}.MP4": b"x" for i in range(300)})
+    with WalkAhead(src, 64) as chunks:
+        got = list(chunks)
+    assert [len(c) for c in got] == [64, 64, 64, 64, 44]
+    assert [e.relpath for c in got for e in c] == [e.relpath for e in walk_volume(src)]
+    # Left after the first chunk: the walk (waiting to hand over more) stops, its
+    # directories closed.
+    ahead = WalkAhead(src, 8, depth=1)
+    first = next(iter(ahead))
+    assert len(first) == 8 and _open_under(src)
+    ahead.close()
+    assert _open_under(src) == [] and not ahead._thread.is_alive()
+
+
+def test_walk_ahead_raises_the_walks_error_to_the_caller(tmp_path: Path) -> None:
+    with WalkAhead(tmp_path / "gone", 8) as chunks, pytest.raises(FileNotFoundError):
+        list(chunks)

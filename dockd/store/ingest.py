@@ -69,8 +69,8 @@ from dockd.store.source import (
     ERROR_KINDS,
     BeneathOpener,
     SourceEntry,
+    WalkAhead,
     check_source,
-    count_volume,
     display_path,
     is_lossless,
     walk_volume,
@@ -182,6 +182,16 @@ class _Pending:
     shown: str
     staged: StagedFile
     stat: os.stat_result
+
+
+@dataclass
+class _Survey:
+    """What the first walk of the volume found (:meth:`_Session._survey`)."""
+
+    files: int = 0
+    bytes: int = 0
+    all_known: bool = True  # every entry a file already catalogued: nothing to do
+    listed: list[tuple[int, FileOutcome]] = field(default_factory=list)  # with list_files
 
 
 @dataclass
@@ -330,11 +340,18 @@ class _Session:
     # -- the walk ---------------------------------------------------------------------------
 
     def _offload_all(self) -> None:
-        # The totals the progress is measured against: a first walk that keeps nothing
-        # (it also brings the volume's metadata into the cache for the walk that copies).
-        files_total, bytes_total = count_volume(self.source)
-        self.progress = Progress(files_total=files_total, bytes_total=bytes_total)
+        survey = self._survey()
+        self.progress = Progress(files_total=survey.files, bytes_total=survey.bytes)
         self._emit_progress()
+        if survey.all_known:
+            # A re-dock of an unchanged volume: the first walk met nothing but files this
+            # recorder gave before, with the same path, size and mtime, whose items the
+            # catalog holds; a second walk would find nothing to do.
+            with self._lock:
+                self.report.counts[Outcome.KNOWN] = survey.files
+                self._outcomes += survey.listed
+            self._advance(survey.files, survey.bytes)
+            return
         walk = walk_volume(self.source)
         try:
             order = itertools.count()
@@ -342,6 +359,36 @@ class _Session:
                 self._offload_chunk([(next(order), entry) for entry in chunk])
         finally:
             walk.close()  # its open directories
+
+    def _survey(self) -> _Survey:
+        """The first walk, which keeps nothing per file (unless asked to list them): the
+        totals the progress is measured against, and whether every entry is a known file.
+        It also brings the volume's metadata into the cache for the walk that copies.
+        Known files are looked up only while all entries so far were known (a new volume
+        pays one query)."""
+        survey = _Survey()
+        # Walked on a thread of its own: on a cold cache the walk's reads of the volume and
+        # the lookups' reads of the catalog (another disk) overlap.
+        with WalkAhead(self.source, WALK_CHUNK) as chunks:
+            order = itertools.count()
+            for chunk in chunks:
+                self._check_cancel()
+                files = [entry for entry in chunk if entry.is_file]
+                survey.files += len(files)
+                survey.bytes += sum(entry.size for entry in files)
+                if not survey.all_known:
+                    continue
+                known = ingest_catalog.known_files(
+                    self.store.catalog, self.recorder,
+                    [(e.relpath, e.size, e.mtime_ns) for e in files]) \
+                    if len(files) == len(chunk) else {}
+                if len(known) < len(chunk):  # relpaths are unique: each found once
+                    survey.all_known, survey.listed = False, []
+                elif self.list_files:
+                    survey.listed += [(next(order), FileOutcome(
+                        display_path(e.relpath), Outcome.KNOWN, sha256=known[
+                            (e.relpath, e.size, e.mtime_ns)], size=e.size)) for e in files]
+        return survey
 
     def _offload_chunk(self, chunk: list[tuple[int, SourceEntry]]) -> None:
         files = [entry for _order, entry in chunk if entry.is_file]

@@ -66,6 +66,7 @@ CREATE TABLE IF NOT EXISTS sightings (
 );
 CREATE INDEX IF NOT EXISTS sightings_by_recorder ON sightings (recorder, seen_at);
 CREATE INDEX IF NOT EXISTS sightings_by_sha ON sightings (sha256);
+CREATE INDEX IF NOT EXISTS items_pruned ON items (sha256) WHERE deleted_at IS NOT NULL;
 CREATE TABLE IF NOT EXISTS metadata (
     sha256 TEXT PRIMARY KEY REFERENCES items(sha256),
     format TEXT,

@@ -11,11 +11,15 @@ limit) and enters no directory nested deeper than :data:`MAX_DEPTH`.
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import errno
+import itertools
 import os
+import queue
 import re
 import stat
+import threading
 from collections.abc import Generator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -151,15 +155,66 @@ def walk_volume(root: Path, max_depth: int = MAX_DEPTH) -> Generator[SourceEntry
         os.close(root_fd)
 
 
-def count_volume(root: Path, max_depth: int = MAX_DEPTH) -> tuple[int, int]:
-    """(regular files, their bytes) that :func:`walk_volume` will find: the totals that
-    offload progress is measured against, without keeping the entries."""
-    files = size = 0
-    for entry in walk_volume(root, max_depth):
-        if entry.kind is EntryKind.FILE:
-            files += 1
-            size += entry.size
-    return files, size
+class WalkAhead:
+    """:func:`walk_volume` in chunks of ``size`` entries, walked on a thread of its own up to
+    ``depth`` chunks ahead of the caller: the walk's reads of a cold volume overlap what the
+    caller does with each chunk (a re-dock's catalog lookups read another disk). Iterate
+    it once; :meth:`close` (also on leaving ``with``) stops the walk and closes its
+    directories. An error of the walk is raised to the caller where it occurred."""
+
+    def __init__(self, root: Path, size: int, depth: int = 4) -> None:
+        self._queue: queue.Queue[list[SourceEntry] | BaseException] = queue.Queue(depth)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, args=(root, size),
+                                        name="walk-ahead", daemon=True)
+        self._thread.start()
+
+    def __enter__(self) -> WalkAhead:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __iter__(self) -> Iterator[list[SourceEntry]]:
+        while True:
+            item = self._queue.get()
+            if isinstance(item, BaseException):
+                raise item
+            if not item:
+                return
+            yield item
+
+    def close(self) -> None:
+        self._stop.set()
+        while self._thread.is_alive():  # unblock a walk waiting to hand over a chunk
+            with contextlib.suppress(queue.Empty):
+                self._queue.get(timeout=0.05)
+        self._thread.join()
+
+    def _run(self, root: Path, size: int) -> None:
+        try:
+            walk = walk_volume(root)
+        except BaseException as exc:  # handed to the caller, raised there
+            self._put(exc)
+            return
+        try:
+            while not self._stop.is_set():
+                chunk = list(itertools.islice(walk, size))
+                self._put(chunk)
+                if not chunk:
+                    return
+        except BaseException as exc:  # handed to the caller, raised there
+            self._put(exc)
+        finally:
+            walk.close()  # its open directories, on the thread that walked them
+
+    def _put(self, item: list[SourceEntry] | BaseException) -> None:
+        while not self._stop.is_set():
+            try:
+                self._queue.put(item, timeout=0.05)
+                return
+            except queue.Full:
+                continue
 
 
 def _list(dir_fd: int) -> list[bytes] | str:
