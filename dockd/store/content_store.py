@@ -21,6 +21,7 @@ import ctypes
 import ctypes.util
 import errno
 import fcntl
+import itertools
 import json
 import logging
 import os
@@ -142,6 +143,9 @@ class ContentStore:
         self.readback_hash = readback_hash
         self._scratch: Path | None = None
         self._scratch_lock: int | None = None
+        self._scratch_fd: int | None = None  # temp files are made relative to it
+        self._temp_names = itertools.count()  # unique within this process's scratch
+        self._root_prefix = f"{root}/"
         self.fanout = FANOUT_LEVELS  # until open() reads the store's own
         # Buffers and worker threads live as long as the store: allocating megabytes or
         # starting threads per file costs more than copying a small file.
@@ -192,12 +196,16 @@ class ContentStore:
             raise
         self._scratch_lock = lock_fd
         self._scratch = scratch
+        self._scratch_fd = os.open(scratch, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
 
     def close(self) -> None:
         """Remove this process's scratch directory and stop the worker threads."""
         self._hasher.close()
         self._check_hasher.close()
         self._writer.close()
+        if self._scratch_fd is not None:
+            os.close(self._scratch_fd)
+            self._scratch_fd = None
         if self._scratch is not None:
             shutil.rmtree(self._scratch, ignore_errors=True)
             self._scratch = None
@@ -247,14 +255,19 @@ class ContentStore:
         Not yet durable (see :meth:`sync`) and not yet in the store (see :meth:`link_staged`);
         callers batch many staged files into one sync.
         """
-        if self._scratch is None:
+        if self._scratch is None or self._scratch_fd is None:
             raise RuntimeError("ContentStore.open() was not called")
         before = os.fstat(src_fd)
         if not stat.S_ISREG(before.st_mode):
             raise SourceReadError("not_regular", "not a regular file")
-        tmp_path = self._scratch / f"{secrets.token_hex(8)}.part"
+        # A counter names it (the scratch directory is this process's alone), made relative
+        # to the scratch directory's fd, its path a plain string: per small file, random
+        # names and pathlib had cost more than the kernel's work of creating it.
+        name = f"{next(self._temp_names)}.part"
+        tmp_path = f"{self._scratch}/{name}"
         try:
-            tmp_fd = os.open(tmp_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+            tmp_fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600,
+                             dir_fd=self._scratch_fd)
         except OSError as exc:
             raise_store_error(exc, "creating a temp file")
             raise
@@ -278,7 +291,8 @@ class ContentStore:
         except BaseException:
             wait(writes)  # no write may land in a closed (or reused) descriptor
             os.close(tmp_fd)
-            tmp_path.unlink(missing_ok=True)
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp_path)
             raise
         # The copy does not wait for its last writes: the next file is read while they go
         # to the disk, and the writer closes the temp file after them.
@@ -370,7 +384,7 @@ class ContentStore:
         obj = self.link_staged(item.staged)
         session_path = None
         if folder is not None and item.folder_path is not None:
-            session_path = folder.link(item.folder_path, self.object_path(obj.sha256))
+            session_path = folder.link(item.folder_path, self._root_prefix + obj.relpath)
         return Published(index, obj, session_path)
 
     def _unpublish(self, published: list[Published], folder: SessionFolder | None) -> None:
@@ -470,7 +484,7 @@ class ContentStore:
         try:
             # link() never replaces: an object already stored (or just stored by a
             # concurrent ingest) is kept as it is.
-            created = link_making_dirs(staged.tmp_path, self.root / relpath)
+            created = link_making_dirs(staged.tmp_path, self._root_prefix + relpath)
         except OSError as exc:
             raise_store_error(exc, "linking a file into the store")
             raise
@@ -479,13 +493,15 @@ class ContentStore:
     def discard(self, staged: StagedFile) -> None:
         """Remove a staged file's temp name (its object, if linked, stays)."""
         try:
-            staged.tmp_path.unlink(missing_ok=True)
+            os.unlink(staged.tmp_path)
+        except FileNotFoundError:
+            pass
         except OSError as exc:
             # Only after another failure (a read-only or failing store): the temp file is in
             # this process's scratch directory, which the next opening of the store removes.
             # Raising here would hide the failure that matters.
             log.warning("temp file left for the next start to remove",
-                        extra={"path": str(staged.tmp_path), "error": exc.strerror})
+                        extra={"path": staged.tmp_path, "error": exc.strerror})
 
     def publication_lock(self) -> contextlib.AbstractContextManager[int]:
         """Held while objects are linked and committed, and while a crashed process's
@@ -694,7 +710,7 @@ class StagedFile:
     """A file copied into the scratch directory, not yet in the store. Its digests may
     still be computing on the hash workers; reading :attr:`digests` waits for them."""
 
-    def __init__(self, tmp_path: Path, digests: dict[str, str] | FileHash, size: int,
+    def __init__(self, tmp_path: str, digests: dict[str, str] | FileHash, size: int,
                  written: Future[None] | None = None, head: bytes = b"") -> None:
         self.tmp_path = tmp_path
         self.head = head  # its first bytes (up to metadata.HEAD_BYTES), read in the copy

@@ -43,7 +43,7 @@ def make_dirs(path: Path, mode: int = DIR_MODE) -> list[Path]:
     return created
 
 
-def link_making_dirs(existing: Path, new: Path, mode: int = DIR_MODE) -> bool:
+def link_making_dirs(existing: str | Path, new: str | Path, mode: int = DIR_MODE) -> bool:
     """Hard-link ``existing`` at ``new``, creating ``new``'s missing directories (mode
     ``mode``). Never replaces: False when ``new`` already exists."""
     # Link first, create directories only when that fails: for most files the directory
@@ -54,7 +54,7 @@ def link_making_dirs(existing: Path, new: Path, mode: int = DIR_MODE) -> bool:
     except FileExistsError:
         return False
     except FileNotFoundError:
-        make_dirs(new.parent, mode)
+        make_dirs(Path(new).parent, mode)
     try:
         os.link(existing, new)  # still ENOENT: ``existing`` itself is missing
         return True

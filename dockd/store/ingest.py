@@ -502,7 +502,7 @@ class _Session:
             # Pruned earlier, docked again (the recorder still had it): the item lives again.
             restored = obj.sha256 not in seen and catalogued.get(obj.sha256) is not None
             seen.add(obj.sha256)
-            metadata = read_metadata(self.store.content.object_path(obj.sha256), pending.shown,
+            metadata = read_metadata(f"{self.store.root}/{obj.relpath}", pending.shown,
                                      pending.staged.head) \
                 if new_item and self.ing.settings.metadata else None
             rows.append(FileRow(obj.sha256, obj.size, obj.digests, obj.relpath, pending.shown,

@@ -62,7 +62,8 @@ class RecordingMetadata:
 EMPTY = RecordingMetadata()
 
 
-def read_metadata(path: Path, name_hint: str, head: bytes | None = None) -> RecordingMetadata:
+def read_metadata(path: str | Path, name_hint: str,
+                  head: bytes | None = None) -> RecordingMetadata:
     """Metadata of the stored file at ``path``; ``name_hint`` (the recorder's name) picks
     whether to look at all. ``head``, the file's first :data:`HEAD_BYTES` bytes kept from
     its copy, lets a file that no container claims be passed over without opening it.
@@ -98,7 +99,7 @@ def claimed(containers: list[type[mutagen.FileType]], name: str, head: bytes) ->
         return True
 
 
-def _mp4_creation_time(path: Path) -> dt.datetime | None:
+def _mp4_creation_time(path: str | Path) -> dt.datetime | None:
     try:
         with open(path, "rb") as fh:
             atoms = mutagen.mp4.Atoms(fh)  # type: ignore[attr-defined]

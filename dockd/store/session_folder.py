@@ -27,15 +27,16 @@ class SessionFolder:
     def __init__(self, store_root: Path, recorder: str, day: dt.date, session_id: str) -> None:
         self.relpath = f"{SESSIONS_DIR}/{recorder}/{day:%Y-%m-%d}/{session_id}"
         self.path = store_root / self.relpath
+        self._prefix = f"{self.path}/"  # plain strings per file: pathlib cost more than link()
 
-    def link(self, recorder_path: bytes, object_path: Path) -> str | None:
+    def link(self, recorder_path: bytes, object_path: str | Path) -> str | None:
         """Link ``object_path`` at the recorder's path in the folder; the path used, relative
         to the folder, or None if it could not be linked (the item is stored regardless)."""
         wanted = folder_relpath(recorder_path)
         for attempt in range(100):
             rel = wanted if attempt == 0 else _with_suffix(wanted, attempt + 1)
             try:
-                if link_making_dirs(object_path, self.path / rel):
+                if link_making_dirs(object_path, self._prefix + rel):
                     return rel
                 continue  # the name is taken (two recorder names printed alike)
             except OSError as exc:
