@@ -8,15 +8,17 @@ import json
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from dockd.clock import SystemClock
 from dockd.config import Config, load_config, resolve_config_path
 from dockd.i18n import _
 from dockd.logs import setup_logging
 from dockd.store.catalog import Catalog, catalog_errors, catalog_path
-from dockd.store.evidence import EvidenceStore, open_store
 from dockd.store.queries import open_catalog_read_only
+
+if TYPE_CHECKING:
+    from dockd.store.evidence import EvidenceStore
 
 
 def add_config_options(parser: argparse.ArgumentParser, store: bool = True) -> None:
@@ -59,6 +61,10 @@ def writing_store(config: Config, recover: bool = True) -> Iterator[EvidenceStor
     """The store opened for writing with the system clock (``recover``: close sessions a
     crash left open); closed after. An SQLite error in the block is the administrator's error
     (damaged, full, locked…)."""
+    # Imported here: the store's writing side (content store, custody log, signing key,
+    # event classes) is two thirds of a command's start, and reading commands never use it.
+    from dockd.store.evidence import open_store
+
     with catalog_errors(catalog_path(config.dock.store_dir), write=True):
         store = open_store(config, SystemClock(), recover=recover)
         try:

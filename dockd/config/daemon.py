@@ -4,8 +4,8 @@ runs, which USB port is which bay, and which recorder models it accepts."""
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from importlib.metadata import entry_points
 from pathlib import Path
 from types import MappingProxyType
 
@@ -94,6 +94,10 @@ class DaemonSection:
 
 def installed_drivers() -> tuple[str, ...]:
     """The names of the recorder drivers installed as plugins."""
+    # Imported here: importlib.metadata and the scan of every installed package cost a
+    # twentieth of a second, at every start of every command, for configs without models.
+    from importlib.metadata import entry_points
+
     return tuple(sorted(ep.name for ep in entry_points(group=RECORDER_DRIVER_GROUP)))
 
 
@@ -102,7 +106,14 @@ def parse_daemon(t: TableReader) -> DaemonSection:
     bays = t.each_table("bays", _parse_bay)
     unique(t, "bays", [b.port for b in bays], "port")
     unique(t, "bays", [str(b.number) for b in bays], "number")
-    drivers = installed_drivers()
+    found: list[tuple[str, ...]] = []
+
+    def drivers() -> tuple[str, ...]:
+        """The installed drivers, looked up once per parse and only when a model needs them."""
+        if not found:
+            found.append(installed_drivers())
+        return found[0]
+
     models = t.each_table("models", lambda m: _parse_model(m, drivers))
     unique(t, "models", [m.name for m in models], "name")
     d = DaemonSection
@@ -137,12 +148,12 @@ def _parse_bay(t: TableReader) -> BaySpec | None:
     return BaySpec(port, number, label, led)
 
 
-def _parse_model(t: TableReader, drivers: tuple[str, ...]) -> ModelSpec | None:
+def _parse_model(t: TableReader, installed: Callable[[], tuple[str, ...]]) -> ModelSpec | None:
     name = t.required_string("name", hint=_("the model's name"))
     vendor_id = t.required_string("vendor_id", _HEX4, _HEX4_HINT).lower()
     product_id = t.required_string("product_id", _HEX4, _HEX4_HINT).lower()
     driver = t.get("driver", str, "msc")
-    if driver not in drivers:
+    if driver not in (drivers := installed()):
         t.problem("driver", _("{driver!r} is not an installed recorder driver; installed: "
                               "{value}").format(driver=driver, value=", ".join(drivers)
                                                 or _("none (is dockd installed?)")))

@@ -14,7 +14,6 @@ import tempfile
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from xml.sax.saxutils import escape
 
 from dockd import __version__
 from dockd.store.fsutil import DIR_MODE, make_dirs, write_chunks_atomic, write_file_atomic
@@ -67,6 +66,10 @@ def write_session_mhl(folder: Path, entries: Iterable[MhlEntry], hash_formats: S
                       now: dt.datetime) -> str:
     """Write the history into ``folder/ascmhl``; return the manifest's c4 ID. The entries
     are written in the order given (an offload gives them in the volume's order)."""
+    # Imported where used: xml.sax.saxutils pulls in urllib.request, http.client and ssl,
+    # a fiftieth of a second at the start of every command that opens the store.
+    from xml.sax.saxutils import escape
+
     mhl_dir = folder / MHL_DIR
     make_dirs(mhl_dir, DIR_MODE)
     stamp = now.astimezone(dt.UTC)
@@ -100,6 +103,8 @@ def write_session_mhl(folder: Path, entries: Iterable[MhlEntry], hash_formats: S
 def _manifest_xml(entries: Iterable[MhlEntry], hash_formats: Sequence[str],
                   now: dt.datetime) -> Iterator[str]:
     """The manifest's text, one file's ``<hash>`` element at a time."""
+    from xml.sax.saxutils import escape  # see write_session_mhl
+
     yield "\n".join([
         '<?xml version="1.0" encoding="UTF-8"?>',
         '<hashlist version="2.0" xmlns="urn:ASC:MHL:v2.0">',

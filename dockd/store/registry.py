@@ -4,6 +4,7 @@ responsible for it, and whether it is in service. Every change is a custody even
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from dockd.clock import utc_iso
 from dockd.errors import UsageError
@@ -11,8 +12,9 @@ from dockd.i18n import N_, _
 from dockd.store.canonical import JsonObject
 from dockd.store.catalog import Catalog
 from dockd.store.events import RecorderAssigned, RecorderEnrolled, RecorderRetired, RecorderStateChanged
-from dockd.store.evidence import EvidenceStore
-from dockd.store.ingest import validate_serial
+
+if TYPE_CHECKING:
+    from dockd.store.evidence import EvidenceStore
 
 STATES = ("in_service", "faulty", "in_repair", "retired")
 # How a state reads (translated where shown; the catalog and JSON keep the English key).
@@ -58,6 +60,10 @@ def list_recorders(catalog: Catalog) -> list[Recorder]:
 def enroll(store: EvidenceStore, actor: str, serial: str, brand: str, model: str,
            officer_id: str | None, officer_name: str | None, unit: str | None) -> Recorder:
     """Add a recorder to the registry (in service); UsageError if it is already there."""
+    # Imported here: the ingest module's imports would weigh on every command that only
+    # reads the registry (catalog, reports), and enrolling is the one use.
+    from dockd.store.ingest import validate_serial
+
     validate_serial(serial)
     with store.catalog.transaction() as tx:
         if tx.execute("SELECT 1 FROM recorders WHERE serial=?", (serial,)).fetchone():
