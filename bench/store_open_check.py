@@ -1,11 +1,13 @@
-"""The store's ownership check at open (issue 14 item 4) against ``os.walk`` of the same tree.
+"""The store's ownership check at open (issue 14 item 4): its cost must not grow with the store.
 
 Builds a store's layout with N objects (one fan-out level, 256 directories) and one
-session-folder link per object (session folders of 500 files), then times
-``check_store_tree`` as ``ContentStore.open`` calls it (fan-out directories not listed)
-and, as the baseline in the same run, ``os.walk`` over the session folders alone (the part
-the check has to list). Best of several rounds, warm cache (the check runs right after
-the store was used), and cold (caches dropped before each round; needs root).
+session-folder link per object (session folders of 500 files, 10 recorders), and the same
+with a tenth of them, then times ``check_store_tree`` as ``ContentStore.open`` calls it
+(fan-out directories and recorders' session folders not listed) on both: the ratio large /
+small should be near 1. ``os.walk`` over the large store's session folders (what the check
+listed before it stopped at the recorders' folders) is printed beside it. Best of several
+rounds, warm cache (the check runs right after the store was used), and cold (caches
+dropped before each round; needs root).
 
     python bench/store_open_check.py [--objects 50000] [--rounds 5]
 """
@@ -20,7 +22,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from dockd.store.content_store import OBJECTS_DIR
+from dockd.store.content_store import OBJECTS_DIR, not_listed_at_open
 from dockd.store.guard import check_store_tree
 
 PER_FOLDER = 500
@@ -38,9 +40,9 @@ def build(root: Path, objects: int) -> None:
             seed.write_bytes(b"")
         name = f"{n:064x}"[::-1]
         os.link(seed, root / OBJECTS_DIR / name[:2] / name)
-        folder = root / "sessions" / f"REC-{n // 5000}" / "2026-01-01" / f"S{n // PER_FOLDER}" / "DCIM"
-        if n % PER_FOLDER == 0:
-            folder.mkdir(parents=True)
+        folder = (root / "sessions" / f"REC-{n % 10}" / "2026-01-01" / f"S{n // PER_FOLDER}"
+                  / "DCIM")
+        folder.mkdir(parents=True, exist_ok=True)
         os.link(seed, folder / f"F{n % PER_FOLDER:04d}.MP4")
     for path in root.glob("seed-*"):
         path.unlink()
@@ -64,28 +66,31 @@ def main() -> None:
     parser.add_argument("--objects", type=int, default=50000)
     parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args()
-    root = Path(tempfile.mkdtemp(prefix="dockd-open-check-"))
+    small, large = (Path(tempfile.mkdtemp(prefix="dockd-open-check-")) for _ in range(2))
     try:
-        build(root, args.objects)
-        levels = OBJECTS_DIR.count("/") + 1
+        build(small, args.objects // 10)
+        build(large, args.objects)
 
-        def check() -> None:
-            check_store_tree(root, lambda rel: rel.startswith(f"{OBJECTS_DIR}/")
-                             and rel.count("/") == levels)
+        def check(root: Path) -> Callable[[], None]:
+            return lambda: check_store_tree(root, lambda rel: not_listed_at_open(rel, 1))
 
         def walk() -> None:
-            for _dirpath, _dirs, _files in os.walk(root / "sessions"):
+            for _dirpath, _dirs, _files in os.walk(large / "sessions"):
                 pass
 
         modes = [False] + ([True] if os.geteuid() == 0 else [])
-        print(f"{args.objects} objects, {args.objects} session-folder links, "
-              f"best of {args.rounds}")
+        print(f"{args.objects // 10} and {args.objects} objects (as many session-folder "
+              f"links), best of {args.rounds}")
         for cold in modes:
-            c, w = best(check, args.rounds, cold), best(walk, args.rounds, cold)
-            print(f"{'cold' if cold else 'warm'}: check_store_tree {c * 1000:.1f} ms, "
-                  f"os.walk(sessions) {w * 1000:.1f} ms, ratio {c / w:.2f}")
+            c_small, c_large = (best(check(root), args.rounds, cold) for root in (small, large))
+            w = best(walk, args.rounds, cold)
+            print(f"{'cold' if cold else 'warm'}: check_store_tree {c_small * 1000:.2f} ms at "
+                  f"{args.objects // 10}, {c_large * 1000:.2f} ms at {args.objects} (ratio "
+                  f"{c_large / c_small:.2f}); os.walk(sessions) at {args.objects} "
+                  f"{w * 1000:.1f} ms")
     finally:
-        shutil.rmtree(root, ignore_errors=True)
+        for root in (small, large):
+            shutil.rmtree(root, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -4,6 +4,8 @@ in it; anything else is refused with exit 73 naming the path, before anything is
 
 from __future__ import annotations
 
+import datetime as dt
+import json
 import os
 import shutil
 import subprocess
@@ -14,7 +16,10 @@ from pathlib import Path
 import pytest
 
 from dockd.errors import StoreUnavailableError
+from dockd.records.retention import RetentionPolicy, prune
 from dockd.store.evidence import EvidenceStore
+from dockd.store.ingest import Ingestor
+from tests.records_support import T0, SettableClock, ingest, open_clocked_store
 
 Cli = Callable[..., subprocess.CompletedProcess[str]]
 Tree = Callable[[Path, Mapping[str | bytes, bytes]], Path]
@@ -161,3 +166,89 @@ def test_a_store_owned_by_the_user_running_dockd_is_accepted(dockd_cli: Cli,
         assert done.returncode == 73 and "belongs to nobody, not to root" in done.stderr
     finally:
         shutil.rmtree(top, ignore_errors=True)
+
+
+# -- below a recorder's session folder: checked where a path is used, not at open ------------
+# (the open's cost does not grow with the store: it lists no session folder)
+
+def _today_folder(store: Path) -> Path:
+    (day,) = (store / "sessions" / "REC-1").iterdir()  # the fixture's one session day
+    return day
+
+
+def test_a_link_planted_as_the_day_folder_is_refused_before_the_session_writes(
+        dockd_cli: Cli, stored: Path, make_tree: Tree, tmp_path: Path) -> None:
+    day = _today_folder(stored)
+    elsewhere = tmp_path / "elsewhere"
+    day.rename(elsewhere)
+    day.symlink_to(elsewhere)
+    sessions = len(list(elsewhere.iterdir()))
+    src = make_tree(tmp_path / "new", {"DCIM/C.MP4": os.urandom(3000)})
+    before = _snapshot(elsewhere)
+    done = dockd_cli(["ingest", src, "--recorder", "REC-1", "--store", stored])
+    assert done.returncode == 73, done.stderr
+    (line,) = [x for x in done.stderr.splitlines() if x.startswith("dockd: error:")]
+    assert f"{day} is a symbolic link (to {elsewhere}) inside the evidence store" in line
+    assert _snapshot(elsewhere) == before and len(list(elsewhere.iterdir())) == sessions
+    log = dockd_cli(["log", "--store", stored, "--type", "session.started", "--json"])
+    assert log.returncode == 0 and len(json.loads(log.stdout)) == 1  # the fixture's only
+
+
+def test_a_day_folder_owned_by_another_user_is_refused_before_the_session_writes(
+        open_test_store: Callable[..., EvidenceStore], stored: Path, make_tree: Tree,
+        tmp_path: Path) -> None:
+    day = _today_folder(stored)
+    os.chown(day, OTHER_UID, -1)
+    store = open_test_store()  # the open does not look there
+    src = make_tree(tmp_path / "new", {"DCIM/C.MP4": os.urandom(3000)})
+    with pytest.raises(StoreUnavailableError,
+                       match=f"directory {day} belongs to uid {OTHER_UID}, not to root"):
+        Ingestor(store, "t").ingest(src, "REC-1")
+    assert store.catalog.query_one("SELECT COUNT(*) FROM sessions")[0] == 1
+
+
+def _plant_in_old_session(store: Path, out: Path) -> Path:
+    """The old session's DCIM folder (its links to the objects) moved out, a link left."""
+    (dcim,) = (store / "sessions").glob("*/*/*/DCIM")
+    dcim.rename(out)
+    dcim.symlink_to(out)
+    return dcim
+
+
+def test_prune_removes_nothing_through_a_link_planted_in_a_session_folder(tmp_path: Path) -> None:
+    clock = SettableClock(T0)
+    store = open_clocked_store(tmp_path / "store", clock)
+    try:
+        ingest(store, tmp_path / "src", {"DCIM/a.mp4": b"A" * 100})
+        out = tmp_path / "outside"
+        dcim = _plant_in_old_session(store.root, out)
+        before = _snapshot(out)
+        assert [p.name for p in out.iterdir()] == ["a.mp4"]  # a hard link of the object
+        clock.t = T0 + dt.timedelta(days=91)
+        with pytest.raises(StoreUnavailableError,
+                           match=f"{dcim} is a symbolic link .* inside the evidence store"):
+            prune(store, RetentionPolicy(untagged_days=90, case_days=365), False, "test")
+        assert _snapshot(out) == before
+    finally:
+        store.close()
+
+
+def test_a_redock_relinks_nothing_through_a_link_planted_in_a_session_folder(
+        tmp_path: Path) -> None:
+    """A pruned item docked again gets its earlier session links back: never through a link."""
+    clock = SettableClock(T0)
+    store = open_clocked_store(tmp_path / "store", clock)
+    try:
+        ingest(store, tmp_path / "src", {"DCIM/a.mp4": b"A" * 100})
+        clock.t = T0 + dt.timedelta(days=91)
+        assert len(prune(store, RetentionPolicy(untagged_days=90, case_days=365), False,
+                         "test").deleted) == 1
+        out = tmp_path / "outside"
+        dcim = _plant_in_old_session(store.root, out)
+        assert list(out.iterdir()) == []  # prune removed the link
+        with pytest.raises(StoreUnavailableError,
+                           match=f"{dcim} is a symbolic link .* inside the evidence store"):
+            ingest(store, tmp_path / "src2", {"DCIM/a.mp4": b"A" * 100})
+        assert list(out.iterdir()) == []
+    finally:
+        store.close()

@@ -31,6 +31,7 @@ from dockd.store.catalog import Catalog, Transaction
 from dockd.store.events import ItemDeleted
 from dockd.store.evidence import EvidenceStore
 from dockd.store.fsutil import raise_store_error
+from dockd.store.guard import check_store_path
 from dockd.store.queries import is_archived
 from dockd.store.verify import hash_file
 
@@ -216,7 +217,9 @@ def _remove_files(store: EvidenceStore, sha: str) -> int:
         " AND ses.folder IS NOT NULL", (sha,))
     obj = store.content.object_path(sha)
     for row in links:
-        link = store.root / row["folder"] / row["session_path"]
+        rel = f"{row['folder']}/{row['session_path']}"
+        check_store_path(store.root, rel)  # never removes through a planted link
+        link = store.root / rel
         if _is_copy_of(link, obj, sha, store.config.ingest.chunk_bytes):
             removed += _unlink(link)
     return removed + _unlink(obj)

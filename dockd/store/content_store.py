@@ -55,7 +55,7 @@ from dockd.store.fsutil import (
 )
 from dockd.store.guard import DENIED, check_store_tree, permission_denied
 from dockd.store.hashing import INLINE_BELOW, FileHash, ParallelHasher, digest_bytes
-from dockd.store.session_folder import SessionFolder
+from dockd.store.session_folder import SESSIONS_DIR, SessionFolder
 
 OBJECTS_DIR = "objects/sha256"
 FANOUT_FILE = "objects.fanout"
@@ -130,6 +130,17 @@ class SourceReadError(Exception):
         self.reason = reason
 
 
+def not_listed_at_open(rel: str, levels: int) -> bool:
+    """Directories whose entries the ownership check at open does not list, so that it costs
+    the same at any store size (only their own owner and mode are checked): the object
+    fan-out directories (they hold only objects, written by ``link``, which never follows or
+    replaces a name) and each recorder's session folders (whatever is written or removed
+    below them is checked where it is used: :func:`dockd.store.guard.check_store_path`)."""
+    if rel.startswith(f"{SESSIONS_DIR}/"):
+        return rel.count("/") == 1
+    return rel.startswith(f"{OBJECTS_DIR}/") and rel.count("/") == OBJECTS_DIR.count("/") + levels
+
+
 class ContentStore:
     """Writes files into the store. One per process (it owns a scratch directory)."""
 
@@ -166,10 +177,7 @@ class ContentStore:
             levels = read_fanout(self.root)
         except OSError:
             levels = FANOUT_LEVELS  # no store yet, or one this user may not read: said next
-        # The object fan-out directories are not listed: they hold only objects (one entry
-        # per file), written by link(), which never follows or replaces a name.
-        check_store_tree(self.root, lambda rel: rel.startswith(f"{OBJECTS_DIR}/")
-                         and rel.count("/") == OBJECTS_DIR.count("/") + levels)
+        check_store_tree(self.root, lambda rel: not_listed_at_open(rel, levels))
         try:
             make_dirs(self.root, DIR_MODE)
             make_dirs(self.root / OBJECTS_DIR, DIR_MODE)

@@ -83,9 +83,11 @@ def check_store_tree(root: Path, is_leaf: Callable[[str], bool] = lambda rel: Fa
     process's group or the service group ``dockd``); the files at its top likewise; no
     symbolic link anywhere in it. Once that holds, only dockd (or root) can change the
     tree, so nothing planted later can send a write outside it. The entries of a directory
-    for which ``is_leaf(relative path)`` holds are not listed (the object fan-out directories
-    hold only objects, written with ``link``, which never follows or replaces; reading them
-    uses ``O_NOFOLLOW``): their own owner and mode are checked. StoreUnavailableError (exit 73)
+    for which ``is_leaf(relative path)`` holds are not listed, so that the cost does not grow
+    with the store: their own owner and mode are checked. The object fan-out directories
+    hold only objects, written with ``link``, which never follows or replaces (reading them
+    uses ``O_NOFOLLOW``); below a recorder's session folder, whatever is written or removed
+    is checked where it is used (:func:`check_store_path`). StoreUnavailableError (exit 73)
     naming the path otherwise. The root itself may be a link (an administrator's choice).
     """
     try:
@@ -112,6 +114,39 @@ def check_store_tree(root: Path, is_leaf: Callable[[str], bool] = lambda rel: Fa
             os.close(fd)
 
 
+def check_store_path(root: Path, rel: str) -> None:
+    """Before writing or removing at ``root/rel``, in a part of the store that
+    :func:`check_store_tree` does not list at open (a recorder's session folders): each
+    directory on the way that exists must be no symbolic link, belong to root or the user
+    running dockd and be writable by nobody else (what the open checks for the rest), so
+    nothing is written or removed through a planted link. The last component is not
+    looked at: ``link`` and ``unlink`` never follow it. StoreUnavailableError (exit 73)
+    naming the path otherwise. A few ``lstat`` calls: one per directory level."""
+    trusted = _trusted_groups()
+    here = root
+    for part in rel.split("/")[:-1]:
+        here = here / part
+        try:
+            st = os.lstat(here)
+        except FileNotFoundError:
+            return  # the rest is made by dockd, below a directory only it may write
+        except OSError as exc:
+            if exc.errno in DENIED:
+                raise permission_denied(here, write=True) from None
+            raise StoreUnavailableError(_("the evidence store {root} cannot be opened: {strerror}").format(
+                                          root=here, strerror=exc.strerror)) from None
+        if stat.S_ISLNK(st.st_mode):
+            raise _link_inside(here, os.readlink(here))
+        _check_owner(here, st, trusted)
+
+
+def _link_inside(path: Path, target: str) -> StoreUnavailableError:
+    return StoreUnavailableError(
+        _("{value} is a symbolic link (to {target}) inside the evidence store; dockd "
+          "never follows links there: remove it (or move what it points to into the "
+          "store), then try again").format(value=path, target=target))
+
+
 def _check_entries(root: Path, fd: int, rel: str, trusted: frozenset[int],
                    is_leaf: Callable[[str], bool]) -> list[tuple[int, str]]:
     """Check the entries of one directory; the subdirectories to walk, opened."""
@@ -122,11 +157,7 @@ def _check_entries(root: Path, fd: int, rel: str, trusted: frozenset[int],
             # session folders hold one entry per file.
             for entry in entries:
                 if entry.is_symlink():
-                    target = os.readlink(entry.name, dir_fd=fd)
-                    raise StoreUnavailableError(
-                        _("{value} is a symbolic link (to {target}) inside the evidence store; dockd "
-                          "never follows links there: remove it (or move what it points to into the "
-                          "store), then try again").format(value=root / rel / entry.name, target=target))
+                    raise _link_inside(root / rel / entry.name, os.readlink(entry.name, dir_fd=fd))
                 if entry.is_dir(follow_symlinks=False):
                     name = f"{rel}/{entry.name}" if rel else entry.name
                     if is_leaf(name):

@@ -58,6 +58,7 @@ from dockd.store.events import (
 )
 from dockd.store.evidence import EvidenceStore
 from dockd.store.fsutil import exclusive_lock, link_making_dirs
+from dockd.store.guard import check_store_path
 from dockd.store.ingest_catalog import FileRow, SessionEnd
 from dockd.store.metadata import read_metadata
 from dockd.store.mhl import MhlEntry, MhlSpool, write_session_mhl
@@ -543,6 +544,7 @@ class _Session:
         """Prune removed the item's links from earlier session folders; put them back."""
         obj = self.store.content.object_path(sha256)
         for folder, session_path in ingest_catalog.earlier_session_links(catalog, sha256):
+            check_store_path(self.store.root, f"{folder}/{session_path}")  # no planted link
             link_making_dirs(obj, self.store.root / folder / session_path)  # kept if there
 
     def _account(self, batch: _Batch, published: list[Published], rows: list[FileRow],

@@ -14,6 +14,7 @@ import hashlib
 from pathlib import Path
 
 from dockd.store.fsutil import link_making_dirs, raise_store_error
+from dockd.store.guard import check_store_path
 from dockd.store.mhl import MHL_DIR
 from dockd.store.source import display_path
 
@@ -25,8 +26,13 @@ class SessionFolder:
     """Creates hard links under one session's folder."""
 
     def __init__(self, store_root: Path, recorder: str, day: dt.date, session_id: str) -> None:
+        """Refuses (StoreUnavailableError) a recorder or day folder that is a link or not
+        dockd's own, before the session writes anything (the store's opening does not list
+        the session folders: :func:`check_store_path`). The session's own folder is new:
+        dockd makes it and everything in it."""
         self.relpath = f"{SESSIONS_DIR}/{recorder}/{day:%Y-%m-%d}/{session_id}"
         self.path = store_root / self.relpath
+        check_store_path(store_root, f"{self.relpath}/")
         self._prefix = f"{self.path}/"  # plain strings per file: pathlib cost more than link()
 
     def link(self, recorder_path: bytes, object_path: str | Path) -> str | None:
