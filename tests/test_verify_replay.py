@@ -125,6 +125,34 @@ def test_a_changed_sighting_source_path_is_a_catalog_mismatch(open_test_store: O
     assert "DCIM/other.MP4" in problems[0].detail and "DCIM/2.MP4" in problems[0].detail
 
 
+def test_each_difference_is_worded_from_the_record_it_contradicts(
+        open_test_store: Opener, tmp_path: Path) -> None:
+    """The replay keeps digests, not the log's texts: a difference reads its record again."""
+    store = open_test_store()
+    a, b, c = _ingest(store, tmp_path)
+    conn = _attacker(store)
+    path = store.catalog.query_one("SELECT path FROM items WHERE sha256=?", (a,))[0]
+    conn.execute("UPDATE items SET path='objects/sha256/00/elsewhere' WHERE sha256=?", (a,))
+    conn.execute("DELETE FROM sightings WHERE sha256=?", (b,))
+    # an upper-case SHA-256 is another text, not the logged item
+    conn.execute("UPDATE sightings SET sha256=upper(sha256) WHERE sha256=?", (c,))
+    conn.execute("UPDATE items SET sha256=upper(sha256) WHERE sha256=?", (c,))
+    details = {(p.kind, p.subject, p.detail) for p in _problems(store)
+               if p.kind not in ("extra", "missing", "catalog_path", "session_link")}
+    seq = {sha: f"seq {_seq_of(store, 'file.ingested', sha)}" for sha in (a, b, c)}
+    assert details == {
+        ("catalog_mismatch", seq[a], f"item {a}: the catalog stores it at"
+                                     f" objects/sha256/00/elsewhere, the log at {path}"),
+        ("unlogged_removal", seq[b], f"no sighting of 'DCIM/1.MP4' ({b}) on REC-1"),
+        ("unlogged_row", f"items {c.upper()}", "no file.ingested record stored this item"),
+        ("unlogged_removal", seq[c], f"item {c} of file.ingested is not in the catalog"),
+        ("unlogged_removal", seq[c], f"no sighting of 'DCIM/2.MP4' ({c}) on REC-1"),
+        *{("unlogged_row", f"sightings {r[0]}",
+           f"no file.ingested record found 'DCIM/2.MP4' ({c.upper()}) on REC-1")
+          for r in store.catalog.query("SELECT id FROM sightings WHERE sha256=?", (c.upper(),))},
+    }
+
+
 def test_a_changed_item_size_is_a_catalog_mismatch(open_test_store: Opener,
                                                    tmp_path: Path) -> None:
     store = open_test_store()

@@ -25,6 +25,9 @@ difference:
 
 from __future__ import annotations
 
+import hashlib
+import json
+import re
 import sqlite3
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -32,16 +35,33 @@ from dataclasses import dataclass, field
 from typing import Any
 
 BATCH_ROWS = 5000
+_HEX64 = re.compile("[0-9a-f]{64}")
 
 Report = Callable[[str, str, str], None]  # (kind, subject, detail)
 
+# What the replay keeps per item and per sighting is compact (a replay of a 50,000-item
+# store kept 1.6 KB per item in plain tuples and strings): an item is keyed by its SHA-256's
+# 32 bytes, a sighting by a 16-byte digest of its key, and a stored path by an 8-byte
+# digest. A difference is rare: its wording reads the record again by seq.
 
-@dataclass
+
+def _sha_key(sha: str) -> bytes | str:
+    """An item's key: the 32 bytes of a SHA-256 in lower-case hex; any other text (a
+    tampered value) stays text, so it never equals a genuine one."""
+    return bytes.fromhex(sha) if _HEX64.fullmatch(sha) else sha
+
+
+def _digest(*parts: object, size: int = 16) -> bytes:
+    return hashlib.blake2b(repr(parts).encode("utf-8", "surrogatepass"), digest_size=size).digest()
+
+
+@dataclass(slots=True)
 class _Item:
     size: int
-    stored_path: str
+    path_digest: bytes | None  # of the stored_path the log gave (None: none given)
     ingested_seq: int
     deleted_seq: int | None = None  # the item.deleted after the latest ingest, if any
+    seen: bool = False  # met in the catalog by the comparison
 
 
 @dataclass
@@ -70,9 +90,11 @@ class _Session:
 class Replay:
     """The catalog state the custody log implies, built one record at a time."""
 
-    items: dict[str, _Item] = field(default_factory=dict)
-    # (recorder, source_path, size, mtime_ns, sha256) -> (seq, session_id): the sighting's key
-    sightings: dict[tuple[str, str, int, int, str], tuple[int, str]] = field(default_factory=dict)
+    items: dict[bytes | str, _Item] = field(default_factory=dict)  # by _sha_key
+    # digest of (recorder, source_path, size, mtime_ns, sha256), the sighting's key -> seq
+    sightings: dict[bytes, int] = field(default_factory=dict)
+    # digest of (session_id, sha256) -> the digest of the last new sighting key it had
+    by_session: dict[bytes, bytes] = field(default_factory=dict)
     sessions: dict[str, _Session] = field(default_factory=dict)
     holds: dict[int, _Hold] = field(default_factory=dict)
     cases: dict[str, int] = field(default_factory=dict)  # case_no -> seq that created it
@@ -128,7 +150,7 @@ class Replay:
             _compare_recorders(self, _rows(conn, "SELECT serial FROM recorders",
                                            "recorders" in tables), report)
         for seq, type_, sha in self.references:
-            if sha not in self.items:
+            if _sha_key(sha) not in self.items:
                 report("unknown_item", f"seq {seq}",
                        f"{type_} names {sha}, which the log never ingested")
 
@@ -137,17 +159,22 @@ class Replay:
 
 def _file_ingested(r: Replay, seq: int, p: dict[str, Any]) -> None:
     sha, size = str(p["sha256"]), int(p["size"])
-    item = r.items.get(sha)
+    key = _digest(str(p["recorder"]), str(p["source_path"]), size, int(p["mtime_ns"]), sha)
+    session = _digest(str(p["session_id"]), sha)
+    sha_key = _sha_key(sha)
+    item = r.items.get(sha_key)
     if item is None:
-        r.items[sha] = _Item(size, str(p.get("stored_path", "")), seq)
+        path = str(p.get("stored_path", ""))
+        r.items[sha_key] = _Item(size, _digest(path, size=8) if path else None, seq)
     else:
         item.deleted_seq = None  # ingested again (restored after prune, or a duplicate)
-    key = (str(p["recorder"]), str(p["source_path"]), size, int(p["mtime_ns"]), sha)
-    r.sightings.setdefault(key, (seq, str(p["session_id"])))
+    if key not in r.sightings:
+        r.sightings[key] = seq
+        r.by_session[session] = key
 
 
 def _item_deleted(r: Replay, seq: int, p: dict[str, Any]) -> None:
-    item = r.items.get(str(p["sha256"]))
+    item = r.items.get(_sha_key(str(p["sha256"])))
     if item is not None:
         item.deleted_seq = seq
 
@@ -245,22 +272,29 @@ def _rows(conn: sqlite3.Connection, sql: str, exists: bool = True) -> Iterator[s
         yield from batch
 
 
+def _logged(conn: sqlite3.Connection, seq: int) -> dict[str, Any]:
+    """The payload of the record at ``seq`` (for the wording of a difference)."""
+    row = conn.execute("SELECT payload FROM custody WHERE seq = ?", (seq,)).fetchone()
+    payload = json.loads(row[0]) if row is not None else {}
+    return payload if isinstance(payload, dict) else {}
+
+
 def _compare_items(r: Replay, conn: sqlite3.Connection, signed_upto: int, report: Report) -> None:
-    seen: set[str] = set()
     for sha, size, path, deleted_at in _rows(conn, "SELECT sha256, size, path, deleted_at"
                                                    " FROM items"):
-        seen.add(sha)
-        item = r.items.get(sha)
+        item = r.items.get(_sha_key(sha))
         if item is None:
             report("unlogged_row", f"items {sha}", "no file.ingested record stored this item")
             continue
+        item.seen = True
         subject = f"seq {item.ingested_seq}"
         if size != item.size:
             report("catalog_mismatch", subject,
                    f"item {sha}: the catalog says {size} bytes, the log {item.size}")
-        if item.stored_path and path != item.stored_path:
+        if item.path_digest is not None and _digest(path, size=8) != item.path_digest:
+            logged = _logged(conn, item.ingested_seq).get("stored_path")
             report("catalog_mismatch", subject,
-                   f"item {sha}: the catalog stores it at {path}, the log at {item.stored_path}")
+                   f"item {sha}: the catalog stores it at {path}, the log at {logged}")
         if item.deleted_seq is None and deleted_at is not None:
             report("unlogged_removal", subject,
                    f"item {sha} is marked pruned ({deleted_at}) without an item.deleted record")
@@ -271,40 +305,45 @@ def _compare_items(r: Replay, conn: sqlite3.Connection, signed_upto: int, report
             report("unsigned_removal", f"seq {item.deleted_seq}",
                    f"item {sha} was removed by an item.deleted record no signed checkpoint"
                    " covers")
-    for sha, item in r.items.items():
-        if sha not in seen:
+    for item in r.items.values():
+        if not item.seen:
+            sha = _logged(conn, item.ingested_seq).get("sha256")
             report("unlogged_removal", f"seq {item.ingested_seq}",
                    f"item {sha} of file.ingested is not in the catalog")
 
 
 def _compare_sightings(r: Replay, conn: sqlite3.Connection, report: Report) -> None:
-    by_session = {(session, key[4]): key for key, (_seq, session) in r.sightings.items()}
-    matched: set[tuple[str, str, int, int, str]] = set()
+    matched: set[bytes] = set()
     for row in _rows(conn, "SELECT id, session_id, recorder, source_path, size, mtime_ns, sha256"
                            " FROM sightings"):
-        key = (row[2], row[3], row[4], row[5], row[6])
+        key = _digest(row[2], row[3], row[4], row[5], row[6])
         if key in r.sightings:
             matched.add(key)
             continue
-        logged = by_session.get((row[1], row[6]))
-        if logged is None:
+        logged_key = r.by_session.get(_digest(row[1], row[6]))
+        if logged_key is None:
             report("unlogged_row", f"sightings {row[0]}",
                    f"no file.ingested record found {row[3]!r} ({row[6]}) on {row[2]}")
             continue
-        matched.add(logged)
-        report("catalog_mismatch", f"seq {r.sightings[logged][0]}",
+        matched.add(logged_key)
+        seq = r.sightings[logged_key]
+        logged = _logged(conn, seq)
+        report("catalog_mismatch", f"seq {seq}",
                f"sighting {row[0]} of {row[6]}: the catalog says {row[2]}:{row[3]!r}"
-               f" {row[4]} bytes mtime {row[5]}, the log {logged[0]}:{logged[1]!r}"
-               f" {logged[2]} bytes mtime {logged[3]}")
-    for key, (seq, _session) in r.sightings.items():
+               f" {row[4]} bytes mtime {row[5]}, the log {logged.get('recorder')}:"
+               f"{logged.get('source_path')!r} {logged.get('size')} bytes mtime"
+               f" {logged.get('mtime_ns')}")
+    for key, seq in r.sightings.items():
         if key not in matched:
+            logged = _logged(conn, seq)
             report("unlogged_removal", f"seq {seq}",
-                   f"no sighting of {key[1]!r} ({key[4]}) on {key[0]}")
+                   f"no sighting of {logged.get('source_path')!r} ({logged.get('sha256')}) on"
+                   f" {logged.get('recorder')}")
 
 
 def _compare_metadata(r: Replay, conn: sqlite3.Connection, report: Report) -> None:
     for (sha,) in _rows(conn, "SELECT sha256 FROM metadata"):
-        if sha not in r.items:
+        if _sha_key(sha) not in r.items:
             report("unlogged_row", f"metadata {sha}", "metadata of an item the log never ingested")
 
 

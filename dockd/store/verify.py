@@ -192,7 +192,7 @@ def hash_file(path: Path, algorithms: list[str], chunk_bytes: int) -> tuple[dict
 
 
 def _check_session_links(store: StoreView, report: VerifyReport) -> None:
-    rows = store.catalog.query(
+    rows = store.catalog.conn.execute(  # streamed: no list of every link
         "SELECT s.sha256, s.session_path, ses.folder FROM sightings s"
         " JOIN sessions ses ON ses.id = s.session_id JOIN items i ON i.sha256 = s.sha256"
         " WHERE s.session_path IS NOT NULL AND ses.folder IS NOT NULL AND i.deleted_at IS NULL")
