@@ -73,18 +73,32 @@ class CustodyEvent:
     def to_payload(self) -> JsonObject:
         """The record's payload, JSON-ready."""
         payload: JsonObject = {}
-        for f in dataclasses.fields(self):
-            value = getattr(self, f.name)
-            if f.metadata.get(_SUBJECT_ONLY):
-                continue
-            if f.metadata.get(_MERGED):
+        cls = type(self)
+        fields = _PAYLOAD_FIELDS.get(cls) or _PAYLOAD_FIELDS.setdefault(cls, _payload_fields(cls))
+        for name, key, merged, optional in fields:
+            value = getattr(self, name)
+            if merged:
                 payload.update(value)
-            elif not (f.metadata.get(_OPTIONAL) and not value):
-                payload[f.metadata.get(_KEY, f.name)] = _json(value)
+            elif not (optional and not value):
+                payload[key] = _json(value)
         return payload
 
 
+_PayloadField = tuple[str, str, bool, bool]
+# Read from each class's dataclass fields once: an offload batch makes hundreds of payloads.
+_PAYLOAD_FIELDS: dict[type[CustodyEvent], tuple[_PayloadField, ...]] = {}
+
+
+def _payload_fields(cls: type[CustodyEvent]) -> tuple[_PayloadField, ...]:
+    """(attribute, payload key, merged, optional) of each payload field of an event class."""
+    return tuple((f.name, f.metadata.get(_KEY, f.name), bool(f.metadata.get(_MERGED)),
+                  bool(f.metadata.get(_OPTIONAL)))
+                 for f in dataclasses.fields(cls) if not f.metadata.get(_SUBJECT_ONLY))
+
+
 def _json(value: object) -> object:
+    if value is None or isinstance(value, str | int | float):  # most values: as they are
+        return value
     if isinstance(value, tuple | list):
         return [_json(v) for v in value]
     if isinstance(value, Mapping):
