@@ -25,7 +25,7 @@ class IngestSection:
     source_change_retries: int = 2
     metadata: bool = True
     store_reserve_bytes: int = 64 << 20
-    commit_batch_files: int = 256
+    commit_batch_files: int = 1024
     commit_batch_bytes: int = 256 << 20
 
 
