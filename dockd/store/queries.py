@@ -95,13 +95,12 @@ def custody_records_json(catalog: Catalog, after_seq: int = 0,
     payload spliced in as it is: it was hashed as that text, and re-encoding 50,000
     payloads in Python cost more than the query). One query, streamed; SQLite writes each
     line (``json_quote``): building it in Python from the row's columns had cost three
-    quarters of a listing's time (50,000 records: 4× ``sqlite3 -json``)."""
-    line = ("'{' || " + " || ', ' || ".join(
-        f"'\"{name}\": ' || {'payload' if name == 'payload' else f'json_quote({name})'}"
-        for name in _CUSTODY_COLUMNS) + " || '}'")
+    quarters of a listing's time (50,000 records: 4× ``sqlite3 -json``). One ``printf``
+    per line: a chain of 20 ``||`` copied the growing line at each step (a fifth of the
+    query's time)."""
     for seq, payload_ok, text in catalog.conn.execute(
-            f"SELECT seq, json_valid(payload), {line} FROM custody{_custody_where(type_)}",
-            {"after": after_seq, "type": type_}):
+            f"SELECT seq, json_valid(payload), {_CUSTODY_LINE} FROM custody"
+            f"{_custody_where(type_)}", {"after": after_seq, "type": type_}):
         if not payload_ok:
             raise _altered_payload(seq)
         yield text
@@ -114,6 +113,10 @@ def _altered_payload(seq: int) -> IntegrityError:
 
 _CUSTODY_COLUMNS = ("seq", "dock", "event_id", "time", "type", "actor", "subject", "payload",
                     "prev_hash", "hash")
+# printf('{"seq": %s, "dock": %s, …}', json_quote(seq), json_quote(dock), …, payload, …)
+_CUSTODY_LINE = ("printf('{" + ", ".join(f'"{name}": %s' for name in _CUSTODY_COLUMNS) + "}', "
+                 + ", ".join("payload" if name == "payload" else f"json_quote({name})"
+                             for name in _CUSTODY_COLUMNS) + ")")
 
 
 def _custody_where(type_: str | None) -> str:
