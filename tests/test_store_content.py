@@ -27,7 +27,12 @@ from dockd.store.content_store import (
     StagedFile,
     StoredObject,
 )
-from dockd.store.hashing import INLINE_BELOW, c4_from_sha512_hex, digest_bytes
+from dockd.store.hashing import (
+    C4_ALPHABET,
+    INLINE_BELOW,
+    c4_from_sha512_hex,
+    digest_bytes,
+)
 from tests.store_support import publish_one
 
 
@@ -88,6 +93,19 @@ def test_c4_of_empty_input_is_the_published_value() -> None:
     # C4 ID of the empty string, from the SMPTE ST 2114 reference implementation.
     assert digest_bytes(b"", ["c4"])["c4"] == (
         "c459dsjfscH38cYeXXYogktxf4Cd9ibshE3BHUo6a58hBXmRQdZrAkZzsWcbWtDg5oQstpDuni4Hirj75GEmTc1sFT")
+
+
+@settings(max_examples=300, deadline=None)
+@given(digest=st.one_of(st.binary(min_size=64, max_size=64),
+                        st.integers(0, 64).map(lambda n: bytes(64 - n) + b"\xff" * n)))
+def test_c4_base58_equals_the_digit_by_digit_conversion(digest: bytes) -> None:
+    """The C4 text is made ten base-58 digits per bignum division: the same text as one
+    division per digit (ST 2114's own description), leading zero digits included."""
+    value, digits = int.from_bytes(digest, "big"), ""
+    while value:
+        value, rem = divmod(value, 58)
+        digits = C4_ALPHABET[rem] + digits
+    assert c4_from_sha512_hex(digest.hex()) == "c4" + digits.rjust(88, "1")
 
 
 def test_no_temp_file_left_after_success_or_failure(tmp_path: Path) -> None:

@@ -257,15 +257,17 @@ class ContentStore:
     def object_path(self, sha256: str) -> Path:
         return self.root / self.object_relpath(sha256)
 
-    def stage(self, src_fd: int, progress: Callable[[int], None] | None = None) -> StagedFile:
-        """Copy and hash ``src_fd`` into a temp file of this process's scratch directory.
+    def stage(self, src_fd: int, progress: Callable[[int], None] | None = None,
+              before: os.stat_result | None = None) -> StagedFile:
+        """Copy and hash ``src_fd`` into a temp file of this process's scratch directory;
+        ``before`` is its ``fstat`` if the caller has just taken it.
 
         Not yet durable (see :meth:`sync`) and not yet in the store (see :meth:`link_staged`);
         callers batch many staged files into one sync.
         """
         if self._scratch is None or self._scratch_fd is None:
             raise RuntimeError("ContentStore.open() was not called")
-        before = os.fstat(src_fd)
+        before = before or os.fstat(src_fd)
         if not stat.S_ISREG(before.st_mode):
             raise SourceReadError("not_regular", "not a regular file")
         # A counter names it (the scratch directory is this process's alone), made relative

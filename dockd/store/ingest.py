@@ -598,7 +598,7 @@ class _Session:
                 return None
             try:
                 st = os.fstat(fd)
-                return self.store.content.stage(fd, self._on_bytes), st
+                return self.store.content.stage(fd, self._on_bytes, st), st
             except SourceChangedError as exc:
                 log.warning("file changed while read; reading again",
                             extra={"path": display_path(entry.relpath), "detail": str(exc)})
