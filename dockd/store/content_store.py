@@ -492,9 +492,9 @@ class ContentStore:
         sha = staged.digests["sha256"]
         relpath = self.object_relpath(sha)
         try:
-            # link() never replaces: an object already stored (or just stored by a
-            # concurrent ingest) is kept as it is.
-            created = link_making_dirs(staged.tmp_path, self._root_prefix + relpath)
+            # Neither never replaces: an object already stored (or just stored by a
+            # concurrent ingest) is kept as it is, and the temp file is discarded.
+            created = _move_making_dirs(staged.tmp_path, self._root_prefix + relpath)
         except OSError as exc:
             raise_store_error(exc, "linking a file into the store")
             raise
@@ -754,3 +754,30 @@ def syncfs(fd: int) -> None:
 
 
 _libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+_AT_FDCWD = -100
+_RENAME_NOREPLACE = 1
+_renameat2 = getattr(_libc, "renameat2", None)  # glibc 2.28 and later
+
+
+def _move_making_dirs(temp: str, new: str) -> bool:
+    """Move a staged file to its object name unless that name exists, creating the
+    fan-out directory if missing; False when it exists (the temp file then stays, to be
+    discarded). ``renameat2(RENAME_NOREPLACE)``: atomic and never replacing, like
+    ``link()``, and the temp name is gone with it (a link and then an unlink had been two
+    directory updates per file). Where the kernel or file system refuses the flag, a
+    link, which never replaces either."""
+    if _renameat2 is not None:
+        for _attempt in range(2):
+            if _renameat2(_AT_FDCWD, temp.encode(), _AT_FDCWD, new.encode(),
+                          _RENAME_NOREPLACE) == 0:
+                return True
+            err = ctypes.get_errno()
+            if err == errno.EEXIST:
+                return False
+            if err == errno.ENOENT and not os.path.isdir(os.path.dirname(new)):
+                make_dirs(Path(new).parent, DIR_MODE)
+                continue
+            if err not in (errno.EINVAL, errno.ENOSYS):
+                raise OSError(err, os.strerror(err), temp, None, new)
+            break
+    return link_making_dirs(temp, new)
