@@ -269,12 +269,17 @@ SERIAL_GROUPS: dict[str, str] = {
 }
 
 
+# The groups that are the longest chains, handed out before everything else so that they
+# start at once, each on a worker of its own, while the short tests fill in around them:
+# the HIL guest (minutes of emulation) and the package build. (xdist would hand out the
+# units with the most tests first, which says nothing of how long they take.)
+FIRST_GROUPS = ("hil-guest", "deb")
+
+
 @pytest.hookimpl(optionalhook=True)
 def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
-    """With ``--dist loadgroup``: each SERIAL_GROUPS group is one unit, every other test alone.
-
-    Larger units are handed out first (xdist's order), so the long groups start at once.
-    """
+    """With ``--dist loadgroup``: each SERIAL_GROUPS group is one unit, every other test alone;
+    the FIRST_GROUPS first, then xdist's order."""
     if config.getvalue("dist") != "loadgroup":
         return None
     from xdist.scheduler import LoadScopeScheduling
@@ -282,5 +287,11 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
     class GroupScheduling(LoadScopeScheduling):
         def _split_scope(self, nodeid: str) -> str:
             return SERIAL_GROUPS.get(nodeid.split("::", 1)[0], nodeid)
+
+        def _assign_work_unit(self, node: Any) -> None:
+            for group in reversed(FIRST_GROUPS):
+                if group in self.workqueue:
+                    self.workqueue.move_to_end(group, last=False)
+            super()._assign_work_unit(node)
 
     return GroupScheduling(config, log)
