@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 from pathlib import Path
 
@@ -25,6 +26,9 @@ from tests.custody_support import NoteEvent
 SCHEMAS = Path(dockd.report.mqtt.__file__).parent / "schemas"
 
 
+# Once per schema: checking a schema against the metaschema cost more than validating a
+# payload, at every hypothesis example.
+@functools.cache
 def validator(name: str) -> jsonschema.protocols.Validator:
     schema = json.loads((SCHEMAS / f"{name}.v1.json").read_text())
     cls = jsonschema.validators.validator_for(schema)

@@ -248,7 +248,7 @@ def test_usage_errors(args: list[str], words: str) -> None:
 # -- hostile payloads never crash the watcher ------------------------------------------
 
 def _watch_in_process(json_mode: bool) -> _Watch:
-    args = build_parser().parse_args(["watch", "--broker", "mqtt://127.0.0.1:1", "--verify",
+    args = build_parser("watch").parse_args(["watch", "--broker", "mqtt://127.0.0.1:1", "--verify",
                                       *(["--json"] if json_mode else [])])
     settings_ = ConnectionSettings(broker=parse_broker_url(args.broker), client_id="t")
     return _Watch(args, settings_, "dockd", StreamVerifier("dockd"))
