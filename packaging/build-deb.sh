@@ -3,9 +3,9 @@
 #
 #   packaging/build-deb.sh [--out DIR]     default DIR: the repository root
 #
-# 1. a tools venv on Debian's own python3.11 (build/deb/tools) fetches and builds every wheel
-#    dockd needs into build/deb/wheelhouse: the only step that uses the network (PyPI; pip's
-#    cache makes a second build offline);
+# 1. pip, run by Debian's own python3.11 (the pip of ./dev's .venv, else of a tools venv in
+#    build/deb/tools), fetches and builds every wheel dockd needs into build/deb/wheelhouse:
+#    the only step that uses the network (PyPI; pip's cache makes a second build offline);
 # 2. the tree's files (tracked and new, not ignored) are copied to build/deb/src/dockd-<version>
 #    with packaging/debian as debian/ and a changelog made from pyproject's version;
 # 3. dpkg-buildpackage builds the binary package offline from that wheelhouse
@@ -30,15 +30,22 @@ SRC="$WORK/src/dockd-$VERSION"
 # Reproducible dates: the last commit's time.
 export SOURCE_DATE_EPOCH="${SOURCE_DATE_EPOCH:-$(git -C "$REPO" log -1 --format=%ct 2>/dev/null || date +%s)}"
 
-# 1. wheels
-if [ ! -x "$WORK/tools/bin/pip" ]; then
+# 1. wheels, by a pip that Debian's python3.11 runs (pip --python): the repository's .venv's
+#    when ./dev has made one (a tools venv costs a quarter of a minute of ensurepip and pip),
+#    else a tools venv of its own
+TOOLS_PIP="$WORK/tools/bin/pip"
+WHEEL_PIP=("$TOOLS_PIP")
+if [ -x "$REPO/.venv/bin/pip" ] && "$REPO/.venv/bin/pip" --python "$PYTHON" --version >/dev/null 2>&1; then
+    TOOLS_PIP="$REPO/.venv/bin/pip"
+    WHEEL_PIP=("$TOOLS_PIP" --python "$PYTHON")
+elif [ ! -x "$TOOLS_PIP" ]; then
     log "tools venv on $PYTHON"
     "$PYTHON" -m venv "$WORK/tools"
-    "$WORK/tools/bin/pip" install -q --upgrade pip
+    "$TOOLS_PIP" install -q --upgrade pip
 fi
 rm -rf "$WORK/wheelhouse/dockd-"*.whl
 log "wheels for dockd $VERSION and its dependencies"
-"$WORK/tools/bin/pip" wheel -q --prefer-binary --wheel-dir "$WORK/wheelhouse" "$REPO"
+"${WHEEL_PIP[@]}" wheel -q --prefer-binary --wheel-dir "$WORK/wheelhouse" "$REPO"
 
 # 2. source tree
 rm -rf "$WORK/src"
@@ -59,7 +66,7 @@ EOF
 
 # 3. the package
 log "dpkg-buildpackage in $SRC"
-(cd "$SRC" && WHEELHOUSE="$WORK/wheelhouse" TOOLS_PIP="$WORK/tools/bin/pip" \
+(cd "$SRC" && WHEELHOUSE="$WORK/wheelhouse" TOOLS_PIP="$TOOLS_PIP" \
     dpkg-buildpackage -b -us -uc >"$WORK/build.log" 2>&1) || {
     tail -40 "$WORK/build.log" >&2
     log "ERROR: dpkg-buildpackage failed (whole log: $WORK/build.log)"
