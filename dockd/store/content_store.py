@@ -8,8 +8,9 @@ Layout under the store root::
 A file is copied and hashed in one pass (hash workers overlap the reads and writes) into a
 temp file on the store's file system. Files are then made durable in batches by
 :meth:`ContentStore.publish_batch`, the one owner of that sequence: one ``syncfs`` for the
-batch, each file optionally re-read from the disk and compared, linked under its hash name
-(link, not rename, so an existing object is never replaced), a second ``syncfs``, and only
+batch, each file optionally re-read from the disk and compared, moved to its hash name
+(``renameat2`` with ``RENAME_NOREPLACE``, else ``link``: an existing object is never
+replaced), a second ``syncfs``, and only
 then the caller's catalog commit. A batch being linked is announced in an intent file
 first, so that a crash before the commit can be undone at the next start.
 """
