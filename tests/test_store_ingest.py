@@ -161,6 +161,24 @@ def test_a_redock_passes_over_unchanged_files_only(
     assert verify_store(store, "t").ok
 
 
+@pytest.mark.parametrize("list_files", [True, False])
+def test_a_redock_stores_again_a_file_whose_item_was_pruned(
+        open_test_store: Opener, make_tree: Tree, tmp_path: Path, list_files: bool) -> None:
+    """Known means catalogued and not pruned: a pruned item's file is stored again."""
+    files = {f"DCIM/{i:03}.MP4": os.urandom(300 + i) for i in range(300)}
+    src = make_tree(tmp_path / "src", files)
+    store = open_test_store()
+    Ingestor(store, "t").ingest(src, "REC-1")
+    sha = hashlib.sha256(files["DCIM/299.MP4"]).hexdigest()
+    with store.catalog.transaction() as tx:  # as prune marks it (its files left in place)
+        tx.execute("UPDATE items SET deleted_at='2026-01-01T00:00:00.000000Z' WHERE sha256=?",
+                   (sha,))
+    again = Ingestor(store, "t").ingest(src, "REC-1", list_files=list_files)
+    assert (again.count("known"), again.count("stored")) == (299, 1)
+    assert store.catalog.query_one("SELECT deleted_at FROM items WHERE sha256=?",
+                                   (sha,))[0] is None
+
+
 def test_special_files_are_skipped_never_opened(open_test_store: Opener, make_tree: Tree,
                                                 tmp_path: Path) -> None:
     src = make_tree(tmp_path / "src", {"DCIM/real.MP4": b"video"})

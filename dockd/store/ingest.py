@@ -25,7 +25,7 @@ import logging
 import os
 import threading
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -69,6 +69,7 @@ from dockd.store.session_folder import SessionFolder
 from dockd.store.source import (
     ERROR_KINDS,
     BeneathOpener,
+    EntryKind,
     SourceEntry,
     WalkAhead,
     check_source,
@@ -374,22 +375,31 @@ class _Session:
             order = itertools.count()
             for chunk in chunks:
                 self._check_cancel()
-                files = [entry for entry in chunk if entry.is_file]
+                files = [entry for entry in chunk if entry.kind is EntryKind.FILE]
                 survey.files += len(files)
                 survey.bytes += sum(entry.size for entry in files)
-                if not survey.all_known:
-                    continue
-                known = ingest_catalog.known_files(
-                    self.store.catalog, self.recorder,
-                    [(e.relpath, e.size, e.mtime_ns) for e in files]) \
-                    if len(files) == len(chunk) else {}
-                if len(known) < len(chunk):  # relpaths are unique: each found once
-                    survey.all_known, survey.listed = False, []
-                elif self.list_files:
-                    survey.listed += [(next(order), FileOutcome(
-                        display_path(e.relpath), Outcome.KNOWN, sha256=known[
-                            (e.relpath, e.size, e.mtime_ns)], size=e.size)) for e in files]
+                if survey.all_known:
+                    survey.all_known = len(files) == len(chunk) and self._all_known(
+                        files, survey.listed, order)
+                    if not survey.all_known:
+                        survey.listed = []
         return survey
+
+    def _all_known(self, files: list[SourceEntry], listed: list[tuple[int, FileOutcome]],
+                   order: Iterator[int]) -> bool:
+        """Whether every one of ``files`` is known (paths are unique in a walk); with
+        ``list_files``, their outcomes are added to ``listed``."""
+        keys = [(e.relpath, e.size, e.mtime_ns) for e in files]
+        if not self.list_files:
+            return ingest_catalog.count_known(self.store.catalog, self.recorder, keys) \
+                == len(keys)
+        known = ingest_catalog.known_files(self.store.catalog, self.recorder, keys)
+        if len(known) < len(keys):
+            return False
+        listed += [(next(order), FileOutcome(display_path(e.relpath), Outcome.KNOWN,
+                                             sha256=known[key], size=e.size))
+                   for e, key in zip(files, keys, strict=True)]
+        return True
 
     def _offload_chunk(self, chunk: list[tuple[int, SourceEntry]]) -> None:
         files = [entry for _order, entry in chunk if entry.is_file]

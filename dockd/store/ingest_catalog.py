@@ -21,6 +21,12 @@ from dockd.store.metadata import RecordingMetadata
 
 DatabaseError = sqlite3.Error  # what a catalog write raises besides the two below
 _CHUNK = 500  # well under SQLite's bound-parameter limit (32,766; 999 before 3.32)
+_CHUNK_ROWS = 300  # (path, size, mtime) rows: 900 parameters
+# The sighting's item is not pruned. Through the pruned items' own small index, not a join
+# with items: on a re-dock the join's random reads of the items table and its index were
+# half the time on a cold cache (the sightings' index alone covers the rest).
+_LIVE = ("NOT EXISTS (SELECT 1 FROM items p INDEXED BY items_pruned"
+         " WHERE p.sha256 = s.sha256 AND p.deleted_at IS NOT NULL)")
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,19 +102,31 @@ def known_files(catalog: Catalog, recorder: str,
     found: dict[tuple[bytes, int, int], str] = {}
     for start in range(0, len(paths), _CHUNK):
         part = paths[start:start + _CHUNK]
-        # Pruned items through their own small index, not a join with items: on a re-dock
-        # the join's random reads of the items table and its index were half the time on
-        # a cold cache (the sightings' index alone covers the rest).
         rows = catalog.conn.execute(
             "SELECT s.source_path_raw, s.size, s.mtime_ns, s.sha256 FROM sightings s"
             f" WHERE s.recorder = ? AND s.source_path_raw IN ({','.join('?' * len(part))})"
-            " AND NOT EXISTS (SELECT 1 FROM items p INDEXED BY items_pruned"
-            " WHERE p.sha256 = s.sha256 AND p.deleted_at IS NOT NULL)", (recorder, *part))
+            f" AND {_LIVE}", (recorder, *part))
         for raw, size, mtime_ns, sha in rows:
             key = (bytes(raw), size, mtime_ns)
             if key in wanted:
                 found[key] = sha
     return found
+
+
+def count_known(catalog: Catalog, recorder: str, files: Sequence[tuple[bytes, int, int]]) -> int:
+    """How many of ``files`` (recorder path, size, mtime; no path twice) :func:`known_files`
+    would find, counted by SQLite: a re-dock's first walk only asks whether all of them are
+    known (a third of the CPU of building every key in Python)."""
+    known = 0
+    for start in range(0, len(files), _CHUNK_ROWS):
+        part = files[start:start + _CHUNK_ROWS]
+        known += catalog.conn.execute(
+            f"SELECT count(*) FROM (VALUES {','.join(['(?,?,?)'] * len(part))}) v"
+            f" WHERE EXISTS (SELECT 1 FROM sightings s WHERE s.recorder = ?{3 * len(part) + 1}"
+            " AND s.source_path_raw = v.column1 AND s.size = v.column2"
+            f" AND s.mtime_ns = v.column3 AND {_LIVE})",
+            [*(value for file in part for value in file), recorder]).fetchone()[0]
+    return int(known)
 
 
 def catalogued(catalog: Catalog, shas: Sequence[str]) -> dict[str, str | None]:
