@@ -72,7 +72,8 @@ def main() -> int:
                                                    "redock,json")
     parser.add_argument("--baseline-code", type=Path,
                         help="a checkout of other dockd code (e.g. main before a change): its "
-                             "in-process re-dock is timed too, in the same rounds")
+                             "in-process re-dock and its listings are timed too, in the same "
+                             "rounds")
     args = parser.parse_args()
     if os.geteuid() != 0:
         raise SystemExit("run as root: loop mounts and drop_caches")
@@ -302,6 +303,12 @@ class Bench:
                                / base.seconds, "<= 2.0")
                 self.table.add(f"  {what} --json: dockd peak RSS MB", ours.max_rss_mb or 0,
                                "", ".0f")
+                if self.baseline_code is not None:
+                    before = fsbench.timed_process(f"baseline {what}", fsbench.dockd(
+                        *args, "--json", "--config", config), env=dict(
+                        fsbench.dockd_env(), PYTHONPATH=str(self.baseline_code)))
+                    self.table.add(f"  {what} --json: baseline code / sqlite3", before.seconds
+                                   / base.seconds)
 
     # -- 500,000 x 1 KiB: memory ------------------------------------------------------------
 
