@@ -3,6 +3,7 @@ read-back verification, a source that changes while read."""
 
 from __future__ import annotations
 
+import datetime as dt
 import fcntl
 import hashlib
 import os
@@ -33,6 +34,7 @@ from dockd.store.hashing import (
     c4_from_sha512_hex,
     digest_bytes,
 )
+from dockd.store.mhl import MhlEntry, MhlSpool, write_session_mhl, write_spooled_mhl
 from tests.store_support import publish_one
 
 
@@ -312,3 +314,23 @@ def test_a_store_made_with_two_fan_out_levels_keeps_them(tmp_path: Path) -> None
     (old / "objects.fanout").write_text("3\n")
     with pytest.raises(StoreUnavailableError, match="fan-out"):
         _store(old)
+
+
+def test_spooled_mhl_is_the_manifest_of_its_entries_across_block_ends(tmp_path: Path) -> None:
+    """The spool keeps finished ``<hash>`` elements and reads them back in 1 MiB blocks:
+    names of multi-byte characters cut by a block's end come out whole, and the manifest
+    is byte for byte the one made from the entries themselves."""
+    now = dt.datetime(2026, 12, 7, 16, 0, 0, 123456, tzinfo=dt.UTC)
+    entries = [MhlEntry(f"DCIM/{'王&<>' * (i % 97)}{i}.MP4", i, now - dt.timedelta(days=1),
+                        {"xxh128": f"{i:032x}", "c4": "c4" + "1" * 88}, now)
+               for i in range(4000)]  # about 2.5 MiB of elements
+    spool = MhlSpool(tmp_path, ["xxh128", "c4"])
+    for entry in entries:
+        spool.append(entry)
+    spooled = write_spooled_mhl(tmp_path / "spooled", spool, now)
+    spool.close()
+    listed = write_session_mhl(tmp_path / "listed", entries, ["xxh128", "c4"], now)
+    assert spooled == listed
+    (a,), (b,) = ((tmp_path / d / "ascmhl").glob("0001_*.mhl") for d in ("spooled", "listed"))
+    assert a.read_bytes().replace(b"spooled", b"listed") == b.read_bytes()
+    assert a.read_text(encoding="utf-8").count("<hash>") == 4000

@@ -61,7 +61,7 @@ from dockd.store.fsutil import exclusive_lock, link_making_dirs
 from dockd.store.guard import check_store_path
 from dockd.store.ingest_catalog import FileRow, SessionEnd
 from dockd.store.metadata import read_metadata
-from dockd.store.mhl import MhlEntry, MhlSpool, write_session_mhl
+from dockd.store.mhl import MhlEntry, MhlSpool, write_spooled_mhl
 from dockd.store.outcomes import FailReason, Outcome, SessionResult, StopReason
 from dockd.store.progress import Progress
 from dockd.store.read_ahead import ReadAhead, worth_reading_ahead
@@ -318,8 +318,7 @@ class _Session:
                 else SessionResult.COMPLETED
         if self._mhl is not None and self._mhl.count:
             try:
-                report.mhl_c4 = write_session_mhl(self.folder.path, self._mhl.entries(),
-                                                  self.ing.settings.mhl_hashes,
+                report.mhl_c4 = write_spooled_mhl(self.folder.path, self._mhl,
                                                   self.store.clock.now())
             except OSError as exc:
                 log.error("ASC MHL not written", extra={"session": self.id, "error": str(exc)})
@@ -562,18 +561,21 @@ class _Session:
         """The committed batch in the report, the progress and the ASC MHL spool."""
         hashed_at = self.store.clock.now()
         mhl_hashes = self.ing.settings.mhl_hashes
-        with self._lock:  # the report is shared with the copying thread
-            for item, row, new in zip(published, rows, fresh, strict=True):
-                pending = batch.files[item.index]
-                if item.session_path is not None:
-                    self._linked += 1
-                if item.session_path is not None and self.ing.settings.mhl:
+        # The spool is the committer's alone (the session's end reads it once the committer
+        # is done): not under the lock the copying thread takes for its progress.
+        for item, row in zip(published, rows, strict=True):
+            if item.session_path is not None:
+                self._linked += 1
+                if self.ing.settings.mhl:
                     if self._mhl is None:
-                        self._mhl = MhlSpool(self.store.root / TMP_DIR)
+                        self._mhl = MhlSpool(self.store.root / TMP_DIR, mhl_hashes)
                     self._mhl.append(MhlEntry(
                         item.session_path, row.size,
                         dt.datetime.fromtimestamp(row.mtime_ns / 1e9, dt.UTC),
                         {k: row.digests[k] for k in mhl_hashes if k in row.digests}, hashed_at))
+        with self._lock:  # the report is shared with the copying thread
+            for item, row, new in zip(published, rows, fresh, strict=True):
+                pending = batch.files[item.index]
                 self._note(pending.order, FileOutcome(
                     pending.shown, Outcome.STORED if new else Outcome.DEDUPLICATED,
                     sha256=row.sha256, size=row.size))

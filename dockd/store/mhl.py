@@ -7,8 +7,9 @@ with the manifest's c4, which the reference tool (``ascmhl-debug verify``) check
 
 from __future__ import annotations
 
+import codecs
 import datetime as dt
-import json
+import html
 import socket
 import tempfile
 from collections.abc import Iterable, Iterator, Sequence
@@ -34,28 +35,29 @@ class MhlEntry:
 
 
 class MhlSpool:
-    """A session's manifest entries, kept on disk until the manifest is written (in a
-    nameless temp file in ``directory``, gone when closed or when the process dies), so
-    that a session of 500,000 files does not hold 500,000 entries in memory."""
+    """A session's manifest entries, kept on disk as their finished ``<hash>`` elements
+    until the manifest is written (in a nameless temp file in ``directory``, gone when
+    closed or when the process dies), so that a session of 500,000 files does not hold
+    500,000 entries in memory. Each is formatted as it is appended (on the committer,
+    beside the copy), so writing the manifest at the session's end is a copy of text."""
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, hash_formats: Sequence[str]) -> None:
         self._file = tempfile.TemporaryFile(dir=directory)  # noqa: SIM115 - closed in close()
+        self._formats = tuple(hash_formats)
         self.count = 0
 
     def append(self, entry: MhlEntry) -> None:
-        line = json.dumps([entry.path, entry.size, entry.modified.isoformat(), entry.digests,
-                           entry.hashed_at.isoformat()], separators=(",", ":"))
-        self._file.write(line.encode("utf-8") + b"\n")
+        self._file.write(hash_element(entry, self._formats).encode("utf-8"))
         self.count += 1
 
-    def entries(self) -> Iterator[MhlEntry]:
-        """The entries in the order they were appended."""
+    def elements(self) -> Iterator[str]:
+        """The elements' text in the order they were appended, a block at a time."""
         self._file.flush()
         self._file.seek(0)
-        for line in self._file:
-            path, size, modified, digests, hashed_at = json.loads(line)
-            yield MhlEntry(path, size, dt.datetime.fromisoformat(modified), digests,
-                           dt.datetime.fromisoformat(hashed_at))
+        decoder = codecs.getincrementaldecoder("utf-8")()  # a block may end inside a character
+        while block := self._file.read(1 << 20):
+            yield decoder.decode(block)
+        yield decoder.decode(b"", final=True)
         self._file.seek(0, 2)  # appending again goes on at the end
 
     def close(self) -> None:
@@ -66,10 +68,22 @@ def write_session_mhl(folder: Path, entries: Iterable[MhlEntry], hash_formats: S
                       now: dt.datetime) -> str:
     """Write the history into ``folder/ascmhl``; return the manifest's c4 ID. The entries
     are written in the order given (an offload gives them in the volume's order)."""
-    # Imported where used: xml.sax.saxutils pulls in urllib.request, http.client and ssl,
-    # a fiftieth of a second at the start of every command that opens the store.
-    from xml.sax.saxutils import escape
+    return _write_mhl(folder, (hash_element(e, hash_formats) for e in entries), now)
 
+
+def write_spooled_mhl(folder: Path, spool: MhlSpool, now: dt.datetime) -> str:
+    """:func:`write_session_mhl` of the entries appended to ``spool``."""
+    return _write_mhl(folder, spool.elements(), now)
+
+
+def _escape(text: str) -> str:
+    """XML character data: ``&``, ``<`` and ``>`` escaped, as ``xml.sax.saxutils.escape``
+    does, from the light ``html`` module (xml.sax pulls in urllib.request, http.client and
+    ssl: a tenth of a second at the end of every offload session)."""
+    return html.escape(text, quote=False)
+
+
+def _write_mhl(folder: Path, elements: Iterable[str], now: dt.datetime) -> str:
     mhl_dir = folder / MHL_DIR
     make_dirs(mhl_dir, DIR_MODE)
     stamp = now.astimezone(dt.UTC)
@@ -84,14 +98,13 @@ def write_session_mhl(folder: Path, entries: Iterable[MhlEntry], hash_formats: S
             c4.update(data)
             yield data
 
-    write_chunks_atomic(mhl_dir / name, hashed(_manifest_xml(entries, hash_formats, stamp)),
-                        mode=0o440)
+    write_chunks_atomic(mhl_dir / name, hashed(_manifest_xml(elements, stamp)), mode=0o440)
     manifest_c4 = c4.digests()["c4"]
     chain = (
         '<?xml version="1.0" encoding="UTF-8"?>\n'
         '<ascmhldirectory xmlns="urn:ASC:MHL:DIRECTORY:v2.0">\n'
         '  <hashlist sequencenr="1">\n'
-        f"    <path>{escape(name)}</path>\n"
+        f"    <path>{_escape(name)}</path>\n"
         f"    <c4>{manifest_c4}</c4>\n"
         "  </hashlist>\n"
         "</ascmhldirectory>\n"
@@ -100,18 +113,15 @@ def write_session_mhl(folder: Path, entries: Iterable[MhlEntry], hash_formats: S
     return manifest_c4
 
 
-def _manifest_xml(entries: Iterable[MhlEntry], hash_formats: Sequence[str],
-                  now: dt.datetime) -> Iterator[str]:
-    """The manifest's text, one file's ``<hash>`` element at a time."""
-    from xml.sax.saxutils import escape  # see write_session_mhl
-
+def _manifest_xml(elements: Iterable[str], now: dt.datetime) -> Iterator[str]:
+    """The manifest's text around the files' ``<hash>`` elements."""
     yield "\n".join([
         '<?xml version="1.0" encoding="UTF-8"?>',
         '<hashlist version="2.0" xmlns="urn:ASC:MHL:v2.0">',
         "  <creatorinfo>",
         f"    <creationdate>{_date(now)}</creationdate>",
-        f"    <hostname>{escape(socket.gethostname())}</hostname>",
-        f'    <tool version="{escape(__version__)}">dockd</tool>',
+        f"    <hostname>{_escape(socket.gethostname())}</hostname>",
+        f'    <tool version="{_escape(__version__)}">dockd</tool>',
         "  </creatorinfo>",
         "  <processinfo>",
         "    <process>transfer</process>",
@@ -124,15 +134,20 @@ def _manifest_xml(entries: Iterable[MhlEntry], hash_formats: Sequence[str],
         "  <hashes>",
         "",
     ])
-    for entry in entries:
-        lines = ["    <hash>",
-                 f'      <path size="{entry.size}" lastmodificationdate="{_date(entry.modified)}">'
-                 f"{escape(entry.path)}</path>"]
-        lines += [f'      <{fmt} action="original" hashdate="{_date(entry.hashed_at, True)}">'
-                  f"{entry.digests[fmt]}</{fmt}>" for fmt in hash_formats]
-        lines += ["    </hash>", ""]
-        yield "\n".join(lines)
+    yield from elements
     yield "  </hashes>\n</hashlist>\n"
+
+
+def hash_element(entry: MhlEntry, hash_formats: Sequence[str]) -> str:
+    """One file's ``<hash>`` element of the manifest, with its line end."""
+    hashed_at = _date(entry.hashed_at, True)
+    lines = ["    <hash>",
+             f'      <path size="{entry.size}" lastmodificationdate="{_date(entry.modified)}">'
+             f"{_escape(entry.path)}</path>"]
+    lines += [f'      <{fmt} action="original" hashdate="{hashed_at}">'
+              f"{entry.digests[fmt]}</{fmt}>" for fmt in hash_formats]
+    lines += ["    </hash>", ""]
+    return "\n".join(lines)
 
 
 def _date(moment: dt.datetime, micro: bool = False) -> str:
