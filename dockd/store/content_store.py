@@ -134,9 +134,10 @@ class SourceReadError(Exception):
 def not_listed_at_open(rel: str, levels: int) -> bool:
     """Directories whose entries the ownership check at open does not list, so that it costs
     the same at any store size (only their own owner and mode are checked): the object
-    fan-out directories (they hold only objects, written by ``link``, which never follows or
-    replaces a name) and each recorder's session folders (whatever is written or removed
-    below them is checked where it is used: :func:`dockd.store.guard.check_store_path`)."""
+    fan-out directories (they hold only objects, put there by ``renameat2(RENAME_NOREPLACE)``
+    or ``link``, neither of which follows or replaces a name) and each recorder's session
+    folders (whatever is written or removed below them is checked where it is used:
+    :func:`dockd.store.guard.check_store_path`)."""
     if rel.startswith(f"{SESSIONS_DIR}/"):
         return rel.count("/") == 1
     return rel.startswith(f"{OBJECTS_DIR}/") and rel.count("/") == OBJECTS_DIR.count("/") + levels

@@ -85,7 +85,8 @@ def check_store_tree(root: Path, is_leaf: Callable[[str], bool] = lambda rel: Fa
     tree, so nothing planted later can send a write outside it. The entries of a directory
     for which ``is_leaf(relative path)`` holds are not listed, so that the cost does not grow
     with the store: their own owner and mode are checked. The object fan-out directories
-    hold only objects, written with ``link``, which never follows or replaces (reading them
+    hold only objects, put there by ``renameat2(RENAME_NOREPLACE)`` or ``link``, neither of
+    which follows or replaces a name (reading them
     uses ``O_NOFOLLOW``); below a recorder's session folder, whatever is written or removed
     is checked where it is used (:func:`check_store_path`). StoreUnavailableError (exit 73)
     naming the path otherwise. The root itself may be a link (an administrator's choice).
