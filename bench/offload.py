@@ -137,7 +137,8 @@ def run_all(work: Path, card: Path, scale: float, rounds: int, targets_only: boo
     print(f"data set: {big_n} x {big_size // MiB} MiB + {small_n} x 1 MiB = {total / MiB:.0f} MiB;"
           f" then {n_small} x 64 KiB")
     print(f"cpu: {os.cpu_count()} cores; caches dropped before each run: {can_drop_caches()};"
-          f" {rounds} interleaved rounds (the machine is shared: only same-round ratios count)")
+          f" {rounds} interleaved rounds (the machine is shared: only same-round ratios count);"
+          f" load average at start {_load()}", flush=True)
 
     ratios: dict[str, list[float]] = {}
     seconds: dict[str, list[float]] = {}
@@ -150,7 +151,7 @@ def run_all(work: Path, card: Path, scale: float, rounds: int, targets_only: boo
             rss.setdefault(run.name, []).append(run.max_rss_mb)
         return run
 
-    for _ in range(rounds):
+    for i in range(rounds):
         cp_sync = note(timed_shell("cp -r + sync", f"cp -r {src} {work}/cp1 && sync")).seconds
         shutil.rmtree(work / "cp1")
         cp_sha = note(timed_shell(
@@ -180,6 +181,10 @@ def run_all(work: Path, card: Path, scale: float, rounds: int, targets_only: boo
         ver = note(timed_verify("dockd verify", work, store))
         ratios.setdefault("dockd verify vs sha256sum (>= 1.5)", []).append(sha / ver.seconds)
         shutil.rmtree(store)
+        # Each round as it ends: a run cut short (the shared lock's time) still says something.
+        print(f"{time.strftime('%H:%M:%S')} round {i + 1}: "
+              + "; ".join(f"{name} {values[-1]:.2f}" for name, values in ratios.items())
+              + f"; load average {_load()}", flush=True)
 
     for name, values in seconds.items():
         peak = f"  peak RSS {max(rss[name]):.0f} MB" if name in rss else ""
@@ -192,8 +197,12 @@ def run_all(work: Path, card: Path, scale: float, rounds: int, targets_only: boo
     none = statistics.median(seconds["dockd verify=none"])
     dest = statistics.median(seconds["dockd verify=destination"])
     print(f"cost of destination read-back (medians): {dest - none:+.2f} s"
-          f" ({(dest / none - 1) * 100:+.0f}%)")
+          f" ({(dest / none - 1) * 100:+.0f}%); load average at the end {_load()}")
     return 0
+
+
+def _load() -> str:
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
 def fmt_range(values: list[float], spec: str) -> str:

@@ -181,6 +181,7 @@ class Bench:
             t.add("  default, peak RSS MB", default.max_rss_mb or 0, "", ".0f")
             t.add("  default, CPU ms per file", (default.cpu_seconds or 0) * 1000 / n)
             t.add("  naive Python, CPU ms per file", (naive.cpu_seconds or 0) * 1000 / n)
+            t.add("  load average (1 min) at the round's end", os.getloadavg()[0], "", ".1f")
 
     # -- re-dock of the unchanged volume ---------------------------------------------
 
@@ -251,6 +252,7 @@ class Bench:
                 t.add(f"  {n}: peak RSS MB", default.max_rss_mb or 0, "<= 80", ".0f")
                 t.add(f"  {n}: CPU per file vs the 10k run", (default.cpu_seconds or 0) / n
                       / ((ten.cpu_seconds or 1) / n_small))
+                t.add("  load average (1 min) at the round's end", os.getloadavg()[0], "", ".1f")
                 if then is not None and i == rounds - 1:
                     then(dst / "store")
 
@@ -319,6 +321,7 @@ class Bench:
         self.table.add(f"{n} x 1 KiB: dockd default, s (one run)", run.seconds)
         self.table.add(f"  {n}: peak RSS MB", run.max_rss_mb or 0, "<= 80", ".0f")
         self.table.add(f"  {n}: CPU ms per file", (run.cpu_seconds or 0) * 1000 / n)
+        self.table.add("  load average (1 min) at its end", os.getloadavg()[0], "", ".1f")
         print(f"500k run done in {time.perf_counter() - t0:.0f} s", flush=True)
 
 
