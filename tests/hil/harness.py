@@ -54,6 +54,9 @@ QEMU_BINARY = "qemu-system-x86_64"
 # Bus numbers are stable because the guest init loads xhci_pci before dummy_hcd.
 QEMU_USB2_BUS = 1
 GADGET_BUSES = {"dummy_udc.0": 3, "dummy_udc.1": 4}
+# 9p cache mode of the read-only host root in the guest (Guest.boot's root_cache; HIL_ROOT_CACHE
+# overrides it, to compare): see docs/hil.md, "How the guest is built".
+ROOT_CACHE = os.environ.get("HIL_ROOT_CACHE", "loose")
 # A device every guest has; a "change" on it marks a point in the udev event stream.
 BARRIER_SYSPATH = "/sys/devices/virtual/mem/null"
 
@@ -306,7 +309,13 @@ class Guest:
     """One running QEMU guest. Create with Guest.boot(); use as a context manager."""
 
     def __init__(
-        self, work_dir: Path, cache_dir: Path, memory_mb: int, smp: int, disks: Sequence[Path] = ()
+        self,
+        work_dir: Path,
+        cache_dir: Path,
+        memory_mb: int,
+        smp: int,
+        disks: Sequence[Path] = (),
+        root_cache: str = ROOT_CACHE,
     ) -> None:
         self.work_dir = work_dir
         self.disks = tuple(disks)
@@ -324,6 +333,7 @@ class Guest:
         self._qmp: _Qmp | None = None
         self._serial_links: list[socket.socket] = []
         self._udevd_running = False
+        self._root_cache = root_cache
 
     # ----------------------------------------------------------------- life cycle
     @classmethod
@@ -336,14 +346,18 @@ class Guest:
         smp: int = 2,
         timeout: float = 300.0,
         disks: Sequence[Path] = (),
+        root_cache: str = ROOT_CACHE,
     ) -> Guest:
         """Start QEMU and wait until the guest agent says hello. Raises HilSetupMissing if the
         host is not prepared (tests/hil/setup.sh), HilTimeout if the guest does not come up.
 
         `disks` are raw image files attached as virtio disks (/dev/vda, /dev/vdb, ... in that
-        order): storage that survives a guest restart or power cut, unlike the guest's memory."""
+        order): storage that survives a guest restart or power cut, unlike the guest's memory.
+        `root_cache` is the 9p cache mode of the read-only host root ("none": every lookup
+        asks the host again; "loose": the guest keeps what it read, so host files changed
+        while the guest runs may look unchanged there — the exchange share is always "none")."""
         work_dir.mkdir(parents=True, exist_ok=True)
-        guest = cls(work_dir, cache_dir, memory_mb, smp, disks)
+        guest = cls(work_dir, cache_dir, memory_mb, smp, disks, root_cache)
         try:
             guest._start(timeout)
         except BaseException:
@@ -391,6 +405,18 @@ class Guest:
             self._proc.kill()
             self._proc.wait(30)
         self._cleanup()
+
+    def cpu_seconds(self) -> float:
+        """CPU time QEMU has used so far (every vCPU and I/O thread: the guest's cost on the
+        host), from /proc; 0.0 once QEMU has exited."""
+        if self._proc is None:
+            return 0.0
+        try:
+            fields = Path(f"/proc/{self._proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except (FileNotFoundError, ProcessLookupError):
+            return 0.0
+        # fields after "(comm)": utime and stime are the 12th and 13th (stat(5) fields 14, 15)
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
     def console_tail(self, lines: int = 40) -> str:
         """Last lines of the guest serial console, for error messages."""
@@ -453,6 +479,39 @@ class Guest:
             f"cat > {shlex.quote(guest_path)} && chmod {mode:o} {shlex.quote(guest_path)}",
             stdin=data,
         )
+
+    def state_wait(
+        self,
+        socket_path: str,
+        *,
+        bay: int | None = None,
+        states: Sequence[str] = (),
+        skip: dict[str, Any] | None = None,
+        timeout: float = 60.0,
+    ) -> dict[str, Any]:
+        """The first snapshot dockd's state channel at `socket_path` (a guest path) sends that
+        differs from `skip` and, with `bay`, shows that bay in one of `states`.
+
+        The agent reads the channel inside the guest, every line of it, so a wait costs no
+        process start there (a `dockd status` is a Python start: seconds under emulation) and
+        a short-lived state is not missed. It connects again while the socket is missing or
+        dockd restarts. HilTimeout (with the last snapshot seen) after `timeout` seconds."""
+        request: dict[str, Any] = {
+            "op": "state_wait",
+            "socket": socket_path,
+            "bay": bay,
+            "states": list(states),
+            "skip": skip,
+            "timeout": timeout,
+        }
+        reply = self._request(request, timeout=timeout + 15)
+        if not reply["matched"]:
+            raise HilTimeout(
+                f"state channel {socket_path}: bay {bay} not in {list(states)} within "
+                f"{timeout}s; last snapshot {reply['snapshot']}"
+            )
+        snapshot: dict[str, Any] = reply["snapshot"]
+        return snapshot
 
     # ----------------------------------------------------------------- udev
     def start_udevd(self, *, monitor: bool = True, timeout: float = 60.0) -> float:
@@ -636,6 +695,7 @@ class Guest:
                     f"hil.xchg={self.exchange_dir}",
                     f"hil.python={GUEST_PYTHON}",
                     f"hil.agent={AGENT_PATH}",
+                    f"hil.rootcache={self._root_cache}",
                 ]
             ),
             "-chardev",
@@ -764,7 +824,8 @@ class Guest:
         self._qmp.wait_event("DEVICE_DELETED", {"device": dev_id}, timeout, after=mark)
 
     def _gadget(self, action: str, spec: GadgetRecorder) -> None:
-        spec_json = json.dumps(
+        # run by the agent itself (guest/gadget.py imported there): no Python start per action
+        fields = (
             {
                 "name": spec.name,
                 "vendor_id": spec.vendor_id,
@@ -778,7 +839,7 @@ class Guest:
                 "udc": spec.udc,
             }
         )
-        self.run([str(GUEST_PYTHON), str(GADGET_PATH), action, spec_json], timeout=30)
+        self._request({"op": "gadget", "action": action, "spec": fields}, timeout=30)
 
     def _start_ffs(self, spec: GadgetRecorder, timeout: float) -> GuestProcess:
         mount = f"/run/hil-ffs/{spec.name}"

@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import hashlib
 import threading
+import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from dockd.report.state_channel import StateChannel
+
+from .guest.agent import Agent
 from .harness import Guest, HilError, HilSetupMissing, HilTimeout, UdevEvent, UdevEventLog
 from .images import ImageError, build_fat32_image, list_image, read_image_file
 
@@ -92,3 +97,71 @@ def test_event_log_finds_first_match_after_cursor(actions: list[str], after: int
             log.wait_index(lambda e: e.action == "add", timeout=0.01, after=after)
     else:
         assert log.wait_index(lambda e: e.action == "add", timeout=0.01, after=after) == expected
+
+
+class _Dock:
+    """A state channel serving whatever `bays` holds now (what dockd's channel does)."""
+
+    def __init__(self, path: Path) -> None:
+        self.bays: list[dict[str, Any]] = [{"bay": 1, "state": "empty"}]
+        self.channel = StateChannel(path, lambda: {"v": 1, "dock": {}, "bays": list(self.bays)})
+
+    def set(self, state: str) -> None:
+        self.bays = [{"bay": 1, "state": state}]
+        self.channel.changed()
+
+
+def _state_wait(path: Path, timeout: float = 10, **req: Any) -> dict[str, Any]:
+    reply: dict[str, Any] = Agent(-1)._op_state_wait({"socket": str(path), "timeout": timeout,
+                                                       **req})
+    return reply
+
+
+def test_agent_state_wait_sees_a_short_lived_state_pushed_by_the_channel(tmp_path: Path) -> None:
+    dock = _Dock(tmp_path / "status.sock")
+    dock.channel.start()
+    try:
+        def later() -> None:
+            while dock.channel.client_count == 0:
+                time.sleep(0.01)
+            for state in ("identifying", "fault", "empty"):  # fault lasts one push
+                dock.set(state)
+
+        pusher = threading.Thread(target=later)
+        pusher.start()
+        reply = _state_wait(tmp_path / "status.sock", bay=1, states=["fault"])
+        pusher.join()
+    finally:
+        dock.channel.stop()
+    assert reply == {"matched": True, "snapshot": {"v": 1, "dock": {}, "bays": [
+        {"bay": 1, "state": "fault"}]}}
+
+
+def test_agent_state_wait_skips_the_snapshot_it_was_given(tmp_path: Path) -> None:
+    dock = _Dock(tmp_path / "status.sock")
+    dock.channel.start()
+    try:
+        first = _state_wait(tmp_path / "status.sock")["snapshot"]
+        threading.Timer(0.2, dock.set, args=("identifying",)).start()
+        reply = _state_wait(tmp_path / "status.sock", skip=first)
+    finally:
+        dock.channel.stop()
+    assert first["bays"] == [{"bay": 1, "state": "empty"}]
+    assert reply["matched"] and reply["snapshot"]["bays"] == [{"bay": 1, "state": "identifying"}]
+
+
+def test_agent_state_wait_waits_for_the_socket_and_times_out_with_the_last_snapshot(
+        tmp_path: Path) -> None:
+    path = tmp_path / "status.sock"
+    dock = _Dock(path)
+    # dockd not started yet: the agent tries again until the channel answers
+    threading.Timer(0.3, dock.channel.start).start()
+    try:
+        reply = _state_wait(path, timeout=1.5, bay=1, states=["ready"])
+    finally:
+        time.sleep(0.3)  # the timer has fired
+        dock.channel.stop()
+    assert reply == {"matched": False, "snapshot": {"v": 1, "dock": {}, "bays": [
+        {"bay": 1, "state": "empty"}]}}
+    assert _state_wait(tmp_path / "nothing.sock", timeout=0.3) == {"matched": False,
+                                                                   "snapshot": None}

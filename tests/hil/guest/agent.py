@@ -10,6 +10,9 @@ Protocol (one JSON object per line, both ways):
                  {"id": n, "op": "signal", "pid": p, "sig": 15}
                  {"id": n, "op": "wait", "pid": p, "timeout": s}
                  {"id": n, "op": "monitor", "subsystems": [...]}     start streaming udev events
+                 {"id": n, "op": "state_wait", "socket": "/run/dockd/status.sock", "bay": b,
+                  "states": [...], "skip": snapshot, "timeout": s}   wait on dockd's state channel
+                 {"id": n, "op": "gadget", "action": "create", "spec": {...}}  guest/gadget.py
                  {"id": n, "op": "poweroff"}                          sync and power off
   guest -> host  {"id": n, "ok": true, ...result} | {"id": n, "ok": false, "error": "..."}
                  {"event": "hello", "uptime": s, "kernel": "..."}
@@ -20,14 +23,17 @@ Outputs are base64 so any byte a command prints arrives intact.
 from __future__ import annotations
 
 import base64
+import contextlib
 import ctypes
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -163,6 +169,35 @@ class Agent:
         threading.Thread(target=pump, daemon=True).start()
         return {}
 
+    def _op_state_wait(self, req: dict[str, Any]) -> dict[str, Any]:
+        """The first snapshot dockd's state channel sends that is not `skip` and, when `bay`
+        is given, shows that bay in one of `states`. The channel pushes every change, so
+        every line is looked at and a short-lived state is seen; waiting costs no process
+        start in the guest (a `dockd status` is a Python start, seconds under emulation).
+        Until the socket answers (dockd starting) it is tried again every 0.1 s."""
+        deadline = time.monotonic() + req["timeout"]
+        last: dict[str, Any] | None = None
+        while time.monotonic() < deadline:
+            try:
+                for snapshot in _snapshots(req["socket"], deadline):
+                    last = snapshot
+                    if snapshot != req.get("skip") and _bay_matches(snapshot, req):
+                        return {"matched": True, "snapshot": snapshot}
+            except (FileNotFoundError, ConnectionRefusedError):
+                time.sleep(0.1)
+            except (ConnectionResetError, BrokenPipeError, EOFError):
+                time.sleep(0.1)  # dockd stopped or dropped us: a restarted one answers again
+        return {"matched": False, "snapshot": last}
+
+    def _op_gadget(self, req: dict[str, Any]) -> dict[str, Any]:
+        """A gadget.py action run here rather than as `python gadget.py`: a Python start in
+        the guest costs seconds under emulation, and the actions are plain configfs writes."""
+        import gadget  # beside this file (sys.path[0]); stdlib only
+
+        {"create": gadget.create, "bind": gadget.bind, "unbind": gadget.unbind,
+         "remove": gadget.remove}[req["action"]](req["spec"])
+        return {}
+
     def _op_poweroff(self, req: dict[str, Any]) -> dict[str, Any]:
         for proc in self._children.values():
             if proc.poll() is None:
@@ -205,6 +240,37 @@ def describe(device: Any) -> dict[str, Any]:
         "properties": dict(device.properties),
         "parent_chain": chain,
     }
+
+
+def _snapshots(path: str, deadline: float) -> Iterator[dict[str, Any]]:
+    """Every JSON line of the state channel at `path` until `deadline` (then it returns);
+    EOFError when the daemon closes the connection."""
+    with contextlib.closing(socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)) as sock:
+        sock.connect(path)
+        buf = b""
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return
+            sock.settimeout(left)
+            try:
+                chunk = sock.recv(1 << 16)
+            except TimeoutError:
+                return
+            if not chunk:
+                raise EOFError("the state channel closed")
+            buf += chunk
+            *lines, buf = buf.split(b"\n")
+            for line in lines:
+                if line.strip():
+                    yield json.loads(line)
+
+
+def _bay_matches(snapshot: dict[str, Any], req: dict[str, Any]) -> bool:
+    if req.get("bay") is None:
+        return True
+    bay = next((b for b in snapshot.get("bays", []) if b.get("bay") == req["bay"]), None)
+    return bay is not None and bay.get("state") in req["states"]
 
 
 def _uptime() -> float:

@@ -4,6 +4,7 @@
 #   hil.xchg=<abs path>    host path of the read-write exchange share; mounted at the same path in the chroot
 #   hil.python=<abs path>  interpreter for the agent (the host venv, seen through the read-only root share)
 #   hil.agent=<abs path>   tests/hil/guest/agent.py
+#   hil.rootcache=<mode>   9p cache mode of the read-only host root (default none)
 # The agent runs chrooted into an overlay of the host root (tmpfs upper), so the guest runs the host's
 # userland (bash, udevadm, python, the project venv) while its writes stay in guest memory.
 /bin/busybox --install -s /bin
@@ -27,10 +28,14 @@ for kv in $(cat /proc/cmdline); do
         hil.xchg=*) XCHG=${kv#hil.xchg=} ;;
         hil.python=*) PY=${kv#hil.python=} ;;
         hil.agent=*) AGENT=${kv#hil.agent=} ;;
+        hil.rootcache=*) ROOTCACHE=${kv#hil.rootcache=} ;;
     esac
 done
 [ -n "$XCHG" ] && [ -n "$PY" ] && [ -n "$AGENT" ] || fail "hil.xchg/hil.python/hil.agent missing on the command line"
-mount -t 9p -o trans=virtio,version=9p2000.L,msize=262144,ro hostroot /hostroot || fail "9p hostroot mount"
+# cache=loose keeps what the guest read of the host root (files, directory entries, attributes)
+# instead of asking QEMU again at every lookup: a Python start makes thousands of them.
+mount -t 9p -o trans=virtio,version=9p2000.L,msize=262144,ro,cache=${ROOTCACHE:-none} hostroot /hostroot \
+    || fail "9p hostroot mount"
 mount -t 9p -o trans=virtio,version=9p2000.L,msize=262144,cache=none xchg /xchg || fail "9p xchg mount"
 mount -t tmpfs -o size=768m tmpfs /run || fail "tmpfs"
 mkdir -p /run/ov/upper /run/ov/work
