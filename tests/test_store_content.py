@@ -21,6 +21,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from dockd.errors import IntegrityError, StoreUnavailableError
+from dockd.store import content_store
 from dockd.store.content_store import (
     ContentStore,
     SourceChangedError,
@@ -53,13 +54,20 @@ def _copy_file(store: ContentStore, path: Path) -> StoredObject:
         os.close(fd)
 
 
-def test_stored_once_by_sha256_with_modes(tmp_path: Path) -> None:
+@pytest.mark.parametrize("rename", [True, False], ids=["renameat2", "link"])
+def test_stored_once_by_sha256_with_modes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                          rename: bool) -> None:
+    """A staged file becomes its object by renameat2(RENAME_NOREPLACE), or by link() where
+    the flag is refused: either way once, never replacing, with the store's modes."""
+    if not rename:
+        monkeypatch.setattr(content_store, "_renameat2", None)
     data = os.urandom(300_000)
     (tmp_path / "a").write_bytes(data)
     (tmp_path / "b").write_bytes(data)
     store = _store(tmp_path / "store")
     first = _copy_file(store, tmp_path / "a")
     second = _copy_file(store, tmp_path / "b")
+    assert [p.name for p in store._scratch.iterdir()] == [".lock"]  # type: ignore[union-attr]
     store.close()
     sha = hashlib.sha256(data).hexdigest()
     assert (first.sha256, first.created) == (sha, True)

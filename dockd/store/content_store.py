@@ -494,7 +494,7 @@ class ContentStore:
         sha = staged.digests["sha256"]
         relpath = self.object_relpath(sha)
         try:
-            # Neither never replaces: an object already stored (or just stored by a
+            # Neither replaces: an object already stored (or just stored by a
             # concurrent ingest) is kept as it is, and the temp file is discarded.
             created = _move_making_dirs(staged.tmp_path, self._root_prefix + relpath)
         except OSError as exc:
@@ -725,7 +725,7 @@ class StagedFile:
     def __init__(self, tmp_path: str, digests: dict[str, str] | FileHash, size: int,
                  written: Future[None] | None = None, head: bytes = b"") -> None:
         self.tmp_path = tmp_path
-        self.head = head  # its first bytes (up to metadata.HEAD_BYTES), read in the copy
+        self.head = head  # its first bytes (up to HEAD_BYTES), read in the copy
         self.size = size
         self._digests = digests
         self._written = written
@@ -770,7 +770,7 @@ def _move_making_dirs(temp: str, new: str) -> bool:
     link, which never replaces either."""
     if _renameat2 is not None:
         for _attempt in range(2):
-            if _renameat2(_AT_FDCWD, temp.encode(), _AT_FDCWD, new.encode(),
+            if _renameat2(_AT_FDCWD, os.fsencode(temp), _AT_FDCWD, os.fsencode(new),
                           _RENAME_NOREPLACE) == 0:
                 return True
             err = ctypes.get_errno()
