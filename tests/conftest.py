@@ -253,7 +253,8 @@ def ffmpeg() -> str:
 # (xdist's own xdist_group mark does not reach its scheduler under pytest 9: xdist renames
 # the node through an attribute pytest 9 no longer reads, so the groups are named here.)
 SERIAL_GROUPS: dict[str, str] = {
-    # the scenarios share one guest boot (module fixture); one guest at a time on 2 cores
+    # (and every other tests/hil/test_hil_*.py file, see serial_group): a file's scenarios
+    # share one guest boot (module fixture); one guest at a time on 2 cores
     "tests/hil/test_hil_scenarios.py": "hil-guest",
     "tests/hil/test_hil_smoke.py": "hil-guest",
     # the package and the Debian root are built once (module fixtures, one cache file)
@@ -269,11 +270,23 @@ SERIAL_GROUPS: dict[str, str] = {
 }
 
 
+HIL_GROUP = "hil-guest"
+
+
+def serial_group(nodeid: str) -> str | None:
+    """The SERIAL_GROUPS group of a test (by its node id), None for a test that runs alone.
+    Every tests/hil/test_hil_*.py file boots a guest, so a new one is in the HIL group too."""
+    path = nodeid.split("::", 1)[0]
+    if path.startswith("tests/hil/test_hil_"):
+        return HIL_GROUP
+    return SERIAL_GROUPS.get(path)
+
+
 # The groups that are the longest chains, handed out before everything else so that they
 # start at once, each on a worker of its own, while the short tests fill in around them:
 # the HIL guest (minutes of emulation) and the package build. (xdist would hand out the
 # units with the most tests first, which says nothing of how long they take.)
-FIRST_GROUPS = ("hil-guest", "deb")
+FIRST_GROUPS = (HIL_GROUP, "deb")
 
 
 @pytest.hookimpl(optionalhook=True)
@@ -286,7 +299,7 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
 
     class GroupScheduling(LoadScopeScheduling):
         def _split_scope(self, nodeid: str) -> str:
-            return SERIAL_GROUPS.get(nodeid.split("::", 1)[0], nodeid)
+            return serial_group(nodeid) or nodeid
 
         def _assign_work_unit(self, node: Any) -> None:
             for group in reversed(FIRST_GROUPS):
@@ -295,3 +308,21 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
             super()._assign_work_unit(node)
 
     return GroupScheduling(config, log)
+
+
+# Beside the HIL guest, a worker's tests (and the daemons, brokers and commands they start)
+# run at a lower CPU priority: the guest is QEMU emulating a machine, the longest chain of a
+# parallel run, and its scenarios wait on the guest's own timing; on 2 cores it must not be
+# the one that waits for a core. Only the order in which the cores serve them changes.
+NICE_BESIDE_HIL = 5
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """In an xdist worker: priority 0 for a HIL test, NICE_BESIDE_HIL for any other (set
+    before the test's fixtures start their processes, which inherit it)."""
+    if not os.environ.get("PYTEST_XDIST_WORKER"):
+        return
+    wanted = 0 if serial_group(item.nodeid) == HIL_GROUP else NICE_BESIDE_HIL
+    if os.getpriority(os.PRIO_PROCESS, 0) != wanted:
+        os.setpriority(os.PRIO_PROCESS, 0, wanted)  # back to 0 needs root: the suite runs as root
