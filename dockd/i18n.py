@@ -12,7 +12,11 @@ import datetime as dt
 import functools
 import gettext
 import os
+import string
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, ClassVar
 
 DOMAIN = "dockd"
 LOCALE_DIR = Path(__file__).resolve().parent / "locale"
@@ -36,6 +40,100 @@ def keep_english() -> None:
 def N_(message: str) -> str:
     """Mark ``message`` for translation where it is defined; translate it where it is shown."""
     return message
+
+
+@dataclass(frozen=True)
+class Note:
+    """A sentence kept as data: a stable code and its values, put into words only when a
+    person reads it, in that person's language. What is stored (:meth:`to_json`) never
+    depends on a language; the code's English template is the catalog's msgid.
+
+    A value is shown as it is (numbers, hashes, field names, topics: data stays data),
+    except a Note inside (rendered in the same language) and a list (its items joined)."""
+
+    code: str
+    args: Mapping[str, Any]
+
+    def render(self, translate: Callable[[str], str] | None = None) -> str:
+        """The sentence through ``translate`` (None: English); LookupError for a code no
+        :class:`Sentence` defines."""
+        english = Sentence.known[self.code].template
+        values = {k: _shown(v, translate) for k, v in self.args.items()}
+        try:
+            return (translate(english) if translate else english).format(**values)
+        except (KeyError, IndexError, ValueError):  # a catalog entry that lost a placeholder
+            return english.format(**values)
+
+    def __str__(self) -> str:
+        return self.render()
+
+    def to_json(self) -> dict[str, Any]:
+        """``{"code": …, "args": {…}}`` with Notes inside as the same shape."""
+        return {"code": self.code, "args": {k: _json(v) for k, v in self.args.items()}}
+
+    @staticmethod
+    def from_json(value: Any) -> Note | None:
+        """The Note :meth:`to_json` made; None for anything else (an old row, a code this
+        version does not know, values that do not fit its sentence)."""
+        if not isinstance(value, dict) or not isinstance(value.get("args"), dict):
+            return None
+        sentence = Sentence.known.get(value.get("code"))  # type: ignore[arg-type]
+        if sentence is None or set(value["args"]) != sentence.names:
+            return None
+        args: dict[str, Any] = {}
+        for key, item in value["args"].items():
+            if isinstance(item, dict):
+                item = Note.from_json(item)
+                if item is None:
+                    return None
+            elif isinstance(item, list):
+                items = [Note.from_json(i) if isinstance(i, dict) else i for i in item]
+                if any(i is None for i in items):
+                    return None
+                item = items
+            args[key] = item
+        return Note(sentence.code, args)
+
+
+class Sentence:
+    """One kind of :class:`Note`: its code and English template (marked with ``N_`` where
+    it is defined, so the catalog test finds it). Calling it makes a Note."""
+
+    known: ClassVar[dict[str, Sentence]] = {}
+    code: str
+    template: str
+    names: frozenset[str]
+
+    def __init__(self, code: str, template: str) -> None:
+        if code in Sentence.known and Sentence.known[code].template != template:
+            raise ValueError(f"sentence code {code!r} defined twice")
+        self.code = code
+        self.template = template
+        self.names = frozenset(f[1] for f in string.Formatter().parse(template)
+                               if f[1] is not None)
+        Sentence.known[code] = self
+
+    def __call__(self, **args: Any) -> Note:
+        if set(args) != self.names:
+            raise TypeError(f"sentence {self.code!r} takes {sorted(self.names)}, "
+                            f"not {sorted(args)}")
+        return Note(self.code, args)
+
+
+def _shown(value: Any, translate: Callable[[str], str] | None) -> str:
+    if isinstance(value, Note):
+        return value.render(translate)
+    if isinstance(value, list | tuple):
+        return ", ".join(_shown(v, translate) for v in value) or "—"
+    return str(value)
+
+
+def _json(value: Any) -> Any:
+    if isinstance(value, Note):
+        return value.to_json()
+    if isinstance(value, list | tuple):
+        return [_json(v) for v in value]
+    return value
 
 
 def in_language(language: str, message: str) -> str:

@@ -16,9 +16,13 @@ from hypothesis import strategies as st
 
 from dockd.clock import SystemClock
 from dockd.errors import UsageError
-from dockd.ledger.db import LedgerDb
+from dockd.ledger.db import LedgerDb, migrate
 from dockd.ledger.gaps import GapKeeper, holes_in
 from dockd.ledger.judge import EVIDENCE_BYTES, RecordIn, judge
+from dockd.ledger.notes import shown
+from dockd.ledger.queries import open_alerts
+from dockd.ledger.schema import DDL
+from dockd.ledger.words import words
 from dockd.store.canonical import canonical_json
 from tests.ledger_support import PREFIX, DockStream, make_stream, open_db, rehashed
 from tests.postgres_server import PostgresServer, ledger_dsn, postgres  # noqa: F401
@@ -302,3 +306,49 @@ def test_an_old_record_published_afresh_is_a_replay_a_redelivery_is_not(
     feed(db, [(stream.topic("custody"), stream.records[2])])  # a recent repeat: a duplicate
     assert one(db, "SELECT duplicates FROM docks") == 2
     assert one(db, "SELECT count(*) FROM custody_chain") == 3
+
+
+def test_alert_texts_are_kept_as_code_and_values_and_read_in_either_language(
+        db: LedgerDb, stream: DockStream) -> None:
+    enrol(db, stream)
+    feed(db, [(stream.topic("custody"), r) for r in stream.records[:3]])
+    feed(db, [(stream.topic("custody"), rehashed(stream.record(4), prev_hash="ab" * 32))])
+    feed(db, [(stream.topic("custody"), b'{"v": 1, "seq": "three"}')])
+    rows = db.conn.execute("SELECT kind, detail, detail_note FROM alerts ORDER BY id").fetchall()
+    reason = db.conn.execute("SELECT reason, reason_note FROM rejected").fetchone()
+    db.conn.commit()
+    (_k, chain_text, chain_note), (_r, rejected_text, rejected_note) = rows
+    # Stored: the code and the values, the same whatever the language; and the English text.
+    assert chain_note == {"code": "link.not_onto", "args": {"seq": 3}}
+    assert chain_text == "does not chain onto seq 3"
+    assert rejected_note["code"] == "rejected"
+    assert rejected_note["args"]["reason"]["code"] == "record.fields"
+    assert reason is not None and reason[1] == rejected_note["args"]["reason"]
+    zh, en = words("zh_CN"), words("en")
+    assert shown(en, chain_note, chain_text) == chain_text
+    assert shown(zh, chain_note, chain_text) == "未链接到序号 3"
+    assert shown(en, rejected_note, rejected_text) == rejected_text == (
+        "schema: custody record fields wrong (missing: actor, dock, event_id, hash, payload, "
+        "prev_hash, subject, time, type; unexpected: —) (topic dockd/site-01/dock-01/custody)")
+    assert shown(zh, rejected_note, rejected_text) == (
+        "格式不符：监管链记录字段有误（缺少：actor, dock, event_id, hash, payload, prev_hash, "
+        "subject, time, type；多余：—）（主题 dockd/site-01/dock-01/custody）")
+
+
+def test_rows_from_before_notes_are_migrated_and_show_their_text(ledger_dsn: str) -> None:  # noqa: F811
+    conn = psycopg.connect(ledger_dsn)
+    conn.execute(DDL)  # a ledger of schema version 1: no note columns
+    conn.execute("INSERT INTO alerts (dock, kind, key, detail) VALUES ('dock-01', 'fork',"
+                 " 'seq-3', 'two different records claim seq 3 (an old row)')")
+    conn.commit()
+    migrate(conn, SystemClock().now())
+    [alert] = open_alerts(conn)
+    assert alert["detail_note"] is None
+    assert shown(words("zh_CN"), alert["detail_note"], alert["detail"]) == \
+        "two different records claim seq 3 (an old row)"
+    # A note of a code this version does not know shows the stored text too.
+    assert shown(words("zh_CN"), {"code": "from.the.future", "args": {}}, "kept text") == \
+        "kept text"
+    assert shown(words("zh_CN"), {"code": "link.not_onto", "args": {"wrong": 1}}, "kept") == \
+        "kept"
+    conn.close()

@@ -81,3 +81,23 @@ def test_any_ledger_section_is_accepted_or_refused_with_a_config_error(data: dic
         parse_config({"ledger": {**GOOD, **data}})
     except ConfigError as exc:
         assert str(exc).startswith("ledger")
+
+
+def test_every_stored_sentence_has_a_chinese_form_and_survives_its_json() -> None:
+    from dockd.i18n import Note, Sentence
+    from dockd.ledger import notes
+    from dockd.ledger.words import words
+    from dockd.store.custody_check import range_note
+
+    zh = words("zh_CN")
+    untranslated = [s.code for s in Sentence.known.values() if zh(s.template) == s.template]
+    assert not untranslated, "add to dockd_ledger.po: " + ", ".join(untranslated)
+    assert {"label.schema", "gap.missing", "record.fields", "fork.same_event_id"} <= set(
+        Sentence.known)
+    note = notes.PARTLY_FILLED(filled=[notes.FILLED_FROM(count=2, source="archive")],
+                               missing=[range_note(4, 9), range_note(12, 12)])
+    assert Note.from_json(note.to_json()) == note
+    assert str(note) == "partly filled (2 from archive); still missing: seq 4-9, seq 12"
+    assert note.render(zh) == "部分补齐（2 条来自 archive）；仍缺：序号 4–9, 序号 12"
+    with pytest.raises(TypeError):
+        notes.GAP(lo=1, hi=2)

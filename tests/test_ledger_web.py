@@ -28,6 +28,7 @@ import psycopg
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
+from markupsafe import escape
 
 from dockd.clock import SystemClock
 from dockd.config import load_config
@@ -36,7 +37,7 @@ from dockd.sim.runner import DaemonRunner
 from dockd.store.canonical import canonical_json
 from dockd.store.evidence import open_store
 from tests.conftest import REPO_ROOT, run_dockd
-from tests.ledger_support import make_stream, rehashed
+from tests.ledger_support import make_stream, open_db, rehashed
 from tests.mqtt_broker import Collector, MosquittoBroker, TlsMaterial, free_port, tls_material  # noqa: F401
 from tests.postgres_server import PostgresServer, postgres  # noqa: F401
 
@@ -273,9 +274,23 @@ def test_the_main_pages_in_a_real_browser(browser: Any, bureau: dict[str, Any]) 
     alerts = browser.find_element(By.ID, "open-alerts").text
     assert "分叉" in alerts and "密钥不符" in alerts and "缺号" in alerts
     assert "dock-west" in alerts  # the records it made before the ledger existed
+    # What each alert says is in Chinese too; the data in it (seq, event id, key, fields,
+    # topic) stays as it is.
+    assert "两条不同的记录都声称是序号 3（事件号同为" in alerts
+    assert "签名检查点所带密钥为" in alerts and "不是该采集站的登记密钥" in alerts
+    assert "格式不符：监管链记录字段有误（缺少：actor, dock" in alerts
+    assert "（主题 dockd/fz-site/dock-east/custody）" in alerts
+    assert "（未收到，也未能从归档补齐）" in alerts
     rejected = browser.find_element(By.ID, "rejected").text
-    assert "schema" in rejected
+    assert "格式不符" in rejected and "监管链记录字段有误" in rejected
+    assert "two different" not in alerts and "schema:" not in alerts + rejected
     _shot(browser, bureau, "ledger-alerts.zh_CN")
+    browser.get(f"{url}/alerts?lang=en")
+    alerts = browser.find_element(By.ID, "open-alerts").text
+    assert "two different records claim seq 3 (same event id" in alerts
+    assert "not the dock's enrolled key" in alerts
+    assert "schema: custody record fields wrong (missing: actor, dock" in alerts
+    _shot(browser, bureau, "ledger-alerts.en")
 
     browser.get(f"{url}/docks/dock-east?lang=en")
     checkpoint = browser.find_element(By.ID, "checkpoint").text
@@ -425,3 +440,71 @@ def test_a_dock_proves_against_the_ledger_that_it_was_not_rolled_back(
     done = east.dockd("verify", "--against-ledger", bureau["url"], "--ledger-credentials",
                       str(bad), "--ledger-ca", str(bureau["ca"]))
     assert done.returncode == 78 and "refused the credentials" in done.stderr
+
+
+def test_every_alert_kind_reads_in_the_pages_language(bureau: dict[str, Any],
+                                                      tmp_path: Path) -> None:
+    """Each kind of alert, made by the ledger's own code from hostile messages, read from
+    the real server's page in Chinese and in English; a row from before alert texts were
+    kept as data shows its stored text."""
+    from dockd.ledger.judge import judge
+
+    south = make_stream(tmp_path / "south", "dock-south", 10, checkpoint_every=5, site=SITE)
+    ghost = make_stream(tmp_path / "ghost", "dock-ghost", 1, site=SITE)
+    db = open_db(bureau["dsn"])
+
+    def feed(messages: list[tuple[str, bytes]]) -> None:
+        db.apply_batch([judge("dockd", t, p, 1 << 18) for t, p in messages],
+                       SystemClock().now())
+
+    try:
+        db.add_dock(south.dock, south.key, "test", site=SITE)
+        custody = south.topic("custody")
+        feed([(custody, r) for r in south.records[:3]])
+        feed([(custody, rehashed(south.record(4), prev_hash="ab" * 32))])       # chain_break
+        feed([(custody, south.records[3]), (custody, rehashed(south.record(5), subject="X"))])
+        feed([(south.topic("checkpoint"), south.checkpoints[0])])              # checkpoint_mismatch
+        cp = json.loads(south.checkpoints[1])
+        cp["signature"] = json.loads(south.checkpoints[0])["signature"]
+        feed([(south.topic("checkpoint"), canonical_json(cp))])                 # bad_signature
+        feed([(south.topic("status"), south.status(time="2026-12-01T10:00:00.000000Z"))])
+        feed([(south.topic("status"), south.status(time="2026-12-01T09:00:00.000000Z"))])
+        feed([(ghost.topic("custody"), ghost.records[0])])                      # unknown_dock
+        feed([(custody, b"not json")])                                          # rejected
+        db.conn.execute("INSERT INTO alerts (dock, kind, key, detail) VALUES ('dock-south',"
+                        " 'fork', 'legacy', 'an alert of schema version 1, text only')")
+        db.conn.commit()
+    finally:
+        db.close()
+    expected = {
+        "chain_break": ("does not chain onto seq 3", "未链接到序号 3"),
+        "checkpoint_mismatch": (
+            "signed checkpoint disagrees with the record received for this seq: the record the "
+            "ledger keeps is contradicted by the dock's signature",
+            "签名检查点与本序号收到的记录不符：台账保存的记录与采集站的签名相矛盾"),
+        "bad_signature": ("checkpoint signature does not verify", "签名检查点的签名验证失败"),
+        "replayed": ("status of 2026-12-01T09:00:00.000000Z is older than the one kept "
+                     "(2026-12-01T10:00:00.000000Z): replayed",
+                     "时间为 2026-12-01T09:00:00.000000Z 的状态早于已保存的"
+                     "（2026-12-01T10:00:00.000000Z）：重放"),
+        "unknown_dock": ("messages from dock dock-ghost, which is not enrolled",
+                         "收到未登记采集站 dock-ghost 的消息"),
+        "rejected": ("not JSON: payload is not UTF-8 JSON: Expecting value",
+                     "非 JSON：消息体不是 UTF-8 JSON：Expecting value"),
+        "gap": ("missing (not received, not filled from the archive)",
+                "（未收到，也未能从归档补齐）"),
+        "fork": ("two different records claim seq 3 (same event id",
+                 "两条不同的记录都声称是序号 3（事件号同为"),
+        "key_mismatch": ("not the dock's enrolled key", "不是该采集站的登记密钥"),
+    }
+    from dockd.ledger.plan import ALERT_KINDS
+
+    assert set(expected) == set(ALERT_KINDS)
+    pages = {lang: _get(bureau, f"/alerts?lang={lang}").text for lang in ("en", "zh_CN")}
+    for kind, (english, chinese) in expected.items():
+        assert str(escape(english)) in pages["en"], kind
+        assert str(escape(chinese)) in pages["zh_CN"], kind
+    assert "an alert of schema version 1, text only" in pages["zh_CN"]
+    # The report reads the same sentences in the reader's language.
+    report = _get(bureau, f"/reports/supervision?lang=zh_CN&week={_this_week()}").text
+    assert "未链接到序号 3" in report and "does not chain" not in report

@@ -9,6 +9,7 @@ import contextlib
 import gettext
 import importlib
 import io
+import re
 import string
 from pathlib import Path
 
@@ -36,16 +37,25 @@ SOURCES = sorted((REPO_ROOT / "dockd/records").glob("*.py")) + sorted(
     REPO_ROOT / "dockd/report/leds/sysfs.py"]
 
 
+# The custody checks shared with `dockd watch --verify`: their sentences are shown on the
+# ledger's page and reports, so the ledger's catalog translates them.
+LEDGER_SHARED = [REPO_ROOT / "dockd/store/custody_check.py"]
+
+
 def _ledger_words(path: Path) -> bool:
     """A ledger module whose ``_`` is the ledger's own translator (dockd/ledger/words.py,
     domain dockd_ledger: its page and reports), not dockd's."""
-    return (REPO_ROOT / "dockd/ledger") in path.parents \
-        and "from dockd.i18n import _" not in path.read_text(encoding="utf-8")
+    if path in LEDGER_SHARED:
+        return True
+    speaks_dockd = any(isinstance(node, ast.ImportFrom) and node.module == "dockd.i18n"
+                       and any(n.name == "_" for n in node.names)
+                       for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))))
+    return (REPO_ROOT / "dockd/ledger") in path.parents and not speaks_dockd
 
 
 def _messages(ledger: bool = False) -> dict[str, Path]:
     found: dict[str, Path] = {}
-    for path in SOURCES:
+    for path in SOURCES + LEDGER_SHARED:
         if _ledger_words(path) != ledger:
             continue
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
@@ -74,9 +84,19 @@ def test_every_ledger_word_has_a_chinese_translation() -> None:
     """The ledger modules that speak its own domain find every word in dockd_ledger.po."""
     catalog = parse_po(PO.with_name("dockd_ledger.po").read_text(encoding="utf-8"))
     messages = _messages(ledger=True)
-    assert messages
+    assert "seq {lo}-{hi}" in messages  # the shared custody checks are read too
+    # The page's templates: every _("…") in them.
+    for template in sorted((REPO_ROOT / "dockd/ledger/web/templates").glob("*.html")):
+        for found in re.findall(r'_\("((?:[^"\\]|\\.)*)"\)', template.read_text("utf-8")):
+            messages.setdefault(found, template)
+    assert "seq {seq}" in messages and "Open" in messages
     missing = [f"{m!r} ({p.name})" for m, p in messages.items() if m not in catalog]
     assert not missing, "add to dockd_ledger.po: " + "; ".join(missing)
+    fmt = string.Formatter()
+    for message in messages:
+        wanted = {f[1] for f in fmt.parse(message) if f[1] is not None}
+        got = {f[1] for f in fmt.parse(catalog[message]) if f[1] is not None}
+        assert wanted == got, f"placeholders differ for {message!r}"
 
 
 def test_committed_mo_is_the_po_compiled() -> None:

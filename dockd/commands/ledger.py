@@ -241,8 +241,13 @@ def run_status(args: argparse.Namespace) -> int:
                   f"{d['max_seq']}, verified to {d['contiguous_to']}), last checkpoint "
                   f"{d['last_checkpoint_seq'] or '-'}, {d['open_alerts']} open alert(s), "
                   f"{d['online']}")
+        from dockd.ledger.notes import shown
+        from dockd.ledger.words import env_language, words
+
+        said = words(env_language())
         for a in alerts:
-            print(f"  ALERT {a['kind']} {a['dock'] or '-'}: {a['detail']} (x{a['count']})")
+            print(f"  ALERT {a['kind']} {a['dock'] or '-'}: "
+                  f"{shown(said, a['detail_note'], a['detail'])} (x{a['count']})")
     if args.check and alerts:
         raise IntegrityError(_("{n} open alert(s) in the ledger").format(n=len(alerts)))
     return 0

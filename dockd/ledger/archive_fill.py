@@ -17,6 +17,7 @@ from typing import Any
 from dockd.clock import SystemClock
 from dockd.config.ledger import LedgerSection
 from dockd.errors import DockdError
+from dockd.ledger import notes
 from dockd.ledger.db import LedgerDb
 from dockd.ledger.gaps import Filler, Hole
 from dockd.ledger.judge import judge
@@ -71,7 +72,8 @@ class ArchiveFiller:
                 now = SystemClock().now()
                 with db.conn.transaction():
                     db.write_alerts([Alert(dock, ALERT_REJECTED, f"archive:{name}",
-                                           f"archive segment {name} refused: {exc}",
+                                           notes.SEGMENT_REFUSED(name=name,
+                                                                 error=str(exc)[:300]),
                                            span[0], span[1])], now)
                 continue
             topic = f"{self.section.mqtt.prefix}/{site or '-'}/{dock}/custody"

@@ -39,6 +39,7 @@ from paho.mqtt.subscribeoptions import SubscribeOptions
 from dockd.clock import Clock
 from dockd.config.ledger import LedgerSection
 from dockd.i18n import _
+from dockd.ledger import notes
 from dockd.ledger.db import BatchResult, LedgerDb
 from dockd.ledger.errors import LedgerUnavailableError
 from dockd.ledger.gaps import Filler, GapKeeper
@@ -221,7 +222,8 @@ class LedgerConsumer:
                 judged = dataclasses.replace(judged, redelivered=True)
         except Exception as exc:  # a bug must not stop the ledger: keep the message as evidence
             log.exception("judging a message failed")
-            judged = reject(UNSTORABLE, f"could not be judged: {type(exc).__name__}: {exc}",
+            judged = reject(UNSTORABLE, notes.UNJUDGED(error=f"{type(exc).__name__}: "
+                                                             f"{str(exc)[:200]}"),
                             topic, None, None, payload)
         if not self.pending:
             self.batch_started = time.monotonic()
@@ -276,9 +278,9 @@ class LedgerConsumer:
             except psycopg.Error as exc:
                 j = p.judged
                 raw = j.payload if isinstance(j, Rejected) else j.raw
-                r = self.db.apply_batch([reject(UNSTORABLE, f"PostgreSQL refused it: "
-                                                f"{str(exc).splitlines()[0][:300]}", j.topic,
-                                                j.dock, None, raw)], now)
+                refused = notes.REFUSED_BY_DATABASE(error=str(exc).splitlines()[0][:300])
+                r = self.db.apply_batch([reject(UNSTORABLE, refused, j.topic, j.dock, None, raw)],
+                                        now)
             total.kept += r.kept
             total.duplicates += r.duplicates
             total.rejected += r.rejected

@@ -22,7 +22,8 @@ import psycopg
 from psycopg.types.json import Jsonb
 
 from dockd.errors import ConfigError, UsageError
-from dockd.i18n import _
+from dockd.i18n import Note, _
+from dockd.ledger import notes
 from dockd.ledger.errors import LedgerUnavailableError
 from dockd.ledger.judge import (
     REPLAYED,
@@ -45,8 +46,8 @@ from dockd.ledger.plan import (
     DockView,
     plan_dock,
 )
-from dockd.ledger.schema import DDL, PARTITIONED, SCHEMA_VERSION, append_only_ddl
-from dockd.store.custody_check import HEX64
+from dockd.ledger.schema import DDL, MIGRATE_V2, PARTITIONED, SCHEMA_VERSION, append_only_ddl
+from dockd.store.custody_check import HEX64, KEY_SHOWN
 
 log = logging.getLogger(__name__)
 _MIGRATE_LOCK = 0x646F636B64  # "dockd": one advisory lock id for schema changes
@@ -89,6 +90,7 @@ def migrate(conn: psycopg.Connection[Any], now: dt.datetime) -> None:
     with conn.transaction():
         conn.execute("SELECT pg_advisory_xact_lock(%s)", (_MIGRATE_LOCK,))
         conn.execute(DDL)
+        conn.execute(MIGRATE_V2)
         conn.execute(append_only_ddl())
         conn.execute("INSERT INTO ledger_meta (key, value) VALUES ('schema_version', %s)"
                      " ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value",
@@ -267,10 +269,10 @@ class LedgerDb:
         forks = [f for plan in plans.values() for f in plan.forks]
         if forks:
             self.conn.cursor().executemany(
-                "INSERT INTO forks (dock, seq, kind, reason, body, topic, received_at)"
-                " VALUES (%s, %s, %s, %s, %s, %s, %s)",
-                [(f.dock, f.seq, f.kind, f.reason, f.body, f.topic, received_at)
-                 for f in forks])
+                "INSERT INTO forks (dock, seq, kind, reason, reason_note, body, topic,"
+                " received_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
+                [(f.dock, f.seq, f.kind, str(f.reason), note_json(f.reason), f.body, f.topic,
+                  received_at) for f in forks])
         counters = []
         for dock, plan in plans.items():
             if not (plan.inserts or plan.checkpoints or plan.duplicates):
@@ -306,10 +308,10 @@ class LedgerDb:
     def _state(self, s: StateIn, key: str | None, received_at: dt.datetime,
                rejected: list[Rejected], alerts: list[Alert], result: BatchResult) -> None:
         if key is None:
-            rejected.append(reject(UNKNOWN_DOCK, f"dock {s.dock!r} is not enrolled (dockd "
-                                   "ledger dock add)", s.topic, s.dock, None, s.raw))
+            rejected.append(reject(UNKNOWN_DOCK, notes.NOT_ENROLLED(dock=s.dock), s.topic,
+                                   s.dock, None, s.raw))
             alerts.append(Alert(s.dock, ALERT_UNKNOWN_DOCK, "",
-                                f"messages from dock {s.dock!r}, which is not enrolled"))
+                                notes.FROM_UNENROLLED(dock=s.dock)))
             return
         m = s.message
         stale = self._stale(s)
@@ -321,8 +323,8 @@ class LedgerDb:
         if s.kind == "status":
             if m["public_key"] != key:
                 alerts.append(Alert(s.dock, ALERT_KEY, m["public_key"],
-                                    f"status publishes key {m['public_key'][:16]}…, not the "
-                                    f"enrolled {key[:16]}…"))
+                                    notes.STATUS_KEY(key=m["public_key"][:KEY_SHOWN],
+                                                     expected=key[:KEY_SHOWN])))
             self.conn.execute(
                 "INSERT INTO dock_status (dock, site, state, time, public_key, message,"
                 " received_at) VALUES (%s, %s, %s, %s, %s, %s, %s) ON CONFLICT (dock) DO UPDATE"
@@ -359,27 +361,31 @@ class LedgerDb:
                 (s.dock, hashlib.sha256(s.raw).digest(), m["time"], at, m["reason"], m["bay"],
                  m["recorder"], m.get("detail") or "", received_at))
 
-    def _stale(self, s: StateIn) -> str | None:
+    def _stale(self, s: StateIn) -> Note | None:
         """Why a state message is an old one replayed (older than the one kept)."""
         if s.kind == "status":
             row = self.conn.execute("SELECT time FROM dock_status WHERE dock = %s",
                                     (s.dock,)).fetchone()
-            new, what = s.message["time"], "status"
+            new = s.message["time"]
         elif s.kind == "bay":
             row = self.conn.execute("SELECT updated_at FROM bay_states WHERE dock = %s AND"
                                     " bay = %s", (s.dock, s.message["bay"])).fetchone()
-            new, what = s.message["updated_at"], f"bay {s.message['bay']} state"
+            new = s.message["updated_at"]
         elif s.kind == "health":
             row = self.conn.execute("SELECT last_docked FROM recorder_health WHERE dock = %s"
                                     " AND recorder = %s", (s.dock, s.key)).fetchone()
-            new, what = s.message["last_docked"], f"health of {s.key}"
+            new = s.message["last_docked"]
         else:
             return None
         old = row[0] if row else None
         if old is None or new is None or _instant(new) is None or _instant(old) is None:
             return None
         if _instant(new) < _instant(old):  # type: ignore[operator]
-            return f"{what} of {new} is older than the one kept ({old}): replayed"
+            if s.kind == "status":
+                return notes.STALE_STATUS(new=new, old=old)
+            if s.kind == "bay":
+                return notes.STALE_BAY(bay=s.message["bay"], new=new, old=old)
+            return notes.STALE_HEALTH(recorder=s.key, new=new, old=old)
         return None
 
     # -- rejected messages and alerts -----------------------------------------------------
@@ -389,30 +395,33 @@ class LedgerDb:
         if not rejected:
             return
         self.conn.cursor().executemany(
-            "INSERT INTO rejected (received_at, topic, dock, seq, code, reason, payload,"
-            " payload_bytes, payload_sha256) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
-            [(received_at, _clean(r.topic), r.dock, r.seq, r.code, _clean(r.reason), r.payload,
-              r.payload_bytes, r.payload_sha256) for r in rejected])
+            "INSERT INTO rejected (received_at, topic, dock, seq, code, reason, reason_note,"
+            " payload, payload_bytes, payload_sha256)"
+            " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+            [(received_at, _clean(r.topic), r.dock, r.seq, r.code, _clean(str(r.reason)),
+              note_json(r.reason), r.payload, r.payload_bytes, r.payload_sha256)
+             for r in rejected])
         for r in rejected:
             if r.code in (UNKNOWN_DOCK, REPLAYED) or r.code.startswith(("key_", "bad_")):
                 continue  # these already raised their own kind of alert
             alerts.append(Alert(r.dock, ALERT_REJECTED, r.code,
-                                f"{r.code}: {_clean(r.reason)[:300]} (topic {_clean(r.topic)[:120]})",
-                                r.seq, r.seq))
+                                notes.REJECTED(code=notes.code_word(r.code), reason=r.reason,
+                                               topic=_clean(r.topic)[:120]), r.seq, r.seq))
 
     def write_alerts(self, alerts: list[Alert], now: dt.datetime) -> None:
         """Open each alert, or count it again when the same one is open."""
         if not alerts:
             return
         self.conn.cursor().executemany(
-            "INSERT INTO alerts (dock, kind, key, detail, seq_from, seq_to, first_seen,"
-            " last_seen) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)"
+            "INSERT INTO alerts (dock, kind, key, detail, detail_note, seq_from, seq_to,"
+            " first_seen, last_seen) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)"
             " ON CONFLICT (coalesce(dock, ''), kind, key) WHERE closed_at IS NULL"
             # A gap is re-asserted by every pass; it counts once (the others count arrivals).
             " DO UPDATE SET count = alerts.count + (alerts.kind <> 'gap')::int,"
             " last_seen = EXCLUDED.last_seen,"
-            " detail = EXCLUDED.detail",
-            [(a.dock, a.kind, a.key, a.detail, a.seq_from, a.seq_to, now, now) for a in alerts])
+            " detail = EXCLUDED.detail, detail_note = EXCLUDED.detail_note",
+            [(a.dock, a.kind, a.key, _clean(str(a.detail))[:2000], note_json(a.detail),
+              a.seq_from, a.seq_to, now, now) for a in alerts])
 
     # -- enrolment -------------------------------------------------------------------
 
@@ -467,6 +476,21 @@ class LedgerDb:
                               " AND kind = %s AND closed_at IS NULL", (now, resolution, dock, kind))
 
 
+def note_json(note: Note) -> Jsonb:
+    """A Note as its JSON column (NUL, which PostgreSQL text cannot hold, escaped)."""
+    return Jsonb(_cleaned(note.to_json()))
+
+
+def _cleaned(value: Any) -> Any:
+    if isinstance(value, str):
+        return _clean(value)
+    if isinstance(value, dict):
+        return {_clean(str(k)): _cleaned(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_cleaned(v) for v in value]
+    return value
+
+
 def _instant(text: object) -> dt.datetime | None:
     from dockd.ledger.judge import parse_record_time
 
@@ -474,8 +498,9 @@ def _instant(text: object) -> dt.datetime | None:
 
 
 def _clean(text: str) -> str:
-    # PostgreSQL text cannot hold NUL; a hostile topic or reason must still be stored.
-    return text.replace("\x00", "\\x00")
+    # PostgreSQL text cannot hold NUL, nor UTF-8 a lone surrogate; a hostile topic or value
+    # must still be stored.
+    return text.replace("\x00", "\\x00").encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def _read_password(path: Path) -> str:

@@ -17,9 +17,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from dockd.ledger.db import LedgerDb
+from dockd.ledger import notes
+from dockd.ledger.db import LedgerDb, note_json
 from dockd.ledger.plan import ALERT_GAP, Alert
-from dockd.store.custody_check import range_text
+from dockd.store.custody_check import range_note
 
 log = logging.getLogger(__name__)
 
@@ -101,9 +102,9 @@ class GapKeeper:
                          " verified_at = %s WHERE dock = %s", (verified_to, now, dock))
             due = [h for h in holes if h.since is None or now - h.since >= self.grace]
             self._close_stale(dock, {h.key for h in holes}, holes, now)
-            self.db.write_alerts([Alert(dock, ALERT_GAP, h.key, f"{range_text(h.lo, h.hi)} "
-                                        "missing (not received, not filled from the archive)",
-                                        h.lo, h.hi) for h in due], now)
+            self.db.write_alerts([Alert(dock, ALERT_GAP, h.key,
+                                        notes.GAP(range=range_note(h.lo, h.hi)), h.lo, h.hi)
+                                  for h in due], now)
         return holes
 
     def _close_stale(self, dock: str, current: set[str], holes: list[Hole],
@@ -118,12 +119,12 @@ class GapKeeper:
             sources = conn.execute("SELECT source, count(*) FROM custody_chain WHERE dock = %s"
                                    " AND seq BETWEEN %s AND %s GROUP BY source ORDER BY source",
                                    (dock, lo, hi)).fetchall()
-            filled = ", ".join(f"{n} from {src}" for src, n in sources) or "nothing"
-            text = (f"filled ({filled})" if not still else
-                    f"partly filled ({filled}); still missing: "
-                    + ", ".join(range_text(h.lo, h.hi) for h in still))
-            conn.execute("UPDATE alerts SET closed_at = %s, resolution = %s WHERE id = %s",
-                         (now, text, alert_id))
+            filled = [notes.FILLED_FROM(count=n, source=src) for src, n in sources]
+            note = (notes.FILLED(filled=filled) if not still else
+                    notes.PARTLY_FILLED(filled=filled,
+                                        missing=[range_note(h.lo, h.hi) for h in still]))
+            conn.execute("UPDATE alerts SET closed_at = %s, resolution = %s, resolution_note = %s"
+                         " WHERE id = %s", (now, str(note), note_json(note), alert_id))
 
     def _fill(self, dock: str, holes: list[Hole], now: dt.datetime) -> bool:
         assert self.filler is not None

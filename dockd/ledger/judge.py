@@ -18,14 +18,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from dockd.i18n import Note
+from dockd.ledger import notes
 from dockd.names import DOCK_ID_PATTERN
-from dockd.report.mqtt.payloads import decode
 from dockd.report.mqtt.topics import parse_topic
 from dockd.store.canonical import canonical_json
 from dockd.store.custody import Checkpoint, checkpoint_from_dict
-from dockd.store.custody_check import HEX64, hashed_body, record_form_problem
+from dockd.store.custody_check import HEX64, UNHASHABLE, hashed_body, record_form_problem
 
-# Rejection codes: a word for tables, reports and the page; the reason says the rest.
+# Rejection codes: a word for tables, reports and the page; the reason (a Note) says the rest.
 TOO_LARGE = "too_large"
 NOT_JSON = "not_json"
 UNKNOWN_TOPIC = "unknown_topic"
@@ -53,7 +54,7 @@ class Rejected:
     """A message the ledger keeps only as evidence of what was sent."""
 
     code: str
-    reason: str
+    reason: Note
     topic: str
     dock: str | None
     seq: int | None
@@ -117,14 +118,15 @@ def judge(prefix: str, topic: str, payload: bytes, max_bytes: int) -> Judged:
     parsed = parse_topic(prefix, topic)
     dock = parsed.dock if parsed is not None and DOCK_ID_PATTERN.match(parsed.dock) else None
     if len(payload) > max_bytes:
-        return reject(TOO_LARGE, f"payload of {len(payload)} bytes exceeds max_payload_bytes "
-                      f"({max_bytes})", topic, dock, None, payload)
+        return reject(TOO_LARGE, notes.TOO_LARGE(size=len(payload), limit=max_bytes), topic,
+                      dock, None, payload)
     if parsed is None or dock is None:
-        return reject(UNKNOWN_TOPIC, "not a topic of the dock tree", topic, dock, None, payload)
+        return reject(UNKNOWN_TOPIC, notes.UNKNOWN_TOPIC(), topic, dock, None, payload)
     try:
-        message = decode(payload)
-    except ValueError as exc:
-        return reject(NOT_JSON, str(exc), topic, dock, None, payload)
+        message = json.loads(payload.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+        return reject(NOT_JSON, notes.NOT_JSON(error=str(exc)[:200]), topic, dock, None,
+                      payload)
     problem = text_problem(message)
     if problem is not None:
         return reject(SCHEMA, problem, topic, dock, None, payload)
@@ -135,7 +137,7 @@ def judge(prefix: str, topic: str, payload: bytes, max_bytes: int) -> Judged:
     return _state(parsed.kind, parsed.site, dock, parsed.key, topic, message, payload)
 
 
-def reject(code: str, reason: str, topic: str, dock: str | None, seq: int | None,
+def reject(code: str, reason: Note, topic: str, dock: str | None, seq: int | None,
            payload: bytes) -> Rejected:
     """A :class:`Rejected`; of a too-large payload only the first :data:`EVIDENCE_BYTES`
     are kept (with the whole one's SHA-256), of any other the whole payload."""
@@ -144,22 +146,22 @@ def reject(code: str, reason: str, topic: str, dock: str | None, seq: int | None
                     hashlib.sha256(payload).digest())
 
 
-def text_problem(value: Any, depth: int = 0) -> str | None:
+def text_problem(value: Any, depth: int = 0) -> Note | None:
     """Why a decoded JSON value cannot be kept in PostgreSQL: a NUL character or a lone
     surrogate anywhere, or an integer beyond 64 bits (each would fail the whole batch's
     transaction)."""
     if isinstance(value, int) and not isinstance(value, bool):
-        return None if -MAX_INT <= value < MAX_INT else "an integer is beyond 64 bits"
+        return None if -MAX_INT <= value < MAX_INT else notes.BEYOND_64_BITS()
     if isinstance(value, str):
         if "\x00" in value:
-            return "a string holds a NUL character"
+            return notes.NUL()
         try:
             value.encode("utf-8")
         except UnicodeEncodeError:
-            return "a string holds a lone UTF-16 surrogate"
+            return notes.SURROGATE()
         return None
     if depth > 64:
-        return "nested deeper than 64 levels"
+        return notes.TOO_DEEP()
     if isinstance(value, dict):
         for key, item in value.items():
             problem = text_problem(key, depth + 1) or text_problem(item, depth + 1)
@@ -193,21 +195,21 @@ def _record(site: str, dock: str, topic: str, message: Any, raw: bytes) -> Judge
     if problem is not None:
         return reject(SCHEMA, problem, topic, dock, seq, raw)
     if message["dock"] != dock:
-        return reject(WRONG_DOCK, f"record names dock {message['dock']!r} but came on "
-                      f"{dock}'s topic", topic, dock, seq, raw)
+        return reject(WRONG_DOCK, notes.RECORD_WRONG_DOCK(named=_shown(message["dock"]),
+                                                          dock=dock), topic, dock, seq, raw)
     if not _UUID.match(message["event_id"]):
-        return reject(SCHEMA, "custody record event_id is not a lower-case UUID", topic, dock,
-                      seq, raw)
+        return reject(SCHEMA, notes.EVENT_ID(), topic, dock, seq, raw)
     at = parse_record_time(message["time"])
     if at is None:
-        return reject(SCHEMA, f"custody record time {message['time']!r} is not an RFC 3339 "
-                      f"time in {MIN_YEAR}-{MAX_YEAR}", topic, dock, seq, raw)
+        return reject(SCHEMA, notes.RECORD_TIME(time=_shown(message["time"]), first=MIN_YEAR,
+                                                last=MAX_YEAR), topic, dock, seq, raw)
     if not message["type"]:
-        return reject(SCHEMA, "custody record type is empty", topic, dock, seq, raw)
+        return reject(SCHEMA, notes.EMPTY_TYPE(), topic, dock, seq, raw)
     body, problem = hashed_body(message)
     if body is None:
-        code = SCHEMA if str(problem).startswith("record cannot") else FORGED_HASH
-        return reject(code, str(problem), topic, dock, seq, raw)
+        assert problem is not None
+        code = SCHEMA if problem.code == UNHASHABLE.code else FORGED_HASH
+        return reject(code, problem, topic, dock, seq, raw)
     payload_json = canonical_json(message["payload"]).decode("utf-8")
     return RecordIn(dock, site, message["seq"], message["event_id"], message["time"], at,
                     message["type"], message["actor"], message["subject"], payload_json,
@@ -218,14 +220,15 @@ def _checkpoint(site: str, dock: str, topic: str, message: Any, raw: bytes) -> J
     try:
         cp = checkpoint_from_dict(message)
     except ValueError as exc:
-        return reject(SCHEMA, f"checkpoint: {exc}", topic, dock, None, raw)
+        return reject(SCHEMA, notes.CHECKPOINT_FORM(error=str(exc)[:200]), topic, dock, None,
+                      raw)
     if cp.seq < 1 or not HEX64.match(cp.hash) or not HEX64.match(cp.public_key) or \
             parse_record_time(cp.time) is None:
-        return reject(SCHEMA, "checkpoint: seq, hash, time or public_key malformed", topic,
-                      dock, cp.seq if cp.seq >= 1 else None, raw)
+        return reject(SCHEMA, notes.CHECKPOINT_FIELDS(), topic, dock,
+                      cp.seq if cp.seq >= 1 else None, raw)
     if cp.dock != dock:
-        return reject(WRONG_DOCK, f"checkpoint names dock {cp.dock!r} but came on {dock}'s "
-                      "topic", topic, dock, cp.seq, raw)
+        return reject(WRONG_DOCK, notes.CHECKPOINT_WRONG_DOCK(named=_shown(cp.dock), dock=dock),
+                      topic, dock, cp.seq, raw)
     return CheckpointIn(dock, site, cp, topic, raw)
 
 
@@ -237,29 +240,60 @@ def _state(kind: str, site: str, dock: str, key: str | None, topic: str, message
            raw: bytes) -> Judged:
     problem = schema_problem(_SCHEMA_OF[kind], message)
     if problem is not None:
-        return reject(SCHEMA, f"{kind}: {problem}", topic, dock, None, raw)
+        return reject(SCHEMA, notes.STATE_SCHEMA(kind=kind, problem=problem), topic, dock, None,
+                      raw)
     if message.get("dock") != dock:
-        return reject(WRONG_DOCK, f"{kind} names dock {message.get('dock')!r} but came on "
-                      f"{dock}'s topic", topic, dock, None, raw)
+        return reject(WRONG_DOCK, notes.STATE_WRONG_DOCK(kind=kind,
+                                                         named=_shown(message.get("dock")),
+                                                         dock=dock), topic, dock, None, raw)
     bay = message.get("bay")
     if isinstance(bay, int) and bay > MAX_BAY:
-        return reject(SCHEMA, f"{kind}: bay {bay} is out of range", topic, dock, None, raw)
+        return reject(SCHEMA, notes.BAY_RANGE(kind=kind, bay=bay), topic, dock, None, raw)
     if kind == "bay" and str(message["bay"]) != key:
-        return reject(SCHEMA, f"bay state of bay {message['bay']} on bay {key}'s topic", topic,
-                      dock, None, raw)
+        return reject(SCHEMA, notes.BAY_TOPIC(bay=message["bay"], key=key), topic, dock, None,
+                      raw)
     if kind == "health" and message["recorder"] != key:
-        return reject(SCHEMA, f"health of recorder {message['recorder']!r} on {key}'s topic",
+        return reject(SCHEMA, notes.HEALTH_TOPIC(recorder=_shown(message["recorder"]), key=key),
                       topic, dock, None, raw)
     return StateIn(kind, dock, site, key, message, topic, raw)
 
 
-def schema_problem(name: str, message: Any) -> str | None:
+def schema_problem(name: str, message: Any) -> Note | None:
     """The first way ``message`` breaks the published ``<name>.v1`` schema; None if none."""
     error = next(iter(_validator(name).iter_errors(message)), None)
     if error is None:
         return None
-    where = "/".join(str(p) for p in error.absolute_path) or "payload"
-    return f"{where}: {error.message[:200]}"
+    path = "/".join(str(p) for p in error.absolute_path)[:200]
+    where: Note | str = path or notes.MESSAGE()
+    rule, value = error.validator, error.validator_value
+    if rule == "required" and isinstance(error.instance, dict):
+        absent = [f for f in value if isinstance(f, str) and f not in error.instance]
+        return notes.SCHEMA_REQUIRED(where=where, field=absent[0] if absent else "?")
+    if rule == "type":
+        return notes.SCHEMA_TYPE(where=where, type=_words_of(value))
+    if rule == "additionalProperties" and isinstance(error.instance, dict):
+        allowed = error.schema.get("properties", {})
+        extra = [_shown(k) for k in error.instance if k not in allowed][:10]
+        return notes.SCHEMA_EXTRA(where=where, fields=extra)
+    if rule == "enum":
+        return notes.SCHEMA_ENUM(where=where, allowed=_words_of(value))
+    limits = {"maxLength": notes.SCHEMA_LONG, "minLength": notes.SCHEMA_SHORT,
+              "minimum": notes.SCHEMA_LOW, "maximum": notes.SCHEMA_HIGH}
+    if rule in limits:
+        return limits[rule](where=where, limit=value)
+    if rule == "pattern":
+        return notes.SCHEMA_PATTERN(where=where, pattern=str(value)[:100])
+    return notes.SCHEMA_OTHER(where=where, message=error.message[:200])
+
+
+def _shown(value: Any) -> str:
+    """A value of a hostile message as a sentence shows it: JSON-like, at most 80 characters."""
+    return repr(value)[:80]
+
+
+def _words_of(value: Any) -> list[str]:
+    """A schema's ``type`` or ``enum`` value as a list of words."""
+    return [str(v)[:40] for v in (value if isinstance(value, list) else [value])][:20]
 
 
 @functools.cache

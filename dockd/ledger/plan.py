@@ -16,6 +16,8 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, field
 
+from dockd.i18n import Note, length_text
+from dockd.ledger import notes
 from dockd.ledger.judge import (
     BAD_SIGNATURE,
     KEY_MISMATCH,
@@ -26,6 +28,7 @@ from dockd.ledger.judge import (
     Rejected,
     reject,
 )
+from dockd.store.custody_check import BAD_SIGNATURE as BAD_SIGNATURE_PROBLEM
 from dockd.store.custody_check import (
     checkpoint_key_problem,
     checkpoint_records_problem,
@@ -75,7 +78,7 @@ class Fork:
     dock: str
     seq: int
     kind: str          # record | checkpoint
-    reason: str
+    reason: Note
     body: bytes
     topic: str
 
@@ -87,7 +90,7 @@ class Alert:
     dock: str | None
     kind: str
     key: str
-    detail: str
+    detail: Note
     seq_from: int | None = None
     seq_to: int | None = None
 
@@ -110,7 +113,7 @@ def plan_dock(view: DockView, records: list[RecordIn], checkpoints: list[Checkpo
     """Decide every record and checkpoint of one dock (``view`` is updated as it goes)."""
     plan = DockPlan()
     if view.enrolled_key is None:
-        reason = f"dock {view.dock!r} is not enrolled (dockd ledger dock add)"
+        reason = notes.NOT_ENROLLED(dock=view.dock)
         for r in records:
             plan.rejected.append(reject(UNKNOWN_DOCK, reason, r.topic, view.dock, r.seq, r.raw))
         for c in checkpoints:
@@ -118,7 +121,7 @@ def plan_dock(view: DockView, records: list[RecordIn], checkpoints: list[Checkpo
                                         c.checkpoint.seq, c.raw))
         if records or checkpoints:
             plan.alerts.append(Alert(view.dock, ALERT_UNKNOWN_DOCK, "",
-                                     f"messages from dock {view.dock!r}, which is not enrolled"))
+                                     notes.FROM_UNENROLLED(dock=view.dock)))
         return plan
     for cp in checkpoints:
         _checkpoint(view, cp, plan)
@@ -134,7 +137,7 @@ def _checkpoint(view: DockView, item: CheckpointIn, plan: DockPlan) -> None:
     assert view.enrolled_key is not None
     problem = checkpoint_key_problem(cp, view.enrolled_key, "enrolled")
     if problem is not None:
-        signature = "signature" in problem
+        signature = problem.code == BAD_SIGNATURE_PROBLEM.code
         code = BAD_SIGNATURE if signature else KEY_MISMATCH
         plan.rejected.append(reject(code, problem, item.topic, view.dock, cp.seq, item.raw))
         plan.alerts.append(Alert(view.dock, ALERT_SIGNATURE if signature else ALERT_KEY,
@@ -145,7 +148,7 @@ def _checkpoint(view: DockView, item: CheckpointIn, plan: DockPlan) -> None:
         plan.duplicates += 1
         return
     if known is not None:
-        reason = f"the dock signed two different hashes for seq {cp.seq} (rolled back?)"
+        reason = notes.CHECKPOINT_FORK(seq=cp.seq)
         plan.forks.append(Fork(view.dock, cp.seq, "checkpoint", reason, item.raw, item.topic))
         plan.alerts.append(Alert(view.dock, ALERT_FORK, f"checkpoint-{cp.seq}", reason,
                                  cp.seq, cp.seq))
@@ -161,9 +164,8 @@ def _record(view: DockView, r: RecordIn, plan: DockPlan, now: dt.datetime | None
         if kept.hash == r.hash:  # the hash covers every field: the very same record
             if (now is not None and kept.received_at is not None and not r.redelivered
                     and now - kept.received_at > replay_after):
-                reason = (f"seq {r.seq} published again {now - kept.received_at} after it was "
-                          "kept, not as a redelivery: an old record replayed (identical, so "
-                          "nothing kept changes)")
+                reason = notes.REPLAYED_RECORD(seq=r.seq,
+                                               after=length_text(_seconds(now, kept.received_at)))
                 plan.rejected.append(reject(REPLAYED, reason, r.topic, view.dock, r.seq, r.raw))
                 plan.alerts.append(Alert(view.dock, ALERT_REPLAYED, "records", reason,
                                          r.seq, r.seq))
@@ -171,13 +173,13 @@ def _record(view: DockView, r: RecordIn, plan: DockPlan, now: dt.datetime | None
             plan.duplicates += 1
             return
         same_id = kept.event_id == r.event_id
-        _fork(view, r, plan, ALERT_FORK, f"two different records claim seq {r.seq} "
-              + (f"(same event id {r.event_id}; the first received is kept)" if same_id else
-                 f"(event ids {kept.event_id} kept, {r.event_id} not)"))
+        _fork(view, r, plan, ALERT_FORK,
+              notes.FORK_SAME_ID(seq=r.seq, event_id=r.event_id) if same_id else
+              notes.FORK_OTHER_ID(seq=r.seq, kept=kept.event_id, other=r.event_id))
         return
     other = view.event_ids.get(r.event_id)
     if other is not None:
-        _fork(view, r, plan, ALERT_FORK, f"event id {r.event_id} already used by seq {other}")
+        _fork(view, r, plan, ALERT_FORK, notes.EVENT_ID_REUSED(event_id=r.event_id, seq=other))
         return
     before, after = view.rows.get(r.seq - 1), view.rows.get(r.seq + 1)
     problem = link_problem(r.seq, r.prev_hash, r.hash,
@@ -193,7 +195,7 @@ def _record(view: DockView, r: RecordIn, plan: DockPlan, now: dt.datetime | None
     plan.inserts.append(r)
 
 
-def _fork(view: DockView, r: RecordIn, plan: DockPlan, kind: str, reason: str) -> None:
+def _fork(view: DockView, r: RecordIn, plan: DockPlan, kind: str, reason: Note) -> None:
     plan.forks.append(Fork(view.dock, r.seq, "record", reason, r.body, r.topic))
     plan.alerts.append(Alert(view.dock, kind, f"seq-{r.seq}", reason, r.seq, r.seq))
 
@@ -206,5 +208,8 @@ def _checkpoint_against_kept(view: DockView, item: CheckpointIn, plan: DockPlan)
     if disagreement is not None:
         seq, reason = disagreement
         plan.alerts.append(Alert(view.dock, ALERT_CHECKPOINT, f"seq-{seq}",
-                                 f"{reason}: the record the ledger keeps is contradicted by "
-                                 "the dock's signature", seq, seq))
+                                 notes.CONTRADICTED(problem=reason), seq, seq))
+
+
+def _seconds(now: dt.datetime, then: dt.datetime) -> float:
+    return (now - then).total_seconds()

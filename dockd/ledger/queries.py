@@ -82,9 +82,10 @@ def _online(row: dict[str, Any]) -> str:
 
 def open_alerts(conn: psycopg.Connection[Any], dock: str | None = None,
                 limit: int = 500) -> list[dict[str, Any]]:
-    """Open alerts, newest first (``dock`` = of that dock only)."""
-    return _rows(conn, "SELECT id, dock, kind, key, detail, seq_from, seq_to, count, first_seen,"
-                       " last_seen FROM alerts WHERE closed_at IS NULL"
+    """Open alerts, newest first (``dock`` = of that dock only). ``detail`` is the English
+    text, ``detail_note`` the same as data (None in rows from before schema version 2)."""
+    return _rows(conn, "SELECT id, dock, kind, key, detail, detail_note, seq_from, seq_to, count,"
+                       " first_seen, last_seen FROM alerts WHERE closed_at IS NULL"
                        " AND (%(dock)s::text IS NULL OR dock = %(dock)s)"
                        " ORDER BY last_seen DESC, id DESC LIMIT %(limit)s",
                  {"dock": dock, "limit": limit})
@@ -93,8 +94,9 @@ def open_alerts(conn: psycopg.Connection[Any], dock: str | None = None,
 def closed_alerts(conn: psycopg.Connection[Any], dock: str | None = None,
                   limit: int = 100) -> list[dict[str, Any]]:
     """Recently closed alerts with their resolution."""
-    return _rows(conn, "SELECT id, dock, kind, key, detail, seq_from, seq_to, count, first_seen,"
-                       " closed_at, resolution FROM alerts WHERE closed_at IS NOT NULL"
+    return _rows(conn, "SELECT id, dock, kind, key, detail, detail_note, seq_from, seq_to, count,"
+                       " first_seen, closed_at, resolution, resolution_note FROM alerts"
+                       " WHERE closed_at IS NOT NULL"
                        " AND (%(dock)s::text IS NULL OR dock = %(dock)s)"
                        " ORDER BY closed_at DESC LIMIT %(limit)s", {"dock": dock, "limit": limit})
 
@@ -145,6 +147,6 @@ def recorder_health(conn: psycopg.Connection[Any], serial: str) -> list[dict[str
 
 def rejected(conn: psycopg.Connection[Any], limit: int = 100) -> list[dict[str, Any]]:
     """The latest rejected messages (without their payloads)."""
-    return _rows(conn, "SELECT id, received_at, topic, dock, seq, code, reason, payload_bytes,"
-                       " payload_sha256 FROM rejected ORDER BY received_at DESC, id DESC"
+    return _rows(conn, "SELECT id, received_at, topic, dock, seq, code, reason, reason_note,"
+                       " payload_bytes, payload_sha256 FROM rejected ORDER BY received_at DESC, id DESC"
                        " LIMIT %s", (limit,))

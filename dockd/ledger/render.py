@@ -13,6 +13,7 @@ import io
 from collections.abc import Callable
 from pathlib import Path
 
+from dockd.ledger.notes import shown as said
 from dockd.ledger.reports import BureauReport
 from dockd.ledger.words import Words, label
 from dockd.records.pdf import shown
@@ -79,9 +80,8 @@ def sections(report: BureauReport, _: Words, when: Callable[[str], str] = str
                shown(h["reason"]), shown(h["by"]), when(h["time"])] for h in report.holds]),
             (_("Open ledger alerts"), [_("kind"), _("dock"), _("detail"), _("count"),
                                        _("since")],
-             [[label(_, a["kind"]), shown(a["dock"]), a["detail"], str(a["count"]),
-               when(a["first_seen"])]
-              for a in report.ledger_alerts]),
+             [[label(_, a["kind"]), shown(a["dock"]), said(_, a["detail_note"], a["detail"]),
+               str(a["count"]), when(a["first_seen"])] for a in report.ledger_alerts]),
         ]
     return out
 

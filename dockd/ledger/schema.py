@@ -12,7 +12,7 @@ includes the partition key). Evidence tables refuse UPDATE and DELETE by trigger
 
 from __future__ import annotations
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 DDL = """
 CREATE TABLE IF NOT EXISTS ledger_meta (
@@ -181,6 +181,17 @@ CREATE OR REPLACE FUNCTION ledger_refuse_change() RETURNS trigger LANGUAGE plpgs
 BEGIN
     RAISE EXCEPTION 'the ledger table % is append-only', TG_TABLE_NAME;
 END $$;
+"""
+
+# Version 2: what the ledger says about an alert, a refusal or a fork is also kept as data,
+# {"code": …, "args": {…}} (dockd.ledger.notes), and shown in the reader's language; the text
+# columns keep the English sentence. Rows from before have only the text (NULL here).
+# Adding a NULL column rewrites no row, so the append-only triggers are not involved.
+MIGRATE_V2 = """
+ALTER TABLE alerts ADD COLUMN IF NOT EXISTS detail_note jsonb;
+ALTER TABLE alerts ADD COLUMN IF NOT EXISTS resolution_note jsonb;
+ALTER TABLE rejected ADD COLUMN IF NOT EXISTS reason_note jsonb;
+ALTER TABLE forks ADD COLUMN IF NOT EXISTS reason_note jsonb;
 """
 
 # Evidence: rows are only ever added (partition children inherit row triggers, PG >= 13;

@@ -85,6 +85,10 @@ LABELS = {
     "export.created": "evidence exported", "access.registered": "access registered",
     "verify.completed": "integrity check passed", "verify.failed": "integrity check failed",
     "hold.added": "hold added", "hold.released": "hold released",
+    # rejection codes
+    "too_large": "too large", "not_json": "not JSON", "unknown_topic": "unknown topic",
+    "schema": "schema", "forged_hash": "forged hash", "wrong_dock": "wrong dock",
+    "unstorable": "could not be stored",
 }
 
 

@@ -34,7 +34,7 @@ from starlette.staticfiles import StaticFiles
 
 from dockd.clock import Clock, parse_utc_iso
 from dockd.config.ledger import LedgerSection, WebSection
-from dockd.ledger import queries
+from dockd.ledger import notes, queries
 from dockd.ledger.render import period_line, sections, title
 from dockd.ledger.reports import bureau_report
 from dockd.ledger.web.auth import User, UsersFile
@@ -310,6 +310,7 @@ class _Pages:
         _ = words(lang)
         html = self.env.get_template(template).render(
             _=_, label=lambda code: label(_, str(code)), lang=lang,
+            say=lambda note, text: notes.shown(_, note, text),
             html_lang="zh-CN" if lang == "zh_CN" else "en",
             user=user, path=request.url.path, query=q, now=self.clock.now(), **context)
         return HTMLResponse(html)

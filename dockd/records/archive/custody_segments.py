@@ -66,18 +66,20 @@ def parse_segment(data: bytes, public_key: str, dock: str) -> Segment:
     if not isinstance(first, int) or not isinstance(last, int) or not isinstance(records, list):
         raise ValueError("segment first_seq, last_seq or records malformed")
     cp = checkpoint_from_dict(doc.get("checkpoint"))
-    problem = checkpoint_key_problem(cp, public_key, "enrolled")
-    if problem is not None:
-        raise ValueError(f"segment checkpoint: {problem}")
+    key_problem = checkpoint_key_problem(cp, public_key, "enrolled")
+    if key_problem is not None:
+        raise ValueError(f"segment checkpoint: {key_problem}")
     if cp.dock != dock or cp.seq != last or not records:
         raise ValueError("segment checkpoint does not close the segment")
     previous: dict[str, Any] | None = None
     for expected_seq, record in enumerate(records, start=first):
-        problem = record_form_problem(record)
+        form = record_form_problem(record)
+        problem = None if form is None else str(form)
         if problem is None and record["seq"] != expected_seq:
             problem = f"record seq {record['seq']} where {expected_seq} was due"
         if problem is None:
-            problem = hashed_body(record)[1]
+            forged = hashed_body(record)[1]
+            problem = None if forged is None else str(forged)
         if problem is None and previous is not None and record["prev_hash"] != previous["hash"]:
             problem = "does not chain onto the record before it"
         if problem is None and record["dock"] != dock:

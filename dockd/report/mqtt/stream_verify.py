@@ -26,6 +26,7 @@ from dockd.report.mqtt.topics import ParsedTopic, parse_topic
 from dockd.store.custody import checkpoint_from_dict
 from dockd.store.custody_check import (
     HEX64,
+    UNHASHABLE,
     checkpoint_key_problem,
     checkpoint_records_problem,
     hashed_body,
@@ -177,14 +178,15 @@ class StreamVerifier:
         if problem is not None:
             claimed = message.get("seq") if isinstance(message, dict) else None
             return [Finding(MALFORMED, where.dock,
-                            claimed if isinstance(claimed, int) else None, problem)]
+                            claimed if isinstance(claimed, int) else None, str(problem))]
         seq: int = message["seq"]
         if message["dock"] != where.dock:
             return [Finding(FORGERY, where.dock, seq, f"record names dock {message['dock']!r} "
                             f"but came on {where.dock}'s topic")]
         body, problem = hashed_body(message)
         if body is None:
-            kind = MALFORMED if str(problem).startswith("record cannot") else FORGERY
+            kind = MALFORMED if problem is not None and problem.code == UNHASHABLE.code \
+                else FORGERY
             return [Finding(kind, where.dock, seq, str(problem))]
         known = state.records.get(seq)
         if known is not None:
@@ -212,7 +214,7 @@ class StreamVerifier:
                                after_prev=after[1] if after else None,
                                pinned=state.checkpoints.get(seq),
                                pinned_before=state.checkpoints.get(seq - 1))
-        return [] if problem is None else [Finding(FORGERY, dock, seq, problem)]
+        return [] if problem is None else [Finding(FORGERY, dock, seq, str(problem))]
 
     def _gaps(self, dock: str, state: _Dock, until_seq: int | None) -> list[Finding]:
         if not state.records:
@@ -250,13 +252,13 @@ class StreamVerifier:
     def _check_checkpoint(self, dock: str, state: _Dock, cp: Any, key: str) -> list[Finding]:
         problem = checkpoint_key_problem(cp, key, "published")
         if problem is not None:
-            return [Finding(FORGERY, dock, cp.seq, problem)]
+            return [Finding(FORGERY, dock, cp.seq, str(problem))]
         record = state.records.get(cp.seq)
         following = state.records.get(cp.seq + 1)
         disagreement = checkpoint_records_problem(cp, record[2] if record else None,
                                                   following[1] if following else None)
         if disagreement is not None:
-            return [Finding(FORGERY, dock, disagreement[0], disagreement[1])]
+            return [Finding(FORGERY, dock, disagreement[0], str(disagreement[1]))]
         state.checkpoints[cp.seq] = cp.hash
         state.checkpoints_verified += 1
         return []
