@@ -128,6 +128,46 @@ def test_supervision_in_chinese_text_csv_and_pdf(reported: dict[str, Any]) -> No
     assert "全局监督报告" in text and "SN-NEVER" in text
 
 
+def test_ledger_alerts_read_in_the_reports_language(reported: dict[str, Any],
+                                                    ledger_dsn: str) -> None:  # noqa: F811
+    _key, unenrolled = _dock_events(reported["root"] / "dock-9", "dock-9")
+    db = open_db(ledger_dsn)
+    db.apply_batch([judge(PREFIX, f"{PREFIX}/s1/dock-1/custody", b"not json", 1 << 20),
+                    judge(PREFIX, *unenrolled[0], 1 << 20)], SystemClock().now())
+    db.close()
+    zh = {"rejected": "非 JSON：消息体不是 UTF-8 JSON：Expecting value: line 1 column 1 (char 0)"
+                      "（主题 dockd/s1/dock-1/custody）",
+          "unknown_dock": "收到未登记采集站 dock-9 的消息"}
+    en = {"rejected": "not JSON: payload is not UTF-8 JSON: Expecting value: line 1 column 1 "
+                      "(char 0) (topic dockd/s1/dock-1/custody)",
+          "unknown_dock": "messages from dock dock-9, which is not enrolled"}
+    text = report(reported, "supervision", lang="zh_CN.UTF-8").stdout
+    assert all(t in text for t in zh.values()), text
+    assert "not JSON" not in text and "which is not enrolled" not in text
+    assert all(t in report(reported, "supervision").stdout for t in en.values())
+    csv_rows = list(csv.reader(io.StringIO(report(reported, "supervision", "--format", "csv",
+                                                  lang="zh_CN.UTF-8").stdout)))
+    details = {r[1]: r[3] for r in csv_rows if r[0] == "台账未关闭告警"}
+    assert details == {"拒收": zh["rejected"], "未登记采集站": zh["unknown_dock"]}
+    pdf = reported["root"] / "alerts.pdf"
+    done = report(reported, "supervision", "--format", "pdf", "--out", str(pdf),
+                  lang="zh_CN.UTF-8")
+    assert done.returncode == 0, done.stderr
+    words = subprocess.run(["pdftotext", str(pdf), "-"], capture_output=True, text=True,
+                           check=True).stdout
+    assert "收到未登记采集站" in words and "消息体不是" in words
+    # The stored JSON is the same in either language: the code and values, and English text.
+    data = json.loads(report(reported, "supervision", "--format", "json",
+                             lang="zh_CN.UTF-8").stdout)
+    stored = {a["kind"]: a for a in data["ledger_alerts"]}
+    assert stored["unknown_dock"]["detail"] == en["unknown_dock"]
+    assert stored["unknown_dock"]["detail_note"] == {"code": "dock.messages_unenrolled",
+                                                     "args": {"dock": "dock-9"}}
+    status = run_dockd(["ledger", "status", "--config", reported["config"]],
+                       env={"LANG": "zh_CN.UTF-8", "LANGUAGE": ""})
+    assert zh["unknown_dock"] in status.stdout, status.stderr
+
+
 def test_report_options_are_checked(reported: dict[str, Any]) -> None:
     assert report(reported, "weekly", "--format", "pdf").returncode == 2
     done = run_dockd(["ledger", "report", "weekly", "--week", "2026-W99", "--config",

@@ -8,6 +8,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -101,3 +102,23 @@ def test_every_stored_sentence_has_a_chinese_form_and_survives_its_json() -> Non
     assert note.render(zh) == "部分补齐（2 条来自 archive）；仍缺：序号 4–9, 序号 12"
     with pytest.raises(TypeError):
         notes.GAP(lo=1, hi=2)
+
+
+_JSON = st.recursive(st.none() | st.booleans() | st.integers() | st.floats() | st.text(),
+                     lambda inner: st.lists(inner, max_size=4)
+                     | st.dictionaries(st.text(max_size=8), inner, max_size=4), max_leaves=12)
+
+
+@given(code=st.sampled_from(["link.not_onto", "rejected", "gap.partly_filled",
+                             "fork.same_event_id", "nope"]), data=st.data(), other=_JSON)
+def test_whatever_a_note_column_holds_the_page_shows_a_sentence_or_the_text(
+        code: str, data: st.DataObject, other: Any) -> None:
+    from dockd.i18n import Sentence
+    from dockd.ledger.notes import shown
+    from dockd.ledger.words import words
+
+    names = sorted(Sentence.known[code].names) if code in Sentence.known else ["x"]
+    args = data.draw(st.fixed_dictionaries({n: _JSON for n in names}))  # the right names
+    for stored in ({"code": code, "args": args}, other):
+        for language in ("zh_CN", "en"):
+            assert isinstance(shown(words(language), stored, "kept text"), str)
