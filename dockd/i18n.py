@@ -75,9 +75,10 @@ class Note:
     def from_json(value: Any) -> Note | None:
         """The Note :meth:`to_json` made; None for anything else (an old row, a code this
         version does not know, values that do not fit its sentence)."""
-        if not isinstance(value, dict) or not isinstance(value.get("args"), dict):
+        if not isinstance(value, dict) or not isinstance(value.get("args"), dict) \
+                or not isinstance(value.get("code"), str):
             return None
-        sentence = Sentence.known.get(value.get("code"))  # type: ignore[arg-type]
+        sentence = Sentence.known.get(value["code"])
         if sentence is None or set(value["args"]) != sentence.names:
             return None
         args: dict[str, Any] = {}

@@ -102,6 +102,9 @@ def test_every_stored_sentence_has_a_chinese_form_and_survives_its_json() -> Non
     assert note.render(zh) == "部分补齐（2 条来自 archive）；仍缺：序号 4–9, 序号 12"
     with pytest.raises(TypeError):
         notes.GAP(lo=1, hi=2)
+    # Every rejection code has its words (the first part of a `rejected` alert).
+    from dockd.ledger import consumer, judge
+    assert {*judge.CODES, consumer.UNSTORABLE} <= set(notes.CODE_WORDS)
 
 
 _JSON = st.recursive(st.none() | st.booleans() | st.integers() | st.floats() | st.text(),
@@ -119,6 +122,6 @@ def test_whatever_a_note_column_holds_the_page_shows_a_sentence_or_the_text(
 
     names = sorted(Sentence.known[code].names) if code in Sentence.known else ["x"]
     args = data.draw(st.fixed_dictionaries({n: _JSON for n in names}))  # the right names
-    for stored in ({"code": code, "args": args}, other):
+    for stored in ({"code": code, "args": args}, {"code": other, "args": {}}, other):
         for language in ("zh_CN", "en"):
             assert isinstance(shown(words(language), stored, "kept text"), str)

@@ -37,6 +37,8 @@ UNKNOWN_DOCK = "unknown_dock"
 KEY_MISMATCH = "key_mismatch"
 BAD_SIGNATURE = "bad_signature"
 REPLAYED = "replayed"
+CODES = (TOO_LARGE, NOT_JSON, UNKNOWN_TOPIC, SCHEMA, FORGED_HASH, WRONG_DOCK, UNKNOWN_DOCK,
+         KEY_MISMATCH, BAD_SIGNATURE, REPLAYED)
 
 EVIDENCE_BYTES = 4096  # of a too-large payload, what is kept besides its SHA-256
 _UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")

@@ -23,10 +23,6 @@ CODE_WORDS = {code: Sentence(f"label.{code}", LABELS.get(code, code)) for code i
     "unknown_dock", "key_mismatch", "bad_signature", "replayed", "unstorable")}
 
 
-def code_word(code: str) -> Note | str:
-    """A rejection code in words (the code itself if it has none)."""
-    return CODE_WORDS[code]() if code in CODE_WORDS else code
-
 # judge: one message on its own
 TOO_LARGE = Sentence("reject.too_large", N_("payload of {size} bytes exceeds "
                                             "max_payload_bytes ({limit})"))
@@ -117,3 +113,8 @@ def shown(_: Words, note: Any, text: str | None) -> str:
     shows its stored text as it is."""
     parsed = Note.from_json(note)
     return parsed.render(_) if parsed is not None else text or "—"
+
+
+def code_word(code: str) -> Note | str:
+    """A rejection code in words (the code itself if it has none)."""
+    return CODE_WORDS[code]() if code in CODE_WORDS else code

@@ -148,5 +148,6 @@ def recorder_health(conn: psycopg.Connection[Any], serial: str) -> list[dict[str
 def rejected(conn: psycopg.Connection[Any], limit: int = 100) -> list[dict[str, Any]]:
     """The latest rejected messages (without their payloads)."""
     return _rows(conn, "SELECT id, received_at, topic, dock, seq, code, reason, reason_note,"
-                       " payload_bytes, payload_sha256 FROM rejected ORDER BY received_at DESC, id DESC"
+                       " payload_bytes, payload_sha256 FROM rejected"
+                       " ORDER BY received_at DESC, id DESC"
                        " LIMIT %s", (limit,))
