@@ -252,11 +252,8 @@ def ffmpeg() -> str:
 # other test is a unit of its own (it uses its own tmp dir, free ports, losetup -f).
 # (xdist's own xdist_group mark does not reach its scheduler under pytest 9: xdist renames
 # the node through an attribute pytest 9 no longer reads, so the groups are named here.)
+# The HIL files are one group too, by their names (serial_group).
 SERIAL_GROUPS: dict[str, str] = {
-    # (and every other tests/hil/test_hil_*.py file, see serial_group): a file's scenarios
-    # share one guest boot (module fixture); one guest at a time on 2 cores
-    "tests/hil/test_hil_scenarios.py": "hil-guest",
-    "tests/hil/test_hil_smoke.py": "hil-guest",
     # the package and the Debian root are built once (module fixtures, one cache file)
     "tests/test_deb_package.py": "deb",
     # one bureau (daemons, broker, ledger, TLS server) and one browser for the module
@@ -274,8 +271,9 @@ HIL_GROUP = "hil-guest"
 
 
 def serial_group(nodeid: str) -> str | None:
-    """The SERIAL_GROUPS group of a test (by its node id), None for a test that runs alone.
-    Every tests/hil/test_hil_*.py file boots a guest, so a new one is in the HIL group too."""
+    """The group of a test (by its node id), None for a test that runs alone. Every
+    tests/hil/test_hil_*.py file boots a guest (its scenarios share the boot: a module
+    fixture) and one guest at a time fits 2 cores, so they are all one group."""
     path = nodeid.split("::", 1)[0]
     if path.startswith("tests/hil/test_hil_"):
         return HIL_GROUP
