@@ -33,6 +33,7 @@ import subprocess
 import time
 import zlib
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -319,6 +320,23 @@ def _wait_records(dock: Dock, match: Callable[[dict[str, Any]], bool],
     raise HilTimeout(f"no matching custody record within {timeout}s\n{dock.log_tail()}")
 
 
+def _concurrently(*calls: Callable[[], Any]) -> list[Any]:
+    """The results of `calls`, run at the same time (the agent serves each request in its own
+    thread; the guest has 2 vCPUs): the `dockd` commands a check needs cost seconds each
+    under emulation. Only for commands of a dock at rest whose results do not depend on
+    their order (reads, and `verify`, whose own record no check looks at); the first
+    exception (a failed assertion too) is raised here."""
+    with ThreadPoolExecutor(len(calls)) as pool:
+        futures = [pool.submit(call) for call in calls]
+        return [f.result() for f in futures]
+
+
+def _verify(dock: Dock) -> None:
+    """`dockd verify` passes."""
+    verify = dock.dockd("verify", check=False)
+    assert verify.returncode == 0, verify.text + verify.stderr.decode()
+
+
 def _videos(n: int, size: int, prefix: str = "VID") -> dict[str, int | bytes]:
     return {f"DCIM/100MEDIA/{prefix}{i:05d}.MP4": size for i in range(1, n + 1)}
 
@@ -353,15 +371,15 @@ def test_three_recorders_docked_at_once_are_all_offloaded_and_verify(dock: Dock)
                     "three_at_once_gat947_plug_to_ready_s": ready[BAY_GAT],
                     "three_at_once_msc_plug_to_ready_s": ready[BAY_MSC]})
 
-    catalog = dock.catalog()
+    catalog, state, records, _ = _concurrently(dock.catalog, dock.status, dock.custody,
+                                               lambda: _verify(dock))
     for serial, image in (("AMBA0001", amba_img), ("GAT0001", gat_img), ("CAM0003", msc_img)):
         assert _stored(dock, serial, catalog) == _hashes(image), serial
-    statuses = {b["bay"]: b for b in dock.status()["bays"]}
+    statuses = {b["bay"]: b for b in state["bays"]}
     assert statuses[BAY_AMBA]["recorder"] == "AMBA0001"
     assert statuses[BAY_GAT]["recorder"] == "GAT0001"
     assert statuses[BAY_GAT]["battery_percent"] == 80  # read over the CDC-ACM port
     assert statuses[BAY_MSC]["recorder"] == "CAM0003"
-    records = dock.custody()
     for serial in ("AMBA0001", "GAT0001", "CAM0003"):
         types = _types(records, serial)
         assert types.count("session.completed") == 1 and "recorder.docked" in types, (serial, types)
@@ -370,8 +388,6 @@ def test_three_recorders_docked_at_once_are_all_offloaded_and_verify(dock: Dock)
         any(r["type"] == "recorder.health" and r["subject"] == "GAT0001" for r in records)
     fw_log = (dock.guest.exchange_dir / "fw-amba1.log").read_text()
     assert "b'@ATH;'" in fw_log and "mass-storage mode bound" in fw_log
-    verify = dock.dockd("verify", check=False)
-    assert verify.returncode == 0, verify.text + verify.stderr.decode()
     assert not [m for m in dock.mounts() if m[1].startswith(MOUNT_ROOT)], "left mounted"
 
     fw_amba.terminate()
@@ -429,17 +445,15 @@ def test_recorder_pulled_mid_file_then_redocked_resumes_without_loss_or_duplicat
     dock.wait_bay(BAY_MSC, ("ready_unchecked",), timeout=240)  # a plain disk: no battery, clock
     seconds = time.monotonic() - replugged_at
     TIMINGS["pull_redock_to_ready_s"] = seconds
-    after = _stored(dock, "CAMPULL")
+    after, records, _ = _concurrently(lambda: _stored(dock, "CAMPULL"), dock.custody,
+                                      lambda: _verify(dock))
     assert after == _hashes(image)
     assert {k: after[k] for k in before} == before  # what was stored stayed as it was
     new_bytes = sum(image.files[k] for k in after if k not in before)
     TIMINGS["offload_rate_MBps_usb_storage"] = new_bytes / seconds / 1e6
-    records = dock.custody()
     completed = [r for r in records if r["subject"] == "CAMPULL"
                  and r["type"] == "session.completed" and r["payload"].get("result") == "completed"]
     assert len(completed) == 1, _types(records, "CAMPULL")
-    verify = dock.dockd("verify", check=False)
-    assert verify.returncode == 0, verify.text + verify.stderr.decode()
     dock.guest.unplug_recorder(plugged)
     dock.wait_bay(BAY_MSC, ("empty",), timeout=60)
 
@@ -460,13 +474,13 @@ def test_unknown_usb_stick_is_never_mounted_and_raises_an_alert(dock: Dock) -> N
     time.sleep(1.0)  # give a wrong mount the chance to happen before we look
     assert part.device_node is not None
     assert not [m for m in dock.mounts() if m[0] == part.device_node or m[1].startswith(MOUNT_ROOT)]
-    records = dock.custody()
+    records, outbox = _concurrently(dock.custody, dock.alerts)
     faults = [r for r in records if r["type"] == "bay.fault"
               and r["payload"]["reason"] == "unknown_device"]
     assert faults and "0951:1666" in faults[-1]["payload"]["detail"]
     assert not [r for r in records if r["type"] == "session.started"
                 and r["subject"] == "60A44C3FAE2BE1A0"]
-    alerts = [a for a in dock.alerts() if a.get("reason") == "unknown_device"]
+    alerts = [a for a in outbox if a.get("reason") == "unknown_device"]
     assert alerts and alerts[-1]["bay"] == BAY_AMBA
     dock.guest.remove_gadget(plugged)
     dock.wait_bay(BAY_AMBA, ("empty",), timeout=60)
@@ -509,9 +523,9 @@ def _two_phase_ready(dock: Dock, serial: str, image: RecorderImage) -> list[dict
 
 def _all_offloaded(dock: Dock, images: dict[str, RecorderImage]) -> list[dict[str, Any]]:
     """_two_phase_ready for each recorder serial → card image, from one catalog and one log
-    read; returns the log."""
-    catalog = dock.catalog()
-    records = dock.custody()
+    read (at the same time); returns the log."""
+    catalog, log = _concurrently(dock.catalog, dock.custody)
+    records: list[dict[str, Any]] = log
     for serial, image in images.items():
         assert _stored(dock, serial, catalog) == _hashes(image), serial
         types = _types(records, serial)
@@ -669,12 +683,11 @@ def test_power_cut_during_offload_recovers_at_start(dock: Dock) -> None:
     dock.start_daemon()
     dock.wait_bay(BAY_MSC, ("ready_unchecked",), timeout=240)
     TIMINGS["power_cut_reboot_to_ready_s"] = time.monotonic() - rebooted
-    records = dock.custody()
+    records, stored, _ = _concurrently(dock.custody, lambda: _stored(dock, "CAMCUT"),
+                                       lambda: _verify(dock))
     recovered = [r for r in records if r["type"] == "session.interrupted"
                  and r["subject"] == "CAMCUT" and r["payload"]["reason"] == "crash_recovery"]
     assert len(recovered) == 1, _types(records, "CAMCUT")
     completed = [r for r in records if r["type"] == "session.completed" and r["subject"] == "CAMCUT"]
     assert completed and completed[-1]["seq"] > recovered[0]["seq"]
-    assert _stored(dock, "CAMCUT") == _hashes(image)
-    verify = dock.dockd("verify", check=False)
-    assert verify.returncode == 0, verify.text + verify.stderr.decode()
+    assert stored == _hashes(image)
