@@ -122,6 +122,11 @@ def check_store(store: StoreView, on_item: Callable[[int], None] | None = None) 
     try:
         _check_session_links(store, report)
         replay = Replay()
+        # The checkpoint files before the log: they are written after the log's commit, so
+        # read first they vouch for no more than the snapshot below holds. Read after it, a
+        # verify or session committing meanwhile would look like a truncated log.
+        file_state = _read_checkpoint_file(store)
+        mirror_state = _read_mirror(store.mirror) if store.mirror is not None else None
         # One read snapshot for the chain, its checkpoints and the catalog they are compared
         # with: a session committing meanwhile is either wholly in it or wholly out.
         store.catalog.conn.execute("BEGIN")
@@ -129,9 +134,9 @@ def check_store(store: StoreView, on_item: Callable[[int], None] | None = None) 
             _check_database(store, report)
             _check_chain(store, report, replay)
             keys = _key_schedule(store, replay, report)
-            signed_upto = _check_checkpoints(store, report, keys)
-            if store.mirror is not None:
-                _check_mirror(store, store.mirror, report, keys)
+            signed_upto = _check_checkpoints(store, report, keys, file_state)
+            if store.mirror is not None and mirror_state is not None:
+                _check_mirror(store, store.mirror, mirror_state, report, keys)
             replay.compare(store.catalog.conn, signed_upto, report.add)
         finally:
             store.catalog.conn.execute("COMMIT")
@@ -271,7 +276,35 @@ def _key_schedule(store: StoreView, replay: Replay, report: VerifyReport) -> Key
     return KeySchedule(starts, keys)
 
 
-def _check_checkpoints(store: StoreView, report: VerifyReport, keys: KeySchedule) -> int:
+@dataclass(frozen=True)
+class _CheckpointFileState:
+    """The checkpoint file and the damaged copies set aside, as read before the log."""
+
+    aside: list[str]
+    checkpoint: Checkpoint | None
+    error: str | None
+
+
+def _read_checkpoint_file(store: StoreView) -> _CheckpointFileState:
+    aside = sorted(p.name for p in store.root.glob(f"{CHECKPOINT_FILE}{CORRUPT_SUFFIX}*"))
+    try:
+        return _CheckpointFileState(aside, read_checkpoint_file(store.root / CHECKPOINT_FILE),
+                                    None)
+    except ValueError as exc:
+        return _CheckpointFileState(aside, None, str(exc))
+
+
+def _read_mirror(mirror: Path) -> list[Checkpoint | str] | OSError:
+    try:
+        return read_checkpoint_mirror(mirror)
+    except FileNotFoundError:
+        return []
+    except OSError as exc:
+        return exc
+
+
+def _check_checkpoints(store: StoreView, report: VerifyReport, keys: KeySchedule,
+                       file_state: _CheckpointFileState) -> int:
     """Check every checkpoint and the checkpoint file; the highest seq a valid one covers."""
     tail = store.catalog.query_one("SELECT MAX(seq) FROM custody")
     tail_seq = (tail[0] if tail else 0) or 0
@@ -284,15 +317,14 @@ def _check_checkpoints(store: StoreView, report: VerifyReport, keys: KeySchedule
         if _check_one_checkpoint(store, cp, keys.key_at(cp.seq), "checkpoint", report):
             signed_upto = max(signed_upto, cp.seq)
         latest = cp
-    for aside in sorted(store.root.glob(f"{CHECKPOINT_FILE}{CORRUPT_SUFFIX}*")):
+    for aside in file_state.aside:
         report.problems.append(Problem(
-            "checkpoint_file", aside.name,
+            "checkpoint_file", aside,
             "a damaged checkpoint file was set aside; examine it, then remove it"))
-    try:
-        file_cp = read_checkpoint_file(store.root / CHECKPOINT_FILE)
-    except ValueError as exc:
-        report.problems.append(Problem("checkpoint_file", CHECKPOINT_FILE, str(exc)))
+    if file_state.error is not None:
+        report.problems.append(Problem("checkpoint_file", CHECKPOINT_FILE, file_state.error))
         return signed_upto
+    file_cp = file_state.checkpoint
     if file_cp is None:
         if latest is not None:
             report.problems.append(Problem("checkpoint_file", CHECKPOINT_FILE,
@@ -307,18 +339,15 @@ def _check_checkpoints(store: StoreView, report: VerifyReport, keys: KeySchedule
     return signed_upto
 
 
-def _check_mirror(store: StoreView, mirror: Path, report: VerifyReport,
-                  keys: KeySchedule) -> None:
+def _check_mirror(store: StoreView, mirror: Path, read: list[Checkpoint | str] | OSError,
+                  report: VerifyReport, keys: KeySchedule) -> None:
     """Compare the log with the checkpoints kept outside the store: a store put back to an
     earlier state (its own backup) has a log shorter than, or different from, what they
     signed: ``rolled_back``."""
-    try:
-        entries = read_checkpoint_mirror(mirror)
-    except FileNotFoundError:
-        entries = []
-    except OSError as exc:
-        report.add("checkpoint_mirror", str(mirror), f"cannot be read: {exc.strerror}")
+    if isinstance(read, OSError):
+        report.add("checkpoint_mirror", str(mirror), f"cannot be read: {read.strerror}")
         return
+    entries = read
     if report.checkpoints_checked and not any(isinstance(e, Checkpoint) for e in entries):
         # Just configured, or emptied: this verify's own checkpoint starts it (again).
         report.notes.append(f"the checkpoint mirror {mirror} holds no checkpoint yet: nothing "
