@@ -8,6 +8,7 @@ import datetime as dt
 import json
 import os
 import shutil
+import sqlite3
 import subprocess
 import tempfile
 from collections.abc import Callable, Mapping
@@ -250,5 +251,33 @@ def test_a_redock_relinks_nothing_through_a_link_planted_in_a_session_folder(
                            match=f"{dcim} is a symbolic link .* inside the evidence store"):
             ingest(store, tmp_path / "src2", {"DCIM/a.mp4": b"A" * 100})
         assert list(out.iterdir()) == []
+    finally:
+        store.close()
+
+
+def test_prune_removes_nothing_outside_the_store_through_a_catalog_path_that_climbs_out(
+        tmp_path: Path) -> None:
+    """A sighting's session_path altered in the catalog to climb out of the store, towards a
+    hard link of the object put outside: prune refuses it, naming the altered catalog."""
+    clock = SettableClock(T0)
+    store = open_clocked_store(tmp_path / "store", clock)
+    try:
+        ingest(store, tmp_path / "src", {"DCIM/a.mp4": b"A" * 100})
+        out = tmp_path / "outside"
+        out.mkdir()
+        (sha,) = [r[0] for r in store.catalog.query("SELECT sha256 FROM items")]
+        os.link(store.content.object_path(sha), out / "a.mp4")  # the same file: prune's test
+        (folder,) = [r[0] for r in store.catalog.query("SELECT folder FROM sessions")]
+        climb = "../" * (folder.count("/") + 2) + "outside/a.mp4"
+        with sqlite3.connect(store.catalog.path) as conn:  # as a tamperer would
+            for (trigger,) in conn.execute("SELECT name FROM sqlite_master WHERE type ="
+                                           " 'trigger' AND tbl_name = 'sightings'").fetchall():
+                conn.execute(f'DROP TRIGGER "{trigger}"')
+            conn.execute("UPDATE sightings SET session_path = ?", (climb,))
+        clock.t = T0 + dt.timedelta(days=91)
+        with pytest.raises(StoreUnavailableError, match="leaves or bends around the store: "
+                           "the catalog was altered"):
+            prune(store, RetentionPolicy(untagged_days=90, case_days=365), False, "test")
+        assert (out / "a.mp4").read_bytes() == b"A" * 100
     finally:
         store.close()

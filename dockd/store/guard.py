@@ -121,11 +121,21 @@ def check_store_path(root: Path, rel: str) -> None:
     directory on the way that exists must be no symbolic link, belong to root or the user
     running dockd and be writable by nobody else (what the open checks for the rest), so
     nothing is written or removed through a planted link. The last component is not
-    looked at: ``link`` and ``unlink`` never follow it. StoreUnavailableError (exit 73)
-    naming the path otherwise. A few ``lstat`` calls: one per directory level."""
+    looked at: ``link`` and ``unlink`` never follow it. A path that is absolute or has an
+    empty, ``.`` or ``..`` component (an altered catalog) is refused before any of that.
+    StoreUnavailableError (exit 73) naming the path otherwise. A few ``lstat`` calls: one
+    per directory level."""
+    parts = rel.split("/")
+    if any(part in ("", ".", "..") for part in parts[:-1]) or parts[-1] in (".", ".."):
+        # The path comes from the catalog: one that climbs out of the store or names it
+        # oddly was not written by dockd.
+        raise StoreUnavailableError(
+            _("the catalog names {value} as a file of the evidence store, but that path leaves "
+              "or bends around the store: the catalog was altered; run dockd verify, then "
+              "restore it from a backup").format(value=root / rel))
     trusted = _trusted_groups()
     here = root
-    for part in rel.split("/")[:-1]:
+    for part in parts[:-1]:
         here = here / part
         try:
             st = os.lstat(here)
