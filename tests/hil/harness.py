@@ -180,7 +180,8 @@ class FirmwareRecorder:
     guest/dv16_device.py) that the guest's usb-storage, sd and sg drivers bind to. After @ATH /
     SetMSDC it drops off the bus and re-enumerates as mass storage with
     storage_vendor_id:storage_product_id and `image` (in the exchange dir) as its disk.
-    `quirks` change how it behaves (guest/recorder_fw.py lists them).
+    `quirks` change how it behaves (guest/recorder_fw.py lists them). `storage_udc`: the UDC
+    its disk comes back on (None: its own), i.e. its disk appears on another port.
     """
 
     name: str
@@ -195,6 +196,7 @@ class FirmwareRecorder:
     battery: int = 80
     udc: str = "dummy_udc.0"
     quirks: tuple[str, ...] = ()
+    storage_udc: str | None = None
 
     @property
     def port_path(self) -> str:
@@ -635,6 +637,7 @@ class Guest:
             "name": spec.name.replace("-", "_"),
             "kind": spec.kind,
             "udc": spec.udc,
+            "storage_udc": spec.storage_udc or spec.udc,
             "vendor_id": spec.vendor_id,
             "product_id": spec.product_id,
             "storage_vendor_id": spec.storage_vendor_id,

@@ -7,8 +7,9 @@ Spec keys: name, kind ("amba": FunctionFS vendor bulk interface speaking Ambarel
 "gat947": CDC-ACM port speaking our GA/T 947 framing, firmware side /dev/ttyGS<n>; "dv16": a
 FunctionFS mass-storage interface whose Bulk-Only Transport is answered here, see
 dv16_device.py), udc, vendor_id, product_id (control mode), storage_vendor_id,
-storage_product_id (mass-storage mode), serial (USB serial and device ID), password, battery,
-image (FAT32 image for the LUN), quirks (list):
+storage_product_id (mass-storage mode), storage_udc (the UDC the disk comes back on: its own
+unless a test moves the disk to another port), serial (USB serial and device ID), password,
+battery, image (FAT32 image for the LUN), quirks (list):
 
 * "no_ath_reply" (amba): @ATH is never answered; the recorder switches a second later anyway;
 * "nul_padded" (amba): every reply is padded with NULs to 64 bytes;
@@ -97,6 +98,7 @@ class Firmware:
         self.storage = {**base, "name": f"{spec['name']}_msc",
                         "vendor_id": spec["storage_vendor_id"],
                         "product_id": spec["storage_product_id"], "product": "Recorder (disk)",
+                        "udc": spec.get("storage_udc", spec["udc"]),
                         "image": spec["image"], "acm": False, "vendor_bulk": False}
         self.created: list[dict[str, Any]] = []
         self.bound: dict[str, Any] | None = None
