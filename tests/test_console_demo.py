@@ -20,6 +20,7 @@ import psutil
 import pytest
 
 from dockd.records.fields import ART_12_4_FIELDS
+from dockd.sim.demo import READY, run_demo
 from dockd.sim.media import CLIP, clip_starting_at, fill_card
 from dockd.store.metadata import read_metadata
 from tests.conftest import REPO_ROOT, run_dockd
@@ -125,6 +126,29 @@ def test_a_closed_terminal_stops_the_demo_and_its_daemon(sig: int,
             with contextlib.suppress(psutil.NoSuchProcess):
                 process.kill()
         demo.wait()
+
+
+def test_an_interrupt_just_as_the_bays_settle_still_stops_verifies_and_exits_0(
+        demo_roots: list[Path], capsys: pytest.CaptureFixture[str]) -> None:
+    """The signal of the test above, at its worst moment: the first settled state is shown
+    and the interrupt comes before the keep-running phase begins (it used to end the demo
+    with "interrupted", exit 130, and no verify)."""
+    shown: list[dict[str, object]] = []
+
+    def interrupted_at_first_show_of_a_settled_state(state: dict[str, object]) -> None:
+        shown.append(state)
+        bays = state["bays"]
+        assert isinstance(bays, list)
+        if bays and bays[0]["state"] in READY:
+            raise KeyboardInterrupt
+
+    assert run_demo(1, None, None, True, interrupted_at_first_show_of_a_settled_state,
+                    local_broker=False) == 0
+    out = capsys.readouterr().out
+    demo_roots.append(_demo_root(out))
+    assert "intact" in out, out  # the store was verified after the daemon stopped
+    last = shown[-1]["bays"]
+    assert isinstance(last, list) and len(last) == 1 and last[0]["state"] in READY
 
 
 def _demo_env() -> dict[str, str]:

@@ -67,9 +67,18 @@ def run_demo(recorders: int, broker_url: str | None, store: Path | None, keep_ru
         runner.start()
         for n in range(1, recorders + 1):
             runner.dock.plug(f"1-1.{n}", KINDS[(n - 1) % len(KINDS)], usb_serial=serial_of(n))
-        state = _watch_until_settled(runner, recorders, show, timeout_s)
-        if keep_running:
-            _keep_running(runner, show)
+        settled: list[dict[str, Any]] = []
+        try:
+            state = _watch_until_settled(runner, recorders, show, timeout_s, settled)
+            if keep_running:
+                _keep_running(runner, show)
+        except KeyboardInterrupt:
+            # Once every bay has settled (and been shown so), Ctrl-C, q or a closed terminal
+            # end the keep-running phase: the daemon is stopped and the store verified, as
+            # the view says. Before that, they interrupt the demo.
+            if not (keep_running and settled):
+                raise
+            state = settled[0]
         runner.stop()
     except RunnerError as exc:
         raise DemoFailed(str(exc)) from None
@@ -122,19 +131,23 @@ def _enrol(runner: DaemonRunner, n: int) -> None:
 
 
 def _watch_until_settled(runner: DaemonRunner, recorders: int,
-                         show: Callable[[dict[str, Any]], None], timeout_s: float) -> dict[str, Any]:
+                         show: Callable[[dict[str, Any]], None], timeout_s: float,
+                         settled_states: list[dict[str, Any]]) -> dict[str, Any]:
+    """Show the bays until every one is ready or faulted; that state is also appended to
+    ``settled_states`` before it is shown, so an interrupt from then on finds it there."""
     def settled(state: dict[str, Any]) -> bool:
-        show(state)
         bays = [b for b in state["bays"] if b["bay"] <= recorders]
-        return len(bays) == recorders and all(b["state"] in (*READY, "fault") for b in bays)
+        done = len(bays) == recorders and all(b["state"] in (*READY, "fault") for b in bays)
+        if done:
+            settled_states.append(state)
+        show(state)
+        return done
 
     return runner.wait_until(settled, timeout_s, "every bay settled", interval=0.3)
 
 
 def _keep_running(runner: DaemonRunner, show: Callable[[dict[str, Any]], None]) -> None:
-    try:
-        while runner.proc is not None and runner.proc.poll() is None:
-            show(runner.state())
-            time.sleep(0.5)
-    except KeyboardInterrupt:
-        pass
+    """Show the bays until the daemon ends or an interrupt (handled by the caller)."""
+    while runner.proc is not None and runner.proc.poll() is None:
+        show(runner.state())
+        time.sleep(0.5)
