@@ -134,9 +134,11 @@ def check_store(store: StoreView, on_item: Callable[[int], None] | None = None) 
             _check_database(store, report)
             _check_chain(store, report, replay)
             keys = _key_schedule(store, replay, report)
-            signed_upto = _check_checkpoints(store, report, keys, file_state)
+            tail = store.catalog.query_one("SELECT MAX(seq) FROM custody")
+            tail_seq: int = (tail[0] if tail else 0) or 0
+            signed_upto = _check_checkpoints(store, report, keys, file_state, tail_seq)
             if store.mirror is not None and mirror_state is not None:
-                _check_mirror(store, store.mirror, mirror_state, report, keys)
+                _check_mirror(store, store.mirror, mirror_state, report, keys, tail_seq)
             replay.compare(store.catalog.conn, signed_upto, report.add)
         finally:
             store.catalog.conn.execute("COMMIT")
@@ -304,10 +306,9 @@ def _read_mirror(mirror: Path) -> list[Checkpoint | str] | OSError:
 
 
 def _check_checkpoints(store: StoreView, report: VerifyReport, keys: KeySchedule,
-                       file_state: _CheckpointFileState) -> int:
-    """Check every checkpoint and the checkpoint file; the highest seq a valid one covers."""
-    tail = store.catalog.query_one("SELECT MAX(seq) FROM custody")
-    tail_seq = (tail[0] if tail else 0) or 0
+                       file_state: _CheckpointFileState, tail_seq: int) -> int:
+    """Check every checkpoint and the checkpoint file against the log, which ends at
+    ``tail_seq``; the highest seq a valid checkpoint covers."""
     latest: Checkpoint | None = None
     signed_upto = 0
     for row in store.catalog.query("SELECT * FROM checkpoints ORDER BY seq"):
@@ -340,7 +341,7 @@ def _check_checkpoints(store: StoreView, report: VerifyReport, keys: KeySchedule
 
 
 def _check_mirror(store: StoreView, mirror: Path, read: list[Checkpoint | str] | OSError,
-                  report: VerifyReport, keys: KeySchedule) -> None:
+                  report: VerifyReport, keys: KeySchedule, tail_seq: int) -> None:
     """Compare the log with the checkpoints kept outside the store: a store put back to an
     earlier state (its own backup) has a log shorter than, or different from, what they
     signed: ``rolled_back``."""
@@ -352,8 +353,6 @@ def _check_mirror(store: StoreView, mirror: Path, read: list[Checkpoint | str] |
         # Just configured, or emptied: this verify's own checkpoint starts it (again).
         report.notes.append(f"the checkpoint mirror {mirror} holds no checkpoint yet: nothing "
                             "outside the store vouches that the log was not rolled back")
-    tail = store.catalog.query_one("SELECT MAX(seq) FROM custody")
-    tail_seq = (tail[0] if tail else 0) or 0
     for entry in entries:
         if isinstance(entry, str):
             report.add("checkpoint_mirror", str(mirror), entry)
