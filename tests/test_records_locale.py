@@ -71,13 +71,7 @@ def test_every_records_message_has_a_chinese_translation() -> None:
     catalog = parse_po(PO.read_text(encoding="utf-8"))
     messages = _messages()
     assert len(messages) > 150
-    missing = [f"{m!r} ({p.name})" for m, p in messages.items() if m not in catalog]
-    assert not missing, "add to dockd.po: " + "; ".join(missing)
-    fmt = string.Formatter()
-    for message in messages:
-        wanted = {f[1] for f in fmt.parse(message) if f[1] is not None}
-        got = {f[1] for f in fmt.parse(catalog[message]) if f[1] is not None}
-        assert wanted == got, f"placeholders differ for {message!r}"
+    _assert_translated(messages, catalog, "dockd.po")
 
 
 def test_every_ledger_word_has_a_chinese_translation() -> None:
@@ -90,8 +84,13 @@ def test_every_ledger_word_has_a_chinese_translation() -> None:
         for found in re.findall(r'_\("((?:[^"\\]|\\.)*)"\)', template.read_text("utf-8")):
             messages.setdefault(found, template)
     assert "seq {seq}" in messages and "Open" in messages
+    _assert_translated(messages, catalog, "dockd_ledger.po")
+
+
+def _assert_translated(messages: dict[str, Path], catalog: dict[str, str], po: str) -> None:
+    """Every message has its translation in ``catalog``, with the same placeholders."""
     missing = [f"{m!r} ({p.name})" for m, p in messages.items() if m not in catalog]
-    assert not missing, "add to dockd_ledger.po: " + "; ".join(missing)
+    assert not missing, f"add to {po}: " + "; ".join(missing)
     fmt = string.Formatter()
     for message in messages:
         wanted = {f[1] for f in fmt.parse(message) if f[1] is not None}
