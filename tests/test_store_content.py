@@ -31,7 +31,10 @@ from dockd.store.content_store import (
 )
 from dockd.store.hashing import (
     C4_ALPHABET,
+    GROUP_FILES,
+    GROUPS_IN_FLIGHT,
     INLINE_BELOW,
+    ParallelHasher,
     c4_from_sha512_hex,
     digest_bytes,
 )
@@ -85,8 +88,8 @@ def test_stored_once_by_sha256_with_modes(tmp_path: Path, monkeypatch: pytest.Mo
 @pytest.mark.parametrize("size", [0, 1, 65_536, INLINE_BELOW, 1_000_003])
 def test_all_digests_in_one_pass_match_independent_implementations(tmp_path: Path,
                                                                    size: int) -> None:
-    """Small files are hashed in the copying thread (SM3 on its worker), larger ones on
-    the workers chunk by chunk (1,000,003: not a multiple of the chunk size)."""
+    """Small files are hashed in groups on the workers, larger ones on the workers chunk by
+    chunk (1,000,003: not a multiple of the chunk size)."""
     data = os.urandom(size)
     (tmp_path / "f").write_bytes(data)
     store = _store(tmp_path / "store", ("sha256", "sm3", "xxh128", "c4"), chunk=64 << 10)
@@ -97,6 +100,35 @@ def test_all_digests_in_one_pass_match_independent_implementations(tmp_path: Pat
     assert obj.digests["xxh128"] == xxhash.xxh3_128(data).hexdigest()
     assert obj.digests["c4"] == c4_from_sha512_hex(hashlib.sha512(data).hexdigest())
     assert obj.size == len(data)
+
+
+@settings(max_examples=25, deadline=None)
+@given(sizes=st.lists(st.sampled_from([0, 1, 2047, 2048, 65_536, INLINE_BELOW]), min_size=1,
+                      max_size=3 * GROUP_FILES),
+       order=st.randoms(use_true_random=False))
+def test_small_files_hashed_in_groups_give_each_file_its_own_digests(
+        sizes: list[int], order: random.Random) -> None:
+    """Small files handed to the workers a group at a time: each file's digests are its
+    own bytes', read in any order — a file of a group still open hands it over — and no
+    more groups wait to be hashed than the bound."""
+    hasher = ParallelHasher(("sha256", "sm3", "xxh128", "c4"))
+    try:
+        files = [os.urandom(size) for size in sizes]
+        pending = []
+        for data in files:
+            pending.append(hasher.later(data))
+            assert len(hasher._in_flight) <= GROUPS_IN_FLIGHT
+        indexes = list(range(len(files)))
+        order.shuffle(indexes)
+        for i in indexes:
+            data = files[i]
+            assert pending[i].digests() == {
+                "sha256": hashlib.sha256(data).hexdigest(),
+                "sm3": hashlib.new("sm3", data).hexdigest(),
+                "xxh128": xxhash.xxh3_128(data).hexdigest(),
+                "c4": c4_from_sha512_hex(hashlib.sha512(data).hexdigest())}
+    finally:
+        hasher.close()
 
 
 def test_c4_of_empty_input_is_the_published_value() -> None:

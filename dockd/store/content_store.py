@@ -55,7 +55,13 @@ from dockd.store.fsutil import (
     write_file_atomic,
 )
 from dockd.store.guard import DENIED, check_store_tree, permission_denied
-from dockd.store.hashing import INLINE_BELOW, FileHash, ParallelHasher, digest_bytes
+from dockd.store.hashing import (
+    INLINE_BELOW,
+    Digests,
+    FileHash,
+    ParallelHasher,
+    digest_bytes,
+)
 from dockd.store.session_folder import SESSIONS_DIR, SessionFolder
 
 OBJECTS_DIR = "objects/sha256"
@@ -287,6 +293,7 @@ class ContentStore:
         try:
             os.fchmod(tmp_fd, FILE_MODE)  # the mode the object will have once linked
             head: list[bytes] = []  # the file's first bytes, for the media probe
+            file_hash: Digests
             if before.st_size <= INLINE_BELOW:
                 file_hash, size = self._copy_small(src_fd, tmp_fd, progress, before.st_size,
                                                    head)
@@ -533,13 +540,14 @@ class ContentStore:
             (self._scratch / _INTENT_NAME).unlink(missing_ok=True)
 
     def _copy_small(self, src_fd: int, tmp_fd: int, progress: Callable[[int], None] | None,
-                    limit: int, head: list[bytes]) -> tuple[FileHash, int]:
-        """A small file's copy: read whole (one ``read`` for most), hashed in this thread
-        (c4/SM3 on their workers, handed the same immutable bytes), written with one
-        ``pwrite`` through the page cache; no buffer ring, no writer thread. Per file this
-        is a third of the general loop's Python work, for the files a recorder has most of."""
-        file_hash = self._hasher.start(inline=True)
+                    limit: int, head: list[bytes]) -> tuple[Digests, int]:
+        """A small file's copy: read whole (one ``read`` for most), written with one
+        ``pwrite`` through the page cache, and its bytes — the very object written — handed
+        to the hash workers with the files around it (:meth:`ParallelHasher.later`); no
+        buffer ring, no writer thread. Per file this is a third of the general loop's
+        Python work, for the files a recorder has most of."""
         size = 0
+        chunks: list[bytes] = []
         while size < limit:  # no more than the size seen at open (see _copy_and_hash)
             try:
                 chunk = os.read(src_fd, limit - size)
@@ -550,17 +558,17 @@ class ContentStore:
                                               f"{exc.strerror}") from None
             if not chunk:
                 break
-            if not size:
-                head.append(chunk[:HEAD_BYTES])
-            file_hash.update(chunk)
             try:
                 pwrite_all(tmp_fd, memoryview(chunk), size)
             except OSError as exc:
                 raise_store_error(exc, "writing a file")
+            chunks.append(chunk)
             size += len(chunk)
             if progress is not None:
                 progress(len(chunk))
-        return file_hash, size
+        data = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+        head.append(data[:HEAD_BYTES])
+        return self._hasher.later(data), size
 
     def _copy_and_hash(self, src_fd: int, tmp_fd: int, progress: Callable[[int], None] | None,
                        limit: int, writes: list[Future[None]],
@@ -598,10 +606,9 @@ class ContentStore:
                 raise_store_error(exc, "writing a file")
             return None
 
-        # A small file is hashed here, in the copying thread. A larger one's digests are not
-        # waited for: they are read when its batch is made durable, by which time the
-        # workers have long finished them.
-        file_hash = self._hasher.start(inline=limit <= INLINE_BELOW)
+        # A large file's digests are not waited for: they are read when its batch is made
+        # durable, by which time the workers have long finished them.
+        file_hash = self._hasher.start()
         size = self._pump(self._copy_ring, read, limit, file_hash, write=write, progress=progress,
                           writes=writes)
         return file_hash, size
@@ -722,7 +729,7 @@ class StagedFile:
     """A file copied into the scratch directory, not yet in the store. Its digests may
     still be computing on the hash workers; reading :attr:`digests` waits for them."""
 
-    def __init__(self, tmp_path: str, digests: dict[str, str] | FileHash, size: int,
+    def __init__(self, tmp_path: str, digests: dict[str, str] | Digests, size: int,
                  written: Future[None] | None = None, head: bytes = b"") -> None:
         self.tmp_path = tmp_path
         self.head = head  # its first bytes (up to HEAD_BYTES), read in the copy
@@ -742,7 +749,7 @@ class StagedFile:
 
     @property
     def digests(self) -> dict[str, str]:
-        if isinstance(self._digests, FileHash):
+        if not isinstance(self._digests, dict):
             self._digests = self._digests.digests()
         return self._digests
 
