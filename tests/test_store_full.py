@@ -7,10 +7,16 @@ import json
 import os
 import subprocess
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 from dockd.dock.states import Progress
+from dockd.errors import StoreFullError
+from dockd.store import ingest_catalog
+from dockd.store.content_store import CheckedBatch, ContentStore, ToPublish
 from dockd.store.evidence import EvidenceStore
 from dockd.store.ingest import Ingestor
 from dockd.store.verify import verify_store
@@ -149,4 +155,49 @@ def test_a_write_failing_after_its_copy_returned_keeps_what_came_before(
     hog.unlink()
     again = Ingestor(store, "t").ingest(src, "R1")
     assert again.result == "completed" and again.count("stored") == 2
+    assert verify_store(store, "t").ok
+
+
+def test_a_failed_commit_stops_the_session_and_no_later_batch_is_committed(
+        open_test_store: Opener, make_tree: Tree, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Batches are checked (synced, read back) while the one before is committed. The
+    second batch's commit fails with a full catalog after the third was already checked:
+    the first batch is kept, the second and third (and all after) are not committed, no
+    temp file or object is left over, and the next offload stores the rest."""
+    files = {f"DCIM/F{i}.MP4": os.urandom(5000 + i) for i in range(8)}
+    src = make_tree(tmp_path / "src", files)
+    store = open_test_store(commit_batch_files=2)
+    real_check, real_rows = ContentStore.check_batch, ingest_catalog.record_files
+    checks: list[int] = []
+    third_checked = threading.Event()
+
+    def check(self: ContentStore, batch: Sequence[ToPublish]) -> CheckedBatch:
+        result = real_check(self, batch)
+        checks.append(len(batch))
+        if len(checks) == 3:
+            third_checked.set()
+        return result
+
+    commits: list[int] = []
+
+    def rows(*args: Any) -> None:
+        commits.append(1)
+        if len(commits) == 2:
+            assert third_checked.wait(30)
+            raise StoreFullError("the evidence store is full: the catalog cannot be written")
+        real_rows(*args)
+
+    monkeypatch.setattr(ContentStore, "check_batch", check)
+    monkeypatch.setattr(ingest_catalog, "record_files", rows)
+    report = Ingestor(store, "t").ingest(src, "R1")
+    assert (report.result, report.reason) == ("interrupted", "store_full")
+    assert len(commits) == 2  # the third batch was checked, never committed
+    items = {r["sha256"] for r in store.catalog.query("SELECT sha256 FROM items")}
+    assert items == {hashlib.sha256(files[f"DCIM/F{i}.MP4"]).hexdigest() for i in (0, 1)}
+    _assert_no_partial_entry(store.root)
+    assert [p.name for p in store.content._scratch.iterdir()] == [".lock"]  # type: ignore[union-attr]
+    monkeypatch.undo()
+    again = Ingestor(store, "t").ingest(src, "R1")
+    assert again.result == "completed" and again.count("stored") == 6
     assert verify_store(store, "t").ok

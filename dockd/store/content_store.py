@@ -118,6 +118,19 @@ class Published:
 
 
 @dataclass(frozen=True, slots=True)
+class CheckedBatch:
+    """A batch made durable and read back (:meth:`ContentStore.check_batch`), not yet in
+    the store: ``good`` are the files before the first whose writes failed
+    (``write_error``), ``verified`` and ``rejected`` index them."""
+
+    files: Sequence[ToPublish]
+    good: Sequence[ToPublish]
+    verified: list[int]
+    rejected: list[Rejected]
+    write_error: Exception | None
+
+
+@dataclass(frozen=True, slots=True)
 class Rejected:
     """A file of a batch whose read-back differed from what was copied: not linked."""
 
@@ -346,25 +359,45 @@ class ContentStore:
         ``commit`` is called even when every file was rejected, so the rejections are
         recorded. Raises the store's errors (full, unavailable) and whatever ``commit`` raises.
         """
-        everything = files
+        self.publish_checked(self.check_batch(files), folder, commit)
+
+    def check_batch(self, files: Sequence[ToPublish]) -> CheckedBatch:
+        """Steps 1 and 2 of :meth:`publish_batch`: nothing in the store changes, so a
+        batch can be checked while the one before it is linked and committed. When it
+        raises, the batch's temp files are discarded."""
         try:
-            files, write_error = self._until_write_error(files)
+            good, write_error = self._until_write_error(files)
             self.sync()
             rejected: list[Rejected] = []
-            verified = list(range(len(files)))
-            if self.verify_after_copy and files:
-                errors = self.verify_staged_all([f.staged for f in files])
+            verified = list(range(len(good)))
+            if self.verify_after_copy and good:
+                errors = self.verify_staged_all([f.staged for f in good])
                 rejected = [Rejected(i, e) for i, e in enumerate(errors) if e is not None]
                 verified = [i for i, e in enumerate(errors) if e is None]
-            if verified:
-                self._link_and_commit(files, verified, rejected, folder, commit)
-            elif rejected:
-                commit([], rejected)
+        except BaseException:
+            self._discard_all(files)
+            raise
+        return CheckedBatch(files, good, verified, rejected, write_error)
+
+    def publish_checked(self, checked: CheckedBatch, folder: SessionFolder | None,
+                        commit: Callable[[list[Published], list[Rejected]], None]) -> None:
+        """Steps 3 to 7 of :meth:`publish_batch` for a batch :meth:`check_batch` checked;
+        its temp files are discarded whatever happens."""
+        try:
+            if checked.verified:
+                self._link_and_commit(checked.good, checked.verified, checked.rejected, folder,
+                                      commit)
+            elif checked.rejected:
+                commit([], checked.rejected)
         finally:
-            for f in everything:
+            self._discard_all(checked.files)
+        if checked.write_error is not None:
+            raise checked.write_error
+
+    def _discard_all(self, files: Sequence[ToPublish]) -> None:
+        for f in files:
+            if not f.staged.moved:  # moved to its object name: no temp name left
                 self.discard(f.staged)
-        if write_error is not None:
-            raise write_error
 
     def _link_and_commit(self, files: Sequence[ToPublish], verified: list[int],
                          rejected: list[Rejected], folder: SessionFolder | None,
@@ -503,7 +536,7 @@ class ContentStore:
         try:
             # Neither replaces: an object already stored (or just stored by a
             # concurrent ingest) is kept as it is, and the temp file is discarded.
-            created = _move_making_dirs(staged.tmp_path, self._root_prefix + relpath)
+            created, staged.moved = _move_making_dirs(staged.tmp_path, self._root_prefix + relpath)
         except OSError as exc:
             raise_store_error(exc, "linking a file into the store")
             raise
@@ -732,6 +765,7 @@ class StagedFile:
     def __init__(self, tmp_path: str, digests: dict[str, str] | Digests, size: int,
                  written: Future[None] | None = None, head: bytes = b"") -> None:
         self.tmp_path = tmp_path
+        self.moved = False  # renamed to its object name: the temp name is gone
         self.head = head  # its first bytes (up to HEAD_BYTES), read in the copy
         self.size = size
         self._digests = digests
@@ -768,25 +802,25 @@ _RENAME_NOREPLACE = 1
 _renameat2 = getattr(_libc, "renameat2", None)  # glibc 2.28 and later
 
 
-def _move_making_dirs(temp: str, new: str) -> bool:
+def _move_making_dirs(temp: str, new: str) -> tuple[bool, bool]:
     """Move a staged file to its object name unless that name exists, creating the
-    fan-out directory if missing; False when it exists (the temp file then stays, to be
-    discarded). ``renameat2(RENAME_NOREPLACE)``: atomic and never replacing, like
-    ``link()``, and the temp name is gone with it (a link and then an unlink had been two
-    directory updates per file). Where the kernel or file system refuses the flag, a
-    link, which never replaces either."""
+    fan-out directory if missing: (created, the temp name is gone). Not created when the
+    name exists (the temp file then stays, to be discarded). ``renameat2(RENAME_NOREPLACE)``:
+    atomic and never replacing, like ``link()``, and the temp name is gone with it (a link
+    and then an unlink had been two directory updates per file). Where the kernel or file
+    system refuses the flag, a link, which never replaces either."""
     if _renameat2 is not None:
         for _attempt in range(2):
             if _renameat2(_AT_FDCWD, os.fsencode(temp), _AT_FDCWD, os.fsencode(new),
                           _RENAME_NOREPLACE) == 0:
-                return True
+                return True, True
             err = ctypes.get_errno()
             if err == errno.EEXIST:
-                return False
+                return False, False
             if err == errno.ENOENT and not os.path.isdir(os.path.dirname(new)):
                 make_dirs(Path(new).parent, DIR_MODE)
                 continue
             if err not in (errno.EINVAL, errno.ENOSYS):
                 raise OSError(err, os.strerror(err), temp, None, new)
             break
-    return link_making_dirs(temp, new)
+    return link_making_dirs(temp, new), False

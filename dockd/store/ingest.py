@@ -25,8 +25,9 @@ import logging
 import os
 import threading
 import uuid
+from collections import deque
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -40,6 +41,7 @@ from dockd.store import ingest_catalog
 from dockd.store.catalog import Catalog, catalog_path
 from dockd.store.content_store import (
     TMP_DIR,
+    CheckedBatch,
     Published,
     Rejected,
     SourceChangedError,
@@ -243,9 +245,11 @@ class _Session:
         self.progress = Progress()
         self._rate_start = self.store.clock.monotonic()
         self._lock = threading.RLock()
+        self._checker: ThreadPoolExecutor | None = None
         self._committer: ThreadPoolExecutor | None = None
         self._committer_catalog: Catalog | None = None
-        self._committing: Future[None] | None = None
+        self._in_flight: deque[Future[None]] = deque()  # batches handed over, oldest first
+        self._publish_failed = False  # a batch failed: the committer publishes no later one
 
     def run(self, session_info: dict[str, Any]) -> IngestReport:
         with exclusive_lock(self.store.lock_path(f"session-{self.id}"), "session lock"):
@@ -276,8 +280,9 @@ class _Session:
         self.report.result, self.report.reason = SessionResult.INTERRUPTED, reason
 
     def _close(self) -> None:
-        if self._committer is not None:
-            self._committer.shutdown(wait=True)  # nothing runs on after we return
+        for worker in (self._checker, self._committer):
+            if worker is not None:
+                worker.shutdown(wait=True)  # nothing runs on after we return
         if self._committer_catalog is not None:
             self._committer_catalog.close()
         if self._mhl is not None:
@@ -415,8 +420,8 @@ class _Session:
         try:
             for order, entry in chunk:
                 self._check_cancel()
-                if self._committing is not None and self._committing.done():
-                    self._wait_committed()  # a batch that failed stops the session now
+                if self._in_flight and self._in_flight[0].done():
+                    self._wait_committed(len(self._in_flight) - 1)  # a failed batch stops now
                 sha = known.get((entry.relpath, entry.size, entry.mtime_ns)) \
                     if entry.is_file else None
                 if sha is not None:
@@ -458,42 +463,61 @@ class _Session:
     # -- batches ------------------------------------------------------------------------------
 
     def _flush(self, last: bool = False) -> None:
-        """Hand the batch to the committer thread, after the batch before it is done;
-        with ``last``, also wait for this one."""
+        """Hand the batch over: the checker thread makes it durable and reads it back
+        while the committer links and commits the batch before it (at most two in flight:
+        the copy waits for the one before that); with ``last``, also wait for this one."""
         batch, self.batch = self.batch, _Batch()
         self._room_unclaimed = 0  # look at the free space again for the next batch
         try:
-            self._wait_committed()
+            self._wait_committed(1 if len(batch) else 0)
         except BaseException:
             self._discard(batch)  # the session stops: the earlier batch's error is reported
             raise
         if not len(batch):
             return
-        if self._committer is None:
+        if self._committer is None or self._checker is None:
+            self._checker = ThreadPoolExecutor(1, thread_name_prefix=f"check-{self.id[-8:]}")
             self._committer = ThreadPoolExecutor(1, thread_name_prefix=f"commit-{self.id[-8:]}")
-        self._committing = self._committer.submit(self._make_durable, batch)
+        checked = self._checker.submit(self._check, batch) if batch.files else None
+        self._in_flight.append(self._committer.submit(self._make_durable, batch, checked))
         if last:
-            self._wait_committed()
+            self._wait_committed(0)
 
-    def _wait_committed(self) -> None:
-        """Wait for the batch being made durable; its error (store full…) is raised here."""
-        committing, self._committing = self._committing, None
-        if committing is not None:
-            committing.result()
+    def _wait_committed(self, keep: int) -> None:
+        """Wait until at most ``keep`` batches are in flight; a failed batch's error (store
+        full…) is raised here."""
+        while len(self._in_flight) > keep:
+            self._in_flight.popleft().result()
 
     def _discard(self, batch: _Batch) -> None:
         for p in batch.files:
             self.store.content.discard(p.staged)
 
-    def _make_durable(self, batch: _Batch) -> None:
-        """On the committer thread: the store publishes the batch; we commit it."""
-        if not batch.files:  # only custody records of skipped or failed files
-            self._commit(batch, [], [])
+    def _check(self, batch: _Batch) -> CheckedBatch:
+        """On the checker thread: the batch synced and read back (nothing in the store
+        changes yet)."""
+        return self.store.content.check_batch([ToPublish(p.staged, p.entry.relpath)
+                                               for p in batch.files])
+
+    def _make_durable(self, batch: _Batch, checked: Future[CheckedBatch] | None) -> None:
+        """On the committer thread, in the order batches were handed over: the store
+        publishes the checked batch; we commit it. After a batch failed, the later ones are
+        only discarded (the session stops; their files stay on the recorder)."""
+        if self._publish_failed:
+            if checked is not None:
+                wait([checked])  # the checker is done with its temp files
+            self._discard(batch)
             return
-        files = [ToPublish(p.staged, p.entry.relpath) for p in batch.files]
-        self.store.content.publish_batch(
-            files, self.folder, lambda published, rejected: self._commit(batch, published,
-                                                                         rejected))
+        try:
+            if checked is None:  # only custody records of skipped or failed files
+                self._commit(batch, [], [])
+                return
+            self.store.content.publish_checked(
+                checked.result(), self.folder,
+                lambda published, rejected: self._commit(batch, published, rejected))
+        except BaseException:
+            self._publish_failed = True
+            raise
 
     def _commit(self, batch: _Batch, published: list[Published], rejected: list[Rejected]) -> None:
         """One transaction for the batch: items, sightings, metadata, custody records."""
