@@ -72,8 +72,8 @@ def main() -> int:
                                                    "redock,json")
     parser.add_argument("--baseline-code", type=Path,
                         help="a checkout of other dockd code (e.g. main before a change): its "
-                             "in-process re-dock and its listings are timed too, in the same "
-                             "rounds")
+                             "10k offloads (default and read-back off), in-process re-dock and "
+                             "listings are timed too, in the same rounds")
     args = parser.parse_args()
     if os.geteuid() != 0:
         raise SystemExit("run as root: loop mounts and drop_caches")
@@ -141,12 +141,15 @@ class Bench:
         """A fresh journaled ext4 for one run (made before the run, not timed)."""
         return fsbench.loop_fs(self.work / "dst.img", self.work / "dst", size, inodes=inodes)
 
-    def dockd_ingest(self, name: str, src: Path, dst: Path, ingest_toml: str = "") -> Run:
+    def dockd_ingest(self, name: str, src: Path, dst: Path, ingest_toml: str = "",
+                     code: Path | None = None) -> Run:
+        """``dockd ingest`` as a process; ``code``: another checkout's dockd instead."""
         store = dst / "store"
         config = fsbench.write_config(self.work / "bench.toml", store, ingest_toml)
+        env = fsbench.dockd_env() if code is None else dict(fsbench.dockd_env(),
+                                                             PYTHONPATH=str(code))
         return fsbench.timed_process(name, fsbench.dockd("ingest", src, "--recorder", "BENCH-1",
-                                                         "--config", config),
-                                     env=fsbench.dockd_env())
+                                                         "--config", config), env=env)
 
     def in_fresh_store(self, size: int, run: Callable[[Path], Run]) -> Run:
         with self.store_fs(size) as dst:
@@ -181,6 +184,20 @@ class Bench:
             t.add("  default, peak RSS MB", default.max_rss_mb or 0, "", ".0f")
             t.add("  default, CPU ms per file", (default.cpu_seconds or 0) * 1000 / n)
             t.add("  naive Python, CPU ms per file", (naive.cpu_seconds or 0) * 1000 / n)
+            if self.baseline_code is not None:
+                before = self.in_fresh_store(size, lambda d: self.dockd_ingest(
+                    "baseline default", src, d, code=self.baseline_code))
+                before_none = self.in_fresh_store(size, lambda d: self.dockd_ingest(
+                    "baseline none", src, d, 'verify_after_copy = "none"',
+                    code=self.baseline_code))
+                t.add(f"{n} x 64 KiB: baseline code default, s", before.seconds)
+                t.add("  baseline code default vs naive Python", naive.seconds / before.seconds)
+                t.add("  baseline code default vs cp -r + sha256sum",
+                      cp_sha.seconds / before.seconds)
+                t.add("  baseline code read-back off vs cp -r + sync",
+                      cp_sync.seconds / before_none.seconds)
+                t.add("  baseline code default, CPU ms per file",
+                      (before.cpu_seconds or 0) * 1000 / n)
             t.add("  load average (1 min) at the round's end", os.getloadavg()[0], "", ".1f")
 
     # -- re-dock of the unchanged volume ---------------------------------------------
