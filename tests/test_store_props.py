@@ -8,7 +8,7 @@ import hashlib
 import os
 import shutil
 import tempfile
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import mutagen
 from hypothesis import HealthCheck, given, settings
@@ -26,6 +26,7 @@ from dockd.store.metadata import (
     claimed,
     parse_mvhd_creation,
     read_metadata,
+    suffix,
 )
 from dockd.store.queries import catalog_items
 from dockd.store.verify import verify_store
@@ -106,6 +107,17 @@ def test_random_config_documents_only_raise_config_error(doc: dict[str, object])
 def test_random_mvhd_bytes_never_raise(data: bytes) -> None:
     result = parse_mvhd_creation(data)
     assert result is None or result.tzinfo is not None
+
+
+@settings(max_examples=300, deadline=None)
+@given(parts=st.lists(_component.map(lambda b: b.decode("utf-8", "replace")), min_size=1,
+                      max_size=4),
+       dots=st.lists(st.sampled_from([".", "..", ".MP4", "x.", ".x."]), max_size=3))
+def test_the_suffix_that_picks_a_media_probe_is_pathlibs(parts: list[str], dots: list[str]) -> None:
+    """The probe's suffix, taken without building a path per file, is what
+    ``PurePosixPath.suffix`` gives for any recorder path (names full of dots too)."""
+    name = "/".join(parts) + "".join(dots)
+    assert suffix(name) == PurePosixPath(name).suffix
 
 
 # What a recorder's file may start with: each container's signature, or random bytes.

@@ -68,7 +68,7 @@ def read_metadata(path: str | Path, name_hint: str,
     whether to look at all. ``head``, the file's first :data:`HEAD_BYTES` bytes kept from
     its copy, lets a file that no container claims be passed over without opening it.
     Never raises for a malformed file."""
-    containers = CONTAINERS_BY_SUFFIX.get(Path(name_hint).suffix.lower())
+    containers = CONTAINERS_BY_SUFFIX.get(suffix(name_hint).lower())
     if not containers:
         return EMPTY
     if head is not None and not claimed(containers, str(path), head[:HEAD_BYTES]):
@@ -86,6 +86,14 @@ def read_metadata(path: str | Path, name_hint: str,
     start = _mp4_creation_time(path) if isinstance(media, mutagen.mp4.MP4) else None
     end = start + dt.timedelta(seconds=duration) if start and duration else None
     return RecordingMetadata(fmt, start, end, duration, "mutagen")
+
+
+def suffix(name: str) -> str:
+    """``PurePosixPath(name).suffix`` of a recorder path (no ``.`` component: the walk never
+    gives one) without building a path (once per stored file)."""
+    last = name.rstrip("/").rpartition("/")[2]
+    dot = last.rfind(".")
+    return last[dot:] if 0 < dot < len(last) - 1 else ""
 
 
 def claimed(containers: list[type[mutagen.FileType]], name: str, head: bytes) -> bool:
