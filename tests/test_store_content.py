@@ -8,8 +8,10 @@ import fcntl
 import hashlib
 import os
 import random
+import re
 import shutil
 import stat
+import subprocess
 import tempfile
 import threading
 import time
@@ -201,6 +203,40 @@ def test_read_back_mismatch_is_an_integrity_error(tmp_path: Path, readback_hash:
         store.verify_staged(longer)  # the disk gives back a byte more than was written
     right = StagedFile(tmp_path / "t", digest_bytes(held, ["sha256", readback_hash]), len(held))
     store.verify_staged(right)
+    store.close()
+
+
+@pytest.mark.parametrize("direct", [True, False], ids=["O_DIRECT", "page cache"])
+def test_a_small_files_read_back_reads_the_disk_not_its_cached_pages(
+        tmp_path: Path, loop_mounts, direct: bool) -> None:  # type: ignore[no-untyped-def]
+    """The read-back must read the medium: a small staged file's bytes are changed on the
+    disk under the file system (its cached pages keep the copy's bytes); the read-back,
+    with O_DIRECT or, where the file system has none, through the cache after dropping the
+    file's pages, sees the change."""
+    mnt = loop_mounts.make(32)
+    store = _store(mnt / "store", algorithms=("sha256", "xxh128"))
+    data = os.urandom(65_536)
+    (tmp_path / "f").write_bytes(data)
+    fd = os.open(tmp_path / "f", os.O_RDONLY)
+    try:
+        staged = store.stage(fd)
+    finally:
+        os.close(fd)
+    assert staged.digests["sha256"] == hashlib.sha256(data).hexdigest()
+    store.sync()
+    extents = subprocess.run(["filefrag", "-v", staged.tmp_path], capture_output=True,
+                             text=True, check=True).stdout
+    block = int(re.search(r"blocks of (\d+) bytes", extents).group(1))  # type: ignore[union-attr]
+    first = int(re.search(r"^\s*0:\s+0\.\.\s*\d+:\s+(\d+)\.\.", extents,  # type: ignore[union-attr]
+                          re.M).group(1))
+    with open(loop_mounts.base / f"{mnt.name}.img", "r+b") as image:
+        image.seek(first * block)
+        image.write(bytes(512))  # the disk now holds other bytes at the file's start
+    assert Path(staged.tmp_path).read_bytes() == data  # the page cache still has the copy
+    store._readback_direct = direct
+    with pytest.raises(IntegrityError, match="read-back"):
+        store.verify_staged(staged)
+    store.discard(staged)
     store.close()
 
 

@@ -25,6 +25,7 @@ import fcntl
 import itertools
 import json
 import logging
+import mmap
 import os
 import secrets
 import shutil
@@ -60,7 +61,7 @@ from dockd.store.hashing import (
     Digests,
     FileHash,
     ParallelHasher,
-    digest_bytes,
+    hexdigest,
 )
 from dockd.store.session_folder import SESSIONS_DIR, SessionFolder
 
@@ -185,6 +186,8 @@ class ContentStore:
         # on its committer thread; they must never share a buffer.
         self._copy_ring = _BufferRing(_RING, chunk_bytes)
         self._check_ring: _BufferRing | None = None  # made at the first read-back
+        self._small_check_buffer: mmap.mmap | None = None  # a small file's read-back
+        self._readback_direct = True  # until the file system refuses O_DIRECT
         self._hasher = ParallelHasher(self.algorithms)
         self._check_hasher = ParallelHasher([readback_hash])
         self._writer = ChunkWriter()
@@ -467,8 +470,9 @@ class ContentStore:
             raise error
 
     def verify_staged_all(self, staged: list[StagedFile]) -> list[IntegrityError | None]:
-        """Re-read synced staged files from the disk, not from memory: their cached pages are
-        dropped first, larger files are read with O_DIRECT, and small ones are asked of the
+        """Re-read synced staged files from the disk, not from memory: read with O_DIRECT
+        (from the disk into the buffer, past the page cache). Where the file system has no
+        direct I/O, through the cache: their cached pages dropped first and asked of the
         disk a window at a time, so it serves them together instead of one round trip each.
         One result per file: None when the read-back equals what was hashed from the
         source, else the IntegrityError."""
@@ -478,15 +482,7 @@ class ContentStore:
             fds: list[int] = []
             try:
                 for item in window:
-                    fds.append(os.open(item.tmp_path, os.O_RDONLY | os.O_CLOEXEC))
-                    os.posix_fadvise(fds[-1], 0, 0, os.POSIX_FADV_DONTNEED)
-                for fd, item in zip(fds, window, strict=True):
-                    # A larger file is read with O_DIRECT: from the disk into the buffer,
-                    # with no copy out of the page cache (a third of the CPU time of a
-                    # read-back, measured with perf). Small ones are read through the cache,
-                    # so that the whole window can be asked for at once.
-                    if item.size <= INLINE_BELOW or not enable_direct(fd):
-                        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_WILLNEED)
+                    fds.append(self._open_for_read_back(item.tmp_path))
                 read_back = [self._read_back(fd, item) for fd, item in zip(fds, window, strict=True)]
             finally:
                 for fd in fds:
@@ -494,6 +490,22 @@ class ContentStore:
             results += [self._compare(item, size, check) for item, (size, check)
                         in zip(window, read_back, strict=True)]
         return results
+
+    def _open_for_read_back(self, path: str) -> int:
+        """A staged file opened so that reading it reads the disk: with O_DIRECT (a small
+        file's read-back through the cache had cost twice the CPU: its pages dropped, asked
+        for again, copied out), else its cached pages dropped and asked of the disk again."""
+        if self._readback_direct:
+            try:
+                return os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_DIRECT)
+            except OSError as exc:
+                if exc.errno != errno.EINVAL:
+                    raise
+                self._readback_direct = False  # a file system without direct I/O
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_WILLNEED)
+        return fd
 
     def _compare(self, staged: StagedFile, size: int, check: str) -> IntegrityError | None:
         name = self.readback_hash
@@ -508,15 +520,21 @@ class ContentStore:
         """(bytes read, their ``readback_hash`` digest), reading past the expected size by
         at least a byte: a longer file must show as a mismatch."""
         if staged.size <= INLINE_BELOW:
-            # A small file in one read (through the cache, its pages dropped and asked of
-            # the disk again by the caller) and hashed here: no ring, no worker.
-            data = os.pread(fd, staged.size + 1, 0)
-            while 0 < len(data) <= staged.size:  # a short read: the rest, until the end
-                more = os.pread(fd, staged.size + 1 - len(data), len(data))
+            # A small file in one read into a buffer of its own, hashed here: no ring, no
+            # worker. Asked for to a whole block (direct I/O takes no less); a short read
+            # goes on until the end (pread_all reads through the cache what direct I/O
+            # refuses, such as an unaligned offset).
+            if self._small_check_buffer is None:
+                self._small_check_buffer = aligned_buffer(_aligned(INLINE_BELOW + 1))
+            view = memoryview(self._small_check_buffer)
+            want = _aligned(staged.size + 1)
+            got = pread_all(fd, view[:want], 0)
+            while 0 < got <= staged.size:
+                more = pread_all(fd, view[got:want], got)
                 if not more:
                     break
-                data += more
-            return len(data), digest_bytes(data, [self.readback_hash])[self.readback_hash]
+                got += more
+            return got, hexdigest(self.readback_hash, view[:got])
 
         def read(view: memoryview, offset: int) -> int:
             return pread_all(fd, view, offset)

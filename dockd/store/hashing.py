@@ -90,6 +90,18 @@ def digest_bytes(data: bytes, algorithms: Iterable[str]) -> dict[str, str]:
     return hasher.digests()
 
 
+def hexdigest(algorithm: str, data: bytes | memoryview) -> str:
+    """One digest text of in-memory bytes (a read-back): without a MultiHasher per file."""
+    one = _ONE_SHOT.get(algorithm)
+    return one(data) if one is not None else digest_bytes(bytes(data), [algorithm])[algorithm]
+
+
+_ONE_SHOT: dict[str, Callable[[bytes | memoryview], str]] = {
+    "xxh128": xxhash.xxh3_128_hexdigest,
+    "sha256": lambda data: hashlib.sha256(data).hexdigest(),
+}
+
+
 def hash_fd(fd: int, algorithms: Iterable[str], chunk_bytes: int) -> tuple[dict[str, str], int]:
     """Digests and size of what is left to read from the open file ``fd``."""
     hasher = MultiHasher(algorithms)
