@@ -1,13 +1,15 @@
 """Offload benchmark of the evidence core: ``dockd ingest`` against ``cp -r`` baselines.
 
     .venv/bin/python bench/offload.py [--workdir DIR] [--scale 1.0] [--rounds 3] [--fs ext4|workdir]
-        [--targets-only]
+        [--targets-only] [--baseline-code DIR ...]
 
 Builds recorder-like files (4 x 256 MiB + 1,000 x 1 MiB = 2 GiB at scale 1) in a source
 directory. With ``--fs ext4`` (the default as root) the source is on a loop-mounted ext4 of
 its own (a recorder's card is another device) and the store's file system is a fresh ext4
 made with mkfs's defaults (so with a journal) in an image under the workdir, loop-mounted
-with direct I/O: what a dock's store partition would be.
+with direct I/O: what a dock's store partition would be (both made with ext4's lazy
+initialisation off, ``fsbench.loop_fs``: it would write in the background during the first
+rounds).
 (The project machine's root file system is ext4 *without* a journal, where every new inode
 makes ext4 scan for recently deleted ones: perf showed it as a sixth of a small-file run.)
 ``--fs workdir`` uses the workdir's own file system. Then it times, each after ``sync`` and
@@ -24,13 +26,15 @@ meaningful) and prints the median of each round's ratio and each dockd run's pea
 (``wait4``). A last dockd mode drops c4 from the MHL hashes, to show what c4 costs.
 Targets (issue "Evidence core"): none >= 0.9x cp+sync; both verify modes >= 1.5x
 cp+sha256sum; >= 1,000 small files/s; peak RSS <= 80 MB. The SM3 and xxh128-only runs are
-configurations reported for comparison.
+configurations reported for comparison. With ``--baseline-code DIR`` (a ``git archive``
+export of other dockd code, e.g. main before a change; may be given more than once) the
+issue's two modes of that code are timed in the same rounds too, and their ratios printed
+beside this code's. Each dockd run's CPU time (user + system) is printed with its wall time.
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
 import random
 import shutil
@@ -39,9 +43,12 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import fsbench  # bench/ is not a package: found through sys.path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 MiB = 1 << 20
@@ -54,6 +61,7 @@ class Run:
     name: str
     seconds: float
     max_rss_mb: float | None = None
+    cpu_seconds: float | None = None
 
 
 def main() -> int:
@@ -70,43 +78,32 @@ def main() -> int:
     parser.add_argument("--targets-only", action="store_true",
                         help="only the issue's two modes and verify (no reported-only modes, no"
                              " 10k small files: bench/small_files.py measures those)")
+    parser.add_argument("--baseline-code", type=Path, action="append", default=[],
+                        help="an export of other dockd code whose two target modes are timed in"
+                             " the same rounds (repeatable)")
     args = parser.parse_args()
     # As installed: pip byte-compiles a package; without it every run pays for compiling.
     subprocess.run([sys.executable, "-m", "compileall", "-q", str(REPO_ROOT / "dockd")],
                    check=True, stdout=subprocess.DEVNULL)
     work = Path(tempfile.mkdtemp(prefix="dockd-bench-", dir=args.workdir or "/var/tmp"))
     try:
+        baselines = [code.resolve() for code in args.baseline_code]
+        for code in baselines:
+            if not (code / "dockd" / "cli.py").is_file():
+                raise SystemExit(f"--baseline-code {code}: no dockd/cli.py there")
+            subprocess.run([sys.executable, "-m", "compileall", "-q", str(code / "dockd")],
+                           check=True, stdout=subprocess.DEVNULL)
         if args.fs == "workdir":
-            return run_all(work, work, args.scale, args.rounds, args.targets_only)
+            return run_all(work, work, args.scale, args.rounds, args.targets_only, baselines)
         # The recorder's volume is another device: a file system of its own.
-        with fresh_ext4(work / "card", size_gib=max(3, int(3 * args.scale) + 1)) as card, \
-                fresh_ext4(work, size_gib=max(4, int(10 * args.scale) + 2)) as mnt:
-            return run_all(mnt, card, args.scale, args.rounds, args.targets_only)
+        card_gib, store_gib = max(3, int(3 * args.scale) + 1), max(4, int(10 * args.scale) + 2)
+        with fsbench.loop_fs(work / "card.img", work / "card", card_gib << 30) as card, \
+                fsbench.loop_fs(work / "store.img", work / "store", store_gib << 30) as mnt:
+            print(f"file systems: fresh journaled ext4 on direct-I/O loops, card {card_gib} GiB,"
+                  f" store {store_gib} GiB")
+            return run_all(mnt, card, args.scale, args.rounds, args.targets_only, baselines)
     finally:
         shutil.rmtree(work, ignore_errors=True)
-
-
-@contextlib.contextmanager
-def fresh_ext4(work: Path, size_gib: int) -> Iterator[Path]:
-    """A new ext4 (mkfs defaults: journaled) in a sparse image, loop-mounted with direct
-    I/O so its data is not cached twice; unmounted and detached afterwards."""
-    work.mkdir(exist_ok=True)
-    image, mnt = work / "fs.img", work / "mnt"
-    with open(image, "wb") as fh:
-        fh.truncate(size_gib << 30)
-    subprocess.run(["mkfs.ext4", "-q", "-F", str(image)], check=True)
-    device = subprocess.run(["losetup", "--direct-io=on", "-f", "--show", str(image)],
-                            check=True, capture_output=True, text=True).stdout.strip()
-    try:
-        mnt.mkdir()
-        subprocess.run(["mount", device, str(mnt)], check=True)
-        try:
-            print(f"file system: fresh ext4 on {device} (journaled, direct-I/O loop), {size_gib} GiB")
-            yield mnt
-        finally:
-            subprocess.run(["umount", str(mnt)], check=True)
-    finally:
-        subprocess.run(["losetup", "-d", device], check=True)
 
 
 MODES = {
@@ -122,7 +119,8 @@ SMALL_MODES = {
 }
 
 
-def run_all(work: Path, card: Path, scale: float, rounds: int, targets_only: bool = False) -> int:
+def run_all(work: Path, card: Path, scale: float, rounds: int, targets_only: bool = False,
+            baselines: list[Path] | None = None) -> int:
     big_n, big_size = 4, int(256 * MiB * scale)
     small_n = int(1000 * scale)
     src = card / "src"
@@ -143,12 +141,15 @@ def run_all(work: Path, card: Path, scale: float, rounds: int, targets_only: boo
     ratios: dict[str, list[float]] = {}
     seconds: dict[str, list[float]] = {}
     rss: dict[str, list[float]] = {}
+    cpu: dict[str, list[float]] = {}
     rates: dict[str, list[float]] = {}
 
     def note(run: Run) -> Run:
         seconds.setdefault(run.name, []).append(run.seconds)
         if run.max_rss_mb is not None:
             rss.setdefault(run.name, []).append(run.max_rss_mb)
+        if run.cpu_seconds is not None:
+            cpu.setdefault(run.name, []).append(run.cpu_seconds)
         return run
 
     for i in range(rounds):
@@ -159,13 +160,28 @@ def run_all(work: Path, card: Path, scale: float, rounds: int, targets_only: boo
             f"cp -r {src} {work}/cp2 && find {work}/cp2 -type f -print0 | xargs -0 sha256sum"
             " > /dev/null && sync")).seconds
         shutil.rmtree(work / "cp2")
-        for name, ingest in modes.items():
-            run = note(timed_dockd(name, work, src, ingest))
+        # This code's modes and each baseline's two, in an order turned by one each round
+        # (whatever runs first after the cp runs meets the disk in another state).
+        runs: list[tuple[Path | None, str]] = [(None, name) for name in modes]
+        runs += [(code, name) for code in baselines or [] for name in TARGET_MODES]
+        shift = i * len(modes) % len(runs)
+        for code, name in runs[shift:] + runs[:shift]:
+            label = name if code is None else f"{code.name}: {name}"
+            run = note(timed_dockd(label, work, src, MODES[name], code=code or REPO_ROOT))
+            if code is not None:
+                base = "cp+sync" if "none" in name else "cp+sha256sum"
+                ratios.setdefault(f"{label} vs {base}", []).append(
+                    (cp_sync if "none" in name else cp_sha) / run.seconds)
+                continue
             target = "(>= 1.5)" if name in TARGET_MODES else "(reported)"
             ratios.setdefault(f"{name} vs cp+sha256sum {target}", []).append(cp_sha / run.seconds)
             if "none" in name:
                 target = "(>= 0.9)" if name in TARGET_MODES else "(reported)"
                 ratios.setdefault(f"{name} vs cp+sync {target}", []).append(cp_sync / run.seconds)
+        for code in baselines or []:
+            for name in TARGET_MODES:
+                ratios.setdefault(f"{name}: {code.name} time / this code's", []).append(
+                    seconds[f"{code.name}: {name}"][-1] / seconds[name][-1])
         for name, ingest in small_modes.items():
             run = note(timed_dockd(name, work, card / "small", ingest))
             rates.setdefault(f"{name}, files/s (>= 1000)", []).append(n_small / run.seconds)
@@ -188,7 +204,8 @@ def run_all(work: Path, card: Path, scale: float, rounds: int, targets_only: boo
 
     for name, values in seconds.items():
         peak = f"  peak RSS {max(rss[name]):.0f} MB" if name in rss else ""
-        print(f"{name:<34} {fmt_range(values, '.2f')} s{peak}")
+        used = f"  CPU {fmt_range(cpu[name], '.2f')} s" if name in cpu else ""
+        print(f"{name:<34} {fmt_range(values, '.2f')} s{peak}{used}")
     for name, values in ratios.items():
         print(f"ratio {name:<58} median {statistics.median(values):.2f}  "
               f"(runs {fmt_range(values, '.2f')})")
@@ -244,15 +261,15 @@ def timed_verify(name: str, work: Path, store: Path) -> Run:
     seconds = time.perf_counter() - t0
     if os.waitstatus_to_exitcode(status) != 0:
         raise SystemExit(f"{name}: dockd verify failed")
-    return Run(name, seconds, usage.ru_maxrss / 1024)
+    return Run(name, seconds, usage.ru_maxrss / 1024, usage.ru_utime + usage.ru_stime)
 
 
 def timed_dockd(name: str, work: Path, src: Path, ingest_toml: str,
-                keep: Path | None = None) -> Run:
+                keep: Path | None = None, code: Path = REPO_ROOT) -> Run:
     store = keep or work / f"store-{abs(hash(name))}"
     config = work / f"{store.name}.toml"
     config.write_text(f'[dock]\nstore_dir = "{store}"\n[ingest]\n{ingest_toml}\n')
-    env = dict(os.environ, PYTHONPATH=str(REPO_ROOT))
+    env = dict(os.environ, PYTHONPATH=str(code))
     cmd = [sys.executable, "-m", "dockd.cli", "ingest", str(src), "--recorder", "BENCH-1",
            "--config", str(config)]
     drop_caches()
@@ -264,7 +281,7 @@ def timed_dockd(name: str, work: Path, src: Path, ingest_toml: str,
         raise SystemExit(f"{name}: dockd ingest failed: {proc.stderr.read().decode() if proc.stderr else ''}")
     if keep is None:
         shutil.rmtree(store)
-    return Run(name, seconds, usage.ru_maxrss / 1024)
+    return Run(name, seconds, usage.ru_maxrss / 1024, usage.ru_utime + usage.ru_stime)
 
 
 def can_drop_caches() -> bool:
