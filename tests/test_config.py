@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import os
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -15,6 +18,8 @@ from hypothesis import strategies as st
 from dockd.config import Config, check_config_file, check_document, load_config, parse_config
 from dockd.config.daemon import DaemonSection, installed_drivers
 from dockd.config.loading import MAX_CONFIG_BYTES
+from dockd.config.reader import TableReader
+from dockd.config.root import UNREAD
 from dockd.errors import ConfigError
 from tests.test_cli_core import Cli
 
@@ -26,6 +31,47 @@ def test_every_table_is_a_typed_section_with_defaults() -> None:
     assert config.daemon == DaemonSection() and config.archive is None
     assert SECTIONS == ["dock", "ingest", "daemon", "health", "mqtt", "leds", "records", "archive",
                         "ledger", "metrics"]
+
+
+@pytest.mark.parametrize("name", SECTIONS)
+def test_an_absent_or_empty_table_is_parsed_when_first_read_and_has_no_problem(
+        name: str) -> None:
+    """A table the document lacks (or has empty) is parsed when its section is first read;
+    waiting leaves no problem unreported, because an empty table has none."""
+    table = TableReader({}, name)
+    eager = getattr(importlib.import_module(f"dockd.config.{name}"), f"parse_{name}")(table)
+    table.finish()
+    assert not table.problems
+    for doc in ({}, {name: {}}):
+        config = parse_config(doc)
+        assert config.__dict__[name] is UNREAD
+        assert getattr(config, name) == eager and config.__dict__[name] == eager
+
+
+def test_a_config_with_only_a_store_imports_no_other_section(tmp_path: Path) -> None:
+    """What a reading command (log, catalog) loads: the sections its file fills, not the
+    daemon's, LEDs' or ledger's modules; a filled table is still checked at load."""
+    path = tmp_path / "dockd.toml"
+    path.write_text(f"[dock]\nstore_dir = '{tmp_path}'\n[ingest]\n")
+    code = ("import sys\nfrom pathlib import Path\nfrom dockd.config import load_config\n"
+            "config = load_config(Path(sys.argv[1]))\n"
+            "print(config.dock.store_dir, *sorted(m for m in sys.modules"
+            " if m.startswith('dockd.config.')))")
+    out = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True,
+                         text=True, check=True).stdout.split()
+    assert out == [str(tmp_path), "dockd.config.dock", "dockd.config.loading",
+                   "dockd.config.reader", "dockd.config.root"]
+    path.write_text("[dock]\nstore_dir = 'relative'\n[daemon]\nstorage_wait_s = -1\n")
+    with pytest.raises(ConfigError, match=r"daemon\.storage_wait_s"):
+        load_config(path)
+
+
+def test_another_store_keeps_unread_sections_unread() -> None:
+    config = parse_config({"mqtt": {"broker": "mqtt://broker.example:1883"}})
+    moved = config.with_store(Path("/srv/evidence"))
+    assert moved.dock.store_dir == Path("/srv/evidence") and moved.__dict__["leds"] is UNREAD
+    assert moved.mqtt == config.mqtt and moved.leds == config.leds
+    assert moved == dataclasses.replace(config, dock=moved.dock)
 
 
 def test_every_problem_is_collected_and_the_error_names_the_first() -> None:

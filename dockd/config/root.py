@@ -1,51 +1,114 @@
-"""The whole configuration: one typed, validated section per TOML table."""
+"""The whole configuration: one typed, validated section per TOML table.
+
+A table the document does not have (or has empty) is parsed from an empty table the first
+time its section is read, not when the config is loaded: a command that reads the custody
+log does not import (and build the dataclasses of) the daemon's, the LEDs' or the ledger's
+sections, which were two thirds of such a command's imports. Parsing an empty table finds
+no problem (a test checks each section), so no problem is left unreported by waiting; every
+table the document does fill is parsed and checked when the config is loaded.
+"""
 
 from __future__ import annotations
 
 import dataclasses
+import importlib
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
 
-from dockd.config.archive import ArchiveSection, parse_archive
-from dockd.config.daemon import DaemonSection, parse_daemon
-from dockd.config.dock import DockSection, parse_dock
-from dockd.config.health import HealthSection, parse_health
-from dockd.config.ingest import IngestSection, parse_ingest
-from dockd.config.ledger import LedgerSection, parse_ledger
-from dockd.config.leds import LedsSection, parse_leds
-from dockd.config.metrics import MetricsSection, parse_metrics
-from dockd.config.mqtt import MqttSection, parse_mqtt
 from dockd.config.reader import Problems, TableReader, TomlValue
-from dockd.config.records import RecordsSection, parse_records
+
+if TYPE_CHECKING:
+    from dockd.config.archive import ArchiveSection
+    from dockd.config.daemon import DaemonSection
+    from dockd.config.dock import DockSection
+    from dockd.config.health import HealthSection
+    from dockd.config.ingest import IngestSection
+    from dockd.config.ledger import LedgerSection
+    from dockd.config.leds import LedsSection
+    from dockd.config.metrics import MetricsSection
+    from dockd.config.mqtt import MqttSection
+    from dockd.config.records import RecordsSection
 
 S = TypeVar("S")
+
+
+class _Unread:
+    """The value of a section whose table was absent or empty, until it is first read."""
+
+    def __repr__(self) -> str:
+        return "<unread>"
+
+
+UNREAD = _Unread()
+
+
+def _parse(name: str, table: TableReader) -> Any:
+    """``parse_<name>`` of ``dockd.config.<name>`` on ``table`` (the module imported now)."""
+    return getattr(importlib.import_module(f"dockd.config.{name}"), f"parse_{name}")(table)
+
+
+class _Section(Generic[S]):
+    """A :class:`Config` field: holds its section, or :data:`UNREAD` until it is first read,
+    when it is parsed from an empty table (what an absent table reads as) and kept."""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    @overload
+    def __get__(self, obj: None, owner: type) -> _Unread: ...
+
+    @overload
+    def __get__(self, obj: Config, owner: type) -> S: ...
+
+    def __get__(self, obj: Config | None, owner: type) -> S | _Unread:
+        if obj is None:
+            return UNREAD  # the dataclass's default
+        value = obj.__dict__[self.name]
+        if value is UNREAD:
+            table = TableReader({}, self.name)
+            value = _parse(self.name, table)
+            table.finish()
+            table.problems.raise_if_any()  # none: an empty table has none (tested)
+            obj.__dict__[self.name] = value
+        return value  # type: ignore[no-any-return]
+
+    def __set__(self, obj: Config, value: S | _Unread) -> None:
+        obj.__dict__[self.name] = value
 
 
 @dataclass(frozen=True)
 class Config:
     """The whole validated configuration. ``source`` is the file it came from, if any."""
 
-    dock: DockSection = field(default_factory=DockSection)
-    ingest: IngestSection = field(default_factory=IngestSection)
-    daemon: DaemonSection = field(default_factory=DaemonSection)
-    health: HealthSection = field(default_factory=HealthSection)
-    mqtt: MqttSection = field(default_factory=MqttSection)
-    leds: LedsSection = field(default_factory=LedsSection)
-    records: RecordsSection = field(default_factory=RecordsSection)
-    archive: ArchiveSection | None = None
-    ledger: LedgerSection | None = None  # the bureau's central ledger; None on a dock
-    metrics: MetricsSection = field(default_factory=MetricsSection)
+    dock: _Section[DockSection] = _Section()
+    ingest: _Section[IngestSection] = _Section()
+    daemon: _Section[DaemonSection] = _Section()
+    health: _Section[HealthSection] = _Section()
+    mqtt: _Section[MqttSection] = _Section()
+    leds: _Section[LedsSection] = _Section()
+    records: _Section[RecordsSection] = _Section()
+    archive: _Section[ArchiveSection | None] = _Section()
+    ledger: _Section[LedgerSection | None] = _Section()  # the bureau's ledger; None on a dock
+    metrics: _Section[MetricsSection] = _Section()
     source: Path | None = None
 
     def with_store(self, store_dir: Path) -> Config:
         """The same config with another store directory (``--store``)."""
-        return dataclasses.replace(self, dock=dataclasses.replace(self.dock, store_dir=store_dir))
+        return self._replace(dock=dataclasses.replace(self.dock, store_dir=store_dir))
 
     def with_source(self, source: Path | None) -> Config:
         """The same config, remembered as read from ``source``."""
-        return dataclasses.replace(self, source=source)
+        return self._replace(source=source)
+
+    def _replace(self, **changes: object) -> Config:
+        # Not dataclasses.replace: it would read, so parse, every unread section.
+        fields = {f.name: self.__dict__[f.name] for f in dataclasses.fields(self)}
+        return Config(**{**fields, **changes})
+
+
+SECTION_NAMES = tuple(f.name for f in dataclasses.fields(Config) if f.name != "source")
 
 
 def parse_config(data: dict[str, TomlValue]) -> Config:
@@ -60,23 +123,15 @@ def check_document(data: dict[str, TomlValue]) -> tuple[Config, Problems]:
     config returned has defaults wherever a value was bad."""
     root = TableReader(data, "")
 
-    def section(name: str, parse: Callable[[TableReader], S]) -> S:
+    def section(name: str, parse: Callable[[str, TableReader], S]) -> S | _Unread:
         table = root.table(name)
-        parsed = parse(table)
+        if not table.data:
+            return UNREAD  # parsed when first read: see the module's docstring
+        parsed = parse(name, table)
         table.finish()
         return parsed
 
-    config = Config(
-        dock=section("dock", parse_dock),
-        ingest=section("ingest", parse_ingest),
-        daemon=section("daemon", parse_daemon),
-        health=section("health", parse_health),
-        mqtt=section("mqtt", parse_mqtt),
-        leds=section("leds", parse_leds),
-        records=section("records", parse_records),
-        archive=section("archive", parse_archive),
-        ledger=section("ledger", parse_ledger),
-        metrics=section("metrics", parse_metrics),
-    )
+    sections: dict[str, Any] = {name: section(name, _parse) for name in SECTION_NAMES}
+    config = Config(**sections)
     root.finish()
     return config, root.problems
