@@ -6,7 +6,6 @@ import contextlib
 import datetime as dt
 import os
 import time
-import zoneinfo
 from typing import Protocol
 
 LOCALTIME = "/etc/localtime"
@@ -42,6 +41,8 @@ def parse_utc_iso(text: str) -> dt.datetime:
 
 def zone_named(name: str) -> dt.tzinfo:
     """The IANA time zone ``name`` (``Asia/Shanghai``); ValueError when there is none."""
+    import zoneinfo  # here: it imports sysconfig, and most commands never name a zone
+
     try:
         return zoneinfo.ZoneInfo(name)
     except (zoneinfo.ZoneInfoNotFoundError, ValueError):
@@ -59,6 +60,8 @@ def system_zone() -> dt.tzinfo:
         target = os.readlink(LOCALTIME)
         if "zoneinfo/" in target:
             return zone_named(target.split("zoneinfo/", 1)[1])
+    import zoneinfo
+
     try:
         with open(LOCALTIME, "rb") as fh:
             return zoneinfo.ZoneInfo.from_file(fh, key="localtime")

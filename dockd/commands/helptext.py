@@ -8,8 +8,6 @@ import argparse
 import re
 from collections.abc import Iterable, Sequence
 
-from rich.cells import cell_len
-
 from dockd.i18n import N_, _
 
 # One line per exit code of dockd.errors (tests/test_cli_help.py keeps them in step).
@@ -106,6 +104,16 @@ def group_epilog(prog: str) -> str:
              " {prog} ACTION --help").format(prog=prog)
 
 
+def _cells(text: str) -> int:
+    """Terminal cells ``text`` takes. rich is asked only for text that is not ASCII (one
+    cell a character): its import was a tenth of the start of a command such as ``log``."""
+    if text.isascii():
+        return len(text)
+    from rich.cells import cell_len
+
+    return cell_len(text)
+
+
 def _wrapped(example: str) -> list[str]:
     """One example as lines of at most EXAMPLE_WIDTH terminal cells (a Chinese character
     takes two), broken before an option so it stays with its value; a trailing comment
@@ -120,7 +128,7 @@ def _wrapped(example: str) -> list[str]:
     line = " "
     for piece in pieces:
         # A comment stays on its line: after a continuation it would end the command.
-        if (cell_len(line) + 1 + cell_len(piece) > EXAMPLE_WIDTH and line.strip()
+        if (_cells(line) + 1 + _cells(piece) > EXAMPLE_WIDTH and line.strip()
                 and not piece.startswith("#")):
             lines.append(line + " \\")
             line = "     "

@@ -3,7 +3,6 @@ are read as they are written out, so memory does not grow with the store)."""
 
 from __future__ import annotations
 
-import base64
 import json
 import sqlite3
 from collections.abc import Iterable, Iterator
@@ -71,6 +70,8 @@ def iter_catalog_items(catalog: Catalog, recorder: str | None = None, since: str
         row = dict(zip(names, values, strict=True))
         raw = row.pop("source_path_raw")
         if raw != row["source_path"].encode("utf-8"):
+            import base64  # here: only a path that is not UTF-8 needs it
+
             row["source_path_b64"] = base64.b64encode(raw).decode()
         yield row
 
