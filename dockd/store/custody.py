@@ -10,6 +10,7 @@ detected too.
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import json
 import logging
 import os
@@ -181,8 +182,7 @@ class CustodyLog:
             head = _canonical_head(actor, self.dock_id, event_id)
             tail = _canonical_tail(prev_hash, seq, event.subject, time, event.TYPE)
             body = f"{head},\"payload\":{payload_text},{tail}".encode()
-            hash_ = digest_bytes(RECORD_TAG + bytes.fromhex(prev_hash) + body,
-                                 ["sha256"])["sha256"]
+            hash_ = hashlib.sha256(RECORD_TAG + bytes.fromhex(prev_hash) + body).hexdigest()
             custody_rows.append((seq, self.dock_id, event_id, time, event.TYPE, actor,
                                  event.subject, payload_text, prev_hash, hash_))
             # The published record is the hashed one with its hash: keys sorted, "hash"
