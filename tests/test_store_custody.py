@@ -9,6 +9,7 @@ import json
 import os
 import sqlite3
 import stat
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 
@@ -28,6 +29,7 @@ from dockd.store.custody import (
     read_checkpoint_file,
     record_from_row,
     record_hash,
+    uuid4_text,
 )
 from dockd.store.evidence import EvidenceStore
 from dockd.store.ingest import Ingestor
@@ -356,3 +358,13 @@ def test_record_many_writes_exactly_what_record_would_hash_and_publish(
             "SELECT payload FROM outbox WHERE kind='custody' AND ref_seq=?", (record.seq,))
         assert published[0] == canonical_json(record.to_json_dict()).decode()
     assert verify_store(store, "t").ok
+
+
+@settings(max_examples=300)
+@given(random16=st.binary(min_size=16, max_size=16))
+def test_event_ids_are_the_uuid4_text_of_their_random_bytes(random16: bytes) -> None:
+    """A batch's event ids are made from one read of random bytes without a UUID object
+    each: the same text uuid.UUID gives for a version-4 UUID of those bytes."""
+    text = uuid4_text(random16)
+    assert text == str(uuid.UUID(bytes=random16, version=4))
+    assert uuid.UUID(text).version == 4

@@ -103,6 +103,16 @@ def _canonical_tail(prev_hash: str, seq: int, subject: str, time: str, type_: st
             f'"time":{_text(time)},"type":{_text(type_)},"v":1}}')
 
 
+def uuid4_text(random16: bytes) -> str:
+    """``str(uuid.UUID(bytes=random16, version=4))``, without building the UUID object
+    (once per custody record): the version and variant bits set, in 8-4-4-4-12 form."""
+    b = bytearray(random16)
+    b[6] = (b[6] & 0x0F) | 0x40
+    b[8] = (b[8] & 0x3F) | 0x80
+    h = b.hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
 def checkpoint_message(dock: str, seq: int, hash_: str, time: str, public_key: str) -> bytes:
     """The bytes an Ed25519 checkpoint signature covers."""
     return CHECKPOINT_TAG + canonical_json(
@@ -175,7 +185,7 @@ class CustodyLog:
         # once per record): the same version-4 UUIDs.
         randomness = os.urandom(16 * len(events))
         for n, event in enumerate(events):
-            event_id = str(uuid.UUID(bytes=randomness[16 * n:16 * n + 16], version=4))
+            event_id = uuid4_text(randomness[16 * n:16 * n + 16])
             payload_text = canonical_json(event.to_payload()).decode()
             # The record's canonical text built around the payload's (the same bytes as
             # canonical_json of the whole record: sorted keys, no spaces; a test checks it).

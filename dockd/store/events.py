@@ -80,10 +80,12 @@ class CustodyEvent:
             if merged:
                 payload.update(value)
             elif not (optional and not value):
-                payload[key] = _json(value)
+                # Most values are plain (a batch makes a payload per file): as they are.
+                payload[key] = value if type(value) in _PLAIN else _json(value)
         return payload
 
 
+_PLAIN = frozenset({str, int, float, bool, type(None)})  # what _json gives back as it is
 _PayloadField = tuple[str, str, bool, bool]
 # Read from each class's dataclass fields once: an offload batch makes hundreds of payloads.
 _PAYLOAD_FIELDS: dict[type[CustodyEvent], tuple[_PayloadField, ...]] = {}
