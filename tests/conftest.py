@@ -271,9 +271,9 @@ HIL_GROUP = "hil-guest"
 
 
 def serial_group(nodeid: str) -> str | None:
-    """The group of a test (by its node id), None for a test that runs alone. Every
-    tests/hil/test_hil_*.py file boots a guest (its scenarios share the boot: a module
-    fixture) and one guest at a time fits 2 cores, so they are all one group."""
+    """The group of a test (by its node id), None for a test that runs alone. The
+    tests/hil/test_hil_*.py files share one guest, in an order (tests/hil/conftest.py), and
+    one guest at a time fits 2 cores, so they are all one group."""
     path = nodeid.split("::", 1)[0]
     if path.startswith("tests/hil/test_hil_"):
         return HIL_GROUP

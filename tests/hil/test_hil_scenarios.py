@@ -1,6 +1,7 @@
 """`dockd run` on a real kernel: recorders plugged into a QEMU guest the way real ones present.
 
-One guest boot is shared by the scenarios (module fixture); the reboot scenario comes last
+One guest is shared by these scenarios, the smoke test and the storage-identity scenarios
+(tests/hil/conftest.py; its dock: tests/hil/dock.py); the power-cut scenario comes last
 because it cuts the power of that guest and boots a new one on the same store disk.
 
 In the guest: systemd-udevd with dockd's own rules (udev-rules/), `dockd run --config` with
@@ -29,19 +30,32 @@ from __future__ import annotations
 
 import hashlib
 import json
-import subprocess
 import time
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import pytest
 
+from .dock import (
+    AMBA,
+    BAY_AMBA,
+    BAY_GAT,
+    BAY_MSC,
+    DV16,
+    GAT947,
+    MOUNT_ROOT,
+    MSC_ROOT_PORT,
+    PASSWORD,
+    TIMINGS,
+    Dock,
+    config_text,
+    count_cpu,
+    prepare_dock,
+    prepare_guest,
+)
 from .harness import (
-    REPO_ROOT,
     FirmwareRecorder,
     GadgetRecorder,
     Guest,
@@ -56,224 +70,16 @@ from .images import RecorderImage, build_fat32_image, read_image_file
 # start, and beside the other xdist worker on 2 cores it took 418 s (./dev test, load ~4).
 pytestmark = [pytest.mark.hil, pytest.mark.timeout(600)]
 
-DOCKD = str(REPO_ROOT / ".venv" / "bin" / "dockd")
-CONFIG = "/etc/dockd/dockd.toml"
-STORE = "/var/lib/dockd"
-MOUNT_ROOT = "/run/dockd/bays"
-STATUS_SOCKET = "/run/dockd/status.sock"
-PASSWORD = "123456"
-AMBA = dict(vendor_id=0x4255, product_id=0x0001, storage_vendor_id=0x4255, storage_product_id=0x0001)
-GAT947 = dict(vendor_id=0x2CA3, product_id=0x0947, storage_vendor_id=0x2CA3,
-              storage_product_id=0x0948)
-# The public notes give no USB IDs for DV16 recorders (the host finds them by INQUIRY): these
-# are the test's own, distinct from the CDC-ACM gat947 ones.
-DV16 = dict(vendor_id=0x2CA3, product_id=0x0A16, storage_vendor_id=0x2CA3,
-            storage_product_id=0x0A17)
-BAY_AMBA, BAY_GAT, BAY_MSC = 1, 2, 3
-MSC_ROOT_PORT = 3  # hub at 1-3, disk at 1-3.1: bay 3 is port 1-3
-TIMINGS: dict[str, float] = {}
 PULL_OBSERVED: dict[str, Any] = {}
-
-
-@dataclass
-class Dock:
-    """The guest running dockd, and the helpers that ask dockd what it knows."""
-
-    guest: Guest
-    work: Path
-    store_disk: Path
-    daemon: GuestProcess | None = None
-    plugged: dict[str, Any] = field(default_factory=dict)
-
-    def dockd(self, *args: str, check: bool = True, timeout: float = 120) -> Any:
-        result = self.guest.run([DOCKD, *args, "--config", CONFIG], check=check, timeout=timeout)
-        return result
-
-    def status(self) -> dict[str, Any]:
-        data: dict[str, Any] = json.loads(self.dockd("status", "--json").text)
-        return data
-
-    def bay(self, number: int) -> dict[str, Any]:
-        return next(b for b in self.status()["bays"] if b["bay"] == number)
-
-    def wait_bay(self, number: int, states: tuple[str, ...], timeout: float = 120,
-                 extra: Callable[[dict[str, Any]], bool] = lambda b: True) -> dict[str, Any]:
-        """The bay as dockd's state channel shows it once it is in one of `states` (and
-        `extra` holds): what `dockd status --json` prints, read by the guest agent, which
-        sees every change without starting a process in the guest."""
-        deadline = time.monotonic() + timeout
-        skip: dict[str, Any] | None = None
-        try:
-            while True:
-                skip = self.guest.state_wait(STATUS_SOCKET, bay=number, states=states, skip=skip,
-                                             timeout=max(0.0, deadline - time.monotonic()))
-                bay: dict[str, Any] = next(b for b in skip["bays"] if b["bay"] == number)
-                if extra(bay):
-                    return bay
-        except HilTimeout as exc:
-            raise HilTimeout(f"{exc}\n{self.log_tail()}") from exc
-
-    def custody(self) -> list[dict[str, Any]]:
-        data: list[dict[str, Any]] = json.loads(self.dockd("log", "--json").text)
-        return data
-
-    def catalog(self, serial: str | None = None) -> list[dict[str, Any]]:
-        """`dockd catalog --json`, of one recorder or (None) of all: one command for all the
-        recorders of a scenario, as each dockd command is a Python start in the guest."""
-        only = ("--recorder", serial) if serial is not None else ()
-        data: list[dict[str, Any]] = json.loads(self.dockd("catalog", *only, "--json").text)
-        return data
-
-    def alerts(self) -> list[dict[str, Any]]:
-        out = self.guest.run([str(REPO_ROOT / ".venv" / "bin" / "python"), "-c",
-                              "import json,sqlite3,sys;c=sqlite3.connect(sys.argv[1]);"
-                              "print(json.dumps([json.loads(r[0]) for r in c.execute("
-                              "\"SELECT payload FROM outbox WHERE kind='alert' ORDER BY id\")]))",
-                              f"{STORE}/catalog.sqlite"])
-        data: list[dict[str, Any]] = json.loads(out.text)
-        return data
-
-    def mounts(self) -> list[list[str]]:
-        return [line.split() for line in self.guest.run(["cat", "/proc/mounts"]).text.splitlines()]
-
-    def log_tail(self) -> str:
-        path = self.guest.exchange_dir / "dockd.log"
-        text = path.read_text(errors="replace") if path.exists() else "(no dockd log)"
-        return "--- dockd log (tail) ---\n" + text[-4000:]
-
-    def start_daemon(self) -> float:
-        """Start `dockd run`; returns seconds until its state channel answers."""
-        started = time.monotonic()
-        self.daemon = self.guest.spawn([DOCKD, "run", "--config", CONFIG],
-                                       self.guest.exchange_dir / "dockd.log")
-        # The agent connects until the channel answers: a Python start costs seconds here.
-        try:
-            self.guest.state_wait(STATUS_SOCKET, timeout=120)
-        except HilTimeout as exc:
-            raise HilTimeout(f"dockd did not answer on its state channel: {exc}\n"
-                             + self.log_tail()) from exc
-        return time.monotonic() - started
 
 
 # --------------------------------------------------------------------------- fixtures
 
 @pytest.fixture(scope="module")
-def dock(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dock]:
-    work = tmp_path_factory.mktemp("hil-dock")
-    store_disk = work / "store.img"
-    with store_disk.open("wb") as f:
-        f.truncate(1 << 30)
-    subprocess.run(["mkfs.ext4", "-q", "-F", "-L", "DOCKSTORE", str(store_disk)], check=True)
-    started = time.monotonic()
-    guest = Guest.boot(work / "guest", disks=[store_disk])
-    d = Dock(guest, work, store_disk)
-    try:
-        TIMINGS["boot_s"] = guest.boot_seconds
-        _prepare(d)
-        TIMINGS["dockd_start_s"] = d.start_daemon()
-        TIMINGS["guest_ready_total_s"] = time.monotonic() - started
-        yield d
-    except BaseException:
-        print(d.log_tail())
-        d.guest.power_cut()
-        raise
-    if d.guest.running:
-        _count_cpu(d.guest)
-        d.guest.shutdown()
-    print("HIL timings:", json.dumps({k: round(v, 2) for k, v in TIMINGS.items()}))
-    print("HIL pull observed:", json.dumps(PULL_OBSERVED))
-
-
-def _count_cpu(guest: Guest) -> None:
-    """Add what this guest's QEMU has used to the CPU-seconds of the scenarios' guests."""
-    TIMINGS["guest_cpu_s"] = TIMINGS.get("guest_cpu_s", 0.0) + guest.cpu_seconds()
-
-
-def _prepare(d: Dock) -> None:
-    """Store disk mounted, dockd's udev rules installed, udevd started, config written."""
-    g = d.guest
-    g.run(["mkdir", "-p", STORE])
-    g.run(["mount", "-t", "ext4", "/dev/vda", STORE])
-    g.install_udev_rules(sorted((REPO_ROOT / "udev-rules").glob("*.rules")))
-    g.run("getent group dockd >/dev/null || groupadd --system dockd")
-    TIMINGS.setdefault("udevd_start_s", g.start_udevd())
-    g.write_file("/etc/dockd/amba.pw", PASSWORD.encode() + b"\n", mode=0o400)
-    g.write_file("/etc/dockd/gat947.pw", PASSWORD.encode() + b"\n", mode=0o400)
-    g.write_file(CONFIG, _config().encode())
-
-
-def _config() -> str:
-    return f"""
-[dock]
-id = "hil-dock"
-site = "hil"
-store_dir = "{STORE}"
-
-[ingest]
-store_reserve_bytes = 0
-
-[daemon]
-device_source = "udev"
-mounter = "mount"
-mount_root = "{MOUNT_ROOT}"
-status_socket = "{STATUS_SOCKET}"
-clock_sync = "assume_synced"
-max_concurrent_offloads = 3
-storage_wait_s = 90
-control_wait_s = 30
-
-[[daemon.bays]]
-port = "3-1"
-number = {BAY_AMBA}
-label = "Bay 1"
-
-[[daemon.bays]]
-port = "4-1"
-number = {BAY_GAT}
-label = "Bay 2"
-
-[[daemon.bays]]
-port = "1-{MSC_ROOT_PORT}"
-number = {BAY_MSC}
-label = "Bay 3"
-
-[[daemon.models]]
-name = "ambarella"
-vendor_id = "4255"
-product_id = "0001"
-driver = "amba"
-control = "usb"
-password_file = "/etc/dockd/amba.pw"
-timezone = "Asia/Shanghai"
-
-[[daemon.models]]
-name = "gat947-cdc"
-vendor_id = "2ca3"
-product_id = "0947"
-storage_vendor_id = "2ca3"
-storage_product_id = "0948"
-driver = "gat947"
-control = "test-serial"
-password_file = "/etc/dockd/gat947.pw"
-timezone = "Asia/Shanghai"
-
-[[daemon.models]]
-name = "gat947-dv16"
-vendor_id = "2ca3"
-product_id = "0a16"
-storage_vendor_id = "2ca3"
-storage_product_id = "0a17"
-driver = "gat947"
-control = "sg"
-password_file = "/etc/dockd/gat947.pw"
-timezone = "Asia/Shanghai"
-
-[[daemon.models]]
-name = "plain-msc"
-vendor_id = "46f4"
-product_id = "0001"
-driver = "msc"
-"""
+def dock(hil_dock: Dock) -> Dock:
+    """The shared guest (tests/hil/conftest.py) running dockd with the scenarios' config."""
+    hil_dock.use_config(config_text())
+    return hil_dock
 
 
 def _image(d: Dock, name: str, label: str, files: dict[str, int | bytes],
@@ -354,6 +160,7 @@ def test_three_recorders_docked_at_once_are_all_offloaded_and_verify(dock: Dock)
     msc = QemuRecorder("cam3", root_port=MSC_ROOT_PORT, image=msc_img.path, serial="CAM0003")
 
     plugged_at = time.monotonic()
+    mark = dock.guest.udev_events.mark()
     fw_amba = dock.guest.plug_firmware_recorder(amba)
     fw_gat = dock.guest.plug_firmware_recorder(gat)
     qemu = dock.guest.plug_recorder(msc)
@@ -370,6 +177,8 @@ def test_three_recorders_docked_at_once_are_all_offloaded_and_verify(dock: Dock)
     TIMINGS.update({"three_at_once_amba_plug_to_ready_s": ready[BAY_AMBA],
                     "three_at_once_gat947_plug_to_ready_s": ready[BAY_GAT],
                     "three_at_once_msc_plug_to_ready_s": ready[BAY_MSC]})
+    TIMINGS.update({"three_at_once_amba_switch_s": _switch_seconds(dock, amba.port_path, mark),
+                    "three_at_once_gat947_switch_s": _switch_seconds(dock, gat.port_path, mark)})
 
     catalog, state, records, _ = _concurrently(dock.catalog, dock.status, dock.custody,
                                                lambda: _verify(dock))
@@ -456,6 +265,7 @@ def test_recorder_pulled_mid_file_then_redocked_resumes_without_loss_or_duplicat
     assert len(completed) == 1, _types(records, "CAMPULL")
     dock.guest.unplug_recorder(plugged)
     dock.wait_bay(BAY_MSC, ("empty",), timeout=60)
+    print("HIL pull observed:", json.dumps(PULL_OBSERVED))
 
 
 def test_unknown_usb_stick_is_never_mounted_and_raises_an_alert(dock: Dock) -> None:
@@ -516,22 +326,18 @@ def _clock_set(records: list[dict[str, Any]], serial: str) -> dict[str, Any]:
     return payload
 
 
-def _two_phase_ready(dock: Dock, serial: str, image: RecorderImage) -> list[dict[str, Any]]:
-    """The offload of a two-phase recorder is complete, once, and hashes as its card."""
-    return _all_offloaded(dock, {serial: image})
-
-
-def _all_offloaded(dock: Dock, images: dict[str, RecorderImage]) -> list[dict[str, Any]]:
-    """_two_phase_ready for each recorder serial → card image, from one catalog and one log
-    read (at the same time); returns the log."""
-    catalog, log = _concurrently(dock.catalog, dock.custody)
-    records: list[dict[str, Any]] = log
+def _all_offloaded(dock: Dock, images: dict[str, RecorderImage], *also: Callable[[], Any]
+                   ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[Any]]:
+    """The offload of each recorder (serial → card image) is complete, once, and hashes as
+    its card; from one catalog and one log read, made at the same time as the reads in `also`
+    (a dock at rest: _concurrently). Returns the log, the catalog and what `also` returned."""
+    catalog, records, *more = _concurrently(dock.catalog, dock.custody, *also)
     for serial, image in images.items():
         assert _stored(dock, serial, catalog) == _hashes(image), serial
         types = _types(records, serial)
         assert types.count("session.completed") == 1 and "recorder.docked" in types, \
             (serial, types)
-    return records
+    return records, catalog, more
 
 
 # What a bay ends as after an offload (honest readiness): the DV16 reports its battery and takes
@@ -545,13 +351,30 @@ def _plug_pair(dock: Dock, recorders: dict[int, tuple[FirmwareRecorder, tuple[st
     """Plug two firmware recorders at once; each bay must end in its expected (state,
     unchecked); plug → ready recorded."""
     plugged_at = time.monotonic()
+    mark = dock.guest.udev_events.mark()
     fws = {bay: dock.guest.plug_firmware_recorder(spec) for bay, (spec, _) in recorders.items()}
     for bay, (spec, expected) in recorders.items():
         status = dock.wait_bay(bay, ("ready", "ready_unchecked", "fault"), timeout=180)
         assert (status["state"], status["unchecked"]) == expected, \
             f"bay {bay} ({spec.name}): {status}\n{dock.log_tail()}"
         TIMINGS[f"{label}_{spec.name}_plug_to_ready_s"] = time.monotonic() - plugged_at
+        TIMINGS[f"{label}_{spec.name}_switch_s"] = _switch_seconds(dock, spec.port_path, mark)
     return fws
+
+
+def _switch_seconds(dock: Dock, port: str, mark: int) -> float:
+    """How long the recorder on `port` took to switch: from its control-mode USB device's
+    last remove to its disk's partition there (udev events after `mark`, as the host received
+    them). The bay's storage wait starts within a second before that remove."""
+    events = dock.guest.udev_events
+    disk = events.wait_index(lambda e: e.action == "add" and e.device_type == "partition"
+                             and f"/{port}/" in e.sys_path, timeout=30, after=mark)
+    seen = events.events(mark)[:disk - mark + 1]
+    left = max((i for i, e in enumerate(seen) if e.action == "remove"
+                and e.device_type == "usb_device" and e.sys_path.endswith(f"/{port}")),
+               default=None)
+    assert left is not None, f"no control-mode device left {port} before its disk came"
+    return seen[-1].host_monotonic - seen[left].host_monotonic
 
 
 def _unplug(dock: Dock, fws: dict[int, GuestProcess]) -> None:
@@ -591,14 +414,15 @@ def test_dv16_scsi_recorder_through_the_kernel_scsi_stack_and_nul_padded_amba(
     assert "GET_JL_PASSWORD" not in fw_log  # dockd never reads the clear-text password
     assert "SET_MSDC (ack)" in fw_log and "mass-storage mode bound" in fw_log
 
-    records = _all_offloaded(dock, {"DV16001": dv16_img, "AMBANUL1": amba_img})
+    records, _, (state,) = _all_offloaded(dock, {"DV16001": dv16_img, "AMBANUL1": amba_img},
+                                          dock.status)
     docked = [r for r in records if r["type"] == "recorder.docked" and r["subject"] == "DV16001"]
     assert docked[-1]["payload"]["officer_name"] == "张三", docked[-1]["payload"]
     clock = _clock_set(records, "DV16001")
     assert clock["sent"].startswith("SYNC_DEV_TIME ")
     # what the recorder received is what dockd recorded it sent (Beijing wall time)
     assert f"clock set to {clock['sent_wall_time']}" in fw_log, (clock, fw_log[-2000:])
-    assert dock.bay(BAY_GAT)["battery_percent"] == 80
+    assert next(b for b in state["bays"] if b["bay"] == BAY_GAT)["battery_percent"] == 80
 
     _clock_set(records, "AMBANUL1")
     amba_log = (dock.guest.exchange_dir / "fw-ambanul.log").read_text()
@@ -624,7 +448,7 @@ def test_dv16_dropping_off_during_set_msdc_and_amba_silent_on_ath_still_end_read
     assert "SET_MSDC (drop)" in fw_log and "mass-storage mode bound" in fw_log
     amba_log = (dock.guest.exchange_dir / "fw-ambaath.log").read_text()
     assert "-> no reply (quirk)" in amba_log
-    records = _all_offloaded(dock, {"DV16002": dv16_img, "AMBAATH1": amba_img})
+    records, _, _ = _all_offloaded(dock, {"DV16002": dv16_img, "AMBAATH1": amba_img})
     _clock_set(records, "DV16002")
     _clock_set(records, "AMBAATH1")
     # dockd logged both switches as sent but not acknowledged, with what it saw
@@ -657,6 +481,7 @@ def test_dv16_without_sd_card_faults_and_is_never_switched(dock: Dock) -> None:
     dock.wait_bay(BAY_GAT, ("empty",), timeout=60)
 
 
+@pytest.mark.hil_last
 def test_power_cut_during_offload_recovers_at_start(dock: Dock) -> None:
     """Last: this cuts the shared guest's power and boots a new one on the same store disk."""
     # 72 MB: the power is cut ~1 s after the mount, mid-offload at any rate seen here; the
@@ -671,13 +496,14 @@ def test_power_cut_during_offload_recovers_at_start(dock: Dock) -> None:
     dock.guest.run(
         f"for i in $(seq 1200); do grep -q ' {target} ' /proc/mounts && break; sleep 0.1; done; "
         f"sleep 1; grep -q ' {target} ' /proc/mounts", timeout=150)
-    _count_cpu(dock.guest)
+    count_cpu(dock.guest)
     dock.guest.power_cut()
 
     rebooted = time.monotonic()
     dock.guest = Guest.boot(dock.work / "guest2", disks=[dock.store_disk])
     # the recorder is still in its bay when the dock comes back: coldplug must find it
-    _prepare(dock)
+    prepare_guest(dock)
+    prepare_dock(dock)
     dock.guest.plug_recorder(spec)
     dock.guest.udev_barrier()
     dock.start_daemon()
