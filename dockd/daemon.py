@@ -62,6 +62,8 @@ class Daemon:
         self._lock = threading.RLock()
         self._stop = threading.Event()
         self._reload = threading.Event()
+        # Wakes the main loop at once for a stop or a SIGHUP (else it sleeps to its next tick).
+        self._wake = threading.Event()
         self._dock_info_at = 0.0
         # The daemon's own store connection: start-up recovery, dock-level events.
         self.store: EvidenceStore = open_store(config, self.clock)
@@ -90,7 +92,8 @@ class Daemon:
         ping = watchdog_interval_s()
         try:
             while not self._stop.is_set():
-                self._stop.wait(ping or 5.0)
+                self._wake.wait(ping or 5.0)
+                self._wake.clear()
                 if ping:
                     notify("WATCHDOG=1")
                 if self._reload.is_set():
@@ -116,6 +119,7 @@ class Daemon:
 
     def stop(self) -> None:
         self._stop.set()
+        self._wake.set()
 
     def shutdown(self) -> None:
         self.source.stop()
@@ -279,7 +283,11 @@ class Daemon:
         return MqttReporter(self.config, self.config.dock.store_dir, self.clock,
                             self.store.custody.signer.public_key_hex)
 
+    def _request_reload(self) -> None:
+        self._reload.set()
+        self._wake.set()
+
     def _install_signals(self) -> None:
-        signal.signal(signal.SIGTERM, lambda *_: self._stop.set())
-        signal.signal(signal.SIGINT, lambda *_: self._stop.set())
-        signal.signal(signal.SIGHUP, lambda *_: self._reload.set())
+        signal.signal(signal.SIGTERM, lambda *_: self.stop())
+        signal.signal(signal.SIGINT, lambda *_: self.stop())
+        signal.signal(signal.SIGHUP, lambda *_: self._request_reload())

@@ -209,7 +209,7 @@ class Dock:
         self.guest.run(["kill", "-HUP", str(self.daemon.pid)])
         deadline = started + timeout
         while time.monotonic() < deadline:
-            # dockd applies a SIGHUP on its main loop's tick (up to 5 s); read on the host
+            # the log is read on the host: no process started in the guest
             lines = [line for line in log.read_text(errors="replace").splitlines()
                      if "config reload" in line][seen:]
             if any('msg="config reloaded"' in line for line in lines):
