@@ -11,14 +11,13 @@ import socket
 import stat
 import subprocess
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import pytest
 
-from dockd.store.content_store import CheckedBatch, ContentStore, ToPublish
 from dockd.store.evidence import EvidenceStore
-from dockd.store.ingest import TAIL_BATCH_FILES, Ingestor
+from dockd.store.ingest import Ingestor
 from dockd.store.progress import Progress
 from dockd.store.queries import catalog_items
 from dockd.store.read_ahead import LARGEST
@@ -484,28 +483,3 @@ def test_without_list_files_only_problems_are_listed_and_counts_stay_complete(
     again = Ingestor(store, "t").ingest(src, "REC-1", list_files=False)
     assert again.count("known") == 13 and again.count("stored") == 0
     assert again.summary()["known"] == 13 and verify_store(store, "t").ok
-
-
-def test_batches_shrink_near_the_end_of_the_volume(open_test_store: Opener, make_tree: Tree,
-                                                   tmp_path: Path,
-                                                   monkeypatch: pytest.MonkeyPatch) -> None:
-    """The last batch is made durable after the copy has ended, with nothing to overlap
-    it: batches are full-size while many files are left, then half the files left, and
-    the last holds no more than TAIL_BATCH_FILES; every file is stored once."""
-    files = {f"DCIM/{i // 100}/F{i:04}.JPG": i.to_bytes(4, "big") for i in range(600)}
-    src = make_tree(tmp_path / "src", files)
-    store = open_test_store(commit_batch_files=128)
-    sizes: list[int] = []
-    real = ContentStore.check_batch
-
-    def check(self: ContentStore, batch: Sequence[ToPublish]) -> CheckedBatch:
-        sizes.append(len(batch))
-        return real(self, batch)
-
-    monkeypatch.setattr(ContentStore, "check_batch", check)
-    report = Ingestor(store, "t").ingest(src, "R1")
-    assert report.result == "completed" and report.count("stored") == 600
-    assert sum(sizes) == 600
-    assert sizes[0] == 128 and max(sizes) == 128
-    assert sizes[-1] <= TAIL_BATCH_FILES < 128
-    assert sizes == sorted(sizes, reverse=True)

@@ -82,8 +82,6 @@ from dockd.store.source import (
 
 log = logging.getLogger(__name__)
 
-TAIL_BATCH_FILES = 64
-"""The smallest batch near the end of a volume (see ``_Session._flush_if_full``)."""
 WALK_CHUNK = 256
 """Entries of the volume taken from the walk at a time: their known files are looked up
 in one query, and the read-ahead runs over them."""
@@ -241,7 +239,6 @@ class _Session:
         self._outcomes: list[tuple[int, FileOutcome]] = []
         self._mhl: MhlSpool | None = None  # made at the first link when ASC MHL is on
         self._linked = 0  # files linked into the session folder
-        self._files_walked = 0  # regular files the copying walk has met
         self._waited_for_removal = False
         self._opener = BeneathOpener(source)
         self._room_unclaimed = 0
@@ -410,7 +407,6 @@ class _Session:
 
     def _offload_chunk(self, chunk: list[tuple[int, SourceEntry]]) -> None:
         files = [entry for _order, entry in chunk if entry.is_file]
-        self._files_walked += len(files)
         # One query for what this recorder already gave us of the chunk, not one per file.
         # The catalog is trusted: an item it holds (not pruned) has its object, or verify
         # reports it missing.
@@ -460,11 +456,7 @@ class _Session:
 
     def _flush_if_full(self) -> None:
         settings = self.ing.settings
-        # Near the end of the volume, batches of half the files left (no fewer than
-        # TAIL_BATCH_FILES): the last batch is made durable after the copy has ended, with
-        # nothing to overlap it, so it should be small (the first walk counted the files).
-        left = self.progress.files_total - self._files_walked
-        if (len(self.batch) >= min(settings.commit_batch_files, max(TAIL_BATCH_FILES, left // 2))
+        if (len(self.batch) >= settings.commit_batch_files
                 or self.batch.bytes >= settings.commit_batch_bytes):
             self._flush()
 
