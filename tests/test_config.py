@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import importlib
 import os
+import pickle
 import subprocess
 import sys
 import threading
@@ -64,6 +66,13 @@ def test_a_config_with_only_a_store_imports_no_other_section(tmp_path: Path) -> 
     path.write_text("[dock]\nstore_dir = 'relative'\n[daemon]\nstorage_wait_s = -1\n")
     with pytest.raises(ConfigError, match=r"daemon\.storage_wait_s"):
         load_config(path)
+
+
+def test_a_copied_or_pickled_config_still_reads_its_unread_sections() -> None:
+    config = parse_config({"dock": {"id": "dock-7"}})
+    for other in (copy.deepcopy(config), pickle.loads(pickle.dumps(config))):
+        assert other.__dict__["daemon"] is UNREAD
+        assert other == config and other.daemon == DaemonSection() and other.dock.id == "dock-7"
 
 
 def test_another_store_keeps_unread_sections_unread() -> None:

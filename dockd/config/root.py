@@ -40,6 +40,9 @@ class _Unread:
     def __repr__(self) -> str:
         return "<unread>"
 
+    def __reduce__(self) -> str:
+        return "UNREAD"  # a copy or an unpickled config holds the one marker: `is UNREAD` holds
+
 
 UNREAD = _Unread()
 
