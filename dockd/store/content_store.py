@@ -183,7 +183,7 @@ class ContentStore:
         # Buffers and worker threads live as long as the store: allocating megabytes or
         # starting threads per file costs more than copying a small file.
         # Two rings: copies run on the ingest's thread while the batch before is read back
-        # on its committer thread; they must never share a buffer.
+        # on its checker thread; they must never share a buffer.
         self._copy_ring = _BufferRing(_RING, chunk_bytes)
         self._check_ring: _BufferRing | None = None  # made at the first read-back
         self._small_check_buffer: mmap.mmap | None = None  # a small file's read-back

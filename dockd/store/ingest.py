@@ -214,9 +214,10 @@ class _Batch:
 class _Session:
     """One offload session; lives for one ``Ingestor.ingest`` call.
 
-    Two threads: the caller's walks the volume and copies (stages) files; the committer
-    makes one batch durable while the next is copied. They share only the report and the
-    progress (``_lock``, held for a few statements); each has its own catalog connection.
+    Three threads: the caller's walks the volume and copies (stages) files; while it copies
+    the next batch, the checker syncs and reads back one batch and the committer links and
+    commits the one before. They share only the report and the progress (``_lock``, held
+    for a few statements); the caller and the committer each have a catalog connection.
     """
 
     def __init__(self, ingestor: Ingestor, source: Path, recorder: str,
