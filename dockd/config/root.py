@@ -11,7 +11,6 @@ table the document does fill is parsed and checked when the config is loaded.
 from __future__ import annotations
 
 import dataclasses
-import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,8 +47,41 @@ UNREAD = _Unread()
 
 
 def _parse(name: str, table: TableReader) -> Any:
-    """``parse_<name>`` of ``dockd.config.<name>`` on ``table`` (the module imported now)."""
-    return getattr(importlib.import_module(f"dockd.config.{name}"), f"parse_{name}")(table)
+    """``parse_<name>`` of ``dockd.config.<name>`` on ``table``. Each section's module is
+    imported here, when its table is first parsed (explicit imports, no names built from
+    strings: a reader and the import-layer check see every one)."""
+    match name:
+        case "dock":
+            from dockd.config.dock import parse_dock
+            return parse_dock(table)
+        case "ingest":
+            from dockd.config.ingest import parse_ingest
+            return parse_ingest(table)
+        case "daemon":
+            from dockd.config.daemon import parse_daemon
+            return parse_daemon(table)
+        case "health":
+            from dockd.config.health import parse_health
+            return parse_health(table)
+        case "mqtt":
+            from dockd.config.mqtt import parse_mqtt
+            return parse_mqtt(table)
+        case "leds":
+            from dockd.config.leds import parse_leds
+            return parse_leds(table)
+        case "records":
+            from dockd.config.records import parse_records
+            return parse_records(table)
+        case "archive":
+            from dockd.config.archive import parse_archive
+            return parse_archive(table)
+        case "ledger":
+            from dockd.config.ledger import parse_ledger
+            return parse_ledger(table)
+        case "metrics":
+            from dockd.config.metrics import parse_metrics
+            return parse_metrics(table)
+    raise ValueError(f"no config section {name!r}")
 
 
 class _Section(Generic[S]):
