@@ -468,8 +468,16 @@ def test_bay_leds_follow_the_daemon_and_a_broken_led_never_stops_the_offload(
         h.wait_bay(1, "ready")
         h.wait_bay(2, "ready_unchecked")
         bay1 = (leds / "bay1:status").resolve()
-        h.wait_until(lambda _s: (bay1 / "multi_intensity").read_text().split()[1] != "0"
-                     and (bay1 / "multi_intensity").read_text().split()[0] == "0", 10, "green LED")
+        # Green and on: the driver writes the channels' intensities, then brightness, so
+        # both are waited for (reading brightness right after the intensities raced the
+        # second write; the simulated attribute is a plain file, empty while rewritten).
+        def green_and_on(_status: object) -> bool:
+            red_green = (bay1 / "multi_intensity").read_text().split()[:2]
+            level = (bay1 / "brightness").read_text().strip()
+            return (len(red_green) == 2 and red_green[0] == "0" and red_green[1] != "0"
+                    and level not in ("", "0"))
+
+        h.wait_until(green_and_on, 10, "green LED on")
         assert int((bay1 / "brightness").read_text()) > 0
         # bay 1's recorder leaves; a plain disk in its place cannot report battery or clock:
         # amber (red and green together on this LED), never green
