@@ -11,7 +11,6 @@ table the document does fill is parsed and checked when the config is loaded.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
@@ -47,9 +46,16 @@ UNREAD = _Unread()
 
 
 def _parse(name: str, table: TableReader) -> Any:
-    """``parse_<name>`` of ``dockd.config.<name>`` on ``table``. Each section's module is
-    imported here, when its table is first parsed (explicit imports, no names built from
-    strings: a reader and the import-layer check see every one)."""
+    """``parse_<name>`` of ``dockd.config.<name>`` on ``table``, then the table's unknown
+    keys reported (``finish``). Each section's module is imported here, when its table is
+    first parsed (explicit imports, no names built from strings: a reader and the
+    import-layer check see every one)."""
+    section = _parse_section(name, table)
+    table.finish()
+    return section
+
+
+def _parse_section(name: str, table: TableReader) -> Any:
     match name:
         case "dock":
             from dockd.config.dock import parse_dock
@@ -104,7 +110,6 @@ class _Section(Generic[S]):
         if value is UNREAD:
             table = TableReader({}, self.name)
             value = _parse(self.name, table)
-            table.finish()
             table.problems.raise_if_any()  # none: an empty table has none (tested)
             obj.__dict__[self.name] = value
         return value  # type: ignore[no-any-return]
@@ -158,15 +163,12 @@ def check_document(data: dict[str, TomlValue]) -> tuple[Config, Problems]:
     config returned has defaults wherever a value was bad."""
     root = TableReader(data, "")
 
-    def section(name: str, parse: Callable[[str, TableReader], S]) -> S | _Unread:
+    def section(name: str) -> Any:
         table = root.table(name)
-        if not table.data:
-            return UNREAD  # parsed when first read: see the module's docstring
-        parsed = parse(name, table)
-        table.finish()
-        return parsed
+        # An absent or empty table is parsed when first read: see the module's docstring.
+        return _parse(name, table) if table.data else UNREAD
 
-    sections: dict[str, Any] = {name: section(name, _parse) for name in SECTION_NAMES}
+    sections: dict[str, Any] = {name: section(name) for name in SECTION_NAMES}
     config = Config(**sections)
     root.finish()
     return config, root.problems
