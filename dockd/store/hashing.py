@@ -241,9 +241,7 @@ def _hash_group(algorithms: tuple[str, ...], data: list[bytes],
                 slots: list[GroupedDigests], index: int) -> None:
     """On a worker: each file's digests (and their text: c4's base58 too) for one job."""
     for chunk, slot in zip(data, slots, strict=True):
-        hasher = MultiHasher(algorithms)
-        hasher.update(chunk)
-        slot.parts[index] = hasher.digests()
+        slot.parts[index] = digest_bytes(chunk, algorithms)
 
 
 class GroupedDigests:
