@@ -269,6 +269,25 @@ def test_stop_closes_clients_and_removes_the_socket(sock_path: Path) -> None:
     assert not sock_path.exists()
 
 
+def test_a_second_stop_leaves_a_later_channel_alone(sock_path: Path) -> None:
+    """A daemon restarted on the same socket: stopping the first channel again must not
+    touch the file descriptors the second one was given (the kernel reuses the numbers)."""
+    first = StateChannel(sock_path, lambda: {"v": 1})
+    first.start()
+    first.stop()
+    second = StateChannel(sock_path, lambda: {"v": 2})
+    second.start()
+    try:
+        first.stop()
+        client = connect(sock_path)
+        reader = LineReader(client)
+        assert reader.line() == {"v": 2}
+        second.changed()  # its wake pipe and thread are still its own
+        assert reader.line() == {"v": 2}
+    finally:
+        second.stop()
+
+
 def test_read_state_reads_one_snapshot(serve: Callable[..., StateChannel], sock_path: Path) -> None:
     serve(lambda: {"v": 1, "dock": {"id": "D-1", "site": "交警中队"}, "bays": []})
     assert read_state(sock_path) == {"v": 1, "dock": {"id": "D-1", "site": "交警中队"}, "bays": []}

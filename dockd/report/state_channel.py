@@ -40,6 +40,7 @@ class StateChannel:
         self._server: socket.socket | None = None
         self._thread: threading.Thread | None = None
         self._running = False
+        self._stopped = False
 
     def start(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -62,6 +63,12 @@ class StateChannel:
         self._thread.start()
 
     def stop(self) -> None:
+        """Stop serving and close everything; a second call does nothing (closing the
+        pipe's descriptors again would close whatever the kernel has given their numbers
+        to since, such as the pipe of a channel started after this one)."""
+        if self._stopped:
+            return
+        self._stopped = True
         self._running = False
         os.write(self._wake_w, b"x")
         if self._thread is not None:
