@@ -245,6 +245,38 @@ def test_evidence_tables_are_append_only(db: LedgerDb, stream: DockStream) -> No
         db.conn.rollback()
 
 
+def test_an_instance_starting_beside_one_that_writes_takes_no_table_lock(
+        db: LedgerDb, stream: DockStream, ledger_dsn: str) -> None:  # noqa: F811
+    """Every instance migrates when it starts. On a current schema that must not alter a
+    table: the ALTER waited for the lock an open batch holds (and, with a second table taken
+    in the other order, deadlocked: CI saw it). The lock timeout turns a wait into a failure."""
+    enrol(db, stream)
+    db.conn.execute("INSERT INTO alerts (dock, kind, key, detail) VALUES ('dock-01', 'gap',"
+                    " 'open-batch', 'a batch not yet committed')")
+    db.conn.execute("INSERT INTO rejected (topic, code, reason, payload, payload_bytes,"
+                    " payload_sha256) VALUES ('t', 'schema', 'r', '\\x00', 1, '\\x00')")
+    starting = psycopg.connect(ledger_dsn)
+    starting.execute("SET lock_timeout = '2s'")
+    starting.commit()
+    migrate(starting, SystemClock().now())
+    starting.close()
+    db.conn.rollback()
+
+
+def test_a_dropped_or_disabled_append_only_trigger_is_put_back_by_migrate(
+        db: LedgerDb, stream: DockStream, ledger_dsn: str) -> None:  # noqa: F811
+    db.conn.execute("DROP TRIGGER custody_append_only ON custody")
+    db.conn.execute("ALTER TABLE forks DISABLE TRIGGER forks_no_truncate")
+    db.conn.commit()
+    migrate(db.conn, SystemClock().now())
+    enrol(db, stream)
+    feed(db, stream.messages())
+    for sql in ("UPDATE custody SET subject = 'x'", "TRUNCATE forks"):
+        with pytest.raises(psycopg.errors.RaiseException, match="append-only"):
+            db.conn.execute(sql)
+        db.conn.rollback()
+
+
 def test_custody_is_partitioned_by_month_of_the_record(db: LedgerDb, stream: DockStream) -> None:
     enrol(db, stream)
     old = rehashed(stream.record(1), time="2024-02-29T23:59:59.000000Z")

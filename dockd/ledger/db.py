@@ -46,7 +46,14 @@ from dockd.ledger.plan import (
     DockView,
     plan_dock,
 )
-from dockd.ledger.schema import DDL, MIGRATE_V2, PARTITIONED, SCHEMA_VERSION, append_only_ddl
+from dockd.ledger.schema import (
+    DDL,
+    MIGRATE_V2,
+    PARTITIONED,
+    SCHEMA_VERSION,
+    append_only_ddl,
+    append_only_triggers,
+)
 from dockd.store.custody_check import HEX64, KEY_SHOWN
 
 log = logging.getLogger(__name__)
@@ -86,16 +93,41 @@ def connect(dsn: str, password_file: Path | None = None, *,
 
 
 def migrate(conn: psycopg.Connection[Any], now: dt.datetime) -> None:
-    """Create or update the tables, and the partitions of this month and the next."""
+    """Create or update the tables, and the partitions of this month and the next.
+
+    A schema already at this version, with every append-only trigger present and enabled,
+    is left alone: every instance migrates when it starts, and altering a table takes a lock
+    that deadlocks with instances already writing it (two tables, taken in opposite order)."""
     with conn.transaction():
         conn.execute("SELECT pg_advisory_xact_lock(%s)", (_MIGRATE_LOCK,))
-        conn.execute(DDL)
-        conn.execute(MIGRATE_V2)
-        conn.execute(append_only_ddl())
-        conn.execute("INSERT INTO ledger_meta (key, value) VALUES ('schema_version', %s)"
-                     " ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value",
-                     (str(SCHEMA_VERSION),))
+        if not _schema_is_current(conn):
+            _create_or_update_schema(conn)
     ensure_partitions(conn, [month_of(now), next_month(month_of(now))], set())
+
+
+def _schema_is_current(conn: psycopg.Connection[Any]) -> bool:
+    """Whether the tables are at :data:`SCHEMA_VERSION` and no append-only trigger is
+    missing or disabled (checked, not assumed: disabling one is how rows would be changed)."""
+    exists = conn.execute("SELECT to_regclass('ledger_meta') IS NOT NULL").fetchone()
+    if not exists or not exists[0]:
+        return False
+    version = conn.execute(
+        "SELECT value FROM ledger_meta WHERE key = 'schema_version'").fetchone()
+    if not version or version[0] != str(SCHEMA_VERSION):
+        return False
+    enabled = conn.execute(
+        "SELECT tgrelid::regclass::text, tgname FROM pg_trigger"
+        " WHERE tgparentid = 0 AND NOT tgisinternal AND tgenabled <> 'D'").fetchall()
+    return set(append_only_triggers()) <= {(row[0], row[1]) for row in enabled}
+
+
+def _create_or_update_schema(conn: psycopg.Connection[Any]) -> None:
+    conn.execute(DDL)
+    conn.execute(MIGRATE_V2)
+    conn.execute(append_only_ddl())
+    conn.execute("INSERT INTO ledger_meta (key, value) VALUES ('schema_version', %s)"
+                 " ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value",
+                 (str(SCHEMA_VERSION),))
 
 
 def month_of(moment: dt.datetime) -> dt.date:

@@ -199,6 +199,11 @@ ALTER TABLE forks ADD COLUMN IF NOT EXISTS reason_note jsonb;
 APPEND_ONLY = ("custody_chain", "custody", "checkpoints", "forks", "rejected", "dock_alerts")
 
 
+def append_only_triggers() -> list[tuple[str, str]]:
+    """(table, trigger name) of every trigger that keeps an evidence table append-only."""
+    return [(t, f"{t}_{kind}") for t in APPEND_ONLY for kind in ("append_only", "no_truncate")]
+
+
 def append_only_ddl() -> str:
     """One BEFORE UPDATE OR DELETE trigger per evidence table."""
     return "\n".join(
