@@ -244,7 +244,7 @@ def ffmpeg() -> str:
 
 
 # ---------------------------------------------------------------------------------------
-# parallel runs (pytest-xdist: ./dev test runs two workers with --dist loadgroup)
+# parallel runs (pytest-xdist: ./dev test runs three workers with --dist loadgroup)
 # ---------------------------------------------------------------------------------------
 
 # Test files whose tests share something that must be set up once or used by one test at a
@@ -309,10 +309,13 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
 
 
 # Beside the HIL guest, a worker's tests (and the daemons, brokers and commands they start)
-# run at a lower CPU priority: the guest is QEMU emulating a machine, the longest chain of a
-# parallel run, and its scenarios wait on the guest's own timing; on 2 cores it must not be
-# the one that waits for a core. Only the order in which the cores serve them changes.
-NICE_BESIDE_HIL = 5
+# run at a much lower CPU priority: the guest is QEMU emulating a machine, the longest chain
+# of a parallel run, and its scenarios wait on the guest's own timing; on 2 cores it must not
+# be the one that waits for a core. Only the order in which the cores serve them changes.
+# At 15 (weight 36 against the guest's 1024) two other workers fill what the guest leaves
+# idle, and the scenarios take the time they take alone; at 5 (weight 335) a third worker
+# made them 1.6-2x slower (docs/BENCHMARKS.md, "The test suite").
+NICE_BESIDE_HIL = 15
 
 
 @pytest.hookimpl(tryfirst=True)
