@@ -23,7 +23,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from dockd.errors import IntegrityError, StoreUnavailableError
-from dockd.store import content_store
+from dockd.store import content_store, fsutil
 from dockd.store.content_store import (
     ContentStore,
     SourceChangedError,
@@ -85,6 +85,25 @@ def test_stored_once_by_sha256_with_modes(tmp_path: Path, monkeypatch: pytest.Mo
         assert stat.S_IMODE(d.stat().st_mode) == 0o750
     # nothing but the one object
     assert [p.name for p in (tmp_path / "store/objects").rglob("*") if p.is_file()] == [sha]
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o077, 0o337])
+def test_objects_get_the_store_mode_whatever_the_umask(tmp_path: Path, umask: int) -> None:
+    """A temp file is created with the object's mode; where the umask would take bits off
+    it (read at the store's opening from /proc), its mode is set after creating, as before."""
+    old = os.umask(umask)
+    try:
+        assert fsutil.umask_clears(0o440) is bool(umask & 0o440)
+        store = _store(tmp_path / "store")
+        small, large = os.urandom(65_536), os.urandom(INLINE_BELOW + 1)
+        for name, data in (("small", small), ("large", large)):
+            (tmp_path / name).write_bytes(data)
+            obj = tmp_path / "store" / _copy_file(store, tmp_path / name).relpath
+            assert obj.read_bytes() == data
+            assert stat.S_IMODE(obj.stat().st_mode) == 0o440
+        store.close()
+    finally:
+        os.umask(old)
 
 
 @pytest.mark.parametrize("size", [0, 1, 65_536, INLINE_BELOW, 1_000_003])

@@ -53,6 +53,7 @@ from dockd.store.fsutil import (
     make_dirs,
     raise_store_error,
     try_lock,
+    umask_clears,
     write_file_atomic,
 )
 from dockd.store.guard import DENIED, check_store_tree, permission_denied
@@ -191,6 +192,7 @@ class ContentStore:
         self._hasher = ParallelHasher(self.algorithms)
         self._check_hasher = ParallelHasher([readback_hash])
         self._writer = ChunkWriter()
+        self._chmod_staged = True  # a temp file's mode set after creating it (open() says)
 
     # -- life cycle -------------------------------------------------------------------
 
@@ -229,6 +231,7 @@ class ContentStore:
         self._scratch_lock = lock_fd
         self._scratch = scratch
         self._scratch_fd = os.open(scratch, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        self._chmod_staged = umask_clears(FILE_MODE)
 
     def close(self) -> None:
         """Remove this process's scratch directory and stop the worker threads."""
@@ -300,14 +303,17 @@ class ContentStore:
         name = f"{next(self._temp_names)}.part"
         tmp_path = f"{self._scratch}/{name}"
         try:
-            tmp_fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600,
+            # Created read-only for its owner and group, opened for writing all the same
+            # (open(2): a new file's mode applies to later opens).
+            tmp_fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, FILE_MODE,
                              dir_fd=self._scratch_fd)
         except OSError as exc:
             raise_store_error(exc, "creating a temp file")
             raise
         writes: list[Future[None]] = []  # direct writes still queued on the writer thread
         try:
-            os.fchmod(tmp_fd, FILE_MODE)  # the mode the object will have once linked
+            if self._chmod_staged:  # else created with the mode the object will have
+                os.fchmod(tmp_fd, FILE_MODE)
             head: list[bytes] = []  # the file's first bytes, for the media probe
             file_hash: Digests
             if before.st_size <= INLINE_BELOW:
@@ -608,7 +614,9 @@ class ContentStore:
             if not chunk:
                 break
             try:
-                pwrite_all(tmp_fd, memoryview(chunk), size)
+                written = os.pwrite(tmp_fd, chunk, size)
+                if written < len(chunk):  # cut short: the rest
+                    pwrite_all(tmp_fd, memoryview(chunk)[written:], size + written)
             except OSError as exc:
                 raise_store_error(exc, "writing a file")
             chunks.append(chunk)

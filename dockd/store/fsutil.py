@@ -148,3 +148,17 @@ def try_lock(path: Path) -> int | None:
         os.close(fd)
         return None
     return fd
+
+
+def umask_clears(mode: int) -> bool:
+    """Whether this process's umask takes bits off ``mode``; True when it cannot be read.
+    Read from ``/proc`` (Linux 4.7 and later): ``os.umask`` cannot read it without setting
+    it, for every thread at once."""
+    try:
+        with open("/proc/self/status", "rb") as status:
+            for line in status:
+                if line.startswith(b"Umask:"):
+                    return bool(int(line.split()[1], 8) & mode)
+    except (OSError, ValueError, IndexError):
+        return True  # unknown: the caller sets the mode after creating
+    return True

@@ -83,23 +83,34 @@ _C4_GROUP = 58 ** 10
 _C4_PAIRS = [a + b for a in C4_ALPHABET for b in C4_ALPHABET]  # 58 * hi + lo -> two digits
 
 
-def digest_bytes(data: bytes, algorithms: Iterable[str]) -> dict[str, str]:
+def digest_bytes(data: bytes | memoryview, algorithms: Iterable[str]) -> dict[str, str]:
     """Convenience: all digests of an in-memory byte string."""
-    hasher = MultiHasher(algorithms)
-    hasher.update(data)
-    return hasher.digests()
+    return {a: f(data) for a, f in _one_shots(algorithms)}
 
 
 def hexdigest(algorithm: str, data: bytes | memoryview) -> str:
     """One digest text of in-memory bytes (a read-back): without a MultiHasher per file."""
-    one = _ONE_SHOT.get(algorithm)
-    return one(data) if one is not None else digest_bytes(bytes(data), [algorithm])[algorithm]
+    return _one_shots([algorithm])[0][1](data)
 
 
+# Each digest text of in-memory bytes in one call: a MultiHasher per small file (its
+# validation, a dict of hash objects, an update each) cost the hash worker more Python
+# time, all of it under the GIL the copy needs, than the hashing outside it.
 _ONE_SHOT: dict[str, Callable[[bytes | memoryview], str]] = {
-    "xxh128": xxhash.xxh3_128_hexdigest,
     "sha256": lambda data: hashlib.sha256(data).hexdigest(),
+    "c4": lambda data: c4_from_sha512_hex(hashlib.sha512(data).hexdigest()),
+    "xxh128": xxhash.xxh3_128_hexdigest,
+    "sm3": lambda data: hashlib.new("sm3", data).hexdigest(),
 }
+
+
+def _one_shots(algorithms: Iterable[str]) -> list[tuple[str, Callable[[bytes | memoryview], str]]]:
+    """(name, one-shot digest) of each of ``algorithms`` once; ValueError for one unknown."""
+    wanted = tuple(dict.fromkeys(algorithms))
+    unknown = [a for a in wanted if a not in _ONE_SHOT]
+    if unknown:
+        raise ValueError(f"unsupported hash algorithm(s): {', '.join(unknown)}")
+    return [(a, _ONE_SHOT[a]) for a in wanted]
 
 
 def hash_fd(fd: int, algorithms: Iterable[str], chunk_bytes: int) -> tuple[dict[str, str], int]:
@@ -240,8 +251,9 @@ class _Group:
 def _hash_group(algorithms: tuple[str, ...], data: list[bytes],
                 slots: list[GroupedDigests], index: int) -> None:
     """On a worker: each file's digests (and their text: c4's base58 too) for one job."""
+    one_shots = _one_shots(algorithms)
     for chunk, slot in zip(data, slots, strict=True):
-        slot.parts[index] = digest_bytes(chunk, algorithms)
+        slot.parts[index] = {a: f(chunk) for a, f in one_shots}
 
 
 class GroupedDigests:

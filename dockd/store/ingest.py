@@ -620,10 +620,11 @@ class _Session:
         attempts = self.ing.settings.source_change_retries + 1
         self._check_room(entry.size)
         bytes_before = self.progress.bytes_done
-        opened_ahead = ahead.take(entry)
+        opened_ahead = ahead.take_opened(entry)
         for _attempt in range(attempts):
             try:
-                fd = opened_ahead if opened_ahead is not None else self._opener.open(entry)
+                fd, st = opened_ahead if opened_ahead is not None \
+                    else self._opener.open_with_stat(entry)
                 opened_ahead = None
             except OSError as exc:
                 self._check_source_present()
@@ -634,7 +635,6 @@ class _Session:
                 self._failed(order, entry, reason, exc.strerror or str(exc))
                 return None
             try:
-                st = os.fstat(fd)
                 return self.store.content.stage(fd, self._on_bytes, st), st
             except SourceChangedError as exc:
                 log.warning("file changed while read; reading again",

@@ -26,6 +26,8 @@ log = logging.getLogger(__name__)
 WINDOW_FILES = 16
 WINDOW_BYTES = 16 << 20
 HEAD_BYTES = 4 << 20  # how much of a file's start to ask for
+Opened = tuple[int, os.stat_result]
+"""A file opened ahead: its fd and the ``fstat`` it was checked by."""
 LARGEST = 8 << 20
 """Files larger than this are not opened ahead: their copy takes long enough that the
 round trip of their open does not matter, and the kernel's read-ahead streams them."""
@@ -49,19 +51,28 @@ class ReadAhead:
         self._opener = BeneathOpener(opener) if isinstance(opener, Path) else opener
         self._entries = entries
         self._next = 0
-        self._window: deque[tuple[SourceEntry, int | None]] = deque()
+        self._window: deque[tuple[SourceEntry, Opened | None]] = deque()
         self._window_bytes = 0
 
     def take(self, entry: SourceEntry) -> int | None:
         """An fd for ``entry`` opened ahead, or None (then the caller opens it itself)."""
+        opened = self.take_opened(entry)
+        return None if opened is None else opened[0]
+
+    def take_opened(self, entry: SourceEntry) -> Opened | None:
+        """:meth:`take`, with the ``fstat`` taken when it was opened."""
         self._fill()
-        if not any(ahead is entry for ahead, _fd in self._window):
-            return None  # not one of the files read ahead
-        while self._window[0][0] is not entry:
-            self._discard()  # one the copy did not ask for (it was known, or skipped)
-        fd = self._pop()
+        window = self._window
+        if not window:
+            return None
+        if window[0][0] is not entry:  # the copy nearly always asks for the next one
+            if not any(ahead is entry for ahead, _opened in window):
+                return None  # not one of the files read ahead
+            while window[0][0] is not entry:
+                self._discard()  # one the copy did not ask for (it was known, or skipped)
+        opened = self._pop()
         self._fill()
-        return fd
+        return opened
 
     def close(self) -> None:
         """Close every fd still held (before the volume is unmounted)."""
@@ -72,14 +83,14 @@ class ReadAhead:
             self._opener.close()
 
     def _discard(self) -> None:
-        fd = self._pop()
-        if fd is not None:
-            os.close(fd)
+        opened = self._pop()
+        if opened is not None:
+            os.close(opened[0])
 
-    def _pop(self) -> int | None:
-        entry, fd = self._window.popleft()
+    def _pop(self) -> Opened | None:
+        entry, opened = self._window.popleft()
         self._window_bytes -= min(entry.size, HEAD_BYTES)
-        return fd
+        return opened
 
     def _fill(self) -> None:
         while self._next < len(self._entries) and len(self._window) < WINDOW_FILES and (
@@ -89,18 +100,18 @@ class ReadAhead:
             self._window.append((entry, self._open(entry)))
             self._window_bytes += min(entry.size, HEAD_BYTES)
 
-    def _open(self, entry: SourceEntry) -> int | None:
+    def _open(self, entry: SourceEntry) -> Opened | None:
         try:
-            fd = self._opener.open(entry)
+            opened = self._opener.open_with_stat(entry)
         except OSError as exc:
             log.debug("not read ahead", extra={"path": display_path(entry.relpath),
                                                "error": exc.strerror})
             return None
         if entry.size > INLINE_BELOW:
-            return fd  # read with O_DIRECT (content_store): cached pages would be read twice
+            return opened  # read with O_DIRECT (content_store): cached pages would be read twice
         try:
-            os.posix_fadvise(fd, 0, min(entry.size, HEAD_BYTES), os.POSIX_FADV_WILLNEED)
+            os.posix_fadvise(opened[0], 0, min(entry.size, HEAD_BYTES), os.POSIX_FADV_WILLNEED)
         except OSError as exc:  # a file system without read-ahead: the fd is still good
             log.debug("no read-ahead advice", extra={"path": display_path(entry.relpath),
                                                      "error": exc.strerror})
-        return fd
+        return opened

@@ -276,13 +276,18 @@ class BeneathOpener:
         self._dir: tuple[bytes, int] | None = None
 
     def open(self, entry: SourceEntry) -> int:
+        return self.open_with_stat(entry)[0]
+
+    def open_with_stat(self, entry: SourceEntry) -> tuple[int, os.stat_result]:
+        """:meth:`open`, with the ``fstat`` it checked the file by (the copy needs it too:
+        one ``fstat`` per file, not two)."""
         head, _sep, name = entry.relpath.rpartition(b"/")
         fd = os.open(name, _OPEN_FLAGS, dir_fd=self._dir_fd(head))
         st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode) or (st.st_dev, st.st_ino) != (entry.dev, entry.ino):
+        if not stat.S_ISREG(st.st_mode) or st.st_ino != entry.ino or st.st_dev != entry.dev:
             os.close(fd)
             raise OSError(errno.ESTALE, "the file was replaced after it was listed")
-        return fd
+        return fd, st
 
     def close(self) -> None:
         if self._dir is not None:
