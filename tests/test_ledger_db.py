@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
 import random
 from pathlib import Path
 
@@ -263,15 +264,37 @@ def test_an_instance_starting_beside_one_that_writes_takes_no_table_lock(
     db.conn.rollback()
 
 
-def test_a_dropped_or_disabled_append_only_trigger_is_put_back_by_migrate(
-        db: LedgerDb, stream: DockStream, ledger_dsn: str) -> None:  # noqa: F811
-    db.conn.execute("DROP TRIGGER custody_append_only ON custody")
-    db.conn.execute("ALTER TABLE forks DISABLE TRIGGER forks_no_truncate")
+@pytest.mark.parametrize("tampering", [
+    "DROP TRIGGER custody_append_only ON custody",
+    "ALTER TABLE forks DISABLE TRIGGER forks_no_truncate",
+    # the same name, firing on DELETE only: an UPDATE would go through
+    "DROP TRIGGER checkpoints_append_only ON checkpoints;"
+    " CREATE TRIGGER checkpoints_append_only BEFORE DELETE ON checkpoints"
+    " FOR EACH ROW EXECUTE FUNCTION ledger_refuse_change()",
+    # the refusing function made to let every change through
+    "CREATE OR REPLACE FUNCTION ledger_refuse_change() RETURNS trigger LANGUAGE plpgsql"
+    " AS $$ BEGIN IF TG_OP = 'TRUNCATE' THEN RETURN NULL; END IF; RETURN NEW; END $$",
+    # a trigger of that name running another function
+    "CREATE FUNCTION let_through() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RETURN NEW;"
+    " END $$; DROP TRIGGER custody_chain_append_only ON custody_chain;"
+    " CREATE TRIGGER custody_chain_append_only BEFORE UPDATE OR DELETE ON custody_chain"
+    " FOR EACH ROW EXECUTE FUNCTION let_through()",
+], ids=["dropped", "disabled", "narrowed", "function-replaced", "other-function"])
+def test_an_append_only_trigger_changed_is_put_back_by_migrate(
+        db: LedgerDb, stream: DockStream, tampering: str,
+        caplog: pytest.LogCaptureFixture) -> None:
+    db.conn.execute(tampering)
     db.conn.commit()
-    migrate(db.conn, SystemClock().now())
+    with caplog.at_level(logging.WARNING, logger="dockd.ledger.db"):
+        migrate(db.conn, SystemClock().now())
+    [warning] = [r.getMessage() for r in caplog.records]
+    assert warning.startswith("append-only triggers missing, disabled or changed: ")
+    migrate(db.conn, SystemClock().now())  # put back: nothing more to say
+    assert len(caplog.records) == 1
     enrol(db, stream)
     feed(db, stream.messages())
-    for sql in ("UPDATE custody SET subject = 'x'", "TRUNCATE forks"):
+    for sql in ("UPDATE custody SET subject = 'x'", "TRUNCATE forks",
+                "UPDATE checkpoints SET signature = ''", "UPDATE custody_chain SET at = now()"):
         with pytest.raises(psycopg.errors.RaiseException, match="append-only"):
             db.conn.execute(sql)
         db.conn.rollback()

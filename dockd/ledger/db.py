@@ -50,6 +50,7 @@ from dockd.ledger.schema import (
     DDL,
     MIGRATE_V2,
     PARTITIONED,
+    REFUSE_CHANGE_BODY,
     SCHEMA_VERSION,
     append_only_ddl,
     append_only_triggers,
@@ -95,30 +96,43 @@ def connect(dsn: str, password_file: Path | None = None, *,
 def migrate(conn: psycopg.Connection[Any], now: dt.datetime) -> None:
     """Create or update the tables, and the partitions of this month and the next.
 
-    A schema already at this version, with every append-only trigger present and enabled,
-    is left alone: every instance migrates when it starts, and altering a table takes a lock
-    that deadlocks with instances already writing it (two tables, taken in opposite order)."""
+    A schema already at this version, with every append-only trigger as it was made, is left
+    alone: every instance migrates when it starts, and altering a table takes a lock that
+    deadlocks with instances already writing it (two tables, taken in opposite order). A
+    trigger found changed is put back, with a warning (changing one is how rows would be
+    changed)."""
     with conn.transaction():
         conn.execute("SELECT pg_advisory_xact_lock(%s)", (_MIGRATE_LOCK,))
-        if not _schema_is_current(conn):
+        version = _schema_version(conn)
+        changed = _triggers_not_as_made(conn) if version is not None else []
+        if version == str(SCHEMA_VERSION) and changed:
+            log.warning("append-only triggers missing, disabled or changed: %s; put back",
+                        ", ".join(changed), extra={"triggers": changed})
+        if version != str(SCHEMA_VERSION) or changed:
             _create_or_update_schema(conn)
     ensure_partitions(conn, [month_of(now), next_month(month_of(now))], set())
 
 
-def _schema_is_current(conn: psycopg.Connection[Any]) -> bool:
-    """Whether the tables are at :data:`SCHEMA_VERSION` and no append-only trigger is
-    missing or disabled (checked, not assumed: disabling one is how rows would be changed)."""
+def _schema_version(conn: psycopg.Connection[Any]) -> str | None:
     exists = conn.execute("SELECT to_regclass('ledger_meta') IS NOT NULL").fetchone()
     if not exists or not exists[0]:
-        return False
-    version = conn.execute(
-        "SELECT value FROM ledger_meta WHERE key = 'schema_version'").fetchone()
-    if not version or version[0] != str(SCHEMA_VERSION):
-        return False
-    enabled = conn.execute(
-        "SELECT tgrelid::regclass::text, tgname FROM pg_trigger"
-        " WHERE tgparentid = 0 AND NOT tgisinternal AND tgenabled <> 'D'").fetchall()
-    return set(append_only_triggers()) <= {(row[0], row[1]) for row in enabled}
+        return None
+    row = conn.execute("SELECT value FROM ledger_meta WHERE key = 'schema_version'").fetchone()
+    return str(row[0]) if row else None
+
+
+def _triggers_not_as_made(conn: psycopg.Connection[Any]) -> list[str]:
+    """The append-only triggers that are missing, disabled, fire on less than they should or
+    do not run the refusing function as made."""
+    as_made = conn.execute(
+        "SELECT t.tgrelid::regclass::text, t.tgname, t.tgtype FROM pg_trigger t"
+        " JOIN pg_proc p ON p.oid = t.tgfoid"
+        " WHERE t.tgparentid = 0 AND NOT t.tgisinternal AND t.tgenabled <> 'D'"
+        " AND p.proname = 'ledger_refuse_change' AND p.prosrc = %s",
+        (REFUSE_CHANGE_BODY,)).fetchall()
+    found = {(row[0], row[1], row[2]) for row in as_made}
+    return [name for table, name, tgtype in append_only_triggers()
+            if (table, name, tgtype) not in found]
 
 
 def _create_or_update_schema(conn: psycopg.Connection[Any]) -> None:

@@ -177,11 +177,15 @@ CREATE TABLE IF NOT EXISTS dock_alerts (
 );
 CREATE INDEX IF NOT EXISTS dock_alerts_at ON dock_alerts (at);
 
-CREATE OR REPLACE FUNCTION ledger_refuse_change() RETURNS trigger LANGUAGE plpgsql AS $$
+"""
+
+# What every append-only trigger runs; migrate compares the stored body with this at each start.
+REFUSE_CHANGE_BODY = """
 BEGIN
     RAISE EXCEPTION 'the ledger table % is append-only', TG_TABLE_NAME;
-END $$;
-"""
+END """
+DDL += ("CREATE OR REPLACE FUNCTION ledger_refuse_change() RETURNS trigger LANGUAGE plpgsql"
+        f" AS $${REFUSE_CHANGE_BODY}$$;\n")
 
 # Version 2: what the ledger says about an alert, a refusal or a fork is also kept as data,
 # {"code": …, "args": {…}} (dockd.ledger.notes), and shown in the reader's language; the text
@@ -199,9 +203,16 @@ ALTER TABLE forks ADD COLUMN IF NOT EXISTS reason_note jsonb;
 APPEND_ONLY = ("custody_chain", "custody", "checkpoints", "forks", "rejected", "dock_alerts")
 
 
-def append_only_triggers() -> list[tuple[str, str]]:
-    """(table, trigger name) of every trigger that keeps an evidence table append-only."""
-    return [(t, f"{t}_{kind}") for t in APPEND_ONLY for kind in ("append_only", "no_truncate")]
+# pg_trigger.tgtype of each kind (bits of PostgreSQL's pg_trigger.h: ROW 1, BEFORE 2,
+# DELETE 8, UPDATE 16, TRUNCATE 32).
+_TRIGGER_TYPES = {"append_only": 1 | 2 | 8 | 16, "no_truncate": 2 | 32}
+
+
+def append_only_triggers() -> list[tuple[str, str, int]]:
+    """(table, trigger name, tgtype) of every trigger that keeps an evidence table
+    append-only."""
+    return [(t, f"{t}_{kind}", tgtype) for t in APPEND_ONLY
+            for kind, tgtype in _TRIGGER_TYPES.items()]
 
 
 def append_only_ddl() -> str:
