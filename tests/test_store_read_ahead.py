@@ -39,14 +39,14 @@ def test_fds_come_in_copy_order_and_none_outlives_close(make_tree: Tree, tmp_pat
     entries = [e for e in walk_volume(src) if e.is_file]
     ahead = ReadAhead(src, entries)
     first = ahead.take(entries[0])
-    assert first is not None and os.read(first, 100) == bytes([0])
-    os.close(first)
+    assert first is not None and os.read(first[0], 100) == bytes([0])
+    os.close(first[0])
     files_open = [t for t in _open_under(src) if os.path.isfile(t)]
     assert len(files_open) == WINDOW_FILES  # the window, not the whole volume
     # Entries the copy skips (known files) are closed, not handed out late.
     third = ahead.take(entries[3])
-    assert third is not None and os.read(third, 100) == bytes([3]) * 4
-    os.close(third)
+    assert third is not None and os.read(third[0], 100) == bytes([3]) * 4
+    os.close(third[0])
     assert ahead.take(entries[1]) is None  # already passed: the caller opens it itself
     ahead.close()
     assert _open_under(src) == []
@@ -57,9 +57,9 @@ def test_a_file_gone_before_its_turn_is_left_to_the_copy(make_tree: Tree, tmp_pa
     entries = [e for e in walk_volume(src) if e.is_file]
     (src / "B.MP4").unlink()
     ahead = ReadAhead(src, entries)
-    fd = ahead.take(entries[0])
-    assert fd is not None
-    os.close(fd)
+    opened = ahead.take(entries[0])
+    assert opened is not None
+    os.close(opened[0])
     assert ahead.take(entries[1]) is None  # the copy's own open reports "vanished"
     ahead.close()
 

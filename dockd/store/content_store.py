@@ -614,9 +614,7 @@ class ContentStore:
             if not chunk:
                 break
             try:
-                written = os.pwrite(tmp_fd, chunk, size)
-                if written < len(chunk):  # cut short: the rest
-                    pwrite_all(tmp_fd, memoryview(chunk)[written:], size + written)
+                pwrite_all(tmp_fd, chunk, size)
             except OSError as exc:
                 raise_store_error(exc, "writing a file")
             chunks.append(chunk)

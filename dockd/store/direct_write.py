@@ -50,20 +50,21 @@ def _disable_direct(fd: int) -> bool:
     return True
 
 
-def pwrite_all(fd: int, data: memoryview, offset: int) -> None:
+def pwrite_all(fd: int, data: bytes | memoryview, offset: int) -> None:
     """Write all of ``data`` at ``offset``. A direct write the disk refuses (EINVAL: an
-    unaligned length or offset) or cuts short is finished through the page cache."""
-    view = data
-    while view:
+    unaligned length or offset) or cuts short is finished through the page cache. Data
+    written whole by the first ``pwrite`` (nearly always) costs no view or slice."""
+    while data:
         try:
-            written = os.pwrite(fd, view, offset)
+            written = os.pwrite(fd, data, offset)
         except OSError as exc:
             if exc.errno == errno.EINVAL and _disable_direct(fd):
                 continue
             raise
-        if written < len(view):
-            _disable_direct(fd)  # what is left may start unaligned
-        view = view[written:]
+        if written == len(data):
+            return
+        _disable_direct(fd)  # what is left may start unaligned
+        data = memoryview(data)[written:]
         offset += written
 
 

@@ -90,7 +90,8 @@ def digest_bytes(data: bytes | memoryview, algorithms: Iterable[str]) -> dict[st
 
 def hexdigest(algorithm: str, data: bytes | memoryview) -> str:
     """One digest text of in-memory bytes (a read-back): without a MultiHasher per file."""
-    return _one_shots([algorithm])[0][1](data)
+    one = _ONE_SHOT.get(algorithm) or _one_shots([algorithm])[0][1]  # raises: not known
+    return one(data)
 
 
 # Each digest text of in-memory bytes in one call: a MultiHasher per small file (its

@@ -620,7 +620,7 @@ class _Session:
         attempts = self.ing.settings.source_change_retries + 1
         self._check_room(entry.size)
         bytes_before = self.progress.bytes_done
-        opened_ahead = ahead.take_opened(entry)
+        opened_ahead = ahead.take(entry)
         for _attempt in range(attempts):
             try:
                 fd, st = opened_ahead if opened_ahead is not None \

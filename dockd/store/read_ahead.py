@@ -54,13 +54,9 @@ class ReadAhead:
         self._window: deque[tuple[SourceEntry, Opened | None]] = deque()
         self._window_bytes = 0
 
-    def take(self, entry: SourceEntry) -> int | None:
-        """An fd for ``entry`` opened ahead, or None (then the caller opens it itself)."""
-        opened = self.take_opened(entry)
-        return None if opened is None else opened[0]
-
-    def take_opened(self, entry: SourceEntry) -> Opened | None:
-        """:meth:`take`, with the ``fstat`` taken when it was opened."""
+    def take(self, entry: SourceEntry) -> Opened | None:
+        """``entry`` opened ahead (its fd and the ``fstat`` it was checked by), or None
+        (then the caller opens it itself)."""
         self._fill()
         window = self._window
         if not window:
