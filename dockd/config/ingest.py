@@ -27,6 +27,7 @@ class IngestSection:
     store_reserve_bytes: int = 64 << 20
     commit_batch_files: int = 1024
     commit_batch_bytes: int = 256 << 20
+    copier_min_files: int = 512
 
 
 def parse_ingest(t: TableReader) -> IngestSection:
@@ -52,6 +53,7 @@ def parse_ingest(t: TableReader) -> IngestSection:
         commit_batch_files=t.integer("commit_batch_files", d.commit_batch_files, minimum=1,
                                      maximum=10_000),
         commit_batch_bytes=t.integer("commit_batch_bytes", d.commit_batch_bytes, minimum=1 << 20),
+        copier_min_files=t.integer("copier_min_files", d.copier_min_files, minimum=0),
     )
     if section.mhl and not section.mhl_hashes:
         t.problem("mhl_hashes", _("ASC MHL needs at least one of xxh128, c4"))

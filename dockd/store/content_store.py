@@ -179,6 +179,8 @@ class ContentStore:
         self._scratch_lock: int | None = None
         self._scratch_fd: int | None = None  # temp files are made relative to it
         self._temp_names = itertools.count()  # unique within this process's scratch
+        self._copier_dirs = itertools.count()
+        self._owns_scratch = True  # False in a copier process (attach_scratch)
         self._root_prefix = f"{root}/"
         self.fanout = FANOUT_LEVELS  # until open() reads the store's own
         # Buffers and worker threads live as long as the store: allocating megabytes or
@@ -241,12 +243,34 @@ class ContentStore:
         if self._scratch_fd is not None:
             os.close(self._scratch_fd)
             self._scratch_fd = None
-        if self._scratch is not None:
+        if self._scratch is not None and self._owns_scratch:
             shutil.rmtree(self._scratch, ignore_errors=True)
-            self._scratch = None
+        self._scratch = None
         if self._scratch_lock is not None:
             os.close(self._scratch_lock)
             self._scratch_lock = None
+
+    def copier_directory(self) -> tuple[Path, int, int]:
+        """A new directory of this process's scratch for a copier process
+        (:mod:`dockd.store.copier`) to stage into: its path, a descriptor of it, and the
+        scratch directory's lock, for the copier to hold as well (the scratch is then
+        removed by no start while either process lives)."""
+        if self._scratch is None or self._scratch_lock is None:
+            raise RuntimeError("ContentStore.open() was not called")
+        path = self._scratch / f"copier-{next(self._copier_dirs)}"
+        try:
+            os.mkdir(path, 0o700)
+            fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        except OSError as exc:
+            raise_store_error(exc, "preparing a copier's directory")
+            raise
+        return path, fd, self._scratch_lock
+
+    def attach_scratch(self, path: Path, fd: int) -> None:
+        """In a copier process: stage into ``path`` (open as ``fd``), a directory the
+        session's process made in its scratch (:meth:`copier_directory`) and removes."""
+        self._scratch, self._scratch_fd, self._owns_scratch = path, fd, False
+        self._chmod_staged = umask_clears(FILE_MODE)
 
     def clean_stale_scratch(self) -> list[Path]:
         """Remove scratch directories whose process is gone (their flock is free)."""

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
-import errno
 import itertools
 import logging
 import os
@@ -44,11 +43,11 @@ from dockd.store.content_store import (
     CheckedBatch,
     Published,
     Rejected,
-    SourceChangedError,
-    SourceReadError,
     StagedFile,
     ToPublish,
 )
+from dockd.store.copier_link import CopierGone, CopierProcess
+from dockd.store.copier_messages import CopiedAnswer, FailedAnswer
 from dockd.store.events import (
     CustodyEvent,
     FileFailed,
@@ -79,12 +78,16 @@ from dockd.store.source import (
     is_lossless,
     walk_volume,
 )
+from dockd.store.staging import NotStaged, Staged, stage_entry
 
 log = logging.getLogger(__name__)
 
 WALK_CHUNK = 256
 """Entries of the volume taken from the walk at a time: their known files are looked up
 in one query, and the read-ahead runs over them."""
+COPIER_AHEAD = 2
+"""Chunks the copier process is asked for beyond the one whose answers are being taken:
+it keeps copying while the session waits for a batch's commit."""
 
 
 @dataclass(frozen=True, slots=True)  # one per file: no __dict__ each
@@ -185,7 +188,7 @@ class _Pending:
     entry: SourceEntry
     shown: str
     staged: StagedFile
-    stat: os.stat_result
+    mtime_ns: int  # as read by the copy
 
 
 @dataclass
@@ -196,6 +199,20 @@ class _Survey:
     bytes: int = 0
     all_known: bool = True  # every entry a file already catalogued: nothing to do
     listed: list[tuple[int, FileOutcome]] = field(default_factory=list)  # with list_files
+
+
+@dataclass
+class _Chunk:
+    """A chunk of the walk, with what the catalog already holds of it and the files to
+    copy; ``full_at``: the order of the first file the store had no room for."""
+
+    entries: list[tuple[int, SourceEntry]]
+    known: dict[tuple[bytes, int, int], str]
+    to_copy: list[tuple[int, SourceEntry]]
+    full_at: int | None = None
+
+
+CopyOne = Callable[[int, SourceEntry], Staged | NotStaged]
 
 
 @dataclass
@@ -243,6 +260,11 @@ class _Session:
         self._waited_for_removal = False
         self._opener = BeneathOpener(source)
         self._room_unclaimed = 0
+        self._copier: CopierProcess | None = None
+        self._copiers_done: list[CopierProcess] = []  # their directories go at the close
+        # Files a volume must have for a copier process: its start costs 0.2 s of CPU.
+        self._copier_from = max(ingestor.settings.copier_min_files, 1)
+        self._room_asked = 0  # bytes of files the copier was asked for, not yet answered
         self.progress = Progress()
         self._rate_start = self.store.clock.monotonic()
         self._lock = threading.RLock()
@@ -284,6 +306,8 @@ class _Session:
         for worker in (self._checker, self._committer):
             if worker is not None:
                 worker.shutdown(wait=True)  # nothing runs on after we return
+        for copier in self._copiers_done:  # every staged file is published or discarded
+            copier.remove_leftovers()
         if self._committer_catalog is not None:
             self._committer_catalog.close()
         if self._mhl is not None:
@@ -347,6 +371,14 @@ class _Session:
     # -- the walk ---------------------------------------------------------------------------
 
     def _offload_all(self) -> None:
+        try:
+            self._offload_volume()
+        except BaseException:
+            self._stop_copier(kill=True)  # before the files it copied are committed
+            raise
+        self._stop_copier(kill=False)
+
+    def _offload_volume(self) -> None:
         survey = self._survey()
         self.progress = Progress(files_total=survey.files, bytes_total=survey.bytes)
         self._emit_progress()
@@ -362,8 +394,13 @@ class _Session:
         walk = walk_volume(self.source)
         try:
             order = itertools.count()
-            while chunk := list(itertools.islice(walk, WALK_CHUNK)):
-                self._offload_chunk([(next(order), entry) for entry in chunk])
+            chunks = ([(next(order), entry) for entry in chunk]
+                      for chunk in iter(lambda: list(itertools.islice(walk, WALK_CHUNK)), []))
+            if self._copier is not None:
+                self._offload_through_copier(chunks)
+            else:
+                for chunk in chunks:
+                    self._offload_chunk(self._prepare(chunk))
         finally:
             walk.close()  # its open directories
 
@@ -388,6 +425,8 @@ class _Session:
                         files, survey.listed, order)
                     if not survey.all_known:
                         survey.listed = []
+                if not survey.all_known and survey.files >= self._copier_from:
+                    self._start_copier()  # while the rest is surveyed: it takes 0.2 s
         return survey
 
     def _all_known(self, files: list[SourceEntry], listed: list[tuple[int, FileOutcome]],
@@ -406,53 +445,151 @@ class _Session:
                    for e, key in zip(files, keys, strict=True)]
         return True
 
-    def _offload_chunk(self, chunk: list[tuple[int, SourceEntry]]) -> None:
-        files = [entry for _order, entry in chunk if entry.is_file]
-        # One query for what this recorder already gave us of the chunk, not one per file.
-        # The catalog is trusted: an item it holds (not pruned) has its object, or verify
-        # reports it missing.
+    def _prepare(self, entries: list[tuple[int, SourceEntry]]) -> _Chunk:
+        """A chunk of the walk and what the catalog holds of it: one query for what this
+        recorder already gave us of the chunk, not one per file. The catalog is trusted: an
+        item it holds (not pruned) has its object, or verify reports it missing."""
+        files = [entry for _order, entry in entries if entry.is_file]
         known = ingest_catalog.known_files(
             self.store.catalog, self.recorder, [(e.relpath, e.size, e.mtime_ns) for e in files])
-        ahead = ReadAhead(self._opener, [e for e in files if worth_reading_ahead(e) and (
+        return _Chunk(entries, known, [(order, e) for order, e in entries if e.is_file and (
             e.relpath, e.size, e.mtime_ns) not in known])
-        # Known files are counted into the progress together (a re-dock of an unchanged
-        # volume is nothing but known files: one progress report per run of them).
-        known_files = known_bytes = 0
+
+    def _offload_chunk(self, chunk: _Chunk) -> None:
+        """Copy a chunk's files in this process, the next ones opened ahead."""
+        ahead = ReadAhead(self._opener,
+                          [e for _order, e in chunk.to_copy if worth_reading_ahead(e)])
         try:
-            for order, entry in chunk:
-                self._check_cancel()
-                if self._in_flight and self._in_flight[0].done():
-                    self._wait_committed(len(self._in_flight) - 1)  # a failed batch stops now
-                sha = known.get((entry.relpath, entry.size, entry.mtime_ns)) \
-                    if entry.is_file else None
-                if sha is not None:
-                    if self.list_files:
-                        self._note(order, FileOutcome(display_path(entry.relpath),
-                                                      Outcome.KNOWN, sha256=sha, size=entry.size))
-                    else:
-                        self._count(Outcome.KNOWN)
-                    known_files, known_bytes = known_files + 1, known_bytes + entry.size
-                    continue
-                if known_files:
-                    self._advance(known_files, known_bytes)
-                    known_files = known_bytes = 0
-                if entry.is_file:
-                    self._offload_file(order, entry, ahead)
-                elif entry.kind in ERROR_KINDS:
-                    self._failed(order, entry, FailReason.UNREADABLE, entry.detail)
-                else:
-                    self._skipped(order, entry)
-            if known_files:
-                self._advance(known_files, known_bytes)
+            self._process(chunk, lambda _order, entry: self._copy(entry, ahead))
         finally:
             ahead.close()
 
-    def _offload_file(self, order: int, entry: SourceEntry, ahead: ReadAhead) -> None:
-        copied = self._copy(order, entry, ahead)
-        if copied is None:
+    def _start_copier(self) -> None:
+        """Start the copier process (:mod:`dockd.store.copier`); if it cannot start, this
+        process copies."""
+        self._copier_from = 1 << 62  # once per session
+        try:
+            self._copier = CopierProcess(
+                self.store.content, self.source, self.ing.settings.source_change_retries,
+                logging.getLevelName(logging.getLogger().getEffectiveLevel()),
+                self._on_copier_bytes, self._check_cancel)
+        except OSError as exc:
+            log.error("the copier process did not start; copying in this process",
+                      extra={"session": self.id, "error": str(exc)})
             return
-        self.batch.files.append(_Pending(order, entry, display_path(entry.relpath), *copied))
-        self.batch.bytes += copied[0].size
+        log.info("copier process started", extra={"session": self.id, "pid": self._copier.pid})
+
+    def _offload_through_copier(self, chunks: Iterator[list[tuple[int, SourceEntry]]]) -> None:
+        """Have the copier process copy the files, a few chunks ahead of the one whose
+        answers are taken. If it dies, this process copies what is left."""
+        asked: deque[_Chunk] = deque()
+        for entries in chunks:
+            chunk = self._prepare(entries)
+            if self._copier is not None:  # else it failed: copied here, in order
+                self._ask_copier(chunk)
+            asked.append(chunk)
+            if chunk.full_at is not None:
+                break  # nothing after it is asked for
+            if len(asked) > COPIER_AHEAD:
+                self._process(asked.popleft(), self._copied)
+        while asked:
+            self._process(asked.popleft(), self._copied)
+
+    def _ask_copier(self, chunk: _Chunk) -> None:
+        """Ask the copier for the chunk's files that the store has room for."""
+        assert self._copier is not None
+        room = chunk.to_copy
+        for i, (order, entry) in enumerate(chunk.to_copy):
+            try:
+                self._check_room(entry.size)
+            except IngestInterrupted:
+                chunk.full_at, room = order, chunk.to_copy[:i]
+                break
+            self._room_asked += entry.size  # before the next file's check looks again
+        self._copier.ask(room)
+
+    def _copied(self, order: int, entry: SourceEntry) -> Staged | NotStaged:
+        """The copier's answer for a file (or this process's own copy, once it is gone)."""
+        copier = self._copier
+        if copier is None:
+            return self._copy(entry, None)
+        self._room_asked -= entry.size
+        try:
+            answer = copier.answer(order)
+        except CopierGone as exc:
+            log.error("the copier process failed; copying the rest in this process",
+                      extra={"session": self.id, "error": str(exc)})
+            self._stop_copier(kill=True)
+            self._room_asked = 0
+            return self._copy(entry, None)
+        if isinstance(answer, CopiedAnswer):
+            return Staged(copier.staged_file(answer), answer.mtime_ns)
+        if isinstance(answer, FailedAnswer):
+            return NotStaged(answer.reason, answer.detail)
+        if answer.problem == "full":
+            raise IngestInterrupted(StopReason.STORE_FULL)
+        raise StoreUnavailableError(answer.detail)
+
+    def _stop_copier(self, kill: bool) -> None:
+        """Stop the copier process; its leftover temp files go at the session's close."""
+        if self._copier is None:
+            return
+        copier, self._copier = self._copier, None
+        self._copiers_done.append(copier)
+        status = copier.close(kill)
+        if kill:
+            copier.remove_untaken()
+        elif status:
+            log.warning("the copier process ended badly", extra={"session": self.id,
+                                                                 "status": status})
+
+    def _on_copier_bytes(self, n: int) -> None:
+        self._advance(0, n)
+
+    def _process(self, chunk: _Chunk, copy: CopyOne) -> None:
+        """The chunk's entries in the walk's order: known files counted, the others
+        copied through ``copy``, skipped or failed."""
+        known = chunk.known
+        # Known files are counted into the progress together (a re-dock of an unchanged
+        # volume is nothing but known files: one progress report per run of them).
+        known_files = known_bytes = 0
+        for order, entry in chunk.entries:
+            self._check_cancel()
+            if self._in_flight and self._in_flight[0].done():
+                self._wait_committed(len(self._in_flight) - 1)  # a failed batch stops now
+            sha = known.get((entry.relpath, entry.size, entry.mtime_ns)) \
+                if entry.is_file else None
+            if sha is not None:
+                if self.list_files:
+                    self._note(order, FileOutcome(display_path(entry.relpath),
+                                                  Outcome.KNOWN, sha256=sha, size=entry.size))
+                else:
+                    self._count(Outcome.KNOWN)
+                known_files, known_bytes = known_files + 1, known_bytes + entry.size
+                continue
+            if known_files:
+                self._advance(known_files, known_bytes)
+                known_files = known_bytes = 0
+            if order == chunk.full_at:
+                raise IngestInterrupted(StopReason.STORE_FULL)
+            if entry.is_file:
+                self._offload_file(order, entry, copy(order, entry))
+            elif entry.kind in ERROR_KINDS:
+                self._failed(order, entry, FailReason.UNREADABLE, entry.detail)
+            else:
+                self._skipped(order, entry)
+        if known_files:
+            self._advance(known_files, known_bytes)
+
+    def _offload_file(self, order: int, entry: SourceEntry, copied: Staged | NotStaged) -> None:
+        if isinstance(copied, NotStaged):
+            if copied.may_be_a_pull_out:
+                self._check_source_present()
+            self._failed(order, entry, copied.reason, copied.detail)
+            return
+        self.batch.files.append(_Pending(order, entry, display_path(entry.relpath),
+                                         copied.staged, copied.mtime_ns))
+        self.batch.bytes += copied.staged.size
         self._flush_if_full()
 
     def _flush_if_full(self) -> None:
@@ -541,7 +678,7 @@ class _Session:
                                      pending.staged.head) \
                 if new_item and self.ing.settings.metadata else None
             rows.append(FileRow(obj.sha256, obj.size, obj.digests, obj.relpath, pending.shown,
-                                pending.entry.relpath, pending.stat.st_mtime_ns,
+                                pending.entry.relpath, pending.mtime_ns,
                                 item.session_path, metadata, restored))
             fresh.append(new_item or restored)
             events.append(self._ingested_event(pending, item, new_item or restored, restored))
@@ -569,7 +706,7 @@ class _Session:
                         restored: bool) -> CustodyEvent:
         obj = item.obj
         return FileIngested(
-            self.id, obj.sha256, obj.size, self.recorder, p.shown, p.stat.st_mtime_ns, new_item,
+            self.id, obj.sha256, obj.size, self.recorder, p.shown, p.mtime_ns, new_item,
             obj.relpath, restored_after_prune=restored, sm3=obj.digests.get("sm3"),
             source_path_b64=None if is_lossless(p.entry.relpath)
             else base64.b64encode(p.entry.relpath).decode())
@@ -614,44 +751,15 @@ class _Session:
 
     # -- copying ------------------------------------------------------------------------------
 
-    def _copy(self, order: int, entry: SourceEntry,
-              ahead: ReadAhead) -> tuple[StagedFile, os.stat_result] | None:
-        """Stage a copy, reading again while the recorder is still writing the file."""
-        attempts = self.ing.settings.source_change_retries + 1
+    def _copy(self, entry: SourceEntry, ahead: ReadAhead | None) -> Staged | NotStaged:
+        """Copy a file in this process (:func:`stage_entry`), if the store has room."""
         self._check_room(entry.size)
-        bytes_before = self.progress.bytes_done
-        opened_ahead = ahead.take(entry)
-        for _attempt in range(attempts):
-            try:
-                fd, st = opened_ahead if opened_ahead is not None \
-                    else self._opener.open_with_stat(entry)
-                opened_ahead = None
-            except OSError as exc:
-                self._check_source_present()
-                reason = FailReason.VANISHED if exc.errno == errno.ENOENT \
-                    else FailReason.CHANGED if exc.errno in (errno.ESTALE, errno.ELOOP,
-                                                             errno.ENOTDIR) \
-                    else FailReason.READ_ERROR
-                self._failed(order, entry, reason, exc.strerror or str(exc))
-                return None
-            try:
-                return self.store.content.stage(fd, self._on_bytes, st), st
-            except SourceChangedError as exc:
-                log.warning("file changed while read; reading again",
-                            extra={"path": display_path(entry.relpath), "detail": str(exc)})
-                self._advance(0, bytes_before - self.progress.bytes_done)
-                continue
-            except SourceReadError as exc:
-                self._check_source_present()
-                self._failed(order, entry, FailReason(exc.reason), str(exc))
-                return None
-            except StoreFullError:
-                raise IngestInterrupted(StopReason.STORE_FULL) from None
-            finally:
-                os.close(fd)
-        self._failed(order, entry, FailReason.SOURCE_CHANGED,
-                     f"still changing after {attempts} reads (is the recorder still writing?)")
-        return None
+        try:
+            return stage_entry(self.store.content, self._opener, entry,
+                               ahead.take(entry) if ahead is not None else None,
+                               self.ing.settings.source_change_retries, self._on_bytes)
+        except StoreFullError:
+            raise IngestInterrupted(StopReason.STORE_FULL) from None
 
     # -- outcomes, progress, cancel --------------------------------------------------------
 
@@ -699,7 +807,9 @@ class _Session:
             self._room_unclaimed -= size
             return
         st = os.statvfs(self.store.root)
-        room = st.f_bavail * st.f_frsize - self.ing.settings.store_reserve_bytes
+        # What the copier was asked for may not be on the disk yet: counted as if it were.
+        room = st.f_bavail * st.f_frsize - self.ing.settings.store_reserve_bytes \
+            - self._room_asked
         if room < size:
             raise IngestInterrupted(StopReason.STORE_FULL)
         self._room_unclaimed = room - size
