@@ -15,7 +15,7 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -109,16 +109,25 @@ def timed_python(name: str, code: str, *args: str) -> Run:
 
 def timed_process(name: str, cmd: Sequence[str], env: dict[str, str] | None = None,
                   stdout: int | None = subprocess.DEVNULL, drop: bool = True) -> Run:
+    """``cmd`` timed, with its peak RSS and CPU. Run from the directory of the code it
+    imports (``env``'s PYTHONPATH): ``python -m`` puts the working directory first on
+    ``sys.path``, so run from a checkout it would import that checkout's dockd instead."""
     if drop:
         drop_caches()
     t0 = time.perf_counter()
-    proc = subprocess.Popen(cmd, env=env, stdout=stdout, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(cmd, env=env, stdout=stdout, stderr=subprocess.PIPE,
+                            cwd=code_dir(env))
     _pid, status, usage = os.wait4(proc.pid, 0)
     seconds = time.perf_counter() - t0
     if os.waitstatus_to_exitcode(status) != 0:
         err = proc.stderr.read().decode() if proc.stderr else ""
         raise SystemExit(f"{name}: {' '.join(map(str, cmd))} failed: {err[-2000:]}")
     return Run(name, seconds, usage.ru_maxrss / 1024, usage.ru_utime + usage.ru_stime)
+
+
+def code_dir(env: Mapping[str, str] | None) -> str:
+    """Where a process importing ``env``'s dockd must start (see :func:`timed_process`)."""
+    return (env or os.environ).get("PYTHONPATH") or str(REPO_ROOT)
 
 
 def dockd_env() -> dict[str, str]:
@@ -136,9 +145,9 @@ def dockd(*args: str | os.PathLike[str]) -> list[str]:
     return [sys.executable, "-m", "dockd.cli", *map(str, args)]
 
 
-def byte_compile() -> None:
+def byte_compile(code: Path = REPO_ROOT) -> None:
     """As installed: pip byte-compiles a package; without it every run pays for compiling."""
-    subprocess.run([sys.executable, "-m", "compileall", "-q", str(REPO_ROOT / "dockd")],
+    subprocess.run([sys.executable, "-m", "compileall", "-q", str(code / "dockd")],
                    check=True, stdout=subprocess.DEVNULL)
 
 

@@ -256,7 +256,8 @@ def timed_verify(name: str, work: Path, store: Path) -> Run:
     cmd = [sys.executable, "-m", "dockd.cli", "verify", "--config", str(config)]
     drop_caches()
     t0 = time.perf_counter()
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            cwd=REPO_ROOT)
     _pid, status, usage = os.wait4(proc.pid, 0)
     seconds = time.perf_counter() - t0
     if os.waitstatus_to_exitcode(status) != 0:
@@ -274,7 +275,10 @@ def timed_dockd(name: str, work: Path, src: Path, ingest_toml: str,
            "--config", str(config)]
     drop_caches()
     t0 = time.perf_counter()
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    # From the code's own directory: `python -m` puts the working directory first on
+    # sys.path, so a run started in another checkout would import that one's dockd.
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            cwd=code)
     _pid, status, usage = os.wait4(proc.pid, 0)
     seconds = time.perf_counter() - t0
     if os.waitstatus_to_exitcode(status) != 0:

@@ -79,6 +79,8 @@ def main() -> int:
         raise SystemExit("run as root: loop mounts and drop_caches")
     skip = set(filter(None, args.skip.split(",")))
     fsbench.byte_compile()
+    if args.baseline_code is not None:
+        fsbench.byte_compile(args.baseline_code)
     work = Path(tempfile.mkdtemp(prefix="dockd-small-", dir=args.workdir))
     table = Table()
     try:
@@ -239,8 +241,8 @@ class Bench:
                 env = fsbench.dockd_env() if code is None else dict(fsbench.dockd_env(),
                                                                     PYTHONPATH=str(code))
                 out = subprocess.run([sys.executable, "-c", in_process, str(config), str(src)],
-                                     env=env, capture_output=True, text=True,
-                                     check=True).stdout.split()
+                                     env=env, capture_output=True, text=True, check=True,
+                                     cwd=fsbench.code_dir(env)).stdout.split()
                 assert int(out[1]) == n, out
                 return float(out[0])
 
