@@ -338,3 +338,22 @@ def test_kill_9_of_the_session_takes_its_copier_along_and_loses_nothing(
         assert verify_store(store, "t").ok
     finally:
         store.close()
+
+
+def test_a_copier_whose_sender_fails_exits_at_once_and_the_rest_is_copied_here(
+        open_test_store: Opener, make_tree: Tree, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    """Without the exit, the session would wait for answers that never come."""
+    files = _volume(7, 700)
+    src = make_tree(tmp_path / "src", files)
+    store = open_test_store(**ALWAYS)
+    monkeypatch.setattr(copier_link.CopierProcess, "module", "tests.copier_failing")
+    monkeypatch.setenv("PYTHONPATH", str(REPO_ROOT))
+    with caplog.at_level(logging.ERROR, logger="dockd.store.ingest"):
+        report = Ingestor(store, "t").ingest(src, "REC-1")
+    assert report.result == "completed" and report.count("stored") == len(set(files.values()))
+    (failed,) = [r for r in caplog.records if r.name == "dockd.store.ingest"]
+    assert failed.getMessage() == "the copier process failed; copying the rest in this process"
+    assert "exit status 70" in failed.__dict__["error"]
+    assert verify_store(store, "t").ok
+    assert _leftovers(store) == [] and copiers_of(os.getpid()) == []

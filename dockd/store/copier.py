@@ -164,7 +164,15 @@ class Copier:
     def _send_answers(self) -> None:
         """The sender thread: the only one that writes to the connection, so the copy
         never waits for the session to read (the session may be sending the next request
-        meanwhile)."""
+        meanwhile). If it fails, the process ends at once: the session sees the connection
+        close and copies the rest itself, instead of waiting for answers that never come."""
+        try:
+            self._send_until_done()
+        except BaseException:
+            log.exception("the copier's sender failed")
+            os._exit(70)  # EX_SOFTWARE
+
+    def _send_until_done(self) -> None:
         while not self._broken:
             try:
                 item = self._answers.get(timeout=PROGRESS_EVERY_S)

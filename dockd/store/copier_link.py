@@ -50,6 +50,9 @@ class CopierProcess:
     scratch; ``on_bytes`` is told the bytes it reads, ``check_cancel`` is called while
     waiting (it raises to stop the session)."""
 
+    module = "dockd.store.copier"
+    """What ``python -m`` runs (tests run a copier that fails on purpose)."""
+
     def __init__(self, content: ContentStore, source: Path, retries: int, log_level: str,
                  on_bytes: Callable[[int], None], check_cancel: Callable[[], None]) -> None:
         self.directory, dir_fd, lock_fd = content.copier_directory()
@@ -63,7 +66,7 @@ class CopierProcess:
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
             self._proc = subprocess.Popen(
-                [sys.executable, "-m", "dockd.store.copier", "--parent", str(os.getpid()),
+                [sys.executable, "-m", self.module, "--parent", str(os.getpid()),
                  "--socket", str(theirs.fileno()), "--lock-fd", str(lock_fd),
                  "--root", str(content.root), "--directory", str(self.directory),
                  "--directory-fd", str(dir_fd), "--source", str(source),
@@ -183,7 +186,9 @@ def _number(temp_name: str) -> int:
 
 
 def _ended(proc: subprocess.Popen[bytes]) -> str:
-    code = proc.poll()
-    if code is None:
+    """How the copier ended, once it has (its end of the connection closes first)."""
+    try:
+        code = proc.wait(1.0)
+    except subprocess.TimeoutExpired:
         return "still running"
     return f"killed by signal {-code}" if code < 0 else f"exit status {code}"
