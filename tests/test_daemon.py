@@ -139,8 +139,21 @@ def test_undock_is_a_check_out_naming_the_assigned_officer(dock: DaemonRunner) -
     assert docked["seq"] < undocked["seq"]
 
 
+@pytest.mark.parametrize("copier", [False, True], ids=["in_process", "copier_process"])
 def test_pull_out_mid_offload_then_redock_resumes_without_loss_or_duplicates(
-        dock: DaemonRunner) -> None:
+        tmp_path: Path, copier: bool) -> None:
+    # With the copier process (dockd.store.copier) the copy's read errors come over its
+    # connection; the daemon must still see the pull-out for what it is.
+    dock = DaemonRunner(tmp_path / "dock",
+                        ingest_extra=f"copier_min_files = {0 if copier else 512}")
+    dock.start()
+    try:
+        _pull_out_then_redock(dock, copier)
+    finally:
+        dock.close()
+
+
+def _pull_out_then_redock(dock: DaemonRunner, copier: bool) -> None:
     files = [(f"DCIM/BIG{n}.MP4", 160 << 20) for n in range(4)]
     plugged = dock.dock.plug("1-1.1", "msc", usb_serial="PULL1", files=files)
     dock.wait_until(lambda s: s["bays"][0]["progress"]["bytes_done"] > 0, 60, "bytes copied")
@@ -162,6 +175,8 @@ def test_pull_out_mid_offload_then_redock_resumes_without_loss_or_duplicates(
     assert {i["sha256"] for i in items} == set(_card_hashes(plugged.volume).values())
     verify = dock.dockd("verify")
     assert verify.returncode == 0, verify.stdout + verify.stderr
+    started = dock.log_path.read_text().count("copier process started")
+    assert started == (2 if copier else 0)
 
 
 def test_unknown_usb_stick_is_never_mounted_and_raises_an_alert(dock: DaemonRunner) -> None:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
+import logging
 import os
 import subprocess
 import threading
@@ -19,6 +21,7 @@ from dockd.store import ingest_catalog
 from dockd.store.content_store import CheckedBatch, ContentStore, ToPublish
 from dockd.store.evidence import EvidenceStore
 from dockd.store.ingest import Ingestor
+from dockd.store.mhl import MhlEntry, MhlSpool
 from dockd.store.verify import verify_store
 
 Cli = Callable[..., subprocess.CompletedProcess[str]]
@@ -200,4 +203,31 @@ def test_a_failed_commit_stops_the_session_and_no_later_batch_is_committed(
     monkeypatch.undo()
     again = Ingestor(store, "t").ingest(src, "R1")
     assert again.result == "completed" and again.count("stored") == 6
+    assert verify_store(store, "t").ok
+
+
+def test_an_mhl_entry_the_full_store_refuses_costs_the_mhl_not_the_session(
+        open_test_store: Opener, make_tree: Tree, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    """The ASC MHL spool lives on the store: when the disk fills up right after a batch's
+    commit, the batch stays committed and the session goes on, without an ASC MHL."""
+    src = make_tree(tmp_path / "src", {f"DCIM/F{i}.MP4": os.urandom(1000 + i) for i in range(6)})
+    store = open_test_store(commit_batch_files=2)
+    real = MhlSpool.append
+    calls: list[int] = []
+
+    def append(self: MhlSpool, entry: MhlEntry) -> None:
+        calls.append(1)
+        if len(calls) == 3:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        real(self, entry)
+
+    monkeypatch.setattr(MhlSpool, "append", append)
+    with caplog.at_level(logging.ERROR, logger="dockd.store.ingest"):
+        report = Ingestor(store, "t").ingest(src, "R1")
+    assert report.result == "completed" and report.count("stored") == 6
+    assert report.mhl_c4 is None and len(calls) == 3  # no entry spooled after the loss
+    assert [r.getMessage() for r in caplog.records] \
+        == ["ASC MHL entry not spooled: this session gets no ASC MHL"]
+    assert not list((store.root / report.folder).rglob("*.mhl"))  # type: ignore[operator]
     assert verify_store(store, "t").ok

@@ -33,8 +33,10 @@ def write_demo_config(paths: DemoPaths, recorders: int, broker_url: str | None,
                       extra: str = "", daemon_extra: str = "", mqtt_extra: str = "",
                       dock_id: str = "demo-dock", site: str = "demo-site",
                       mounter: str = "directory",
-                      model_extra: Mapping[str, str] | None = None) -> None:
-    """The TOML a real dock would have, pointed at the simulator (``extra`` is appended;
+                      model_extra: Mapping[str, str] | None = None,
+                      ingest_extra: str = "") -> None:
+    """The TOML a real dock would have, pointed at the simulator (``extra`` is appended,
+    ``ingest_extra`` added to ``[ingest]``;
     ``model_extra`` adds lines to the model of a recorder kind; ``dock_id``/``site`` let
     several simulated docks share one broker; ``mounter = "mount"`` for events naming real
     block devices)."""
@@ -42,7 +44,7 @@ def write_demo_config(paths: DemoPaths, recorders: int, broker_url: str | None,
     os.chmod(paths.root / "admin.pw", 0o400)
     lines = [
         "[dock]", f'id = "{dock_id}"', f'site = "{site}"', f'store_dir = "{paths.store}"', "",
-        "[ingest]", "store_reserve_bytes = 0", "",
+        "[ingest]", "store_reserve_bytes = 0", ingest_extra, "",
         "[daemon]", 'device_source = "spool"', f'spool_dir = "{paths.spool}"',
         f'mounter = "{mounter}"', f'mount_root = "{paths.root / "bays"}"',
         f'status_socket = "{paths.socket}"',

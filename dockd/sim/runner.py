@@ -43,14 +43,14 @@ class DaemonRunner:
                  daemon_extra: str = "", store: Path | None = None, mqtt_extra: str = "",
                  dock_id: str = "demo-dock", site: str = "demo-site",
                  mounter: str = "directory",
-                 model_extra: Mapping[str, str] | None = None) -> None:
+                 model_extra: Mapping[str, str] | None = None, ingest_extra: str = "") -> None:
         self.root = root
         self.paths: DemoPaths = demo_paths(root, store)
         root.mkdir(parents=True, exist_ok=True)
         write_demo_config(self.paths, bays, broker_url, clock_sync=clock_sync,
                           storage_wait_s=storage_wait_s, extra=extra, daemon_extra=daemon_extra,
                           mqtt_extra=mqtt_extra, dock_id=dock_id, site=site, mounter=mounter,
-                          model_extra=model_extra)
+                          model_extra=model_extra, ingest_extra=ingest_extra)
         self.dock = SimDock(self.paths.spool, self.paths.cards)
         self.proc: subprocess.Popen[bytes] | None = None
         self.log_path = root / "daemon.log"

@@ -612,7 +612,11 @@ class ContentStore:
         assert self._scratch is not None
         data = json.dumps({"shas": shas,
                            "folder": str(folder) if folder is not None else None}).encode()
-        write_file_atomic(self._scratch / _INTENT_NAME, data, mode=0o600)
+        try:
+            write_file_atomic(self._scratch / _INTENT_NAME, data, mode=0o600)
+        except OSError as exc:  # a full store: nothing of the batch is linked yet
+            raise_store_error(exc, "recording the batch about to be linked")
+            raise
 
     def clear_intent(self) -> None:
         if self._scratch is not None:

@@ -63,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     content.attach_scratch(Path(args.directory), args.directory_fd)
     opener = BeneathOpener(Path(args.source))
     try:
-        Copier(content, opener, Connection(args.socket), args.retries).serve()
+        Copier(content, opener, Connection(args.socket), args.retries, args.reserve).serve()
     finally:
         opener.close()
         content.close()
@@ -84,6 +84,7 @@ def _arguments() -> argparse.ArgumentParser:
     parser.add_argument("--readback-hash", required=True)
     parser.add_argument("--chunk-bytes", type=int, required=True)
     parser.add_argument("--retries", type=int, required=True)
+    parser.add_argument("--reserve", type=int, required=True)
     parser.add_argument("--log-level", default="INFO")
     return parser
 
@@ -103,8 +104,9 @@ class Copier:
     answers as their digests and writes complete."""
 
     def __init__(self, content: ContentStore, opener: BeneathOpener, conn: Connection,
-                 retries: int) -> None:
+                 retries: int, reserve: int) -> None:
         self._content = content
+        self._reserve = reserve
         self._opener = opener
         self._conn = conn
         self._retries = retries
@@ -144,6 +146,9 @@ class Copier:
 
     def _copy(self, order: int, entry: SourceEntry,
               ahead: ReadAhead) -> Staged | FailedAnswer | StoreAnswer:
+        if not self._has_room(entry.size):
+            return StoreAnswer(order, "full", "the evidence store is full (what is left is"
+                                              " kept for the session's custody records)")
         try:
             result = stage_entry(self._content, self._opener, entry, ahead.take(entry),
                                  self._retries, self._count)
@@ -154,6 +159,14 @@ class Copier:
         if isinstance(result, Staged):
             return result
         return FailedAnswer(order, result.reason, result.detail)
+
+    def _has_room(self, size: int) -> bool:
+        """The session's room check again, here, for every file (a ``statvfs`` is 2 µs):
+        the session asked for the file while there was room, but another writer may have
+        taken it since, and the copier must not eat into the reserve that the session's
+        commit needs."""
+        st = os.statvfs(self._content.root)
+        return st.f_bavail * st.f_frsize - self._reserve >= size
 
     def _count(self, n: int) -> None:
         with self._bytes_lock:

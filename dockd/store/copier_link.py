@@ -53,8 +53,9 @@ class CopierProcess:
     module = "dockd.store.copier"
     """What ``python -m`` runs (tests run a copier that fails on purpose)."""
 
-    def __init__(self, content: ContentStore, source: Path, retries: int, log_level: str,
-                 on_bytes: Callable[[int], None], check_cancel: Callable[[], None]) -> None:
+    def __init__(self, content: ContentStore, source: Path, retries: int, reserve: int,
+                 log_level: str, on_bytes: Callable[[int], None],
+                 check_cancel: Callable[[], None]) -> None:
         self.directory, dir_fd, lock_fd = content.copier_directory()
         self._on_bytes = on_bytes
         self._check_cancel = check_cancel
@@ -73,6 +74,7 @@ class CopierProcess:
                  "--algorithms", ",".join(content.algorithms),
                  "--readback-hash", content.readback_hash,
                  "--chunk-bytes", str(content.chunk_bytes), "--retries", str(retries),
+                 "--reserve", str(reserve),
                  "--log-level", log_level],
                 pass_fds=(theirs.fileno(), dir_fd, lock_fd), stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL)

@@ -256,6 +256,7 @@ class _Session:
         self.batch = _Batch()
         self._outcomes: list[tuple[int, FileOutcome]] = []
         self._mhl: MhlSpool | None = None  # made at the first link when ASC MHL is on
+        self._mhl_lost = False  # an entry could not be spooled: no ASC MHL for the session
         self._linked = 0  # files linked into the session folder
         self._waited_for_removal = False
         self._opener = BeneathOpener(source)
@@ -346,7 +347,7 @@ class _Session:
         if report.result is SessionResult.RUNNING:
             report.result = SessionResult.INCOMPLETE if report.count(Outcome.FAILED) \
                 else SessionResult.COMPLETED
-        if self._mhl is not None and self._mhl.count:
+        if self._mhl is not None and self._mhl.count and not self._mhl_lost:
             try:
                 report.mhl_c4 = write_spooled_mhl(self.folder.path, self._mhl,
                                                   self.store.clock.now())
@@ -469,8 +470,10 @@ class _Session:
         process copies."""
         self._copier_from = 1 << 62  # once per session
         try:
+            settings = self.ing.settings
             self._copier = CopierProcess(
-                self.store.content, self.source, self.ing.settings.source_change_retries,
+                self.store.content, self.source, settings.source_change_retries,
+                settings.store_reserve_bytes,
                 logging.getLevelName(logging.getLogger().getEffectiveLevel()),
                 self._on_copier_bytes, self._check_cancel)
         except OSError as exc:
@@ -718,6 +721,19 @@ class _Session:
             check_store_path(self.store.root, f"{folder}/{session_path}")  # no planted link
             link_making_dirs(obj, self.store.root / folder / session_path)  # kept if there
 
+    def _spool_mhl(self, entry: MhlEntry) -> None:
+        try:
+            if self._mhl is None:
+                self._mhl = MhlSpool(self.store.root / TMP_DIR, self.ing.settings.mhl_hashes)
+            self._mhl.append(entry)
+        except OSError as exc:
+            # The batch is committed and the custody log holds every file's digests; only
+            # the ASC MHL, which must list every file, is lost (a store filling up). The
+            # session goes on: the next copy's room check stops it if the store is full.
+            self._mhl_lost = True
+            log.error("ASC MHL entry not spooled: this session gets no ASC MHL",
+                      extra={"session": self.id, "error": exc.strerror or str(exc)})
+
     def _account(self, batch: _Batch, published: list[Published], rows: list[FileRow],
                  fresh: list[bool], rejected: list[Rejected]) -> None:
         """The committed batch in the report, the progress and the ASC MHL spool."""
@@ -728,10 +744,8 @@ class _Session:
         for item, row in zip(published, rows, strict=True):
             if item.session_path is not None:
                 self._linked += 1
-                if self.ing.settings.mhl:
-                    if self._mhl is None:
-                        self._mhl = MhlSpool(self.store.root / TMP_DIR, mhl_hashes)
-                    self._mhl.append(MhlEntry(
+                if self.ing.settings.mhl and not self._mhl_lost:
+                    self._spool_mhl(MhlEntry(
                         item.session_path, row.size,
                         dt.datetime.fromtimestamp(row.mtime_ns / 1e9, dt.UTC),
                         {k: row.digests[k] for k in mhl_hashes if k in row.digests}, hashed_at))
