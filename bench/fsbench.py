@@ -14,10 +14,13 @@ import random
 import statistics
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+
+import psutil
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 MiB = 1 << 20
@@ -31,6 +34,43 @@ class Run:
     seconds: float
     max_rss_mb: float | None = None
     cpu_seconds: float | None = None  # user + system: what the machine's load does not inflate
+    tree_rss_mb: float | None = None  # the peak of the process's and its children's RSS summed
+    tree_pss_mb: float | None = None  # the same in PSS: pages the processes share counted once
+
+
+class TreeRss:
+    """Samples a process's memory plus its children's (dockd's copier process) every 50 ms:
+    the kernel's peak RSS of a process is its own, or its largest child's, never their
+    sum. RSS counts the pages two processes share (the interpreter, OpenSSL) in each;
+    PSS splits them between them, so its sum is the memory they use together."""
+
+    def __init__(self, pid: int) -> None:
+        self.peak = 0
+        self.peak_pss = 0
+        self._pid = pid
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+
+    def stop(self) -> tuple[float, float]:
+        """The peaks, RSS and PSS summed, in MB."""
+        self._done.set()
+        self._thread.join()
+        return self.peak / (1 << 20), self.peak_pss / (1 << 20)
+
+    def _sample(self) -> None:
+        try:
+            proc = psutil.Process(self._pid)
+        except psutil.NoSuchProcess:
+            return
+        while not self._done.wait(0.05):
+            try:
+                tree = [proc, *proc.children(recursive=True)]
+                full = [p.memory_full_info() for p in tree]
+            except psutil.Error:
+                continue  # a child just ended, or the process
+            self.peak = max(self.peak, sum(m.rss for m in full))
+            self.peak_pss = max(self.peak_pss, sum(m.pss for m in full))
 
 
 @contextlib.contextmanager
@@ -117,12 +157,15 @@ def timed_process(name: str, cmd: Sequence[str], env: dict[str, str] | None = No
     t0 = time.perf_counter()
     proc = subprocess.Popen(cmd, env=env, stdout=stdout, stderr=subprocess.PIPE,
                             cwd=code_dir(env))
+    tree = TreeRss(proc.pid)
     _pid, status, usage = os.wait4(proc.pid, 0)
     seconds = time.perf_counter() - t0
+    tree_rss, tree_pss = tree.stop()
     if os.waitstatus_to_exitcode(status) != 0:
         err = proc.stderr.read().decode() if proc.stderr else ""
         raise SystemExit(f"{name}: {' '.join(map(str, cmd))} failed: {err[-2000:]}")
-    return Run(name, seconds, usage.ru_maxrss / 1024, usage.ru_utime + usage.ru_stime)
+    return Run(name, seconds, usage.ru_maxrss / 1024, usage.ru_utime + usage.ru_stime,
+               max(tree_rss, usage.ru_maxrss / 1024), tree_pss)
 
 
 def code_dir(env: Mapping[str, str] | None) -> str:

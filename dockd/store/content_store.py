@@ -36,7 +36,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from dockd.errors import IntegrityError, StoreUnavailableError
-from dockd.store.catalog import CATALOG_FILE
 from dockd.store.direct_write import (
     ALIGN,
     ChunkWriter,
@@ -747,6 +746,9 @@ def read_fanout(root: Path) -> int:
     try:
         text = (root / FANOUT_FILE).read_text(encoding="ascii").strip()
     except FileNotFoundError:
+        # Here, not at the top: the copier process imports this module and never opens the
+        # catalog, and sqlite3 is 2 MB of its memory.
+        from dockd.store.catalog import CATALOG_FILE
         if (root / CATALOG_FILE).exists():
             return 2
         try:
