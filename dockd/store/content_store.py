@@ -573,6 +573,16 @@ class ContentStore:
         size = self._pump(self._check_ring, read, limit, check)
         return size, check.digests()[self.readback_hash]
 
+    def flush_hashing(self) -> None:
+        """Have the small files staged so far hashed now (:meth:`ParallelHasher.flush`)."""
+        self._hasher.flush()
+
+    @property
+    def hashing_handed_over(self) -> bool:
+        """Whether every file staged so far is with the hash workers: reading their
+        digests now hands no half-full group over (see :mod:`dockd.store.copier`)."""
+        return self._hasher.all_handed_over
+
     def link_staged(self, staged: StagedFile) -> StoredObject:
         """Give a staged file its hash name (never replacing an existing object). Durable
         after the next :meth:`sync`."""

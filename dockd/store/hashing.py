@@ -216,8 +216,7 @@ class ParallelHasher:
     def _throttle(self) -> None:
         while True:
             with self._lock:
-                while self._in_flight and all(j.done() for j in self._in_flight[0].jobs):
-                    self._in_flight.popleft()
+                self._forget_hashed()
                 if len(self._in_flight) <= GROUPS_IN_FLIGHT:
                     return
                 oldest = self._in_flight[0]
@@ -228,8 +227,28 @@ class ParallelHasher:
         with self._lock:
             if group is self._open:
                 self._hand_over()
+            self._forget_hashed()
         for job in group.jobs:
             job.result()
+
+    def flush(self) -> None:
+        """Hand the open group over now, however few files it holds (the copy has nothing
+        more for a while: its files' digests must not wait for the group to fill)."""
+        with self._lock:
+            if self._open.data:
+                self._hand_over()
+            self._forget_hashed()
+
+    @property
+    def all_handed_over(self) -> bool:
+        """Whether every small file given so far is with the workers (none waits in the open
+        group): reading their digests then hands no group over early."""
+        return not self._open.data
+
+    def _forget_hashed(self) -> None:
+        """Drop the oldest groups already hashed (under ``_lock``)."""
+        while self._in_flight and all(j.done() for j in self._in_flight[0].jobs):
+            self._in_flight.popleft()
 
     def close(self) -> None:
         for worker in self._workers:
