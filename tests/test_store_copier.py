@@ -9,6 +9,7 @@ import hashlib
 import json
 import logging
 import os
+import random
 import signal
 import subprocess
 import sys
@@ -86,7 +87,7 @@ def fill_leaving(hog: Path, room: int) -> None:
 
 
 def _volume(rng_seed: int, n: int) -> dict[str | bytes, bytes]:
-    rng = __import__("random").Random(rng_seed)
+    rng = random.Random(rng_seed)
     sizes = [0, 1, 4096, 65_536, INLINE_BELOW, INLINE_BELOW + 1, 3 << 20]
     files: dict[str | bytes, bytes] = {
         f"DCIM/{i // 100:03}MEDIA/F{i:04}.MP4": rng.randbytes(sizes[i % len(sizes)] if i < 14

@@ -262,7 +262,8 @@ class _Session:
         self._opener = BeneathOpener(source)
         self._room_unclaimed = 0
         self._copier: CopierProcess | None = None
-        self._copiers_done: list[CopierProcess] = []  # their directories go at the close
+        self._copier_started: CopierProcess | None = None  # its directory goes at the close
+        self._copier_tried = False  # a copier is started once per session at most
         # Files a volume must have for a copier process: its start costs 0.2 s of CPU.
         self._copier_from = max(ingestor.settings.copier_min_files, 1)
         self._room_asked = 0  # bytes of files the copier was asked for, not yet answered
@@ -307,8 +308,8 @@ class _Session:
         for worker in (self._checker, self._committer):
             if worker is not None:
                 worker.shutdown(wait=True)  # nothing runs on after we return
-        for copier in self._copiers_done:  # every staged file is published or discarded
-            copier.remove_leftovers()
+        if self._copier_started is not None:  # every staged file is published or discarded
+            self._copier_started.remove_leftovers()
         if self._committer_catalog is not None:
             self._committer_catalog.close()
         if self._mhl is not None:
@@ -426,7 +427,8 @@ class _Session:
                         files, survey.listed, order)
                     if not survey.all_known:
                         survey.listed = []
-                if not survey.all_known and survey.files >= self._copier_from:
+                if not (survey.all_known or self._copier_tried) \
+                        and survey.files >= self._copier_from:
                     self._start_copier()  # while the rest is surveyed: it takes 0.2 s
         return survey
 
@@ -468,18 +470,19 @@ class _Session:
     def _start_copier(self) -> None:
         """Start the copier process (:mod:`dockd.store.copier`); if it cannot start, this
         process copies."""
-        self._copier_from = 1 << 62  # once per session
+        self._copier_tried = True
         try:
             settings = self.ing.settings
             self._copier = CopierProcess(
                 self.store.content, self.source, settings.source_change_retries,
                 settings.store_reserve_bytes,
                 logging.getLevelName(logging.getLogger().getEffectiveLevel()),
-                self._on_copier_bytes, self._check_cancel)
+                self._on_bytes, self._check_cancel)
         except OSError as exc:
             log.error("the copier process did not start; copying in this process",
                       extra={"session": self.id, "error": str(exc)})
             return
+        self._copier_started = self._copier
         log.info("copier process started", extra={"session": self.id, "pid": self._copier.pid})
 
     def _offload_through_copier(self, chunks: Iterator[list[tuple[int, SourceEntry]]]) -> None:
@@ -538,16 +541,12 @@ class _Session:
         if self._copier is None:
             return
         copier, self._copier = self._copier, None
-        self._copiers_done.append(copier)
         status = copier.close(kill)
         if kill:
             copier.remove_untaken()
         elif status:
             log.warning("the copier process ended badly", extra={"session": self.id,
                                                                  "status": status})
-
-    def _on_copier_bytes(self, n: int) -> None:
-        self._advance(0, n)
 
     def _process(self, chunk: _Chunk, copy: CopyOne) -> None:
         """The chunk's entries in the walk's order: known files counted, the others
