@@ -36,6 +36,16 @@ class Run:
     cpu_seconds: float | None = None  # user + system: what the machine's load does not inflate
     tree_rss_mb: float | None = None  # the peak of the process's and its children's RSS summed
     tree_pss_mb: float | None = None  # the same in PSS: pages the processes share counted once
+    stolen_seconds: float = 0.0  # CPU the hypervisor gave other machines during the run
+
+
+def stolen_cpu_seconds() -> float:
+    """The machine's CPU time stolen by the hypervisor so far (``/proc/stat``'s steal, all
+    CPUs): a run it grew during ran on less CPU than the others (issue 17, seventh session:
+    the same offload took 5.2 s with none and 6.7 s with 1 s stolen)."""
+    with open("/proc/stat") as fh:
+        fields = fh.readline().split()
+    return int(fields[8]) / os.sysconf("SC_CLK_TCK") if len(fields) > 8 else 0.0
 
 
 class TreeRss:
@@ -137,9 +147,10 @@ def drop_caches() -> None:
 
 def timed_shell(name: str, command: str) -> Run:
     drop_caches()
+    stolen = stolen_cpu_seconds()
     t0 = time.perf_counter()
     subprocess.run(command, shell=True, check=True)
-    return Run(name, time.perf_counter() - t0)
+    return Run(name, time.perf_counter() - t0, stolen_seconds=stolen_cpu_seconds() - stolen)
 
 
 def timed_python(name: str, code: str, *args: str) -> Run:
@@ -154,6 +165,7 @@ def timed_process(name: str, cmd: Sequence[str], env: dict[str, str] | None = No
     ``sys.path``, so run from a checkout it would import that checkout's dockd instead."""
     if drop:
         drop_caches()
+    stolen = stolen_cpu_seconds()
     t0 = time.perf_counter()
     proc = subprocess.Popen(cmd, env=env, stdout=stdout, stderr=subprocess.PIPE,
                             cwd=code_dir(env))
@@ -165,7 +177,7 @@ def timed_process(name: str, cmd: Sequence[str], env: dict[str, str] | None = No
         err = proc.stderr.read().decode() if proc.stderr else ""
         raise SystemExit(f"{name}: {' '.join(map(str, cmd))} failed: {err[-2000:]}")
     return Run(name, seconds, usage.ru_maxrss / 1024, usage.ru_utime + usage.ru_stime,
-               max(tree_rss, usage.ru_maxrss / 1024), tree_pss)
+               max(tree_rss, usage.ru_maxrss / 1024), tree_pss, stolen_cpu_seconds() - stolen)
 
 
 def code_dir(env: Mapping[str, str] | None) -> str:
