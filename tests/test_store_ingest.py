@@ -13,9 +13,11 @@ import subprocess
 import threading
 from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+import dockd.store.ingest as ingest_module
 from dockd.store.evidence import EvidenceStore
 from dockd.store.ingest import Ingestor
 from dockd.store.progress import Progress
@@ -483,3 +485,54 @@ def test_without_list_files_only_problems_are_listed_and_counts_stay_complete(
     again = Ingestor(store, "t").ingest(src, "REC-1", list_files=False)
     assert again.count("known") == 13 and again.count("stored") == 0
     assert again.summary()["known"] == 13 and verify_store(store, "t").ok
+
+
+def _batch_sizes(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The number of files of each batch made durable, in order (recorded as they go)."""
+    sizes: list[int] = []
+    make_durable = ingest_module._Session._make_durable
+
+    def recorded(self: Any, batch: Any, checked: Any) -> None:
+        sizes.append(len(batch.files))
+        make_durable(self, batch, checked)
+
+    monkeypatch.setattr(ingest_module._Session, "_make_durable", recorded)
+    return sizes
+
+
+def test_the_last_stretch_of_a_volume_is_cut_into_halving_batches(
+        open_test_store: Opener, make_tree: Tree, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    assert ingest_module.TAIL_BATCH_FILES == 128  # the sizes below are worked out from it
+    files = {f"DCIM/100/{i:04}.JPG": i.to_bytes(2, "big") for i in range(600)}
+    src = make_tree(tmp_path / "src", files)
+    store = open_test_store(commit_batch_files=256, copier_min_files=0)
+    sizes = _batch_sizes(monkeypatch)
+    report = Ingestor(store, "t").ingest(src, "REC-1")
+    # 600 entries (the directories are not walk entries): a full batch while more than two
+    # are left, then half of what is left, never below 128, and the rest.
+    assert sizes == [256, 172, 128, 44]
+    assert report.count("stored") == 600
+    assert len(_objects(store)) == 600
+    assert verify_store(store, "t").ok
+
+
+def test_a_volume_that_grew_after_its_survey_is_offloaded_whole(
+        open_test_store: Opener, make_tree: Tree, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    files = {f"DCIM/100/{i:04}.JPG": i.to_bytes(2, "big") for i in range(300)}
+    src = make_tree(tmp_path / "src", files)
+    store = open_test_store(commit_batch_files=1024)
+    survey = ingest_module._Session._survey
+
+    def undercounted(self: Any) -> Any:
+        found = survey(self)
+        found.entries = 10  # as if 290 files had been written after the first walk
+        return found
+
+    monkeypatch.setattr(ingest_module._Session, "_survey", undercounted)
+    sizes = _batch_sizes(monkeypatch)
+    report = Ingestor(store, "t").ingest(src, "REC-1")
+    assert sizes == [128, 128, 44]  # the smallest batches, then the rest
+    assert report.count("stored") == 300 and len(_objects(store)) == 300
+    assert verify_store(store, "t").ok

@@ -85,6 +85,9 @@ log = logging.getLogger(__name__)
 WALK_CHUNK = 256
 """Entries of the volume taken from the walk at a time: their known files are looked up
 in one query, and the read-ahead runs over them."""
+TAIL_BATCH_FILES = 128
+"""The smallest batch the last stretch of a volume is cut into (see
+:meth:`_Session._batch_files`)."""
 COPIER_AHEAD = 2
 """Chunks the copier process is asked for beyond the one whose answers are being taken:
 it keeps copying while the session waits for a batch's commit."""
@@ -197,6 +200,7 @@ class _Survey:
 
     files: int = 0
     bytes: int = 0
+    entries: int = 0  # files and everything else the walk met (its orders count them all)
     all_known: bool = True  # every entry a file already catalogued: nothing to do
     listed: list[tuple[int, FileOutcome]] = field(default_factory=list)  # with list_files
 
@@ -264,6 +268,8 @@ class _Session:
         self._copier: CopierProcess | None = None
         self._copier_started: CopierProcess | None = None  # its directory goes at the close
         self._copier_tried = False  # a copier is started once per session at most
+        self._entries_total = 0  # what the survey met (sizes the last batches only)
+        self._entries_left = 0  # of them, after the one being offloaded
         # Files a volume must have for a copier process: its start costs 0.2 s of CPU.
         self._copier_from = max(ingestor.settings.copier_min_files, 1)
         self._room_asked = 0  # bytes of files the copier was asked for, not yet answered
@@ -375,6 +381,8 @@ class _Session:
     def _offload_all(self) -> None:
         try:
             self._offload_volume()
+            if len(self.batch):
+                self._flush()  # to the checker now: the copier's ending need not delay it
         except BaseException:
             self._stop_copier(kill=True)  # before the files it copied are committed
             raise
@@ -383,6 +391,7 @@ class _Session:
     def _offload_volume(self) -> None:
         survey = self._survey()
         self.progress = Progress(files_total=survey.files, bytes_total=survey.bytes)
+        self._entries_total = survey.entries
         self._emit_progress()
         if survey.all_known:
             # A re-dock of an unchanged volume: the first walk met nothing but files this
@@ -421,6 +430,7 @@ class _Session:
                 self._check_cancel()
                 files = [entry for entry in chunk if entry.kind is EntryKind.FILE]
                 survey.files += len(files)
+                survey.entries += len(chunk)
                 survey.bytes += sum(entry.size for entry in files)
                 if survey.all_known:
                     survey.all_known = len(files) == len(chunk) and self._all_known(
@@ -557,6 +567,7 @@ class _Session:
         known_files = known_bytes = 0
         for order, entry in chunk.entries:
             self._check_cancel()
+            self._entries_left = self._entries_total - order - 1
             if self._in_flight and self._in_flight[0].done():
                 self._wait_committed(len(self._in_flight) - 1)  # a failed batch stops now
             sha = known.get((entry.relpath, entry.size, entry.mtime_ns)) \
@@ -595,10 +606,19 @@ class _Session:
         self._flush_if_full()
 
     def _flush_if_full(self) -> None:
-        settings = self.ing.settings
-        if (len(self.batch) >= settings.commit_batch_files
-                or self.batch.bytes >= settings.commit_batch_bytes):
+        if (len(self.batch) >= self._batch_files()
+                or self.batch.bytes >= self.ing.settings.commit_batch_bytes):
             self._flush()
+
+    def _batch_files(self) -> int:
+        """``commit_batch_files``, and over the volume's last stretch half of what is left
+        (not below :data:`TAIL_BATCH_FILES`): the batch in hand when the last file is copied
+        is committed while the copy's core has nothing left to do, and the committer is
+        then still on the one before. Halving the last batches left 0.1 s of that instead of
+        0.3 s at 10,000 × 64 KiB (two more batches). The survey's count of entries only
+        sizes the batches: a volume that changed since is still offloaded whole."""
+        full = self.ing.settings.commit_batch_files
+        return min(full, max(TAIL_BATCH_FILES, (self._entries_left + len(self.batch)) // 2))
 
     # -- batches ------------------------------------------------------------------------------
 
