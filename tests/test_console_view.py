@@ -98,6 +98,26 @@ def frame_text(state: object, link: LinkView, width: int = 150,
 # -- dockd status text --------------------------------------------------------------------------
 
 
+def _offloading_before_the_count() -> str:
+    snapshot = three_bay_snapshot()
+    bay = BayStatus(1, "1", BayState.OFFLOADING, recorder="GAT947-000123",
+                    progress=Progress(37, 0, 2_400_000, 0, 25_000_000.0))
+    snapshot["bays"] = [bay.to_json_dict()]
+    return squash(render_status_text(snapshot, width=180, tz=SHANGHAI))
+
+
+def test_progress_before_the_volume_is_counted_shows_what_is_done(english: None) -> None:
+    # dockd copies while it still counts the volume: a total of 0 is not yet known.
+    text = _offloading_before_the_count()
+    assert "37 files · 2.4 MB · 25.0 MB/s" in text
+    assert "37/0" not in text and "of 0 B" not in text
+
+
+def test_progress_before_the_volume_is_counted_in_chinese(chinese: None) -> None:
+    text = _offloading_before_the_count()
+    assert "37 个文件 · 2.4 MB · 25.0 MB/秒" in text
+
+
 def test_status_text_shows_every_bay_and_the_dock_line(english: None) -> None:
     text = squash(render_status_text(three_bay_snapshot(), width=180, tz=SHANGHAI))
     assert "Dock D-0427 Weixian 2026-11-29 02:20:00" in text  # 18:20 UTC, in [dock] timezone

@@ -255,12 +255,18 @@ def _progress_words(bay: BayView) -> tuple[str, str]:
     tail: list[str] = []
     if p.fraction is not None:
         head.append(f"{p.fraction * 100:.0f} %")
-    if p.files_total is not None:
+    # A total of 0 with something done: the volume is still being counted (dockd starts
+    # copying before its walk of the volume ends).
+    if p.files_total:
         head.append(_("{done}/{total} files").format(
             done="?" if p.files_done is None else p.files_done, total=p.files_total))
-    if p.bytes_total is not None:
+    elif p.files_done:
+        head.append(_("{done} files").format(done=p.files_done))
+    if p.bytes_total:
         tail.append(_("{done} of {total}").format(done=format_bytes(p.bytes_done),
                                                   total=format_bytes(p.bytes_total)))
+    elif p.bytes_done:
+        tail.append(format_bytes(p.bytes_done))
     if p.rate_bytes_per_s:
         tail.append(_("{rate}/s").format(rate=format_bytes(int(p.rate_bytes_per_s))))
     if p.seconds_left is not None:

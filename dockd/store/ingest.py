@@ -27,7 +27,7 @@ import uuid
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -70,7 +70,6 @@ from dockd.store.session_folder import SessionFolder
 from dockd.store.source import (
     ERROR_KINDS,
     BeneathOpener,
-    EntryKind,
     SourceEntry,
     WalkAhead,
     check_source,
@@ -79,6 +78,7 @@ from dockd.store.source import (
     walk_volume,
 )
 from dockd.store.staging import NotStaged, Staged, stage_entry
+from dockd.store.volume_count import RestCount, VolumeTotals
 
 log = logging.getLogger(__name__)
 
@@ -198,9 +198,8 @@ class _Pending:
 class _Survey:
     """What the first walk of the volume found (:meth:`_Session._survey`)."""
 
-    files: int = 0
-    bytes: int = 0
-    entries: int = 0  # files and everything else the walk met (its orders count them all)
+    totals: VolumeTotals = field(default_factory=VolumeTotals)
+    complete: bool = True  # False: the rest of the walk is being counted (RestCount)
     all_known: bool = True  # every entry a file already catalogued: nothing to do
     listed: list[tuple[int, FileOutcome]] = field(default_factory=list)  # with list_files
 
@@ -268,8 +267,10 @@ class _Session:
         self._copier: CopierProcess | None = None
         self._copier_started: CopierProcess | None = None  # its directory goes at the close
         self._copier_tried = False  # a copier is started once per session at most
-        self._entries_total = 0  # what the survey met (sizes the last batches only)
-        self._entries_left = 0  # of them, after the one being offloaded
+        # What the survey met (sizes the last batches only; None until it is counted).
+        self._entries_total: int | None = None
+        self._next_order = 0  # the walk's order of the entry after the one being offloaded
+        self._rest_count: RestCount | None = None
         # Files a volume must have for a copier process: its start costs 0.2 s of CPU.
         self._copier_from = max(ingestor.settings.copier_min_files, 1)
         self._room_asked = 0  # bytes of files the copier was asked for, not yet answered
@@ -311,6 +312,8 @@ class _Session:
         self.report.result, self.report.reason = SessionResult.INTERRUPTED, reason
 
     def _close(self) -> None:
+        if self._rest_count is not None:
+            self._rest_count.close()
         for worker in (self._checker, self._committer):
             if worker is not None:
                 worker.shutdown(wait=True)  # nothing runs on after we return
@@ -390,17 +393,16 @@ class _Session:
 
     def _offload_volume(self) -> None:
         survey = self._survey()
-        self.progress = Progress(files_total=survey.files, bytes_total=survey.bytes)
-        self._entries_total = survey.entries
-        self._emit_progress()
+        if survey.complete:
+            self._counted(survey.totals)
         if survey.all_known:
             # A re-dock of an unchanged volume: the first walk met nothing but files this
             # recorder gave before, with the same path, size and mtime, whose items the
             # catalog holds; a second walk would find nothing to do.
             with self._lock:
-                self.report.counts[Outcome.KNOWN] = survey.files
+                self.report.counts[Outcome.KNOWN] = survey.totals.files
                 self._outcomes += survey.listed
-            self._advance(survey.files, survey.bytes)
+            self._advance(survey.totals.files, survey.totals.bytes)
             return
         walk = walk_volume(self.source)
         try:
@@ -420,27 +422,44 @@ class _Session:
         totals the progress is measured against, and whether every entry is a known file.
         It also brings the volume's metadata into the cache for the walk that copies.
         Known files are looked up only while all entries so far were known (a new volume
-        pays one query)."""
+        pays one query). Once a copier is started (there are files to copy, enough of
+        them), the rest is counted on a thread (:class:`RestCount`) while the copy goes on.
+        """
         survey = _Survey()
         # Walked on a thread of its own: on a cold cache the walk's reads of the volume and
         # the lookups' reads of the catalog (another disk) overlap.
-        with WalkAhead(self.source, WALK_CHUNK) as chunks:
+        walk = WalkAhead(self.source, WALK_CHUNK)
+        try:
+            chunks = iter(walk)
             order = itertools.count()
             for chunk in chunks:
                 self._check_cancel()
-                files = [entry for entry in chunk if entry.kind is EntryKind.FILE]
-                survey.files += len(files)
-                survey.entries += len(chunk)
-                survey.bytes += sum(entry.size for entry in files)
+                files = survey.totals.add(chunk)
                 if survey.all_known:
                     survey.all_known = len(files) == len(chunk) and self._all_known(
                         files, survey.listed, order)
                     if not survey.all_known:
                         survey.listed = []
                 if not (survey.all_known or self._copier_tried) \
-                        and survey.files >= self._copier_from:
-                    self._start_copier()  # while the rest is surveyed: it takes 0.2 s
+                        and survey.totals.files >= self._copier_from:
+                    self._start_copier()  # it takes 0.2 s: started while the rest is counted
+                if self._copier_tried:  # so there are files to copy: start copying them
+                    self._rest_count = RestCount(walk, chunks, survey.totals, self._counted)
+                    survey.complete = False
+                    break
+        finally:
+            if self._rest_count is None:
+                walk.close()
         return survey
+
+    def _counted(self, totals: VolumeTotals) -> None:
+        """The volume's totals are in (from the survey, or from its :class:`RestCount`'s
+        thread): the progress is measured against them from now on."""
+        with self._lock:
+            self.progress = replace(self.progress, files_total=totals.files,
+                                    bytes_total=totals.bytes)
+            self._entries_total = totals.entries
+            self._emit_progress()
 
     def _all_known(self, files: list[SourceEntry], listed: list[tuple[int, FileOutcome]],
                    order: Iterator[int]) -> bool:
@@ -567,7 +586,7 @@ class _Session:
         known_files = known_bytes = 0
         for order, entry in chunk.entries:
             self._check_cancel()
-            self._entries_left = self._entries_total - order - 1
+            self._next_order = order + 1
             if self._in_flight and self._in_flight[0].done():
                 self._wait_committed(len(self._in_flight) - 1)  # a failed batch stops now
             sha = known.get((entry.relpath, entry.size, entry.mtime_ns)) \
@@ -616,9 +635,14 @@ class _Session:
         is committed while the copy's core has nothing left to do, and the committer is
         then still on the one before. Halving the last batches left 0.1 s of that instead of
         0.3 s at 10,000 × 64 KiB (two more batches). The survey's count of entries only
-        sizes the batches: a volume that changed since is still offloaded whole."""
+        sizes the batches: a volume that changed since is still offloaded whole, and
+        batches are full until the count is in."""
         full = self.ing.settings.commit_batch_files
-        return min(full, max(TAIL_BATCH_FILES, (self._entries_left + len(self.batch)) // 2))
+        total = self._entries_total  # set once, by the survey or its RestCount's thread
+        if total is None:
+            return full
+        left = total - self._next_order
+        return min(full, max(TAIL_BATCH_FILES, (left + len(self.batch)) // 2))
 
     # -- batches ------------------------------------------------------------------------------
 

@@ -9,7 +9,8 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class Progress:
-    """Offload progress of one session (one bay)."""
+    """Offload progress of one session (one bay). The totals are 0 until the volume has
+    been counted: the copy starts before the walk that counts it ends."""
 
     files_done: int = 0
     files_total: int = 0

@@ -185,11 +185,17 @@ class WalkAhead:
             yield item
 
     def close(self) -> None:
+        """Stop the walk and close its directories; a caller still iterating (on another
+        thread) is given the end of the walk."""
         self._stop.set()
         while self._thread.is_alive():  # unblock a walk waiting to hand over a chunk
             with contextlib.suppress(queue.Empty):
                 self._queue.get(timeout=0.05)
         self._thread.join()
+        with contextlib.suppress(queue.Empty):
+            while True:
+                self._queue.get_nowait()
+        self._queue.put_nowait([])
 
     def _run(self, root: Path, size: int) -> None:
         try:
