@@ -18,6 +18,7 @@ from dockd.store.progress import Progress
 from dockd.store.source import SourceEntry, WalkAhead
 from dockd.store.verify import verify_store
 from dockd.store.volume_count import RestCount, VolumeTotals
+from tests.test_store_ingest import _batch_sizes
 from tests.test_store_read_ahead import _open_under
 
 Opener = Callable[..., EvidenceStore]
@@ -65,14 +66,7 @@ def test_files_are_copied_before_the_volume_is_counted(
         if p.files_done >= 100:
             released.set()
 
-    sizes: list[int] = []
-    make_durable = ingest_module._Session._make_durable
-
-    def recorded(self: Any, batch: Any, checked: Any) -> None:
-        sizes.append(len(batch.files))
-        make_durable(self, batch, checked)
-
-    monkeypatch.setattr(ingest_module._Session, "_make_durable", recorded)
+    sizes = _batch_sizes(monkeypatch)
     try:
         report = Ingestor(store, "t").ingest(src, "REC-1", on_progress=on_progress)
     finally:
