@@ -222,6 +222,8 @@ class Bench:
                       cp_sha.seconds / before.seconds)
                 t.add("  baseline code read-back off vs cp -r + sync",
                       cp_sync.seconds / before_none.seconds)
+                t.add("  this code's read-back off time / the baseline code's",
+                      none.seconds / before_none.seconds)
                 t.add("  baseline code default, CPU ms per file",
                       (before.cpu_seconds or 0) * 1000 / n)
             t.add("  load average (1 min) at the round's end", os.getloadavg()[0], "", ".1f")
