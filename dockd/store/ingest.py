@@ -199,7 +199,6 @@ class _Survey:
     """What the first walk of the volume found (:meth:`_Session._survey`)."""
 
     totals: VolumeTotals = field(default_factory=VolumeTotals)
-    complete: bool = True  # False: the rest of the walk is being counted (RestCount)
     all_known: bool = True  # every entry a file already catalogued: nothing to do
     listed: list[tuple[int, FileOutcome]] = field(default_factory=list)  # with list_files
 
@@ -393,7 +392,7 @@ class _Session:
 
     def _offload_volume(self) -> None:
         survey = self._survey()
-        if survey.complete:
+        if self._rest_count is None:  # else its thread hands the totals over
             self._counted(survey.totals)
         if survey.all_known:
             # A re-dock of an unchanged volume: the first walk met nothing but files this
@@ -445,7 +444,6 @@ class _Session:
                     self._start_copier()  # it takes 0.2 s: started while the rest is counted
                 if self._copier_tried:  # so there are files to copy: start copying them
                     self._rest_count = RestCount(walk, chunks, survey.totals, self._counted)
-                    survey.complete = False
                     break
         finally:
             if self._rest_count is None:
